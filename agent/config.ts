@@ -1,0 +1,96 @@
+// The agent's settings (agent.json), with defaults and units. Messages in the
+// schema are the "expected ..." half of a config error.
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+
+const absolutePath = z.string({ error: 'an absolute path' }).refine((p) => isAbsolute(p), { error: 'an absolute path' });
+const port = z.number({ error: 'a port number 1-65535' }).int({ error: 'a port number 1-65535' }).min(1, { error: 'a port number 1-65535' }).max(65535, { error: 'a port number 1-65535' });
+const ms = (what: string, min: number, max: number) =>
+  z.number({ error: `${what}: a number of milliseconds ${min}-${max}` }).int({ error: `${what}: whole milliseconds` }).min(min, { error: `${what}: at least ${min} ms` }).max(max, { error: `${what}: at most ${max} ms` });
+
+/** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
+export const DEFAULT_EXCLUDES: readonly string[] = [
+  '.cache/',
+  '__pycache__/',
+  '*.pyc',
+  '.ipynb_checkpoints/',
+  'node_modules/.cache/',
+  '.Trash-*/',
+  '*.swp',
+  '*.swx',
+];
+
+export const standbyTargetSchema = z.strictObject({
+  /** standby host name or address */
+  host: z.string({ error: 'a host name or IP address' }).min(1, { error: 'a host name or IP address' }),
+  /** ssh port (default 22) */
+  port: port.default(22),
+  /** ssh user (default root) */
+  user: z.string({ error: 'a user name' }).min(1, { error: 'a user name' }).default('root'),
+  /** private key the agent logs in with (default: ssh's own choice) */
+  identityFile: absolutePath.optional(),
+  /** where the workspace copy lives on the standby */
+  path: absolutePath,
+  /** extra ssh options, e.g. ["-o", "StrictHostKeyChecking=accept-new"]; they win over the agent's own */
+  sshOptions: z.array(z.string(), { error: 'a list of ssh arguments' }).default([]),
+  /** rsync program on the standby (default rsync; later `standby receive` as a forced command) */
+  rsyncPath: z.string().min(1).optional(),
+});
+
+export const extraRootSchema = z.strictObject({
+  /** folder on this host, e.g. code-server's User settings folder */
+  local: absolutePath,
+  /** where it lives on the standby */
+  remote: absolutePath,
+});
+
+export const deleteGuardSchema = z.strictObject({
+  /** hold a pass that would delete more than this share of the standby's files (default 0.5) */
+  fraction: z.number({ error: 'a share between 0 and 1' }).gt(0, { error: 'a share above 0' }).max(1, { error: 'a share of at most 1' }).default(0.5),
+  /** ...but never hold a pass deleting fewer than this many files (default 50) */
+  minFiles: z.number({ error: 'a count of files' }).int().min(0, { error: 'a count of files, 0 or more' }).default(50),
+});
+
+export const syncSchema = z.strictObject({
+  /** a pass starts once the tree has been quiet this long, in ms (default 250) */
+  delayMs: ms('sync.delayMs', 0, 60_000).default(250),
+  /** a busy stream of changes postpones a pass at most this long, in ms (default 1000) */
+  maxDelayMs: ms('sync.maxDelayMs', 0, 600_000).default(1000),
+  /** rsync exclude patterns, added to the defaults unless defaultExcludes is false */
+  exclude: z.array(z.string({ error: 'an rsync pattern string' }), { error: 'a list of rsync patterns' }).default([]),
+  /** use DEFAULT_EXCLUDES too (default true) */
+  defaultExcludes: z.boolean({ error: 'true or false' }).default(true),
+  /** extra roots synced beside the workspace */
+  paths: z.array(extraRootSchema, { error: 'a list of {local, remote} folders' }).default([]),
+  /** full reconcile period in seconds (default 600; 0 = only at start and after errors) */
+  fullResyncS: z.number({ error: 'a number of seconds' }).min(0, { error: 'a number of seconds, 0 or more' }).default(600),
+  /** rsync's I/O timeout in seconds: a stalled link fails the pass instead of hanging (default 30) */
+  ioTimeoutS: z.number({ error: 'a number of seconds' }).int().min(1).max(3600).default(30),
+  /** retry backoff after a failed pass: first wait and cap, in ms (defaults 500 and 30000) */
+  retryMinMs: ms('sync.retryMinMs', 10, 600_000).default(500),
+  retryMaxMs: ms('sync.retryMaxMs', 10, 3_600_000).default(30_000),
+  /** passes listing more paths than this send their folders recursively instead (default 2000) */
+  maxListedPaths: z.number().int().min(1).default(2000),
+  deleteGuard: deleteGuardSchema.default({ fraction: 0.5, minFiles: 50 }),
+}).refine((s) => s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] });
+
+export const agentConfigSchema = z.strictObject({
+  /** this host's id, as the proxy knows it */
+  hostId: z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' }),
+  /** the folder mirrored to the standby (default /workspace) */
+  workspace: absolutePath.default('/workspace'),
+  standby: standbyTargetSchema,
+  sync: syncSchema.default(() => syncSchema.parse({})),
+  /** local status endpoint, loopback only (default 127.0.0.1:7611; port 0 picks a free one) */
+  status: z.strictObject({
+    host: z.enum(['127.0.0.1', '::1', 'localhost'], { error: 'a loopback address (127.0.0.1, ::1 or localhost)' }).default('127.0.0.1'),
+    port: z.number({ error: 'a port number 0-65535' }).int().min(0).max(65535).default(7611),
+  }).default({ host: '127.0.0.1', port: 7611 }),
+  /** where the agent keeps its control socket (default /run/standby or the temp folder) */
+  runDir: absolutePath.optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type StandbyTarget = AgentConfig['standby'];
+export type SyncSettings = AgentConfig['sync'];

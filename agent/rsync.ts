@@ -1,0 +1,129 @@
+// Runs one rsync and tells what happened: exit status, what it sent, what it
+// deleted or refused to delete. Owns the child: abort() kills it.
+import { spawn } from 'node:child_process';
+import { StandbyError } from '../errors.ts';
+
+export interface RsyncStats {
+  /** files in the sender's list ("Number of files") */
+  files: number;
+  /** regular files sent */
+  filesTransferred: number;
+  /** files deleted on the receiver */
+  filesDeleted: number;
+  /** deletions rsync skipped because of --max-delete */
+  deletionsSkipped: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface RsyncResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stats: RsyncStats;
+  /** the last lines rsync wrote to stderr */
+  stderr: string;
+  /** --itemize-changes / --out-format lines, when asked for */
+  items: string[];
+  durationMs: number;
+}
+
+export interface RsyncRun {
+  result: Promise<RsyncResult>;
+  /** kills rsync (and with it the ssh it started) */
+  abort(): void;
+  pid: number | undefined;
+}
+
+/** rsync exit codes that mean the pass did what it was asked. 24: a source file vanished mid-pass; a later event covers it. */
+export const RSYNC_OK = new Set([0, 24]);
+/** --max-delete stopped some deletions */
+export const RSYNC_MAX_DELETE = 25;
+
+const NUMBER = '([\\d,.]+)';
+function readNumber(text: string, label: string): number {
+  const m = new RegExp(`${label}: ${NUMBER}`).exec(text);
+  return m?.[1] ? Number(m[1].replace(/[,.]/g, '')) : 0;
+}
+
+export function parseStats(text: string): RsyncStats {
+  const skipped = /Deletions stopped due to --max-delete limit \(([\d,.]+) skipped\)/.exec(text);
+  return {
+    files: readNumber(text, 'Number of files'),
+    filesTransferred: readNumber(text, 'Number of regular files transferred'),
+    filesDeleted: readNumber(text, 'Number of deleted files'),
+    deletionsSkipped: skipped?.[1] ? Number(skipped[1].replace(/[,.]/g, '')) : 0,
+    bytesSent: readNumber(text, 'Total bytes sent'),
+    bytesReceived: readNumber(text, 'Total bytes received'),
+  };
+}
+
+/** Says in a few words what an rsync exit code means, for logs and errors. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `killed by ${signal}`;
+  switch (code) {
+    case 0: return 'ok';
+    case 5: return 'could not start the rsync protocol (is rsync installed on the standby?)';
+    case 10: return 'socket I/O error';
+    case 11: return 'file I/O error (disk full on the standby?)';
+    case 12: return 'protocol data stream error (connection lost or disk full)';
+    case 20: return 'interrupted by a signal';
+    case 23: return 'partial transfer: some files could not be sent (permissions? disk full?)';
+    case 24: return 'some source files vanished during the pass';
+    case 25: return 'deletions stopped by --max-delete';
+    case 30: return 'I/O timeout: the link stalled';
+    case 35: return 'timeout waiting for daemon connection';
+    case 255: return 'ssh failed: standby unreachable or login refused';
+    default: return `exit code ${code}`;
+  }
+}
+
+export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean } = {}): RsyncRun {
+  const started = performance.now();
+  const child = spawn('rsync', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const result = new Promise<RsyncResult>((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    const items: string[] = [];
+    let partial = '';
+    child.stdout.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (options.itemize) {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (line.length > 0) items.push(line);
+      }
+      // stats are at the end: keep a bounded tail only
+      stdout = (stdout + text).slice(-8192);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-8192);
+    });
+    child.once('error', (err) => {
+      const e = err as NodeJS.ErrnoException;
+      reject(e.code === 'ENOENT'
+        ? new StandbyError('STANDBY_ERR_MISSING_BINARY', 'rsync is not installed on this host: install it (Debian/Ubuntu: apt-get install rsync)', { binary: 'rsync' }, { cause: err })
+        : err);
+    });
+    child.once('close', (code, signal) => {
+      if (options.itemize && partial) items.push(partial);
+      resolve({
+        code,
+        signal,
+        stats: parseStats(stdout + '\n' + stderr),
+        stderr: stderr.trim(),
+        items,
+        durationMs: performance.now() - started,
+      });
+    });
+  });
+  // rsync may exit before reading all of stdin (e.g. ssh failed): that EPIPE is expected and reported through the exit code.
+  child.stdin.on('error', () => {});
+  child.stdin.end(options.stdin ?? Buffer.alloc(0));
+  return {
+    result,
+    pid: child.pid,
+    abort() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}

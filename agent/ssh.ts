@@ -1,0 +1,96 @@
+// The SSH side of sync: the ssh command rsync runs (-e), and one long-lived
+// ControlMaster connection the agent owns, so a pass does not pay a handshake.
+// If the master is down, ssh falls back to a direct connection, so passes never
+// depend on it; the agent restarts it when a pass next needs the link.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../log.ts';
+import type { StandbyTarget } from './config.ts';
+
+/** Quotes one argument for the shell-like splitting rsync applies to -e. */
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A control socket path short enough for a unix socket (108 bytes). */
+export function controlPath(target: StandbyTarget, runDir: string | undefined): string {
+  const id = createHash('sha256').update(`${target.user}@${target.host}:${target.port}:${process.pid}`).digest('hex').slice(0, 12);
+  const dir = runDir ?? join(tmpdir(), 'standby-ssh');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return join(dir, `cm-${id}`);
+}
+
+/** ssh arguments (without the program and the destination). User options come first: ssh keeps the first value it sees. */
+export function sshArgs(target: StandbyTarget, control?: string): string[] {
+  const args = [...target.sshOptions, '-p', String(target.port)];
+  if (target.identityFile) args.push('-i', target.identityFile, '-o', 'IdentitiesOnly=yes');
+  args.push(
+    '-o', 'BatchMode=yes', // never prompt: a daemon has no one to answer
+    '-o', 'ConnectTimeout=10',
+    '-o', 'ServerAliveInterval=5', // a dead link fails within ~15 s instead of hanging
+    '-o', 'ServerAliveCountMax=3',
+  );
+  if (control) args.push('-o', `ControlPath=${control}`, '-o', 'ControlMaster=no');
+  return args;
+}
+
+export function destination(target: StandbyTarget): string {
+  return `${target.user}@${target.host}`;
+}
+
+/** The -e value for rsync. */
+export function rsyncShell(target: StandbyTarget, control?: string): string {
+  return ['ssh', ...sshArgs(target, control)].map(quote).join(' ');
+}
+
+/** Owns the ControlMaster process: start when wanted, restart after it dies, close on shutdown. */
+export class ControlMaster {
+  readonly path: string;
+  #target: StandbyTarget;
+  #log: Logger;
+  #child: ChildProcess | undefined;
+  #closed = false;
+
+  constructor(target: StandbyTarget, runDir: string | undefined, log: Logger) {
+    this.#target = target;
+    this.path = controlPath(target, runDir);
+    this.#log = log;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined;
+  }
+
+  /** Starts the master if it is not running. Returns at once: passes do not wait for it. */
+  ensure(): void {
+    if (this.#closed || this.#child) return;
+    rmSync(this.path, { force: true }); // a stale socket from a killed agent would make ssh refuse to listen
+    const args = [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)];
+    const child = spawn('ssh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.#child = child;
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
+    child.once('error', (err) => {
+      this.#log.warn({ err }, 'ssh control master could not start');
+    });
+    child.once('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      if (!this.#closed) this.#log.debug({ code, signal, stderr: stderr.trim() }, 'ssh control master exited');
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const child = this.#child;
+    if (!child) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(this.path, { force: true });
+  }
+}

@@ -1,0 +1,457 @@
+// The sync engine: watch -> batch -> rsync over ssh, one pass at a time.
+// It owns the watchers, the control master, the running rsync and its timers;
+// close() ends them all. It keeps the watermark (change-set.ts) and the sync
+// state that heartbeats will carry.
+import { EventEmitter } from 'node:events';
+import { StandbyError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { Backoff } from './backoff.ts';
+import { Batcher } from './batcher.ts';
+import { ChangeSet, isDeletion, type Batch, type Change, type ChangeKind } from './change-set.ts';
+import type { AgentConfig } from './config.ts';
+import { DEFAULT_EXCLUDES } from './config.ts';
+import { excludeArgs, excludeMatcher } from './exclude.ts';
+import { planPass } from './pass-plan.ts';
+import { describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
+import { ControlMaster, destination, rsyncShell } from './ssh.ts';
+import { watchRoot, type RootWatch } from './watcher.ts';
+
+export interface SyncRoot {
+  local: string;
+  remote: string;
+}
+
+export type SyncPhase = 'starting' | 'idle' | 'syncing' | 'retrying' | 'stopped';
+
+/** What the agent knows about its sync, as heartbeats will carry it. Ages are monotonic-clock ms, never timestamps. */
+export interface SyncStatus {
+  hostId: string;
+  ready: boolean;
+  phase: SyncPhase;
+  /** every change numbered <= watermark is on the standby's disk */
+  watermark: number;
+  /** the newest change number handed out */
+  lastSeq: number;
+  /** changes not yet on the standby (pending, in flight and held) */
+  pending: number;
+  oldestPendingAgeMs: number | null;
+  lastPassAgeMs: number | null;
+  lastFullPassAgeMs: number | null;
+  passes: number;
+  fullPasses: number;
+  failedPasses: number;
+  /** consecutive failures right now */
+  failingFor: number;
+  lastError: { message: string; ageMs: number } | null;
+  bytesSent: number;
+  filesSent: number;
+  passDurationMs: { last: number | null; p50: number | null; p95: number | null; max: number | null };
+  /** deletions the guard is holding until confirmed */
+  held: { deletions: number; reason: string; ageMs: number } | null;
+  /** files and folders the agent believes the workspace holds */
+  treeEntries: number;
+}
+
+export interface PassEvent {
+  full: boolean;
+  ok: boolean;
+  durationMs: number;
+  watermark: number;
+  filesSent: number;
+  bytesSent: number;
+  error?: string;
+}
+
+export interface ChangeEvent {
+  seq: number;
+  root: number;
+  path: string;
+  kind: ChangeKind;
+  /** monotonic ms when the watcher reported it */
+  at: number;
+}
+
+interface EngineEvents {
+  change: [ChangeEvent];
+  pass: [PassEvent];
+  ready: [];
+  held: [{ deletions: number; reason: string }];
+}
+
+const RECENT_PASSES = 200;
+
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export class SyncEngine extends EventEmitter<EngineEvents> {
+  readonly roots: readonly SyncRoot[];
+  #config: AgentConfig;
+  #log: Logger;
+  #changes = new ChangeSet();
+  #batcher: Batcher;
+  #backoff: Backoff;
+  #master: ControlMaster;
+  #excludes: string[];
+  #watches: RootWatch[] = [];
+  #phase: SyncPhase = 'starting';
+  #ready = false;
+  #closed = false;
+  #needFull = true;
+  #deletesConfirmed = false;
+  #passing: Promise<void> | undefined;
+  #rsync: RsyncRun | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #fullTimer: NodeJS.Timeout | undefined;
+  #lastPassAt: number | undefined;
+  #lastFullAt: number | undefined;
+  #lastError: { message: string; at: number } | undefined;
+  #held: { deletions: number; reason: string; at: number } | undefined;
+  #treeEntries = 0;
+  #stats = { passes: 0, fullPasses: 0, failedPasses: 0, bytesSent: 0, filesSent: 0 };
+  #durations: number[] = [];
+
+  constructor(config: AgentConfig, log: Logger) {
+    super();
+    this.#config = config;
+    this.#log = log;
+    this.roots = [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
+    this.#excludes = [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+    this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
+    this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
+    this.#master = new ControlMaster(config.standby, config.runDir, log);
+  }
+
+  /** Sets the watches, then runs the first full reconcile in the background; resolves once watching. */
+  async start(): Promise<void> {
+    const excluded = excludeMatcher(this.#excludes);
+    for (const [i, root] of this.roots.entries()) {
+      const w = await watchRoot(i, root.local, excluded, {
+        change: (r, path, kind) => this.#onChange(r, path, kind),
+        error: (err) => this.#onWatchError(err),
+      });
+      if (this.#closed) {
+        await w.close();
+        return;
+      }
+      this.#watches.push(w);
+    }
+    this.#log.info({ roots: this.roots }, 'watching; starting the first full reconcile');
+    this.#kick();
+  }
+
+  /** Resolves when the first full reconcile has landed. */
+  whenReady(): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    return new Promise((resolve) => this.once('ready', resolve));
+  }
+
+  get watermark(): number {
+    return this.#changes.watermark;
+  }
+
+  get lastSeq(): number {
+    return this.#changes.lastSeq;
+  }
+
+  /** Asks for a full reconcile as soon as the current pass ends. */
+  requestFullResync(reason: string): void {
+    this.#log.info({ reason }, 'full reconcile requested');
+    this.#needFull = true;
+    this.#kick();
+  }
+
+  /** Applies the deletions the guard held, in a full reconcile. Returns how many changes were released. */
+  confirmDeletes(): number {
+    const released = this.#changes.release();
+    const wasHeld = this.#held;
+    this.#deletesConfirmed = true;
+    this.#held = undefined;
+    this.#log.warn({ released, held: wasHeld?.deletions ?? 0 }, 'deletions confirmed: applying them');
+    this.requestFullResync('deletions confirmed');
+    return released;
+  }
+
+  status(): SyncStatus {
+    const now = performance.now();
+    const oldest = this.#changes.oldestOutstandingAt;
+    const sorted = [...this.#durations].sort((a, b) => a - b);
+    return {
+      hostId: this.#config.hostId,
+      ready: this.#ready,
+      phase: this.#phase,
+      watermark: this.#changes.watermark,
+      lastSeq: this.#changes.lastSeq,
+      pending: this.#changes.outstandingCount,
+      oldestPendingAgeMs: oldest === undefined ? null : Math.round(now - oldest),
+      lastPassAgeMs: this.#lastPassAt === undefined ? null : Math.round(now - this.#lastPassAt),
+      lastFullPassAgeMs: this.#lastFullAt === undefined ? null : Math.round(now - this.#lastFullAt),
+      ...this.#stats,
+      failingFor: this.#backoff.attempts,
+      lastError: this.#lastError ? { message: this.#lastError.message, ageMs: Math.round(now - this.#lastError.at) } : null,
+      passDurationMs: {
+        last: this.#durations.length > 0 ? Math.round(this.#durations[this.#durations.length - 1]!) : null,
+        p50: percentile(sorted, 50),
+        p95: percentile(sorted, 95),
+        max: sorted.length > 0 ? sorted[sorted.length - 1]! : null,
+      },
+      held: this.#held ? { deletions: this.#held.deletions, reason: this.#held.reason, ageMs: Math.round(now - this.#held.at) } : null,
+      treeEntries: this.#treeEntries,
+    };
+  }
+
+  /** Stops watching, cancels the pass in flight (rsync lands files atomically, so a cut pass leaves no torn file) and closes ssh. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#phase = 'stopped';
+    this.#batcher.clear();
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#fullTimer) clearTimeout(this.#fullTimer);
+    this.#rsync?.abort();
+    await Promise.all(this.#watches.map((w) => w.close()));
+    await this.#passing;
+    await this.#master.close();
+  }
+
+  /** Waits for the pass in flight, if any (tests and drains). */
+  async settled(): Promise<void> {
+    await this.#passing;
+  }
+
+  #onChange(root: number, path: string, kind: ChangeKind): void {
+    const seq = this.#changes.record(root, path, kind);
+    this.#treeEntries += isDeletion(kind) ? -1 : kind === 'change' ? 0 : 1;
+    if (this.listenerCount('change') > 0) this.emit('change', { seq, root, path, kind, at: performance.now() });
+    this.#batcher.touch();
+  }
+
+  #onWatchError(err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC') {
+      this.#log.error({ err }, 'out of inotify watches: changes may go unseen until the next full reconcile; raise the limit: sysctl -w fs.inotify.max_user_watches=1048576 (and persist it in /etc/sysctl.d/)');
+    } else {
+      this.#log.warn({ err }, 'watcher error: running a full reconcile so nothing is missed');
+    }
+    this.requestFullResync(`watcher error ${code ?? err.message}`);
+  }
+
+  /** Starts a pass if one is wanted and none is running or backing off. */
+  #kick(): void {
+    if (this.#closed || this.#passing || this.#retryTimer) return;
+    const full = this.#needFull;
+    if (!full && this.#changes.pendingCount === 0) return;
+    if (!full) {
+      const due = this.#batcher.dueAt;
+      if (due !== undefined && due > performance.now()) {
+        this.#batcher.poke();
+        return;
+      }
+    }
+    this.#batcher.taken();
+    const batch = this.#changes.take(full);
+    if (full) this.#needFull = false;
+    this.#phase = 'syncing';
+    this.#passing = this.#runPass(batch).finally(() => {
+      this.#passing = undefined;
+      if (this.#closed) return;
+      if (this.#phase === 'syncing') this.#phase = 'idle';
+      if (this.#needFull) this.#kick();
+      else this.#batcher.poke();
+    });
+  }
+
+  async #runPass(batch: Batch): Promise<void> {
+    const started = performance.now();
+    this.#master.ensure();
+    let filesSent = 0;
+    let bytesSent = 0;
+    try {
+      const hold = batch.full ? await this.#fullPass(batch) : await this.#incrementalPass(batch);
+      for (const r of hold.results) {
+        filesSent += r.stats.filesTransferred;
+        bytesSent += r.stats.bytesSent;
+      }
+      this.#changes.complete(batch, hold.held);
+      this.#onPassOk(batch, started, filesSent, bytesSent);
+    } catch (err) {
+      this.#changes.fail(batch);
+      if (batch.full) this.#needFull = true;
+      this.#onPassFailed(batch, started, err);
+    }
+  }
+
+  #onPassOk(batch: Batch, started: number, filesSent: number, bytesSent: number): void {
+    const now = performance.now();
+    const durationMs = now - started;
+    this.#lastPassAt = now;
+    this.#stats.passes++;
+    this.#stats.filesSent += filesSent;
+    this.#stats.bytesSent += bytesSent;
+    this.#durations.push(durationMs);
+    if (this.#durations.length > RECENT_PASSES) this.#durations.shift();
+    if (this.#backoff.attempts > 0) {
+      this.#log.info({ failedAttempts: this.#backoff.attempts, downForMs: this.#lastError ? Math.round(now - this.#lastError.at) : null }, 'standby reachable again; reconciling the whole tree');
+      this.#backoff.reset();
+      this.#needFull = !batch.full; // clean up whatever the failed passes left half-done
+    }
+    if (batch.full) {
+      this.#stats.fullPasses++;
+      this.#lastFullAt = now;
+      this.#scheduleNextFull();
+      if (!this.#ready) {
+        this.#ready = true;
+        this.#log.info({ durationMs: Math.round(durationMs), entries: this.#treeEntries }, 'first full reconcile done: standby in sync');
+        this.emit('ready');
+      }
+    }
+    this.#log.debug({ full: batch.full, changes: batch.changes.length, durationMs: Math.round(durationMs), filesSent, bytesSent, watermark: this.#changes.watermark }, 'pass done');
+    this.emit('pass', { full: batch.full, ok: true, durationMs, watermark: this.#changes.watermark, filesSent, bytesSent });
+  }
+
+  #onPassFailed(batch: Batch, started: number, err: unknown): void {
+    if (this.#closed) return; // cancelled by close(): not a failure
+    const message = err instanceof Error ? err.message : String(err);
+    this.#stats.failedPasses++;
+    const first = this.#backoff.attempts === 0;
+    const changed = this.#lastError?.message !== message;
+    const delay = this.#backoff.next();
+    if (first || changed) {
+      // once per change of state, not per attempt
+      this.#log.error({ err: message, pending: this.#changes.outstandingCount, retryInMs: delay }, first ? 'sync failing: keeping every change and retrying with backoff' : 'sync still failing, for another reason');
+    }
+    this.#lastError = { message, at: performance.now() };
+    this.#phase = 'retrying';
+    this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
+    if (err instanceof StandbyError && err.code === 'STANDBY_ERR_MISSING_BINARY') this.#log.fatal({ err: message }, 'cannot sync without rsync');
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#kick();
+    }, delay);
+  }
+
+  #scheduleNextFull(): void {
+    if (this.#fullTimer) clearTimeout(this.#fullTimer);
+    const s = this.#config.sync.fullResyncS;
+    if (s <= 0) return;
+    this.#fullTimer = setTimeout(() => {
+      this.#fullTimer = undefined;
+      this.requestFullResync('periodic');
+    }, s * 1000);
+    this.#fullTimer.unref();
+  }
+
+  #baseArgs(): string[] {
+    const s = this.#config.sync;
+    const args = [
+      '-a',
+      '--delay-updates', // files land at the end of the pass, never half-written in place
+      '--fsync', // on the standby's disk before we count it as synced
+      '--mkpath',
+      `--timeout=${s.ioTimeoutS}`,
+      '--stats',
+      '-e', rsyncShell(this.#config.standby, this.#master.running ? this.#master.path : undefined),
+      ...excludeArgs(this.#excludes),
+    ];
+    if (this.#config.standby.rsyncPath) args.push(`--rsync-path=${this.#config.standby.rsyncPath}`);
+    return args;
+  }
+
+  #remote(root: SyncRoot): string {
+    return `${destination(this.#config.standby)}:${root.remote.replace(/\/?$/, '/')}`;
+  }
+
+  async #runRsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
+    const run = runRsync(args, stdin ? { stdin } : {});
+    this.#rsync = run;
+    try {
+      return await run.result;
+    } finally {
+      this.#rsync = undefined;
+    }
+  }
+
+  #check(result: RsyncResult, what: string): RsyncResult {
+    if (RSYNC_OK.has(result.code ?? -1)) return result;
+    const tail = result.stderr.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
+    throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `${what} failed: ${describeExit(result.code, result.signal)}${tail ? ` (${tail})` : ''}`, { code: result.code, signal: result.signal });
+  }
+
+  #guardTrips(deletions: number, entriesBefore: number): boolean {
+    const g = this.#config.sync.deleteGuard;
+    return !this.#deletesConfirmed && deletions >= g.minFiles && deletions > g.fraction * entriesBefore;
+  }
+
+  #hold(deletions: number, reason: string): void {
+    const total = (this.#held?.deletions ?? 0) + deletions;
+    this.#held = { deletions: total, reason, at: this.#held?.at ?? performance.now() };
+    this.#log.warn({ deletions, reason }, 'held a pass that would delete most of the standby copy; nothing was deleted. If it is intended, run: standby sync --confirm-deletes');
+    this.emit('held', { deletions, reason });
+  }
+
+  async #incrementalPass(batch: Batch): Promise<{ results: RsyncResult[]; held: Change[] }> {
+    let deletions = 0;
+    for (const c of batch.changes) if (isDeletion(c.kind)) deletions++;
+    let held: Change[] = [];
+    let send = batch.changes;
+    if (deletions > 0 && this.#guardTrips(deletions, this.#treeEntries + deletions)) {
+      held = batch.changes.filter((c) => isDeletion(c.kind));
+      send = batch.changes.filter((c) => !isDeletion(c.kind));
+      this.#hold(deletions, `${deletions} of about ${this.#treeEntries + deletions} files deleted in the workspace`);
+    }
+    const results: RsyncResult[] = [];
+    for (const [i, root] of this.roots.entries()) {
+      const plan = planPass(send.filter((c) => c.root === i));
+      if (plan.entries === 0) continue;
+      const args = [
+        ...this.#baseArgs(),
+        '-r', // listed folders that are new are sent whole
+        '--files-from=-',
+        '--from0',
+        '--delete-missing-args', // a listed path that is gone is deleted on the standby
+        '--force',
+        '--delete', // and a new folder sent whole mirrors exactly
+        '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
+        `${root.local.replace(/\/?$/, '/')}`,
+        this.#remote(root),
+      ];
+      results.push(this.#check(await this.#runRsync(args, plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
+    }
+    return { results, held };
+  }
+
+  async #fullPass(batch: Batch): Promise<{ results: RsyncResult[]; held: Change[] }> {
+    const results: RsyncResult[] = [];
+    let entries = 0;
+    let heldHere = 0;
+    for (const root of this.roots) {
+      const args = [...this.#baseArgs(), '--delete', '--delete-delay', root.local.replace(/\/?$/, '/'), this.#remote(root)];
+      const guarded = !this.#deletesConfirmed;
+      // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
+      const first = await this.#runRsync(guarded ? [...args, '--max-delete=0'] : args);
+      if (first.code === RSYNC_MAX_DELETE) {
+        const skipped = first.stats.deletionsSkipped;
+        const before = first.stats.files + skipped;
+        if (this.#guardTrips(skipped, before)) {
+          heldHere += skipped;
+          this.#hold(skipped, `the standby holds ${skipped} entries of about ${before} that ${root.local} no longer has`);
+          results.push(first);
+          entries += first.stats.files;
+          continue;
+        }
+        results.push(this.#check(await this.#runRsync(args), `full reconcile of ${root.local}`));
+      } else {
+        results.push(this.#check(first, `full reconcile of ${root.local}`));
+      }
+      entries += first.stats.files;
+    }
+    this.#treeEntries = entries;
+    this.#deletesConfirmed = false;
+    if (heldHere === 0) {
+      if (this.#held?.reason.startsWith('the standby holds')) this.#held = undefined;
+      return { results, held: [] };
+    }
+    return { results, held: batch.changes.filter((c) => isDeletion(c.kind)) };
+  }
+}

@@ -1,0 +1,61 @@
+// `standby verify`: proves the standby holds what this host holds, by
+// checksums (rsync --dry-run --checksum --itemize-changes), and lists every
+// difference. It reads both sides and writes neither.
+import type { AgentConfig } from './config.ts';
+import { DEFAULT_EXCLUDES } from './config.ts';
+import { excludeArgs } from './exclude.ts';
+import { describeExit, runRsync } from './rsync.ts';
+import { destination, rsyncShell } from './ssh.ts';
+import { StandbyError } from '../errors.ts';
+
+export type DifferenceKind = 'missing on standby' | 'content differs' | 'extra on standby' | 'attributes differ' | 'type differs';
+
+export interface Difference {
+  root: string;
+  path: string;
+  kind: DifferenceKind;
+  /** rsync's itemize code, e.g. ">fcst......" */
+  item: string;
+}
+
+/** Classifies one --itemize-changes line ("YXcstpoguax path"); undefined when it says nothing differs. */
+export function classifyItem(line: string, root: string): Difference | undefined {
+  if (line.startsWith('*deleting')) return { root, path: line.slice(line.indexOf(' ')).trim(), kind: 'extra on standby', item: '*deleting' };
+  const m = /^([<>ch.*][fdLDS][^ ]{9}) (.*)$/.exec(line);
+  if (!m) return undefined;
+  const item = m[1]!;
+  let path = m[2]!;
+  if (item[1] === 'L') path = path.replace(/ -> .*$/, '');
+  if (item.slice(2).includes('+')) return { root, path, kind: 'missing on standby', item };
+  if (item[2] === 'c' && item[1] !== 'd') return { root, path, kind: 'content differs', item };
+  const attrs = item.slice(2);
+  if (/^[. ]+$/.test(attrs)) return undefined; // rsync lists it but nothing differs
+  // a folder whose only difference is its mtime is a side effect of entries inside it, which are listed themselves
+  if (item[1] === 'd' && /^\.\.t[. ]+$/.test(attrs)) return undefined;
+  return { root, path, kind: 'attributes differ', item };
+}
+
+export async function verify(config: AgentConfig): Promise<Difference[]> {
+  const roots = [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
+  const excludes = [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+  const out: Difference[] = [];
+  for (const root of roots) {
+    const args = [
+      '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
+      '-e', rsyncShell(config.standby),
+      ...excludeArgs(excludes),
+      ...(config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
+      root.local.replace(/\/?$/, '/'),
+      `${destination(config.standby)}:${root.remote.replace(/\/?$/, '/')}`,
+    ];
+    const result = await runRsync(args, { itemize: true }).result;
+    if (result.code !== 0) {
+      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `verify of ${root.local} could not compare: ${describeExit(result.code, result.signal)} ${result.stderr.split('\n').slice(-2).join(' | ')}`, { code: result.code });
+    }
+    for (const line of result.items) {
+      const d = classifyItem(line, root.local);
+      if (d) out.push(d);
+    }
+  }
+  return out;
+}

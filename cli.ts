@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// The `standby` CLI: lists the subcommands, nothing else.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { agentCommand } from './cli/agent.ts';
+import { demoCommand } from './cli/demo.ts';
+import { plannedCommands } from './cli/planned.ts';
+import { statusCommand } from './cli/status.ts';
+import { syncCommand } from './cli/sync.ts';
+import { verifyCommand } from './cli/verify.ts';
+
+await yargs(hideBin(process.argv))
+  .scriptName('standby')
+  .usage('$0 <command> [options]\n\nKeeps a GPU workspace alive when a spot GPU dies.')
+  .command(demoCommand)
+  .command(agentCommand)
+  .command(statusCommand)
+  .command(syncCommand)
+  .command(verifyCommand)
+  .command(plannedCommands)
+  .demandCommand(1, 'name a command; see --help')
+  .recommendCommands()
+  .strictCommands()
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help()}\n\nstandby: ${msg}\n`);
+    process.exit(2);
+  })
+  .help()
+  .version()
+  .parseAsync();

@@ -1,0 +1,41 @@
+// `standby agent --config agent.json`: run the sync agent on a GPU host.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadSettings } from '../config-file.ts';
+import { agentConfigSchema } from '../agent/config.ts';
+import { startAgent } from '../agent/daemon.ts';
+import { createLogger } from '../log.ts';
+import { overridesFrom } from './config-flags.ts';
+import { runCommand } from './run-command.ts';
+
+interface Args {
+  config?: string;
+}
+
+export const agentCommand: CommandModule<object, Args> = {
+  command: 'agent',
+  describe: 'run the agent on a GPU host: mirror the workspace to the standby',
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'agent settings (JSON); flags like --sync.delayMs 500 override it' })
+      .example('$0 agent --config /etc/standby/agent.json', '')
+      .example('$0 agent --config agent.json --sync.delayMs 1000', '') as unknown as Argv<Args>,
+  handler: (argv: ArgumentsCamelCase<Args>) =>
+    runCommand(async () => {
+      const config = loadSettings(agentConfigSchema, argv.config, overridesFrom(argv));
+      const log = createLogger(config.logLevel);
+      const agent = await startAgent(config, log);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
+          agent.close().then(resolve, (err: unknown) => {
+            log.error({ err }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      log.info('stopped');
+      return 0;
+    }),
+};

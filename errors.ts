@@ -1,0 +1,36 @@
+// Every error Standby raises on purpose, with a stable code (for logs, exit
+// codes and, later, the API's HTTP status). Messages say what is wrong and
+// what to do about it.
+
+export const ErrorCodes = {
+  STANDBY_ERR_CONFIG_INVALID: { status: 400, exit: 78 },
+  STANDBY_ERR_CONFIG_UNREADABLE: { status: 400, exit: 78 },
+  STANDBY_ERR_MISSING_BINARY: { status: 500, exit: 69 },
+  STANDBY_ERR_WORKSPACE_MISSING: { status: 500, exit: 66 },
+  STANDBY_ERR_AGENT_UNREACHABLE: { status: 503, exit: 69 },
+  STANDBY_ERR_RSYNC_FAILED: { status: 502, exit: 1 },
+  STANDBY_ERR_NOT_BUILT: { status: 501, exit: 2 },
+  STANDBY_ERR_VERIFY_DIFFERS: { status: 409, exit: 1 },
+} as const satisfies Record<string, { status: number; exit: number }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class StandbyError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StandbyError';
+    this.code = code;
+    this.context = context;
+  }
+
+  get status(): number {
+    return ErrorCodes[this.code].status;
+  }
+
+  get exitCode(): number {
+    return ErrorCodes[this.code].exit;
+  }
+}

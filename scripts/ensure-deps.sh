@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs what `npm run demo`, `npm test` and `npm run bench` need on a fresh
+# Debian machine: the npm dependencies (which pin Node 24 through the npm `node`
+# package) and, as root, the Debian packages. Without root it names what is
+# missing and stops. Usage: ensure-deps.sh [demo|test|bench]
+set -eu
+cd "$(dirname "$0")/.."
+purpose=${1:-demo}
+
+# npm dependencies: reinstall only when package-lock.json changed since the last install.
+stamp=node_modules/.standby-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "standby: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# Debian packages: command -> package.
+need="rsync:rsync ssh:openssh-client sshd:openssh-server"
+case "$purpose" in
+  bench) need="$need lsyncd:lsyncd" ;;
+esac
+missing=""
+for pair in $need; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
+  fi
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "standby: installing Debian packages:$missing" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "standby: missing Debian packages:$missing" >&2
+    echo "  install them with: sudo apt-get install$missing" >&2
+    exit 1
+  fi
+fi
