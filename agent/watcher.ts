@@ -2,7 +2,7 @@
 // relative path, kind). It reports, it does not decide: errors go to the
 // owner, which answers with a full reconcile.
 import { watch, type FSWatcher } from 'chokidar';
-import { relative, sep } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { ChangeKind } from './change-set.ts';
 
 export interface WatchHandlers {
@@ -47,6 +47,14 @@ export async function watchRoot(
   watcher.on('unlink', on('unlink'));
   watcher.on('addDir', on('addDir'));
   watcher.on('unlinkDir', on('unlinkDir'));
+  // chokidar drops a change whose size and mtime match what it saw before (a same-size rewrite
+  // with the mtime set back, as tar or cp -p do); the backend's raw event still names the file.
+  watcher.on('raw', (event, name, details) => {
+    const watchedPath = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+    if (event !== 'change' || typeof name !== 'string' || name === '' || typeof watchedPath !== 'string') return;
+    const rel = toRel(join(watchedPath, name));
+    if (rel !== '' && !rel.startsWith('..') && !excluded(rel, undefined)) handlers.change(root, rel, 'change');
+  });
   watcher.on('error', (err) => handlers.error(err instanceof Error ? err : new Error(String(err))));
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return { close: () => watcher.close() };

@@ -4,8 +4,9 @@
 // relay in front of the same sshd, so the relay's byte counts compare them.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { agentUnavailable, startAgent, type Agent } from './agent-process.ts';
 import { startLsyncd, type Lsyncd } from './lsyncd-process.ts';
 import { observe, type Arrivals } from './observer.ts';
@@ -33,6 +34,8 @@ export const ONE_SHOT: SystemSpec = { label: 'one-shot rsync -a after the writes
 export const LOOP: SystemSpec = { label: 'rsync -a --delete loop every 300 ms', kind: 'loop' };
 
 export interface LagContext {
+  /** the case's name, for the logs kept in .bench-out/ */
+  name: string;
   target: SshTarget;
   relay: Relay;
   /** a scratch folder; each system gets a fresh folder inside it, removed afterwards */
@@ -100,6 +103,15 @@ function sweep(markers: string[]): string | undefined {
   return `left ${pids.length} process(es) running after stop: ${what.join('; ')}`;
 }
 
+const benchOut = join(dirname(fileURLToPath(import.meta.url)), '..', '.bench-out');
+
+/** Keeps a system's log in .bench-out/ (git-ignored) for a look after the run. */
+function keepLog(file: string | undefined, name: string): void {
+  if (!file || !existsSync(file)) return;
+  mkdirSync(benchOut, { recursive: true });
+  copyFileSync(file, join(benchOut, name));
+}
+
 function log(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
 }
@@ -157,6 +169,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
 
     for (const w of workloads) {
       const folder = `${w.name}-${Math.random().toString(36).slice(2, 8)}`;
+      sh('sync', []); // start each workload with no dirty pages of the previous one being written back
       const before = await ctx.relay.stats();
       const agentBefore = agent ? await agent.status().catch(() => undefined) : undefined;
       const lsyncdCallsBefore = lsyncd?.rsyncCalls() ?? 0;
@@ -228,6 +241,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
     }
     const left = sweep([ctx.target.identityFile, dir]);
     if (left) problems.push(left);
+    keepLog(agent?.logFile ?? lsyncd?.logFile, `${ctx.name}-${spec.kind}-${spec.delayMs ?? 0}-${tree.label.replace(/\W+/g, '')}.log`);
     rmSync(dir, { recursive: true, force: true });
   }
   if (problems.length > 0 && rows.length > 0) rows[rows.length - 1]!.note += `; PROBLEMS: ${problems.join('; ')}`;
