@@ -68,6 +68,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
         standby: { host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, path: o.dst, sshOptions: t.sshOptions },
         sync: { delayMs: o.delayMs ?? 250, maxDelayMs: o.maxDelayMs ?? 1000, exclude: [] },
         status: { host: '127.0.0.1', port: statusPort },
+        // BENCH_AGENT_LOG=debug keeps a line per pass in the log kept in .bench-out/
+        ...(process.env.BENCH_AGENT_LOG ? { logLevel: process.env.BENCH_AGENT_LOG } : {}),
       },
       null,
       2,
