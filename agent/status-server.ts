@@ -17,7 +17,7 @@ export async function startStatusServer(engine: SyncEngine, host: string, port: 
       res.end(JSON.stringify(body) + '\n');
     };
     if (req.method === 'GET' && req.url === '/status') return send(200, engine.status());
-    if (req.method === 'POST' && req.url === '/confirm-deletes') return send(200, { released: engine.confirmDeletes() });
+    if (req.method === 'POST' && req.url === '/confirm-deletes') return send(200, engine.confirmDeletes());
     if (req.method === 'POST' && req.url === '/resync') {
       engine.requestFullResync('asked through the status endpoint');
       return send(202, { ok: true });

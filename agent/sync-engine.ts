@@ -162,15 +162,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#kick();
   }
 
-  /** Applies the deletions the guard held, in a full reconcile. Returns how many changes were released. */
-  confirmDeletes(): number {
-    const released = this.#changes.release();
-    const wasHeld = this.#held;
+  /** Applies the deletions the guard held, in a full reconcile that skips the guard once. */
+  confirmDeletes(): { deletions: number } {
+    const deletions = this.#held?.deletions ?? 0;
     this.#deletesConfirmed = true;
     this.#held = undefined;
-    this.#log.warn({ released, held: wasHeld?.deletions ?? 0 }, 'deletions confirmed: applying them');
+    this.#log.warn({ deletions }, 'deletions confirmed: applying them in a full reconcile');
     this.requestFullResync('deletions confirmed');
-    return released;
+    return { deletions };
   }
 
   status(): SyncStatus {
@@ -250,6 +249,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       }
     }
     this.#batcher.taken();
+    // held deletions rejoin the batch once confirmed (a pass in flight may still have been adding to them)
+    if (full && this.#deletesConfirmed) this.#changes.release();
     const batch = this.#changes.take(full);
     if (full) this.#needFull = false;
     this.#phase = 'syncing';

@@ -4,7 +4,7 @@
 // ControlMaster that detached (ControlPersist forks into the background and is
 // re-parented away) is no longer a descendant; `extraPids` brings such
 // processes in, found by a marker in their command line.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { descendants } from '../test/fixtures/process-tree.ts';
 
 export const TICKS_PER_S = 100; // CLK_TCK on Linux
@@ -107,4 +107,24 @@ export function sample(root: number, extra: () => number[], everyMs = 500): Samp
       return { first, last, peakRssKiB, peakTreeRssKiB, samples, ms: performance.now() - started };
     },
   };
+}
+
+/** How many inotify watches the process holds (from /proc/<pid>/fdinfo of its inotify descriptors). */
+export function inotifyWatches(pid: number): number {
+  let n = 0;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return 0;
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:inotify') continue;
+      n += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('inotify wd:')).length;
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n;
 }

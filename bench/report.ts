@@ -30,6 +30,12 @@ export function mebibytes(bytes: number | undefined, missing = '-'): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** Decimal megabytes (the unit the targets use: "RSS at most 250 MB"). */
+export function megabytes(bytes: number | undefined, missing = '-'): string {
+  if (bytes === undefined || !Number.isFinite(bytes)) return missing;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
 export function percent(fraction: number | undefined, missing = '-'): string {
   if (fraction === undefined || !Number.isFinite(fraction)) return missing;
   return `${(fraction * 100).toFixed(fraction < 0.1 ? 2 : 1)} %`;

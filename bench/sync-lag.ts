@@ -91,7 +91,7 @@ export function targetsTable(run: LagRun, title: string): Table {
     if (rowsOf.length > 0) rows.push([`trickle p99 at defaults <= 1.00 s (${label})`, fig(def), verdict(def === undefined ? undefined : def <= 1000)]);
     const slow = p99(find(rowsOf, AGENT_1000, 'trickle'));
     const ls = p99(find(rowsOf, LSYNCD, 'trickle'));
-    if (rowsOf.length > 0) {
+    if (rowsOf.length > 0 && find(rowsOf, AGENT_1000, 'trickle')) {
       rows.push([
         `trickle p99 with delayMs 1000 < lsyncd delay 1 (${label})`,
         `${fig(slow)} vs ${fig(ls)}`,

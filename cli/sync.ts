@@ -21,8 +21,8 @@ export const syncCommand: CommandModule<object, Args> = {
     runCommand(async () => {
       const base = agentUrl(argv);
       if (argv.confirmDeletes) {
-        const { released } = (await callAgent(base, '/confirm-deletes', 'POST')) as { released: number };
-        process.stdout.write(`confirmed: the agent applies the held deletions (${released} watched paths) in a full reconcile now\n`);
+        const { deletions } = (await callAgent(base, '/confirm-deletes', 'POST')) as { deletions: number };
+        process.stdout.write(`confirmed: the agent applies the held deletions (${deletions}) in a full reconcile now\n`);
       }
       if (argv.full) {
         await callAgent(base, '/resync', 'POST');

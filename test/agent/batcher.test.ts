@@ -1,0 +1,190 @@
+// Batcher: a pass is due once the tree is quiet for delayMs, and at most
+// maxDelayMs after the batch's first change. node:test's mock timers drive
+// setTimeout and a fake monotonic clock moves with them, 1 ms at a time.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, mock, test } from 'node:test';
+import { Batcher } from '../../agent/batcher.ts';
+
+interface Rig {
+  batcher: Batcher;
+  /** fake-clock ms at which onDue fired */
+  fired: number[];
+  now(): number;
+  /** moves the clock and the mocked timers forward together */
+  advance(ms: number): void;
+}
+
+function rig(delayMs: number, maxDelayMs: number, onDue?: (r: Rig) => void): Rig {
+  let t = 0;
+  const r: Rig = {
+    fired: [],
+    now: () => t,
+    advance(ms: number) {
+      for (let i = 0; i < ms; i++) {
+        t++;
+        mock.timers.tick(1);
+      }
+    },
+    batcher: undefined as unknown as Batcher,
+  };
+  r.batcher = new Batcher(delayMs, maxDelayMs, () => {
+    r.fired.push(t);
+    onDue?.(r);
+  }, () => t);
+  return r;
+}
+
+beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }));
+afterEach(() => mock.timers.reset());
+
+describe('Batcher quiet delay', () => {
+  const cases: { name: string; delayMs: number; maxDelayMs: number; touchesAt: number[]; runMs: number; want: number[] }[] = [
+    { name: 'one change fires once, delayMs after it', delayMs: 250, maxDelayMs: 1000, touchesAt: [0], runMs: 2000, want: [250] },
+    { name: 'a change during the quiet period pushes the pass back', delayMs: 250, maxDelayMs: 1000, touchesAt: [0, 100, 200], runMs: 2000, want: [450] },
+    { name: 'changes further apart than delayMs make separate passes', delayMs: 100, maxDelayMs: 1000, touchesAt: [0, 300], runMs: 1000, want: [100, 400] },
+    { name: 'delayMs 0 fires on the next timer turn (setTimeout clamps 0 to 1 ms)', delayMs: 0, maxDelayMs: 0, touchesAt: [0], runMs: 10, want: [1] },
+    { name: 'delayMs equal to maxDelayMs', delayMs: 300, maxDelayMs: 300, touchesAt: [0, 200], runMs: 2000, want: [300] },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      // a pass that takes everything at once: the owner calls taken() in onDue
+      const r = rig(c.delayMs, c.maxDelayMs, (x) => x.batcher.taken());
+      const touches = [...c.touchesAt];
+      for (let ms = 0; ms <= c.runMs; ms++) {
+        while (touches.length > 0 && touches[0] === ms) {
+          touches.shift();
+          r.batcher.touch();
+        }
+        r.advance(1);
+      }
+      assert.deepEqual(r.fired, c.want);
+    });
+  }
+
+  test('nothing fires without a change', () => {
+    const r = rig(250, 1000);
+    r.advance(5000);
+    assert.deepEqual(r.fired, []);
+    assert.equal(r.batcher.dueAt, undefined);
+  });
+});
+
+describe('Batcher max delay under a continuous stream', () => {
+  const cases: { name: string; delayMs: number; maxDelayMs: number; everyMs: number; runMs: number; want: number[] }[] = [
+    { name: 'a change every 50 ms with delay 250: passes every maxDelayMs', delayMs: 250, maxDelayMs: 1000, everyMs: 50, runMs: 3500, want: [1000, 2000, 3000] },
+    { name: 'a change every 10 ms with delay 100, max 300', delayMs: 100, maxDelayMs: 300, everyMs: 10, runMs: 1000, want: [300, 600, 900] },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const r = rig(c.delayMs, c.maxDelayMs, (x) => x.batcher.taken());
+      for (let ms = 0; ms < c.runMs; ms++) {
+        if (ms % c.everyMs === 0) r.batcher.touch();
+        r.advance(1);
+      }
+      assert.deepEqual(r.fired, c.want);
+    });
+  }
+
+  test('dueAt is the earlier of quiet and cap', () => {
+    const r = rig(250, 1000);
+    r.batcher.touch(); // t=0
+    assert.equal(r.batcher.dueAt, 250);
+    r.advance(900);
+    // the timer fired at 250 with nothing more; dueAt stays at 250 until taken
+    r.batcher.touch(); // t=900: quiet says 1150, cap says 1000
+    assert.equal(r.batcher.dueAt, 1000);
+    r.batcher.taken();
+    assert.equal(r.batcher.dueAt, undefined);
+  });
+});
+
+describe('Batcher taken() and poke()', () => {
+  test('taken() cancels the timer: nothing fires for a batch already taken', () => {
+    const r = rig(250, 1000);
+    r.batcher.touch();
+    r.advance(100);
+    r.batcher.taken(); // e.g. a full reconcile took everything
+    r.advance(2000);
+    assert.deepEqual(r.fired, []);
+  });
+
+  test('after taken(), the next change starts a new batch with its own cap', () => {
+    const r = rig(100, 300, (x) => x.batcher.taken());
+    r.batcher.touch(); // t=0
+    r.advance(150); // fired at 100
+    r.batcher.touch(); // t=150: new batch, cap 450
+    for (let i = 0; i < 40; i++) {
+      r.advance(10);
+      r.batcher.touch();
+    }
+    assert.deepEqual(r.fired, [100, 450]);
+  });
+
+  test('a due batch that is not taken (a pass in flight) waits; poke() afterwards fires at once', () => {
+    const r = rig(100, 1000); // onDue does not take: the pass is busy
+    r.batcher.touch(); // t=0
+    r.advance(150);
+    assert.deepEqual(r.fired, [100]);
+    r.advance(1000);
+    assert.deepEqual(r.fired, [100], 'no timer spins while the batch waits');
+    r.batcher.poke(); // the pass ended: the batch is overdue
+    assert.deepEqual(r.fired, [100, 1150]);
+  });
+
+  test('poke() before the batch is due re-arms for the remaining time', () => {
+    const r = rig(200, 1000, (x) => x.batcher.taken());
+    r.batcher.touch(); // t=0
+    r.advance(50);
+    r.batcher.poke(); // e.g. a backoff ended early: due at 200, not yet
+    assert.deepEqual(r.fired, []);
+    r.advance(149);
+    assert.deepEqual(r.fired, []);
+    r.advance(1);
+    assert.deepEqual(r.fired, [200]);
+    r.advance(1000);
+    assert.deepEqual(r.fired, [200], 'one timer only: poke replaced it, it did not add one');
+  });
+
+  test('poke() with no batch does nothing', () => {
+    const r = rig(100, 1000);
+    r.batcher.poke();
+    r.advance(500);
+    assert.deepEqual(r.fired, []);
+  });
+
+  test('clear() stops the timer but keeps the batch for a later poke()', () => {
+    const r = rig(100, 1000);
+    r.batcher.touch();
+    r.batcher.clear();
+    r.advance(500);
+    assert.deepEqual(r.fired, []);
+    r.batcher.poke();
+    assert.deepEqual(r.fired, [500]);
+  });
+
+  test('regression: a touch while a timer is armed does not add a second timer (O(1) per event)', () => {
+    const r = rig(100, 10_000, (x) => x.batcher.taken());
+    for (let i = 0; i < 1000; i++) r.batcher.touch(); // all at t=0
+    r.advance(1000);
+    assert.deepEqual(r.fired, [100]);
+  });
+});
+
+describe('Batcher with real timers', () => {
+  test('fires after the quiet delay with the default clock', async () => {
+    mock.timers.reset();
+    const started = performance.now();
+    const firedAt = await new Promise<number>((resolve, reject) => {
+      const guard = setTimeout(() => reject(new Error('Batcher did not fire within 2 s')), 2000);
+      const b = new Batcher(30, 200, () => {
+        clearTimeout(guard);
+        b.taken();
+        resolve(performance.now());
+      });
+      b.touch();
+    });
+    const waited = firedAt - started;
+    assert.ok(waited >= 29, `fired after ${waited} ms, before the 30 ms quiet delay`);
+    assert.ok(waited < 1000, `fired after ${waited} ms`);
+  });
+});

@@ -1,0 +1,106 @@
+// planPass: which paths one incremental pass hands to rsync (--files-from=- --from0).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Change, ChangeKind } from '../../agent/change-set.ts';
+import { planPass } from '../../agent/pass-plan.ts';
+
+let seq = 0;
+function ch(kind: ChangeKind, path: string): Change {
+  return { root: 0, path, kind, seq: ++seq, firstAt: 0 };
+}
+
+/** the NUL list as the paths it names (every entry NUL-terminated) */
+function entriesOf(list: Buffer): string[] {
+  const text = list.toString('utf8');
+  if (text.length === 0) return [];
+  assert.ok(text.endsWith('\0'), 'the list ends with a NUL');
+  return text.slice(0, -1).split('\0');
+}
+
+describe('planPass', () => {
+  const cases: { name: string; changes: Change[]; want: string[]; deletions: number }[] = [
+    { name: 'nothing to send is an empty list', changes: [], want: [], deletions: 0 },
+    { name: 'changed files are listed as they are', changes: [ch('change', 'b.txt'), ch('add', 'a.txt')], want: ['a.txt', 'b.txt'], deletions: 0 },
+    {
+      name: 'a new folder collapses its contents into one entry',
+      changes: [ch('addDir', 'data'), ch('add', 'data/1.bin'), ch('addDir', 'data/sub'), ch('add', 'data/sub/2.bin'), ch('change', 'other.txt')],
+      want: ['data', 'other.txt'],
+      deletions: 0,
+    },
+    {
+      name: 'a nested new folder under an old one collapses only its own contents',
+      changes: [ch('change', 'old/keep.txt'), ch('addDir', 'old/new'), ch('add', 'old/new/x')],
+      want: ['old/keep.txt', 'old/new'],
+      deletions: 0,
+    },
+    {
+      name: 'a folder whose name is a prefix of another does not swallow it',
+      changes: [ch('addDir', 'ab'), ch('add', 'abc/file'), ch('add', 'ab/file')],
+      want: ['ab', 'abc/file'],
+      deletions: 0,
+    },
+    {
+      name: 'deletions are listed and counted',
+      changes: [ch('unlink', 'gone.txt'), ch('unlinkDir', 'olddir'), ch('unlink', 'olddir/f'), ch('add', 'new.txt')],
+      want: ['gone.txt', 'new.txt', 'olddir', 'olddir/f'],
+      deletions: 3,
+    },
+    {
+      name: 'a deletion inside a new folder is covered by the folder (not counted)',
+      changes: [ch('addDir', 'tmp'), ch('unlink', 'tmp/scratch')],
+      want: ['tmp'],
+      deletions: 0,
+    },
+    {
+      name: 'a folder renamed: the old one deleted, the new one sent whole',
+      changes: [ch('unlinkDir', 'before'), ch('unlink', 'before/f'), ch('addDir', 'after'), ch('add', 'after/f')],
+      want: ['after', 'before', 'before/f'],
+      deletions: 2,
+    },
+    {
+      name: 'names with spaces, newlines and unicode survive intact',
+      changes: [ch('add', 'a b.txt'), ch('add', 'line\nbreak'), ch('add', 'ünïcødé/日本.txt'), ch('add', ' lead and trail ')],
+      want: [' lead and trail ', 'a b.txt', 'line\nbreak', 'ünïcødé/日本.txt'],
+      deletions: 0,
+    },
+    {
+      name: 'a new folder with a space in its name collapses its contents',
+      changes: [ch('addDir', 'my dir'), ch('add', 'my dir/f 1'), ch('add', 'my dirt')],
+      want: ['my dir', 'my dirt'],
+      deletions: 0,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const plan = planPass(c.changes);
+      assert.deepEqual(entriesOf(plan.list), c.want);
+      assert.equal(plan.entries, c.want.length);
+      assert.equal(plan.deletions, c.deletions);
+    });
+  }
+
+  test('the list is sorted, so parents come before their children', () => {
+    const paths = ['z/1', 'a', 'a/b/c', 'a/b', 'a b', 'a-b', 'a.b', 'é', 'Z'];
+    const plan = planPass(paths.map((p) => ch('change', p)));
+    const got = entriesOf(plan.list);
+    assert.deepEqual(got, [...paths].sort());
+    for (const p of got) {
+      const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : undefined;
+      if (parent && got.includes(parent)) assert.ok(got.indexOf(parent) < got.indexOf(p), `${parent} before ${p}`);
+    }
+  });
+
+  test('the list is NUL-separated UTF-8 bytes with a trailing NUL', () => {
+    const plan = planPass([ch('add', 'ü'), ch('add', 'x y')]);
+    assert.deepEqual(plan.list, Buffer.concat([Buffer.from('x y'), Buffer.from([0]), Buffer.from([0xc3, 0xbc]), Buffer.from([0])]));
+    assert.equal(planPass([]).list.length, 0);
+  });
+
+  test('regression: a burst of 5,000 files in a new folder costs one list entry', () => {
+    const changes = [ch('addDir', 'burst')];
+    for (let i = 0; i < 5000; i++) changes.push(ch('add', `burst/f${i}`));
+    const plan = planPass(changes);
+    assert.equal(plan.entries, 1);
+    assert.deepEqual(entriesOf(plan.list), ['burst']);
+  });
+});
