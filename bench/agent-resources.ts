@@ -4,7 +4,7 @@
 // VmHWM) and CPU (utime+stime of the agent, its children and the ssh master it
 // runs, from /proc) while idle for 20 s and during a 5,000-file burst.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd } from '../test/fixtures/sshd.ts';
@@ -114,7 +114,6 @@ export async function run(): Promise<CaseResult> {
     if (agent) {
       const r = await agent.stop();
       if (r.code !== 0) notes.push(`The agent exited with code ${r.code} (signal ${r.signal}) on SIGTERM.`);
-      const { copyFileSync, existsSync } = await import('node:fs');
       const out = join(import.meta.dirname, '..', '.bench-out');
       mkdirSync(out, { recursive: true });
       if (existsSync(agent.logFile)) copyFileSync(agent.logFile, join(out, 'agent-resources.log'));
