@@ -137,7 +137,13 @@ export class ChangeSet {
     this.#inFlight = undefined;
     for (const c of hold) {
       const key = keyOf(c.root, c.path);
-      if (!this.#pending.has(key)) this.#held.set(key, c); // a newer pending change already supersedes it
+      const newer = this.#pending.get(key);
+      if (!newer) this.#held.set(key, c);
+      else if (c.firstAt < newer.firstAt) {
+        // a newer pending change supersedes the held one, but the path has been off the standby since the older
+        newer.firstAt = c.firstAt;
+        if (c.firstAt < this.#pendingMinFirstAt) this.#pendingMinFirstAt = c.firstAt;
+      }
     }
   }
 

@@ -26,8 +26,10 @@ function wildcardToRegExp(glob: string): string | undefined {
  */
 export function excludeMatcher(patterns: readonly string[]): (relPath: string, isDir: boolean | undefined) => boolean {
   const rules: { re: RegExp; dirOnly: boolean }[] = [];
+  // includes ("+ ...") and list clears ("!") change what earlier or later rules mean: leave it all to rsync
+  if (patterns.some((p) => p.startsWith('+') || p.trim() === '!')) return () => false;
   for (const raw of patterns) {
-    if (raw.length === 0 || raw.startsWith('+ ') || raw.startsWith('- ') || raw.includes('***')) continue;
+    if (raw.length === 0 || raw.startsWith('- ') || raw.includes('***')) continue;
     const dirOnly = raw.endsWith('/');
     let pattern = dirOnly ? raw.slice(0, -1) : raw;
     const anchored = pattern.startsWith('/');
@@ -35,7 +37,7 @@ export function excludeMatcher(patterns: readonly string[]): (relPath: string, i
     const body = wildcardToRegExp(pattern);
     if (body === undefined || body.length === 0) continue;
     // A pattern without '/' matches the final name of any path; with '/' it matches the path's tail (or whole path if anchored).
-    const head = anchored ? '^' : pattern.includes('/') ? '(^|/)' : '(^|/)';
+    const head = anchored ? '^' : '(^|/)'; // unanchored: the name, or the path's tail when the pattern has a '/'
     rules.push({ re: new RegExp(`${head}${body}$`), dirOnly });
   }
   if (rules.length === 0) return () => false;

@@ -20,7 +20,8 @@ export interface Difference {
 
 /** Classifies one --itemize-changes line ("YXcstpoguax path"); undefined when it says nothing differs. */
 export function classifyItem(line: string, root: string): Difference | undefined {
-  if (line.startsWith('*deleting')) return { root, path: line.slice(line.indexOf(' ')).trim(), kind: 'extra on standby', item: '*deleting' };
+  // itemize pads the code to 11 columns and adds one space: the name starts at column 12, spaces and all
+  if (line.startsWith('*deleting')) return { root, path: line.slice(12), kind: 'extra on standby', item: '*deleting' };
   const m = /^([<>ch.*][fdLDS][^ ]{9}) (.*)$/.exec(line);
   if (!m) return undefined;
   const item = m[1]!;

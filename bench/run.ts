@@ -36,6 +36,13 @@ machine it ran on. Times are measured with the monotonic clock
 (\`performance.now()\`); lag is the time from the end of a file's write to the
 moment its exact content (a unique token per file; size and head/tail tokens
 for the big file) is seen in the standby's folder, polled every 20 ms.
+
+Knobs for a partial run (the section is still rewritten, so rerun the whole case
+before committing figures): \`BENCH_SYSTEMS=agent,lsyncd,one-shot,loop\`,
+\`BENCH_WORKLOADS=trickle,burst,big,base\` (base: the trickle on the 50,000-file
+tree), \`BENCH_AGENT_LOG=debug\` (a log line per agent pass), and
+\`STANDBY_BENCH_CLI=path\` (another agent entry point). The logs of the agent and
+lsyncd from the last run are kept in \`.bench-out/\` (git-ignored).
 `;
 
 function section(name: string, body: string): string {
