@@ -22,8 +22,10 @@ await yargs(hideBin(process.argv))
   .recommendCommands()
   .strictCommands()
   .fail((msg, err, y) => {
-    if (err) throw err;
-    process.stderr.write(`${y.help()}\n\nstandby: ${msg}\n`);
+    // usage mistakes (unknown command, failed .check()) exit 2 with the reason; errors from handlers are theirs
+    if (err && !msg) throw err;
+    y.showHelp();
+    process.stderr.write(`\nstandby: ${msg ?? err?.message}\n`);
     process.exit(2);
   })
   .help()

@@ -37,7 +37,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `config file ${file} is not valid JSON: ${(err as Error).message}`, { file }, { cause: err });
   }
   if (!isPlainObject(parsed)) {
-    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `config file ${file} must hold a JSON object, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}`, { file });
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `config file ${file} must hold a JSON object, got ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`, { file });
   }
   return parsed;
 }

@@ -1,5 +1,7 @@
-// When the next pass is due: once the tree has been quiet for delayMs, and at
-// most maxDelayMs after the first change of the batch, however busy the tree.
+// When the next pass is due: once the tree has been quiet for delayMs. A busy
+// stream that never goes quiet gets a pass 2 x delayMs after the batch's first
+// change, and never later than maxDelayMs minus the time a pass takes
+// (passEstimateMs), so maxDelayMs bounds the lag of a change, pass included.
 // One timer, re-armed only when it fires, so an event costs O(1) and no syscalls.
 
 export class Batcher {
@@ -10,6 +12,8 @@ export class Batcher {
   #firstAt: number | undefined;
   #lastAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** what a pass takes lately (the engine keeps it current); at most half of maxDelayMs counts */
+  passEstimateMs = 0;
 
   constructor(delayMs: number, maxDelayMs: number, onDue: () => void, now: () => number = () => performance.now()) {
     this.#delayMs = delayMs;
@@ -35,7 +39,8 @@ export class Batcher {
   /** Monotonic ms at which the current batch is due, if there is one. */
   get dueAt(): number | undefined {
     if (this.#firstAt === undefined) return undefined;
-    return Math.min(this.#lastAt + this.#delayMs, this.#firstAt + this.#maxDelayMs);
+    const cap = this.#maxDelayMs - Math.min(this.passEstimateMs, this.#maxDelayMs / 2);
+    return Math.min(this.#lastAt + this.#delayMs, this.#firstAt + 2 * this.#delayMs, this.#firstAt + cap);
   }
 
   /** Re-checks the batch now (after a pass or a backoff ended), firing or re-arming as needed. */

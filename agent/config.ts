@@ -3,6 +3,11 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 
+// Flags arrive as yargs guessed them: "false" as a string, one --sync.exclude as a string, --hostId 123 as a number.
+const flagBoolean = (schema: z.ZodBoolean) => z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), schema);
+const flagList = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' ? [v] : v), schema);
+const flagString = (schema: z.ZodString) => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), schema);
+
 const absolutePath = z.string({ error: 'an absolute path' }).refine((p) => isAbsolute(p), { error: 'an absolute path' });
 const port = z.number({ error: 'a port number 1-65535' }).int({ error: 'a port number 1-65535' }).min(1, { error: 'a port number 1-65535' }).max(65535, { error: 'a port number 1-65535' });
 const ms = (what: string, min: number, max: number) =>
@@ -32,51 +37,51 @@ export const standbyTargetSchema = z.strictObject({
   /** where the workspace copy lives on the standby */
   path: absolutePath,
   /** extra ssh options, e.g. ["-o", "StrictHostKeyChecking=accept-new"]; they win over the agent's own */
-  sshOptions: z.array(z.string(), { error: 'a list of ssh arguments' }).default([]),
+  sshOptions: flagList(z.array(z.string({ error: 'a list of ssh argument strings' }), { error: 'a list of ssh arguments' })).default([]),
   /** rsync program on the standby (default rsync; later `standby receive` as a forced command) */
-  rsyncPath: z.string().min(1).optional(),
-});
+  rsyncPath: z.string({ error: 'a program name or path' }).min(1, { error: 'a program name or path' }).optional(),
+}, { error: 'an object with at least host and path' });
 
 export const extraRootSchema = z.strictObject({
   /** folder on this host, e.g. code-server's User settings folder */
   local: absolutePath,
   /** where it lives on the standby */
   remote: absolutePath,
-});
+}, { error: 'an object {local, remote}' });
 
 export const deleteGuardSchema = z.strictObject({
   /** hold a pass that would delete more than this share of the standby's files (default 0.5) */
   fraction: z.number({ error: 'a share between 0 and 1' }).gt(0, { error: 'a share above 0' }).max(1, { error: 'a share of at most 1' }).default(0.5),
   /** ...but never hold a pass deleting fewer than this many files (default 50) */
-  minFiles: z.number({ error: 'a count of files' }).int().min(0, { error: 'a count of files, 0 or more' }).default(50),
-});
+  minFiles: z.number({ error: 'a count of files' }).int({ error: 'a whole count of files' }).min(0, { error: 'a count of files, 0 or more' }).default(50),
+}, { error: 'an object {fraction, minFiles}' });
 
 export const syncSchema = z.strictObject({
   /** a pass starts once the tree has been quiet this long, in ms (default 250) */
   delayMs: ms('sync.delayMs', 0, 60_000).default(250),
-  /** a busy stream of changes postpones a pass at most this long, in ms (default 1000) */
-  maxDelayMs: ms('sync.maxDelayMs', 0, 600_000).default(1000),
+  /** the longest a change waits for the standby under a busy stream, pass included, in ms (default 1000, or delayMs if larger) */
+  maxDelayMs: ms('sync.maxDelayMs', 0, 600_000).optional(),
   /** rsync exclude patterns, added to the defaults unless defaultExcludes is false */
-  exclude: z.array(z.string({ error: 'an rsync pattern string' }), { error: 'a list of rsync patterns' }).default([]),
+  exclude: flagList(z.array(z.string({ error: 'an rsync pattern string' }), { error: 'a list of rsync patterns' })).default([]),
   /** use DEFAULT_EXCLUDES too (default true) */
-  defaultExcludes: z.boolean({ error: 'true or false' }).default(true),
+  defaultExcludes: flagBoolean(z.boolean({ error: 'true or false' })).default(true),
   /** extra roots synced beside the workspace */
   paths: z.array(extraRootSchema, { error: 'a list of {local, remote} folders' }).default([]),
   /** full reconcile period in seconds (default 600; 0 = only at start and after errors) */
   fullResyncS: z.number({ error: 'a number of seconds' }).min(0, { error: 'a number of seconds, 0 or more' }).default(600),
   /** rsync's I/O timeout in seconds: a stalled link fails the pass instead of hanging (default 30) */
-  ioTimeoutS: z.number({ error: 'a number of seconds' }).int().min(1).max(3600).default(30),
+  ioTimeoutS: z.number({ error: 'a number of seconds 1-3600' }).int({ error: 'whole seconds 1-3600' }).min(1, { error: 'a number of seconds 1-3600' }).max(3600, { error: 'a number of seconds 1-3600' }).default(30),
   /** retry backoff after a failed pass: first wait and cap, in ms (defaults 500 and 30000) */
   retryMinMs: ms('sync.retryMinMs', 10, 600_000).default(500),
   retryMaxMs: ms('sync.retryMaxMs', 10, 3_600_000).default(30_000),
-  /** passes listing more paths than this send their folders recursively instead (default 2000) */
-  maxListedPaths: z.number().int().min(1).default(2000),
   deleteGuard: deleteGuardSchema.default({ fraction: 0.5, minFiles: 50 }),
-}).refine((s) => s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] });
+}, { error: 'an object of sync settings' })
+  .refine((s) => s.maxDelayMs === undefined || s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] })
+  .transform((s) => ({ ...s, maxDelayMs: s.maxDelayMs ?? Math.max(1000, s.delayMs) }));
 
 export const agentConfigSchema = z.strictObject({
   /** this host's id, as the proxy knows it */
-  hostId: z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' }),
+  hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
   /** the folder mirrored to the standby (default /workspace) */
   workspace: absolutePath.default('/workspace'),
   standby: standbyTargetSchema,
@@ -84,9 +89,9 @@ export const agentConfigSchema = z.strictObject({
   /** local status endpoint, loopback only (default 127.0.0.1:7611; port 0 picks a free one) */
   status: z.strictObject({
     host: z.enum(['127.0.0.1', '::1', 'localhost'], { error: 'a loopback address (127.0.0.1, ::1 or localhost)' }).default('127.0.0.1'),
-    port: z.number({ error: 'a port number 0-65535' }).int().min(0).max(65535).default(7611),
-  }).default({ host: '127.0.0.1', port: 7611 }),
-  /** where the agent keeps its control socket (default /run/standby or the temp folder) */
+    port: z.number({ error: 'a port number 0-65535' }).int({ error: 'a port number 0-65535' }).min(0, { error: 'a port number 0-65535' }).max(65535, { error: 'a port number 0-65535' }).default(7611),
+  }, { error: 'an object {host, port}' }).default({ host: '127.0.0.1', port: 7611 }),
+  /** where the agent keeps its ssh control socket (default: the temp folder's standby-ssh/) */
   runDir: absolutePath.optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });

@@ -292,6 +292,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#stats.bytesSent += bytesSent;
     this.#durations.push(durationMs);
     if (this.#durations.length > RECENT_PASSES) this.#durations.shift();
+    if (!batch.full) this.#batcher.passEstimateMs = this.#passEstimate(durationMs);
     if (this.#backoff.attempts > 0) {
       this.#log.info({ failedAttempts: this.#backoff.attempts, downForMs: this.#lastError ? Math.round(now - this.#lastError.at) : null }, 'standby reachable again; reconciling the whole tree');
       this.#backoff.reset();
@@ -330,6 +331,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#retryTimer = undefined;
       this.#kick();
     }, delay);
+  }
+
+  /** a smoothed pass time (incremental passes only: full ones are not what a batch waits for) */
+  #passEstimate(latest: number): number {
+    const prev = this.#batcher.passEstimateMs;
+    return prev === 0 ? latest : 0.7 * prev + 0.3 * latest;
   }
 
   #scheduleNextFull(): void {

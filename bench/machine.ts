@@ -2,7 +2,8 @@
 // knowing what they came from.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism, release, totalmem } from 'node:os';
+import { availableParallelism, loadavg, release, totalmem } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Machine {
   cpu: string;
@@ -57,4 +58,36 @@ export function machineLines(m: Machine): string[] {
     `kernel: ${m.kernel}`,
     `tools: ${m.rsync}; ${m.lsyncd}; ${m.openssh}; ${m.node}`,
   ];
+}
+
+function cpuTimes(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** The fraction of all cores busy over `ms`, from /proc/stat. */
+export async function busyFraction(ms = 2_000): Promise<number> {
+  const a = cpuTimes();
+  await sleep(ms);
+  const b = cpuTimes();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/**
+ * Waits (at most `maxMs`) until other work on the machine uses under `threshold` of its
+ * CPU, so figures are not taken while a test suite runs beside them. Returns what it saw.
+ */
+export async function waitForQuiet(maxMs: number, threshold = 0.15): Promise<string> {
+  const deadline = performance.now() + maxMs;
+  let busy = await busyFraction();
+  while (busy >= threshold && performance.now() < deadline) {
+    process.stderr.write(`bench: the machine is ${(busy * 100).toFixed(0)} % busy (load ${loadavg()[0]!.toFixed(2)}); waiting for it to calm down\n`);
+    await sleep(10_000);
+    busy = await busyFraction();
+  }
+  const state = `${(busy * 100).toFixed(0)} % busy over 2 s before the case started, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  return busy >= threshold ? `${state} (NOT QUIET: other work was running; figures may be inflated)` : state;
 }

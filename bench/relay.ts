@@ -9,7 +9,7 @@
 // Delivery is timer-driven: each chunk gets a departure time from the token
 // bucket (kept as a "theoretical arrival time", GCRA) and is written when its
 // time plus the delay comes; no busy loop. A direction stops reading from its
-// source while more than `bufferBytes` wait in it, so TCP flow control pushes
+// source while more than `bufferBytes` wait to go (beyond what is in flight), so TCP flow control pushes
 // back on the sender as a router's full queue would.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Socket, type Server } from 'node:net';
@@ -25,7 +25,7 @@ export interface RelayOptions {
   rateBitsPerS?: number;
   /** token bucket depth in bytes (default 64 KiB) */
   burstBytes?: number;
-  /** bytes a direction may hold before it stops reading its source (default 256 KiB) */
+  /** bytes a direction may queue before the link (beyond those in flight) before it stops reading its source (default 256 KiB) */
   bufferBytes?: number;
 }
 
@@ -71,7 +71,7 @@ interface Queued {
 }
 
 /** Moves bytes from `src` to `dst` through `link` with `delayMs`; counts them into `count`. */
-function shape(src: Socket, dst: Socket, link: Link, delayMs: number, bufferBytes: number, count: (n: number) => void): () => void {
+function shape(src: Socket, dst: Socket, link: Link, delayMs: number, hold: { pauseAbove: number; resumeBelow: number }, count: (n: number) => void): () => void {
   const queue: Queued[] = [];
   let queued = 0;
   let paused = false;
@@ -86,7 +86,7 @@ function shape(src: Socket, dst: Socket, link: Link, delayMs: number, bufferByte
       queued -= item.buf.length;
       if (!dst.destroyed) dst.write(item.buf);
     }
-    if (paused && queued < bufferBytes / 2) {
+    if (paused && queued < hold.resumeBelow) {
       paused = false;
       src.resume();
     }
@@ -102,7 +102,7 @@ function shape(src: Socket, dst: Socket, link: Link, delayMs: number, bufferByte
       queue.push({ buf, at: link.depart(buf.length, now) + delayMs });
       queued += buf.length;
     }
-    if (queued > bufferBytes && !paused) {
+    if (queued > hold.pauseAbove && !paused) {
       paused = true;
       src.pause();
     }
@@ -124,6 +124,10 @@ export function serveRelay(options: RelayOptions, listenPort = 0): Promise<{ ser
   const rate = options.rateBitsPerS ?? 0;
   const burst = options.burstBytes ?? 64 * 1024;
   const bufferBytes = options.bufferBytes ?? 256 * 1024;
+  // Bytes on their way (departed, within the delay) are not queued at the sender's end of the
+  // link: a direction may hold its buffer plus one bandwidth-delay product before it pushes back.
+  const bdp = rate > 0 ? (rate / 8) * (delayMs / 1000) : 0;
+  const hold = { pauseAbove: bufferBytes + bdp, resumeBelow: bufferBytes / 2 + bdp };
   const upLink = new Link(rate, burst);
   const downLink = new Link(rate, burst);
   const stats: RelayStats = { up: 0, down: 0, connections: 0 };
@@ -155,8 +159,8 @@ export function serveRelay(options: RelayOptions, listenPort = 0): Promise<{ ser
       client.pipe(upstream);
       upstream.pipe(client);
     } else {
-      closers.push(shape(client, upstream, upLink, delayMs, bufferBytes, (n) => void (stats.up += n)));
-      closers.push(shape(upstream, client, downLink, delayMs, bufferBytes, (n) => void (stats.down += n)));
+      closers.push(shape(client, upstream, upLink, delayMs, hold, (n) => void (stats.up += n)));
+      closers.push(shape(upstream, client, downLink, delayMs, hold, (n) => void (stats.down += n)));
     }
   });
 

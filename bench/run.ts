@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeMachine, machineLines } from './machine.ts';
+import { describeMachine, machineLines, waitForQuiet } from './machine.ts';
 import { markdownTable, textTable, type BenchCase, type CaseResult } from './report.ts';
 
 export const CASES = ['sync-lag', 'slow-link', 'agent-resources'] as const;
@@ -39,9 +39,11 @@ for the big file) is seen in the standby's folder, polled every 20 ms.
 
 Knobs for a partial run (the section is still rewritten, so rerun the whole case
 before committing figures): \`BENCH_SYSTEMS=agent,lsyncd,one-shot,loop\`,
-\`BENCH_WORKLOADS=trickle,burst,big,base\` (base: the trickle on the 50,000-file
+\`BENCH_WORKLOADS=trickle,burst,big,big-slow,base\` (base: the trickle on the 50,000-file
 tree), \`BENCH_AGENT_LOG=debug\` (a log line per agent pass), and
-\`STANDBY_BENCH_CLI=path\` (another agent entry point). The logs of the agent and
+\`STANDBY_BENCH_CLI=path\` (another agent entry point). Before each case the
+runner waits (at most \`BENCH_QUIET_WAIT_S\`, default 600 s) for the machine to be
+less than 15 % busy, and records how busy it was. The logs of the agent and
 lsyncd from the last run are kept in \`.bench-out/\` (git-ignored).
 `;
 
@@ -73,7 +75,8 @@ function updateDoc(name: CaseName, markdown: string): void {
 }
 
 async function runCase(name: CaseName): Promise<boolean> {
-  const machine = machineLines(describeMachine());
+  const quietWaitS = Number(process.env.BENCH_QUIET_WAIT_S ?? 600);
+  const machine = [...machineLines(describeMachine()), `machine state: ${await waitForQuiet(quietWaitS * 1000)}`];
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   process.stderr.write(`bench: ${name} starting\n`);
   const mod = (await import(`./${name}.ts`)) as { run: BenchCase };

@@ -29,7 +29,7 @@ function connected(port: number): Promise<Socket> {
 }
 
 /** Measures the relay's link: round trips of one byte through an echo server, and the time 16 MiB takes to reach a sink. */
-async function calibrate(): Promise<Table> {
+export async function calibrate(): Promise<Table> {
   const sockets = new Set<Socket>();
   let sinkBytes = 0;
   let sinkWaiter: { want: number; done: () => void } | undefined;
@@ -108,7 +108,7 @@ async function calibrate(): Promise<Table> {
 
 export async function run(): Promise<CaseResult> {
   const link = await calibrate();
-  const result = await runLagMatrix('slow-link', pickSystems([AGENT_DEFAULTS, LSYNCD, ONE_SHOT]), LINK, { trickle: 90_000, burst: 240_000, big: 240_000 });
+  const result = await runLagMatrix('slow-link', pickSystems([AGENT_DEFAULTS, LSYNCD, ONE_SHOT]), LINK, { trickle: 90_000, burst: 240_000, big: 240_000, 'big-slow': 240_000 });
   return {
     tables: [
       link,

@@ -9,7 +9,7 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Written } from './observer.ts';
 
-export type WorkloadName = 'trickle' | 'burst' | 'big';
+export type WorkloadName = 'trickle' | 'burst' | 'big' | 'big-slow';
 
 export interface Workload {
   name: WorkloadName;
@@ -89,10 +89,16 @@ export function burst(files = 5000, folders = 50, concurrency = 16): Workload {
   };
 }
 
-export function big(bytes = 200 * 1024 * 1024, chunk = 1024 * 1024): Workload {
+/**
+ * One big file of random bytes. With `bytesPerS`, the writer is paced to that rate (a
+ * producer that takes seconds to write a checkpoint), so a sync that fires while the
+ * file is still being written shows it by sending it more than once.
+ */
+export function big(bytes = 200 * 1024 * 1024, bytesPerS?: number, chunk = 1024 * 1024): Workload {
+  const mib = Math.round(bytes / 1024 / 1024);
   return {
-    name: 'big',
-    label: `one ${Math.round(bytes / 1024 / 1024)} MiB file`,
+    name: bytesPerS ? 'big-slow' : 'big',
+    label: bytesPerS ? `one ${mib} MiB file written over ${(bytes / bytesPerS).toFixed(0)} s` : `one ${mib} MiB file`,
     files: 1,
     async write(root, folder, onWritten) {
       await mkdir(join(root, folder), { recursive: true });
@@ -105,6 +111,7 @@ export function big(bytes = 200 * 1024 * 1024, chunk = 1024 * 1024): Workload {
       const fh = await open(join(root, rel), 'w');
       try {
         for (let off = 0; off < bytes; off += chunk) {
+          if (bytesPerS) await sleepUntil(start + (off / bytesPerS) * 1000); // the producer's pace
           const n = Math.min(chunk, bytes - off);
           const piece = buf.subarray(0, n);
           randomFillSync(piece);

@@ -71,8 +71,9 @@ describe('Batcher quiet delay', () => {
 
 describe('Batcher max delay under a continuous stream', () => {
   const cases: { name: string; delayMs: number; maxDelayMs: number; everyMs: number; runMs: number; want: number[] }[] = [
-    { name: 'a change every 50 ms with delay 250: passes every maxDelayMs', delayMs: 250, maxDelayMs: 1000, everyMs: 50, runMs: 3500, want: [1000, 2000, 3000] },
-    { name: 'a change every 10 ms with delay 100, max 300', delayMs: 100, maxDelayMs: 300, everyMs: 10, runMs: 1000, want: [300, 600, 900] },
+    { name: 'a change every 50 ms with delay 250: a pass every 2 x delayMs', delayMs: 250, maxDelayMs: 1000, everyMs: 50, runMs: 1600, want: [500, 1000, 1500] },
+    { name: 'a change every 50 ms with delay 1000, max 1000: maxDelayMs caps it', delayMs: 1000, maxDelayMs: 1000, everyMs: 50, runMs: 3500, want: [1000, 2000, 3000] },
+    { name: 'a change every 10 ms with delay 100, max 300', delayMs: 100, maxDelayMs: 300, everyMs: 10, runMs: 1000, want: [200, 400, 600, 800, 1000] },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -85,16 +86,25 @@ describe('Batcher max delay under a continuous stream', () => {
     });
   }
 
-  test('dueAt is the earlier of quiet and cap', () => {
+  test('dueAt is the earliest of quiet, 2 x delay and the cap', () => {
     const r = rig(250, 1000);
     r.batcher.touch(); // t=0
     assert.equal(r.batcher.dueAt, 250);
-    r.advance(900);
-    // the timer fired at 250 with nothing more; dueAt stays at 250 until taken
-    r.batcher.touch(); // t=900: quiet says 1150, cap says 1000
-    assert.equal(r.batcher.dueAt, 1000);
+    r.advance(400);
+    // the timer fired at 250 with nothing more; the batch stays until taken
+    r.batcher.touch(); // t=400: quiet says 650, 2 x delay says 500
+    assert.equal(r.batcher.dueAt, 500);
     r.batcher.taken();
     assert.equal(r.batcher.dueAt, undefined);
+  });
+
+  test('the cap leaves room for the pass itself: maxDelayMs bounds lag, pass included', () => {
+    const r = rig(1000, 1000);
+    r.batcher.passEstimateMs = 200;
+    r.batcher.touch(); // t=0
+    assert.equal(r.batcher.dueAt, 800);
+    r.batcher.passEstimateMs = 5000; // a slow link: never more than half the cap
+    assert.equal(r.batcher.dueAt, 500);
   });
 });
 
@@ -112,12 +122,12 @@ describe('Batcher taken() and poke()', () => {
     const r = rig(100, 300, (x) => x.batcher.taken());
     r.batcher.touch(); // t=0
     r.advance(150); // fired at 100
-    r.batcher.touch(); // t=150: new batch, cap 450
+    r.batcher.touch(); // t=150: new batch, due by 150 + 2 x 100
     for (let i = 0; i < 40; i++) {
       r.advance(10);
       r.batcher.touch();
     }
-    assert.deepEqual(r.fired, [100, 450]);
+    assert.deepEqual(r.fired, [100, 350, 550]);
   });
 
   test('a due batch that is not taken (a pass in flight) waits; poke() afterwards fires at once', () => {

@@ -62,7 +62,6 @@ describe('agent config defaults', () => {
         ioTimeoutS: 30,
         retryMinMs: 500,
         retryMaxMs: 30_000,
-        maxListedPaths: 2000,
         deleteGuard: { fraction: 0.5, minFiles: 50 },
       },
       status: { host: '127.0.0.1', port: 7611 },
@@ -134,7 +133,6 @@ describe('agent config bad values', () => {
   const cases: { name: string; raw: unknown; field: string; got: string; expected: RegExp }[] = [
     { name: 'hostId missing', raw: { standby: BASE.standby }, field: 'hostId', got: 'nothing', expected: /host id/ },
     { name: 'hostId empty', raw: { ...BASE, hostId: '' }, field: 'hostId', got: '""', expected: /non-empty host id/ },
-    { name: 'hostId a number', raw: { ...BASE, hostId: 5 }, field: 'hostId', got: '5', expected: /host id string/ },
     { name: 'workspace relative', raw: { ...BASE, workspace: 'rel/path' }, field: 'workspace', got: '"rel/path"', expected: /an absolute path/ },
     { name: 'workspace empty', raw: { ...BASE, workspace: '' }, field: 'workspace', got: '""', expected: /an absolute path/ },
     { name: 'workspace not a string', raw: { ...BASE, workspace: 42 }, field: 'workspace', got: '42', expected: /an absolute path/ },
@@ -145,14 +143,12 @@ describe('agent config bad values', () => {
     { name: 'standby.port a string', raw: { ...BASE, standby: { ...BASE.standby, port: '22' } }, field: 'standby.port', got: '"22"', expected: /port number 1-65535/ },
     { name: 'standby.port 0', raw: { ...BASE, standby: { ...BASE.standby, port: 0 } }, field: 'standby.port', got: '0', expected: /port number 1-65535/ },
     { name: 'standby.user empty', raw: { ...BASE, standby: { ...BASE.standby, user: '' } }, field: 'standby.user', got: '""', expected: /a user name/ },
-    { name: 'standby.sshOptions a string', raw: { ...BASE, standby: { ...BASE.standby, sshOptions: '-o X=y' } }, field: 'standby.sshOptions', got: '"-o X=y"', expected: /list of ssh arguments/ },
     { name: 'sync.delayMs negative', raw: { ...BASE, sync: { delayMs: -5 } }, field: 'sync.delayMs', got: '-5', expected: /at least 0 ms/ },
     { name: 'sync.delayMs a string', raw: { ...BASE, sync: { delayMs: 'fast' } }, field: 'sync.delayMs', got: '"fast"', expected: /number of milliseconds 0-60000/ },
     { name: 'sync.delayMs fractional', raw: { ...BASE, sync: { delayMs: 1.5 } }, field: 'sync.delayMs', got: '1.5', expected: /whole milliseconds/ },
     { name: 'sync.delayMs above its maximum', raw: { ...BASE, sync: { delayMs: 70_000, maxDelayMs: 700_000 } }, field: 'sync.delayMs', got: '70000', expected: /at most 60000 ms/ },
     { name: 'sync.maxDelayMs negative', raw: { ...BASE, sync: { maxDelayMs: -1 } }, field: 'sync.maxDelayMs', got: '-1', expected: /at least 0 ms/ },
     { name: 'sync.maxDelayMs below sync.delayMs', raw: { ...BASE, sync: { delayMs: 500, maxDelayMs: 100 } }, field: 'sync.maxDelayMs', got: '100', expected: /at least sync\.delayMs/ },
-    { name: 'sync.exclude a string', raw: { ...BASE, sync: { exclude: '*.log' } }, field: 'sync.exclude', got: '"*.log"', expected: /list of rsync patterns/ },
     { name: 'sync.exclude holding a number', raw: { ...BASE, sync: { exclude: [1] } }, field: 'sync.exclude.0', got: '1', expected: /rsync pattern string/ },
     { name: 'sync.defaultExcludes a string', raw: { ...BASE, sync: { defaultExcludes: 'no' } }, field: 'sync.defaultExcludes', got: '"no"', expected: /true or false/ },
     { name: 'sync.paths not a list', raw: { ...BASE, sync: { paths: 'x' } }, field: 'sync.paths', got: '"x"', expected: /list of \{local, remote\} folders/ },
@@ -168,7 +164,6 @@ describe('agent config bad values', () => {
     { name: 'runDir relative', raw: { ...BASE, runDir: 'run' }, field: 'runDir', got: '"run"', expected: /an absolute path/ },
     // fields whose schema gives no wording of its own: the message must still say what is expected, in words
     { name: 'sync.ioTimeoutS 0 names the allowed range', raw: { ...BASE, sync: { ioTimeoutS: 0 } }, field: 'sync.ioTimeoutS', got: '0', expected: /at least 1|1-3600/ },
-    { name: 'sync.maxListedPaths 0', raw: { ...BASE, sync: { maxListedPaths: 0 } }, field: 'sync.maxListedPaths', got: '0', expected: /at least 1|1 or more/ },
     { name: 'standby.sshOptions holding a number', raw: { ...BASE, standby: { ...BASE.standby, sshOptions: [1] } }, field: 'standby.sshOptions.0', got: '1', expected: /ssh argument/ },
     { name: 'standby.rsyncPath empty', raw: { ...BASE, standby: { ...BASE.standby, rsyncPath: '' } }, field: 'standby.rsyncPath', got: '""', expected: /program|command|path/ },
     { name: 'standby section missing', raw: { hostId: 'gpu-1' }, field: 'standby', got: 'nothing', expected: /host.*path|standby/ },
@@ -207,10 +202,10 @@ describe('agent config bad values', () => {
   }
 
   test('every bad field is listed, one per line, after a header naming the source', () => {
-    const err = configError({ ...BASE, workspace: 'x', sync: { delayMs: -1, exclude: 'y' }, logLevel: 'loud' });
+    const err = configError({ ...BASE, workspace: 'x', sync: { delayMs: -1, exclude: [1] }, logLevel: 'loud' });
     const [header, ...lines] = err.message.split('\n');
     assert.equal(header, 'invalid settings in agent.json:');
-    assert.deepEqual(lines.map((l) => l.trim().split(':')[0]).sort(), ['logLevel', 'sync.delayMs', 'sync.exclude', 'workspace']);
+    assert.deepEqual(lines.map((l) => l.trim().split(':')[0]).sort(), ['logLevel', 'sync.delayMs', 'sync.exclude.0', 'workspace']);
   });
 
   test('regression: sync.delayMs above the default maxDelayMs does not report maxDelayMs as "got nothing"', () => {
@@ -229,5 +224,15 @@ describe('agent config bad values', () => {
       assert.doesNotMatch(message, /sync\.maxDelayMs: got nothing/, message);
       assert.match(message, /1000/, message);
     }
+  });
+});
+
+describe('agent config leniency for values as flags deliver them', () => {
+  test('a single string becomes a one-item list, "false" a boolean, a numeric host id a string', () => {
+    const c = validateSettings(agentConfigSchema, { ...BASE, hostId: 5, standby: { ...BASE.standby, sshOptions: '-v' }, sync: { exclude: '*.log', defaultExcludes: 'false' } }, 'flags');
+    assert.equal(c.hostId, '5');
+    assert.deepEqual(c.standby.sshOptions, ['-v']);
+    assert.deepEqual(c.sync.exclude, ['*.log']);
+    assert.equal(c.sync.defaultExcludes, false);
   });
 });

@@ -1,0 +1,203 @@
+// The `standby` CLI in real child processes: the command list, "not built
+// yet" commands, and start-up failures that must say what is wrong. Nothing
+// here reaches a standby: every agent run stops at its config or its
+// workspace check, before any ssh.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(REPO, 'node_modules', '.bin', 'node');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function standby(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(NODE, ['cli.ts', ...args], { cwd: REPO, timeout: 20_000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let dir = '';
+let good = '';
+/** a workspace that does not exist, so an agent that gets past its config stops at the workspace check */
+let noWorkspace = '';
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'standby-cli-'));
+  noWorkspace = join(dir, 'no-such-workspace');
+  good = join(dir, 'agent.json');
+  writeFileSync(good, JSON.stringify({
+    hostId: 'gpu-1',
+    workspace: noWorkspace,
+    standby: { host: '127.0.0.1', port: 1, user: 'root', path: '/standby/workspace', sshOptions: ['-o', 'BatchMode=yes'] },
+    sync: { delayMs: 250, maxDelayMs: 1000, exclude: [] },
+    status: { port: 0 },
+    logLevel: 'silent',
+  }));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, content: unknown): string {
+  const p = join(dir, name);
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+}
+
+describe('standby --help and the command list', { concurrency: 2 }, () => {
+  test('--help lists every command of the CLI contract and exits 0', async () => {
+    const r = await standby('--help');
+    assert.equal(r.code, 0, r.stderr);
+    for (const cmd of ['agent', 'status', 'sync', 'verify', 'demo', 'proxy', 'failover', 'report', 'receive', 'drill', 'install', 'uninstall', 'snapshots', 'restore']) {
+      assert.match(r.stdout, new RegExp(`^  standby ${cmd}\\b`, 'm'), `--help does not list ${cmd}`);
+    }
+  });
+
+  test('--version prints the package version', async () => {
+    const r = await standby('--version');
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.trim(), '0.1.0');
+  });
+
+  test('no command: exit 2 and a hint', async () => {
+    const r = await standby();
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /name a command; see --help/);
+  });
+
+  test('an unknown command: exit 2', async () => {
+    const r = await standby('frobnicate');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Unknown command|frobnicate/i);
+  });
+});
+
+describe('commands not built yet say so and exit 2', { concurrency: 2 }, () => {
+  const cases: { name: string; args: string[] }[] = [
+    { name: 'proxy', args: ['proxy'] },
+    { name: 'proxy with a config', args: ['proxy', '--config', 'proxy.json'] },
+    { name: 'failover', args: ['failover'] },
+    { name: 'report', args: ['report', '--json'] },
+    { name: 'receive', args: ['receive'] },
+    { name: 'drill', args: ['drill'] },
+    { name: 'install agent', args: ['install', 'agent'] },
+    { name: 'uninstall agent', args: ['uninstall', 'agent'] },
+    { name: 'snapshots', args: ['snapshots'] },
+    { name: 'restore', args: ['restore'] },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const r = await standby(...c.args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`standby ${c.args[0]}: not built yet`));
+    });
+  }
+
+  test('status without --agent needs the proxy: not built, exit 2', async () => {
+    const r = await standby('status');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not built yet/);
+    assert.match(r.stderr, /status --agent/);
+  });
+});
+
+describe('agent start-up failures', { concurrency: 2 }, () => {
+  test('a missing --config file: exit 78, names the file', async () => {
+    const r = await standby('agent', '--config', '/nonexistent.json');
+    assert.equal(r.code, 78);
+    assert.equal(r.stderr.trim(), 'standby: cannot read config file /nonexistent.json: ENOENT; pass an existing JSON file with --config');
+  });
+
+  test('a bad field: exit 78, names the field, the value and what was expected', async () => {
+    const bad = write('bad.json', { hostId: 'gpu-1', standby: { host: 'h', path: '/s' }, sync: { delayMs: -5 } });
+    const r = await standby('agent', '--config', bad);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, new RegExp(`invalid settings in ${bad.replaceAll('.', '\\.')}`));
+    assert.match(r.stderr, /sync\.delayMs: got -5, expected sync\.delayMs: at least 0 ms/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for a config error');
+  });
+
+  test('a misspelt field: exit 78, names it', async () => {
+    const bad = write('typo.json', { hostId: 'gpu-1', standby: { host: 'h', path: '/s' }, sync: { delaysMs: 250 } });
+    const r = await standby('agent', '--config', bad);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /sync: unknown field\(s\) delaysMs/);
+  });
+
+  test('a file that is not JSON: exit 78', async () => {
+    const bad = write('notjson.json', 'hostId: gpu-1\n');
+    const r = await standby('agent', '--config', bad);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /is not valid JSON/);
+  });
+
+  test('a bad flag over a good file: exit 78, the source says "(and flags)"', async () => {
+    const r = await standby('agent', '--config', good, '--sync.delayMs', '-1');
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /\(and flags\):\n\s+sync\.delayMs: got -1/);
+  });
+
+  test('flags override the file: --workspace names the folder the agent then looks for', async () => {
+    const other = join(dir, 'flag-workspace');
+    const r = await standby('agent', '--config', good, '--workspace', other);
+    assert.equal(r.code, 66, r.stderr);
+    assert.match(r.stderr, new RegExp(`sync root ${other.replaceAll('.', '\\.')} is not a folder`));
+  });
+
+  test('--sync.delayMs 1000 over a file passes validation (stops at the workspace check)', async () => {
+    const r = await standby('agent', '--config', good, '--sync.delayMs', '1000');
+    assert.equal(r.code, 66, r.stderr);
+    assert.match(r.stderr, /is not a folder/);
+  });
+
+  // yargs knows nothing of the schema, so these flags arrive as the wrong type unless the CLI converts them
+  const flagCases: { name: string; args: string[] }[] = [
+    { name: 'regression: --sync.defaultExcludes false is accepted as the boolean false', args: ['--sync.defaultExcludes', 'false'] },
+    { name: 'regression: a single --sync.exclude is accepted as a one-pattern list', args: ['--sync.exclude', '*.log'] },
+    { name: 'regression: a numeric-looking --hostId is accepted as a string (Vast ids are numbers)', args: ['--hostId', '123'] },
+  ];
+  for (const c of flagCases) {
+    test(c.name, async () => {
+      const r = await standby('agent', '--config', good, ...c.args);
+      assert.doesNotMatch(r.stderr, /invalid settings/, r.stderr);
+      assert.equal(r.code, 66, `got past the config to the workspace check; stderr: ${r.stderr}`);
+    });
+  }
+
+  test('verify with a missing --config: exit 78', async () => {
+    const r = await standby('verify', '--config', '/nonexistent.json');
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /cannot read config file \/nonexistent\.json/);
+  });
+});
+
+describe('commands that talk to a running agent', { concurrency: 2 }, () => {
+  test('status --agent with nothing listening says no agent answers', async () => {
+    const r = await standby('status', '--agent', '--agent-url', 'http://127.0.0.1:1');
+    assert.equal(r.code, 69);
+    assert.match(r.stderr, /no agent answers at http:\/\/127\.0\.0\.1:1: is `standby agent` running\?/);
+  });
+
+  test('sync --full with nothing listening says no agent answers', async () => {
+    const r = await standby('sync', '--full', '--agent-url', 'http://127.0.0.1:1');
+    assert.equal(r.code, 69);
+    assert.match(r.stderr, /no agent answers/);
+  });
+
+  test('regression: sync without an action is a usage error (exit 2), not an uncaught exception', async () => {
+    const r = await standby('sync');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--confirm-deletes or --full/);
+    assert.doesNotMatch(r.stderr, /triggerUncaughtException|node:internal/);
+  });
+});
