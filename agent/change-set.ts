@@ -131,10 +131,15 @@ export class ChangeSet {
     return this.#inFlight;
   }
 
-  /** The pass is on the standby's disk: its changes are acknowledged, except `hold` (deletions the guard stopped). */
-  complete(batch: Batch, hold: Change[] = []): void {
+  /**
+   * The pass is on the standby's disk: its changes are acknowledged, except `hold`
+   * (deletions the guard stopped) and `requeue` (paths rsync could not send, e.g.
+   * vanished mid-pass), which go back to pending.
+   */
+  complete(batch: Batch, hold: Change[] = [], requeue: Change[] = []): void {
     if (this.#inFlight !== batch) throw new Error('completing a batch that is not in flight');
     this.#inFlight = undefined;
+    if (requeue.length > 0) this.#mergeBack(requeue);
     for (const c of hold) {
       const key = keyOf(c.root, c.path);
       const newer = this.#pending.get(key);
@@ -151,17 +156,27 @@ export class ChangeSet {
   fail(batch: Batch): void {
     if (this.#inFlight !== batch) throw new Error('failing a batch that is not in flight');
     this.#inFlight = undefined;
+    this.#mergeBack(batch.changes);
+  }
+
+  /**
+   * Older changes rejoin pending ahead of the newer ones (sequence order). Where a
+   * newer change to the same path is pending, the path keeps the newer kind but
+   * the older sequence number: the older change is not on the standby either, so
+   * the watermark must stay below it until the path is sent.
+   */
+  #mergeBack(changes: readonly Change[]): void {
     const merged = new Map<string, Change>();
-    for (const c of batch.changes) {
+    for (const c of changes) {
       const key = keyOf(c.root, c.path);
       const newer = this.#pending.get(key);
-      if (!newer) merged.set(key, c);
-      else newer.firstAt = Math.min(newer.firstAt, c.firstAt);
+      merged.set(key, newer ? { ...newer, seq: c.seq, firstAt: Math.min(newer.firstAt, c.firstAt) } : c);
     }
-    for (const [key, c] of this.#pending) merged.set(key, c);
+    for (const [key, c] of this.#pending) if (!merged.has(key)) merged.set(key, c);
     this.#pending = merged;
     this.#pendingMinFirstAt = summarize(merged.values()).minFirstAt;
   }
+
 
   /** Someone confirmed the held deletions: they become pending again. Returns how many. */
   release(): number {

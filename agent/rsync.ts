@@ -24,6 +24,8 @@ export interface RsyncResult {
   stderr: string;
   /** --itemize-changes / --out-format lines, when asked for */
   items: string[];
+  /** source paths (as rsync names them: absolute) that vanished during the pass (exit 24): not sent */
+  vanished: string[];
   durationMs: number;
 }
 
@@ -84,7 +86,9 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     let stdout = '';
     let stderr = '';
     const items: string[] = [];
+    const vanished: string[] = [];
     let partial = '';
+    let errPartial = '';
     child.stdout.on('data', (d: Buffer) => {
       const text = d.toString();
       if (options.itemize) {
@@ -96,7 +100,15 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
       stdout = (stdout + text).slice(-8192);
     });
     child.stderr.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8192);
+      const text = d.toString();
+      // every vanished file is kept (not only the tail): the owner must not count them as sent
+      const lines = (errPartial + text).split('\n');
+      errPartial = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^file has vanished: "(.*)"$/.exec(line);
+        if (m?.[1]) vanished.push(m[1]);
+      }
+      stderr = (stderr + text).slice(-8192);
     });
     child.once('error', (err) => {
       const e = err as NodeJS.ErrnoException;
@@ -112,6 +124,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
         stats: parseStats(stdout + '\n' + stderr),
         stderr: stderr.trim(),
         items,
+        vanished,
         durationMs: performance.now() - started,
       });
     });

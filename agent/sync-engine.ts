@@ -258,8 +258,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#passing = undefined;
       if (this.#closed) return;
       if (this.#phase === 'syncing') this.#phase = 'idle';
-      if (this.#needFull) this.#kick();
-      else this.#batcher.poke();
+      if (this.#needFull) return this.#kick();
+      // changes put back by the pass (vanished files) start a batch of their own
+      if (this.#changes.pendingCount > 0 && this.#batcher.dueAt === undefined) this.#batcher.touch();
+      this.#batcher.poke();
     });
   }
 
@@ -274,7 +276,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         filesSent += r.stats.filesTransferred;
         bytesSent += r.stats.bytesSent;
       }
-      this.#changes.complete(batch, hold.held);
+      this.#changes.complete(batch, hold.held, this.#vanished(batch, hold.results));
       this.#onPassOk(batch, started, filesSent, bytesSent);
     } catch (err) {
       this.#changes.fail(batch);
@@ -337,6 +339,19 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #passEstimate(latest: number): number {
     const prev = this.#batcher.passEstimateMs;
     return prev === 0 ? latest : 0.7 * prev + 0.3 * latest;
+  }
+
+  /** Changes whose file vanished while rsync sent the pass: not on the standby, so not acknowledged (a later event covers the path). */
+  #vanished(batch: Batch, results: RsyncResult[]): Change[] {
+    const gone = new Set<string>();
+    for (const r of results) {
+      for (const abs of r.vanished) {
+        const root = this.roots.findIndex((x) => abs.startsWith(x.local.replace(/\/?$/, '/')));
+        if (root >= 0) gone.add(`${root}\0${abs.slice(this.roots[root]!.local.replace(/\/?$/, '/').length)}`);
+      }
+    }
+    if (gone.size === 0) return [];
+    return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`));
   }
 
   #scheduleNextFull(): void {

@@ -4,16 +4,15 @@
 // VmHWM) and CPU (utime+stime of the agent, its children and the ssh master it
 // runs, from /proc) while idle for 20 s and during a 5,000-file burst.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSshd } from '../test/fixtures/sshd.ts';
 import { agentUnavailable, startAgent, type Agent, type AgentStatus } from './agent-process.ts';
 import { observe } from './observer.ts';
 import { TICKS_PER_S, commandLine, inotifyWatches, pidsWithMarker, sample, type Sampler } from './proc-usage.ts';
 import { megabytes, percent, percentile, seconds, type CaseResult, type Table } from './report.ts';
 import { rsyncOnce } from './rsync-run.ts';
-import { sshTarget } from './ssh-target.ts';
+import { removeScratch, scratchDir, terminate } from './scratch.ts';
+import { startBenchSshd, sshTarget } from './ssh-target.ts';
 import { makeTree } from './tree.ts';
 import { burst } from './workloads.ts';
 
@@ -31,8 +30,8 @@ function cpu(s: ReturnType<Sampler['stop']>): number {
 }
 
 export async function run(): Promise<CaseResult> {
-  const tmp = mkdtempSync(join(tmpdir(), 'standby-bench-res-'));
-  const sshd = await startSshd();
+  const tmp = scratchDir('standby-bench-res-');
+  const sshd = await startBenchSshd(tmp);
   let agent: Agent | undefined;
   const rows: string[][] = [];
   const notes: string[] = [];
@@ -120,17 +119,11 @@ export async function run(): Promise<CaseResult> {
     }
     const left = pidsWithMarker(sshd.identityFile);
     if (left.length > 0) {
-      notes.push(`After the agent stopped, ${left.length} process(es) still used its key: ${left.map((p) => commandLine(p).slice(0, 100)).join('; ')} (killed).`);
-      for (const p of left) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+      notes.push(`After the agent stopped, ${left.length} process(es) still used its key: ${left.map((p) => commandLine(p).slice(0, 100)).join('; ')} (stopped).`);
+      await terminate(left);
     }
     await sshd.close();
-    rmSync(tmp, { recursive: true, force: true });
+    removeScratch(tmp);
   }
   const table: Table = { title: `Agent resources on a ${TREE_FILES.toLocaleString('en')}-file workspace`, columns: ['measure', 'figure', 'target', 'verdict'], rows };
   notes.push('CPU is utime+stime from /proc of the agent, its live children and the ones it reaped (cutime/cstime), plus its backgrounded ssh ControlMaster; the standby side (sshd, rsync --server) is not counted. Percent is of one core.');

@@ -12,6 +12,7 @@ import { startLsyncd, type Lsyncd } from './lsyncd-process.ts';
 import { observe, type Arrivals } from './observer.ts';
 import { commandLine, pidsWithMarker } from './proc-usage.ts';
 import type { Relay } from './relay.ts';
+import { terminate } from './scratch.ts';
 import { mebibytes, percentile, seconds, type Table } from './report.ts';
 import { rsyncOnce, startRsyncLoop, type RsyncLoop } from './rsync-run.ts';
 import type { SshTarget } from './ssh-target.ts';
@@ -88,18 +89,12 @@ async function quiet(relay: Relay, quietMs: number, maxMs: number): Promise<bool
   return false;
 }
 
-/** Kills processes still using the benchmark's key or folders after a system stopped, and says what they were. */
-function sweep(markers: string[]): string | undefined {
+/** Stops processes still using the benchmark's key or folders after a system stopped, and says what they were. */
+async function sweep(markers: string[]): Promise<string | undefined> {
   const pids = [...new Set(markers.flatMap(pidsWithMarker))];
   if (pids.length === 0) return undefined;
   const what = pids.map((p) => `${p}: ${commandLine(p).slice(0, 120)}`);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  await terminate(pids);
   return `left ${pids.length} process(es) running after stop: ${what.join('; ')}`;
 }
 
@@ -239,7 +234,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
       if (r.code !== 0) problems.push(`agent exit on SIGTERM: code ${r.code} signal ${r.signal} after ${seconds(r.ms)}`);
       else if (r.ms > 5000) problems.push(`agent took ${seconds(r.ms)} to exit on SIGTERM`);
     }
-    const left = sweep([ctx.target.identityFile, dir]);
+    const left = await sweep([ctx.target.identityFile, dir]);
     if (left) problems.push(left);
     keepLog(agent?.logFile ?? lsyncd?.logFile, `${ctx.name}-${spec.kind}-${spec.delayMs ?? 0}-${tree.label.replace(/\W+/g, '')}.log`);
     rmSync(dir, { recursive: true, force: true });

@@ -30,11 +30,16 @@ export function rsyncOnce(src: string, dst: string, target: SshTarget, options: 
   child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
   let timedOut = false;
+  // SIGTERM first: rsync then closes its ssh session cleanly, and the remote shell is not cut mid-way.
+  const stop = (): void => {
+    child.kill('SIGTERM');
+    setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'), 3_000).unref();
+  };
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill('SIGKILL');
+    stop();
   }, options.timeoutMs ?? 300_000);
-  const abort = (): void => void child.kill('SIGKILL');
+  const abort = (): void => stop();
   options.signal?.addEventListener('abort', abort, { once: true });
   return new Promise((resolve) => {
     child.once('close', (code) => {

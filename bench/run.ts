@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeMachine, machineLines, waitForQuiet } from './machine.ts';
 import { markdownTable, textTable, type BenchCase, type CaseResult } from './report.ts';
+import { onInterrupt } from './scratch.ts';
 
 export const CASES = ['sync-lag', 'slow-link', 'agent-resources'] as const;
 type CaseName = (typeof CASES)[number];
@@ -36,6 +37,11 @@ machine it ran on. Times are measured with the monotonic clock
 (\`performance.now()\`); lag is the time from the end of a file's write to the
 moment its exact content (a unique token per file; size and head/tail tokens
 for the big file) is seen in the standby's folder, polled every 20 ms.
+
+The standby's sshd is the test fixture with one change: its sessions get an
+empty folder as HOME, so the shell start-up files of root on a developer
+machine (pyenv init: about 0.1 s per ssh session here) do not weigh on every
+rsync of every system.
 
 Knobs for a partial run (the section is still rewritten, so rerun the whole case
 before committing figures): \`BENCH_SYSTEMS=agent,lsyncd,one-shot,loop\`,
@@ -109,4 +115,5 @@ async function main(argv: string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
+onInterrupt();
 process.exitCode = await main(process.argv.slice(2));

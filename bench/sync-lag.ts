@@ -3,14 +3,12 @@
 // in the same run, over the same sshd on loopback: a trickle, a burst and a big
 // file on a fresh workspace, then the trickle on a workspace of 50,000 files.
 // Every system reaches sshd through a pass-through relay that counts bytes.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSshd } from '../test/fixtures/sshd.ts';
 import { AGENT_1000, AGENT_DEFAULTS, LOOP, LSYNCD, ONE_SHOT, lagTable, measureSystem, type LagContext, type LagRow, type SystemSpec } from './lag.ts';
 import { startRelay, type RelayOptions } from './relay.ts';
 import { percentile, seconds, mebibytes, type CaseResult, type Table } from './report.ts';
-import { sshTarget } from './ssh-target.ts';
+import { removeScratch, scratchDir } from './scratch.ts';
+import { startBenchSshd, sshTarget } from './ssh-target.ts';
 import { makeTree } from './tree.ts';
 import { big, burst, trickle, type Workload } from './workloads.ts';
 
@@ -36,11 +34,11 @@ export interface LagRun {
 
 /** The whole matrix, shared with slow-link: systems x (workloads on a fresh tree, then the trickle on a 50,000-file tree). */
 export async function runLagMatrix(name: string, systems: SystemSpec[], relayOptions: Omit<RelayOptions, 'targetHost' | 'targetPort'>, landTimeoutMs: Record<string, number>): Promise<LagRun> {
-  const tmp = mkdtempSync(join(tmpdir(), 'standby-bench-'));
-  const sshd = await startSshd();
+  const tmp = scratchDir('standby-bench-');
+  const sshd = await startBenchSshd(tmp);
   const relay = await startRelay({ targetHost: sshd.host, targetPort: sshd.port, ...relayOptions }).catch(async (err: unknown) => {
     await sshd.close();
-    rmSync(tmp, { recursive: true, force: true });
+    removeScratch(tmp);
     throw err;
   });
   try {
@@ -61,7 +59,7 @@ export async function runLagMatrix(name: string, systems: SystemSpec[], relayOpt
   } finally {
     await relay.close();
     await sshd.close();
-    rmSync(tmp, { recursive: true, force: true });
+    removeScratch(tmp);
   }
 }
 

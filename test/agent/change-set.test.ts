@@ -205,7 +205,7 @@ describe('ChangeSet take/complete/fail contract', () => {
 });
 
 describe('ChangeSet fail() merge', () => {
-  test('keeps the newer pending change to the same path, with the older firstAt', () => {
+  test('regression: keeps the newer kind but the older seq and firstAt, so the watermark stays below the change that failed', () => {
     const { set, advance } = clocked(0);
     set.record(0, 'a', 'add'); // 1 at t=0
     const batch = set.take(false);
@@ -213,7 +213,7 @@ describe('ChangeSet fail() merge', () => {
     set.record(0, 'a', 'unlink'); // 2 at t=300, while 1 is in flight
     set.fail(batch);
     const again = set.take(false);
-    assert.deepEqual(again.changes, [{ root: 0, path: 'a', kind: 'unlink', seq: 2, firstAt: 0 }]);
+    assert.deepEqual(again.changes, [{ root: 0, path: 'a', kind: 'unlink', seq: 1, firstAt: 0 }]);
   });
 
   test('puts failed changes before the newer pending ones, so the Map stays in seq order', () => {
@@ -226,8 +226,8 @@ describe('ChangeSet fail() merge', () => {
     set.fail(batch);
     assert.deepEqual(pendingOrder(set), [
       { path: 'a', seq: 1 },
+      { path: 'b', seq: 2 },
       { path: 'c', seq: 3 },
-      { path: 'b', seq: 4 },
     ]);
     assert.equal(set.watermark, 0);
   });
@@ -364,5 +364,21 @@ describe('ChangeSet oldestOutstandingAt', () => {
     set.record(0, 'b', 'add'); // t=50
     set.complete(b);
     assert.equal(set.oldestOutstandingAt, 50);
+  });
+});
+
+describe('ChangeSet complete() with requeued changes', () => {
+  test('regression: a file that vanished mid-pass (rsync exit 24) is not acknowledged, even when a newer change to it is pending', () => {
+    const set = new ChangeSet(() => 0);
+    set.record(0, 'a', 'change'); // 1
+    set.record(0, 'b', 'change'); // 2
+    const batch = set.take(false);
+    set.record(0, 'a', 'unlink'); // 3: the reason it vanished
+    set.complete(batch, [], batch.changes.filter((c) => c.path === 'a'));
+    assert.equal(set.watermark, 0, 'change 1 is not on the standby');
+    const next = set.take(false);
+    assert.deepEqual(next.changes.map((c) => [c.path, c.kind, c.seq]), [['a', 'unlink', 1]]);
+    set.complete(next);
+    assert.equal(set.watermark, 3);
   });
 });
