@@ -13,6 +13,7 @@ import { observe, type Arrivals } from './observer.ts';
 import { commandLine, pidsWithMarker } from './proc-usage.ts';
 import type { Relay } from './relay.ts';
 import { terminate } from './scratch.ts';
+import { descendants } from '../test/fixtures/process-tree.ts';
 import { mebibytes, percentile, seconds, type Table } from './report.ts';
 import { rsyncOnce, startRsyncLoop, type RsyncLoop } from './rsync-run.ts';
 import type { SshTarget } from './ssh-target.ts';
@@ -38,6 +39,8 @@ export interface LagContext {
   /** the case's name, for the logs kept in .bench-out/ */
   name: string;
   target: SshTarget;
+  /** the sshd fixture's folder, to tell the standby side's processes from the client's */
+  sshdDir: string;
   relay: Relay;
   /** a scratch folder; each system gets a fresh folder inside it, removed afterwards */
   tmp: string;
@@ -56,6 +59,8 @@ export interface LagRow {
   lags: number[];
   /** ms from the last write to the last arrival; undefined when not everything landed */
   allLandedMs?: number;
+  /** ms the workload's writes took (the system's own load can slow them) */
+  writeMs?: number;
   /** bytes clients sent through the relay during the workload (and until the system went quiet) */
   wireUp?: number;
   note: string;
@@ -89,13 +94,26 @@ async function quiet(relay: Relay, quietMs: number, maxMs: number): Promise<bool
   return false;
 }
 
-/** Stops processes still using the benchmark's key or folders after a system stopped, and says what they were. */
-async function sweep(markers: string[]): Promise<string | undefined> {
-  const pids = [...new Set(markers.flatMap(pidsWithMarker))];
+/**
+ * After a system stopped: processes that still use the benchmark's key or folders. The
+ * standby side (sshd's sessions, `rsync --server`) gets 3 s to wind down by itself; what is
+ * left then is stopped and reported, client side first (those would be the system's leak).
+ */
+async function sweep(markers: string[], sshdDir: string): Promise<string | undefined> {
+  const find = (): number[] => [...new Set(markers.flatMap(pidsWithMarker))];
+  const deadline = performance.now() + 3_000;
+  while (find().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const pids = find();
   if (pids.length === 0) return undefined;
-  const what = pids.map((p) => `${p}: ${commandLine(p).slice(0, 120)}`);
+  const standbySide = new Set(pidsWithMarker(join(sshdDir, 'sshd_config')).flatMap((p) => descendants(p)));
+  const client = pids.filter((p) => !standbySide.has(p));
+  const server = pids.filter((p) => standbySide.has(p));
+  const what = (list: number[]): string => list.map((p) => `${p}: ${commandLine(p).slice(0, 120)}`).join('; ');
   await terminate(pids);
-  return `left ${pids.length} process(es) running after stop: ${what.join('; ')}`;
+  const parts: string[] = [];
+  if (client.length > 0) parts.push(`left ${client.length} process(es) running 3 s after stop: ${what(client)}`);
+  if (server.length > 0) parts.push(`standby side still busy 3 s after stop: ${what(server)}`);
+  return parts.join('; ');
 }
 
 const benchOut = join(dirname(fileURLToPath(import.meta.url)), '..', '.bench-out');
@@ -172,9 +190,11 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
       const observer = observe(dst);
       const notes: string[] = [];
       let arrivals: Arrivals;
+      let writeMs: number | undefined;
       log(`${spec.label}: ${w.label}`);
       try {
         const written = await w.write(src, folder, (x) => observer.expect(x));
+        writeMs = written.ms;
         notes.push(`writes took ${seconds(written.ms)}`);
         if (spec.kind === 'one-shot') {
           const r = await rsyncOnce(src, dst, ctx.target, { timeoutMs: ctx.landTimeoutMs[w.name] ?? 60_000 });
@@ -183,11 +203,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
         arrivals = await observer.done(ctx.landTimeoutMs[w.name] ?? 60_000);
         // Let the system finish what it does after the files landed (a second send counts too).
         if (agent) {
-          const s = await agent.settled(30_000).catch((err: Error) => {
-            problems.push(`not settled after ${w.name}: ${err.message.slice(0, 200)}`);
-            return undefined;
-          });
-          void s;
+          await agent.settled(30_000).catch((err: Error) => void problems.push(`not settled after ${w.name}: ${err.message.slice(0, 200)}`));
           await quiet(ctx.relay, 1000, 15_000);
         } else if (lsyncd) {
           if (!(await quiet(ctx.relay, 2000, 30_000))) notes.push('relay never went quiet within 30 s');
@@ -220,6 +236,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
         landed: arrivals.lags.length,
         lags: arrivals.lags,
         allLandedMs: all ? arrivals.lastArrival! - arrivals.lastWrittenAt! : undefined,
+        writeMs,
         wireUp: after.up - before.up,
         note: [startNote, ...notes].filter(Boolean).join('; '),
       });
@@ -234,7 +251,7 @@ export async function measureSystem(spec: SystemSpec, ctx: LagContext, workloads
       if (r.code !== 0) problems.push(`agent exit on SIGTERM: code ${r.code} signal ${r.signal} after ${seconds(r.ms)}`);
       else if (r.ms > 5000) problems.push(`agent took ${seconds(r.ms)} to exit on SIGTERM`);
     }
-    const left = await sweep([ctx.target.identityFile, dir]);
+    const left = await sweep([ctx.target.identityFile, dir], ctx.sshdDir);
     if (left) problems.push(left);
     keepLog(agent?.logFile ?? lsyncd?.logFile, `${ctx.name}-${spec.kind}-${spec.delayMs ?? 0}-${tree.label.replace(/\W+/g, '')}.log`);
     rmSync(dir, { recursive: true, force: true });

@@ -63,12 +63,12 @@ export function machineLines(m: Machine): string[] {
 function cpuTimes(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const f = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  const idle = f[3] ?? 0; // idle only: iowait counts as busy, since another process's disk traffic slows ours
   const total = f.reduce((a, b) => a + b, 0);
   return { busy: total - idle, total };
 }
 
-/** The fraction of all cores busy over `ms`, from /proc/stat. */
+/** The fraction of all cores busy (or waiting for the disk) over `ms`, from /proc/stat. */
 export async function busyFraction(ms = 2_000): Promise<number> {
   const a = cpuTimes();
   await sleep(ms);
