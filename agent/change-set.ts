@@ -1,7 +1,10 @@
 // The changes not yet on the standby, each with its sequence number, and the
 // watermark: the highest number W such that every change numbered <= W is on
-// the standby's disk. Work per event is O(1): one Map delete+set, which keeps
-// the Map ordered by sequence number, so its first entry is the oldest.
+// the standby's disk. Work per event is O(1): one Map lookup and at most one
+// insert. A path changed again while pending keeps its entry, its place and its
+// older sequence number (only the kind changes): that older change is not on the
+// standby either, so the watermark must stay below it. The Map thus stays in
+// sequence order, and its first entry is the oldest outstanding change.
 //
 // A change is in exactly one of three places: pending (waiting for a pass),
 // in flight (in the pass running now), or held (a deletion the guard stopped
@@ -15,6 +18,7 @@ export interface Change {
   /** path relative to the root, '/'-separated */
   path: string;
   kind: ChangeKind;
+  /** the oldest change number of this path not yet on the standby (later changes to it coalesce here) */
   seq: number;
   /** monotonic ms when this path first changed without reaching the standby */
   firstAt: number;
@@ -68,8 +72,11 @@ export class ChangeSet {
     const key = keyOf(root, path);
     const now = this.#now();
     const before = this.#pending.get(key);
-    let firstAt = before?.firstAt ?? now;
-    if (before) this.#pending.delete(key); // re-insert so the Map stays in sequence order
+    if (before) {
+      before.kind = kind;
+      return seq;
+    }
+    let firstAt = now;
     const held = this.#held.get(key);
     if (held) {
       // a newer change to a held deletion supersedes it (the file is back)

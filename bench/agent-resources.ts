@@ -32,7 +32,7 @@ function cpu(s: ReturnType<Sampler['stop']>): number {
 
 export async function run(): Promise<CaseResult> {
   const tmp = scratchDir('standby-bench-res-');
-  const sshd = await startBenchSshd(tmp);
+  const sshd = await startBenchSshd();
   let agent: Agent | undefined;
   const rows: string[][] = [];
   const notes: string[] = [];

@@ -2,22 +2,14 @@
 // own port or through a relay port in front of it. The fixture's known_hosts names
 // `[127.0.0.1]:<sshd port>`; a relay port gets its own known_hosts line with the
 // same host key, so host key checking stays strict.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.ts';
 import { removeOnInterrupt } from './scratch.ts';
 
-/**
- * The standby's sshd for a benchmark: the test fixture, with the sessions' HOME set to an
- * empty folder. Every rsync runs `rsync --server` through the user's shell, and root's
- * shell start-up files on a developer machine (pyenv init here: about 0.1 s per session,
- * and a 60 s stall behind a stale lock once) would otherwise weigh on every pass of every
- * system; a standby's account has no such files.
- */
-export async function startBenchSshd(tmp: string): Promise<Sshd> {
-  const home = join(tmp, 'standby-home');
-  mkdirSync(home, { recursive: true });
-  const sshd = await startSshd({ config: [`SetEnv HOME=${home}`] });
+/** The standby's sshd for a benchmark: the test fixture (whose sessions get an empty HOME), removed on interrupt. */
+export async function startBenchSshd(): Promise<Sshd> {
+  const sshd = await startSshd();
   removeOnInterrupt(sshd.dir);
   return sshd;
 }

@@ -35,7 +35,7 @@ export interface LagRun {
 /** The whole matrix, shared with slow-link: systems x (workloads on a fresh tree, then the trickle on a 50,000-file tree). */
 export async function runLagMatrix(name: string, systems: SystemSpec[], relayOptions: Omit<RelayOptions, 'targetHost' | 'targetPort'>, landTimeoutMs: Record<string, number>): Promise<LagRun> {
   const tmp = scratchDir('standby-bench-');
-  const sshd = await startBenchSshd(tmp);
+  const sshd = await startBenchSshd();
   const relay = await startRelay({ targetHost: sshd.host, targetPort: sshd.port, ...relayOptions }).catch(async (err: unknown) => {
     await sshd.close();
     removeScratch(tmp);

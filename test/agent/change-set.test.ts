@@ -45,14 +45,14 @@ describe('ChangeSet sequence numbers and coalescing', () => {
     assert.equal(set.lastSeq, 3);
   });
 
-  test('a second change to the same path coalesces into one pending entry with the newer kind and seq', () => {
+  test('a second change to the same path coalesces into one pending entry with the newer kind and the older seq', () => {
     const { set, advance } = clocked(100);
     set.record(0, 'a', 'add');
     advance(50);
     set.record(0, 'a', 'unlink');
     assert.equal(set.pendingCount, 1);
     const batch = set.take(false);
-    assert.deepEqual(batch.changes, [{ root: 0, path: 'a', kind: 'unlink', seq: 2, firstAt: 100 }]);
+    assert.deepEqual(batch.changes, [{ root: 0, path: 'a', kind: 'unlink', seq: 1, firstAt: 100 }]);
   });
 
   test('the same path under two roots is two changes', () => {
@@ -62,19 +62,21 @@ describe('ChangeSet sequence numbers and coalescing', () => {
     assert.equal(set.pendingCount, 2);
   });
 
-  test('regression: coalescing moves the entry to the end, so the pending Map stays in sequence order', () => {
+  test('regression: coalescing keeps the older seq, so a superseded change is not acknowledged before its path is sent', () => {
     const { set } = clocked();
     set.record(0, 'a', 'add'); // 1
     set.record(0, 'b', 'add'); // 2
     set.record(0, 'c', 'add'); // 3
-    set.record(0, 'a', 'change'); // 4: a must move behind c
+    set.record(0, 'a', 'change'); // 4: coalesces into a's entry, which stays first
     assert.deepEqual(pendingOrder(set), [
+      { path: 'a', seq: 1 },
       { path: 'b', seq: 2 },
       { path: 'c', seq: 3 },
-      { path: 'a', seq: 4 },
     ]);
-    // and the watermark follows the first entry: 1 is superseded by 4, so 1 counts as done
-    assert.equal(set.watermark, 1);
+    // change 1 to a is not on the standby: the watermark must not pass it (it once moved a to the end and did)
+    assert.equal(set.watermark, 0);
+    set.complete(set.take(false));
+    assert.equal(set.watermark, 4, 'one pass covers 1..4');
   });
 });
 

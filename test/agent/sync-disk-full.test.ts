@@ -2,12 +2,13 @@
 // change, reports the failure, and converges once there is room.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
+import { watchAcknowledgements, WriterLog } from '../fixtures/writer-log.ts';
 
 test('standby disk full, then freed: nothing dropped, converges, verify clean', async (t) => {
   const mount = mkdtempSync(join(tmpdir(), 'standby-tmpfs-'));
@@ -26,7 +27,9 @@ test('standby disk full, then freed: nothing dropped, converges, verify clean', 
     rmSync(mount, { recursive: true, force: true });
   });
 
-  writeFileSync(join(pair.gpu, 'small.txt'), 'fits');
+  const log = new WriterLog(pair.gpu, pair.engine);
+  const acks = watchAcknowledgements(pair.engine, log, pair.cpu);
+  log.write('small.txt');
   await pair.synced();
   // someone else fills the standby's disk
   try {
@@ -35,7 +38,7 @@ test('standby disk full, then freed: nothing dropped, converges, verify clean', 
     // dd stops at "No space left on device": that is the point
   }
   mkdirSync(join(pair.gpu, 'data'));
-  for (let i = 0; i < 6; i++) writeFileSync(join(pair.gpu, `data/chunk-${i}.bin`), Buffer.alloc(1024 * 1024, i));
+  for (let i = 0; i < 6; i++) log.write(`data/chunk-${i}.bin`, 'z'.repeat(1024 * 1024));
   await waitFor('a failed pass', () => pair.engine.status().failedPasses > 0, { timeoutMs: 15_000 });
   const s = pair.engine.status();
   assert.ok(s.pending > 0, 'the changes are still pending, not dropped');
@@ -43,5 +46,7 @@ test('standby disk full, then freed: nothing dropped, converges, verify clean', 
   assert.match(s.lastError?.message ?? '', /disk full|No space|I\/O|partial/i, 'the error says what went wrong');
   rmSync(filler); // room again
   await pair.synced(30_000);
+  assert.ok(acks.checks() > 0);
+  assert.deepEqual(acks.violations, [], 'every acknowledged write is on the standby');
   assert.deepEqual(await pair.verify(), []);
 });
