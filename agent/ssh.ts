@@ -46,6 +46,22 @@ export function rsyncShell(target: StandbyTarget, control?: string): string {
   return ['ssh', ...sshArgs(target, control)].map(quote).join(' ');
 }
 
+/**
+ * Runs one command on the standby (through the control master when it is up).
+ * Resolves with its exit code; a timeout kills it and reports code null.
+ */
+export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', [...sshArgs(target, control), destination(target), command.map(quote).join(' ')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000);
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
+
 /** Owns the ControlMaster process: start when wanted, restart after it dies, close on shutdown. */
 export class ControlMaster {
   readonly path: string;

@@ -78,7 +78,9 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
   const logFile = join(o.dir, 'agent.log');
   const log = createWriteStream(logFile);
   const spawnedAt = performance.now();
-  const child = spawn(node, [cli, 'agent', '--config', configFile], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // as users run it: bin/standby, with its memory settings (or another entry point under node)
+  const [program, args] = process.env.STANDBY_BENCH_CLI ? [node, [cli, 'agent', '--config', configFile]] : [join(root, 'bin', 'standby'), ['agent', '--config', configFile]];
+  const child = spawn(program, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail: string[] = [];
   const keep = (d: Buffer): void => {
     log.write(d);
