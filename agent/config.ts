@@ -99,3 +99,18 @@ export const agentConfigSchema = z.strictObject({
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type StandbyTarget = AgentConfig['standby'];
 export type SyncSettings = AgentConfig['sync'];
+
+/** A folder synced to the standby: the workspace is root 0, then sync.paths. */
+export interface SyncRoot {
+  local: string;
+  remote: string;
+}
+
+export function syncRoots(config: AgentConfig): SyncRoot[] {
+  return [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
+}
+
+/** The rsync exclude patterns in force: the defaults (unless turned off), then the user's. */
+export function excludesOf(config: AgentConfig): string[] {
+  return [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+}

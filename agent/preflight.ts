@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { StandbyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { SyncRoot } from './sync-engine.ts';
+import type { SyncRoot } from './config.ts';
 
 export function requireBinary(name: string, debianPackage: string): void {
   try {

@@ -36,6 +36,11 @@ export interface RsyncRun {
   pid: number | undefined;
 }
 
+/** A folder as rsync must be told it to mean its contents: with one trailing slash. */
+export function asDir(path: string): string {
+  return path.replace(/\/?$/, '/');
+}
+
 /** rsync exit codes that mean the pass did what it was asked. 24: a source file vanished mid-pass; a later event covers it. */
 export const RSYNC_OK = new Set([0, 24]);
 /** --max-delete stopped some deletions */

@@ -41,6 +41,11 @@ export function destination(target: StandbyTarget): string {
   return `${target.user}@${target.host}`;
 }
 
+/** rsync's spelling of a folder on the standby: user@host:/path/ */
+export function remoteDir(target: StandbyTarget, path: string): string {
+  return `${destination(target)}:${path.replace(/\/?$/, '/')}`;
+}
+
 /** The -e value for rsync. */
 export function rsyncShell(target: StandbyTarget, control?: string): string {
   return ['ssh', ...sshArgs(target, control)].map(quote).join(' ');

@@ -8,18 +8,12 @@ import type { Logger } from '../log.ts';
 import { Backoff } from './backoff.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, isDeletion, type Batch, type Change, type ChangeKind } from './change-set.ts';
-import type { AgentConfig } from './config.ts';
-import { DEFAULT_EXCLUDES } from './config.ts';
+import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from './config.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
-import { describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
-import { ControlMaster, destination, rsyncShell, runRemote } from './ssh.ts';
+import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
+import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
 import { watchRoot, type RootWatch } from './watcher.ts';
-
-export interface SyncRoot {
-  local: string;
-  remote: string;
-}
 
 export type SyncPhase = 'starting' | 'idle' | 'syncing' | 'retrying' | 'stopped';
 
@@ -116,8 +110,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     super();
     this.#config = config;
     this.#log = log;
-    this.roots = [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
-    this.#excludes = [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+    this.roots = syncRoots(config);
+    this.#excludes = excludesOf(config);
     this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#master = new ControlMaster(config.standby, config.runDir, log);
@@ -346,8 +340,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const gone = new Set<string>();
     for (const r of results) {
       for (const abs of r.vanished) {
-        const root = this.roots.findIndex((x) => abs.startsWith(x.local.replace(/\/?$/, '/')));
-        if (root >= 0) gone.add(`${root}\0${abs.slice(this.roots[root]!.local.replace(/\/?$/, '/').length)}`);
+        const root = this.roots.findIndex((x) => abs.startsWith(asDir(x.local)));
+        if (root >= 0) gone.add(`${root}\0${abs.slice(asDir(this.roots[root]!.local).length)}`);
       }
     }
     if (gone.size === 0) return [];
@@ -378,10 +372,6 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     ];
     if (this.#config.standby.rsyncPath) args.push(`--rsync-path=${this.#config.standby.rsyncPath}`);
     return args;
-  }
-
-  #remote(root: SyncRoot): string {
-    return `${destination(this.#config.standby)}:${root.remote.replace(/\/?$/, '/')}`;
   }
 
   async #runRsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
@@ -448,8 +438,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         '--force',
         '--delete', // and a new folder sent whole mirrors exactly
         '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
-        `${root.local.replace(/\/?$/, '/')}`,
-        this.#remote(root),
+        asDir(root.local),
+        remoteDir(this.#config.standby, root.remote),
       ];
       results.push(this.#check(await this.#runRsync(args, plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
       await this.#flush(root);
@@ -462,7 +452,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     let entries = 0;
     let heldHere = 0;
     for (const root of this.roots) {
-      const args = [...this.#baseArgs(), '--delete', '--delete-delay', root.local.replace(/\/?$/, '/'), this.#remote(root)];
+      const args = [...this.#baseArgs(), '--delete', '--delete-delay', asDir(root.local), remoteDir(this.#config.standby, root.remote)];
       const guarded = !this.#deletesConfirmed;
       // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
       const first = await this.#runRsync(guarded ? [...args, '--max-delete=0'] : args);

@@ -1,11 +1,10 @@
 // `standby verify`: proves the standby holds what this host holds, by
 // checksums (rsync --dry-run --checksum --itemize-changes), and lists every
 // difference. It reads both sides and writes neither.
-import type { AgentConfig } from './config.ts';
-import { DEFAULT_EXCLUDES } from './config.ts';
+import { excludesOf, syncRoots, type AgentConfig } from './config.ts';
 import { excludeArgs } from './exclude.ts';
-import { describeExit, runRsync } from './rsync.ts';
-import { destination, rsyncShell } from './ssh.ts';
+import { asDir, describeExit, runRsync } from './rsync.ts';
+import { remoteDir, rsyncShell } from './ssh.ts';
 import { StandbyError } from '../errors.ts';
 
 export type DifferenceKind = 'missing on standby' | 'content differs' | 'extra on standby' | 'attributes differ' | 'type differs';
@@ -37,17 +36,16 @@ export function classifyItem(line: string, root: string): Difference | undefined
 }
 
 export async function verify(config: AgentConfig): Promise<Difference[]> {
-  const roots = [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
-  const excludes = [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+  const excludes = excludesOf(config);
   const out: Difference[] = [];
-  for (const root of roots) {
+  for (const root of syncRoots(config)) {
     const args = [
       '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
       '-e', rsyncShell(config.standby),
       ...excludeArgs(excludes),
       ...(config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
-      root.local.replace(/\/?$/, '/'),
-      `${destination(config.standby)}:${root.remote.replace(/\/?$/, '/')}`,
+      asDir(root.local),
+      remoteDir(config.standby, root.remote),
     ];
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
