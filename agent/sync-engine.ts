@@ -419,7 +419,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     let deletions = 0;
     for (const c of batch.changes) if (isDeletion(c.kind)) deletions++;
     let held: Change[] = [];
-    let send = batch.changes;
+    let send: readonly Change[] = batch.changes;
     if (deletions > 0 && this.#guardTrips(deletions, this.#treeEntries + deletions)) {
       held = batch.changes.filter((c) => isDeletion(c.kind));
       send = batch.changes.filter((c) => !isDeletion(c.kind));
@@ -427,24 +427,45 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
     const results: RsyncResult[] = [];
     for (const [i, root] of this.roots.entries()) {
-      const plan = planPass(send.filter((c) => c.root === i));
+      const mine = send.filter((c) => c.root === i);
+      const deleting = mine.filter((c) => isDeletion(c.kind));
+      let plan = planPass(mine);
       if (plan.entries === 0) continue;
-      const args = [
-        ...this.#baseArgs(),
-        '-r', // listed folders that are new are sent whole
-        '--files-from=-',
-        '--from0',
-        '--delete-missing-args', // a listed path that is gone is deleted on the standby
-        '--force',
-        '--delete', // and a new folder sent whole mirrors exactly
-        '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
-        asDir(root.local),
-        remoteDir(this.#config.standby, root.remote),
-      ];
-      results.push(this.#check(await this.#runRsync(args, plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
+      const args = this.#incrementalArgs(root);
+      if (!this.#deletesConfirmed && deleting.some((c) => c.kind === 'unlinkDir')) {
+        // A folder's deletion takes all it held, which the watcher did not count:
+        // rsync counts it first, in a dry run of the deletions alone.
+        const dry = await this.#runRsync([...args, '--dry-run'], planPass(deleting).list);
+        this.#check(dry, `counting the deletions in ${root.local}`);
+        const count = dry.stats.filesDeleted;
+        const before = this.#treeEntries + deleting.length; // the watcher took one entry off per deleted path
+        if (this.#guardTrips(count, before)) {
+          held = [...held, ...deleting];
+          this.#hold(count, `${count} of about ${before} files deleted in ${root.local} (folders among them)`);
+          plan = planPass(mine.filter((c) => !isDeletion(c.kind)));
+        } else {
+          this.#treeEntries -= count - deleting.length;
+        }
+      }
+      if (plan.entries > 0) results.push(this.#check(await this.#runRsync(args, plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
       await this.#flush(root);
     }
     return { results, held };
+  }
+
+  #incrementalArgs(root: SyncRoot): string[] {
+    return [
+      ...this.#baseArgs(),
+      '-r', // listed folders that are new are sent whole
+      '--files-from=-',
+      '--from0',
+      '--delete-missing-args', // a listed path that is gone is deleted on the standby
+      '--force',
+      '--delete', // and a new folder sent whole mirrors exactly
+      '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
+      asDir(root.local),
+      remoteDir(this.#config.standby, root.remote),
+    ];
   }
 
   async #fullPass(batch: Batch): Promise<{ results: RsyncResult[]; held: Change[] }> {

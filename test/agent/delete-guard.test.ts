@@ -2,7 +2,7 @@
 // (rm -rf at the root, a wiped or unmounted workspace) is held, not applied,
 // until someone confirms it; ordinary deletions go through.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startPair } from '../fixtures/sync-pair.ts';
@@ -69,6 +69,44 @@ test('a few extra files on the standby at start are reconciled away without hold
   try {
     assert.equal(existsSync(join(pair.cpu, 'proj', 'stale.txt')), false);
     assert.equal(pair.engine.status().held, null);
+    assert.deepEqual(await pair.verify(), []);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a folder moved out of the workspace is counted by rsync, not by its one event, and held when it is most of the copy', async () => {
+  const pair = await startPair({ before: (gpu) => fill(gpu, 200) });
+  try {
+    // The watcher sees one event (the folder left); the 200 files inside it are rsync's count.
+    renameSync(join(pair.gpu, 'proj'), join(pair.top, 'moved-away'));
+    await waitFor('held', () => pair.engine.status().held, { timeoutMs: 10_000 });
+    assert.ok(pair.engine.status().held!.deletions >= 200, `held ${JSON.stringify(pair.engine.status().held)}`);
+    assert.equal(readdirSync(join(pair.cpu, 'proj')).length, 200, 'nothing was deleted on the standby');
+    pair.engine.confirmDeletes();
+    await pair.synced();
+    assert.equal(existsSync(join(pair.cpu, 'proj')), false, 'confirmed deletions are applied');
+    assert.deepEqual(await pair.verify(), []);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a small folder moved out goes through at once, beside the files written with it', async () => {
+  const pair = await startPair({
+    before: (gpu) => {
+      fill(gpu, 200);
+      mkdirSync(join(gpu, 'small'));
+      for (let i = 0; i < 60; i++) writeFileSync(join(gpu, 'small', `s-${i}`), `${i}`);
+    },
+  });
+  try {
+    renameSync(join(pair.gpu, 'small'), join(pair.top, 'moved-away'));
+    writeFileSync(join(pair.gpu, 'proj', 'new.txt'), 'new');
+    await pair.synced();
+    assert.equal(pair.engine.status().held, null);
+    assert.equal(existsSync(join(pair.cpu, 'small')), false);
+    assert.equal(readFileSync(join(pair.cpu, 'proj', 'new.txt'), 'utf8'), 'new');
     assert.deepEqual(await pair.verify(), []);
   } finally {
     await pair.close();
