@@ -4,7 +4,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { agentCommand } from './cli/agent.ts';
 import { demoCommand } from './cli/demo.ts';
+import { failoverCommand } from './cli/failover.ts';
 import { plannedCommands } from './cli/planned.ts';
+import { receiveCommand } from './cli/receive.ts';
+import { proxyCommand } from './cli/proxy.ts';
 import { statusCommand } from './cli/status.ts';
 import { syncCommand } from './cli/sync.ts';
 import { verifyCommand } from './cli/verify.ts';
@@ -14,9 +17,12 @@ await yargs(hideBin(process.argv))
   .usage('$0 <command> [options]\n\nKeeps a GPU workspace alive when a spot GPU dies.')
   .command(demoCommand)
   .command(agentCommand)
+  .command(proxyCommand)
+  .command(failoverCommand)
   .command(statusCommand)
   .command(syncCommand)
   .command(verifyCommand)
+  .command(receiveCommand)
   .command(plannedCommands)
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()

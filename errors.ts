@@ -11,6 +11,17 @@ export const ErrorCodes = {
   STANDBY_ERR_RSYNC_FAILED: { status: 502, exit: 1 },
   STANDBY_ERR_NOT_BUILT: { status: 501, exit: 2 },
   STANDBY_ERR_VERIFY_DIFFERS: { status: 409, exit: 1 },
+  STANDBY_ERR_STATE_CORRUPT: { status: 500, exit: 65 },
+  STANDBY_ERR_STATE_UNWRITABLE: { status: 500, exit: 73 },
+  STANDBY_ERR_UNAUTHORIZED: { status: 401, exit: 77 },
+  STANDBY_ERR_PROXY_UNREACHABLE: { status: 503, exit: 69 },
+  STANDBY_ERR_CONFLICT: { status: 409, exit: 1 },
+  // fencing (docs/fencing.md): the receiver's refusals have exit codes of their own, so a writer can tell them apart
+  STANDBY_ERR_COMMAND_REFUSED: { status: 403, exit: 77 },
+  STANDBY_ERR_EPOCH_STALE: { status: 409, exit: 79 },
+  STANDBY_ERR_LOCK_TIMEOUT: { status: 503, exit: 75 },
+  STANDBY_ERR_FENCE_FAILED: { status: 502, exit: 1 },
+  STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,17 +1,7 @@
 // The agent's settings (agent.json), with defaults and units. Messages in the
 // schema are the "expected ..." half of a config error.
-import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-
-// Flags arrive as yargs guessed them: "false" as a string, one --sync.exclude as a string, --hostId 123 as a number.
-const flagBoolean = (schema: z.ZodBoolean) => z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), schema);
-const flagList = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' ? [v] : v), schema);
-const flagString = (schema: z.ZodString) => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), schema);
-
-const absolutePath = z.string({ error: 'an absolute path' }).refine((p) => isAbsolute(p), { error: 'an absolute path' });
-const port = z.number({ error: 'a port number 1-65535' }).int({ error: 'a port number 1-65535' }).min(1, { error: 'a port number 1-65535' }).max(65535, { error: 'a port number 1-65535' });
-const ms = (what: string, min: number, max: number) =>
-  z.number({ error: `${what}: a number of milliseconds ${min}-${max}` }).int({ error: `${what}: whole milliseconds` }).min(min, { error: `${what}: at least ${min} ms` }).max(max, { error: `${what}: at most ${max} ms` });
+import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port } from '../config-fields.ts';
 
 /** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
 export const DEFAULT_EXCLUDES: readonly string[] = [
@@ -79,6 +69,41 @@ export const syncSchema = z.strictObject({
   .refine((s) => s.maxDelayMs === undefined || s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] })
   .transform((s) => ({ ...s, maxDelayMs: s.maxDelayMs ?? Math.max(1000, s.delayMs) }));
 
+export const agentProxySchema = z.strictObject({
+  /** the proxy's agent socket, e.g. wss://proxy.example.com/_standby/agent */
+  url: z.string({ error: 'a ws:// or wss:// URL' }).refine((u) => {
+    try {
+      return ['ws:', 'wss:'].includes(new URL(u).protocol);
+    } catch {
+      return false;
+    }
+  }, { error: 'a ws:// or wss:// URL' }),
+  /** this host's agent token, as the proxy's config gives it */
+  token: flagString(z.string({ error: 'a token string' }).min(8, { error: 'a token of at least 8 characters' })),
+  /** heartbeat period, ms (default 500; the proxy's detector.heartbeatIntervalMs should match) */
+  heartbeatIntervalMs: ms('proxy.heartbeatIntervalMs', 50, 60_000).default(500),
+  /** a CA file to trust for wss:// (e.g. a self-signed proxy certificate) */
+  caFile: absolutePath.optional(),
+}, { error: 'an object {url, token}' });
+
+/** code-server on this host, probed for the heartbeat */
+export const codeServerSchema = z.strictObject({
+  /** its health URL, e.g. http://127.0.0.1:8080/healthz */
+  url: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }),
+}, { error: 'an object {url}' });
+
+/** Where preemption notices come from on this host (the proxy turns one into a planned failover). */
+export const noticesSchema = z.strictObject({
+  /** wait on GCP's metadata instance/preempted: true, false, or "auto" (when this host is a GCP VM; default) */
+  gcpMetadata: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
+  /** the metadata URL (tests serve their own) */
+  gcpMetadataUrl: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }).default('http://metadata.google.internal/computeMetadata/v1/instance/preempted'),
+  /** take SIGTERM as the notice a container runtime sends before it stops the GPU: report it and wait to be fenced before exiting (default false: under systemd SIGTERM is an ordinary stop) */
+  stopSignal: flagBoolean(z.boolean({ error: 'true or false' })).default(false),
+  /** how long SIGTERM waits for the proxy's planned failover, ms (default 25000; a runtime's grace period is often 30 s) */
+  stopGraceMs: ms('notices.stopGraceMs', 0, 600_000).default(25_000),
+}, { error: 'an object of notice settings' });
+
 export const agentConfigSchema = z.strictObject({
   /** this host's id, as the proxy knows it */
   hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
@@ -93,7 +118,11 @@ export const agentConfigSchema = z.strictObject({
   }, { error: 'an object {host, port}' }).default({ host: '127.0.0.1', port: 7611 }),
   /** where the agent keeps its ssh control socket (default: the temp folder's standby-ssh/) */
   runDir: absolutePath.optional(),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+  /** the failover proxy: heartbeats, and nothing is pushed until it grants primary */
+  proxy: agentProxySchema.optional(),
+  codeServer: codeServerSchema.optional(),
+  notices: noticesSchema.default(() => noticesSchema.parse({})),
+  logLevel,
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -2,6 +2,8 @@
 // close() stops them in reverse order.
 import type { Logger } from '../log.ts';
 import type { AgentConfig } from './config.ts';
+import { HeartbeatClient } from './heartbeat.ts';
+import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { SyncEngine, type SyncStatus } from './sync-engine.ts';
@@ -9,6 +11,14 @@ import { SyncEngine, type SyncStatus } from './sync-engine.ts';
 export interface Agent {
   engine: SyncEngine;
   status: StatusServer;
+  /** the proxy connection, when a proxy is configured */
+  heartbeat: HeartbeatClient | undefined;
+  /**
+   * Reports a preemption notice and waits (up to graceMs) for the proxy's
+   * planned failover to fence this agent: its final pass is then done.
+   * Resolves true when fenced in time.
+   */
+  preempted(source: string, graceMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -27,12 +37,33 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireBinary('ssh', 'openssh-client');
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
-  await engine.start();
+  let heartbeat: HeartbeatClient | undefined;
+  if (config.proxy) {
+    // Connect first: nothing is pushed until the proxy grants primary.
+    heartbeat = new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url);
+    heartbeat.start();
+  }
+  const hb = heartbeat;
+  let gcp: GcpPreemptionWatcher | undefined;
+  const n = config.notices;
+  if (hb && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))) {
+    gcp = new GcpPreemptionWatcher(n.gcpMetadataUrl, (source) => hb.notice(source), log);
+    gcp.start();
+  }
+  try {
+    await engine.start();
+  } catch (err) {
+    heartbeat?.close();
+    gcp?.close();
+    throw err;
+  }
   checkInotifyLimits(log, inotifyWatchesHeld());
   let status: StatusServer;
   try {
     status = await startStatusServer(engine, config.status.host, config.status.port);
   } catch (err) {
+    heartbeat?.close();
+    gcp?.close();
     await engine.close();
     throw err;
   }
@@ -45,8 +76,19 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   return {
     engine,
     status,
+    heartbeat,
+    async preempted(source, graceMs) {
+      if (!hb || !engine.pushing) return false;
+      hb.notice(source);
+      log.warn({ source, graceMs }, 'preemption notice: waiting for the proxy to take the final pass and fence this agent');
+      const deadline = performance.now() + graceMs;
+      while (engine.pushing && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return !engine.pushing;
+    },
     async close() {
       clearInterval(timer);
+      gcp?.close();
+      heartbeat?.close();
       await status.close();
       await engine.close();
     },

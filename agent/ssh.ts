@@ -55,9 +55,11 @@ export function rsyncShell(target: StandbyTarget, control?: string): string {
  * Runs one command on the standby (through the control master when it is up).
  * Resolves with its exit code; a timeout kills it and reports code null.
  */
-export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+/** Runs a command on the standby; `env` goes before it as assignments (names unquoted, values quoted). */
+export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const line = [...Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`), ...command.map(quote)].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', [...sshArgs(target, control), destination(target), command.map(quote).join(' ')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const child = spawn('ssh', [...sshArgs(target, control), destination(target), line], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-2000);

@@ -46,6 +46,13 @@ export interface SyncStatus {
   treeEntries: number;
 }
 
+const EPOCH_STALE = 'STANDBY_ERR_EPOCH_STALE';
+
+/** How a writer names its epoch to the standby's receiver (`standby receive`). */
+export function epochEnv(epoch: number): string {
+  return `STANDBY_EPOCH=${epoch}`;
+}
+
 export interface PassEvent {
   full: boolean;
   ok: boolean;
@@ -92,6 +99,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #phase: SyncPhase = 'starting';
   #ready = false;
   #closed = false;
+  /** with a proxy configured, nothing is pushed until it grants primary: the epoch granted, or undefined */
+  #epoch: number | undefined;
+  readonly #gated: boolean;
+  /** a sync-now request: the next pass starts without waiting for the batch delay */
+  #urgent = false;
   #needFull = true;
   #deletesConfirmed = false;
   #passing: Promise<void> | undefined;
@@ -115,6 +127,70 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#master = new ControlMaster(config.standby, config.runDir, log);
+    this.#gated = config.proxy !== undefined;
+  }
+
+  /** Whether passes may run: always without a proxy; with one, only while it grants primary. */
+  get pushing(): boolean {
+    return !this.#fencedByStandby && (!this.#gated || this.#epoch !== undefined);
+  }
+
+  /** the standby's receiver refused this agent's epoch: nothing more is pushed until a proxy grants a newer one */
+  #fencedByStandby = false;
+  #refusedEpoch = 0;
+
+  get epoch(): number | undefined {
+    return this.#epoch;
+  }
+
+  /**
+   * The proxy's word: primary under `epoch` (push, and tell the standby's
+   * receiver that epoch), or fenced (push nothing from now on; a pass in flight
+   * is cut, and rsync's delayed renames mean it leaves no torn file).
+   */
+  grant(role: 'primary' | 'fenced', epoch: number, reason: string): void {
+    if (role === 'primary') {
+      if (this.#epoch === epoch && !this.#fencedByStandby) return;
+      if (this.#fencedByStandby && epoch <= this.#refusedEpoch) return; // the standby refused that one already
+      this.#fencedByStandby = false;
+      this.#epoch = epoch;
+      this.#log.info({ epoch, reason }, 'granted primary: pushing to the standby');
+      this.#kick();
+      return;
+    }
+    if (this.#epoch === undefined && this.#fencedLogged === epoch) return;
+    const wasPushing = this.#epoch !== undefined || !this.#gated;
+    this.#epoch = undefined;
+    this.#fencedLogged = epoch;
+    const unsent = this.#changes.outstandingCount;
+    this.#log.warn({ epoch, reason, unacknowledgedChanges: unsent, watermark: this.#changes.watermark, lastSeq: this.#changes.lastSeq }, wasPushing
+      ? `fenced: pushing nothing more; ${unsent} changes here are not on the standby (reported, not pushed)`
+      : 'not primary: pushing nothing until the proxy grants it');
+    this.#rsync?.abort();
+  }
+
+  #fencedLogged: number | undefined;
+
+  /** Runs a pass now and resolves once every change made before the call is on the standby's disk (or the pass failed). */
+  syncNow(timeoutMs: number): Promise<{ ok: boolean; watermark: number; error: string | null }> {
+    const target = this.#changes.lastSeq;
+    return new Promise((resolve) => {
+      const done = (r: { ok: boolean; watermark: number; error: string | null }) => {
+        clearTimeout(timer);
+        this.off('pass', onPass);
+        resolve(r);
+      };
+      const onPass = (e: PassEvent) => {
+        if (!e.ok) done({ ok: false, watermark: e.watermark, error: e.error ?? 'pass failed' });
+        else if (this.#changes.watermark >= target) done({ ok: true, watermark: this.#changes.watermark, error: null });
+      };
+      const timer = setTimeout(() => done({ ok: false, watermark: this.#changes.watermark, error: `no pass within ${timeoutMs} ms` }), timeoutMs);
+      this.on('pass', onPass);
+      if (!this.pushing) return done({ ok: false, watermark: this.#changes.watermark, error: 'not primary: this agent may not push' });
+      if (this.#changes.watermark >= target && !this.#passing) return done({ ok: true, watermark: this.#changes.watermark, error: null });
+      this.#urgent = true;
+      this.#kick();
+    });
   }
 
   /** Sets the watches, then runs the first full reconcile in the background; resolves once watching. */
@@ -232,10 +308,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** Starts a pass if one is wanted and none is running or backing off. */
   #kick(): void {
-    if (this.#closed || this.#passing || this.#retryTimer) return;
+    if (this.#closed || this.#passing || this.#retryTimer || !this.pushing) return;
     const full = this.#needFull;
     if (!full && this.#changes.pendingCount === 0) return;
-    if (!full) {
+    if (!full && !this.#urgent) {
       const due = this.#batcher.dueAt;
       if (due !== undefined && due > performance.now()) {
         this.#batcher.poke();
@@ -243,6 +319,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       }
     }
     this.#batcher.taken();
+    this.#urgent = false;
     // held deletions rejoin the batch once confirmed (a pass in flight may still have been adding to them)
     if (full && this.#deletesConfirmed) this.#changes.release();
     const batch = this.#changes.take(full);
@@ -310,6 +387,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   #onPassFailed(batch: Batch, started: number, err: unknown): void {
     if (this.#closed) return; // cancelled by close(): not a failure
+    if (!this.pushing) return; // cut by a fence: the changes wait, nothing is retried until granted again
     const message = err instanceof Error ? err.message : String(err);
     this.#stats.failedPasses++;
     const first = this.#backoff.attempts === 0;
@@ -320,6 +398,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#log.error({ err: message, pending: this.#changes.outstandingCount, retryInMs: delay }, first ? 'sync failing: keeping every change and retrying with backoff' : 'sync still failing, for another reason');
     }
     this.#lastError = { message, at: performance.now() };
+    if (err instanceof StandbyError && err.code === EPOCH_STALE) {
+      // Fenced by the standby itself (the proxy's word may not reach this host): stop pushing, no retry.
+      this.#fencedByStandby = true;
+      this.#refusedEpoch = this.#epoch ?? 0;
+      this.grant('fenced', this.#epoch ?? 0, 'the standby refused this epoch: a newer one fenced it');
+      this.#backoff.reset();
+      this.#phase = 'idle';
+      this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
+      return;
+    }
     this.#phase = 'retrying';
     this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
     if (err instanceof StandbyError && err.code === 'STANDBY_ERR_MISSING_BINARY') this.#log.fatal({ err: message }, 'cannot sync without rsync');
@@ -370,7 +458,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       '-e', rsyncShell(this.#config.standby, this.#master.running ? this.#master.path : undefined),
       ...excludeArgs(this.#excludes),
     ];
-    if (this.#config.standby.rsyncPath) args.push(`--rsync-path=${this.#config.standby.rsyncPath}`);
+    const rsyncPath = this.#config.standby.rsyncPath ?? 'rsync';
+    // Under a proxy the standby's receiver checks the writer's epoch, given as an env assignment
+    // (a plain sshd runs it as one too).
+    if (this.#epoch !== undefined) args.push(`--rsync-path=${epochEnv(this.#epoch)} ${rsyncPath}`);
+    else if (this.#config.standby.rsyncPath) args.push(`--rsync-path=${rsyncPath}`);
     return args;
   }
 
@@ -391,14 +483,21 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    */
   async #flush(root: SyncRoot): Promise<void> {
     const control = this.#master.running ? this.#master.path : undefined;
-    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000);
+    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epoch === undefined ? {} : { STANDBY_EPOCH: String(this.#epoch) });
+    if (stderr.includes(`[${EPOCH_STALE}]`)) throw this.#refusedError();
     if (code !== 0) {
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `flushing ${root.remote} to disk on the standby failed (${code === null ? 'timed out' : `exit ${code}`})${stderr ? `: ${stderr}` : ''}`, { code });
     }
   }
 
+  #refusedError(): StandbyError {
+    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `the standby refused this agent's epoch ${this.#epoch ?? 0}: it was fenced under a newer one [${EPOCH_STALE}]`, { epoch: this.#epoch });
+  }
+
   #check(result: RsyncResult, what: string): RsyncResult {
     if (RSYNC_OK.has(result.code ?? -1)) return result;
+    // the standby's receiver refused this writer's epoch (rsync's own exit code varies with timing)
+    if (result.stderr.includes(`[${EPOCH_STALE}]`)) throw this.#refusedError();
     const tail = result.stderr.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
     throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `${what} failed: ${describeExit(result.code, result.signal)}${tail ? ` (${tail})` : ''}`, { code: result.code, signal: result.signal });
   }

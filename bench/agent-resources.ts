@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { agentUnavailable, startAgent, type Agent, type AgentStatus } from './agent-process.ts';
+import { agentUnavailable, startAgent, type Agent, type AgentStatus } from '../test/fixtures/agent-process.ts';
 import { observe } from './observer.ts';
 import { TICKS_PER_S, commandLine, inotifyWatches, pidsWithMarker, sample, type Sampler } from './proc-usage.ts';
 import { megabytes, percent, percentile, seconds, type CaseResult, type Table } from './report.ts';

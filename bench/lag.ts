@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentUnavailable, startAgent, type Agent } from './agent-process.ts';
+import { agentUnavailable, startAgent, type Agent } from '../test/fixtures/agent-process.ts';
 import { startLsyncd, type Lsyncd } from './lsyncd-process.ts';
 import { observe, type Arrivals } from './observer.ts';
 import { commandLine, pidsWithMarker } from './proc-usage.ts';

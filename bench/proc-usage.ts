@@ -7,6 +7,8 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { descendants } from '../test/fixtures/process-tree.ts';
 
+export { pidsWithMarker } from '../test/fixtures/process-tree.ts';
+
 export const TICKS_PER_S = 100; // CLK_TCK on Linux
 
 export interface Usage {
@@ -42,20 +44,6 @@ function statusKiB(pid: number, field: string): number | undefined {
 }
 
 /** Pids whose command line contains `marker` (other than this process). */
-export function pidsWithMarker(marker: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes(marker)) out.push(pid);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out;
-}
 
 export function commandLine(pid: number): string {
   try {

@@ -4,6 +4,7 @@
 // same host key, so host key checking stays strict.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { SshTarget as AgentTarget } from '../test/fixtures/agent-process.ts';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.ts';
 import { removeOnInterrupt } from './scratch.ts';
 
@@ -14,13 +15,8 @@ export async function startBenchSshd(): Promise<Sshd> {
   return sshd;
 }
 
-export interface SshTarget {
-  host: string;
-  port: number;
-  user: string;
-  identityFile: string;
-  /** `-o` options: known hosts, strict checking, log level */
-  sshOptions: string[];
+/** The agent's target (`-o` options: known hosts, strict checking, log level) and its known_hosts file. */
+export interface SshTarget extends AgentTarget {
   knownHostsFile: string;
 }
 

@@ -25,15 +25,20 @@ export const agentCommand: CommandModule<object, Args> = {
       const log = createLogger(config.logLevel);
       const agent = await startAgent(config, log);
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        const stop = async (signal: string) => {
+          if (signal === 'SIGTERM' && config.notices.stopSignal) {
+            // a container runtime's stop: the GPU goes away; hand over before exiting
+            const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
+            log.info({ fenced }, fenced ? 'handed over: the standby has every change' : 'no planned failover in time: stopping anyway');
+          }
           log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
           agent.close().then(resolve, (err: unknown) => {
             log.error({ err }, 'error while stopping');
             resolve();
           });
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => void stop('SIGTERM'));
+        process.once('SIGINT', () => void stop('SIGINT'));
       });
       log.info('stopped');
       return 0;

@@ -3,10 +3,7 @@
 import type { CommandModule } from 'yargs';
 
 const PLANNED: ReadonlyArray<[command: string, describe: string, issue: number | undefined]> = [
-  ['proxy', 'run the failover proxy', 3],
-  ['failover', 'fail over to the standby now, through the proxy', 3],
   ['report', 'the failover report', 3],
-  ['receive', "the standby's forced command: rsync into the sync roots under the fencing epoch", 3],
   ['drill', 'a full failover-and-back rehearsal, measured', 3],
   ['install <role>', 'install agent, proxy or standby on this machine', 4],
   ['uninstall <role>', 'remove what install laid down', 4],

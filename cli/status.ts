@@ -1,13 +1,14 @@
-// `standby status`: what the proxy knows (proxy: a later issue), or with
-// --agent what the local agent knows about its sync.
+// `standby status`: what the proxy knows, or with --agent what the local
+// agent knows about its sync.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { summarize } from '../agent/daemon.ts';
 import type { SyncStatus } from '../agent/sync-engine.ts';
 import { StandbyError } from '../errors.ts';
 import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './agent-endpoint.ts';
+import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
 import { runCommand } from './run-command.ts';
 
-interface Args extends EndpointArgs {
+interface Args extends EndpointArgs, ProxyArgs {
   agent?: boolean;
   json?: boolean;
 }
@@ -16,14 +17,12 @@ export const statusCommand: CommandModule<object, Args> = {
   command: 'status',
   describe: 'what the proxy knows; with --agent, the local agent\'s sync state',
   builder: (y: Argv) =>
-    endpointOptions(y)
+    proxyOptions(endpointOptions(y))
       .option('agent', { type: 'boolean', describe: 'ask the agent on this host' })
       .option('json', { type: 'boolean', describe: 'print JSON for machines' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      if (!argv.agent) {
-        throw new StandbyError('STANDBY_ERR_NOT_BUILT', 'standby status needs the proxy, which is not built yet (issue #3); use `standby status --agent` for this host\'s sync state');
-      }
+      if (!argv.agent) return proxyStatus(argv);
       const s = (await callAgent(agentUrl(argv), '/status')) as SyncStatus;
       if (argv.json) {
         process.stdout.write(JSON.stringify(s, null, 2) + '\n');
@@ -42,3 +41,35 @@ export const statusCommand: CommandModule<object, Args> = {
       return 0;
     }),
 };
+
+interface ProxyView {
+  phase: string;
+  active: string;
+  epoch: number;
+  fencedEpoch: number;
+  failovers: number;
+  lastFenceError: string | null;
+  rpoAtFailover: { watermark: number; unacknowledgedChanges: number | null } | null;
+  backends: { side: string; id: string; url: string; probe: { ok: boolean; ageMs: number; error: string | null } | null }[];
+  agents: { hostId: string; connected: boolean; heartbeatAgeMs: number; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null } | null }[];
+}
+
+async function proxyStatus(argv: ProxyArgs & { json?: boolean }): Promise<number> {
+  const { status, body } = await callProxy(proxyEndpoint(argv), 'status');
+  if (status !== 200) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${status}: ${JSON.stringify(body)}`);
+  if (argv.json) {
+    process.stdout.write(JSON.stringify(body, null, 2) + '\n');
+    return 0;
+  }
+  const s = body as ProxyView;
+  const lines = [`phase       ${s.phase} (epoch ${s.epoch}, ${s.failovers} failovers)`, `serving     ${s.active}`];
+  for (const b of s.backends) lines.push(`${b.side.padEnd(11)} ${b.id} ${b.url}: ${b.probe ? (b.probe.ok ? 'code-server answers' : `code-server down (${b.probe.error})`) : 'not probed yet'}`);
+  for (const a of s.agents) {
+    const sync = a.sync ? `, watermark ${a.sync.watermark} of ${a.sync.lastSeq}${a.sync.oldestPendingAgeMs !== null ? `, oldest pending ${a.sync.oldestPendingAgeMs} ms` : ''}` : '';
+    lines.push(`agent       ${a.hostId}: ${a.connected ? 'connected' : 'not connected'}, last heartbeat ${(a.heartbeatAgeMs / 1000).toFixed(1)} s ago${sync}`);
+  }
+  if (s.rpoAtFailover) lines.push(`at failover watermark ${s.rpoAtFailover.watermark}, ${s.rpoAtFailover.unacknowledgedChanges ?? '?'} changes not acknowledged (RPO)`);
+  if (s.lastFenceError) lines.push(`FENCE       ${s.lastFenceError}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}

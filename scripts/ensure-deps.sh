@@ -19,7 +19,8 @@ fi
 # Debian packages: command -> package.
 need="rsync:rsync ssh:openssh-client sshd:openssh-server"
 case "$purpose" in
-  bench) need="$need lsyncd:lsyncd" ;;
+  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl" ;;
+  bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;
 esac
 missing=""
 for pair in $need; do

@@ -84,11 +84,7 @@ describe('standby --help and the command list', { concurrency: 2 }, () => {
 
 describe('commands not built yet say so and exit 2', { concurrency: 2 }, () => {
   const cases: { name: string; args: string[] }[] = [
-    { name: 'proxy', args: ['proxy'] },
-    { name: 'proxy with a config', args: ['proxy', '--config', 'proxy.json'] },
-    { name: 'failover', args: ['failover'] },
     { name: 'report', args: ['report', '--json'] },
-    { name: 'receive', args: ['receive'] },
     { name: 'drill', args: ['drill'] },
     { name: 'install agent', args: ['install', 'agent'] },
     { name: 'uninstall agent', args: ['uninstall', 'agent'] },
@@ -103,11 +99,37 @@ describe('commands not built yet say so and exit 2', { concurrency: 2 }, () => {
     });
   }
 
-  test('status without --agent needs the proxy: not built, exit 2', async () => {
+});
+
+describe('proxy commands: clear errors before anything runs', { concurrency: 2 }, () => {
+  test('proxy without a config: exit 78, names the fields it needs', async () => {
+    const r = await standby('proxy');
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /adminToken/);
+    assert.match(r.stderr, /primary/);
+  });
+
+  test('proxy with a bad value: exit 78, names the field, the value and what was expected', async () => {
+    const bad = write('proxy-bad.json', {
+      adminToken: 'long-enough-token',
+      primary: { id: 'gpu-1', url: 'ftp://x', agentToken: 'secret-123' },
+      standby: { id: 'cpu-1', url: 'http://127.0.0.1:9002', ssh: { host: '127.0.0.1', identityFile: '/k' } },
+    });
+    const r = await standby('proxy', '--config', bad);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /primary\.url: got "ftp:\/\/x", expected an http:\/\/ or https:\/\/ URL/);
+  });
+
+  test('status without --agent asks the proxy: which one, if nothing says', async () => {
     const r = await standby('status');
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /not built yet/);
-    assert.match(r.stderr, /status --agent/);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /which proxy\? pass --proxy URL/);
+  });
+
+  test('failover against a proxy that is not there: exit 69, names the URL', async () => {
+    const r = await standby('failover', '--proxy', 'http://127.0.0.1:1', '--token', 'whatever-token');
+    assert.equal(r.code, 69);
+    assert.match(r.stderr, /no proxy answers at http:\/\/127\.0\.0\.1:1/);
   });
 });
 

@@ -65,6 +65,7 @@ describe('agent config defaults', () => {
         deleteGuard: { fraction: 0.5, minFiles: 50 },
       },
       status: { host: '127.0.0.1', port: 7611 },
+      notices: { gcpMetadata: 'auto', gcpMetadataUrl: 'http://metadata.google.internal/computeMetadata/v1/instance/preempted', stopSignal: false, stopGraceMs: 25_000 },
       logLevel: 'info',
     });
   });

@@ -1,0 +1,173 @@
+// The agent's side of the proxy protocol: one WebSocket to the proxy's
+// /_standby/agent with the host's bearer token, a heartbeat every interval
+// (sync state and code-server health, ages on this host's monotonic clock),
+// the proxy's grants applied to the sync engine, and its sync requests
+// answered. Reconnects with capped backoff; logs once per state change.
+import { readFileSync } from 'node:fs';
+import { WebSocket } from 'ws';
+import type { Logger } from '../log.ts';
+import { parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
+import { Backoff } from './backoff.ts';
+import type { AgentConfig } from './config.ts';
+import type { SyncEngine } from './sync-engine.ts';
+
+type ProxySettings = NonNullable<AgentConfig['proxy']>;
+
+export class HeartbeatClient {
+  #cfg: ProxySettings;
+  #hostId: string;
+  #engine: SyncEngine;
+  #log: Logger;
+  #ws: WebSocket | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #backoff = new Backoff(200, 5_000);
+  #seq = 0;
+  #closed = false;
+  #state: 'connecting' | 'connected' | 'down' = 'connecting';
+  #codeServer: { url: string; healthy: boolean; at: number | undefined } | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** a preemption notice in force (set by notice watchers) */
+  preemption: { source: string; at: number } | undefined;
+  /** grants received (tests, status) */
+  grants = 0;
+
+  constructor(cfg: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
+    this.#cfg = cfg;
+    this.#hostId = hostId;
+    this.#engine = engine;
+    this.#log = log;
+    if (codeServerUrl) this.#codeServer = { url: codeServerUrl, healthy: false, at: undefined };
+  }
+
+  start(): void {
+    this.#connect();
+    if (this.#codeServer) this.#probeCodeServer();
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    const ws = new WebSocket(this.#cfg.url, {
+      headers: { authorization: `Bearer ${this.#cfg.token}` },
+      handshakeTimeout: 5_000,
+      ...(this.#cfg.caFile ? { ca: readFileSync(this.#cfg.caFile) } : {}),
+    });
+    this.#ws = ws;
+    ws.on('unexpected-response', (_req, res) => {
+      const why = res.statusCode === 401 ? 'the proxy refused the agent token (401): check proxy.token against the proxy\'s agentToken for this host' : `the proxy answered HTTP ${res.statusCode}`;
+      this.#down(why);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      this.#backoff.reset();
+      if (this.#state !== 'connected') this.#log.info({ url: this.#cfg.url }, 'connected to the proxy');
+      this.#state = 'connected';
+      this.#beat();
+      this.#timer = setInterval(() => this.#beat(), this.#cfg.heartbeatIntervalMs);
+    });
+    ws.on('message', (data, isBinary) => {
+      try {
+        if (isBinary) throw new ProtocolError('binary frame from the proxy');
+        this.#onMessage(parseProxyMessage(data as Buffer));
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.#log.warn({ reason: err.message }, 'the proxy sent a message this agent does not understand: ignored');
+      }
+    });
+    ws.on('error', (err) => this.#down(err.message));
+    ws.on('close', (code, reason) => {
+      if (this.#timer) clearInterval(this.#timer);
+      this.#timer = undefined;
+      if (this.#ws === ws) this.#ws = undefined;
+      this.#down(`connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
+      if (!this.#closed && !this.#retry) {
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          this.#connect();
+        }, this.#backoff.next());
+      }
+    });
+  }
+
+  #down(why: string): void {
+    if (this.#closed) return;
+    if (this.#state !== 'down') this.#log.warn({ url: this.#cfg.url, why }, 'proxy unreachable: retrying with backoff (sync goes on under the last grant)');
+    this.#state = 'down';
+  }
+
+  #onMessage(m: ProxyMessage): void {
+    if (m.type === 'grant') {
+      this.grants++;
+      this.#engine.grant(m.role, m.epoch, m.reason);
+      return;
+    }
+    void this.#engine.syncNow(30_000).then((r) => {
+      const ws = this.#ws;
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: m.id, watermark: r.watermark, ok: r.ok, error: r.error }));
+    });
+  }
+
+  heartbeat(): Heartbeat {
+    const s = this.#engine.status();
+    const now = performance.now();
+    const cs = this.#codeServer;
+    return {
+      type: 'heartbeat',
+      hostId: this.#hostId,
+      epoch: this.#engine.epoch ?? 0,
+      seq: ++this.#seq,
+      sync: {
+        watermark: s.watermark,
+        lastSeq: s.lastSeq,
+        pending: s.pending,
+        oldestPendingAgeMs: s.oldestPendingAgeMs,
+        lastPassAgeMs: s.lastPassAgeMs,
+        ready: s.ready,
+        held: s.held !== null,
+        lastError: s.lastError ? s.lastError.message.slice(0, 2000) : null,
+      },
+      codeServer: { healthy: cs?.healthy ?? false, checkedAgeMs: cs?.at === undefined ? null : Math.round(now - cs.at) },
+      preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
+    };
+  }
+
+  #beat(): void {
+    const ws = this.#ws;
+    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(this.heartbeat()));
+  }
+
+  /** A preemption notice: carried by every heartbeat from now on, the first sent at once. */
+  notice(source: string): void {
+    this.preemption ??= { source, at: performance.now() };
+    this.#beat();
+  }
+
+  get connected(): boolean {
+    return this.#ws?.readyState === WebSocket.OPEN;
+  }
+
+  #probeCodeServer(): void {
+    const cs = this.#codeServer;
+    if (!cs || this.#closed) return;
+    const every = this.#cfg.heartbeatIntervalMs;
+    fetch(cs.url, { signal: AbortSignal.timeout(Math.max(200, every)) })
+      .then((res) => {
+        cs.healthy = res.status < 500;
+        void res.body?.cancel();
+      }, () => {
+        cs.healthy = false;
+      })
+      .finally(() => {
+        cs.at = performance.now();
+        if (!this.#closed) this.#probeTimer = setTimeout(() => this.#probeCodeServer(), every);
+      });
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#retry) clearTimeout(this.#retry);
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
+    this.#ws?.terminate();
+  }
+}

@@ -1,0 +1,42 @@
+// `standby failover`: ask the proxy to fail over to the standby now (planned:
+// freeze, final sync, fence, route), and wait until it has.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { StandbyError } from '../errors.ts';
+import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
+import { runCommand } from './run-command.ts';
+
+interface Args extends ProxyArgs {
+  wait?: number;
+  json?: boolean;
+}
+
+export const failoverCommand: CommandModule<object, Args> = {
+  command: 'failover',
+  describe: 'fail over to the standby now, through the proxy (freeze, final sync, fence, route)',
+  builder: (y: Argv) =>
+    proxyOptions(y)
+      .option('wait', { type: 'number', default: 60, describe: 'seconds to wait for the standby to serve (0: do not wait)' })
+      .option('json', { type: 'boolean', describe: 'print the final status as JSON' }) as unknown as Argv<Args>,
+  handler: (argv: ArgumentsCamelCase<Args>) =>
+    runCommand(async () => {
+      const ep = proxyEndpoint(argv);
+      const started = performance.now();
+      const r = await callProxy(ep, 'failover', 'POST');
+      if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', (r.body as { error?: { message?: string } })?.error?.message ?? 'the proxy refused the failover');
+      if (r.status !== 202) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${r.status}: ${JSON.stringify(r.body)}`);
+      process.stderr.write('failing over: freeze, final sync, fence, route...\n');
+      const deadline = started + (argv.wait ?? 60) * 1000;
+      let last: { phase?: string; active?: string; lastFenceError?: string | null } = {};
+      while (performance.now() < deadline) {
+        last = (await callProxy(ep, 'status')).body as typeof last;
+        if (last.active === 'standby' && last.phase === 'failed_over') {
+          if (argv.json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
+          else process.stdout.write(`the standby serves (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+          return 0;
+        }
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      if ((argv.wait ?? 60) === 0) return 0;
+      throw new StandbyError('STANDBY_ERR_CONFLICT', `the proxy has not finished failing over after ${argv.wait} s (phase ${last.phase ?? '?'}${last.lastFenceError ? `; fence: ${last.lastFenceError}` : ''})`);
+    }),
+};

@@ -1,0 +1,51 @@
+// Finds and calls the proxy's admin API, for the commands that ask the proxy
+// (status, failover): --proxy and --token, or the environment, or the proxy's
+// own config file (its listen address and admin token).
+import type { Argv } from 'yargs';
+import { readConfigFile } from '../config-file.ts';
+import { StandbyError } from '../errors.ts';
+
+export interface ProxyArgs {
+  proxy?: string;
+  token?: string;
+  config?: string;
+}
+
+export interface ProxyEndpoint {
+  url: string;
+  token: string;
+}
+
+export function proxyOptions<T>(y: Argv<T>): Argv<T & ProxyArgs> {
+  return y
+    .option('proxy', { type: 'string', describe: 'the proxy URL (default $STANDBY_PROXY_URL, or from --config proxy.json)' })
+    .option('token', { type: 'string', describe: 'the admin token (default $STANDBY_ADMIN_TOKEN, or from --config proxy.json)' }) as Argv<T & ProxyArgs>;
+}
+
+export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
+  let url = args.proxy ?? process.env.STANDBY_PROXY_URL;
+  let token = args.token ?? process.env.STANDBY_ADMIN_TOKEN;
+  if ((!url || !token) && args.config) {
+    const c = readConfigFile(args.config) as { listen?: { host?: string; port?: number }; adminToken?: string; tls?: unknown };
+    if (!url && c.listen) {
+      const host = !c.listen.host || c.listen.host === '0.0.0.0' || c.listen.host === '::' ? '127.0.0.1' : c.listen.host;
+      url = `${c.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${c.listen.port ?? 8888}`;
+    }
+    token ??= c.adminToken;
+  }
+  if (!url) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'which proxy? pass --proxy URL, set STANDBY_PROXY_URL, or pass --config with the proxy\'s proxy.json');
+  if (!token) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'no admin token: pass --token, set STANDBY_ADMIN_TOKEN, or pass --config with the proxy\'s proxy.json');
+  return { url: url.replace(/\/$/, ''), token };
+}
+
+export async function callProxy(ep: ProxyEndpoint, name: string, method: 'GET' | 'POST' = 'GET'): Promise<{ status: number; body: unknown }> {
+  let res: Response;
+  try {
+    res = await fetch(`${ep.url}/_standby/api/v1/${name}`, { method, headers: { authorization: `Bearer ${ep.token}` }, signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `no proxy answers at ${ep.url}: is \`standby proxy\` running there? (${(err as Error).message})`, { url: ep.url }, { cause: err });
+  }
+  const body: unknown = await res.json().catch(() => null);
+  if (res.status === 401) throw new StandbyError('STANDBY_ERR_UNAUTHORIZED', `the proxy at ${ep.url} refused the admin token: use adminToken from its proxy.json`, { url: ep.url });
+  return { status: res.status, body };
+}

@@ -1,0 +1,40 @@
+// `standby proxy --config proxy.json`: run the failover proxy.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { loadSettings } from '../config-file.ts';
+import { createLogger } from '../log.ts';
+import { proxyConfigSchema } from '../proxy/config.ts';
+import { startProxy } from '../proxy/daemon.ts';
+import { overridesFrom } from './config-flags.ts';
+import { runCommand } from './run-command.ts';
+
+interface Args {
+  config?: string;
+}
+
+export const proxyCommand: CommandModule<object, Args> = {
+  command: 'proxy',
+  describe: "run the failover proxy: the developer's one URL, routed to the GPU or the standby",
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'proxy settings (JSON); flags like --listen.port 8443 override it' })
+      .example('$0 proxy --config /etc/standby/proxy.json', '') as unknown as Argv<Args>,
+  handler: (argv: ArgumentsCamelCase<Args>) =>
+    runCommand(async () => {
+      const config = loadSettings(proxyConfigSchema, argv.config, overridesFrom(argv));
+      const log = createLogger(config.logLevel);
+      const proxy = await startProxy(config, log);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal }, 'stopping the proxy');
+          proxy.close().then(resolve, (err: unknown) => {
+            log.error({ err }, 'error while stopping');
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      log.info('stopped');
+      return 0;
+    }),
+};

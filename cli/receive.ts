@@ -1,0 +1,129 @@
+// `standby receive`: the standby's forced command (authorized_keys
+// `command="standby receive --root /standby/workspace",restrict`): rsync into
+// the sync roots under the fencing epoch and its lock, and nothing else.
+// `--fence <epoch>` fences the standby (by hand, or by the proxy).
+// sshd starts it for every transfer and every flush, so it starts lean:
+// bin/standby runs this file directly (not cli.ts, whose other commands take
+// about 0.6 s to load) and its options are read with node:util's parseArgs
+// (yargs, 80 ms more, only for --help). It writes only to stderr: stdout
+// carries rsync's protocol.
+import { parseArgs } from 'node:util';
+import type { ArgumentsCamelCase, Argv, CommandModule, Options } from 'yargs';
+import { StandbyError } from '../errors.ts';
+
+interface Args {
+  root?: string[];
+  stateDir: string;
+  fence?: number;
+  waitMs: number;
+  lockWaitMs: number;
+  allowFence?: boolean;
+}
+
+/** The options, once for both readers (yargs in cli.ts, parseArgs when run directly). */
+const OPTIONS = {
+  root: { type: 'string', array: true, describe: 'a folder writes may go into (repeat for each sync root)' },
+  'state-dir': { type: 'string', default: '/var/lib/standby/receive', describe: 'where the epoch, the lock and the live receivers are kept' },
+  fence: { type: 'number', describe: 'fence the standby at this epoch: write it durably, wait for (or kill) older writers, print a JSON line' },
+  'wait-ms': { type: 'number', default: 10_000, describe: 'how long a fence waits for older writers before killing them, in ms' },
+  'lock-wait-ms': { type: 'number', default: 30_000, describe: 'how long a writer waits while a fence holds the lock, in ms' },
+  'allow-fence': { type: 'boolean', describe: "accept `standby receive --fence <epoch>` as the ssh command (the proxy's key only, never a writer's)" },
+} as const satisfies Record<string, Options>;
+
+function wholeNumber(name: string, value: number | undefined): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--${name} ${value}: expected a whole number, 0 or more`, { [name]: value });
+  }
+}
+
+async function run(args: Args): Promise<number> {
+  wholeNumber('fence', args.fence);
+  wholeNumber('wait-ms', args.waitMs);
+  wholeNumber('lock-wait-ms', args.lockWaitMs);
+  if (args.fence !== undefined) {
+    const { fenceStandby } = await import('../agent/standby-fence.ts');
+    const result = await fenceStandby(args.stateDir, args.fence, { waitMs: args.waitMs });
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  }
+  const { receive } = await import('../agent/receive.ts');
+  return receive({
+    roots: args.root ?? [],
+    stateDir: args.stateDir,
+    command: process.env['SSH_ORIGINAL_COMMAND'],
+    allowFence: args.allowFence === true,
+    lockWaitMs: args.lockWaitMs,
+    fenceWaitMs: args.waitMs,
+    out: (line) => process.stdout.write(line + '\n'),
+  });
+}
+
+/** Runs the command; a StandbyError becomes one line on stderr (its message and code, for scripts to match) and its exit code. */
+async function runReporting(args: Args): Promise<void> {
+  try {
+    process.exitCode = await run(args);
+  } catch (err) {
+    if (err instanceof StandbyError) {
+      process.stderr.write(`standby receive: ${err.message} [${err.code}]\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`standby receive: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 70;
+    }
+  }
+}
+
+export const receiveCommand: CommandModule<object, Args> = {
+  command: 'receive',
+  describe: "the standby's forced command: rsync into the sync roots under the fencing epoch; --fence <epoch> fences the standby",
+  builder: (y: Argv) =>
+    y
+      .options(OPTIONS)
+      .example('command="standby receive --root /standby/workspace",restrict ssh-ed25519 AAAA... agent@gpu', 'in ~/.ssh/authorized_keys on the standby')
+      .example('$0 receive --fence 7', 'fence the standby by hand at epoch 7')
+      .strict() as unknown as Argv<Args>,
+  handler: (argv: ArgumentsCamelCase<Args>) => runReporting(argv),
+};
+
+/** Reads the options without yargs; undefined when --help was asked for. Usage mistakes exit 2. */
+function readArgs(argv: string[]): Args | undefined {
+  const camel = (name: string): string => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+  try {
+    const { values: read } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean' },
+        ...Object.fromEntries(Object.entries(OPTIONS).map(([name, o]) => [name, { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: 'array' in o }])),
+      },
+    });
+    const values = read as Record<string, unknown>;
+    if (values['help']) return undefined;
+    const out: Record<string, unknown> = {};
+    for (const [name, o] of Object.entries(OPTIONS)) {
+      const value = values[name] ?? ('default' in o ? o.default : undefined);
+      if (o.type === 'number' && typeof value === 'string') {
+        if (!/^\d+$/.test(value)) throw new Error(`--${name} ${value}: expected a whole number, 0 or more`);
+        out[camel(name)] = Number(value);
+      } else {
+        out[camel(name)] = value;
+      }
+    }
+    return out as unknown as Args;
+  } catch (err) {
+    process.stderr.write(`standby receive: ${(err as Error).message}; see standby receive --help\n`);
+    process.exit(2);
+  }
+}
+
+// bin/standby runs this file itself for `standby receive`
+if (import.meta.main) {
+  const args = readArgs(process.argv.slice(2));
+  if (args) {
+    await runReporting(args);
+  } else {
+    const { default: yargs } = await import('yargs');
+    await yargs(['receive', '--help']).scriptName('standby').command(receiveCommand).help().parseAsync();
+  }
+}

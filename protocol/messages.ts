@@ -1,0 +1,149 @@
+// What the agent and the proxy say to each other over the agent WebSocket
+// (`/_standby/agent`), one JSON object per text frame, validated on receipt.
+// Times are ages measured on the sender's monotonic clock, never timestamps:
+// clock skew and jumps between hosts change nothing.
+import { z } from 'zod';
+
+export const AGENT_PATH = '/_standby/agent';
+/** the WebSocket close code for a message that breaks this protocol (RFC 6455: policy violation) */
+export const CLOSE_PROTOCOL_ERROR = 1008;
+/** ...for an agent the proxy replaced (another connection for the same host id) */
+export const CLOSE_REPLACED = 4001;
+
+const count = z.number().int().min(0);
+const ageMs = z.number().min(0).nullable();
+
+/** The agent's sync state as a heartbeat carries it (agent/sync-engine.ts status, ages in ms). */
+export const syncStateSchema = z.strictObject({
+  /** every change numbered at or below it is on the standby's disk */
+  watermark: count,
+  /** the newest change number given out */
+  lastSeq: count,
+  /** changes waiting for a pass (pending + in flight) */
+  pending: count,
+  /** age of the oldest change not yet acknowledged, or null when none */
+  oldestPendingAgeMs: ageMs,
+  /** age of the last completed pass, or null before the first */
+  lastPassAgeMs: ageMs,
+  /** the first full reconcile has landed */
+  ready: z.boolean(),
+  /** deletions held by the mass-deletion guard */
+  held: z.boolean(),
+  /** the last pass error, or null */
+  lastError: z.string().max(2000).nullable(),
+});
+export type SyncState = z.infer<typeof syncStateSchema>;
+
+/** code-server as the agent sees it on its own host */
+export const codeServerHealthSchema = z.strictObject({
+  healthy: z.boolean(),
+  /** age of that observation, null when never probed */
+  checkedAgeMs: ageMs,
+});
+
+export const preemptionSchema = z.strictObject({
+  /** who said so: gcp-metadata, sigterm, provider-status, ... */
+  source: z.string().min(1).max(100),
+  /** how long ago the notice arrived */
+  ageMs: z.number().min(0),
+});
+
+export const heartbeatSchema = z.strictObject({
+  type: z.literal('heartbeat'),
+  hostId: z.string().min(1).max(200),
+  /** the epoch the agent was last granted (0: never) */
+  epoch: count,
+  /** heartbeat number, increasing for the life of the agent process */
+  seq: count,
+  sync: syncStateSchema,
+  codeServer: codeServerHealthSchema,
+  preemption: preemptionSchema.nullable().default(null),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+/** The agent's answer to a sync request: a pass covering every change up to `watermark` is on the standby's disk. */
+export const syncedSchema = z.strictObject({
+  type: z.literal('synced'),
+  id: z.string().min(1).max(100),
+  watermark: count,
+  /** false when the pass failed: the reason */
+  ok: z.boolean(),
+  error: z.string().max(2000).nullable().default(null),
+});
+export type Synced = z.infer<typeof syncedSchema>;
+
+export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema]);
+export type AgentMessage = z.infer<typeof agentMessageSchema>;
+
+export type Role = 'primary' | 'fenced';
+
+/** Settings the proxy may push to the agent live; absent fields keep the agent's own. */
+export const pushedSettingsSchema = z.strictObject({
+  delayMs: z.number().int().min(0).max(60_000).optional(),
+  maxDelayMs: z.number().int().min(0).max(600_000).optional(),
+  exclude: z.array(z.string().max(1000)).max(1000).optional(),
+});
+export type PushedSettings = z.infer<typeof pushedSettingsSchema>;
+
+/** The proxy's answer to every heartbeat, and its word whenever the role changes. */
+export const grantSchema = z.strictObject({
+  type: z.literal('grant'),
+  /** the proxy's current epoch */
+  epoch: count,
+  /** primary: push to the standby under `epoch`; fenced: push nothing */
+  role: z.enum(['primary', 'fenced']),
+  /** why, for the agent's log */
+  reason: z.string().max(500),
+  /** the heartbeat this answers, or null when the proxy speaks first */
+  heartbeatSeq: count.nullable(),
+  settings: pushedSettingsSchema.optional(),
+});
+export type Grant = z.infer<typeof grantSchema>;
+
+/** The proxy asks for a pass now and an answer when it is on disk (planned failover's final sync). */
+export const syncRequestSchema = z.strictObject({
+  type: z.literal('sync-now'),
+  id: z.string().min(1).max(100),
+});
+export type SyncRequest = z.infer<typeof syncRequestSchema>;
+
+export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema]);
+export type ProxyMessage = z.infer<typeof proxyMessageSchema>;
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+/** The first problem with a message, as one line for a close reason (at most 123 bytes on the wire). */
+function describe(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (!issue) return 'invalid message';
+  const where = issue.path.length > 0 ? issue.path.join('.') : 'message';
+  return `${where}: ${issue.message}`;
+}
+
+function parseWith<T>(schema: z.ZodType<T>, raw: string | Buffer, who: string): T {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString());
+  } catch {
+    throw new ProtocolError(`${who} message is not JSON`);
+  }
+  const r = schema.safeParse(data);
+  if (!r.success) throw new ProtocolError(`bad ${who} message: ${describe(r.error)}`);
+  return r.data;
+}
+
+export function parseAgentMessage(raw: string | Buffer): AgentMessage {
+  return parseWith(agentMessageSchema, raw, 'agent');
+}
+
+export function parseProxyMessage(raw: string | Buffer): ProxyMessage {
+  return parseWith(proxyMessageSchema, raw, 'proxy');
+}
+
+/** A WebSocket close reason is at most 123 bytes. */
+export function closeReason(text: string): string {
+  const b = Buffer.from(text);
+  return b.length <= 123 ? text : b.subarray(0, 120).toString().replace(/\uFFFD$/, '') + '...';
+}

@@ -1,0 +1,180 @@
+// Wires the proxy for `standby proxy`: durable state, the router, the agent
+// hub, the probes, the failover state machine, the API and the one listener.
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.ts';
+import type { Role } from '../protocol/messages.ts';
+import { AgentHub } from './agent-hub.ts';
+import { fullStatus, serveApi, type ApiContext } from './api.ts';
+import type { ProxyConfig } from './config.ts';
+import { Failover, type FenceOutcome } from './failover.ts';
+import { ProxyMetrics } from './metrics.ts';
+import type { PublicStatus } from './pages/public-status.ts';
+import { transitionPage } from './pages/transition.ts';
+import { VastStatusWatcher } from './notices/vast-status.ts';
+import { Prober } from './prober.ts';
+import { Router, type Backend } from './router.ts';
+import { createProxyServer } from './server.ts';
+import type { Side } from './state.ts';
+import { StateStore } from './state-store.ts';
+
+export interface ProxyOptions {
+  /** fences the standby at an epoch; the default runs the receiver's fence over SSH (proxy/fence.ts) */
+  fence?: (epoch: number) => Promise<FenceOutcome>;
+}
+
+export interface Proxy {
+  url: string;
+  port: number;
+  store: StateStore;
+  hub: AgentHub;
+  failover: Failover;
+  router: Router;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+const MESSAGES: Record<string, string> = {
+  normal: 'The GPU serves your workspace.',
+  suspect: 'The GPU stopped answering; checking it...',
+  degraded: 'The GPU answers but its agent is silent.',
+  failing_over: 'Moving your workspace to the standby...',
+  failed_over: 'Your workspace now runs on the standby.',
+};
+
+export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+  const store = StateStore.open(config.stateDir);
+  store.append({ type: 'started', reason: `proxy started (epoch ${store.state.epoch}, ${store.state.active} serves)` });
+  const backends: Record<Side, Backend> = {
+    primary: { side: 'primary', id: config.primary.id, url: config.primary.url },
+    standby: { side: 'standby', id: config.standby.id, url: config.standby.url },
+  };
+  const d = config.detector;
+  const probes: Record<Side, Prober> = {
+    primary: new Prober(config.primary.url, d.probePath, d.probeIntervalMs, d.probeTimeoutMs),
+    standby: new Prober(config.standby.url, d.probePath, d.probeIntervalMs, d.probeTimeoutMs),
+  };
+  const router = new Router(log);
+  const tokens = new Map<string, string>([[config.primary.id, config.primary.agentToken]]);
+  if (config.standby.agentToken) tokens.set(config.standby.id, config.standby.agentToken);
+
+  // eslint-style forward reference: the hub asks the state machine what to grant
+  let failover: Failover | undefined;
+  const grant = (hostId: string): { role: Role; epoch: number; reason: string } => {
+    const s = store.state;
+    if (hostId !== config.primary.id) return { role: 'fenced', epoch: s.epoch, reason: 'only the GPU pushes to the standby today' };
+    if (s.active !== 'primary' || s.phase === 'failing_over') return { role: 'fenced', epoch: s.epoch, reason: `failed over to ${config.standby.id} at epoch ${s.epoch}` };
+    return { role: 'primary', epoch: s.epoch, reason: 'the GPU serves' };
+  };
+  const hub = new AgentHub(tokens, {
+    grant,
+    heartbeat: (hostId) => {
+      metrics.heartbeats.inc({ host: hostId });
+      failover?.evaluate();
+    },
+    disconnected: () => failover?.evaluate(),
+  }, log);
+  const metrics = new ProxyMetrics(hub, () => store.state);
+
+  const fence = options.fence ?? (async (epoch: number) => {
+    const { fenceStandby } = await import('./fence.ts');
+    const r = await fenceStandby(config.standby.ssh, epoch, { command: config.standby.ssh.command, stateDir: config.standby.ssh.stateDir, waitMs: config.standby.ssh.waitMs, timeoutMs: config.standby.ssh.timeoutMs });
+    return { waitedMs: r.waitedMs, killed: r.killed };
+  });
+  failover = new Failover({
+    store,
+    hub,
+    router,
+    probes,
+    primaryId: config.primary.id,
+    windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
+    fence,
+    log,
+    changed: (s) => {
+      metrics.phaseChanged(s.phase);
+      if (s.phase === 'failing_over') metrics.failovers.inc({ planned: String(failover?.lastVerdict.kind === 'failed' ? failover.lastVerdict.planned : true) });
+    },
+  });
+  const fo = failover;
+  probes.primary.onResult = () => fo.evaluate();
+
+  /** where traffic goes now: the active side, unless it is frozen, mid-failover, or its code-server is known down */
+  const target = (): Backend | undefined => {
+    const s = store.state;
+    if (fo.frozen || s.phase === 'failing_over') return undefined;
+    const p = probes[s.active];
+    if (s.active === 'standby' && p.last && !p.last.ok) return undefined;
+    if (s.active === 'primary' && fo.lastVerdict.kind === 'failed') return undefined;
+    return backends[s.active];
+  };
+  const publicStatus = (): PublicStatus => {
+    const s = store.state;
+    const to = target();
+    const phase = fo.frozen && s.phase !== 'failing_over' ? 'failing_over' : s.phase;
+    return {
+      phase,
+      active: s.phase === 'failing_over' ? null : { role: s.active, id: backends[s.active].id },
+      ready: to !== undefined,
+      message: fo.lastFenceError && s.phase === 'failing_over'
+        ? `Waiting to lock the standby: ${fo.lastFenceError.slice(0, 200)}`
+        : to === undefined && s.phase === 'failed_over'
+          ? `The standby ${config.standby.id} is taking over; waiting for its code-server...`
+          : MESSAGES[phase] ?? phase,
+    };
+  };
+  const ctx: ApiContext = { config, store, hub, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets() };
+  const { server, sockets } = createProxyServer({
+    config,
+    router,
+    hub,
+    log,
+    target,
+    transitionPage: () => {
+      const st = publicStatus();
+      const toStandby = store.state.active === 'standby' || store.state.phase === 'failing_over' || fo.frozen;
+      const gpu = { id: config.primary.id, kind: 'GPU' };
+      const cpu = { id: config.standby.id, kind: 'CPU standby' };
+      return transitionPage({ from: toStandby ? gpu : cpu, to: toStandby ? cpu : gpu, phase: st.phase, message: st.message, pollMs: 500 });
+    },
+    api: (req, res) => serveApi(ctx, req, res),
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  probes.primary.start();
+  probes.standby.start();
+  fo.start();
+  const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => fo.preemptionNotice(source, reason), log) : undefined;
+  vast?.start();
+  const port = (server.address() as AddressInfo).port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${port}`;
+  log.info({ url, epoch: store.state.epoch, active: store.state.active, phase: store.state.phase }, 'proxy listening');
+
+  return {
+    url,
+    port,
+    store,
+    hub,
+    failover: fo,
+    router,
+    status: () => fullStatus(ctx),
+    async close() {
+      fo.close();
+      vast?.close();
+      probes.primary.close();
+      probes.standby.close();
+      hub.close();
+      router.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+      await fo.idle().catch(() => undefined);
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// Decides what the GPU's signals mean, as a pure function of what the proxy
+// has observed: heartbeats missing (for the window, or the agent's connection
+// closed) AND the proxy's own probe of its code-server failing = failed;
+// heartbeats missing but code-server answering = degraded; a preemption
+// notice = a planned failover. Deciding is kept apart from acting on it
+// (failover.ts), so every rule here is tested without timers.
+import type { Phase } from './state.ts';
+
+export interface Signals {
+  /** ms since the last heartbeat (or since the proxy started, before the first) */
+  silenceMs: number;
+  /** the agent's connection closed after it had connected (positive evidence, not silence) */
+  connectionLost: boolean;
+  /** heartbeat interval x missed heartbeats */
+  windowMs: number;
+  /** failed probes of the GPU's code-server in a row */
+  probeFailures: number;
+  /** the last probe's error code, e.g. ECONNREFUSED */
+  probeError: string | null;
+  /** a preemption notice is in force */
+  preempted: boolean;
+  /** where it came from, for the log */
+  preemptionSource?: string;
+}
+
+export type Verdict =
+  | { kind: 'healthy' }
+  | { kind: 'suspect'; reason: string }
+  | { kind: 'degraded'; reason: string }
+  | { kind: 'failed'; planned: boolean; reason: string };
+
+/** Errors that say the host answered "nobody here" (or the route is gone): one is enough. */
+const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export function judge(s: Signals): Verdict {
+  if (s.preempted) return { kind: 'failed', planned: true, reason: s.preemptionSource ? `preemption notice (${s.preemptionSource})` : 'preemption notice' };
+  const missing = s.silenceMs >= s.windowMs || s.connectionLost;
+  if (!missing) return { kind: 'healthy' };
+  const why = s.connectionLost ? 'agent connection lost' : `no heartbeat for ${Math.round(s.silenceMs)} ms`;
+  const down = s.probeFailures >= 2 || (s.probeFailures >= 1 && s.probeError !== null && REFUSALS.has(s.probeError));
+  if (down) return { kind: 'failed', planned: false, reason: `${why}; code-server probe failing (${s.probeError ?? 'no answer'})` };
+  if (s.probeFailures === 0) return { kind: 'degraded', reason: `${why}; code-server still answers` };
+  return { kind: 'suspect', reason: `${why}; probing code-server` };
+}
+
+/** The phase a verdict puts a proxy in that is not failing over. */
+export function phaseOf(v: Verdict): Phase {
+  switch (v.kind) {
+    case 'healthy':
+      return 'normal';
+    case 'degraded':
+      return 'degraded';
+    default:
+      return 'suspect';
+  }
+}

@@ -1,0 +1,85 @@
+// Prometheus metrics at /_standby/metrics (prom-client, a registry of the
+// proxy's own so tests can run several proxies in one process).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AgentHub } from './agent-hub.ts';
+import type { ProxyState } from './state.ts';
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly failovers: Counter;
+  readonly phaseSeconds: Histogram;
+  readonly heartbeats: Counter;
+  #phaseSince = performance.now();
+  #phase: string;
+
+  constructor(hub: AgentHub, state: () => ProxyState) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry, prefix: 'standby_proxy_' });
+    this.failovers = new Counter({ name: 'standby_failovers_total', help: 'failovers to the standby', labelNames: ['planned'], registers: [registry] });
+    this.heartbeats = new Counter({ name: 'standby_heartbeats_total', help: 'heartbeats received', labelNames: ['host'], registers: [registry] });
+    this.phaseSeconds = new Histogram({
+      name: 'standby_phase_duration_seconds',
+      help: 'time spent in each phase of the failover state machine, observed when the phase ends',
+      labelNames: ['phase'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'standby_heartbeat_age_seconds',
+      help: 'time since the last heartbeat of each agent (proxy clock)',
+      labelNames: ['host'],
+      registers: [registry],
+      collect() {
+        const now = performance.now();
+        for (const a of hub.agents.values()) this.set({ host: a.hostId }, (now - a.lastHeartbeatAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'standby_sync_lag_seconds',
+      help: 'age of the oldest change the agent has not yet acknowledged, as of its last heartbeat (0 when none)',
+      labelNames: ['host'],
+      registers: [registry],
+      collect() {
+        for (const a of hub.agents.values()) if (a.last) this.set({ host: a.hostId }, (a.last.sync.oldestPendingAgeMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'standby_sync_pending_changes',
+      help: 'changes the agent has not yet acknowledged, as of its last heartbeat',
+      labelNames: ['host'],
+      registers: [registry],
+      collect() {
+        for (const a of hub.agents.values()) if (a.last) this.set({ host: a.hostId }, a.last.sync.lastSeq - a.last.sync.watermark);
+      },
+    });
+    new Gauge({
+      name: 'standby_epoch',
+      help: 'the current fencing epoch',
+      registers: [registry],
+      collect() {
+        this.set(state().epoch);
+      },
+    });
+    new Gauge({
+      name: 'standby_active_backend',
+      help: '1 for the side that serves the URL',
+      labelNames: ['side'],
+      registers: [registry],
+      collect() {
+        const s = state();
+        this.set({ side: 'primary' }, s.active === 'primary' ? 1 : 0);
+        this.set({ side: 'standby' }, s.active === 'standby' ? 1 : 0);
+      },
+    });
+    this.#phase = state().phase;
+  }
+
+  /** Records the end of the phase in force when the phase changes. */
+  phaseChanged(phase: string): void {
+    if (phase === this.#phase) return;
+    const now = performance.now();
+    this.phaseSeconds.observe({ phase: this.#phase }, (now - this.#phaseSince) / 1000);
+    this.#phase = phase;
+    this.#phaseSince = now;
+  }
+}

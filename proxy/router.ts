@@ -1,0 +1,92 @@
+// Forwards code-server traffic (HTTP and WebSocket upgrades) to a backend
+// untouched (method, path, query, body, cookies, Host), adding
+// X-Forwarded-For/Proto/Host, and owns every socket that traffic uses, per
+// backend side, so a switch can close them all at once and nothing leaks.
+import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+import type { Logger } from '../log.ts';
+import type { Side } from './state.ts';
+
+export interface Backend {
+  side: Side;
+  id: string;
+  url: string;
+}
+
+export class Router {
+  #log: Logger;
+  #proxy = createProxyServer({ xfwd: true, ws: true, changeOrigin: false, connectTimeout: 5_000 });
+  /** client and upstream sockets carrying traffic to each side */
+  #sockets: Record<Side, Set<Duplex>> = { primary: new Set(), standby: new Set() };
+  /** upstream keep-alive pools, one per side, destroyed on a switch */
+  #agents: Record<Side, Agent> = { primary: new Agent({ keepAlive: true }), standby: new Agent({ keepAlive: true }) };
+  #sideOf = new WeakMap<IncomingMessage, Side>();
+
+  constructor(log: Logger) {
+    this.#log = log;
+    this.#proxy.on('error', (err, req, target) => this.#onError(err, req, target));
+    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
+      const side = this.#sideOf.get(req);
+      if (!side) return;
+      proxyReq.once('upgrade', (_res, upstream: Socket) => this.#own(side, upstream));
+    });
+  }
+
+  #own(side: Side, socket: Duplex): void {
+    const set = this.#sockets[side];
+    if (set.has(socket)) return;
+    set.add(socket);
+    socket.once('close', () => set.delete(socket));
+  }
+
+  web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
+    this.#sideOf.set(req, to.side);
+    this.#own(to.side, req.socket);
+    void this.#proxy.web(req, res, { target: to.url, agent: this.#agents[to.side] });
+  }
+
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
+    this.#sideOf.set(req, to.side);
+    this.#own(to.side, socket);
+    void this.#proxy.ws(req, socket, head, { target: to.url });
+  }
+
+  /** Closes every connection that carried traffic to `side` (browsers reconnect and land on the new backend). */
+  closeAll(side: Side): number {
+    const sockets = [...this.#sockets[side]];
+    for (const s of sockets) s.destroy();
+    this.#sockets[side].clear();
+    this.#agents[side].destroy();
+    this.#agents[side] = new Agent({ keepAlive: true });
+    return sockets.length;
+  }
+
+  /** sockets currently owned, per side (tests and metrics) */
+  openSockets(): Record<Side, number> {
+    return { primary: this.#sockets.primary.size, standby: this.#sockets.standby.size };
+  }
+
+  close(): void {
+    this.closeAll('primary');
+    this.closeAll('standby');
+    this.#proxy.close();
+  }
+
+  #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown): void {
+    const side = this.#sideOf.get(req);
+    this.#log.debug({ err: err.message, side, url: req.url }, 'backend request failed');
+    if (target && typeof (target as ServerResponse).writeHead === 'function') {
+      const res = target as ServerResponse;
+      if (!res.headersSent) {
+        res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+        res.end(`standby proxy: the ${side ?? 'active'} backend did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})\n`);
+      } else {
+        res.destroy();
+      }
+    } else if (target && typeof (target as Socket).destroy === 'function') {
+      (target as Socket).destroy();
+    }
+  }
+}

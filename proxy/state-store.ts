@@ -1,0 +1,117 @@
+// The proxy's state on disk: an append-only event log (one JSON line per
+// event, fsynced before the event takes effect) and a snapshot of the state
+// it adds up to (written atomically: temp file, fsync, rename, fsync of the
+// folder). On open, the snapshot is read and the log's later events replayed,
+// which covers a crash between the two writes.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { StandbyError } from '../errors.ts';
+import { INITIAL_STATE, reduce, type NewEvent, type ProxyEvent, type ProxyState } from './state.ts';
+
+const LOG = 'events.jsonl';
+const SNAPSHOT = 'state.json';
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readEvents(file: string): ProxyEvent[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const events: ProxyEvent[] = [];
+  const lines = text.split('\n');
+  for (const [i, line] of lines.entries()) {
+    if (line === '') continue;
+    try {
+      events.push(JSON.parse(line) as ProxyEvent);
+    } catch {
+      // Only the last line may be torn (a crash mid-append, before its fsync returned: the event never took effect).
+      if (i === lines.length - 1) break;
+      throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `${file} line ${i + 1} is not JSON: the event log is damaged; move it aside to start from the snapshot alone`, { file, line: i + 1 });
+    }
+  }
+  return events;
+}
+
+export class StateStore {
+  readonly dir: string;
+  #state: ProxyState;
+  #fd: number;
+  #recent: ProxyEvent[];
+
+  private constructor(dir: string, state: ProxyState, fd: number, recent: ProxyEvent[]) {
+    this.dir = dir;
+    this.#state = state;
+    this.#fd = fd;
+    this.#recent = recent;
+  }
+
+  static open(dir: string): StateStore {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot create the state folder ${dir}: ${(err as Error).message}; set "stateDir" to a folder the proxy can write`, { dir }, { cause: err });
+    }
+    let state: ProxyState = INITIAL_STATE;
+    try {
+      state = { ...INITIAL_STATE, ...(JSON.parse(readFileSync(join(dir, SNAPSHOT), 'utf8')) as ProxyState) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `${join(dir, SNAPSHOT)} cannot be read: ${(err as Error).message}; move it aside to rebuild the state from the event log`, { dir }, { cause: err });
+      }
+    }
+    const events = readEvents(join(dir, LOG));
+    for (const e of events) if (e.seq > state.seq) state = reduce(state, e);
+    const fd = openSync(join(dir, LOG), 'a', 0o600);
+    const store = new StateStore(dir, state, fd, events.slice(-1000));
+    return store;
+  }
+
+  get state(): ProxyState {
+    return this.#state;
+  }
+
+  /** the last events, oldest first (the API's history) */
+  events(limit = 200): ProxyEvent[] {
+    return this.#recent.slice(-limit);
+  }
+
+  /** Writes the event durably, then applies it; returns the new state. */
+  append(e: NewEvent): ProxyState {
+    const event = { ...e, seq: this.#state.seq + 1, at: new Date().toISOString() } as ProxyEvent;
+    writeSync(this.#fd, JSON.stringify(event) + '\n');
+    fsyncSync(this.#fd);
+    this.#state = reduce(this.#state, event);
+    this.#recent.push(event);
+    if (this.#recent.length > 1000) this.#recent.splice(0, this.#recent.length - 1000);
+    this.#snapshot();
+    return this.#state;
+  }
+
+  #snapshot(): void {
+    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(this.#state));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, join(this.dir, SNAPSHOT));
+    fsyncDir(this.dir);
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+}

@@ -1,0 +1,42 @@
+// The detector's rules, one per behaviour, without timers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { judge, phaseOf, type Signals } from '../../proxy/detector.ts';
+
+const base: Signals = { silenceMs: 0, connectionLost: false, windowMs: 1500, probeFailures: 0, probeError: null, preempted: false };
+const at = (o: Partial<Signals>) => judge({ ...base, ...o });
+
+test('heartbeats flowing: healthy, whatever the probe says', () => {
+  assert.equal(at({ silenceMs: 1499, probeFailures: 5, probeError: 'ECONNREFUSED' }).kind, 'healthy');
+});
+
+test('silence for the window with code-server answering: degraded, no failover', () => {
+  const v = at({ silenceMs: 1500 });
+  assert.equal(v.kind, 'degraded');
+  assert.equal(phaseOf(v), 'degraded');
+});
+
+test('silence and one probe timeout: suspect, not yet failed', () => {
+  const v = at({ silenceMs: 2000, probeFailures: 1, probeError: 'no answer within 400 ms' });
+  assert.equal(v.kind, 'suspect');
+  assert.equal(phaseOf(v), 'suspect');
+});
+
+test('silence and two failed probes: failed, unplanned', () => {
+  const v = at({ silenceMs: 2000, probeFailures: 2, probeError: 'no answer within 400 ms' });
+  assert.deepEqual({ kind: v.kind, planned: v.kind === 'failed' && v.planned }, { kind: 'failed', planned: false });
+});
+
+test('a refused probe is evidence enough: one is failed', () => {
+  assert.equal(at({ silenceMs: 1600, probeFailures: 1, probeError: 'ECONNREFUSED' }).kind, 'failed');
+});
+
+test('a lost connection counts as missing heartbeats before the window ends', () => {
+  assert.equal(at({ silenceMs: 10, connectionLost: true, probeFailures: 1, probeError: 'ECONNREFUSED' }).kind, 'failed');
+  assert.equal(at({ silenceMs: 10, connectionLost: true }).kind, 'degraded');
+});
+
+test('a preemption notice is a planned failover even with everything alive', () => {
+  const v = at({ preempted: true });
+  assert.ok(v.kind === 'failed' && v.planned);
+});

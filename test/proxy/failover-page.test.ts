@@ -1,0 +1,61 @@
+// The real proxy's transition page in Chromium: the GPU dies while the
+// standby's code-server is not up yet; a browser at the developer's URL gets
+// "Switching machine", follows the live status, and reloads into the
+// standby's workspace by itself once it answers.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { startWorld } from '../fixtures/failover-world.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = existsSync(CHROMIUM) ? false : `Debian Chromium is not installed at ${CHROMIUM} (scripts/ensure-deps.sh test installs it)`;
+
+test('GPU dead, standby not ready yet: the page says so, then reloads into the standby', { skip, timeout: 90_000 }, async () => {
+  const world = await startWorld();
+  const userDataDir = mkdtempSync(join(tmpdir(), 'standby-chromium-'));
+  let context: BrowserContext | undefined;
+  let cpuAgain: WorkspaceServer | undefined;
+  try {
+    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 15_000 });
+    const page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`${world.proxy.url}/?folder=/workspace`);
+    assert.match((await page.textContent('body')) ?? '', /"name":"gpu"/);
+
+    // the standby's code-server is down when the GPU dies
+    const cpuPort = world.cpuServer.port;
+    await world.cpuServer.close();
+    world.killGpu();
+    await waitFor('failed over', () => world.proxy.store.state.phase === 'failed_over', { timeoutMs: 15_000 });
+    await waitFor('the proxy saw the standby down', async () => (await world.get('/_standby/status').then((r) => JSON.parse(r.body) as { ready: boolean })).ready === false, { timeoutMs: 5_000 });
+
+    const loads: string[] = [];
+    page.on('framenavigated', (f) => {
+      if (f === page.mainFrame()) loads.push(f.url());
+    });
+    await page.reload();
+    assert.equal(await page.title(), 'Switching machine');
+    await page.waitForFunction(() => /standby/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string } | null } }).document.getElementById('status')?.textContent ?? ''));
+
+    cpuAgain = await startWorkspaceServer({ name: 'cpu', port: cpuPort });
+    await page.waitForFunction(() => /"name":"cpu"/.test((globalThis as unknown as { document: { body: { textContent: string } } }).document.body.textContent), undefined, { timeout: 15_000 });
+    assert.equal(new URL(page.url()).search, '?folder=/workspace', 'back at the same URL');
+    assert.ok(loads.length >= 2, 'the page reloaded itself');
+    const origin = new URL(world.proxy.url).origin;
+    assert.deepEqual(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:')), [], 'nothing but the proxy was asked for anything');
+  } finally {
+    await context?.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+    await cpuAgain?.close();
+    await world.close();
+  }
+});
