@@ -2,18 +2,10 @@
 // <state-dir>/epoch, 0 while the file does not exist. Written atomically and
 // durably (temporary file, fsync, rename, fsync of the folder): once a fence
 // returns, a crash or power loss cannot bring an older epoch back.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fsyncPath, writeFileDurably } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Creates the state folder (owner only) if it is not there yet, durably: the folders made and their parent are fsynced. */
 export function ensureStateDir(stateDir: string): void {
@@ -54,19 +46,9 @@ export function readEpoch(stateDir: string): number {
 export function writeEpoch(stateDir: string, epoch: number): void {
   ensureStateDir(stateDir);
   const file = epochFile(stateDir);
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${epoch}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    fsyncPath(stateDir);
+    writeFileDurably(file, `${epoch}\n`);
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write the fencing epoch ${file}: ${(err as Error).message}; check that ${stateDir} is writable and its disk is not full`, { file }, { cause: err });
   }
 }

@@ -9,6 +9,8 @@
 // key is accepted (docs/fencing.md says what that risks).
 import { readFileSync } from 'node:fs';
 import { Client, type ClientErrorExtensions } from 'ssh2';
+import type { FenceResult as StandbyFenceResult } from '../agent/standby-fence.ts';
+import type { KilledReceiver } from '../agent/receiver-registry.ts';
 import { StandbyError } from '../errors.ts';
 import { knownHostsChecker, type HostKeyCheck } from './known-hosts.ts';
 
@@ -36,23 +38,9 @@ export interface FenceOptions {
   connectTimeoutMs?: number;
 }
 
-export interface KilledReceiver {
-  pid: number;
-  epoch: number;
-  signal: string;
-}
-
-/** What the standby reported, plus how long the whole fence took here. */
-export interface FenceResult {
+/** What the standby reported (its JSON line), plus where and how long the whole fence took from here. */
+export interface FenceResult extends StandbyFenceResult {
   host: string;
-  epoch: number;
-  previousEpoch: number;
-  waitedMs: number;
-  /** receivers of older epochs killed on the standby */
-  killed: number;
-  signalled: KilledReceiver[];
-  /** false when writers of the new epoch still held the lock (no older one left) */
-  locked: boolean;
   /** connect to answer, ms */
   durationMs: number;
 }

@@ -3,22 +3,14 @@
 // it adds up to (written atomically: temp file, fsync, rename, fsync of the
 // folder). On open, the snapshot is read and the log's later events replayed,
 // which covers a crash between the two writes.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileDurably } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 import { INITIAL_STATE, reduce, type NewEvent, type ProxyEvent, type ProxyState } from './state.ts';
 
 const LOG = 'events.jsonl';
 const SNAPSHOT = 'state.json';
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function readEvents(file: string): ProxyEvent[] {
   let text: string;
@@ -99,16 +91,7 @@ export class StateStore {
   }
 
   #snapshot(): void {
-    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(this.#state));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(this.dir, SNAPSHOT));
-    fsyncDir(this.dir);
+    writeFileDurably(join(this.dir, SNAPSHOT), JSON.stringify(this.#state));
   }
 
   close(): void {

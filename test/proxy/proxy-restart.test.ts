@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../fixtures/failover-world.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { pidsWithMarker } from '../fixtures/process-tree.ts';
+import { killMarked } from '../fixtures/process-tree.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startSshd } from '../fixtures/sshd.ts';
@@ -73,7 +73,7 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
     sshd.kill();
     gpu.kill('SIGKILL');
     agent.kill('SIGKILL');
-    for (const pid of pidsWithMarker(runDir)) process.kill(pid, 'SIGKILL');
+    killMarked(runDir);
     await waitFor('stuck fencing', async () => {
       const s = await apiStatus(proxy!);
       return s.phase === 'failing_over' && s.lastFenceError !== null ? s : undefined;
@@ -103,13 +103,7 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
   } finally {
     await proxy?.stop();
     await agent?.stop();
-    for (const pid of pidsWithMarker(runDir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    killMarked(runDir);
     await Promise.all([gpu.close(), cpu.close()]);
     await sshd.close();
     rmSync(top, { recursive: true, force: true });
