@@ -90,7 +90,10 @@ export const proxyConfigSchema = z.strictObject({
   standby: standbyBackendSchema,
   detector: detectorSchema.default(() => detectorSchema.parse({})),
   logLevel,
-});
+})
+  // a token names its host: two hosts (or the admin) sharing one could act as each other
+  .refine((c) => c.standby.agentToken === undefined || c.standby.agentToken !== c.primary.agentToken, { error: 'a token of its own, not primary.agentToken', path: ['standby', 'agentToken'] })
+  .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] });
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 export type FenceTarget = ProxyConfig['standby']['ssh'];

@@ -223,3 +223,16 @@ describe('commands that talk to a running agent', { concurrency: 2 }, () => {
     assert.doesNotMatch(r.stderr, /triggerUncaughtException|node:internal/);
   });
 });
+
+describe('proxy config: tokens', { concurrency: 2 }, () => {
+  test('an agent token shared by the GPU and the standby is refused: a token names its host', async () => {
+    const bad = write('proxy-shared-token.json', {
+      adminToken: 'admin-token-1',
+      primary: { id: 'gpu-1', url: 'http://127.0.0.1:9001', agentToken: 'same-token-1' },
+      standby: { id: 'cpu-1', url: 'http://127.0.0.1:9002', agentToken: 'same-token-1', ssh: { host: '127.0.0.1', identityFile: '/k' } },
+    });
+    const r = await standby('proxy', '--config', bad);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /standby\.agentToken: .*expected a token of its own, not primary\.agentToken/);
+  });
+});
