@@ -31,6 +31,8 @@ export class HeartbeatClient {
   preemption: { source: string; at: number } | undefined;
   /** grants received (tests, status) */
   grants = 0;
+  /** the role last granted */
+  role: 'primary' | 'fenced' | undefined;
 
   constructor(cfg: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
     this.#cfg = cfg;
@@ -98,6 +100,7 @@ export class HeartbeatClient {
   #onMessage(m: ProxyMessage): void {
     if (m.type === 'grant') {
       this.grants++;
+      this.role = m.role;
       this.#engine.grant(m.role, m.epoch, m.reason);
       return;
     }

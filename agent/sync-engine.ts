@@ -9,6 +9,7 @@ import { Backoff } from './backoff.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, isDeletion, type Batch, type Change, type ChangeKind } from './change-set.ts';
 import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from './config.ts';
+import { PassLiveness } from './liveness.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
 import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
@@ -128,6 +129,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#master = new ControlMaster(config.standby, config.runDir, log);
     this.#gated = config.proxy !== undefined;
+    this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
   }
 
   /** Whether passes may run: always without a proxy; with one, only while it grants primary. */
@@ -137,6 +139,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** the standby's receiver refused this agent's epoch: nothing more is pushed until a proxy grants a newer one */
   #fencedByStandby = false;
+  #liveness: PassLiveness;
   #refusedEpoch = 0;
 
   get epoch(): number | undefined {
@@ -469,11 +472,18 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   async #runRsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
     const run = runRsync(args, stdin ? { stdin } : {});
     this.#rsync = run;
+    this.#liveness.track(run.pid);
     try {
       return await run.result;
     } finally {
       this.#rsync = undefined;
+      this.#liveness.track(undefined);
     }
+  }
+
+  /** The loop is doing its work: idle, or its rsync moving data (see liveness.ts); systemd's watchdog asks. */
+  alive(): boolean {
+    return !this.#closed && this.#liveness.alive();
   }
 
   /**

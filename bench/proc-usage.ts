@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { descendants } from '../test/fixtures/process-tree.ts';
 
-export { pidsWithMarker } from '../test/fixtures/process-tree.ts';
+export { commandLine, pidsWithMarker } from '../test/fixtures/process-tree.ts';
 
 export const TICKS_PER_S = 100; // CLK_TCK on Linux
 
@@ -45,13 +45,6 @@ function statusKiB(pid: number, field: string): number | undefined {
 
 /** Pids whose command line contains `marker` (other than this process). */
 
-export function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-  } catch {
-    return '';
-  }
-}
 
 export function usage(root: number, extraPids: number[] = []): Usage {
   const pids = new Set(descendants(root));

@@ -2,7 +2,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadSettings } from '../config-file.ts';
 import { agentConfigSchema } from '../agent/config.ts';
-import { startAgent } from '../agent/daemon.ts';
+import { startAgent, summarize } from '../agent/daemon.ts';
+import { SdNotify } from '../sd-notify.ts';
 import { createLogger } from '../log.ts';
 import { overridesFrom } from './config-flags.ts';
 import { runCommand } from './run-command.ts';
@@ -23,9 +24,29 @@ export const agentCommand: CommandModule<object, Args> = {
     runCommand(async () => {
       const config = loadSettings(agentConfigSchema, argv.config, overridesFrom(argv));
       const log = createLogger(config.logLevel);
+      const notify = SdNotify.fromEnv(log);
       const agent = await startAgent(config, log);
+      // systemd: READY once the first full reconcile landed (or the proxy said this host is not
+      // primary: then there is nothing to reconcile yet); STATUS every few seconds; the watchdog
+      // pinged while the sync loop does its work.
+      const status = () => summarize(agent.engine.status());
+      const readyCheck = setInterval(() => {
+        if (agent.engine.status().ready || agent.heartbeat?.role === 'fenced') {
+          clearInterval(readyCheck);
+          notify?.ready(agent.engine.status().ready ? status() : 'not primary: waiting for the proxy to grant it');
+        }
+      }, 100);
+      const statusTimer = setInterval(() => notify?.status(status()), 5_000);
+      statusTimer.unref();
+      const watchdog = SdNotify.watchdog();
+      if (notify && watchdog) {
+        notify.startWatchdog(watchdog, () => agent.engine.alive(), () => log.error('sync loop stuck (rsync moved no data for twice the I/O timeout): withholding the watchdog so systemd restarts the agent'));
+      }
       await new Promise<void>((resolve) => {
         const stop = async (signal: string) => {
+          clearInterval(readyCheck);
+          clearInterval(statusTimer);
+          notify?.stopping(`stopping on ${signal}`);
           if (signal === 'SIGTERM' && config.notices.stopSignal) {
             // a container runtime's stop: the GPU goes away; hand over before exiting
             const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
@@ -41,6 +62,7 @@ export const agentCommand: CommandModule<object, Args> = {
         process.once('SIGINT', () => void stop('SIGINT'));
       });
       log.info('stopped');
+      await notify?.close();
       return 0;
     }),
 };

@@ -4,6 +4,7 @@ import { loadSettings } from '../config-file.ts';
 import { createLogger } from '../log.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
 import { startProxy } from '../proxy/daemon.ts';
+import { SdNotify } from '../sd-notify.ts';
 import { overridesFrom } from './config-flags.ts';
 import { runCommand } from './run-command.ts';
 
@@ -22,9 +23,25 @@ export const proxyCommand: CommandModule<object, Args> = {
     runCommand(async () => {
       const config = loadSettings(proxyConfigSchema, argv.config, overridesFrom(argv));
       const log = createLogger(config.logLevel);
+      const notify = SdNotify.fromEnv(log);
       const proxy = await startProxy(config, log);
+      const status = () => {
+        const s = proxy.store.state;
+        return `${s.active === 'primary' ? config.primary.id : config.standby.id} serves; phase ${s.phase}, epoch ${s.epoch}`;
+      };
+      // listening and state loaded: ready
+      notify?.ready(status());
+      const statusTimer = setInterval(() => notify?.status(status()), 5_000);
+      statusTimer.unref();
+      const watchdog = SdNotify.watchdog();
+      if (notify && watchdog) {
+        // the state machine's loop runs every 25 ms: silence for a second means it is stuck
+        notify.startWatchdog(watchdog, () => performance.now() - proxy.failover.lastEvaluatedAt < 1_000, () => log.error('failover loop stuck: withholding the watchdog so systemd restarts the proxy'));
+      }
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
+          clearInterval(statusTimer);
+          notify?.stopping(`stopping on ${signal}`);
           log.info({ signal }, 'stopping the proxy');
           proxy.close().then(resolve, (err: unknown) => {
             log.error({ err }, 'error while stopping');
@@ -35,6 +52,7 @@ export const proxyCommand: CommandModule<object, Args> = {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       log.info('stopped');
+      await notify?.close();
       return 0;
     }),
 };

@@ -52,6 +52,8 @@ export class Failover {
   frozen = false;
   lastVerdict: Verdict = { kind: 'healthy' };
   lastFenceError: string | null = null;
+  /** performance.now() of the last evaluation: the watchdog's proof that the loop runs */
+  lastEvaluatedAt = performance.now();
   lastTiming: PhaseTiming | undefined;
   /** a preemption notice the proxy received itself (provider status), in force until the failover */
   notice: { source: string; reason: string } | undefined;
@@ -78,6 +80,7 @@ export class Failover {
 
   /** Reads the signals and acts on the verdict; cheap, called on a timer and on every signal. */
   evaluate(): void {
+    this.lastEvaluatedAt = performance.now();
     if (this.#closed || this.#busy || this.state.active !== 'primary' || this.state.phase === 'failing_over') return;
     const agent = this.#d.hub.agents.get(this.#d.primaryId);
     const probe = this.#d.probes.primary;

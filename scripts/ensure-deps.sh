@@ -19,7 +19,7 @@ fi
 # Debian packages: command -> package.
 need="rsync:rsync ssh:openssh-client sshd:openssh-server"
 case "$purpose" in
-  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl" ;;
+  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base" ;;
   bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;
 esac
 missing=""
