@@ -82,6 +82,9 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
     const page = await fetch(`${proxy.url}/`, { headers: { accept: 'text/html' } });
     assert.equal(page.status, 503);
     assert.match(await page.text(), /Switching machine/);
+    const api = await fetch(`${proxy.url}/some/api/call`, { headers: { accept: 'application/json' } });
+    assert.equal(api.status, 503, 'not a page: a plain 503');
+    assert.equal(api.headers.get('retry-after'), '1');
 
     proxy.kill('SIGKILL');
     await proxy.exited;
