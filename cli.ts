@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { agentCommand } from './cli/agent.ts';
 import { demoCommand } from './cli/demo.ts';
 import { failoverCommand } from './cli/failover.ts';
+import { installCommand, uninstallCommand } from './cli/install.ts';
 import { plannedCommands } from './cli/planned.ts';
 import { receiveCommand } from './cli/receive.ts';
 import { proxyCommand } from './cli/proxy.ts';
@@ -23,6 +24,8 @@ await yargs(hideBin(process.argv))
   .command(syncCommand)
   .command(verifyCommand)
   .command(receiveCommand)
+  .command(installCommand)
+  .command(uninstallCommand)
   .command(plannedCommands)
   .demandCommand(1, 'name a command; see --help')
   .recommendCommands()

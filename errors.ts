@@ -22,6 +22,8 @@ export const ErrorCodes = {
   STANDBY_ERR_LOCK_TIMEOUT: { status: 503, exit: 75 },
   STANDBY_ERR_FENCE_FAILED: { status: 502, exit: 1 },
   STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },
+  // the installer (installer/)
+  STANDBY_ERR_INSTALL_FAILED: { status: 500, exit: 73 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerToken, tokensEqual } from '../protocol/auth.ts';
 import type { AgentHub } from './agent-hub.ts';
+import { INSTALL_PATHS, serveInstall } from './bundle.ts';
 import type { Failover } from './failover.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
@@ -89,6 +90,7 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
     return;
   }
   if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, c.publicStatus());
+  if ((INSTALL_PATHS as readonly string[]).includes(path)) return serveInstall(path, { stateDir: c.config.stateDir, tls: c.config.tls !== undefined }, req, res);
   if (path === '/_standby/metrics' && method === 'GET') {
     const text = await c.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': c.metrics.registry.contentType });

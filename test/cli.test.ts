@@ -86,8 +86,6 @@ describe('commands not built yet say so and exit 2', { concurrency: 2 }, () => {
   const cases: { name: string; args: string[] }[] = [
     { name: 'report', args: ['report', '--json'] },
     { name: 'drill', args: ['drill'] },
-    { name: 'install agent', args: ['install', 'agent'] },
-    { name: 'uninstall agent', args: ['uninstall', 'agent'] },
     { name: 'snapshots', args: ['snapshots'] },
     { name: 'restore', args: ['restore'] },
   ];

@@ -1,0 +1,120 @@
+// `standby install agent|standby|proxy` and `standby uninstall ROLE`: what
+// install.sh runs after it unpacked the bundle. The work is in installer/.
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { StandbyError } from '../errors.ts';
+import { ROLES, type Role } from '../installer/layout.ts';
+
+interface InstallArgs {
+  role: Role;
+  root: string;
+  start: boolean;
+  proxy?: string;
+  token?: string;
+  hostId?: string;
+  standbyHost?: string;
+  standbyPort?: number;
+  standbyUser?: string;
+  standbyPath?: string;
+  workspace?: string;
+  agentKey?: string;
+  agentKeyFile?: string;
+  fenceKey?: string;
+  fenceKeyFile?: string;
+  listen?: string;
+  adminToken?: string;
+  gpuId?: string;
+  gpuUrl?: string;
+  standbyId?: string;
+  standbyUrl?: string;
+  standbyKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+interface UninstallArgs {
+  role: Role;
+  root: string;
+  purge: boolean;
+}
+
+const say = (line: string) => process.stdout.write(line + '\n');
+
+async function reporting(name: string, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    if (err instanceof StandbyError) {
+      process.stderr.write(`standby ${name}: ${err.message} [${err.code}]\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`standby ${name}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 70;
+    }
+  }
+}
+
+const roleArg = { choices: ROLES, describe: 'agent (GPU host), standby (CPU standby) or proxy' } as const;
+const rootOpt = { type: 'string', default: '/', describe: 'install under this prefix instead of / (tests use it; no user, no systemctl)' } as const;
+
+export const installCommand: CommandModule<object, InstallArgs> = {
+  command: 'install <role>',
+  describe: 'install agent, standby or proxy on this machine (what install.sh runs); a second run upgrades and keeps config and keys',
+  builder: (y: Argv) =>
+    y
+      .positional('role', roleArg)
+      .option('root', rootOpt)
+      .option('start', { type: 'boolean', default: true, describe: 'systemctl enable --now the unit (--no-start skips it)' })
+      .group(['proxy', 'token', 'host-id', 'standby-host', 'standby-port', 'standby-user', 'standby-path', 'workspace'], 'agent:')
+      .option('proxy', { type: 'string', describe: "the proxy's URL, e.g. https://proxy.example.com (agent)" })
+      .option('token', { type: 'string', describe: "this host's agent token; prefer STANDBY_TOKEN in the environment (agent; proxy: primary.agentToken, generated if absent)" })
+      .option('host-id', { type: 'string', describe: "this host's id as the proxy knows it (default: the host name)" })
+      .option('standby-host', { type: 'string', describe: 'the CPU standby host (agent: where to sync; proxy: where to fence)' })
+      .option('standby-port', { type: 'number', describe: 'its ssh port (default 22)' })
+      .option('standby-user', { type: 'string', describe: 'its ssh user (default root)' })
+      .option('standby-path', { type: 'string', describe: 'the workspace copy on the standby (default: --workspace)' })
+      .option('workspace', { type: 'string', describe: 'the workspace folder (default /workspace; standby: where the copy lands)' })
+      .group(['agent-key', 'agent-key-file', 'fence-key', 'fence-key-file'], 'standby:')
+      .option('agent-key', { type: 'string', describe: "the agent's public key line; it may only run `standby receive` into --workspace" })
+      .option('agent-key-file', { type: 'string', describe: 'the same, from a file' })
+      .option('fence-key', { type: 'string', describe: "the proxy's public key line; it may only fence" })
+      .option('fence-key-file', { type: 'string', describe: 'the same, from a file' })
+      .group(['listen', 'admin-token', 'gpu-id', 'gpu-url', 'standby-id', 'standby-url', 'standby-key', 'tls-cert', 'tls-key'], 'proxy:')
+      .option('listen', { type: 'string', describe: 'HOST:PORT to listen on (default 127.0.0.1:8888)' })
+      .option('admin-token', { type: 'string', describe: 'the admin API token; prefer STANDBY_ADMIN_TOKEN (generated if absent)' })
+      .option('gpu-id', { type: 'string', describe: "the GPU host's id (default gpu-1)" })
+      .option('gpu-url', { type: 'string', describe: "the GPU's code-server URL as the proxy reaches it" })
+      .option('standby-id', { type: 'string', describe: "the standby's id (default cpu-1)" })
+      .option('standby-url', { type: 'string', describe: "the standby's code-server URL" })
+      .option('standby-key', { type: 'string', describe: 'private key the proxy fences with (default: one made in /etc/standby/keys)' })
+      .option('tls-cert', { type: 'string', describe: 'PEM certificate for https' })
+      .option('tls-key', { type: 'string', describe: 'PEM key for https' })
+      .example('STANDBY_TOKEN=... $0 install agent --proxy https://proxy.example.com --standby-host cpu-1.example', 'on the GPU host')
+      .example('$0 install standby --agent-key "ssh-ed25519 AAAA... standby-agent@gpu"', 'on the CPU standby')
+      .example('$0 install proxy --listen 0.0.0.0:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
+      .strict() as unknown as Argv<InstallArgs>,
+  handler: (a: ArgumentsCamelCase<InstallArgs>) =>
+    reporting('install', async () => {
+      const { installRole } = await import('../installer/install-role.ts');
+      const { role, root, start, _: _rest, $0: _script, ...flags } = a;
+      const pick = Object.fromEntries(Object.entries(flags).filter(([k, v]) => !k.includes('-') && v !== undefined));
+      installRole({ ...pick, role, root, noStart: !start }, say);
+      say(`standby install ${role}: done`);
+    }),
+};
+
+export const uninstallCommand: CommandModule<object, UninstallArgs> = {
+  command: 'uninstall <role>',
+  describe: 'remove what install laid down for a role (config and keys only with --purge; never the workspace)',
+  builder: (y: Argv) =>
+    y
+      .positional('role', roleArg)
+      .option('root', rootOpt)
+      .option('purge', { type: 'boolean', default: false, describe: "also remove the role's config, keys and authorized_keys entries" })
+      .strict() as unknown as Argv<UninstallArgs>,
+  handler: (a: ArgumentsCamelCase<UninstallArgs>) =>
+    reporting('uninstall', async () => {
+      const { uninstallRole } = await import('../installer/uninstall-role.ts');
+      const removed = uninstallRole({ role: a.role, root: a.root, purge: a.purge }, say);
+      say(`standby uninstall ${a.role}: removed ${removed.length} path(s)`);
+    }),
+};

@@ -1,0 +1,40 @@
+// The agent's ssh key: made once with ssh-keygen, never regenerated.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { StandbyError } from '../errors.ts';
+
+export interface AgentKey {
+  /** the private key file */
+  identityFile: string;
+  /** the public key line, "ssh-ed25519 AAAA... comment" */
+  publicKey: string;
+  /** false when the key was there already */
+  created: boolean;
+}
+
+/** Makes keyDir (0700) and an ed25519 key in it unless one is there. */
+export function ensureAgentKey(keyDir: string): AgentKey {
+  mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+  chmodSync(keyDir, 0o700);
+  const identityFile = join(keyDir, 'id_ed25519');
+  let created = false;
+  if (!existsSync(identityFile)) {
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `standby-agent@${hostname()}`, '-f', identityFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      if (e.code === 'ENOENT') throw new StandbyError('STANDBY_ERR_MISSING_BINARY', 'ssh-keygen not found: install openssh-client (apt-get install openssh-client), then run the install again', { binary: 'ssh-keygen' });
+      throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `ssh-keygen could not make ${identityFile}: ${e.stderr?.toString().trim() || e.message}`, { identityFile }, { cause: err });
+    }
+    created = true;
+  }
+  const pub = `${identityFile}.pub`;
+  if (!existsSync(pub)) {
+    // the private key is there but its .pub went missing: derive it, the key stays the same
+    const derived = execFileSync('ssh-keygen', ['-y', '-f', identityFile], { encoding: 'utf8' });
+    return { identityFile, publicKey: derived.trim(), created };
+  }
+  return { identityFile, publicKey: readFileSync(pub, 'utf8').trim(), created };
+}

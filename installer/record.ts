@@ -1,0 +1,49 @@
+// What an install laid down, per role, in /var/lib/standby/installed-<role>.json,
+// so uninstall removes exactly that and a second install knows what it made.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ROLES, recordFile, type Layout, type Role } from './layout.ts';
+
+export interface AuthorizedEntry {
+  file: string;
+  type: string;
+  blob: string;
+}
+
+export interface InstallRecord {
+  role: Role;
+  version: string;
+  /** the version folder `current` points at */
+  program: string;
+  unitFile?: string;
+  configFile?: string;
+  /** private keys this installer made (their .pub beside them) */
+  keyFiles: string[];
+  /** authorized_keys lines this installer added (standby) */
+  authorized: AuthorizedEntry[];
+  /** the receiver's state folder (standby) */
+  receiveDir?: string;
+  /** true when this installer created the system user */
+  userCreated: boolean;
+}
+
+export function readRecord(l: Layout, role: Role): InstallRecord | undefined {
+  const file = recordFile(l, role);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as InstallRecord) : undefined;
+}
+
+export function writeRecord(l: Layout, r: InstallRecord): void {
+  const file = recordFile(l, r.role);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  writeFileSync(`${file}.new`, JSON.stringify(r, null, 2) + '\n', { mode: 0o644 });
+  renameSync(`${file}.new`, file);
+}
+
+export function removeRecord(l: Layout, role: Role): void {
+  rmSync(recordFile(l, role), { force: true });
+}
+
+/** The other roles installed on this machine (they share the program). */
+export function otherRoles(l: Layout, role: Role): Role[] {
+  return ROLES.filter((r) => r !== role && existsSync(recordFile(l, r)));
+}

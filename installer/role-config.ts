@@ -1,0 +1,172 @@
+// agent.json and proxy.json as the installer writes them: the flags given now
+// merged over the file that is there (a second install keeps what it does not
+// name), tokens generated only when there are none, validated against the
+// daemon's own schema, written 0600 and atomically.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { agentConfigSchema } from '../agent/config.ts';
+import { mergeSettings, readConfigFile, validateSettings } from '../config-file.ts';
+import { StandbyError } from '../errors.ts';
+import { proxyConfigSchema } from '../proxy/config.ts';
+import type { Layout } from './layout.ts';
+
+/** The role flags of `standby install`; every one optional here, required ones checked against the existing file. */
+export interface RoleFlags {
+  proxy?: string;
+  token?: string;
+  hostId?: string;
+  standbyHost?: string;
+  standbyPort?: number;
+  standbyUser?: string;
+  standbyPath?: string;
+  workspace?: string;
+  listen?: string;
+  adminToken?: string;
+  gpuId?: string;
+  gpuUrl?: string;
+  standbyId?: string;
+  standbyUrl?: string;
+  standbyKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export function newToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+type Json = Record<string, unknown>;
+
+function get(o: Json, ...path: string[]): unknown {
+  let cur: unknown = o;
+  for (const k of path) cur = cur && typeof cur === 'object' ? (cur as Json)[k] : undefined;
+  return cur;
+}
+
+/** Only the keys whose value is given, so merging never blanks a field. */
+function given(o: Json): Json {
+  const out: Json = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined) continue;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const inner = given(v as Json);
+      if (Object.keys(inner).length) out[k] = inner;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+function need(value: unknown, flag: string, what: string, role: string): void {
+  if (value === undefined) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby install ${role} needs ${flag} (${what}) on the first install; give it and run again`, { flag });
+  }
+}
+
+/** https://proxy.example -> wss://proxy.example/_standby/agent (a ws(s):// URL is kept as given). */
+export function agentSocketUrl(proxy: string): string {
+  let u: URL;
+  try {
+    u = new URL(proxy);
+  } catch {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, e.g. https://proxy.example.com`, { proxy });
+  }
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') return u.toString();
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected an http:// or https:// URL`, { proxy });
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/_standby/agent';
+  u.search = '';
+  return u.toString();
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--listen ${listen}: expected HOST:PORT, e.g. 0.0.0.0:443`, { listen });
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** The agent's settings: existing file <- flags; the key the installer made is its identity. */
+export function agentSettings(existing: Json, f: RoleFlags, l: Layout, identityFile: string): Json {
+  const first = Object.keys(existing).length === 0;
+  if (first) need(f.standbyHost, '--standby-host', 'the CPU standby the workspace is mirrored to', 'agent');
+  const token = f.token ?? process.env['STANDBY_TOKEN'];
+  if (f.proxy !== undefined && token === undefined && get(existing, 'proxy', 'token') === undefined) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent --proxy needs the agent token: set STANDBY_TOKEN in the environment (preferred) or give --token (primary.agentToken in the proxy\'s proxy.json)', { flag: '--token' });
+  }
+  const workspace = f.workspace ?? (first ? '/workspace' : undefined);
+  const defaults: Json = first
+    ? {
+        hostId: hostname(),
+        standby: {
+          user: 'root',
+          path: f.standbyPath ?? workspace,
+          sshOptions: ['-o', 'StrictHostKeyChecking=accept-new', '-o', `UserKnownHostsFile=${join(l.etcDir, 'known_hosts')}`],
+        },
+      }
+    : {};
+  const flags = given({
+    hostId: f.hostId,
+    workspace,
+    standby: { host: f.standbyHost, port: f.standbyPort, user: f.standbyUser, path: f.standbyPath, identityFile: get(existing, 'standby', 'identityFile') === undefined ? identityFile : undefined },
+    proxy: f.proxy !== undefined || token !== undefined ? { url: f.proxy === undefined ? undefined : agentSocketUrl(f.proxy), token } : undefined,
+  });
+  const merged = mergeSettings(mergeSettings(defaults, existing), flags);
+  if (get(merged, 'proxy') !== undefined && get(merged, 'proxy', 'url') === undefined) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent: a token without --proxy: give --proxy https://PROXY too', { flag: '--proxy' });
+  }
+  return merged;
+}
+
+/** The proxy's settings: existing file <- flags; tokens generated when neither flag, env nor file has one. */
+export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey: string | undefined): { settings: Json; generated: string[] } {
+  const first = Object.keys(existing).length === 0;
+  if (first) {
+    need(f.gpuUrl, '--gpu-url', "the GPU's code-server URL as the proxy reaches it, e.g. http://10.0.0.5:8080", 'proxy');
+    need(f.standbyUrl, '--standby-url', "the standby's code-server URL, e.g. http://10.0.0.6:8080", 'proxy');
+    need(f.standbyHost, '--standby-host', 'the standby host the proxy fences over ssh', 'proxy');
+  }
+  const generated: string[] = [];
+  const token = (flag: string | undefined, env: string, path: string[], name: string): string | undefined => {
+    const v = flag ?? process.env[env];
+    if (v !== undefined) return v;
+    if (get(existing, ...path) !== undefined) return undefined;
+    generated.push(name);
+    return newToken();
+  };
+  const flags = given({
+    listen: f.listen === undefined ? undefined : parseListen(f.listen),
+    tls: f.tlsCert !== undefined || f.tlsKey !== undefined ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
+    stateDir: get(existing, 'stateDir') === undefined ? l.stateDir : undefined,
+    adminToken: token(f.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
+    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: token(f.token, 'STANDBY_TOKEN', ['primary', 'agentToken'], 'primary.agentToken') },
+    standby: {
+      id: f.standbyId ?? (first ? 'cpu-1' : undefined),
+      url: f.standbyUrl,
+      ssh: {
+        host: f.standbyHost,
+        port: f.standbyPort,
+        user: f.standbyUser,
+        identityFile: f.standbyKey ?? (get(existing, 'standby', 'ssh', 'identityFile') === undefined ? fenceKey : undefined),
+        stateDir: first ? '/var/lib/standby/receive' : undefined,
+      },
+    },
+  });
+  return { settings: mergeSettings(existing, flags), generated };
+}
+
+export function readExisting(file: string): Json {
+  return existsSync(file) ? readConfigFile(file) : {};
+}
+
+/** Validates with the daemon's schema, then writes 0600 (owned by `owner` when given) atomically. */
+export function writeRoleConfig(file: string, role: 'agent' | 'proxy', settings: Json, owner?: { uid: number; gid: number }): void {
+  validateSettings(role === 'agent' ? agentConfigSchema : proxyConfigSchema, settings, `${file} (as the installer would write it; fix the flag named)`);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  const tmp = `${file}.new-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(settings, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  if (owner) chownSync(tmp, owner.uid, owner.gid);
+  renameSync(tmp, file);
+}

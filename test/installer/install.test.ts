@@ -1,0 +1,179 @@
+// `standby install` / `standby uninstall` for each role under --root with
+// --no-start, as real child processes: what lands where, with which modes and
+// content; a second run keeps keys and tokens; uninstall leaves the workspace.
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { agentConfigSchema } from '../../agent/config.ts';
+import { validateSettings } from '../../config-file.ts';
+import { proxyConfigSchema } from '../../proxy/config.ts';
+import { standby } from './run.ts';
+
+const mode = (p: string) => statSync(p).mode & 0o777;
+const scratch = () => mkdtempSync(join(tmpdir(), 'standby-install-'));
+
+describe('standby install agent', () => {
+  test('lays down program, key (0700 dir), agent.json (0600, valid); a second run keeps key and token; uninstall keeps the workspace', async () => {
+    const root = scratch();
+    try {
+      const workspace = join(root, 'workspace');
+      mkdirSync(workspace);
+      writeFileSync(join(workspace, 'work.txt'), 'mine');
+      const args = ['install', 'agent', '--root', root, '--no-start', '--proxy', 'https://proxy.example:8443', '--standby-host', 'cpu-1.example', '--workspace', workspace, '--host-id', 'gpu-7'];
+      const r1 = await standby(args, { STANDBY_TOKEN: 'token-from-env-123' });
+      assert.equal(r1.code, 0, r1.stderr);
+      assert.match(r1.stdout, /--agent-key "ssh-ed25519 AAAA/);
+      assert.doesNotMatch(r1.stdout + r1.stderr, /token-from-env-123/, 'the token is never printed');
+
+      const config = join(root, 'etc/standby/agent.json');
+      const keyDir = join(root, 'etc/standby/keys');
+      assert.equal(mode(config), 0o600);
+      assert.equal(mode(keyDir), 0o700);
+      assert.equal(mode(join(keyDir, 'id_ed25519')), 0o600);
+      const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
+      assert.equal(settings.hostId, 'gpu-7');
+      assert.equal(settings.workspace, workspace);
+      assert.equal(settings.standby.host, 'cpu-1.example');
+      assert.equal(settings.standby.identityFile, join(keyDir, 'id_ed25519'));
+      assert.equal(settings.proxy?.url, 'wss://proxy.example:8443/_standby/agent');
+      assert.equal(settings.proxy?.token, 'token-from-env-123');
+
+      const current = join(root, 'opt/standby/current');
+      assert.ok(lstatSync(current).isSymbolicLink());
+      const bin = join(root, 'opt/standby/bin/standby');
+      assert.ok(existsSync(bin) && existsSync(join(current, 'node_modules/.bin/node')), 'the program with its pinned Node');
+      assert.ok(!existsSync(join(current, 'test/installer')) && !existsSync(join(current, 'bench')) && !existsSync(join(current, 'node_modules/typescript')), 'no tests, no dev dependencies');
+      const key1 = readFileSync(join(keyDir, 'id_ed25519'));
+
+      // second run: upgrade in place, new flag merged, key and token kept
+      const r2 = await standby(['install', 'agent', '--root', root, '--no-start', '--standby-port', '2222']);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.deepEqual(readFileSync(join(keyDir, 'id_ed25519')), key1, 'the key is never regenerated');
+      const again = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
+      assert.equal(again.standby.port, 2222);
+      assert.equal(again.proxy?.token, 'token-from-env-123');
+      assert.equal(again.hostId, 'gpu-7');
+      assert.notEqual(readlinkSync(current), '', 'current points at the new version');
+
+      // the installed program runs
+      const help = await import('node:child_process').then(({ execFileSync }) => execFileSync(bin, ['install', '--help'], { encoding: 'utf8', timeout: 20_000 }));
+      assert.match(help, /install <role>/);
+
+      const u = await standby(['uninstall', 'agent', '--root', root]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(u.stdout, /removed .*opt\/standby/);
+      assert.ok(!existsSync(join(root, 'opt/standby')));
+      assert.ok(existsSync(config) && existsSync(join(keyDir, 'id_ed25519')), 'config and key stay without --purge');
+      assert.equal(readFileSync(join(workspace, 'work.txt'), 'utf8'), 'mine');
+
+      const again2 = await standby(['install', 'agent', '--root', root, '--no-start']);
+      assert.equal(again2.code, 0, again2.stderr);
+      const p = await standby(['uninstall', 'agent', '--root', root, '--purge']);
+      assert.equal(p.code, 0, p.stderr);
+      assert.ok(!existsSync(config) && !existsSync(keyDir), 'config and key go with --purge');
+      assert.equal(readFileSync(join(workspace, 'work.txt'), 'utf8'), 'mine', 'never the workspace');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('errors name the missing flag', async () => {
+    const root = scratch();
+    try {
+      const r = await standby(['install', 'agent', '--root', root, '--no-start']);
+      assert.equal(r.code, 78);
+      assert.match(r.stderr, /needs --standby-host/);
+      const t = await standby(['install', 'agent', '--root', root, '--no-start', '--standby-host', 'h', '--proxy', 'https://p'], { STANDBY_TOKEN: '' });
+      assert.notEqual(t.code, 0);
+      const u = await standby(['uninstall', 'proxy', '--root', root]);
+      assert.notEqual(u.code, 0);
+      assert.match(u.stderr, /not installed/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('standby install standby', () => {
+  test('authorizes the agent key with the forced receiver, idempotently, never touching other lines', async () => {
+    const root = scratch();
+    try {
+      const workspace = join(root, 'standby-workspace');
+      const ak = join(root, 'root/.ssh/authorized_keys');
+      mkdirSync(join(root, 'root/.ssh'), { recursive: true });
+      const other = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherOtherOtherOtherOtherOtherOtherOther admin@laptop';
+      writeFileSync(ak, `# keep me\n${other}\n`);
+      const agentKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAgentAgentAgentAgentAgentAgentAgentAgentA standby-agent@gpu';
+      const r1 = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', workspace, '--agent-key', agentKey]);
+      assert.equal(r1.code, 0, r1.stderr);
+      const expected = `command="${join(root, 'opt/standby/bin/standby')} receive --root ${workspace} --state-dir ${join(root, 'var/lib/standby/receive')}",restrict ${agentKey}`;
+      assert.equal(readFileSync(ak, 'utf8'), `# keep me\n${other}\n${expected}\n`);
+      assert.equal(mode(ak), 0o600);
+      assert.ok(existsSync(workspace));
+
+      const r2 = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', workspace, '--agent-key', agentKey]);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(readFileSync(ak, 'utf8'), `# keep me\n${other}\n${expected}\n`, 'one line per key, however often');
+
+      const bad = await standby(['install', 'standby', '--root', root, '--no-start', '--agent-key', 'not a key']);
+      assert.equal(bad.code, 78);
+      assert.match(bad.stderr, /expected one ssh public key line/);
+
+      writeFileSync(join(workspace, 'synced.txt'), 'data');
+      const u = await standby(['uninstall', 'standby', '--root', root, '--purge']);
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(readFileSync(ak, 'utf8'), `# keep me\n${other}\n`, 'only the entry install added goes');
+      assert.equal(readFileSync(join(workspace, 'synced.txt'), 'utf8'), 'data');
+      assert.ok(!existsSync(join(root, 'opt/standby')));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('standby install proxy', () => {
+  test('writes a valid proxy.json (0600) with generated tokens kept across runs', async () => {
+    const root = scratch();
+    try {
+      const args = ['install', 'proxy', '--root', root, '--no-start', '--listen', '0.0.0.0:8443', '--gpu-url', 'http://10.0.0.5:8080', '--standby-url', 'http://10.0.0.6:8080', '--standby-host', '10.0.0.6'];
+      const r1 = await standby(args);
+      assert.equal(r1.code, 0, r1.stderr);
+      assert.match(r1.stdout, /generated adminToken and primary\.agentToken/);
+      const file = join(root, 'etc/standby/proxy.json');
+      assert.equal(mode(file), 0o600);
+      const c1 = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
+      assert.deepEqual({ ...c1.listen }, { host: '0.0.0.0', port: 8443 });
+      assert.equal(c1.stateDir, join(root, 'var/lib/standby'));
+      assert.equal(c1.standby.ssh.identityFile, join(root, 'etc/standby/keys/id_ed25519'));
+      assert.doesNotMatch(r1.stdout, new RegExp(c1.adminToken), 'tokens are not printed');
+
+      const r2 = await standby(['install', 'proxy', '--root', root, '--no-start', '--listen', '127.0.0.1:9000']);
+      assert.equal(r2.code, 0, r2.stderr);
+      const c2 = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
+      assert.equal(c2.adminToken, c1.adminToken);
+      assert.equal(c2.primary.agentToken, c1.primary.agentToken);
+      assert.equal(c2.listen.port, 9000);
+      assert.equal(c2.primary.url, 'http://10.0.0.5:8080');
+
+      const u = await standby(['uninstall', 'proxy', '--root', root]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.ok(existsSync(file) && !existsSync(join(root, 'opt/standby')));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('first install without the backends names what is missing', async () => {
+    const root = scratch();
+    try {
+      const r = await standby(['install', 'proxy', '--root', root, '--no-start']);
+      assert.equal(r.code, 78);
+      assert.match(r.stderr, /needs --gpu-url/);
+      assert.ok(!existsSync(join(root, 'etc/standby/proxy.json')));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
