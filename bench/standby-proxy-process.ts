@@ -1,0 +1,63 @@
+// The Standby proxy as a user runs it, `bin/standby proxy --config FILE`, in
+// its own process, for measuring what it costs on the request path: no agent
+// ever connects, the detector's window is long and its probes patient, so it
+// routes to the primary for the whole run and never fails over (a failover
+// could not fence anyway: the fence key does not exist). State lives in the
+// run's folder.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startServerProcess, waitForAnswer, type ServerProcess } from './server-process.ts';
+
+export const STANDBY_BIN = resolve(import.meta.dirname, '..', 'bin', 'standby');
+
+export interface StandbyProxyOptions {
+  port: number;
+  primaryUrl: string;
+  standbyUrl: string;
+  /** a folder for the config and the state */
+  dir: string;
+  cpu?: number;
+  /** NODE_OPTIONS for it (e.g. --cpu-prof --cpu-prof-dir=...) */
+  nodeOptions?: string;
+  /** the body its primary answers GET /whoami with, to know it is ready */
+  primaryName: string;
+}
+
+export interface StandbyProxy {
+  url: string;
+  process: ServerProcess;
+  configFile: string;
+  stop(): Promise<void>;
+}
+
+export async function startStandbyProxy(o: StandbyProxyOptions): Promise<StandbyProxy> {
+  const stateDir = join(o.dir, 'state');
+  mkdirSync(stateDir, { recursive: true });
+  const configFile = join(o.dir, 'proxy.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        listen: { host: '127.0.0.1', port: o.port },
+        stateDir,
+        adminToken: 'bench-admin-token',
+        primary: { id: 'gpu-bench', url: o.primaryUrl, agentToken: 'bench-agent-token' },
+        standby: { id: 'cpu-bench', url: o.standbyUrl, ssh: { host: '127.0.0.1', port: 22, user: 'root', identityFile: join(o.dir, 'no-such-key') } },
+        detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100, probeTimeoutMs: 60_000 },
+        logLevel: 'info',
+      },
+      null,
+      2,
+    ),
+  );
+  const env = { ...process.env, ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}) };
+  const proc = startServerProcess('standby proxy', STANDBY_BIN, ['proxy', '--config', configFile], { cpu: o.cpu, env });
+  const url = `http://127.0.0.1:${o.port}`;
+  try {
+    await waitForAnswer(proc, `${url}/whoami`, o.primaryName);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { url, process: proc, configFile, stop: () => proc.stop() };
+}
