@@ -309,7 +309,7 @@ function notes(pinned: boolean): string[] {
     pinned
       ? 'CPUs: the process wrk talks to (the workspace-server measured alone, or the proxy) is pinned to CPU 1 with taskset; wrk and the upstream workspace-server behind the proxies share CPU 0, so the fastest proxies (HAProxy, nginx) can be held back by the upstream, which needs a core of its own at their rates.'
       : 'CPUs: fewer than 2, so nothing is pinned and every process shares the one core.',
-    'The Standby proxy runs as a user runs it (bin/standby proxy --config, logLevel info, Node with --max-semi-space-size=4), with no agent connected: it stays "degraded" (heartbeats missing, code-server answering) and keeps routing to the GPU side; its probes run as configured by default (every 250 ms). http-proxy-3 alone runs under plain node with the options the Standby router passes it (xfwd, ws, a keep-alive upstream Agent).',
+    'The Standby proxy runs as a user runs it (bin/standby proxy --config, logLevel info, Node with its default heap settings: bin/standby keeps its memory flags to the agent since an earlier run of this case measured them costing the proxy 8-9 points), with no agent connected: it stays "degraded" (heartbeats missing, code-server answering) and keeps routing to the GPU side; its probes run as configured by default (every 250 ms). http-proxy-3 alone runs under plain node with the options the Standby router passes it (xfwd, ws, a keep-alive upstream Agent).',
     `Each system got a ${WARMUP_S} s wrk warm-up before the first round. Partial run: BENCH_ROUNDS=n (default 7).`,
   ];
 }
