@@ -6,7 +6,7 @@
 // and, from a case, through startBareProxy().
 import { Agent, createServer } from 'node:http';
 import { createProxyServer } from 'http-proxy-3';
-import { startServerProcess, waitForAnswer, type ServerProcess } from './server-process.ts';
+import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
 
 export interface BareProxy {
   url: string;
@@ -16,14 +16,7 @@ export interface BareProxy {
 
 export async function startBareProxy(o: { port: number; target: string; cpu?: number; nodeArgs?: string[] }): Promise<BareProxy> {
   const proc = startServerProcess('bare http-proxy-3', process.execPath, [...(o.nodeArgs ?? []), import.meta.filename, String(o.port), o.target], { cpu: o.cpu });
-  const url = `http://127.0.0.1:${o.port}`;
-  try {
-    await waitForAnswer(proc, `${url}/healthz`);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { url, process: proc, stop: () => proc.stop() };
+  return startAnswering(proc, o.port);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

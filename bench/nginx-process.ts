@@ -4,7 +4,7 @@
 // foreground (daemon off) from a config written here.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServerProcess, waitForAnswer, type ServerProcess } from './server-process.ts';
+import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -60,12 +60,5 @@ export async function startNginx(o: NginxOptions): Promise<Nginx> {
   writeFileSync(config, nginxConfig(o));
   // -e: its early errors go to stderr too, not to the package's /var/log/nginx
   const proc = startServerProcess('nginx', NGINX, ['-p', o.dir, '-e', 'stderr', '-c', config], { cpu: o.cpu });
-  const url = `http://127.0.0.1:${o.port}`;
-  try {
-    await waitForAnswer(proc, `${url}/healthz`);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { url, process: proc, stop: () => proc.stop() };
+  return startAnswering(proc, o.port);
 }

@@ -96,3 +96,21 @@ export async function waitForAnswer(server: ServerProcess, url: string, body?: s
   }
   throw new Error(`${server.name} did not answer ${url} within ${timeoutMs} ms (last: ${last}); its output: ${server.tail()}`);
 }
+
+/** A server process answering on 127.0.0.1:port (its /healthz): started, waited for, or stopped again if it never answers. */
+export interface AnsweringServer {
+  url: string;
+  process: ServerProcess;
+  stop(): Promise<void>;
+}
+
+export async function startAnswering(proc: ServerProcess, port: number): Promise<AnsweringServer> {
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForAnswer(proc, `${url}/healthz`);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { url, process: proc, stop: () => proc.stop() };
+}
