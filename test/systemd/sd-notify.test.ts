@@ -44,12 +44,22 @@ test('the agent: READY after the first full sync, WATCHDOG while working, none w
     await waitFor('watchdog pings', () => sock.with('WATCHDOG').length >= 3, { timeoutMs: 5_000 });
 
     // A pass stuck: its rsync stopped mid-transfer. The pings stop after twice the I/O timeout (2 s).
+    // (a fast machine may finish a pass before it is caught: then more data starts another)
     const big = openSync(join(gpu, 'big.bin'), 'w');
     const chunk = Buffer.alloc(1 << 20, 1);
-    for (let i = 0; i < 400; i++) writeSync(big, chunk);
+    let rsyncPid: number | undefined;
+    for (let attempt = 0; attempt < 5 && rsyncPid === undefined; attempt++) {
+      for (let i = 0; i < 300; i++) writeSync(big, chunk);
+      const pid = await waitFor('the pass rsync', () => pidsWithMarker(runDir).find((p) => commandLine(p).startsWith('rsync')), { timeoutMs: 10_000, everyMs: 5 });
+      try {
+        process.kill(pid, 'SIGSTOP');
+        rsyncPid = pid;
+      } catch {
+        // it ended before the signal: try again with more data
+      }
+    }
     closeSync(big);
-    const rsyncPid = await waitFor('the pass rsync', () => pidsWithMarker(runDir).find((p) => commandLine(p).startsWith('rsync')), { timeoutMs: 10_000, everyMs: 5 });
-    process.kill(rsyncPid, 'SIGSTOP');
+    assert.ok(rsyncPid !== undefined, 'caught a pass in flight');
     const stoppedAt = performance.now();
     try {
       await new Promise((r) => setTimeout(r, 3_500)); // the stall window (2 s) and then some: observing, not imitating work
