@@ -7,6 +7,8 @@ import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, type ApiContext } from './api.ts';
 import type { ProxyConfig } from './config.ts';
 import { Failover, type FenceOutcome } from './failover.ts';
+import { fenceStandby } from './fence.ts';
+import { FenceWarmup } from './fence-warmup.ts';
 import { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
 import { transitionPage } from './pages/transition.ts';
@@ -75,9 +77,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   }, log);
   const metrics = new ProxyMetrics(hub, () => store.state);
 
+  const warmup = options.fence ? undefined : new FenceWarmup(config.standby.ssh, log);
   const fence = options.fence ?? (async (epoch: number) => {
-    const { fenceStandby } = await import('./fence.ts');
-    const r = await fenceStandby(config.standby.ssh, epoch, { command: config.standby.ssh.command, stateDir: config.standby.ssh.stateDir, waitMs: config.standby.ssh.waitMs, timeoutMs: config.standby.ssh.timeoutMs });
+    const r = await fenceStandby(config.standby.ssh, epoch, { command: config.standby.ssh.command, stateDir: config.standby.ssh.stateDir, waitMs: config.standby.ssh.waitMs, timeoutMs: config.standby.ssh.timeoutMs, client: warmup?.take() });
     return { waitedMs: r.waitedMs, killed: r.killed };
   });
   failover = new Failover({
@@ -88,6 +90,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     primaryId: config.primary.id,
     windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
     fence,
+    prepareFence: () => warmup?.warm(),
     log,
     changed: (s) => {
       metrics.phaseChanged(s.phase);
@@ -166,6 +169,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     async close() {
       fo.close();
       vast?.close();
+      warmup?.close();
       probes.primary.close();
       probes.standby.close();
       hub.close();

@@ -25,6 +25,8 @@ export interface FailoverDeps {
   windowMs: number;
   /** fences the standby at `epoch` (idempotent); rejects when the standby cannot be fenced */
   fence(epoch: number): Promise<FenceOutcome>;
+  /** heartbeats are missing: a fence may follow; get ready for it (open the SSH connection) */
+  prepareFence?(): void;
   log: Logger;
   /** how long a planned failover waits for the agent's final pass (default 10 s) */
   finalSyncMs?: number;
@@ -97,6 +99,10 @@ export class Failover {
     this.lastVerdict = verdict;
     if (verdict.kind === 'healthy') this.#suspectSince = undefined;
     else this.#suspectSince ??= now;
+    // Half the window without a heartbeat, or a failed probe: a fence may be near, so its SSH
+    // connection is opened now, off the path the switch waits on (it fences nothing by itself).
+    const silenceMs = agent ? now - agent.lastHeartbeatAt : Infinity;
+    if (verdict.kind !== 'healthy' || silenceMs > this.#d.windowMs / 2 || probe.failures > 0) this.#d.prepareFence?.();
     if (verdict.kind === 'failed') {
       this.#run(this.#failover(verdict.planned, verdict.reason));
       return;

@@ -36,6 +36,8 @@ export interface FenceOptions {
   timeoutMs?: number;
   /** connection and SSH handshake, ms (default 10000, at most timeoutMs) */
   connectTimeoutMs?: number;
+  /** an SSH connection to the standby already open and ready (proxy/fence-warmup.ts): the fence skips the handshake; it is closed after */
+  client?: Client;
 }
 
 /** What the standby reported (its JSON line), plus where and how long the whole fence took from here. */
@@ -107,7 +109,8 @@ export function fenceStandby(target: FenceTarget, epoch: number, options: FenceO
   }
 
   return new Promise<FenceResult>((resolve, reject) => {
-    const client = new Client();
+    const warm = options.client;
+    const client = warm ?? new Client();
     let connected = false;
     let settled = false;
     let hostKeyProblem: string | undefined;
@@ -127,7 +130,7 @@ export function fenceStandby(target: FenceTarget, epoch: number, options: FenceO
         : unreachable(`no SSH connection within ${timeoutMs} ms`));
     }, timeoutMs);
 
-    client.on('ready', () => {
+    const run = (): void => {
       connected = true;
       client.exec(command, (err, stream) => {
         if (err) return finish(failed(`could not run "${command}": ${err.message}`, {}, err));
@@ -149,7 +152,8 @@ export function fenceStandby(target: FenceTarget, epoch: number, options: FenceO
           finish(undefined, { host: target.host, ...parsed, durationMs: Math.round(performance.now() - started) });
         });
       });
-    });
+    };
+    client.on('ready', run);
     client.on('error', (err: Error & ClientErrorExtensions) => {
       if (hostKeyProblem) return finish(failed(`host key refused: ${hostKeyProblem}`, { hostKey: hostKeyProblem }, err));
       if (err.level === 'client-socket' || err.level === 'client-timeout') return finish(unreachable(err.message, err));
@@ -158,6 +162,10 @@ export function fenceStandby(target: FenceTarget, epoch: number, options: FenceO
     });
     client.on('close', () => finish(connected ? failed('the connection closed before the fence answered') : unreachable('the connection closed during the handshake')));
 
+    if (warm) {
+      run();
+      return;
+    }
     try {
       client.connect({
         host: target.host,

@@ -17,6 +17,8 @@ import { StandbyError } from '../../errors.ts';
 import { fenceStandby, fenceCommand, type FenceTarget } from '../../proxy/fence.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { FenceWarmup } from '../../proxy/fence-warmup.ts';
+import { pino } from 'pino';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -78,6 +80,22 @@ describe('fenceStandby over SSH', () => {
     assert.deepEqual({ ...r, waitedMs: 0, durationMs: 0 }, { host: sshd.host, epoch: 3, previousEpoch: 0, waitedMs: 0, killed: 0, signalled: [], locked: true, durationMs: 0 });
     assert.equal(storedEpoch(), 3);
     await waitFor('no connection left open', () => established(sshd.port) === 0, { timeoutMs: 3_000 });
+  });
+
+  test('a connection warmed up ahead is used by the fence (no second handshake) and closed after', async () => {
+    const warm = new FenceWarmup(proxyKey, pino({ level: 'silent' }));
+    try {
+      warm.warm();
+      const client = await waitFor('the warm connection ready', () => warm.take(), { timeoutMs: 10_000 });
+      const before = sshd.connections();
+      const r = await fenceStandby(proxyKey, 3, { timeoutMs: 10_000, client });
+      assert.equal(r.epoch, 3);
+      assert.equal(sshd.connections(), before, 'no new connection for the fence');
+      await waitFor('no connection left open', () => established(sshd.port) === 0, { timeoutMs: 3_000 });
+      assert.equal(warm.take(), undefined, 'handed over once');
+    } finally {
+      warm.close();
+    }
   });
 
   test('idempotent; a lower epoch is refused with the reason', async () => {

@@ -1,0 +1,80 @@
+// An SSH connection to the standby opened ahead of a fence: when the GPU's
+// heartbeats go missing the proxy may soon have to fence, and the SSH
+// handshake is a good part of the fence's time (the blackhole case's switch is
+// 1.5 s of detection plus the fence). Opening the connection fences nothing;
+// it is handed to the fence once (which closes it), or closed when unused.
+import { readFileSync } from 'node:fs';
+import { Client } from 'ssh2';
+import type { Logger } from '../log.ts';
+import type { FenceTarget } from './fence.ts';
+import { knownHostsChecker } from './known-hosts.ts';
+
+export class FenceWarmup {
+  #target: FenceTarget;
+  #idleMs: number;
+  #log: Logger;
+  #client: Client | undefined;
+  #ready = false;
+  #timer: NodeJS.Timeout | undefined;
+  #drop: (() => void) | undefined;
+
+  constructor(target: FenceTarget, log: Logger, idleMs = 30_000) {
+    this.#target = target;
+    this.#log = log;
+    this.#idleMs = idleMs;
+  }
+
+  /** Opens a connection if none is open or opening. Failures are quiet: the fence connects (and reports) itself. */
+  warm(): void {
+    if (this.#client) return;
+    let privateKey: Buffer;
+    try {
+      privateKey = readFileSync(this.#target.identityFile);
+    } catch {
+      return; // the fence will say what is wrong with the key
+    }
+    const port = this.#target.port ?? 22;
+    const check = this.#target.knownHostsFile ? knownHostsChecker(this.#target.knownHostsFile, this.#target.host, port) : undefined;
+    const client = new Client();
+    this.#client = client;
+    this.#ready = false;
+    const drop = (): void => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      this.#ready = false;
+      if (this.#timer) clearTimeout(this.#timer);
+      client.destroy();
+    };
+    this.#drop = drop;
+    client.on('ready', () => {
+      if (this.#client === client) this.#ready = true;
+    });
+    client.on('error', drop);
+    client.on('close', drop);
+    this.#timer = setTimeout(drop, this.#idleMs);
+    this.#timer.unref();
+    try {
+      client.connect({ host: this.#target.host, port, username: this.#target.user, privateKey, readyTimeout: 5_000, hostVerifier: (key: Buffer) => (check ? check(key).ok : true) });
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'fence warm-up could not connect');
+      drop();
+    }
+  }
+
+  /** The ready connection, handed over (the caller owns and closes it), or undefined. */
+  take(): Client | undefined {
+    const client = this.#client;
+    if (!client || !this.#ready) return undefined;
+    this.#client = undefined;
+    this.#ready = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    client.removeAllListeners('ready');
+    client.removeAllListeners('error');
+    client.removeAllListeners('close');
+    return client;
+  }
+
+  close(): void {
+    this.#drop?.();
+  }
+}
