@@ -6,7 +6,7 @@ import { startAgent, summarize } from '../agent/daemon.ts';
 import { SdNotify } from '../sd-notify.ts';
 import { createLogger } from '../log.ts';
 import { overridesFrom } from './config-flags.ts';
-import { runCommand } from './run-command.ts';
+import { runCommand, untilStopped } from './run-command.ts';
 
 interface Args {
   config?: string;
@@ -42,24 +42,17 @@ export const agentCommand: CommandModule<object, Args> = {
       if (notify && watchdog) {
         notify.startWatchdog(watchdog, () => agent.engine.alive(), () => log.error('sync loop stuck (rsync moved no data for twice the I/O timeout): withholding the watchdog so systemd restarts the agent'));
       }
-      await new Promise<void>((resolve) => {
-        const stop = async (signal: string) => {
-          clearInterval(readyCheck);
-          clearInterval(statusTimer);
-          notify?.stopping(`stopping on ${signal}`);
-          if (signal === 'SIGTERM' && config.notices.stopSignal) {
-            // a container runtime's stop: the GPU goes away; hand over before exiting
-            const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
-            log.info({ fenced }, fenced ? 'handed over: the standby has every change' : 'no planned failover in time: stopping anyway');
-          }
-          log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
-          agent.close().then(resolve, (err: unknown) => {
-            log.error({ err }, 'error while stopping');
-            resolve();
-          });
-        };
-        process.once('SIGTERM', () => void stop('SIGTERM'));
-        process.once('SIGINT', () => void stop('SIGINT'));
+      await untilStopped(async (signal) => {
+        clearInterval(readyCheck);
+        clearInterval(statusTimer);
+        notify?.stopping(`stopping on ${signal}`);
+        if (signal === 'SIGTERM' && config.notices.stopSignal) {
+          // a container runtime's stop: the GPU goes away; hand over before exiting
+          const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
+          log.info({ fenced }, fenced ? 'handed over: the standby has every change' : 'no planned failover in time: stopping anyway');
+        }
+        log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
+        await agent.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
       });
       log.info('stopped');
       await notify?.close();

@@ -1,34 +1,18 @@
 // `standby install agent|standby|proxy` and `standby uninstall ROLE`: what
 // install.sh runs after it unpacked the bundle. The work is in installer/.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { StandbyError } from '../errors.ts';
+import type { RoleFlags } from '../installer/role-config.ts';
 import { ROLES, type Role } from '../installer/layout.ts';
+import { runCommand } from './run-command.ts';
 
-interface InstallArgs {
+interface InstallArgs extends RoleFlags {
   role: Role;
   root: string;
   start: boolean;
-  proxy?: string;
-  token?: string;
-  hostId?: string;
-  standbyHost?: string;
-  standbyPort?: number;
-  standbyUser?: string;
-  standbyPath?: string;
-  workspace?: string;
   agentKey?: string;
   agentKeyFile?: string;
   fenceKey?: string;
   fenceKeyFile?: string;
-  listen?: string;
-  adminToken?: string;
-  gpuId?: string;
-  gpuUrl?: string;
-  standbyId?: string;
-  standbyUrl?: string;
-  standbyKey?: string;
-  tlsCert?: string;
-  tlsKey?: string;
 }
 
 interface UninstallArgs {
@@ -38,20 +22,6 @@ interface UninstallArgs {
 }
 
 const say = (line: string) => process.stdout.write(line + '\n');
-
-async function reporting(name: string, work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (err) {
-    if (err instanceof StandbyError) {
-      process.stderr.write(`standby ${name}: ${err.message} [${err.code}]\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`standby ${name}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 70;
-    }
-  }
-}
 
 const roleArg = { choices: ROLES, describe: 'agent (GPU host), standby (CPU standby) or proxy' } as const;
 const rootOpt = { type: 'string', default: '/', describe: 'install under this prefix instead of / (tests use it; no user, no systemctl)' } as const;
@@ -93,13 +63,13 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .example('$0 install proxy --listen 0.0.0.0:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
       .strict() as unknown as Argv<InstallArgs>,
   handler: (a: ArgumentsCamelCase<InstallArgs>) =>
-    reporting('install', async () => {
+    runCommand(async () => {
       const { installRole } = await import('../installer/install-role.ts');
       const { role, root, start, _: _rest, $0: _script, ...flags } = a;
       const pick = Object.fromEntries(Object.entries(flags).filter(([k, v]) => !k.includes('-') && v !== undefined));
       installRole({ ...pick, role, root, noStart: !start }, say);
       say(`standby install ${role}: done`);
-    }),
+    }, 'install'),
 };
 
 export const uninstallCommand: CommandModule<object, UninstallArgs> = {
@@ -112,9 +82,9 @@ export const uninstallCommand: CommandModule<object, UninstallArgs> = {
       .option('purge', { type: 'boolean', default: false, describe: "also remove the role's config, keys and authorized_keys entries" })
       .strict() as unknown as Argv<UninstallArgs>,
   handler: (a: ArgumentsCamelCase<UninstallArgs>) =>
-    reporting('uninstall', async () => {
+    runCommand(async () => {
       const { uninstallRole } = await import('../installer/uninstall-role.ts');
       const removed = uninstallRole({ role: a.role, root: a.root, purge: a.purge }, say);
       say(`standby uninstall ${a.role}: removed ${removed.length} path(s)`);
-    }),
+    }, 'uninstall'),
 };

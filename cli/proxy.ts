@@ -6,7 +6,7 @@ import { proxyConfigSchema } from '../proxy/config.ts';
 import { startProxy } from '../proxy/daemon.ts';
 import { SdNotify } from '../sd-notify.ts';
 import { overridesFrom } from './config-flags.ts';
-import { runCommand } from './run-command.ts';
+import { runCommand, untilStopped } from './run-command.ts';
 
 interface Args {
   config?: string;
@@ -38,18 +38,11 @@ export const proxyCommand: CommandModule<object, Args> = {
         // the state machine's loop runs every 25 ms: silence for a second means it is stuck
         notify.startWatchdog(watchdog, () => performance.now() - proxy.failover.lastEvaluatedAt < 1_000, () => log.error('failover loop stuck: withholding the watchdog so systemd restarts the proxy'));
       }
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          clearInterval(statusTimer);
-          notify?.stopping(`stopping on ${signal}`);
-          log.info({ signal }, 'stopping the proxy');
-          proxy.close().then(resolve, (err: unknown) => {
-            log.error({ err }, 'error while stopping');
-            resolve();
-          });
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+      await untilStopped(async (signal) => {
+        clearInterval(statusTimer);
+        notify?.stopping(`stopping on ${signal}`);
+        log.info({ signal }, 'stopping the proxy');
+        await proxy.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
       });
       log.info('stopped');
       await notify?.close();

@@ -2,17 +2,28 @@
 // its exit code; anything else is a bug and shows its stack.
 import { StandbyError } from '../errors.ts';
 
-export async function runCommand(body: () => Promise<number | void>): Promise<void> {
+/** `label` (e.g. "install") names the command in the error line and adds the error's code, for commands run by scripts. */
+export async function runCommand(body: () => Promise<number | void>, label?: string): Promise<void> {
+  const who = label ? `standby ${label}` : 'standby';
   try {
     const code = await body();
     if (typeof code === 'number') process.exitCode = code;
   } catch (err) {
     if (err instanceof StandbyError) {
-      process.stderr.write(`standby: ${err.message}\n`);
+      process.stderr.write(`${who}: ${err.message}${label ? ` [${err.code}]` : ''}\n`);
       process.exitCode = err.exitCode;
     } else {
-      process.stderr.write(`standby: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(`${who}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exitCode = 70;
     }
   }
+}
+
+/** Resolves once SIGTERM or SIGINT has arrived and `stop` (given the signal's name) has finished. */
+export function untilStopped(stop: (signal: string) => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => void stop(signal).finally(resolve);
+    process.once('SIGTERM', () => on('SIGTERM'));
+    process.once('SIGINT', () => on('SIGINT'));
+  });
 }
