@@ -19,6 +19,7 @@ export const ErrorCodes = {
   // fencing (docs/fencing.md): the receiver's refusals have exit codes of their own, so a writer can tell them apart
   STANDBY_ERR_COMMAND_REFUSED: { status: 403, exit: 77 },
   STANDBY_ERR_EPOCH_STALE: { status: 409, exit: 79 },
+  STANDBY_ERR_HOST_REVOKED: { status: 403, exit: 80 },
   STANDBY_ERR_LOCK_TIMEOUT: { status: 503, exit: 75 },
   STANDBY_ERR_FENCE_FAILED: { status: 502, exit: 1 },
   STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },

@@ -81,3 +81,12 @@ export function splitCommand(command: string): Word[] {
   end();
   return words;
 }
+
+/** One argument quoted so that splitCommand (and a POSIX shell) reads it back as one word. */
+export function quoteWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function quoteWords(args: readonly string[]): string {
+  return args.map(quoteWord).join(' ');
+}

@@ -2,7 +2,8 @@
 // ssh client sent (SSH_ORIGINAL_COMMAND), and nothing else:
 //   [STANDBY_EPOCH=<n>] rsync --server <options> . <folder in a root>   (receiving only)
 //   [STANDBY_EPOCH=<n>] sync -f <folder in a root>                      (the agent's flush)
-//   standby receive --fence <n> [--wait-ms <ms>]                       (only with --allow-fence)
+//   standby receive --fence <n> [--wait-ms <ms>] [--revoke <host>]...  (only with --allow-fence)
+//   standby receive --revoke <host>... | --authorize <host> --key <key> (the same: the proxy's key)
 // Options are checked against a list of what rsync sends for the agent's
 // transfers; anything that reads from the standby, writes outside the
 // destination or writes into place is refused with the reason.
@@ -10,11 +11,14 @@ import { realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { StandbyError } from '../errors.ts';
 import { CommandWordsError, splitCommand, type Word } from './command-words.ts';
+import { HOST_ID } from './revoked-hosts.ts';
 
 export type ReceiveRequest =
   | { kind: 'rsync'; epoch: number; args: string[]; target: string }
   | { kind: 'sync'; epoch: number; args: string[]; target: string }
-  | { kind: 'fence'; epoch: number; waitMs: number | undefined };
+  | { kind: 'fence'; epoch: number; waitMs: number | undefined; revoke: string[] }
+  | { kind: 'revoke'; waitMs: number | undefined; revoke: string[] }
+  | { kind: 'authorize'; host: string; key: string };
 
 export interface RequestPolicy {
   /** sync roots, as realRoot() resolved them */
@@ -152,11 +156,18 @@ function syncRequest(epoch: number, words: Word[], policy: RequestPolicy): Recei
   return { kind: 'sync', epoch, args: ['-f', target], target };
 }
 
-function fenceRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
+function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
   if (!policy.allowFence) refuse("fencing is not allowed with this key (its forced command has no --allow-fence): fence with the proxy's key");
-  if (words[1]?.text !== 'receive') refuse('only "standby receive --fence <epoch>" is accepted');
+  if (words[1]?.text !== 'receive') refuse('only "standby receive --fence <epoch>", "--revoke <host>" or "--authorize <host> --key <key>" is accepted');
   let epoch: number | undefined;
   let waitMs: number | undefined;
+  let authorize: string | undefined;
+  let key: string | undefined;
+  const revoke: string[] = [];
+  const hostId = (name: string, value: string): string => {
+    if (!HOST_ID.test(value)) refuse(`${name} ${JSON.stringify(value.slice(0, 80))}: expected a host id (letters, digits, ".", "_", "-")`);
+    return value;
+  };
   for (let i = 2; i < words.length; i++) {
     const w = words[i]!.text;
     const [name, inline] = w.startsWith('--') && w.includes('=') ? [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)] : [w, undefined];
@@ -168,12 +179,25 @@ function fenceRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
       else waitMs = Number(value);
     } else if (name === '--state-dir') {
       if (resolve(value) !== resolve(policy.stateDir)) refuse(`--state-dir ${value}: this key fences ${policy.stateDir} only`);
+    } else if (name === '--revoke') {
+      revoke.push(hostId(name, value));
+    } else if (name === '--authorize') {
+      authorize = hostId(name, value);
+    } else if (name === '--key') {
+      key = value;
     } else {
-      refuse(`${name} is not accepted in a fence request (only --fence, --wait-ms, --state-dir)`);
+      refuse(`${name} is not accepted in a fence request (only --fence, --wait-ms, --state-dir, --revoke, --authorize, --key)`);
     }
   }
-  if (epoch === undefined) refuse('only "standby receive --fence <epoch>" is accepted');
-  return { kind: 'fence', epoch, waitMs };
+  if (authorize !== undefined) {
+    if (key === undefined) refuse('--authorize <host> needs --key "<ssh public key line>"');
+    if (epoch !== undefined || revoke.length) refuse('--authorize is a request of its own: not with --fence or --revoke');
+    return { kind: 'authorize', host: authorize, key };
+  }
+  if (key !== undefined) refuse('--key goes with --authorize <host>');
+  if (epoch !== undefined) return { kind: 'fence', epoch, waitMs, revoke };
+  if (revoke.length) return { kind: 'revoke', waitMs, revoke };
+  refuse('only "standby receive --fence <epoch>", "--revoke <host>" or "--authorize <host> --key <key>" is accepted');
 }
 
 /** Reads what the ssh client asked for; throws STANDBY_ERR_COMMAND_REFUSED naming the command and the reason. */
@@ -190,7 +214,7 @@ export function parseRequest(command: string | undefined, policy: RequestPolicy)
       if (err instanceof CommandWordsError) refuse(err.message);
       throw err;
     }
-    if (program(words[0], 'standby')) return fenceRequest(words, policy);
+    if (program(words[0], 'standby')) return adminRequest(words, policy);
     const { epoch, rest } = readEpoch(words);
     if (program(rest[0], 'rsync')) return rsyncRequest(epoch, rest, policy);
     if (program(rest[0], 'sync')) return syncRequest(epoch, rest, policy);

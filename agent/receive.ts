@@ -14,7 +14,9 @@ import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
 import { processStart, recordReceiver, type ReceiverRecord } from './receiver-registry.ts';
+import { liftRevoked, readRevoked } from './revoked-hosts.ts';
 import { fenceStandby, type FenceResult } from './standby-fence.ts';
+import { authorizeHostKey, removeHostKeys } from './writer-keys.ts';
 
 export interface ReceiveOptions {
   /** the sync roots writes may go into */
@@ -29,6 +31,12 @@ export interface ReceiveOptions {
   fenceWaitMs: number;
   /** where a fence asked for over ssh prints its result line */
   out: (line: string) => void;
+  /** the host this writer key belongs to (its forced command's --host): refused once revoked */
+  host?: string;
+  /** the proxy's key: the authorized_keys file it manages writer entries in */
+  authorizedKeys?: string;
+  /** the standby program as sshd should run it in a writer entry (default: $STANDBY_COMMAND, set by bin/standby) */
+  program?: string;
 }
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -48,9 +56,25 @@ export async function receive(options: ReceiveOptions): Promise<number> {
     allowFence: options.allowFence,
     stateDir: options.stateDir,
   });
-  if (request.kind === 'fence') {
-    const result: FenceResult = await fenceStandby(options.stateDir, request.epoch, { waitMs: request.waitMs ?? options.fenceWaitMs });
+  if (request.kind === 'fence' || request.kind === 'revoke') {
+    const epoch = request.kind === 'fence' ? request.epoch : 'current';
+    const result: FenceResult & { keysRemoved?: number } = await fenceStandby(options.stateDir, epoch, { waitMs: request.waitMs ?? options.fenceWaitMs, revoke: request.revoke });
+    // the list above already refuses them; the lines go too, where this key manages the file
+    if (options.authorizedKeys && request.revoke.length) result.keysRemoved = request.revoke.reduce((n, id) => n + removeHostKeys(options.authorizedKeys!, id), 0);
     options.out(JSON.stringify(result));
+    return 0;
+  }
+  if (request.kind === 'authorize') {
+    if (!options.authorizedKeys || options.roots.length === 0) {
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "this key cannot authorize writers: its forced command lacks --authorized-keys FILE and --root DIR (install the standby with `standby install standby --proxy URL`, which writes them)", {});
+    }
+    const { line, replaced } = authorizeHostKey(options.authorizedKeys, request.host, request.key, {
+      program: options.program ?? process.env['STANDBY_COMMAND'] ?? 'standby',
+      roots: options.roots,
+      stateDir: options.stateDir,
+    });
+    const lifted = liftRevoked(options.stateDir, request.host);
+    options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line }));
     return 0;
   }
   return runWriter(request, options);
@@ -60,7 +84,7 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
   ensureStateDir(options.stateDir);
   const lockPath = join(options.stateDir, 'lock');
   const lock = new FileLock(lockPath);
-  const record: ReceiverRecord = { pid: process.pid, start: processStart(process.pid) ?? '', epoch: request.epoch, kind: request.kind, target: request.target };
+  const record: ReceiverRecord = { pid: process.pid, start: processStart(process.pid) ?? '', epoch: request.epoch, kind: request.kind, target: request.target, ...(options.host ? { host: options.host } : {}) };
   // recorded before the lock is taken: a fence that finds the lock held can find every holder
   const forget = recordReceiver(options.stateDir, record);
   let child: ReturnType<typeof spawn> | undefined;
@@ -83,6 +107,10 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
       throw new StandbyError('STANDBY_ERR_LOCK_TIMEOUT', `the standby's write lock ${lockPath} stayed held exclusively for ${options.lockWaitMs} ms (a fence is running or stuck): nothing was written; retry, and if it persists look for a stuck "standby receive --fence" on the standby`, { lockPath });
     }
     if (stopped) return exitCodeOf(null, stopped);
+    const r = options.host === undefined ? undefined : readRevoked(options.stateDir)[options.host];
+    if (r) {
+      throw new StandbyError('STANDBY_ERR_HOST_REVOKED', `refused: host ${options.host} was revoked at ${r.at} (epoch ${r.epoch}), when it was fenced or removed: its key may not write to this standby again. Nothing was written. Enroll it again (standby hosts add ${options.host} on the proxy) to give it new credentials`, { host: options.host });
+    }
     const stored = readEpoch(options.stateDir);
     if (request.epoch < stored) {
       throw new StandbyError('STANDBY_ERR_EPOCH_STALE', `refused: this writer's epoch ${request.epoch} is older than the standby's epoch ${stored}: the standby was fenced by a failover and accepts writes of epoch ${stored} or newer only. Nothing was written. This host must stop syncing to the standby (see docs/fencing.md)`, { epoch: request.epoch, standbyEpoch: stored });

@@ -18,6 +18,8 @@ export interface ReceiverRecord extends ProcessRef {
   epoch: number;
   kind: 'rsync' | 'sync';
   target: string;
+  /** the host its key's forced command pins (--host), when it does */
+  host?: string;
   /** the rsync (or sync) it runs, leader of its own process group */
   child?: ProcessRef;
 }

@@ -48,6 +48,8 @@ export interface SyncStatus {
 }
 
 const EPOCH_STALE = 'STANDBY_ERR_EPOCH_STALE';
+/** the receiver's refusals that mean this host must stop pushing: fenced, or its key revoked */
+const FENCED_BY_STANDBY = /\[STANDBY_ERR_(EPOCH_STALE|HOST_REVOKED)\]/;
 
 /** How a writer names its epoch to the standby's receiver (`standby receive`). */
 export function epochEnv(epoch: number): string {
@@ -494,20 +496,21 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   async #flush(root: SyncRoot): Promise<void> {
     const control = this.#master.running ? this.#master.path : undefined;
     const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epoch === undefined ? {} : { STANDBY_EPOCH: String(this.#epoch) });
-    if (stderr.includes(`[${EPOCH_STALE}]`)) throw this.#refusedError();
+    if (FENCED_BY_STANDBY.test(stderr)) throw this.#refusedError(stderr);
     if (code !== 0) {
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `flushing ${root.remote} to disk on the standby failed (${code === null ? 'timed out' : `exit ${code}`})${stderr ? `: ${stderr}` : ''}`, { code });
     }
   }
 
-  #refusedError(): StandbyError {
-    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `the standby refused this agent's epoch ${this.#epoch ?? 0}: it was fenced under a newer one [${EPOCH_STALE}]`, { epoch: this.#epoch });
+  #refusedError(stderr: string): StandbyError {
+    const why = stderr.includes('[STANDBY_ERR_HOST_REVOKED]') ? "this host's key was revoked (fenced by a failover, or removed by the admin)" : 'it was fenced under a newer one';
+    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `the standby refused this agent's epoch ${this.#epoch ?? 0}: ${why} [${EPOCH_STALE}]`, { epoch: this.#epoch });
   }
 
   #check(result: RsyncResult, what: string): RsyncResult {
     if (RSYNC_OK.has(result.code ?? -1)) return result;
     // the standby's receiver refused this writer's epoch (rsync's own exit code varies with timing)
-    if (result.stderr.includes(`[${EPOCH_STALE}]`)) throw this.#refusedError();
+    if (FENCED_BY_STANDBY.test(result.stderr)) throw this.#refusedError(result.stderr);
     const tail = result.stderr.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
     throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `${what} failed: ${describeExit(result.code, result.signal)}${tail ? ` (${tail})` : ''}`, { code: result.code, signal: result.signal });
   }

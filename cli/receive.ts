@@ -18,6 +18,11 @@ interface Args {
   waitMs: number;
   lockWaitMs: number;
   allowFence?: boolean;
+  host?: string;
+  authorizedKeys?: string;
+  revoke?: string[];
+  authorize?: string;
+  key?: string;
 }
 
 /** The options, once for both readers (yargs in cli.ts, parseArgs when run directly). */
@@ -27,7 +32,12 @@ const OPTIONS = {
   fence: { type: 'number', describe: 'fence the standby at this epoch: write it durably, wait for (or kill) older writers, print a JSON line' },
   'wait-ms': { type: 'number', default: 10_000, describe: 'how long a fence waits for older writers before killing them, in ms' },
   'lock-wait-ms': { type: 'number', default: 30_000, describe: 'how long a writer waits while a fence holds the lock, in ms' },
-  'allow-fence': { type: 'boolean', describe: "accept `standby receive --fence <epoch>` as the ssh command (the proxy's key only, never a writer's)" },
+  'allow-fence': { type: 'boolean', describe: "accept `standby receive --fence <epoch>`, `--revoke <host>` and `--authorize <host> --key <key>` as the ssh command (the proxy's key only, never a writer's)" },
+  host: { type: 'string', describe: "the host this writer key belongs to: its writes are refused once the host is revoked" },
+  'authorized-keys': { type: 'string', describe: "with --allow-fence: the authorized_keys file the proxy's key adds and removes per-host writer entries in" },
+  revoke: { type: 'string', array: true, describe: 'revoke this host (repeat for more): with --fence, under the same lock; alone, at the current epoch' },
+  authorize: { type: 'string', describe: 'authorize a writer key for this host (with --key and --authorized-keys)' },
+  key: { type: 'string', describe: 'the ssh public key line --authorize puts in' },
 } as const satisfies Record<string, Options>;
 
 function wholeNumber(name: string, value: number | undefined): void {
@@ -40,22 +50,31 @@ async function run(args: Args): Promise<number> {
   wholeNumber('fence', args.fence);
   wholeNumber('wait-ms', args.waitMs);
   wholeNumber('lock-wait-ms', args.lockWaitMs);
-  if (args.fence !== undefined) {
-    const { fenceStandby } = await import('../agent/standby-fence.ts');
-    const result = await fenceStandby(args.stateDir, args.fence, { waitMs: args.waitMs });
-    process.stdout.write(JSON.stringify(result) + '\n');
-    return 0;
+  if (args.fence !== undefined || args.revoke?.length || args.authorize !== undefined) {
+    // run by hand or over an unrestricted admin key: the arguments are the request
+    const { receive } = await import('../agent/receive.ts');
+    const { quoteWords } = await import('../agent/command-words.ts');
+    const words = ['standby', 'receive'];
+    if (args.fence !== undefined) words.push('--fence', String(args.fence));
+    for (const id of args.revoke ?? []) words.push('--revoke', id);
+    if (args.authorize !== undefined) words.push('--authorize', args.authorize);
+    if (args.key !== undefined) words.push('--key', args.key);
+    return receive({ ...common(args), command: quoteWords(words), allowFence: true });
   }
   const { receive } = await import('../agent/receive.ts');
-  return receive({
+  return receive({ ...common(args), command: process.env['SSH_ORIGINAL_COMMAND'], allowFence: args.allowFence === true });
+}
+
+function common(args: Args) {
+  return {
     roots: args.root ?? [],
     stateDir: args.stateDir,
-    command: process.env['SSH_ORIGINAL_COMMAND'],
-    allowFence: args.allowFence === true,
     lockWaitMs: args.lockWaitMs,
     fenceWaitMs: args.waitMs,
-    out: (line) => process.stdout.write(line + '\n'),
-  });
+    out: (line: string) => process.stdout.write(line + '\n'),
+    ...(args.host === undefined ? {} : { host: args.host }),
+    ...(args.authorizedKeys === undefined ? {} : { authorizedKeys: args.authorizedKeys }),
+  };
 }
 
 /** Runs the command; a StandbyError becomes one line on stderr (its message and code, for scripts to match) and its exit code. */

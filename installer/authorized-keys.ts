@@ -65,6 +65,17 @@ function writeAtomic(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
+/** The file's non-empty lines. */
+export function authorizedKeysLines(text: string): string[] {
+  return text.split('\n').filter((line) => line.trim() !== '');
+}
+
+/** Replaces the file with these lines, atomically, 0600 (its folder made 0700 when missing). */
+export function writeAuthorizedKeys(file: string, lines: readonly string[]): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeAtomic(file, lines.length ? lines.join('\n') + '\n' : '');
+}
+
 /** Adds or replaces the writer's entry; returns whether the file changed. */
 export function authorizeWriter(file: string, key: PublicKey, command: string): boolean {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
 import type { Logger } from '../log.ts';
-import type { FenceTarget } from './fence.ts';
+import type { FenceTarget } from './standby-ssh.ts';
 import { knownHostsChecker } from './known-hosts.ts';
 
 export class FenceWarmup {

@@ -130,8 +130,8 @@ describe('what a writer may ask the receiver for', () => {
     test(`accepted: ${c.name}`, () => {
       const r = parseRequest(c.command(top), { ...policy, cwd: join(top, 'ws') });
       assert.equal(r.kind, c.kind);
+      assert.ok(r.kind === 'rsync' || r.kind === 'sync');
       assert.equal(r.epoch, c.epoch);
-      assert.ok(r.kind !== 'fence');
       assert.equal(r.target, c.target(top));
       assert.equal(r.args[r.args.length - 1], c.target(top), 'the checked path is the one rsync gets');
     });
@@ -177,10 +177,23 @@ describe('what a writer may ask the receiver for', () => {
 
   test('a fence request is read only with --allow-fence, and only for its own state folder', () => {
     const p = { ...policy, allowFence: true };
-    assert.deepEqual(parseRequest('standby receive --fence 7 --wait-ms 500', p), { kind: 'fence', epoch: 7, waitMs: 500 });
-    assert.deepEqual(parseRequest(`/usr/local/bin/standby receive --fence=8 --state-dir '${policy.stateDir}'`, p), { kind: 'fence', epoch: 8, waitMs: undefined });
+    assert.deepEqual(parseRequest('standby receive --fence 7 --wait-ms 500', p), { kind: 'fence', epoch: 7, waitMs: 500, revoke: [] });
+    assert.deepEqual(parseRequest(`/usr/local/bin/standby receive --fence=8 --state-dir '${policy.stateDir}'`, p), { kind: 'fence', epoch: 8, waitMs: undefined, revoke: [] });
     assert.throws(() => parseRequest('standby receive --fence 7 --state-dir /tmp/elsewhere', p), /fences .* only/);
     assert.throws(() => parseRequest('standby receive --fence 7 --root /', p), /not accepted in a fence request/);
+  });
+
+  test("the proxy's key may revoke hosts (with a fence or alone) and authorize a host's key; a writer key may not", () => {
+    const p = { ...policy, allowFence: true };
+    assert.deepEqual(parseRequest('standby receive --fence 9 --revoke gpu-1 --revoke gpu-2', p), { kind: 'fence', epoch: 9, waitMs: undefined, revoke: ['gpu-1', 'gpu-2'] });
+    assert.deepEqual(parseRequest('standby receive --revoke gpu-1', p), { kind: 'revoke', waitMs: undefined, revoke: ['gpu-1'] });
+    assert.deepEqual(parseRequest("standby receive --authorize gpu-3 --key 'ssh-ed25519 AAAAC3Nz x'", p), { kind: 'authorize', host: 'gpu-3', key: 'ssh-ed25519 AAAAC3Nz x' });
+    assert.throws(() => parseRequest('standby receive --revoke ../etc', p), /expected a host id/);
+    assert.throws(() => parseRequest('standby receive --authorize gpu-3', p), /needs --key/);
+    assert.throws(() => parseRequest("standby receive --authorize gpu-3 --key 'k' --fence 2", p), /a request of its own/);
+    assert.throws(() => parseRequest("standby receive --key 'k'", p), /goes with --authorize/);
+    assert.throws(() => parseRequest('standby receive --revoke gpu-1', policy), /not allowed with this key/);
+    assert.throws(() => parseRequest("standby receive --authorize gpu-3 --key 'ssh-ed25519 AAAA'", policy), /not allowed with this key/);
   });
 });
 
@@ -270,7 +283,7 @@ describe('the receiver as the forced command of a real sshd', () => {
     const base = storedEpoch();
     const first = await fence(base + 2);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(first.result, { epoch: base + 2, previousEpoch: base, waitedMs: first.result!['waitedMs'], killed: 0, signalled: [], locked: true });
+    assert.deepEqual(first.result, { epoch: base + 2, previousEpoch: base, waitedMs: first.result!['waitedMs'], killed: 0, signalled: [], locked: true, revoked: [] });
     const again = await fence(base + 2);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.result!['previousEpoch'], base + 2, 'the same epoch again is fine');
@@ -388,7 +401,7 @@ describe('the receiver as the forced command of a real sshd', () => {
       const started = performance.now();
       const f = await fence(epoch, 200);
       assert.equal(f.code, 0, f.stderr);
-      assert.deepEqual({ ...f.result, waitedMs: 0 }, { epoch, previousEpoch: epoch, waitedMs: 0, killed: 0, signalled: [], locked: false });
+      assert.deepEqual({ ...f.result, waitedMs: 0 }, { epoch, previousEpoch: epoch, waitedMs: 0, killed: 0, signalled: [], locked: false, revoked: [] });
       assert.ok(performance.now() - started < 2_000, 'no kill rounds for writers of the current epoch');
       assert.equal(child.exitCode, null, 'the current writer still runs');
     } finally {

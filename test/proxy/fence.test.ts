@@ -77,7 +77,7 @@ describe('fenceStandby over SSH', () => {
 
   test("with the proxy's key (forced command with --allow-fence) and the host key checked: fenced, connection closed", async () => {
     const r = await fenceStandby(proxyKey, 3, { timeoutMs: 10_000 });
-    assert.deepEqual({ ...r, waitedMs: 0, durationMs: 0 }, { host: sshd.host, epoch: 3, previousEpoch: 0, waitedMs: 0, killed: 0, signalled: [], locked: true, durationMs: 0 });
+    assert.deepEqual({ ...r, waitedMs: 0, durationMs: 0 }, { host: sshd.host, epoch: 3, previousEpoch: 0, waitedMs: 0, killed: 0, signalled: [], locked: true, revoked: [], durationMs: 0 });
     assert.equal(storedEpoch(), 3);
     await waitFor('no connection left open', () => established(sshd.port) === 0, { timeoutMs: 3_000 });
   });
@@ -102,7 +102,7 @@ describe('fenceStandby over SSH', () => {
     const again = await fenceStandby(proxyKey, 3);
     assert.equal(again.previousEpoch, 3);
     await assert.rejects(fenceStandby(proxyKey, 2), (err: unknown) => {
-      rejectsWith('STANDBY_ERR_FENCE_FAILED', /standby .*:\d+ at epoch 2 failed: .*exited 79: .*already fenced at epoch 3/)(err);
+      rejectsWith('STANDBY_ERR_FENCE_FAILED', /fencing at epoch 2 on the standby .*:\d+ failed: .*exited 79: .*already fenced at epoch 3/)(err);
       assert.equal((err as StandbyError).context['exitCode'], 79);
       return true;
     });
@@ -170,7 +170,7 @@ describe('fenceStandby when the standby cannot be reached', () => {
   test('a closed port: STANDBY_ERR_STANDBY_UNREACHABLE at once, naming the host', async () => {
     const port = await freePort();
     const started = performance.now();
-    await assert.rejects(fenceStandby({ host: '127.0.0.1', port, user: 'root', identityFile: key }, 1, { timeoutMs: 3_000 }), rejectsWith('STANDBY_ERR_STANDBY_UNREACHABLE', new RegExp(`the standby root@127\\.0\\.0\\.1:${port} could not be reached to fence it at epoch 1 \\(.*ECONNREFUSED.*\\): the route does not move to it`)));
+    await assert.rejects(fenceStandby({ host: '127.0.0.1', port, user: 'root', identityFile: key }, 1, { timeoutMs: 3_000 }), rejectsWith('STANDBY_ERR_STANDBY_UNREACHABLE', new RegExp(`the standby root@127\\.0\\.0\\.1:${port} could not be reached for fencing at epoch 1 \\(.*ECONNREFUSED.*\\): check that it is up.*the route does not move to it`)));
     assert.ok(performance.now() - started < 3_000);
   });
 

@@ -1,0 +1,157 @@
+// Per-host writer keys on the standby, managed by the proxy's key through the
+// receiver (`standby receive --authorize ID --key ...`, `--revoke ID`, and a
+// fence that revokes), over a real sshd with real rsync: an authorized host
+// writes into the roots and nothing else; a revoked host cannot log in, and
+// even with its line put back (or a newer epoch claimed) the receiver refuses
+// it; enrolling again lifts the revocation.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
+import type { FenceTarget } from '../../proxy/standby-ssh.ts';
+import { STANDBY_CLI } from '../fixtures/failover-world.ts';
+import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+
+interface Run {
+  code: number | null;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe("per-host writer keys, managed through the proxy's key", () => {
+  let top = '';
+  let root = '';
+  let state = '';
+  let src = '';
+  let sshd: Sshd;
+  let target: FenceTarget;
+  const keys: Record<string, { file: string; pub: string }> = {};
+
+  const newKey = (name: string): { file: string; pub: string } => {
+    const file = join(top, `${name}-${Object.keys(keys).length}`);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `standby-agent@${name}`, '-f', file]);
+    return { file, pub: readFileSync(`${file}.pub`, 'utf8').trim() };
+  };
+  const sshArgs = (key: string): string[] => [...sshd.sshOptions, '-p', String(sshd.port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'];
+  const rsyncAs = (key: string, epoch: number, dest: string): Promise<Run> =>
+    run('rsync', ['-a', '--delay-updates', '-e', sshArgs(key).map((a) => `'${a}'`).join(' ').replace(/^/, 'ssh '), `--rsync-path=STANDBY_EPOCH=${epoch} rsync`, `${src}/`, `${sshd.user}@${sshd.host}:${dest}/`]);
+  const sshAs = (key: string, command: string): Promise<Run> => run('ssh', [...sshArgs(key), `${sshd.user}@${sshd.host}`, command]);
+  const authorizedLines = (): string[] => readFileSync(sshd.authorizedKeysFile, 'utf8').split('\n').filter(Boolean);
+
+  before(async () => {
+    top = mkdtempSync(join(tmpdir(), 'standby-writer-keys-'));
+    root = join(top, 'workspace');
+    state = join(top, 'state');
+    src = join(top, 'src');
+    for (const d of [root, src]) mkdirSync(d);
+    writeFileSync(join(src, 'a.txt'), 'from the GPU\n');
+    sshd = await startSshd({ moreKeys: { proxy: '' } });
+    // the proxy's key gets the forced command `standby install standby` writes for it
+    const proxyPub = readFileSync(`${sshd.keys.proxy}.pub`, 'utf8').trim();
+    writeFileSync(sshd.authorizedKeysFile, `command="${STANDBY_CLI} receive --allow-fence --state-dir ${state} --root ${root} --authorized-keys ${sshd.authorizedKeysFile}",restrict ${proxyPub}\n`);
+    target = { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.keys.proxy!, knownHostsFile: sshd.knownHostsFile };
+  });
+  after(async () => {
+    await sshd?.close();
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  test('an authorized host writes into the roots; its key runs only the receiver, pinned to its host id', async () => {
+    keys['gpu-1'] = newKey('gpu-1');
+    const r = await authorizeOnStandby(target, 'gpu-1', keys['gpu-1'].pub);
+    assert.deepEqual(r, { authorized: 'gpu-1', replaced: 0, lifted: false });
+    const line = authorizedLines().find((l) => l.endsWith('standby-host:gpu-1'));
+    assert.ok(line, 'the host has its line');
+    assert.match(line, new RegExp(`^command="${STANDBY_CLI} receive --root ${root} --state-dir ${state} --host gpu-1",restrict ssh-ed25519 \\S+ standby-host:gpu-1$`));
+    assert.equal((await rsyncAs(keys['gpu-1'].file, 0, root)).code, 0);
+    assert.equal(readFileSync(join(root, 'a.txt'), 'utf8'), 'from the GPU\n');
+    const shell = await sshAs(keys['gpu-1'].file, 'cat /etc/hostname');
+    assert.match(shell.stderr, /not a command this key may run/);
+    const fence = await sshAs(keys['gpu-1'].file, 'standby receive --revoke gpu-2');
+    assert.match(fence.stderr, /not allowed with this key/, "a writer cannot revoke (or authorize) anyone");
+    const outside = await rsyncAs(keys['gpu-1'].file, 0, top);
+    assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /outside the sync roots/);
+  });
+
+  test("a host enrolled again: its new key replaces the old, which can no longer log in", async () => {
+    const old = keys['gpu-1']!;
+    keys['gpu-1'] = newKey('gpu-1');
+    const r = await authorizeOnStandby(target, 'gpu-1', keys['gpu-1'].pub);
+    assert.equal(r.replaced, 1);
+    assert.equal(authorizedLines().filter((l) => l.endsWith('standby-host:gpu-1')).length, 1);
+    const refused = await rsyncAs(old.file, 0, root);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Permission denied/);
+    assert.equal((await rsyncAs(keys['gpu-1'].file, 0, root)).code, 0);
+  });
+
+  test('revoked: the line goes and the login fails; put back by hand, or with a newer epoch claimed, the receiver still refuses it', async () => {
+    const before = authorizedLines().length;
+    const r = await revokeOnStandby(target, ['gpu-1'], { waitMs: 2_000 });
+    assert.deepEqual(r.revoked, ['gpu-1']);
+    assert.equal(r.keysRemoved, 1);
+    assert.equal(authorizedLines().length, before - 1, 'only the host line went');
+    const denied = await rsyncAs(keys['gpu-1']!.file, 0, root);
+    assert.match(denied.stderr, /Permission denied/);
+    // as if the line had survived (a file restored from a backup): the receiver's list holds
+    const line = `command="${STANDBY_CLI} receive --root ${root} --state-dir ${state} --host gpu-1",restrict ${keys['gpu-1']!.pub.split(' ').slice(0, 2).join(' ')} standby-host:gpu-1`;
+    writeFileSync(sshd.authorizedKeysFile, authorizedLines().concat(line).join('\n') + '\n');
+    writeFileSync(join(src, 'late.txt'), 'must not land\n');
+    const refused = await rsyncAs(keys['gpu-1']!.file, 999, root);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /host gpu-1 was revoked .*Nothing was written.*\[STANDBY_ERR_HOST_REVOKED\]/);
+    assert.ok(!existsSync(join(root, 'late.txt')), 'nothing landed');
+    rmSync(join(src, 'late.txt'));
+  });
+
+  test('a fence that revokes the GPU: its writes stop at once, whatever epoch it claims; another host is untouched', async () => {
+    keys['gpu-2'] = newKey('gpu-2');
+    keys['gpu-3'] = newKey('gpu-3');
+    await authorizeOnStandby(target, 'gpu-2', keys['gpu-2'].pub);
+    await authorizeOnStandby(target, 'gpu-3', keys['gpu-3'].pub);
+    const f = await fenceStandby(target, 5, { waitMs: 2_000, revoke: ['gpu-2'] });
+    assert.equal(f.epoch, 5);
+    assert.deepEqual(f.revoked, ['gpu-2']);
+    assert.equal(f.keysRemoved, 1);
+    assert.match((await rsyncAs(keys['gpu-2'].file, 5, root)).stderr, /Permission denied/);
+    assert.equal((await rsyncAs(keys['gpu-3'].file, 5, root)).code, 0, 'the other host writes at the new epoch');
+    const revoked = JSON.parse(readFileSync(join(state, 'revoked-hosts.json'), 'utf8')) as Record<string, { epoch: number }>;
+    assert.deepEqual(Object.keys(revoked).sort(), ['gpu-1', 'gpu-2']);
+    assert.equal(revoked['gpu-2']!.epoch, 5);
+  });
+
+  test('enrolling a revoked host again lifts its revocation, for its new key only', async () => {
+    const old = keys['gpu-1']!;
+    keys['gpu-1'] = newKey('gpu-1');
+    const r = await authorizeOnStandby(target, 'gpu-1', keys['gpu-1'].pub);
+    assert.equal(r.lifted, true);
+    assert.equal(r.replaced, 1, 'the line put back by hand went');
+    assert.equal((await rsyncAs(keys['gpu-1'].file, 5, root)).code, 0);
+    assert.match((await rsyncAs(old.file, 5, root)).stderr, /Permission denied/);
+  });
+
+  test('a malformed key or host id is refused and changes nothing', async () => {
+    const before = readFileSync(sshd.authorizedKeysFile, 'utf8');
+    await assert.rejects(authorizeOnStandby(target, 'gpu-4', 'ssh-ed25519 not*base64'), /refused the key for host gpu-4/);
+    await assert.rejects(authorizeOnStandby(target, 'gpu 4', keys['gpu-3']!.pub), /expected a host id/);
+    await assert.rejects(authorizeOnStandby(target, 'gpu-4', `${keys['gpu-3']!.pub}\nssh-ed25519 AAAA injected`), /line break/);
+    assert.equal(readFileSync(sshd.authorizedKeysFile, 'utf8'), before);
+  });
+});
