@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.ts';
-import { parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
+import { CLOSE_REVOKED, parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
 import { Backoff } from './backoff.ts';
 import type { AgentConfig } from './config.ts';
 import type { SyncEngine } from './sync-engine.ts';
@@ -33,6 +33,8 @@ export class HeartbeatClient {
   grants = 0;
   /** the role last granted */
   role: 'primary' | 'fenced' | undefined;
+  /** why the proxy revoked this host's credentials, once it did: the agent no longer connects or pushes */
+  revoked: string | undefined;
 
   constructor(cfg: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
     this.#cfg = cfg;
@@ -48,7 +50,7 @@ export class HeartbeatClient {
   }
 
   #connect(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.revoked !== undefined) return;
     const ws = new WebSocket(this.#cfg.url, {
       headers: { authorization: `Bearer ${this.#cfg.token}` },
       handshakeTimeout: 5_000,
@@ -56,7 +58,20 @@ export class HeartbeatClient {
     });
     this.#ws = ws;
     ws.on('unexpected-response', (_req, res) => {
-      const why = res.statusCode === 401 ? 'the proxy refused the agent token (401): check proxy.token against the proxy\'s agentToken for this host' : `the proxy answered HTTP ${res.statusCode}`;
+      if (res.statusCode === 403) {
+        // the body says why; read it before the socket goes
+        let body = '';
+        const done = () => {
+          this.#onRevoked(body.trim() || 'the proxy answered 403');
+          ws.terminate();
+        };
+        res.on('data', (d: Buffer) => (body = (body + d.toString()).slice(0, 500)));
+        res.once('end', done);
+        res.once('close', done);
+        res.once('error', done);
+        return;
+      }
+      const why = res.statusCode === 401 ? 'the proxy refused the agent token (401): check proxy.token against the token the proxy issued this host (standby hosts lists them)' : `the proxy answered HTTP ${res.statusCode}`;
       this.#down(why);
       ws.terminate();
     });
@@ -81,6 +96,7 @@ export class HeartbeatClient {
       if (this.#timer) clearInterval(this.#timer);
       this.#timer = undefined;
       if (this.#ws === ws) this.#ws = undefined;
+      if (code === CLOSE_REVOKED) return this.#onRevoked(reason.toString() || 'revoked');
       this.#down(`connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
       if (!this.#closed && !this.#retry) {
         this.#retry = setTimeout(() => {
@@ -89,6 +105,17 @@ export class HeartbeatClient {
         }, this.#backoff.next());
       }
     });
+  }
+
+  /** Revoked by the proxy (fenced by a failover, or removed by the admin): stop pushing and stop connecting, for good. */
+  #onRevoked(why: string): void {
+    if (this.#closed || this.revoked !== undefined) return;
+    this.revoked = why;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.role = 'fenced';
+    this.#engine.grant('fenced', this.#engine.epoch ?? 0, `credentials revoked: ${why}`);
+    this.#log.error({ why }, "the proxy revoked this host's credentials: it no longer syncs or connects; to use this host again, enroll it anew (standby hosts add ID on the proxy, then the install line it prints)");
   }
 
   #down(why: string): void {

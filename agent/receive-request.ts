@@ -216,6 +216,8 @@ export function parseRequest(command: string | undefined, policy: RequestPolicy)
     }
     if (program(words[0], 'standby')) return adminRequest(words, policy);
     const { epoch, rest } = readEpoch(words);
+    // the proxy's key fences and manages writer entries; it never writes into the workspace itself
+    if (policy.allowFence) refuse('this key (--allow-fence) only fences and authorizes or revokes writers: it does not write; writers log in with their own keys');
     if (program(rest[0], 'rsync')) return rsyncRequest(epoch, rest, policy);
     if (program(rest[0], 'sync')) return syncRequest(epoch, rest, policy);
     refuse(`"${rest[0]?.text ?? ''}" is not a command this key may run (only rsync --server into the sync roots, and sync -f)`);

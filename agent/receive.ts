@@ -74,7 +74,7 @@ export async function receive(options: ReceiveOptions): Promise<number> {
       stateDir: options.stateDir,
     });
     const lifted = liftRevoked(options.stateDir, request.host);
-    options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line }));
+    options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line, roots: options.roots }));
     return 0;
   }
   return runWriter(request, options);

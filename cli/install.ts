@@ -35,7 +35,7 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('root', rootOpt)
       .option('start', { type: 'boolean', default: true, describe: 'systemctl enable --now the unit (--no-start skips it)' })
       .group(['proxy', 'token', 'host-id', 'standby-host', 'standby-port', 'standby-user', 'standby-path', 'workspace'], 'agent:')
-      .option('proxy', { type: 'string', describe: "the proxy's URL, e.g. https://proxy.example.com (agent)" })
+      .option('proxy', { type: 'string', describe: "the proxy's URL, e.g. https://proxy.example.com (agent; standby: the fencing key is fetched from it unless --fence-key is given; install.sh passes it)" })
       .option('token', { type: 'string', describe: "this host's agent token; prefer STANDBY_TOKEN in the environment (agent; proxy: primary.agentToken, generated if absent)" })
       .option('host-id', { type: 'string', describe: "this host's id as the proxy knows it (default: the host name)" })
       .option('standby-host', { type: 'string', describe: 'the CPU standby host (agent: where to sync; proxy: where to fence)' })
@@ -44,9 +44,9 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('standby-path', { type: 'string', describe: 'the workspace copy on the standby (default: --workspace)' })
       .option('workspace', { type: 'string', describe: 'the workspace folder (default /workspace; standby: where the copy lands)' })
       .group(['agent-key', 'agent-key-file', 'fence-key', 'fence-key-file'], 'standby:')
-      .option('agent-key', { type: 'string', describe: "the agent's public key line; it may only run `standby receive` into --workspace" })
+      .option('agent-key', { type: 'string', describe: "the agent's public key line, authorized by hand (optional: the proxy authorizes writers through its fencing key); it may only run `standby receive` into --workspace" })
       .option('agent-key-file', { type: 'string', describe: 'the same, from a file' })
-      .option('fence-key', { type: 'string', describe: "the proxy's public key line; it may only fence" })
+      .option('fence-key', { type: 'string', describe: "the proxy's public key line (default: fetched from --proxy); it may only fence and add or remove writer entries" })
       .option('fence-key-file', { type: 'string', describe: 'the same, from a file' })
       .group(['listen', 'admin-token', 'gpu-id', 'gpu-url', 'standby-id', 'standby-url', 'standby-key', 'tls-cert', 'tls-key'], 'proxy:')
       .option('listen', { type: 'string', describe: 'HOST:PORT to listen on (default 127.0.0.1:8888)' })
@@ -59,7 +59,7 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('tls-cert', { type: 'string', describe: 'PEM certificate for https' })
       .option('tls-key', { type: 'string', describe: 'PEM key for https' })
       .example('STANDBY_TOKEN=... $0 install agent --proxy https://proxy.example.com --standby-host cpu-1.example', 'on the GPU host')
-      .example('$0 install standby --agent-key "ssh-ed25519 AAAA... standby-agent@gpu"', 'on the CPU standby')
+      .example('$0 install standby --proxy https://proxy.example.com', "on the CPU standby (authorizes the proxy's fencing key)")
       .example('$0 install proxy --listen 0.0.0.0:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
       .strict() as unknown as Argv<InstallArgs>,
   handler: (a: ArgumentsCamelCase<InstallArgs>) =>
@@ -67,7 +67,7 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       const { installRole } = await import('../installer/install-role.ts');
       const { role, root, start, _: _rest, $0: _script, ...flags } = a;
       const pick = Object.fromEntries(Object.entries(flags).filter(([k, v]) => !k.includes('-') && v !== undefined));
-      installRole({ ...pick, role, root, noStart: !start }, say);
+      await installRole({ ...pick, role, root, noStart: !start }, say);
       say(`standby install ${role}: done`);
     }, 'install'),
 };

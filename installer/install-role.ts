@@ -4,6 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:
 import { join } from 'node:path';
 import { StandbyError } from '../errors.ts';
 import { authorizeWriter, parsePublicKey, type PublicKey } from './authorized-keys.ts';
+import { enrollIfInvited } from './enroll.ts';
 import { ensureAgentKey } from './keys.ts';
 import { commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
 import { installProgram, PROGRAM_SOURCE } from './program.ts';
@@ -21,9 +22,11 @@ export interface InstallOptions extends RoleFlags {
   /** standby: the agent's public key line, or a file holding it */
   agentKey?: string;
   agentKeyFile?: string;
-  /** standby: the proxy's public key, allowed to fence and nothing else */
+  /** standby: the proxy's public key, allowed to fence and to add/remove per-host writer entries; fetched from --proxy when not given */
   fenceKey?: string;
   fenceKeyFile?: string;
+  /** standby: how long fetching PROXY/_standby/fence-key.pub may take (default 10 s) */
+  fetchTimeoutMs?: number;
   /** where the program is copied from (default: the checkout or bundle this runs from) */
   source?: string;
 }
@@ -31,8 +34,50 @@ export interface InstallOptions extends RoleFlags {
 function keyFrom(text: string | undefined, file: string | undefined, flag: string): PublicKey | undefined {
   if (text !== undefined) return parsePublicKey(text);
   if (file === undefined) return undefined;
-  if (!existsSync(file)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${flag} ${file}: no such file; give the agent's .pub file (on the GPU: /etc/standby/keys/id_ed25519.pub)`, { file });
+  const where = flag === '--fence-key-file' ? "the proxy's .pub file (on the proxy: /etc/standby/keys/id_ed25519.pub)" : "the agent's .pub file (on the GPU: /etc/standby/keys/id_ed25519.pub)";
+  if (!existsSync(file)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${flag} ${file}: no such file; give ${where}`, { file });
   return parsePublicKey(readFileSync(file, 'utf8'));
+}
+
+/** PROXY/_standby/fence-key.pub for the proxy URL --proxy names (its path is replaced, as for the agent's socket). */
+export function fenceKeyUrl(proxy: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(proxy);
+  } catch {
+    u = undefined;
+  }
+  const scheme = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }[u?.protocol ?? ''];
+  if (!u || !scheme) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, e.g. https://proxy.example.com`, { proxy });
+  return `${scheme}//${u.host}/_standby/fence-key.pub`;
+}
+
+/** The proxy's fencing public key, fetched from the proxy itself (what install.sh's --proxy points at). */
+export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<PublicKey> {
+  const url = fenceKeyUrl(proxy);
+  const instead = "or give the proxy's public key by hand: --fence-key-file FILE (on the proxy: /etc/standby/keys/id_ed25519.pub)";
+  let status: number;
+  let body: string;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    status = res.status;
+    body = await res.text();
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const cause = e.cause?.code ?? e.cause?.message ?? e.message;
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : cause === 'bad port' ? `Node's fetch refuses port ${new URL(url).port} (a port the fetch standard blocks; move the proxy to another port)` : cause;
+    const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/i.test(why) ? " (the proxy's certificate is not trusted here: give the proxy a real certificate, or run install.sh with --insecure)" : '';
+    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `could not fetch the proxy's fencing key from ${url}: ${why}${tls}; check that --proxy names the proxy and that it is up and reachable from here, ${instead}`, { url }, { cause: err });
+  }
+  const line = body.trim().split('\n')[0]?.trim().slice(0, 300) ?? '';
+  if (status !== 200) {
+    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `could not fetch the proxy's fencing key from ${url}: HTTP ${status}${line ? ` (${line})` : ''}; ${status === 404 ? 'is --proxy the Standby proxy, and is its standby.ssh.identityFile set? ' : ''}${instead}`, { url, status });
+  }
+  try {
+    return parsePublicKey(line);
+  } catch {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${url} did not answer with an ssh public key line (got ${JSON.stringify(line.slice(0, 60))}): is --proxy the Standby proxy? ${instead}`, { url });
+  }
 }
 
 export function checkPrivileges(l: Layout): void {
@@ -41,16 +86,23 @@ export function checkPrivileges(l: Layout): void {
   }
 }
 
-export function installRole(o: InstallOptions, say: (line: string) => void): InstallRecord {
-  const l = layoutOf(o.root);
+export async function installRole(given: InstallOptions, say: (line: string) => void): Promise<InstallRecord> {
+  const l = layoutOf(given.root);
   checkPrivileges(l);
+  // an agent with an invitation enrolls first: nothing is installed unless the proxy took it
+  const o = given.role === 'agent' ? await enrollIfInvited(given, l, say) : given;
   const source = o.source ?? PROGRAM_SOURCE;
   const before = readRecord(l, o.role);
   // check what can be checked before anything is written
   const agentKey = o.role === 'standby' ? keyFrom(o.agentKey, o.agentKeyFile, '--agent-key-file') : undefined;
-  const fenceKey = o.role === 'standby' ? keyFrom(o.fenceKey, o.fenceKeyFile, '--fence-key-file') : undefined;
-  if (o.role === 'standby' && !agentKey && !before?.authorized.length) {
-    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --agent-key \"ssh-ed25519 AAAA...\" (or --agent-key-file FILE): the agent's public key, which standby install agent printed on the GPU", { flag: '--agent-key' });
+  let fenceKey = o.role === 'standby' ? keyFrom(o.fenceKey, o.fenceKeyFile, '--fence-key-file') : undefined;
+  let fenceKeyFrom = fenceKey ? 'given' : undefined;
+  if (o.role === 'standby' && !fenceKey && o.proxy !== undefined) {
+    fenceKey = await fetchFenceKey(o.proxy, o.fetchTimeoutMs);
+    fenceKeyFrom = fenceKeyUrl(o.proxy);
+  }
+  if (o.role === 'standby' && !agentKey && !fenceKey && !before?.authorized.length) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --proxy https://PROXY (it fetches the proxy's fencing key from there; install.sh passes it) or --fence-key \"ssh-ed25519 AAAA...\" (or --fence-key-file FILE): the key the proxy fences with and authorizes writers through", { flag: '--proxy' });
   }
 
   const program = installProgram(l, source);
@@ -103,6 +155,8 @@ export function installRole(o: InstallOptions, say: (line: string) => void): Ins
     }
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600)${generated.length ? `; generated ${generated.join(' and ')} (read them there)` : ''}`);
     say(`the proxy's fencing key; on the standby add it with: standby install standby --fence-key "${key.publicKey}"`);
+    const gpu = (settings['primary'] as { id?: string } | undefined)?.id ?? 'gpu-1';
+    say(`next: on the standby, curl -fsSL PROXY/_standby/install.sh | sudo bash -s -- standby; then invite the GPU with: standby hosts add ${gpu} (it prints the line to run there)`);
   } else {
     const workspace = o.workspace ?? '/workspace';
     if (!workspace.startsWith('/')) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--workspace ${workspace}: expected an absolute path`, { workspace });
@@ -117,7 +171,8 @@ export function installRole(o: InstallOptions, say: (line: string) => void): Ins
       say(`${changed ? 'authorized' : 'kept'} ${what} in ${l.authorizedKeys}: command="${command}",restrict`);
     };
     if (agentKey) add(agentKey, `${commandPath(l)} receive --root ${workspace} --state-dir ${receiveDir}`, "the agent's key");
-    if (fenceKey) add(fenceKey, `${commandPath(l)} receive --allow-fence --state-dir ${receiveDir}`, "the proxy's fencing key");
+    // the proxy's key fences, and adds or removes each writer's entry in authorized_keys (a writer key per host, authorized at enrollment)
+    if (fenceKey) add(fenceKey, `${commandPath(l)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${l.authorizedKeys}`, `the proxy's fencing key (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
     say(`workspace ${workspace} (never removed by uninstall); the receiver runs as root under sshd, no unit`);
   }
 

@@ -1,22 +1,27 @@
 #!/bin/sh
 # Standby's one-line installer, served by the proxy at /_standby/install.sh:
 #   curl -fsSL https://PROXY/_standby/install.sh | sudo STANDBY_TOKEN=... sh -s -- agent --standby-host cpu-1 ...
+#   curl -fsSL https://PROXY/_standby/install.sh | sudo sh -s -- standby
 # It installs the packages the role needs, downloads the program bundle from the
 # same proxy (and nowhere else), checks its sha256, and runs
-# `<bundle>/bin/standby install ROLE ARGS...`. Options before the role:
-#   --insecure   accept the proxy's certificate unchecked (curl -k): only for a
-#                self-signed proxy you trust, on a network you trust.
+# `<bundle>/bin/standby install ROLE ARGS...`, adding `--proxy PROXY` for the
+# agent and the standby unless ARGS name one (the standby fetches the proxy's
+# fencing key from there). Options before the role:
+#   --insecure   accept the proxy's certificate unchecked (curl -k, and the
+#                standby's fetch of the fencing key): only for a self-signed
+#                proxy you trust, on a network you trust.
 set -eu
 
 # the proxy bakes its own URL in when it serves this script; STANDBY_PROXY_URL wins
 proxy_url="${STANDBY_PROXY_URL:-__STANDBY_PROXY_URL__}"
 curl_opts="-fsSL --retry 3"
+insecure=""
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --insecure) curl_opts="$curl_opts -k"; echo "install.sh: --insecure: the proxy's certificate is NOT checked" >&2; shift ;;
+    --insecure) curl_opts="$curl_opts -k"; insecure=1; echo "install.sh: --insecure: the proxy's certificate is NOT checked" >&2; shift ;;
     *) break ;;
   esac
 done
@@ -31,21 +36,41 @@ esac
 case "$proxy_url" in http://*|https://*) ;; *) die "no proxy URL: set STANDBY_PROXY_URL=https://PROXY (the script was not served by a proxy)" ;; esac
 
 case "$role" in
-  agent) need="rsync ssh ssh-keygen"; pkgs="rsync openssh-client" ;;
-  standby) need="rsync sshd"; pkgs="rsync openssh-server" ;;
-  proxy) need="ssh-keygen"; pkgs="openssh-client" ;;
+  agent) need="rsync ssh ssh-keygen" ;;
+  standby) need="rsync sshd" ;;
+  proxy) need="ssh-keygen" ;;
 esac
-missing=""
-for b in $need tar gzip sha256sum; do
-  command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || missing="$missing $b"
-done
+# the package each command comes in (Debian/Ubuntu names)
+package_of() {
+  case "$1" in
+    ssh|ssh-keygen) echo openssh-client ;;
+    sshd) echo openssh-server ;;
+    sha256sum|mktemp) echo coreutils ;;
+    *) echo "$1" ;;
+  esac
+}
+check() {
+  missing=""; pkgs=""
+  for b in $need curl tar gzip sha256sum mktemp; do
+    command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || {
+      missing="$missing $b"
+      p=$(package_of "$b")
+      case " $pkgs " in *" $p "*) ;; *) pkgs="${pkgs:+$pkgs }$p" ;; esac
+    }
+  done
+}
+check
 if [ -n "$missing" ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "install.sh: installing $pkgs (missing:$missing)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs tar gzip coreutils >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed; install $pkgs by hand, then run this again"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null || die "apt-get install $pkgs failed; install them by hand, then run this again"
+    check
+    [ -z "$missing" ] || die "still missing after apt-get install $pkgs:$missing"
+  elif command -v apt-get >/dev/null 2>&1; then
+    die "missing:$missing. Install the package(s) $pkgs (sudo apt-get install $pkgs), or run this as root and it installs them; then run this again"
   else
-    die "missing:$missing. Install the packages $pkgs (and tar, gzip, coreutils) with your package manager, then run this again"
+    die "missing:$missing. Install the package(s) $pkgs with your package manager (the names may differ off Debian/Ubuntu), then run this again"
   fi
 fi
 
@@ -57,4 +82,11 @@ curl $curl_opts -o "$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256" || d
 (cd "$tmp" && sha256sum -c --quiet bundle.sha256) || die "the bundle's sha256 does not match bundle.sha256: not installing. Try again; if it persists, check what sits between you and the proxy"
 mkdir "$tmp/standby"
 tar -xzf "$tmp/bundle.tar.gz" -C "$tmp/standby" || die "could not unpack the bundle (disk full?)"
+
+# the agent reports to this proxy and the standby fetches its fencing key from it, unless told another URL
+case "$role" in agent|standby)
+  case " $* " in *" --proxy "*|*" --proxy="*) ;; *) set -- "$@" --proxy "$proxy_url" ;; esac
+  # --insecure: the standby's fetch of the fencing key trusts the proxy's certificate as curl -k did
+  [ -z "$insecure" ] || export NODE_TLS_REJECT_UNAUTHORIZED=0 ;;
+esac
 "$tmp/standby/bin/standby" install "$@"

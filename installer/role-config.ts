@@ -64,16 +64,22 @@ function need(value: unknown, flag: string, what: string, role: string): void {
   }
 }
 
-/** https://proxy.example -> wss://proxy.example/_standby/agent (a ws(s):// URL is kept as given). */
-export function agentSocketUrl(proxy: string): string {
+/** --proxy read as a URL: http(s):// or ws(s)://, else a StandbyError naming the flag. */
+export function parseProxyUrl(proxy: string): URL {
   let u: URL;
   try {
     u = new URL(proxy);
   } catch {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, e.g. https://proxy.example.com`, { proxy });
   }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected an http:// or https:// URL`, { proxy });
+  return u;
+}
+
+/** https://proxy.example -> wss://proxy.example/_standby/agent (a ws(s):// URL is kept as given). */
+export function agentSocketUrl(proxy: string): string {
+  const u = parseProxyUrl(proxy);
   if (u.protocol === 'ws:' || u.protocol === 'wss:') return u.toString();
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected an http:// or https:// URL`, { proxy });
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   u.pathname = '/_standby/agent';
   u.search = '';
@@ -140,7 +146,8 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
     tls: f.tlsCert !== undefined || f.tlsKey !== undefined ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
     stateDir: get(existing, 'stateDir') === undefined ? l.stateDir : undefined,
     adminToken: token(f.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
-    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: token(f.token, 'STANDBY_TOKEN', ['primary', 'agentToken'], 'primary.agentToken') },
+    // no GPU token is made up here: the GPU gets its own at enrollment (`standby hosts add`); one given is kept
+    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? process.env['STANDBY_TOKEN'] },
     standby: {
       id: f.standbyId ?? (first ? 'cpu-1' : undefined),
       url: f.standbyUrl,

@@ -5,10 +5,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { bearerToken, tokensEqual } from '../protocol/auth.ts';
+import { bearerToken } from '../protocol/auth.ts';
 import {
   CLOSE_PROTOCOL_ERROR,
   CLOSE_REPLACED,
+  CLOSE_REVOKED,
   ProtocolError,
   closeReason,
   parseAgentMessage,
@@ -33,7 +34,12 @@ export interface AgentRecord {
   rejected: number;
 }
 
+/** Who presents this token: a host, or why nobody may. */
+export type Authentication = { hostId: string } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
+
 export interface HubHandlers {
+  /** the host a bearer token belongs to (constant time, or by hash) */
+  authenticate(token: string): Authentication;
   /** the role and epoch to grant this host now */
   grant(hostId: string): { role: Role; epoch: number; reason: string };
   heartbeat?(hostId: string, hb: Heartbeat): void;
@@ -42,7 +48,6 @@ export interface HubHandlers {
 
 export class AgentHub {
   #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  #tokens: Map<string, string>;
   #log: Logger;
   #handlers: HubHandlers;
   #sockets = new Map<string, WebSocket>();
@@ -50,37 +55,50 @@ export class AgentHub {
   readonly agents = new Map<string, AgentRecord>();
   refused = 0;
 
-  /** `tokens`: host id -> the token its agent presents */
-  constructor(tokens: Map<string, string>, handlers: HubHandlers, log: Logger) {
-    this.#tokens = tokens;
+  /** `hostIds`: the hosts watched from the start (the configured ones), connected or not */
+  constructor(hostIds: readonly string[], handlers: HubHandlers, log: Logger) {
     this.#handlers = handlers;
     this.#log = log;
-    const now = performance.now();
-    for (const hostId of tokens.keys()) {
-      this.agents.set(hostId, { hostId, connected: false, lastHeartbeatAt: now, disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0 });
-    }
+    for (const hostId of hostIds) this.#record(hostId);
   }
 
-  /** The host a token belongs to (compared in constant time against every configured token). */
-  #hostFor(token: string | undefined): string | undefined {
-    let found: string | undefined;
-    for (const [hostId, expected] of this.#tokens) if (tokensEqual(token ?? '', expected)) found = hostId;
-    return found;
+  #record(hostId: string): AgentRecord {
+    let r = this.agents.get(hostId);
+    if (!r) {
+      r = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0 };
+      this.agents.set(hostId, r);
+    }
+    return r;
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const hostId = this.#hostFor(bearerToken(req.headers.authorization));
-    if (!hostId) {
+    const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
+    if ('refused' in auth) {
       this.refused++;
-      this.#log.warn({ remote: req.socket.remoteAddress }, 'agent connection refused: missing or wrong bearer token');
+      const remote = req.socket.remoteAddress;
+      if (auth.refused === 'revoked') {
+        this.#log.warn({ remote, hostId: auth.hostId }, 'agent connection refused: its credentials were revoked');
+        const body = `revoked: the credentials of ${auth.hostId} were revoked (${auth.why}); this host may not sync any more. Enroll it again: standby hosts add ${auth.hostId}\n`;
+        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        return;
+      }
+      this.#log.warn({ remote }, 'agent connection refused: missing or wrong bearer token');
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\nWWW-Authenticate: Bearer\r\n\r\nagent token missing or wrong\n');
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(hostId, ws, req.socket.remoteAddress ?? '?'));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, req.socket.remoteAddress ?? '?'));
+  }
+
+  /** The host's credentials were revoked: it hears its grant (fenced) and its connection closes for good. */
+  revoke(hostId: string, why: string): void {
+    const ws = this.#sockets.get(hostId);
+    if (!ws) return;
+    this.#send(ws, { type: 'grant', ...this.#handlers.grant(hostId), heartbeatSeq: null });
+    ws.close(CLOSE_REVOKED, closeReason(`revoked: ${why}`));
   }
 
   #attach(hostId: string, ws: WebSocket, remote: string): void {
-    const record = this.agents.get(hostId)!;
+    const record = this.#record(hostId);
     const before = this.#sockets.get(hostId);
     if (before) before.close(CLOSE_REPLACED, 'replaced by a newer connection of the same host');
     this.#sockets.set(hostId, ws);

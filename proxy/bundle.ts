@@ -1,9 +1,11 @@
 // The one-line installer's downloads, served by the proxy under /_standby/:
 // install.sh (with this proxy's URL baked in), bundle.tar.gz (the program,
-// the same file set as installer/program.ts copies) and bundle.sha256.
+// the same file set as installer/program.ts copies), bundle.sha256 and
+// fence-key.pub (the public half of the key the proxy fences the standby with,
+// which `standby install standby --proxy URL` authorizes).
 // The bundle is built once per program version and source state, by an
 // asynchronous `tar` child, and cached in <stateDir>/bundle/.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,7 +13,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PROGRAM_SOURCE, programFiles, programVersion } from '../installer/program.ts';
 
-export const INSTALL_PATHS = ['/_standby/install.sh', '/_standby/bundle.tar.gz', '/_standby/bundle.sha256'] as const;
+export const FENCE_KEY_PATH = '/_standby/fence-key.pub';
+export const INSTALL_PATHS = ['/_standby/install.sh', '/_standby/bundle.tar.gz', '/_standby/bundle.sha256', FENCE_KEY_PATH] as const;
 
 export interface Bundle {
   file: string;
@@ -99,10 +102,37 @@ function text(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-/** Serves one of INSTALL_PATHS (public: the script and the program hold no secrets). */
-export async function serveInstall(path: string, o: { stateDir: string; tls: boolean; source?: string }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** The public key line beside the fencing key (`<identityFile>.pub`), else derived from it with `ssh-keygen -y`. */
+export async function fencePublicKey(identityFile: string): Promise<{ key: string } | { status: 404 | 500; why: string }> {
+  const pub = `${identityFile}.pub`;
+  const line = (t: string) => t.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#')) ?? '';
+  try {
+    const key = line(readFileSync(pub, 'utf8'));
+    if (key) return { key };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { status: 500, why: `the proxy cannot read its fencing public key ${pub}: ${(err as Error).message}` };
+  }
+  if (!existsSync(identityFile)) {
+    return { status: 404, why: `this proxy has no fencing key: neither ${pub} nor ${identityFile} (standby.ssh.identityFile in proxy.json) exists; give the standby --fence-key-file with the proxy's public key, or fix standby.ssh.identityFile` };
+  }
+  return new Promise((resolve) => {
+    execFile('ssh-keygen', ['-y', '-f', identityFile], { encoding: 'utf8', timeout: 5_000 }, (err, stdout, stderr) => {
+      const key = line(stdout ?? '');
+      if (!err && key) return resolve({ key });
+      const why = (stderr ?? '').trim().split('\n')[0] || (err?.message ?? 'no output');
+      resolve({ status: 500, why: `${pub} is missing and ssh-keygen -y -f ${identityFile} could not derive it (${why}); write it with: ssh-keygen -y -f ${identityFile} > ${pub}` });
+    });
+  });
+}
+
+/** Serves one of INSTALL_PATHS (public: the script, the program and the fencing public key hold no secrets). */
+export async function serveInstall(path: string, o: { stateDir: string; tls: boolean; source?: string; fenceIdentityFile?: string }, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const source = o.source ?? PROGRAM_SOURCE;
   if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, `${path} takes GET\n`);
+  if (path === FENCE_KEY_PATH) {
+    const found = o.fenceIdentityFile === undefined ? { status: 404 as const, why: 'this proxy has no fencing key configured (standby.ssh.identityFile)' } : await fencePublicKey(o.fenceIdentityFile);
+    return 'key' in found ? text(res, 200, found.key + '\n') : text(res, found.status, found.why.replace(/\s*\n\s*/g, ' ') + '\n');
+  }
   if (path === '/_standby/install.sh') {
     const base = baseUrl(req, o.tls);
     if (!base) return text(res, 400, 'the Host header is not a plain host[:port]; fetch install.sh by the proxy\'s name or address\n');

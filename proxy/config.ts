@@ -44,11 +44,11 @@ export const primarySchema = z.strictObject({
   id,
   /** its code-server, as the proxy reaches it */
   url: httpUrl,
-  /** the token its agent presents on /_standby/agent */
-  agentToken: token,
+  /** the token its agent presents on /_standby/agent; optional: a GPU invited with `standby hosts add` gets its own at enrollment */
+  agentToken: token.optional(),
   /** preemption notices the proxy watches itself (the agent reports the host's own) */
   notices: z.strictObject({ vast: vastNoticeSchema.optional() }, { error: 'an object {vast}' }).default({}),
-}, { error: 'an object {id, url, agentToken}' });
+}, { error: 'an object {id, url}' });
 
 export const standbyBackendSchema = z.strictObject({
   id,
@@ -93,6 +93,7 @@ export const proxyConfigSchema = z.strictObject({
 })
   // a token names its host: two hosts (or the admin) sharing one could act as each other
   .refine((c) => c.standby.agentToken === undefined || c.standby.agentToken !== c.primary.agentToken, { error: 'a token of its own, not primary.agentToken', path: ['standby', 'agentToken'] })
+  .refine((c) => c.standby.id !== c.primary.id, { error: 'an id of its own, not primary.id', path: ['standby', 'id'] })
   .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] });
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;

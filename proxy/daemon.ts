@@ -7,7 +7,9 @@ import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, type ApiContext } from './api.ts';
 import type { ProxyConfig } from './config.ts';
 import { Failover, type FenceOutcome } from './failover.ts';
-import { fenceStandby } from './fence.ts';
+import { authorizeOnStandby, fenceStandby, revokeOnStandby } from './fence.ts';
+import { HostAdmin } from './host-admin.ts';
+import { HostRegistry } from './host-registry.ts';
 import { FenceWarmup } from './fence-warmup.ts';
 import { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
@@ -29,6 +31,7 @@ export interface Proxy {
   port: number;
   store: StateStore;
   hub: AgentHub;
+  hosts: HostAdmin;
   failover: Failover;
   router: Router;
   status(): Record<string, unknown>;
@@ -56,8 +59,12 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     standby: new Prober(config.standby.url, d.probePath, d.probeIntervalMs, d.probeTimeoutMs),
   };
   const router = new Router(log);
-  const tokens = new Map<string, string>([[config.primary.id, config.primary.agentToken]]);
-  if (config.standby.agentToken) tokens.set(config.standby.id, config.standby.agentToken);
+  const ssh = config.standby.ssh;
+  const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
+  const hosts = new HostAdmin(HostRegistry.open(config.stateDir), config, {
+    authorize: (hostId, publicKey) => authorizeOnStandby(ssh, hostId, publicKey, onStandby),
+    revoke: (hostIds) => revokeOnStandby(ssh, hostIds, { ...onStandby, waitMs: ssh.waitMs }),
+  }, log);
 
   // eslint-style forward reference: the hub asks the state machine what to grant
   let failover: Failover | undefined;
@@ -67,7 +74,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     if (s.active !== 'primary' || s.phase === 'failing_over') return { role: 'fenced', epoch: s.epoch, reason: `failed over to ${config.standby.id} at epoch ${s.epoch}` };
     return { role: 'primary', epoch: s.epoch, reason: 'the GPU serves' };
   };
-  const hub = new AgentHub(tokens, {
+  const hub = new AgentHub(config.standby.agentToken ? [config.primary.id, config.standby.id] : [config.primary.id], {
+    authenticate: (token) => hosts.authenticate(token),
     grant,
     heartbeat: (hostId) => {
       metrics.heartbeats.inc({ host: hostId });
@@ -75,13 +83,18 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     },
     disconnected: () => failover?.evaluate(),
   }, log);
+  hosts.attach(hub);
   const metrics = new ProxyMetrics(hub, () => store.state);
 
-  const warmup = options.fence ? undefined : new FenceWarmup(config.standby.ssh, log);
-  const fence = options.fence ?? (async (epoch: number) => {
-    const r = await fenceStandby(config.standby.ssh, epoch, { command: config.standby.ssh.command, stateDir: config.standby.ssh.stateDir, waitMs: config.standby.ssh.waitMs, timeoutMs: config.standby.ssh.timeoutMs, client: warmup?.take() });
+  const warmup = options.fence ? undefined : new FenceWarmup(ssh, log);
+  // the fence revokes the GPU it fences (token at once, key under the fence's lock on the standby)
+  const fence = async (epoch: number) => {
+    const revoke = hosts.fenceRevocations(config.primary.id, epoch);
+    if (options.fence) return options.fence(epoch);
+    const r = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
+    hosts.fenced(r);
     return { waitedMs: r.waitedMs, killed: r.killed };
-  });
+  };
   failover = new Failover({
     store,
     hub,
@@ -124,7 +137,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
           : MESSAGES[phase] ?? phase,
     };
   };
-  const ctx: ApiContext = { config, store, hub, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets() };
+  const ctx: ApiContext = { config, store, hub, hosts, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets() };
   const { server, sockets } = createProxyServer({
     config,
     router,
@@ -163,6 +176,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     port,
     store,
     hub,
+    hosts,
     failover: fo,
     router,
     status: () => fullStatus(ctx),

@@ -88,11 +88,14 @@ export interface AuthorizeResult {
   replaced: number;
   /** the host had been revoked and is no longer */
   lifted: boolean;
+  /** the folders the key may write into (the first is where the agent mirrors to) */
+  roots: string[];
 }
 
 /** Puts `publicKey` in as host `hostId`'s writer key on the standby (restricted to the receiver, host pinned). */
 export async function authorizeOnStandby(target: FenceTarget, hostId: string, publicKey: string, options: StandbyRequestOptions = {}): Promise<AuthorizeResult> {
   const { answer } = await askStandby(target, ['--authorize', hostId, '--key', publicKey], `authorizing the writer key of ${hostId}`, options);
   if (answer['authorized'] !== hostId) throw new StandbyError('STANDBY_ERR_FENCE_FAILED', `authorizing the writer key of ${hostId} on the standby ${target.host}: unexpected answer ${JSON.stringify(answer).slice(0, 300)}`, { host: target.host });
-  return { authorized: hostId, replaced: Number(answer['replaced'] ?? 0), lifted: answer['lifted'] === true };
+  const roots = Array.isArray(answer['roots']) ? answer['roots'].filter((r): r is string => typeof r === 'string') : [];
+  return { authorized: hostId, replaced: Number(answer['replaced'] ?? 0), lifted: answer['lifted'] === true, roots };
 }

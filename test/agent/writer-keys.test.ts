@@ -5,77 +5,43 @@
 // even with its line put back (or a newer epoch claimed) the receiver refuses
 // it; enrolling again lifts the revocation.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
 import type { FenceTarget } from '../../proxy/standby-ssh.ts';
 import { STANDBY_CLI } from '../fixtures/failover-world.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
-
-interface Run {
-  code: number | null;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import type { Sshd } from '../fixtures/sshd.ts';
 
 describe("per-host writer keys, managed through the proxy's key", () => {
-  let top = '';
+  let m: ManagedStandby;
+  let sshd: Sshd;
   let root = '';
   let state = '';
   let src = '';
-  let sshd: Sshd;
+  let top = '';
   let target: FenceTarget;
-  const keys: Record<string, { file: string; pub: string }> = {};
+  const keys: Record<string, HostKey> = {};
 
-  const newKey = (name: string): { file: string; pub: string } => {
-    const file = join(top, `${name}-${Object.keys(keys).length}`);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `standby-agent@${name}`, '-f', file]);
-    return { file, pub: readFileSync(`${file}.pub`, 'utf8').trim() };
-  };
-  const sshArgs = (key: string): string[] => [...sshd.sshOptions, '-p', String(sshd.port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'];
-  const rsyncAs = (key: string, epoch: number, dest: string): Promise<Run> =>
-    run('rsync', ['-a', '--delay-updates', '-e', sshArgs(key).map((a) => `'${a}'`).join(' ').replace(/^/, 'ssh '), `--rsync-path=STANDBY_EPOCH=${epoch} rsync`, `${src}/`, `${sshd.user}@${sshd.host}:${dest}/`]);
-  const sshAs = (key: string, command: string): Promise<Run> => run('ssh', [...sshArgs(key), `${sshd.user}@${sshd.host}`, command]);
+  const newKey = (name: string): HostKey => m.newKey(name);
+  const rsyncAs = (key: string, epoch: number, dest: string) => m.rsyncAs(key, epoch, dest);
+  const sshAs = (key: string, command: string) => m.sshAs(key, command);
   const authorizedLines = (): string[] => readFileSync(sshd.authorizedKeysFile, 'utf8').split('\n').filter(Boolean);
 
   before(async () => {
-    top = mkdtempSync(join(tmpdir(), 'standby-writer-keys-'));
-    root = join(top, 'workspace');
-    state = join(top, 'state');
-    src = join(top, 'src');
-    for (const d of [root, src]) mkdirSync(d);
+    m = await startManagedStandby('writer-keys');
+    ({ sshd, root, state, src, top, target } = m);
     writeFileSync(join(src, 'a.txt'), 'from the GPU\n');
-    sshd = await startSshd({ moreKeys: { proxy: '' } });
-    // the proxy's key gets the forced command `standby install standby` writes for it
-    const proxyPub = readFileSync(`${sshd.keys.proxy}.pub`, 'utf8').trim();
-    writeFileSync(sshd.authorizedKeysFile, `command="${STANDBY_CLI} receive --allow-fence --state-dir ${state} --root ${root} --authorized-keys ${sshd.authorizedKeysFile}",restrict ${proxyPub}\n`);
-    target = { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.keys.proxy!, knownHostsFile: sshd.knownHostsFile };
   });
   after(async () => {
-    await sshd?.close();
-    rmSync(top, { recursive: true, force: true });
+    await m?.close();
   });
 
   test('an authorized host writes into the roots; its key runs only the receiver, pinned to its host id', async () => {
     keys['gpu-1'] = newKey('gpu-1');
     const r = await authorizeOnStandby(target, 'gpu-1', keys['gpu-1'].pub);
-    assert.deepEqual(r, { authorized: 'gpu-1', replaced: 0, lifted: false });
+    assert.deepEqual(r, { authorized: 'gpu-1', replaced: 0, lifted: false, roots: [root] });
     const line = authorizedLines().find((l) => l.endsWith('standby-host:gpu-1'));
     assert.ok(line, 'the host has its line');
     assert.match(line, new RegExp(`^command="${STANDBY_CLI} receive --root ${root} --state-dir ${state} --host gpu-1",restrict ssh-ed25519 \\S+ standby-host:gpu-1$`));
@@ -85,6 +51,8 @@ describe("per-host writer keys, managed through the proxy's key", () => {
     assert.match(shell.stderr, /not a command this key may run/);
     const fence = await sshAs(keys['gpu-1'].file, 'standby receive --revoke gpu-2');
     assert.match(fence.stderr, /not allowed with this key/, "a writer cannot revoke (or authorize) anyone");
+    const byProxy = await rsyncAs(sshd.keys.proxy!, 0, root);
+    assert.match(byProxy.stderr, /only fences and authorizes or revokes writers: it does not write/, "the proxy's own key cannot write into the workspace");
     const outside = await rsyncAs(keys['gpu-1'].file, 0, top);
     assert.notEqual(outside.code, 0);
     assert.match(outside.stderr, /outside the sync roots/);

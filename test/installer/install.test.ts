@@ -2,13 +2,17 @@
 // --no-start, as real child processes: what lands where, with which modes and
 // content; a second run keeps keys and tokens; uninstall leaves the workspace.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { agentConfigSchema } from '../../agent/config.ts';
 import { validateSettings } from '../../config-file.ts';
+import { fetchFenceKey } from '../../installer/install-role.ts';
 import { proxyConfigSchema } from '../../proxy/config.ts';
+import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { standby } from './run.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -133,6 +137,110 @@ describe('standby install standby', () => {
   });
 });
 
+/** A port nothing listens on (fetch refuses some low ports outright, so not port 1). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+describe('standby install standby: the fencing key', () => {
+  const fenceLine = (root: string, workspace: string, key: string) =>
+    `command="${join(root, 'opt/standby/bin/standby')} receive --allow-fence --state-dir ${join(root, 'var/lib/standby/receive')} --root ${workspace} --authorized-keys ${join(root, 'root/.ssh/authorized_keys')}",restrict ${key}`;
+
+  test('--fence-key alone is enough (no --agent-key); its forced command may fence and manage writer entries; --purge removes it', async () => {
+    const root = scratch();
+    try {
+      const workspace = join(root, 'ws');
+      const fenceKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFenceFenceFenceFenceFenceFenceFenceFenceF standby-agent@proxy';
+      const r = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', workspace, '--fence-key', fenceKey]);
+      assert.equal(r.code, 0, r.stderr);
+      const ak = join(root, 'root/.ssh/authorized_keys');
+      assert.equal(readFileSync(ak, 'utf8'), fenceLine(root, workspace, fenceKey) + '\n');
+      assert.equal(mode(ak), 0o600);
+      assert.match(r.stdout, /authorized the proxy's fencing key \(as given\)/);
+      const u = await standby(['uninstall', 'standby', '--root', root, '--purge']);
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(readFileSync(ak, 'utf8'), '');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('no key and no --proxy: the error says to give --proxy; nothing is installed', async () => {
+    const root = scratch();
+    try {
+      const r = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', join(root, 'ws')]);
+      assert.equal(r.code, 78, r.stderr);
+      assert.match(r.stderr, /needs --proxy https:\/\/PROXY .*or --fence-key/);
+      assert.ok(!existsSync(join(root, 'opt/standby')));
+      const bad = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', join(root, 'ws'), '--proxy', 'ftp://proxy.example']);
+      assert.equal(bad.code, 78, bad.stderr);
+      assert.match(bad.stderr, /--proxy ftp:\/\/proxy\.example: expected the proxy's URL/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('--proxy URL: fetches URL/_standby/fence-key.pub and authorizes it; a proxy without a key or no proxy at all is a clear error', async () => {
+    const root = scratch();
+    let withKey: TestProxy | undefined;
+    let without: TestProxy | undefined;
+    try {
+      const identityFile = join(root, 'proxy-key');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-agent@proxy', '-f', identityFile], { stdio: 'ignore', timeout: 20_000 });
+      const pub = readFileSync(`${identityFile}.pub`, 'utf8').trim();
+      withKey = await startTestProxy({ primaryUrl: 'http://127.0.0.1:1', standbyUrl: 'http://127.0.0.1:2', settings: { standby: { ssh: { identityFile } } } });
+      without = await startTestProxy({ primaryUrl: 'http://127.0.0.1:1', standbyUrl: 'http://127.0.0.1:2' });
+      const workspace = join(root, 'ws');
+      const base = ['install', 'standby', '--root', root, '--no-start', '--workspace', workspace];
+
+      const closed = await closedPort();
+      const down = await standby([...base, '--proxy', `http://127.0.0.1:${closed}`]);
+      assert.equal(down.code, 69, down.stderr);
+      assert.match(down.stderr, new RegExp(`could not fetch the proxy's fencing key from http://127\\.0\\.0\\.1:${closed}/_standby/fence-key\\.pub: ECONNREFUSED; .*--fence-key-file`));
+      const none = await standby([...base, '--proxy', without.url]);
+      assert.equal(none.code, 69, none.stderr);
+      assert.match(none.stderr, /HTTP 404 \(this proxy has no fencing key: .*\/nonexistent\/admin_key/);
+      assert.ok(!existsSync(join(root, 'opt/standby')), 'nothing installed after a failed fetch');
+
+      const ok = await standby([...base, '--proxy', `${withKey.url}/some/page?x=1`]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, new RegExp(`authorized the proxy's fencing key \\(from ${withKey.url.replace(/[.]/g, '\\.')}/_standby/fence-key\\.pub\\)`));
+      assert.equal(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8'), fenceLine(root, workspace, pub) + '\n');
+
+      // an upgrade with the proxy down fails loudly rather than silently keeping a key it could not check
+      const again = await standby([...base, '--proxy', `http://127.0.0.1:${closed}`]);
+      assert.equal(again.code, 69);
+      // without --proxy an upgrade keeps what is authorized
+      const upgrade = await standby(base);
+      assert.equal(upgrade.code, 0, upgrade.stderr);
+      assert.equal(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8'), fenceLine(root, workspace, pub) + '\n');
+    } finally {
+      await withKey?.close();
+      await without?.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('the fetch gives up after its timeout against a proxy that never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => void sockets.add(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const started = performance.now();
+      await assert.rejects(fetchFenceKey(`http://127.0.0.1:${port}`, 300), /fence-key\.pub: no answer within 0\.3 s/);
+      assert.ok(performance.now() - started < 5_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
 describe('standby install proxy', () => {
   test('writes a valid proxy.json (0600) with generated tokens kept across runs', async () => {
     const root = scratch();
@@ -140,7 +248,8 @@ describe('standby install proxy', () => {
       const args = ['install', 'proxy', '--root', root, '--no-start', '--listen', '0.0.0.0:8443', '--gpu-url', 'http://10.0.0.5:8080', '--standby-url', 'http://10.0.0.6:8080', '--standby-host', '10.0.0.6'];
       const r1 = await standby(args);
       assert.equal(r1.code, 0, r1.stderr);
-      assert.match(r1.stdout, /generated adminToken and primary\.agentToken/);
+      assert.match(r1.stdout, /generated adminToken \(read/);
+      assert.match(r1.stdout, /invite the GPU with: standby hosts add gpu-1/);
       const file = join(root, 'etc/standby/proxy.json');
       assert.equal(mode(file), 0o600);
       const c1 = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
@@ -153,7 +262,7 @@ describe('standby install proxy', () => {
       assert.equal(r2.code, 0, r2.stderr);
       const c2 = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
       assert.equal(c2.adminToken, c1.adminToken);
-      assert.equal(c2.primary.agentToken, c1.primary.agentToken);
+      assert.equal(c1.primary.agentToken, undefined, 'the GPU gets its own token at enrollment, none is made up');
       assert.equal(c2.listen.port, 9000);
       assert.equal(c2.primary.url, 'http://10.0.0.5:8080');
 

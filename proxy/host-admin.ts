@@ -1,0 +1,211 @@
+// Credentials per host: who may connect as which host (tokens from proxy.json
+// and from enrollment), invitations, enrollment (the host's key put on the
+// standby, then its own agent token issued), and revocation (token refused
+// and connection closed at once, key removed from the standby; on a fence,
+// under the fence's own lock). The registry file is in host-registry.ts;
+// the standby requests in fence.ts.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { parsePublicKey } from '../installer/authorized-keys.ts';
+import type { Logger } from '../log.ts';
+import { tokensEqual } from '../protocol/auth.ts';
+import { StandbyError } from '../errors.ts';
+import type { AgentHub, Authentication } from './agent-hub.ts';
+import type { ProxyConfig } from './config.ts';
+import type { AuthorizeResult, FenceResult } from './fence.ts';
+import type { HostRegistry, HostRecord } from './host-registry.ts';
+
+export interface StandbyKeys {
+  authorize(hostId: string, publicKey: string): Promise<AuthorizeResult>;
+  revoke(hostIds: readonly string[]): Promise<FenceResult>;
+}
+
+export const enrollRequestSchema = z.strictObject({
+  /** the host's ssh public key line (the installer makes it; the private key never leaves the host) */
+  publicKey: z.string({ error: 'an ssh public key line' }).min(1).max(16_384),
+  /** the host's own name, for the list */
+  hostname: z.string().max(255).optional(),
+});
+
+export interface EnrollAnswer {
+  hostId: string;
+  agentToken: string;
+  /** where the agent mirrors to, as the proxy reaches the standby (the installer's --standby-* flags win) */
+  standby: { host: string; port: number; user: string; path: string | null };
+  /** known_hosts lines of the standby's host key, when the proxy has them */
+  knownHosts: string[];
+}
+
+export interface HostView {
+  id: string;
+  /** where its agent token comes from: issued at enrollment, proxy.json, or none yet (invited) */
+  source: 'enrolled' | 'proxy.json' | 'none';
+  state: HostRecord['state'] | 'configured';
+  role: 'gpu' | 'standby' | 'other';
+  connected: boolean;
+  heartbeatAgeMs: number | null;
+  key: { type: string; fingerprint: string } | null;
+  invitedAt: string | null;
+  inviteExpiresAt: string | null;
+  enrolledAt: string | null;
+  revokedAt: string | null;
+  revokedWhy: string | null;
+  keyRevoked: boolean | null;
+  keyRevokeError: string | null;
+}
+
+export function fingerprint(publicKey: string): string {
+  const blob = publicKey.trim().split(/\s+/)[1] ?? '';
+  return 'SHA256:' + createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '');
+}
+
+export class HostAdmin {
+  readonly registry: HostRegistry;
+  #config: ProxyConfig;
+  #hub: AgentHub | undefined;
+  #keys: StandbyKeys;
+  #log: Logger;
+
+  constructor(registry: HostRegistry, config: ProxyConfig, keys: StandbyKeys, log: Logger) {
+    this.registry = registry;
+    this.#config = config;
+    this.#keys = keys;
+    this.#log = log;
+  }
+
+  /** The hub is made after this (it asks authenticate()); it is given here once it exists. */
+  attach(hub: AgentHub): void {
+    this.#hub = hub;
+  }
+
+  #staticTokens(): [string, string][] {
+    const out: [string, string][] = [];
+    if (this.#config.primary.agentToken) out.push([this.#config.primary.id, this.#config.primary.agentToken]);
+    if (this.#config.standby.agentToken) out.push([this.#config.standby.id, this.#config.standby.agentToken]);
+    return out;
+  }
+
+  authenticate(token: string): Authentication {
+    if (token === '') return { refused: 'unknown' };
+    let hostId = this.registry.hostForToken(token)?.id;
+    let fromFile = false;
+    if (!hostId) {
+      for (const [id, expected] of this.#staticTokens()) if (tokensEqual(token, expected)) hostId = id;
+      fromFile = hostId !== undefined;
+    }
+    if (!hostId) return { refused: 'unknown' };
+    const record = this.registry.get(hostId);
+    if (record?.state === 'revoked') return { refused: 'revoked', hostId, why: record.revokedWhy ?? 'revoked' };
+    // once a host is enrolled, only the token issued to it counts
+    if (fromFile && record?.tokenHash !== undefined) return { refused: 'unknown' };
+    return { hostId };
+  }
+
+  invite(id: string, ttlMs: number): { id: string; token: string; expiresAt: string } {
+    if (id === this.#config.standby.id) {
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${id} is the standby (standby.id in proxy.json): invite GPU hosts; the standby gets the proxy's key with its own install`, { id });
+    }
+    const { token, expiresAt } = this.registry.invite(id, ttlMs);
+    this.#log.info({ hostId: id, expiresAt }, 'host invited');
+    return { id, token, expiresAt };
+  }
+
+  /** Enrollment with an invitation: the key goes onto the standby first; only then is the invitation used up and a token issued. */
+  async enroll(inviteToken: string, body: unknown): Promise<EnrollAnswer> {
+    const parsed = enrollRequestSchema.safeParse(body);
+    if (!parsed.success) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
+    const key = parsePublicKey(parsed.data.publicKey);
+    const id = this.registry.beginEnroll(inviteToken);
+    let authorized: AuthorizeResult;
+    try {
+      authorized = await this.#keys.authorize(id, `${key.type} ${key.blob} standby-agent@${id}`);
+    } catch (err) {
+      this.registry.abortEnroll(id);
+      throw err;
+    }
+    const agentToken = this.registry.finishEnroll(id, { type: key.type, fingerprint: fingerprint(`${key.type} ${key.blob}`), publicKey: `${key.type} ${key.blob}` });
+    this.#log.info({ hostId: id, hostname: parsed.data.hostname, fingerprint: fingerprint(`${key.type} ${key.blob}`), replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
+    const ssh = this.#config.standby.ssh;
+    return {
+      hostId: id,
+      agentToken,
+      standby: { host: ssh.host, port: ssh.port, user: ssh.user, path: authorized.roots[0] ?? null },
+      knownHosts: this.#knownHosts(),
+    };
+  }
+
+  #knownHosts(): string[] {
+    const file = this.#config.standby.ssh.knownHostsFile;
+    if (!file) return [];
+    try {
+      return readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+    } catch (err) {
+      this.#log.warn({ file, err: (err as Error).message }, 'cannot read the standby known_hosts file: the enrolled host will trust its host key on first use');
+      return [];
+    }
+  }
+
+  /** Revokes the token now (refused, connection closed); `withKey` also asks the standby to remove the key (else the next fence carries it). */
+  async revoke(id: string, why: string, withKey = true): Promise<{ id: string; keyRevoked: boolean; error: string | null }> {
+    this.registry.revoke(id, why);
+    this.#hub?.revoke(id, why);
+    this.#log.warn({ hostId: id, why }, 'host credentials revoked');
+    if (!withKey) return { id, keyRevoked: false, error: null };
+    try {
+      this.fenced(await this.#keys.revoke([id]));
+    } catch (err) {
+      const message = (err as Error).message;
+      this.registry.keyRevocation(id, message);
+      this.#log.error({ hostId: id, err: message }, 'could not remove the host key from the standby: the token is revoked; the key goes with the next fence or `standby hosts revoke` again');
+      return { id, keyRevoked: false, error: message };
+    }
+    const h = this.registry.get(id);
+    return { id, keyRevoked: h?.keyRevoked === true, error: h?.keyRevokeError ?? null };
+  }
+
+  /** What a fence of the standby revokes: the GPU it fences, and every host whose key removal is still pending. */
+  fenceRevocations(gpuId: string, epoch: number): string[] {
+    if (this.registry.revoke(gpuId, `fenced at epoch ${epoch} by a failover`)) {
+      this.#hub?.revoke(gpuId, `fenced at epoch ${epoch}`);
+      this.#log.warn({ hostId: gpuId, epoch }, 'the fenced GPU\'s credentials are revoked');
+    }
+    return [...new Set([gpuId, ...this.registry.pendingKeyRevocations()])];
+  }
+
+  /** What the standby did with a fence's (or a revoke's) revocations. */
+  fenced(result: FenceResult): void {
+    for (const id of result.revoked) {
+      if (result.keysRemoved === undefined) {
+        this.registry.keyRevocation(id, "the standby's receiver does not manage authorized_keys (its key has no --authorized-keys): the receiver refuses the host, but remove its key line by hand");
+      } else {
+        this.registry.keyRevocation(id);
+      }
+    }
+  }
+
+  list(): HostView[] {
+    const now = performance.now();
+    const ids = new Set<string>([...this.#staticTokens().map(([id]) => id), ...this.registry.list().map((h) => h.id)]);
+    return [...ids].map((id) => {
+      const h = this.registry.get(id);
+      const agent = this.#hub?.agents.get(id);
+      return {
+        id,
+        source: h?.tokenHash ? 'enrolled' : this.#staticTokens().some(([s]) => s === id) ? 'proxy.json' : 'none',
+        state: h?.state ?? 'configured',
+        role: id === this.#config.primary.id ? 'gpu' : id === this.#config.standby.id ? 'standby' : 'other',
+        connected: agent?.connected ?? false,
+        heartbeatAgeMs: agent && agent.heartbeats > 0 ? Math.round(now - agent.lastHeartbeatAt) : null,
+        key: h?.key ? { type: h.key.type, fingerprint: h.key.fingerprint } : null,
+        invitedAt: h?.invitedAt ?? null,
+        inviteExpiresAt: h?.invite?.expiresAt ?? null,
+        enrolledAt: h?.enrolledAt ?? null,
+        revokedAt: h?.revokedAt ?? null,
+        revokedWhy: h?.revokedWhy ?? null,
+        keyRevoked: h?.keyRevoked ?? null,
+        keyRevokeError: h?.keyRevokeError ?? null,
+      };
+    });
+  }
+}
