@@ -77,9 +77,15 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/standby-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "install.sh: downloading the program from $proxy_url" >&2
-curl $curl_opts -o "$tmp/bundle.tar.gz" "$proxy_url/_standby/bundle.tar.gz" || die "could not download $proxy_url/_standby/bundle.tar.gz (is the proxy up and reachable from here?)"
-curl $curl_opts -o "$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256" || die "could not download $proxy_url/_standby/bundle.sha256"
-(cd "$tmp" && sha256sum -c --quiet bundle.sha256) || die "the bundle's sha256 does not match bundle.sha256: not installing. Try again; if it persists, check what sits between you and the proxy"
+# two downloads: a proxy upgraded between them serves a checksum of another bundle, so a mismatch is tried once more
+verified=""
+for attempt in 1 2; do
+  curl $curl_opts -o "$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256" || die "could not download $proxy_url/_standby/bundle.sha256 (is the proxy up and reachable from here?)"
+  curl $curl_opts -o "$tmp/bundle.tar.gz" "$proxy_url/_standby/bundle.tar.gz" || die "could not download $proxy_url/_standby/bundle.tar.gz"
+  if (cd "$tmp" && sha256sum -c --quiet bundle.sha256 >/dev/null 2>&1); then verified=1; break; fi
+  [ "$attempt" = 2 ] || echo "install.sh: the bundle does not match bundle.sha256 (was the proxy upgraded meanwhile?): downloading both again" >&2
+done
+[ -n "$verified" ] || die "the bundle's sha256 does not match bundle.sha256, twice: not installing. Check what sits between you and the proxy"
 mkdir "$tmp/standby"
 tar -xzf "$tmp/bundle.tar.gz" -C "$tmp/standby" || die "could not unpack the bundle (disk full?)"
 

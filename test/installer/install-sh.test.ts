@@ -60,6 +60,7 @@ test('curl PROXY/_standby/install.sh | bash -s -- agent installs the bundle the 
     // a bundle that does not match its checksum is refused
     const bad = await run('bash', ['-c', `curl -fsSL ${proxy.url}/_standby/install.sh | sed 's|"$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256"|"$tmp/bundle.sha256" "$proxy_url/_standby/status"|' | bash -s -- agent --root ${join(dir, 'root2')} --no-start --standby-host h`], {}, 120_000);
     assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /downloading both again[\s\S]*does not match bundle\.sha256, twice: not installing/);
     assert.ok(!existsSync(join(dir, 'root2/opt/standby')), 'nothing installed');
   } finally {
     await proxy?.close();
