@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { STANDBY_CLI } from '../fixtures/failover-world.ts';
-import { AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import type { Sshd } from '../fixtures/sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
+import { standby } from '../installer/run.ts';
 
 /** Opens the agent socket with a token: 'open' (and the socket), or the HTTP status it was refused with, and its body. */
 function connectAgent(url: string, token: string): Promise<{ ws?: WebSocket; status?: number; body?: string }> {
@@ -190,5 +191,29 @@ describe('credentials per host, issued and revoked by the proxy', () => {
     assert.ok(!readFileSync(sshd.authorizedKeysFile, 'utf8').includes('standby-host:gpu-1'), "the GPU's key line is gone");
     const revoked = JSON.parse(readFileSync(join(state, 'revoked-hosts.json'), 'utf8')) as Record<string, { epoch: number }>;
     assert.equal(revoked['gpu-1']!.epoch, proxy.store.state.epoch, 'revoked at the epoch of the fence');
+  });
+
+  test('standby hosts: add prints the line to run, the list shows the host, revoke takes it away; bad input says what is wrong', async () => {
+    const ep = ['--proxy', proxy.url, '--token', ADMIN_TOKEN];
+    const add = await standby(['hosts', 'add', 'gpu-5', '--ttl', '30m', ...ep]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(add.stdout, new RegExp(`invited gpu-5 \\(one use, until .*\\)[\\s\\S]*curl -fsSL ${proxy.url.replace(/[.]/g, '\\.')}/_standby/install\\.sh \\| sudo bash -s -- agent --token sbi_`));
+    const list = await standby(['hosts', ...ep]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^HOST\tROLE\tSTATE/);
+    assert.match(list.stdout, /\ngpu-5\tother\tinvited \(until /);
+    assert.match(list.stdout, /\ngpu-1\tgpu\trevoked\t/);
+    const revoke = await standby(['hosts', 'revoke', 'gpu-5', ...ep]);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stdout, /gpu-5 is revoked/);
+    const ttl = await standby(['hosts', 'add', 'gpu-6', '--ttl', '10 years', ...ep]);
+    assert.equal(ttl.code, 78);
+    assert.match(ttl.stderr, /--ttl 10 years: expected a number and a unit/);
+    const noId = await standby(['hosts', 'revoke', ...ep]);
+    assert.equal(noId.code, 78);
+    assert.match(noId.stderr, /needs a host id/);
+    const wrong = await standby(['hosts', '--proxy', proxy.url, '--token', 'not-the-admin-token']);
+    assert.equal(wrong.code, 77);
+    assert.match(wrong.stderr, /refused the admin token/);
   });
 });
