@@ -13,20 +13,10 @@ import type { EnrollAnswer } from '../proxy/host-admin.ts';
 import { INVITE_PREFIX } from '../proxy/host-registry.ts';
 import { ensureAgentKey } from './keys.ts';
 import type { Layout } from './layout.ts';
-import { parseProxyUrl, type RoleFlags } from './role-config.ts';
+import { proxyHttpUrl, type RoleFlags } from './role-config.ts';
 
 export function isInvitation(token: string | undefined): token is string {
   return token !== undefined && token.startsWith(INVITE_PREFIX);
-}
-
-/** https://proxy.example (or wss://.../_standby/agent) -> https://proxy.example/_standby/enroll */
-export function enrollUrl(proxy: string): string {
-  const u = parseProxyUrl(proxy);
-  if (u.protocol === 'ws:') u.protocol = 'http:';
-  else if (u.protocol === 'wss:') u.protocol = 'https:';
-  u.pathname = '/_standby/enroll';
-  u.search = '';
-  return u.toString();
 }
 
 async function askProxy(url: string, invitation: string, publicKey: string): Promise<EnrollAnswer> {
@@ -69,7 +59,7 @@ export async function enrollIfInvited<T extends RoleFlags>(flags: T, l: Layout, 
   if (flags.proxy === undefined) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'an invitation token needs --proxy https://PROXY (install.sh passes it)', { flag: '--proxy' });
   const key = ensureAgentKey(l.keyDir);
   say(`${key.created ? 'made' : 'kept'} the agent's ssh key ${key.identityFile}`);
-  const url = enrollUrl(flags.proxy);
+  const url = proxyHttpUrl(flags.proxy, '/_standby/enroll');
   const answer = await askProxy(url, token, key.publicKey);
   say(`enrolled at ${url} as ${answer.hostId}: this host's own agent token issued, its key authorized on the standby ${answer.standby.user}@${answer.standby.host}:${answer.standby.port}`);
   if (flags.hostId !== undefined && flags.hostId !== answer.hostId) say(`note: --host-id ${flags.hostId} ignored: the invitation was for ${answer.hostId}, and the token is that host's`);

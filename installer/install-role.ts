@@ -9,7 +9,8 @@ import { ensureAgentKey } from './keys.ts';
 import { commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
 import { installProgram, PROGRAM_SOURCE } from './program.ts';
 import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
-import { agentSettings, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
+import { agentSettings, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
+import { FENCE_KEY_PATH } from '../proxy/bundle.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
 
@@ -39,22 +40,9 @@ function keyFrom(text: string | undefined, file: string | undefined, flag: strin
   return parsePublicKey(readFileSync(file, 'utf8'));
 }
 
-/** PROXY/_standby/fence-key.pub for the proxy URL --proxy names (its path is replaced, as for the agent's socket). */
-export function fenceKeyUrl(proxy: string): string {
-  let u: URL | undefined;
-  try {
-    u = new URL(proxy);
-  } catch {
-    u = undefined;
-  }
-  const scheme = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }[u?.protocol ?? ''];
-  if (!u || !scheme) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, e.g. https://proxy.example.com`, { proxy });
-  return `${scheme}//${u.host}/_standby/fence-key.pub`;
-}
-
 /** The proxy's fencing public key, fetched from the proxy itself (what install.sh's --proxy points at). */
 export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<PublicKey> {
-  const url = fenceKeyUrl(proxy);
+  const url = proxyHttpUrl(proxy, FENCE_KEY_PATH);
   const instead = "or give the proxy's public key by hand: --fence-key-file FILE (on the proxy: /etc/standby/keys/id_ed25519.pub)";
   let status: number;
   let body: string;
@@ -99,7 +87,7 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
   let fenceKeyFrom = fenceKey ? 'given' : undefined;
   if (o.role === 'standby' && !fenceKey && o.proxy !== undefined) {
     fenceKey = await fetchFenceKey(o.proxy, o.fetchTimeoutMs);
-    fenceKeyFrom = fenceKeyUrl(o.proxy);
+    fenceKeyFrom = proxyHttpUrl(o.proxy, FENCE_KEY_PATH);
   }
   if (o.role === 'standby' && !agentKey && !fenceKey && !before?.authorized.length) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --proxy https://PROXY (it fetches the proxy's fencing key from there; install.sh passes it) or --fence-key \"ssh-ed25519 AAAA...\" (or --fence-key-file FILE): the key the proxy fences with and authorizes writers through", { flag: '--proxy' });

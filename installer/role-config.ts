@@ -72,8 +72,18 @@ export function parseProxyUrl(proxy: string): URL {
   } catch {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, e.g. https://proxy.example.com`, { proxy });
   }
-  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected an http:// or https:// URL`, { proxy });
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--proxy ${proxy}: expected the proxy's URL, http:// or https://, e.g. https://proxy.example.com`, { proxy });
   return u;
+}
+
+/** An endpoint of the proxy --proxy names, over http(s) (a ws(s):// URL is read as its http(s) twin), e.g. /_standby/enroll. */
+export function proxyHttpUrl(proxy: string, path: string): string {
+  const u = parseProxyUrl(proxy);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  else if (u.protocol === 'wss:') u.protocol = 'https:';
+  u.pathname = path;
+  u.search = '';
+  return u.toString();
 }
 
 /** https://proxy.example -> wss://proxy.example/_standby/agent (a ws(s):// URL is kept as given). */

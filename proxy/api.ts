@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { bearerToken, tokensEqual } from '../protocol/auth.ts';
 import type { AgentHub } from './agent-hub.ts';
-import { ErrorCodes, StandbyError } from '../errors.ts';
+import { StandbyError } from '../errors.ts';
 import type { HostAdmin } from './host-admin.ts';
 import { INSTALL_PATHS, serveInstall } from './bundle.ts';
 import type { Failover } from './failover.ts';
@@ -43,7 +43,7 @@ function problem(res: ServerResponse, status: number, code: string, message: str
 
 /** A StandbyError as an API problem with its code's status; anything else is a bug (500). */
 function failure(res: ServerResponse, err: unknown): void {
-  if (err instanceof StandbyError) return problem(res, ErrorCodes[err.code].status, err.code, err.message);
+  if (err instanceof StandbyError) return problem(res, err.status, err.code, err.message);
   problem(res, 500, 'internal', `unexpected error: ${(err as Error).message}`);
 }
 
@@ -95,7 +95,7 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
   if (!m) return problem(res, 404, 'not_found', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts and hosts/ID/revoke)`);
   if (method !== 'POST') return problem(res, 405, 'method_not_allowed', 'revoke takes POST', { allow: 'POST' });
   const id = decodeURIComponent(m[1]!);
-  if (!c.hosts.list().some((h) => h.id === id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
+  if (!c.hosts.knows(id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
   const r = await c.hosts.revoke(id, 'revoked by the admin');
   json(res, r.keyRevoked || r.error === null ? 200 : 202, {
     ...r,

@@ -146,12 +146,16 @@ export class HostAdmin {
     }
   }
 
-  /** Revokes the token now (refused, connection closed); `withKey` also asks the standby to remove the key (else the next fence carries it). */
-  async revoke(id: string, why: string, withKey = true): Promise<{ id: string; keyRevoked: boolean; error: string | null }> {
+  /** A host with credentials: in proxy.json or in the registry. */
+  knows(id: string): boolean {
+    return this.registry.get(id) !== undefined || this.#staticTokens().some(([s]) => s === id);
+  }
+
+  /** Revokes the token now (refused, connection closed) and asks the standby to remove the key (if it cannot, the next fence carries it). */
+  async revoke(id: string, why: string): Promise<{ id: string; keyRevoked: boolean; error: string | null }> {
     this.registry.revoke(id, why);
     this.#hub?.revoke(id, why);
     this.#log.warn({ hostId: id, why }, 'host credentials revoked');
-    if (!withKey) return { id, keyRevoked: false, error: null };
     try {
       this.fenced(await this.#keys.revoke([id]));
     } catch (err) {
@@ -186,13 +190,14 @@ export class HostAdmin {
 
   list(): HostView[] {
     const now = performance.now();
-    const ids = new Set<string>([...this.#staticTokens().map(([id]) => id), ...this.registry.list().map((h) => h.id)]);
+    const configured = new Set(this.#staticTokens().map(([id]) => id));
+    const ids = new Set<string>([...configured, ...this.registry.list().map((h) => h.id)]);
     return [...ids].map((id) => {
       const h = this.registry.get(id);
       const agent = this.#hub?.agents.get(id);
       return {
         id,
-        source: h?.tokenHash ? 'enrolled' : this.#staticTokens().some(([s]) => s === id) ? 'proxy.json' : 'none',
+        source: h?.tokenHash ? 'enrolled' : configured.has(id) ? 'proxy.json' : 'none',
         state: h?.state ?? 'configured',
         role: id === this.#config.primary.id ? 'gpu' : id === this.#config.standby.id ? 'standby' : 'other',
         connected: agent?.connected ?? false,
