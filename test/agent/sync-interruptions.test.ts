@@ -12,7 +12,7 @@ import { waitFor } from '../fixtures/wait-for.ts';
 import { watchAcknowledgements, WriterLog } from '../fixtures/writer-log.ts';
 
 
-test('sshd killed mid-stream and back: every change is kept, retried, and lands; nothing acknowledged is lost', async () => {
+test('sshd killed mid-stream and back: every change is kept, retried, and lands; nothing acknowledged is lost', async (t) => {
   const pair = await startPair();
   try {
     const log = new WriterLog(pair.gpu, pair.engine);
@@ -45,6 +45,9 @@ test('sshd killed mid-stream and back: every change is kept, retried, and lands;
     assert.ok(pair.logs.some((l) => l.msg === 'standby reachable again; reconciling the whole tree'));
     assert.ok(acks.checks() > 5);
     assert.deepEqual(acks.violations, [], 'every acknowledged write is on the standby');
+    // rsync may read a file the writer is rewriting in place: that copy is part of the newer,
+    // unacknowledged write, and the verify below proves the next passes replaced it
+    t.diagnostic(`${acks.checks()} checks, ${acks.torn.length} torn copies of running writes`);
     assert.deepEqual(await pair.verify(), []);
   } finally {
     await pair.close();
