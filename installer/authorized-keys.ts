@@ -1,6 +1,7 @@
 // The writer's entry in the standby's authorized_keys: the agent's public key,
 // restricted to `standby receive` as its forced command (docs/fencing.md).
 // Adding it again replaces the line with the same key; other lines are never touched.
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { StandbyError } from '../errors.ts';
@@ -20,6 +21,11 @@ export function parsePublicKey(text: string): PublicKey {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--agent-key ${JSON.stringify(text.slice(0, 40))}...: expected one ssh public key line such as "ssh-ed25519 AAAA... agent@gpu" (the agent install prints it; it is /etc/standby/keys/id_ed25519.pub on the GPU)`, { agentKey: text });
   }
   return { type, blob, comment: rest.join(' ') };
+}
+
+/** OpenSSH's SHA256 fingerprint of a key blob (as `ssh-keygen -l` prints it). */
+export function fingerprintOf(blob: string): string {
+  return 'SHA256:' + createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '');
 }
 
 /** The line for the writer's key: the forced receiver, nothing else allowed. */
@@ -84,6 +90,17 @@ export function authorizeWriter(file: string, key: PublicKey, command: string): 
   if (after === before) return false;
   writeAtomic(file, after);
   return true;
+}
+
+/** The keys whose forced command is the fencing receiver (`receive --allow-fence`), as written by writerEntry. */
+export function fencingKeys(file: string): PublicKey[] {
+  if (!existsSync(file)) return [];
+  const keys: PublicKey[] = [];
+  for (const line of authorizedKeysLines(readFileSync(file, 'utf8'))) {
+    const m = /^command="([^"]*)",restrict (\S+) (\S+)(?: (.*))?$/.exec(line.trim());
+    if (m && / receive --allow-fence /.test(m[1]!)) keys.push({ type: m[2]!, blob: m[3]!, comment: m[4] ?? '' });
+  }
+  return keys;
 }
 
 /** Removes the key's lines; returns whether the file changed. */

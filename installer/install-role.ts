@@ -3,7 +3,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StandbyError } from '../errors.ts';
-import { authorizeWriter, parsePublicKey, type PublicKey } from './authorized-keys.ts';
+import { authorizeWriter, fencingKeys, fingerprintOf, parsePublicKey, revokeWriter, type PublicKey } from './authorized-keys.ts';
 import { enrollIfInvited } from './enroll.ts';
 import { ensureAgentKey } from './keys.ts';
 import { commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
@@ -160,7 +160,16 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     };
     if (agentKey) add(agentKey, `${commandPath(l)} receive --root ${workspace} --state-dir ${receiveDir}`, "the agent's key");
     // the proxy's key fences, and adds or removes each writer's entry in authorized_keys (a writer key per host, authorized at enrollment)
-    if (fenceKey) add(fenceKey, `${commandPath(l)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${l.authorizedKeys}`, `the proxy's fencing key (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
+    if (fenceKey) {
+      // one proxy fences: a key this installer authorized for an earlier proxy (reinstalled, or moved) would keep its power to fence and authorize writers
+      for (const old of fencingKeys(l.authorizedKeys)) {
+        if (old.blob === fenceKey.blob || !record.authorized.some((a) => a.blob === old.blob && a.file === l.authorizedKeys)) continue;
+        revokeWriter(l.authorizedKeys, old);
+        record.authorized = record.authorized.filter((a) => !(a.blob === old.blob && a.file === l.authorizedKeys));
+        say(`removed the previous proxy's fencing key ${fingerprintOf(old.blob)} from ${l.authorizedKeys}: it may no longer fence or authorize writers`);
+      }
+      add(fenceKey, `${commandPath(l)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${l.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
+    }
     say(`workspace ${workspace} (never removed by uninstall); the receiver runs as root under sshd, no unit`);
   }
 

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parsePublicKey } from '../installer/authorized-keys.ts';
+import { fingerprintOf, parsePublicKey } from '../installer/authorized-keys.ts';
 import type { Logger } from '../log.ts';
 import { tokensEqual } from '../protocol/auth.ts';
 import { StandbyError } from '../errors.ts';
@@ -56,8 +56,7 @@ export interface HostView {
 }
 
 export function fingerprint(publicKey: string): string {
-  const blob = publicKey.trim().split(/\s+/)[1] ?? '';
-  return 'SHA256:' + createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '');
+  return fingerprintOf(publicKey.trim().split(/\s+/)[1] ?? '');
 }
 
 export class HostAdmin {

@@ -126,7 +126,7 @@ describe('the one line for the standby and the proxy', () => {
     const r1 = await run('bash', ['-o', 'pipefail', '-c', line], {}, 180_000);
     assert.equal(r1.code, 0, `${r1.stdout}\n${r1.stderr}`);
     assert.match(r1.stdout, /standby install standby: done/);
-    assert.match(r1.stdout, new RegExp(`authorized the proxy's fencing key \\(from ${proxy.url.replace(/[.]/g, '\\.')}/_standby/fence-key\\.pub\\)`));
+    assert.match(r1.stdout, new RegExp(`authorized the proxy's fencing key SHA256:\\S+ \\(from ${proxy.url.replace(/[.]/g, '\\.')}/_standby/fence-key\\.pub\\)`));
 
     const ak = join(root, 'root/.ssh/authorized_keys');
     const expected = `command="${join(root, 'opt/standby/bin/standby')} receive --allow-fence --state-dir ${join(root, 'var/lib/standby/receive')} --root ${workspace} --authorized-keys ${ak}",restrict ${pub}\n`;

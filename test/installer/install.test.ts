@@ -160,10 +160,35 @@ describe('standby install standby: the fencing key', () => {
       const ak = join(root, 'root/.ssh/authorized_keys');
       assert.equal(readFileSync(ak, 'utf8'), fenceLine(root, workspace, fenceKey) + '\n');
       assert.equal(mode(ak), 0o600);
-      assert.match(r.stdout, /authorized the proxy's fencing key \(as given\)/);
+      assert.match(r.stdout, /authorized the proxy's fencing key SHA256:\S+ \(as given\)/);
       const u = await standby(['uninstall', 'standby', '--root', root, '--purge']);
       assert.equal(u.code, 0, u.stderr);
       assert.equal(readFileSync(ak, 'utf8'), '');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a new proxy key replaces the one this installer authorized before; a line it did not write stays', async () => {
+    const root = scratch();
+    try {
+      const workspace = join(root, 'ws');
+      const ak = join(root, 'root/.ssh/authorized_keys');
+      const oldKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldOldOldOldOldOldOldOldOldOldOldOldOldOldO old@proxy';
+      const newKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewNewNewNewNewNewNewNewNewNewNewNewNewNewN new@proxy';
+      // an operator's own fencing line, not the installer's: never touched
+      const theirs = `command="/usr/local/bin/standby receive --allow-fence --state-dir /x --root /y",restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITheirsTheirsTheirsTheirsTheirsTheirsTheir ops`;
+      mkdirSync(join(root, 'root/.ssh'), { recursive: true });
+      writeFileSync(ak, theirs + '\n');
+      const base = ['install', 'standby', '--root', root, '--no-start', '--workspace', workspace];
+      assert.equal((await standby([...base, '--fence-key', oldKey])).code, 0);
+      const r = await standby([...base, '--fence-key', newKey]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /removed the previous proxy's fencing key SHA256:\S+ from .*: it may no longer fence or authorize writers/);
+      assert.equal(readFileSync(ak, 'utf8'), `${theirs}\n${fenceLine(root, workspace, newKey)}\n`);
+      // the record follows: --purge removes the new key and leaves the operator's line
+      assert.equal((await standby(['uninstall', 'standby', '--root', root, '--purge'])).code, 0);
+      assert.equal(readFileSync(ak, 'utf8'), theirs + '\n');
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -208,7 +233,7 @@ describe('standby install standby: the fencing key', () => {
 
       const ok = await standby([...base, '--proxy', `${withKey.url}/some/page?x=1`]);
       assert.equal(ok.code, 0, ok.stderr);
-      assert.match(ok.stdout, new RegExp(`authorized the proxy's fencing key \\(from ${withKey.url.replace(/[.]/g, '\\.')}/_standby/fence-key\\.pub\\)`));
+      assert.match(ok.stdout, new RegExp(`authorized the proxy's fencing key SHA256:\\S+ \\(from ${withKey.url.replace(/[.]/g, '\\.')}/_standby/fence-key\\.pub\\)`));
       assert.equal(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8'), fenceLine(root, workspace, pub) + '\n');
 
       // an upgrade with the proxy down fails loudly rather than silently keeping a key it could not check
