@@ -42,7 +42,7 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('standby-port', { type: 'number', describe: 'its ssh port (default 22)' })
       .option('standby-user', { type: 'string', describe: 'its ssh user (default root)' })
       .option('standby-path', { type: 'string', describe: 'the workspace copy on the standby (default: --workspace)' })
-      .option('workspace', { type: 'string', describe: 'the workspace folder (default /workspace; standby: where the copy lands)' })
+      .option('workspace', { type: 'string', describe: 'the workspace folder (default /workspace; standby: where the copy lands, ROOT/workspace by default under --root)' })
       .group(['agent-key', 'agent-key-file', 'fence-key', 'fence-key-file'], 'standby:')
       .option('agent-key', { type: 'string', describe: "the agent's public key line, authorized by hand (optional: the proxy authorizes writers through its fencing key); it may only run `standby receive` into --workspace" })
       .option('agent-key-file', { type: 'string', describe: 'the same, from a file' })

@@ -146,7 +146,8 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     const gpu = (settings['primary'] as { id?: string } | undefined)?.id ?? 'gpu-1';
     say(`next: on the standby, curl -fsSL PROXY/_standby/install.sh | sudo bash -s -- standby; then invite the GPU with: standby hosts add ${gpu} (it prints the line to run there)`);
   } else {
-    const workspace = o.workspace ?? '/workspace';
+    // under --root the default workspace is inside the prefix too: a test install creates nothing outside it
+    const workspace = o.workspace ?? join(l.root, 'workspace');
     if (!workspace.startsWith('/')) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--workspace ${workspace}: expected an absolute path`, { workspace });
     mkdirSync(workspace, { recursive: true });
     const receiveDir = join(l.stateDir, 'receive');

@@ -194,6 +194,19 @@ describe('standby install standby: the fencing key', () => {
     }
   });
 
+  test('under --root without --workspace, the workspace is ROOT/workspace: nothing outside the prefix', async () => {
+    const root = scratch();
+    try {
+      const fenceKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFenceFenceFenceFenceFenceFenceFenceFenceF standby-agent@proxy';
+      const r = await standby(['install', 'standby', '--root', root, '--no-start', '--fence-key', fenceKey]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(statSync(join(root, 'workspace')).isDirectory());
+      assert.equal(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8'), fenceLine(root, join(root, 'workspace'), fenceKey) + '\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   test('no key and no --proxy: the error says to give --proxy; nothing is installed', async () => {
     const root = scratch();
     try {
