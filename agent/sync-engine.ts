@@ -14,6 +14,7 @@ import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
 import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
+import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
 import { watchRoot, type RootWatch } from './watcher.ts';
 
 export type SyncPhase = 'starting' | 'idle' | 'syncing' | 'retrying' | 'stopped';
@@ -99,6 +100,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #master: ControlMaster;
   #excludes: string[];
   #watches: RootWatch[] = [];
+  #barrier: WatchBarrier | undefined;
   #phase: SyncPhase = 'starting';
   #ready = false;
   #closed = false;
@@ -177,8 +179,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #fencedLogged: number | undefined;
 
   /** Runs a pass now and resolves once every change made before the call is on the standby's disk (or the pass failed). */
-  syncNow(timeoutMs: number): Promise<{ ok: boolean; watermark: number; error: string | null }> {
+  async syncNow(timeoutMs: number): Promise<{ ok: boolean; watermark: number; error: string | null }> {
+    const started = performance.now();
+    // a write that finished just before the call may have its event still unread: let the watcher catch up first
+    const barrierMs = Math.min(1_000, timeoutMs / 2);
+    const behind = this.#barrier ? await this.#barrier.pass(barrierMs) : 'not watching yet';
+    if (behind !== null && this.#barrier) this.#log.warn({ why: behind }, 'sync-now: could not make sure the watcher has seen every earlier write; the pass covers what it has seen');
     const target = this.#changes.lastSeq;
+    timeoutMs = Math.max(0, timeoutMs - (performance.now() - started));
     return new Promise((resolve) => {
       const done = (r: { ok: boolean; watermark: number; error: string | null }) => {
         clearTimeout(timer);
@@ -211,6 +219,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         return;
       }
       this.#watches.push(w);
+    }
+    try {
+      this.#barrier = createWatchBarrier();
+    } catch (err) {
+      this.#log.warn({ err }, 'no watch barrier (the temp folder is not writable?): a sync-now covers the writes the watcher has seen when it comes');
     }
     this.#log.info({ roots: this.roots }, 'watching; starting the first full reconcile');
     this.#kick();
@@ -285,6 +298,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (this.#fullTimer) clearTimeout(this.#fullTimer);
     this.#rsync?.abort();
     await Promise.all(this.#watches.map((w) => w.close()));
+    this.#barrier?.close();
     await this.#passing;
     await this.#master.close();
   }

@@ -71,8 +71,10 @@ test('a manual (planned) failover: freeze, final sync, fence, route; every write
     let n = 0;
     const writer = setInterval(() => writeFileSync(join(world.gpuDir, `w-${String(n++).padStart(4, '0')}.txt`), `write ${n}`), 10);
     await new Promise((r) => setTimeout(r, 700));
-    const res = await world.proxy.api('failover', { method: 'POST' });
+    // the writer keeps going while the request travels: what it writes meanwhile races the freeze, and only
+    // what was written before the request is promised (the last of it a few ms before, its event maybe unread)
     const writtenBefore = n;
+    const res = await world.proxy.api('failover', { method: 'POST' });
     clearInterval(writer);
     assert.equal(res.status, 202);
     await waitFor('failed over', () => world.proxy.store.state.phase === 'failed_over', { timeoutMs: 20_000 });
