@@ -3,28 +3,20 @@
 // "Switching machine", follows the live status, and reloads into the
 // standby's workspace by itself once it answers.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
 import { startWorld } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const skip = existsSync(CHROMIUM) ? false : `Debian Chromium is not installed at ${CHROMIUM} (scripts/ensure-deps.sh test installs it)`;
-
-test('GPU dead, standby not ready yet: the page says so, then reloads into the standby', { skip, timeout: 90_000 }, async () => {
+test('GPU dead, standby not ready yet: the page says so, then reloads into the standby', { skip: noChromium, timeout: 90_000 }, async () => {
   const world = await startWorld();
-  const userDataDir = mkdtempSync(join(tmpdir(), 'standby-chromium-'));
-  let context: BrowserContext | undefined;
+  let browser: Browser | undefined;
   let cpuAgain: WorkspaceServer | undefined;
   try {
     await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 15_000 });
-    const page = await context.newPage();
+    browser = await launchChromium();
+    const page = await browser.context.newPage();
     page.setDefaultTimeout(10_000);
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
@@ -53,8 +45,7 @@ test('GPU dead, standby not ready yet: the page says so, then reloads into the s
     const origin = new URL(world.proxy.url).origin;
     assert.deepEqual(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:')), [], 'nothing but the proxy was asked for anything');
   } finally {
-    await context?.close();
-    rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await cpuAgain?.close();
     await world.close();
   }

@@ -5,14 +5,15 @@
 // desktop and phone width, with no console errors and no request leaving the
 // server that serves it.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { closePage, launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
 import { escapeHtml, jsonForScript } from '../../proxy/pages/escape.ts';
 import { PUBLIC_STATUS_PATH, type PublicStatus } from '../../proxy/pages/public-status.ts';
 import {
@@ -225,9 +226,6 @@ async function startStandInProxy(page: TransitionPageOptions): Promise<ProxyUnde
 }
 // --------------------------- end of the stand-in ---------------------------
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SCREENSHOT = join(import.meta.dirname, '../../docs/transition-page.png');
 const WAIT_MS = 5000;
 
@@ -357,24 +355,18 @@ async function scenario(context: BrowserContext, proxy: ProxyUnderTest, width: n
     assert.deepEqual(unexpectedErrors(seen.errors), []);
     assert.deepEqual(seen.dialogs, []);
   } finally {
-    await page.close();
+    await closePage(page); // it shows the workspace stand-in: a static page, nothing navigating
   }
 }
-
-const noChromium = existsSync(CHROMIUM)
-  ? false
-  : `Debian Chromium is not installed at ${CHROMIUM} (scripts/ensure-deps.sh test installs the chromium package)`;
 
 describe('transition page in Chromium', { skip: noChromium, timeout: 60_000 }, () => {
   test('follows the status, survives a failing proxy, reloads into the workspace; desktop and 375 px', async () => {
     const started = performance.now();
-    const userDataDir = mkdtempSync(join(tmpdir(), 'standby-chromium-'));
     const proxy = await startStandInProxy({ ...BASE, pollMs: POLL_MS });
-    let context: BrowserContext | undefined;
+    let browser: Browser | undefined;
     try {
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 15_000,
-      });
+      browser = await launchChromium();
+      const { context } = browser;
       const requests: string[] = [];
       context.on('request', (r) => requests.push(r.url()));
 
@@ -400,7 +392,7 @@ describe('transition page in Chromium', { skip: noChromium, timeout: 60_000 }, (
       assert.equal(await page.locator('script').count(), 1);
       assert.deepEqual(unexpectedErrors(seen.errors), []);
       assert.deepEqual(seen.dialogs, []);
-      await page.close();
+      await closePage(page); // not ready: it polls, it does not reload
 
       // a proxy that says ready but still serves this page: reloads are spaced, not a loop
       proxy.reset();
@@ -415,7 +407,11 @@ describe('transition page in Chromium', { skip: noChromium, timeout: 60_000 }, (
       assert.ok(loads.length >= 3, `the page reloads again after the gap (${loads.length} loads)`);
       const gap = loads[2]! - loads[1]!;
       assert.ok(gap >= 1000, `second reload ${Math.round(gap)} ms after the first (minReloadGapMs is 2000)`);
-      await looping.close();
+      // Stop the reloads before closing: a close racing a reload's commit can hang (closePage).
+      // Once a document shows the not-ready message it has polled since, and schedules no reload.
+      proxy.setStatus(FENCING);
+      await waitForStatus(looping, FENCING.message);
+      await closePage(looping);
 
       // nothing but the server that served the page was asked for anything
       assert.ok(requests.length > 0);
@@ -424,9 +420,8 @@ describe('transition page in Chromium', { skip: noChromium, timeout: 60_000 }, (
       assert.ok(!requests.some((u) => u.endsWith('/favicon.ico')), 'no favicon request');
       console.log(`# browser part: ${Math.round(performance.now() - started)} ms`);
     } finally {
-      await context?.close().catch(() => {});
+      await browser?.close();
       await proxy.close();
-      rmSync(userDataDir, { recursive: true, force: true });
     }
   });
 });
