@@ -30,8 +30,6 @@ export class SdNotify {
   #log: Logger;
   #watchdogTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** messages sent, for logs and tests */
-  sent = 0;
 
   private constructor(child: ChildProcess, log: Logger) {
     this.#child = child;
@@ -63,7 +61,6 @@ export class SdNotify {
     if (this.#closed) return;
     const lines = Object.entries(fields).map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`);
     this.#child.stdin?.write(lines.join('\n') + '\0');
-    this.sent++;
   }
 
   ready(status: string): void {

@@ -1,6 +1,7 @@
 // The agent's settings (agent.json), with defaults and units. Messages in the
 // schema are the "expected ..." half of a config error.
 import { z } from 'zod';
+import { GCP_PREEMPTED_URL } from './notices/gcp-metadata.ts';
 import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port } from '../config-fields.ts';
 
 /** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
@@ -69,7 +70,7 @@ export const syncSchema = z.strictObject({
   .refine((s) => s.maxDelayMs === undefined || s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] })
   .transform((s) => ({ ...s, maxDelayMs: s.maxDelayMs ?? Math.max(1000, s.delayMs) }));
 
-export const agentProxySchema = z.strictObject({
+const agentProxySchema = z.strictObject({
   /** the proxy's agent socket, e.g. wss://proxy.example.com/_standby/agent */
   url: z.string({ error: 'a ws:// or wss:// URL' }).refine((u) => {
     try {
@@ -87,17 +88,17 @@ export const agentProxySchema = z.strictObject({
 }, { error: 'an object {url, token}' });
 
 /** code-server on this host, probed for the heartbeat */
-export const codeServerSchema = z.strictObject({
+const codeServerSchema = z.strictObject({
   /** its health URL, e.g. http://127.0.0.1:8080/healthz */
   url: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }),
 }, { error: 'an object {url}' });
 
 /** Where preemption notices come from on this host (the proxy turns one into a planned failover). */
-export const noticesSchema = z.strictObject({
+const noticesSchema = z.strictObject({
   /** wait on GCP's metadata instance/preempted: true, false, or "auto" (when this host is a GCP VM; default) */
   gcpMetadata: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
   /** the metadata URL (tests serve their own) */
-  gcpMetadataUrl: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }).default('http://metadata.google.internal/computeMetadata/v1/instance/preempted'),
+  gcpMetadataUrl: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }).default(GCP_PREEMPTED_URL),
   /** take SIGTERM as the notice a container runtime sends before it stops the GPU: report it and wait to be fenced before exiting (default false: under systemd SIGTERM is an ordinary stop) */
   stopSignal: flagBoolean(z.boolean({ error: 'true or false' })).default(false),
   /** how long SIGTERM waits for the proxy's planned failover, ms (default 25000; a runtime's grace period is often 30 s) */

@@ -37,24 +37,22 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireBinary('ssh', 'openssh-client');
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
-  let heartbeat: HeartbeatClient | undefined;
-  if (config.proxy) {
-    // Connect first: nothing is pushed until the proxy grants primary.
-    heartbeat = new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url);
-    heartbeat.start();
-  }
-  const hb = heartbeat;
-  let gcp: GcpPreemptionWatcher | undefined;
+  // Connect first: nothing is pushed until the proxy grants primary.
+  const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
+  heartbeat?.start();
   const n = config.notices;
-  if (hb && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))) {
-    gcp = new GcpPreemptionWatcher(n.gcpMetadataUrl, (source) => hb.notice(source), log);
-    gcp.start();
-  }
+  const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))
+    ? new GcpPreemptionWatcher(n.gcpMetadataUrl, (source) => heartbeat.notice(source), log)
+    : undefined;
+  gcp?.start();
+  const stopReporting = () => {
+    gcp?.close();
+    heartbeat?.close();
+  };
   try {
     await engine.start();
   } catch (err) {
-    heartbeat?.close();
-    gcp?.close();
+    stopReporting();
     throw err;
   }
   checkInotifyLimits(log, inotifyWatchesHeld());
@@ -62,8 +60,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   try {
     status = await startStatusServer(engine, config.status.host, config.status.port);
   } catch (err) {
-    heartbeat?.close();
-    gcp?.close();
+    stopReporting();
     await engine.close();
     throw err;
   }
@@ -78,8 +75,8 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
     status,
     heartbeat,
     async preempted(source, graceMs) {
-      if (!hb || !engine.pushing) return false;
-      hb.notice(source);
+      if (!heartbeat || !engine.pushing) return false;
+      heartbeat.notice(source);
       log.warn({ source, graceMs }, 'preemption notice: waiting for the proxy to take the final pass and fence this agent');
       const deadline = performance.now() + graceMs;
       while (engine.pushing && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -87,8 +84,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
     },
     async close() {
       clearInterval(timer);
-      gcp?.close();
-      heartbeat?.close();
+      stopReporting();
       await status.close();
       await engine.close();
     },

@@ -22,7 +22,7 @@ export function ensureStateDir(stateDir: string): void {
   }
 }
 
-export function epochFile(stateDir: string): string {
+function epochFile(stateDir: string): string {
   return join(stateDir, 'epoch');
 }
 

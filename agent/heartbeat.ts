@@ -172,10 +172,6 @@ export class HeartbeatClient {
     this.#beat();
   }
 
-  get connected(): boolean {
-    return this.#ws?.readyState === WebSocket.OPEN;
-  }
-
   #probeCodeServer(): void {
     const cs = this.#codeServer;
     if (!cs || this.#closed) return;

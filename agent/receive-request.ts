@@ -48,7 +48,8 @@ const LONG_VALUES = new Set([
 ]);
 const IN_PLACE = new Set(['--partial', '--inplace', '--append', '--append-verify']);
 
-const EPOCH_VAR = 'STANDBY_EPOCH';
+/** How a writer names its epoch to the receiver: `STANDBY_EPOCH=<n>` before the command. */
+export const EPOCH_VAR = 'STANDBY_EPOCH';
 
 class Refusal extends Error {}
 

@@ -42,7 +42,7 @@ export function processStart(pid: number): string | undefined {
   }
 }
 
-export function isAlive(ref: ProcessRef): boolean {
+function isAlive(ref: ProcessRef): boolean {
   return processStart(ref.pid) === ref.start;
 }
 

@@ -8,12 +8,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
+import { quoteWord } from './command-words.ts';
 import type { StandbyTarget } from './config.ts';
-
-/** Quotes one argument for the shell-like splitting rsync applies to -e. */
-function quote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
 
 /** A control socket path short enough for a unix socket (108 bytes). */
 export function controlPath(target: StandbyTarget, runDir: string | undefined): string {
@@ -48,16 +44,17 @@ export function remoteDir(target: StandbyTarget, path: string): string {
 
 /** The -e value for rsync. */
 export function rsyncShell(target: StandbyTarget, control?: string): string {
-  return ['ssh', ...sshArgs(target, control)].map(quote).join(' ');
+  // quoted for the shell-like splitting rsync applies to -e
+  return ['ssh', ...sshArgs(target, control)].map(quoteWord).join(' ');
 }
 
 /**
- * Runs one command on the standby (through the control master when it is up).
+ * Runs one command on the standby (through the control master when it is up);
+ * `env` goes before it as assignments (names unquoted, values quoted).
  * Resolves with its exit code; a timeout kills it and reports code null.
  */
-/** Runs a command on the standby; `env` goes before it as assignments (names unquoted, values quoted). */
 export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
-  const line = [...Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`), ...command.map(quote)].join(' ');
+  const line = [...Object.entries(env).map(([k, v]) => `${k}=${quoteWord(v)}`), ...command.map(quoteWord)].join(' ');
   return new Promise((resolve, reject) => {
     const child = spawn('ssh', [...sshArgs(target, control), destination(target), line], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     let stderr = '';

@@ -41,7 +41,7 @@ export interface FenceResult {
   revoked: string[];
 }
 
-export const DEFAULT_FENCE_WAIT_MS = 10_000;
+const DEFAULT_FENCE_WAIT_MS = 10_000;
 
 /** Fences at `epoch` ('current': the stored one, to revoke hosts without a failover). */
 export async function fenceStandby(stateDir: string, epochAsked: number | 'current', options: FenceOptions = {}): Promise<FenceResult> {

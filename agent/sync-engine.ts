@@ -12,6 +12,7 @@ import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from './config
 import { PassLiveness } from './liveness.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
+import { EPOCH_VAR } from './receive-request.ts';
 import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
 import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
@@ -51,11 +52,6 @@ export interface SyncStatus {
 const EPOCH_STALE = 'STANDBY_ERR_EPOCH_STALE';
 /** the receiver's refusals that mean this host must stop pushing: fenced, or its key revoked */
 const FENCED_BY_STANDBY = /\[STANDBY_ERR_(EPOCH_STALE|HOST_REVOKED)\]/;
-
-/** How a writer names its epoch to the standby's receiver (`standby receive`). */
-export function epochEnv(epoch: number): string {
-  return `STANDBY_EPOCH=${epoch}`;
-}
 
 export interface PassEvent {
   full: boolean;
@@ -138,13 +134,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** Whether passes may run: always without a proxy; with one, only while it grants primary. */
   get pushing(): boolean {
-    return !this.#fencedByStandby && (!this.#gated || this.#epoch !== undefined);
+    return this.#refusedEpoch === undefined && (!this.#gated || this.#epoch !== undefined);
   }
 
-  /** the standby's receiver refused this agent's epoch: nothing more is pushed until a proxy grants a newer one */
-  #fencedByStandby = false;
+  /** the epoch the standby's receiver refused (fenced by the standby): nothing more is pushed until a proxy grants a newer one */
+  #refusedEpoch: number | undefined;
   #liveness: PassLiveness;
-  #refusedEpoch = 0;
 
   get epoch(): number | undefined {
     return this.#epoch;
@@ -157,9 +152,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    */
   grant(role: 'primary' | 'fenced', epoch: number, reason: string): void {
     if (role === 'primary') {
-      if (this.#epoch === epoch && !this.#fencedByStandby) return;
-      if (this.#fencedByStandby && epoch <= this.#refusedEpoch) return; // the standby refused that one already
-      this.#fencedByStandby = false;
+      if (this.#epoch === epoch) return; // (a refusal sets no epoch: see #onPassFailed)
+      if (this.#refusedEpoch !== undefined && epoch <= this.#refusedEpoch) return; // the standby refused that one already
+      this.#refusedEpoch = undefined;
       this.#epoch = epoch;
       this.#log.info({ epoch, reason }, 'granted primary: pushing to the standby');
       this.#kick();
@@ -417,18 +412,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#log.error({ err: message, pending: this.#changes.outstandingCount, retryInMs: delay }, first ? 'sync failing: keeping every change and retrying with backoff' : 'sync still failing, for another reason');
     }
     this.#lastError = { message, at: performance.now() };
-    if (err instanceof StandbyError && err.code === EPOCH_STALE) {
-      // Fenced by the standby itself (the proxy's word may not reach this host): stop pushing, no retry.
-      this.#fencedByStandby = true;
+    // Fenced by the standby itself (the proxy's word may not reach this host): stop pushing, no retry.
+    const refused = err instanceof StandbyError && err.code === EPOCH_STALE;
+    if (refused) {
       this.#refusedEpoch = this.#epoch ?? 0;
       this.grant('fenced', this.#epoch ?? 0, 'the standby refused this epoch: a newer one fenced it');
       this.#backoff.reset();
-      this.#phase = 'idle';
-      this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
-      return;
     }
-    this.#phase = 'retrying';
+    this.#phase = refused ? 'idle' : 'retrying';
     this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
+    if (refused) return;
     if (err instanceof StandbyError && err.code === 'STANDBY_ERR_MISSING_BINARY') this.#log.fatal({ err: message }, 'cannot sync without rsync');
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
@@ -480,7 +473,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const rsyncPath = this.#config.standby.rsyncPath ?? 'rsync';
     // Under a proxy the standby's receiver checks the writer's epoch, given as an env assignment
     // (a plain sshd runs it as one too).
-    if (this.#epoch !== undefined) args.push(`--rsync-path=${epochEnv(this.#epoch)} ${rsyncPath}`);
+    if (this.#epoch !== undefined) args.push(`--rsync-path=${EPOCH_VAR}=${this.#epoch} ${rsyncPath}`);
     else if (this.#config.standby.rsyncPath) args.push(`--rsync-path=${rsyncPath}`);
     return args;
   }
@@ -509,7 +502,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    */
   async #flush(root: SyncRoot): Promise<void> {
     const control = this.#master.running ? this.#master.path : undefined;
-    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epoch === undefined ? {} : { STANDBY_EPOCH: String(this.#epoch) });
+    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epoch === undefined ? {} : { [EPOCH_VAR]: String(this.#epoch) });
     if (FENCED_BY_STANDBY.test(stderr)) throw this.#refusedError(stderr);
     if (code !== 0) {
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `flushing ${root.remote} to disk on the standby failed (${code === null ? 'timed out' : `exit ${code}`})${stderr ? `: ${stderr}` : ''}`, { code });

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { StandbyError } from '../errors.ts';
 import { quoteWord, quoteWords } from './command-words.ts';
-import { authorizedKeysLines, parsePublicKey, writeAuthorizedKeys, writerEntry, type PublicKey } from '../installer/authorized-keys.ts';
+import { authorizedKeysLines, carries, parsePublicKey, writeAuthorizedKeys, writerEntry, type PublicKey } from '../installer/authorized-keys.ts';
 
 const TAG = 'standby-host:';
 
@@ -22,7 +22,7 @@ export interface WriterCommand {
   stateDir: string;
 }
 
-export function writerCommand(c: WriterCommand, id: string): string {
+function writerCommand(c: WriterCommand, id: string): string {
   const args = ['receive', ...c.roots.flatMap((r) => ['--root', r]), '--state-dir', c.stateDir, '--host', id];
   return `${quoteWord(c.program)} ${quoteWords(args)}`;
 }
@@ -41,7 +41,7 @@ export function authorizeHostKey(file: string, id: string, keyText: string, c: W
   let replaced = 0;
   for (const l of authorizedKeysLines(before)) {
     // the host's earlier key, and any other entry carrying this very key (a key is one host's only)
-    if (isHostLine(l, id) || l.trim().split(/\s+/).includes(key.blob)) replaced++;
+    if (isHostLine(l, id) || carries(l, key)) replaced++;
     else kept.push(l);
   }
   writeAuthorizedKeys(file, [...kept, line]);

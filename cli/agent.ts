@@ -30,14 +30,14 @@ export const agentCommand: CommandModule<object, Args> = {
       // primary: then there is nothing to reconcile yet); STATUS every few seconds; the watchdog
       // pinged while the sync loop does its work.
       const status = () => summarize(agent.engine.status());
-      const readyCheck = setInterval(() => {
-        if (agent.engine.status().ready || agent.heartbeat?.role === 'fenced') {
+      const readyCheck = notify ? setInterval(() => {
+        const s = agent.engine.status();
+        if (s.ready || agent.heartbeat?.role === 'fenced') {
           clearInterval(readyCheck);
-          notify?.ready(agent.engine.status().ready ? status() : 'not primary: waiting for the proxy to grant it');
+          notify.ready(s.ready ? summarize(s) : 'not primary: waiting for the proxy to grant it');
         }
-      }, 100);
-      const statusTimer = setInterval(() => notify?.status(status()), 5_000);
-      statusTimer.unref();
+      }, 100) : undefined;
+      const statusTimer = notify ? setInterval(() => notify.status(status()), 5_000).unref() : undefined;
       const watchdog = SdNotify.watchdog();
       if (notify && watchdog) {
         notify.startWatchdog(watchdog, () => agent.engine.alive(), () => log.error('sync loop stuck (rsync moved no data for twice the I/O timeout): withholding the watchdog so systemd restarts the agent'));

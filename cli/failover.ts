@@ -2,7 +2,7 @@
 // freeze, final sync, fence, route), and wait until it has.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { StandbyError } from '../errors.ts';
-import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
+import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
 import { runCommand } from './run-command.ts';
 
 interface Args extends ProxyArgs {
@@ -22,7 +22,7 @@ export const failoverCommand: CommandModule<object, Args> = {
       const ep = proxyEndpoint(argv);
       const started = performance.now();
       const r = await callProxy(ep, 'failover', 'POST');
-      if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', (r.body as { error?: { message?: string } })?.error?.message ?? 'the proxy refused the failover');
+      if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(r.body, r.status, 'the proxy refused the failover'));
       if (r.status !== 202) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${r.status}: ${JSON.stringify(r.body)}`);
       process.stderr.write('failing over: freeze, final sync, fence, route...\n');
       const deadline = started + (argv.wait ?? 60) * 1000;

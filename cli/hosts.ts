@@ -4,7 +4,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { StandbyError } from '../errors.ts';
 import type { HostView } from '../proxy/host-admin.ts';
-import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
+import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
 import { runCommand } from './run-command.ts';
 
 interface Args extends ProxyArgs {
@@ -17,15 +17,10 @@ interface Args extends ProxyArgs {
 const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
 /** "90s", "30m", "1h", "2d" -> seconds */
-export function parseTtl(ttl: string): number {
+function parseTtl(ttl: string): number {
   const m = /^(\d+)\s*([smhd])$/.exec(ttl.trim());
   if (!m) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--ttl ${ttl}: expected a number and a unit, e.g. 30m, 1h or 2d`, { ttl });
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
-}
-
-function problemOf(body: unknown, status: number): string {
-  const e = (body as { error?: { message?: string } } | null)?.error;
-  return e?.message ?? `the proxy answered ${status}`;
 }
 
 function since(iso: string | null): string {
@@ -34,7 +29,7 @@ function since(iso: string | null): string {
   return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
 }
 
-export function hostLines(hosts: HostView[]): string[] {
+function hostLines(hosts: HostView[]): string[] {
   if (hosts.length === 0) return ['no hosts yet: invite a GPU with `standby hosts add ID`'];
   const lines = [['HOST', 'ROLE', 'STATE', 'TOKEN', 'KEY', 'CONNECTED', 'SINCE'].join('\t')];
   for (const h of hosts) {

@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { existsSync } from 'node:fs';
 import { readConfigFile } from '../config-file.ts';
 import { StandbyError } from '../errors.ts';
+import { configFile, layoutOf } from '../installer/layout.ts';
 
 export interface ProxyArgs {
   proxy?: string;
@@ -24,7 +25,12 @@ export function proxyOptions<T>(y: Argv<T>): Argv<T & ProxyArgs> {
 }
 
 /** Where `standby install proxy` writes the proxy's config: read when nothing else says which proxy. */
-export const INSTALLED_PROXY_CONFIG = '/etc/standby/proxy.json';
+const INSTALLED_PROXY_CONFIG = configFile(layoutOf('/'), 'proxy')!;
+
+/** The message of the API's problem answer ({error: {message}}), or `fallback`. */
+export function problemOf(body: unknown, status: number, fallback = `the proxy answered ${status}`): string {
+  return (body as { error?: { message?: string } } | null)?.error?.message ?? fallback;
+}
 
 export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
   let url = args.proxy ?? process.env.STANDBY_PROXY_URL;

@@ -3,7 +3,6 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadSettings } from '../config-file.ts';
 import { createLogger } from '../log.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
-import { startProxy } from '../proxy/daemon.ts';
 import { SdNotify } from '../sd-notify.ts';
 import { overridesFrom } from './config-flags.ts';
 import { runCommand, untilStopped } from './run-command.ts';
@@ -24,6 +23,7 @@ export const proxyCommand: CommandModule<object, Args> = {
       const config = loadSettings(proxyConfigSchema, argv.config, overridesFrom(argv));
       const log = createLogger(config.logLevel);
       const notify = SdNotify.fromEnv(log);
+      const { startProxy } = await import('../proxy/daemon.ts'); // loaded by this command only: every other command starts faster
       const proxy = await startProxy(config, log);
       const status = () => {
         const s = proxy.store.state;

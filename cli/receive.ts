@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import type { ArgumentsCamelCase, Argv, CommandModule, Options } from 'yargs';
 import { StandbyError } from '../errors.ts';
+import { runCommand } from './run-command.ts';
 
 interface Args {
   root?: string[];
@@ -50,9 +51,9 @@ async function run(args: Args): Promise<number> {
   wholeNumber('fence', args.fence);
   wholeNumber('wait-ms', args.waitMs);
   wholeNumber('lock-wait-ms', args.lockWaitMs);
+  const { receive } = await import('../agent/receive.ts');
   if (args.fence !== undefined || args.revoke?.length || args.authorize !== undefined) {
     // run by hand or over an unrestricted admin key: the arguments are the request
-    const { receive } = await import('../agent/receive.ts');
     const { quoteWords } = await import('../agent/command-words.ts');
     const words = ['standby', 'receive'];
     if (args.fence !== undefined) words.push('--fence', String(args.fence));
@@ -61,7 +62,6 @@ async function run(args: Args): Promise<number> {
     if (args.key !== undefined) words.push('--key', args.key);
     return receive({ ...common(args), command: quoteWords(words), allowFence: true });
   }
-  const { receive } = await import('../agent/receive.ts');
   return receive({ ...common(args), command: process.env['SSH_ORIGINAL_COMMAND'], allowFence: args.allowFence === true });
 }
 
@@ -77,21 +77,6 @@ function common(args: Args) {
   };
 }
 
-/** Runs the command; a StandbyError becomes one line on stderr (its message and code, for scripts to match) and its exit code. */
-async function runReporting(args: Args): Promise<void> {
-  try {
-    process.exitCode = await run(args);
-  } catch (err) {
-    if (err instanceof StandbyError) {
-      process.stderr.write(`standby receive: ${err.message} [${err.code}]\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`standby receive: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 70;
-    }
-  }
-}
-
 export const receiveCommand: CommandModule<object, Args> = {
   command: 'receive',
   describe: "the standby's forced command: rsync into the sync roots under the fencing epoch; --fence <epoch> fences the standby",
@@ -101,7 +86,7 @@ export const receiveCommand: CommandModule<object, Args> = {
       .example('command="standby receive --root /standby/workspace",restrict ssh-ed25519 AAAA... agent@gpu', 'in ~/.ssh/authorized_keys on the standby')
       .example('$0 receive --fence 7', 'fence the standby by hand at epoch 7')
       .strict() as unknown as Argv<Args>,
-  handler: (argv: ArgumentsCamelCase<Args>) => runReporting(argv),
+  handler: (argv: ArgumentsCamelCase<Args>) => runCommand(() => run(argv), 'receive'),
 };
 
 /** Reads the options without yargs; undefined when --help was asked for. Usage mistakes exit 2. */
@@ -140,7 +125,7 @@ function readArgs(argv: string[]): Args | undefined {
 if (import.meta.main) {
   const args = readArgs(process.argv.slice(2));
   if (args) {
-    await runReporting(args);
+    await runCommand(() => run(args), 'receive');
   } else {
     const { default: yargs } = await import('yargs');
     await yargs(['receive', '--help']).scriptName('standby').command(receiveCommand).help().parseAsync();

@@ -2,8 +2,9 @@
 // restricted to `standby receive` as its forced command (docs/fencing.md).
 // Adding it again replaces the line with the same key; other lines are never touched.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileDurably } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 
 const KEY_TYPES = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
@@ -35,14 +36,14 @@ export function writerEntry(key: PublicKey, command: string): string {
 }
 
 /** True when the line (with or without options) carries this key. */
-function carries(line: string, key: PublicKey): boolean {
+export function carries(line: string, key: PublicKey): boolean {
   const words = line.trim().split(/\s+/);
   const at = words.indexOf(key.blob);
   return at > 0 && words[at - 1] === key.type;
 }
 
 /** The file's text with the key's line replaced by (or, when absent, appended as) `entry`. */
-export function withEntry(text: string, key: PublicKey, entry: string): string {
+function withEntry(text: string, key: PublicKey, entry: string): string {
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
   let placed = false;
   const out: string[] = [];
@@ -59,16 +60,9 @@ export function withEntry(text: string, key: PublicKey, entry: string): string {
 }
 
 /** The file's text without the key's lines. */
-export function withoutKey(text: string, key: PublicKey): string {
+function withoutKey(text: string, key: PublicKey): string {
   const lines = text.replace(/\n$/, '').split('\n').filter((line) => line !== '' && !carries(line, key));
   return lines.length ? lines.join('\n') + '\n' : '';
-}
-
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.standby-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
 }
 
 /** The file's non-empty lines. */
@@ -79,7 +73,7 @@ export function authorizedKeysLines(text: string): string[] {
 /** Replaces the file with these lines, atomically, 0600 (its folder made 0700 when missing). */
 export function writeAuthorizedKeys(file: string, lines: readonly string[]): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeAtomic(file, lines.length ? lines.join('\n') + '\n' : '');
+  writeFileDurably(file, lines.length ? lines.join('\n') + '\n' : '');
 }
 
 /** Adds or replaces the writer's entry; returns whether the file changed. */
@@ -88,7 +82,7 @@ export function authorizeWriter(file: string, key: PublicKey, command: string): 
   const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const after = withEntry(before, key, writerEntry(key, command));
   if (after === before) return false;
-  writeAtomic(file, after);
+  writeFileDurably(file, after);
   return true;
 }
 
@@ -109,6 +103,6 @@ export function revokeWriter(file: string, key: PublicKey): boolean {
   const before = readFileSync(file, 'utf8');
   const after = withoutKey(before, key);
   if (after === before) return false;
-  writeAtomic(file, after);
+  writeFileDurably(file, after);
   return true;
 }

@@ -15,7 +15,7 @@ import { ensureAgentKey } from './keys.ts';
 import type { Layout } from './layout.ts';
 import { proxyHttpUrl, type RoleFlags } from './role-config.ts';
 
-export function isInvitation(token: string | undefined): token is string {
+function isInvitation(token: string | undefined): token is string {
   return token !== undefined && token.startsWith(INVITE_PREFIX);
 }
 

@@ -1,6 +1,7 @@
 // Where an installed Standby lives, under a prefix (`--root`, "/" on a real
 // machine): the program, its config, its state, its units.
 import { join, resolve } from 'node:path';
+import { StandbyError } from '../errors.ts';
 
 export const ROLES = ['agent', 'standby', 'proxy'] as const;
 export type Role = (typeof ROLES)[number];
@@ -67,4 +68,11 @@ export function configFile(l: Layout, role: Role): string | undefined {
 /** What install laid down for a role, so uninstall removes exactly that. */
 export function recordFile(l: Layout, role: Role): string {
   return join(l.stateDir, `installed-${role}.json`);
+}
+
+/** Installing or uninstalling on the machine itself (no --root) needs root. */
+export function checkPrivileges(l: Layout): void {
+  if (l.root === '/' && process.getuid?.() !== 0) {
+    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', 'standby install writes /opt, /etc and /var/lib: run it as root (sudo), or give --root DIR to install under a prefix', {});
+  }
 }

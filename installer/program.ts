@@ -119,7 +119,7 @@ export function installProgram(l: Layout, source = PROGRAM_SOURCE, now = new Dat
 }
 
 /** Points `link` at `target` atomically: a new symlink beside it, renamed over it. */
-export function swapSymlink(target: string, link: string): void {
+function swapSymlink(target: string, link: string): void {
   const tmp = `${link}.new-${process.pid}`;
   rmSync(tmp, { force: true });
   symlinkSync(target, tmp);

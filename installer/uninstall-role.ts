@@ -4,8 +4,7 @@
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { StandbyError } from '../errors.ts';
 import { revokeWriter } from './authorized-keys.ts';
-import { configFile, layoutOf, recordFile, type Role } from './layout.ts';
-import { checkPrivileges } from './install-role.ts';
+import { checkPrivileges, configFile, layoutOf, recordFile, type Role } from './layout.ts';
 import { otherRoles, readRecord, removeRecord } from './record.ts';
 import { removeServiceUser } from './system-user.ts';
 import { reloadUnits, stopUnit } from './units.ts';

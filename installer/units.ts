@@ -27,7 +27,7 @@ export function howToRun(l: Layout, role: Role): string {
 }
 
 /** Why systemctl cannot be used here, or undefined when it can. */
-export function systemdMissing(): string | undefined {
+function systemdMissing(): string | undefined {
   if (!existsSync('/run/systemd/system')) return 'systemd is not running on this machine (no /run/systemd/system: a container?)';
   try {
     execFileSync('systemctl', ['--version'], { stdio: 'ignore' });

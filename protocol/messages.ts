@@ -16,7 +16,7 @@ const count = z.number().int().min(0);
 const ageMs = z.number().min(0).nullable();
 
 /** The agent's sync state as a heartbeat carries it (agent/sync-engine.ts status, ages in ms). */
-export const syncStateSchema = z.strictObject({
+const syncStateSchema = z.strictObject({
   /** every change numbered at or below it is on the standby's disk */
   watermark: count,
   /** the newest change number given out */
@@ -37,13 +37,13 @@ export const syncStateSchema = z.strictObject({
 export type SyncState = z.infer<typeof syncStateSchema>;
 
 /** code-server as the agent sees it on its own host */
-export const codeServerHealthSchema = z.strictObject({
+const codeServerHealthSchema = z.strictObject({
   healthy: z.boolean(),
   /** age of that observation, null when never probed */
   checkedAgeMs: ageMs,
 });
 
-export const preemptionSchema = z.strictObject({
+const preemptionSchema = z.strictObject({
   /** who said so: gcp-metadata, sigterm, provider-status, ... */
   source: z.string().min(1).max(100),
   /** how long ago the notice arrived */

@@ -91,10 +91,8 @@ export class AgentHub {
 
   /** The host's credentials were revoked: it hears its grant (fenced) and its connection closes for good. */
   revoke(hostId: string, why: string): void {
-    const ws = this.#sockets.get(hostId);
-    if (!ws) return;
-    this.#send(ws, { type: 'grant', ...this.#handlers.grant(hostId), heartbeatSeq: null });
-    ws.close(CLOSE_REVOKED, closeReason(`revoked: ${why}`));
+    this.regrant(hostId);
+    this.#sockets.get(hostId)?.close(CLOSE_REVOKED, closeReason(`revoked: ${why}`));
   }
 
   #attach(hostId: string, ws: WebSocket, remote: string): void {

@@ -17,7 +17,7 @@ import type { Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export const PREFIX = '/_standby/';
-export const API_PREFIX = '/_standby/api/v1/';
+const API_PREFIX = '/_standby/api/v1/';
 
 export interface ApiContext {
   config: ProxyConfig;

@@ -56,7 +56,7 @@ function tar(args: string[]): Promise<void> {
 const building = new Map<string, Promise<Bundle>>();
 
 /** The bundle for this program, built once (concurrent callers share the build) and cached in stateDir. */
-export function programBundle(stateDir: string, source = PROGRAM_SOURCE): Promise<Bundle> {
+function programBundle(stateDir: string, source = PROGRAM_SOURCE): Promise<Bundle> {
   const files = programFiles(source);
   const key = cacheKey(source, files);
   const dir = join(stateDir, 'bundle');
@@ -103,7 +103,7 @@ function text(res: ServerResponse, status: number, body: string, type = 'text/pl
 }
 
 /** The public key line beside the fencing key (`<identityFile>.pub`), else derived from it with `ssh-keygen -y`. */
-export async function fencePublicKey(identityFile: string): Promise<{ key: string } | { status: 404 | 500; why: string }> {
+async function fencePublicKey(identityFile: string): Promise<{ key: string } | { status: 404 | 500; why: string }> {
   const pub = `${identityFile}.pub`;
   const line = (t: string) => t.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#')) ?? '';
   try {

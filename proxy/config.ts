@@ -97,5 +97,3 @@ export const proxyConfigSchema = z.strictObject({
   .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] });
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
-export type FenceTarget = ProxyConfig['standby']['ssh'];
-export type DetectorSettings = ProxyConfig['detector'];

@@ -4,7 +4,6 @@
 // and connection closed at once, key removed from the standby; on a fence,
 // under the fence's own lock). The registry file is in host-registry.ts;
 // the standby requests in fence.ts.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { fingerprintOf, parsePublicKey } from '../installer/authorized-keys.ts';
@@ -21,7 +20,7 @@ export interface StandbyKeys {
   revoke(hostIds: readonly string[]): Promise<FenceResult>;
 }
 
-export const enrollRequestSchema = z.strictObject({
+const enrollRequestSchema = z.strictObject({
   /** the host's ssh public key line (the installer makes it; the private key never leaves the host) */
   publicKey: z.string({ error: 'an ssh public key line' }).min(1).max(16_384),
   /** the host's own name, for the list */
@@ -55,9 +54,6 @@ export interface HostView {
   keyRevokeError: string | null;
 }
 
-export function fingerprint(publicKey: string): string {
-  return fingerprintOf(publicKey.trim().split(/\s+/)[1] ?? '');
-}
 
 export class HostAdmin {
   readonly registry: HostRegistry;
@@ -115,16 +111,18 @@ export class HostAdmin {
     const parsed = enrollRequestSchema.safeParse(body);
     if (!parsed.success) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
     const key = parsePublicKey(parsed.data.publicKey);
+    const publicKey = `${key.type} ${key.blob}`; // without the host's own comment
+    const keyFingerprint = fingerprintOf(key.blob);
     const id = this.registry.beginEnroll(inviteToken);
     let authorized: AuthorizeResult;
     try {
-      authorized = await this.#keys.authorize(id, `${key.type} ${key.blob} standby-agent@${id}`);
+      authorized = await this.#keys.authorize(id, `${publicKey} standby-agent@${id}`);
     } catch (err) {
       this.registry.abortEnroll(id);
       throw err;
     }
-    const agentToken = this.registry.finishEnroll(id, { type: key.type, fingerprint: fingerprint(`${key.type} ${key.blob}`), publicKey: `${key.type} ${key.blob}` });
-    this.#log.info({ hostId: id, hostname: parsed.data.hostname, fingerprint: fingerprint(`${key.type} ${key.blob}`), replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
+    const agentToken = this.registry.finishEnroll(id, { type: key.type, fingerprint: keyFingerprint, publicKey });
+    this.#log.info({ hostId: id, hostname: parsed.data.hostname, fingerprint: keyFingerprint, replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
     const ssh = this.#config.standby.ssh;
     return {
       hostId: id,

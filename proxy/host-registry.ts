@@ -38,7 +38,7 @@ const fileSchema = z.object({ hosts: z.array(hostSchema) });
 export type HostRecord = z.infer<typeof hostSchema>;
 export type HostKey = z.infer<typeof keySchema>;
 
-export function hashToken(token: string): string {
+function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 

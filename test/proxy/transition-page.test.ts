@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
@@ -274,7 +273,6 @@ function unexpectedErrors(errors: string[]): string[] {
   return errors.filter((e) => !/^console: Failed to load resource: the server responded with a status of 503\b/.test(e));
 }
 
-const statusText = (page: Page) => page.locator('#status').textContent();
 
 async function waitForStatus(page: Page, want: string): Promise<void> {
   await page.waitForFunction((w) => (globalThis as unknown as InPage).document.getElementById('status')?.textContent === w, want, { timeout: WAIT_MS });
