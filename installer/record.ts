@@ -1,7 +1,8 @@
 // What an install laid down, per role, in /var/lib/standby/installed-<role>.json,
 // so uninstall removes exactly that and a second install knows what it made.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileDurably } from '../durable-file.ts';
 import { ROLES, recordFile, type Layout, type Role } from './layout.ts';
 
 export interface AuthorizedEntry {
@@ -35,8 +36,7 @@ export function readRecord(l: Layout, role: Role): InstallRecord | undefined {
 export function writeRecord(l: Layout, r: InstallRecord): void {
   const file = recordFile(l, r.role);
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  writeFileSync(`${file}.new`, JSON.stringify(r, null, 2) + '\n', { mode: 0o644 });
-  renameSync(`${file}.new`, file);
+  writeFileDurably(file, JSON.stringify(r, null, 2) + '\n', 0o644);
 }
 
 export function removeRecord(l: Layout, role: Role): void {

@@ -3,11 +3,12 @@
 // name), tokens generated only when there are none, validated against the
 // daemon's own schema, written 0600 and atomically.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { agentConfigSchema } from '../agent/config.ts';
 import { mergeSettings, readConfigFile, validateSettings } from '../config-file.ts';
+import { writeFileDurably } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
 import type { Layout } from './layout.ts';
@@ -33,7 +34,7 @@ export interface RoleFlags {
   tlsKey?: string;
 }
 
-export function newToken(): string {
+function newToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
@@ -65,7 +66,7 @@ function need(value: unknown, flag: string, what: string, role: string): void {
 }
 
 /** --proxy read as a URL: http(s):// or ws(s)://, else a StandbyError naming the flag. */
-export function parseProxyUrl(proxy: string): URL {
+function parseProxyUrl(proxy: string): URL {
   let u: URL;
   try {
     u = new URL(proxy);
@@ -87,7 +88,7 @@ export function proxyHttpUrl(proxy: string, path: string): string {
 }
 
 /** https://proxy.example -> wss://proxy.example/_standby/agent (a ws(s):// URL is kept as given). */
-export function agentSocketUrl(proxy: string): string {
+function agentSocketUrl(proxy: string): string {
   const u = parseProxyUrl(proxy);
   if (u.protocol === 'ws:' || u.protocol === 'wss:') return u.toString();
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -96,7 +97,7 @@ export function agentSocketUrl(proxy: string): string {
   return u.toString();
 }
 
-export function parseListen(listen: string): { host: string; port: number } {
+function parseListen(listen: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--listen ${listen}: expected HOST:PORT, e.g. 0.0.0.0:443`, { listen });
@@ -181,9 +182,5 @@ export function readExisting(file: string): Json {
 export function writeRoleConfig(file: string, role: 'agent' | 'proxy', settings: Json, owner?: { uid: number; gid: number }): void {
   validateSettings(role === 'agent' ? agentConfigSchema : proxyConfigSchema, settings, `${file} (as the installer would write it; fix the flag named)`);
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = `${file}.new-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(settings, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  if (owner) chownSync(tmp, owner.uid, owner.gid);
-  renameSync(tmp, file);
+  writeFileDurably(file, JSON.stringify(settings, null, 2) + '\n', 0o600, owner);
 }
