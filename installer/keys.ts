@@ -1,6 +1,6 @@
 // The agent's ssh key: made once with ssh-keygen, never regenerated.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { StandbyError } from '../errors.ts';
@@ -32,9 +32,12 @@ export function ensureAgentKey(keyDir: string): AgentKey {
   }
   const pub = `${identityFile}.pub`;
   if (!existsSync(pub)) {
-    // the private key is there but its .pub went missing: derive it, the key stays the same
-    const derived = execFileSync('ssh-keygen', ['-y', '-f', identityFile], { encoding: 'utf8' });
-    return { identityFile, publicKey: derived.trim(), created };
+    // the private key is there but its .pub went missing: derive it and put it back (the key stays the same;
+    // the proxy role chowns the .pub, and the next run need not derive it again)
+    const derived = execFileSync('ssh-keygen', ['-y', '-f', identityFile], { encoding: 'utf8' }).trim();
+    writeFileSync(pub, derived + '\n', { mode: 0o644 });
+    chmodSync(pub, 0o644); // whatever the umask
+    return { identityFile, publicKey: derived, created };
   }
   return { identityFile, publicKey: readFileSync(pub, 'utf8').trim(), created };
 }
