@@ -3,8 +3,13 @@
 // handshake is a good part of the fence's time (the blackhole case's switch is
 // 1.5 s of detection plus the fence). Opening the connection fences nothing;
 // it is handed to the fence once (which closes it), or closed when unused.
+// The failover loop asks for it every 25 ms while anything is off (a GPU whose
+// agent has not connected yet is "degraded" for as long as that lasts), so a
+// connection that fails waits out a backoff before the next: the standby's
+// sshd must not see one attempt per tick.
 import { readFileSync } from 'node:fs';
 import { Client } from 'ssh2';
+import { Backoff } from '../agent/backoff.ts';
 import type { Logger } from '../log.ts';
 import type { FenceTarget } from './standby-ssh.ts';
 import { knownHostsChecker } from './known-hosts.ts';
@@ -17,20 +22,25 @@ export class FenceWarmup {
   #ready = false;
   #timer: NodeJS.Timeout | undefined;
   #drop: (() => void) | undefined;
+  #backoff: Backoff;
+  /** no new attempt before this (performance.now()), after a failed one */
+  #notBefore = 0;
 
-  constructor(target: FenceTarget, log: Logger, idleMs = 30_000) {
+  constructor(target: FenceTarget, log: Logger, idleMs = 30_000, backoff = new Backoff(500, 30_000)) {
     this.#target = target;
     this.#log = log;
     this.#idleMs = idleMs;
+    this.#backoff = backoff;
   }
 
   /** Opens a connection if none is open or opening. Failures are quiet: the fence connects (and reports) itself. */
   warm(): void {
-    if (this.#client) return;
+    if (this.#client || performance.now() < this.#notBefore) return;
     let privateKey: Buffer;
     try {
       privateKey = readFileSync(this.#target.identityFile);
     } catch {
+      this.#notBefore = performance.now() + this.#backoff.next();
       return; // the fence will say what is wrong with the key
     }
     const port = this.#target.port ?? 22;
@@ -40,6 +50,8 @@ export class FenceWarmup {
     this.#ready = false;
     const drop = (): void => {
       if (this.#client !== client) return;
+      // never ready: refused, unreachable or timed out; wait before trying again
+      if (!this.#ready) this.#notBefore = performance.now() + this.#backoff.next();
       this.#client = undefined;
       this.#ready = false;
       if (this.#timer) clearTimeout(this.#timer);
@@ -47,7 +59,9 @@ export class FenceWarmup {
     };
     this.#drop = drop;
     client.on('ready', () => {
-      if (this.#client === client) this.#ready = true;
+      if (this.#client !== client) return;
+      this.#ready = true;
+      this.#backoff.reset();
     });
     client.on('error', drop);
     client.on('close', drop);
