@@ -1,12 +1,12 @@
 // `standby install ROLE`: the program, the role's config and keys, its unit;
 // a second run upgrades the program and keeps config, keys and tokens.
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StandbyError } from '../errors.ts';
 import { authorizeWriter, fencingKeys, fingerprintOf, parsePublicKey, revokeWriter, type PublicKey } from './authorized-keys.ts';
 import { enrollIfInvited } from './enroll.ts';
 import { ensureAgentKey } from './keys.ts';
-import { commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
+import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Role } from './layout.ts';
 import { installProgram, PROGRAM_SOURCE } from './program.ts';
 import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
 import { agentSettings, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
@@ -68,12 +68,6 @@ export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<
   }
 }
 
-export function checkPrivileges(l: Layout): void {
-  if (l.root === '/' && process.getuid?.() !== 0) {
-    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', 'standby install writes /opt, /etc and /var/lib: run it as root (sudo), or give --root DIR to install under a prefix', {});
-  }
-}
-
 export async function installRole(given: InstallOptions, say: (line: string) => void): Promise<InstallRecord> {
   const l = layoutOf(given.root);
   checkPrivileges(l);
@@ -120,6 +114,9 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     const file = configFile(l, 'agent')!;
     const existed = existsSync(file);
     writeRoleConfig(file, 'agent', agentSettings(readExisting(file), o, l, key.identityFile));
+    // ssh pins the standby's host key here (accept-new); the unit can make only an existing file writable
+    const knownHosts = join(l.etcDir, 'known_hosts');
+    if (!existsSync(knownHosts)) writeFileSync(knownHosts, '', { mode: 0o644 });
     record.configFile = file;
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600; the agent runs as root: it reads the whole workspace)`);
     say(`the agent's public key; on the standby run: standby install standby --agent-key "${key.publicKey}"`);

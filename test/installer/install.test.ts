@@ -12,6 +12,7 @@ import { agentConfigSchema } from '../../agent/config.ts';
 import { validateSettings } from '../../config-file.ts';
 import { fetchFenceKey } from '../../installer/install-role.ts';
 import { proxyConfigSchema } from '../../proxy/config.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { standby } from './run.ts';
 
@@ -36,6 +37,8 @@ describe('standby install agent', () => {
       assert.equal(mode(config), 0o600);
       assert.equal(mode(keyDir), 0o700);
       assert.equal(mode(join(keyDir, 'id_ed25519')), 0o600);
+      // the unit makes only an existing known_hosts writable (ReadWritePaths=-...): ssh's accept-new pins the standby's key there
+      assert.equal(readFileSync(join(root, 'etc/standby/known_hosts'), 'utf8'), '');
       const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
       assert.equal(settings.hostId, 'gpu-7');
       assert.equal(settings.workspace, workspace);
@@ -137,15 +140,6 @@ describe('standby install standby', () => {
   });
 });
 
-/** A port nothing listens on (fetch refuses some low ports outright, so not port 1). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
-
 describe('standby install standby: the fencing key', () => {
   const fenceLine = (root: string, workspace: string, key: string) =>
     `command="${join(root, 'opt/standby/bin/standby')} receive --allow-fence --state-dir ${join(root, 'var/lib/standby/receive')} --root ${workspace} --authorized-keys ${join(root, 'root/.ssh/authorized_keys')}",restrict ${key}`;
@@ -235,7 +229,7 @@ describe('standby install standby: the fencing key', () => {
       const workspace = join(root, 'ws');
       const base = ['install', 'standby', '--root', root, '--no-start', '--workspace', workspace];
 
-      const closed = await closedPort();
+      const closed = await freePort(); // nothing listens on it (fetch refuses some low ports outright, so not port 1)
       const down = await standby([...base, '--proxy', `http://127.0.0.1:${closed}`]);
       assert.equal(down.code, 69, down.stderr);
       assert.match(down.stderr, new RegExp(`could not fetch the proxy's fencing key from http://127\\.0\\.0\\.1:${closed}/_standby/fence-key\\.pub: ECONNREFUSED; .*--fence-key-file`));

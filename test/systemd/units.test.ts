@@ -71,6 +71,10 @@ describe('systemd units', { skip }, () => {
     });
   }
 
+  test("the agent may write the standby's host key (accept-new pins it), nothing else under /etc", () => {
+    assert.deepEqual(unit('standby-agent.service').get('ReadWritePaths'), ['-/etc/standby/known_hosts']);
+  });
+
   test('the proxy runs as its own user, with its state folder the only place it writes', () => {
     const u = unit('standby-proxy.service');
     assert.deepEqual(u.get('User'), ['standby']);
