@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServerProcess, waitForAnswer, type ServerProcess } from './server-process.ts';
+import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
 
 export interface HaproxyServer {
   name: string;
@@ -38,7 +38,7 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-export function haproxyConfig(o: HaproxyOptions, socket: string): string {
+function haproxyConfig(o: HaproxyOptions, socket: string): string {
   const c = o.checks;
   const tune = c ? [c.inter && `inter ${c.inter}`, c.fall && `fall ${c.fall}`, c.rise && `rise ${c.rise}`].filter(Boolean).join(' ') : '';
   return `global
@@ -67,19 +67,7 @@ export async function startHaproxy(o: HaproxyOptions): Promise<Haproxy> {
   const config = join(o.dir, 'haproxy.cfg');
   writeFileSync(config, haproxyConfig(o, socket));
   const proc = startServerProcess('haproxy', 'haproxy', ['-db', '-f', config], { cpu: o.cpu, onLine: o.onLine });
-  const url = `http://127.0.0.1:${o.port}`;
-  try {
-    await waitForAnswer(proc, `${url}/healthz`);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return {
-    url,
-    process: proc,
-    stats: () => showStat(socket),
-    stop: () => proc.stop(),
-  };
+  return { ...(await startAnswering(proc, o.port)), stats: () => showStat(socket) };
 }
 
 function showStat(socket: string): Promise<Record<string, string>[]> {

@@ -69,7 +69,7 @@ function cpuTimes(): { busy: number; total: number } {
 }
 
 /** The fraction of all cores busy (or waiting for the disk) over `ms`, from /proc/stat. */
-export async function busyFraction(ms = 2_000): Promise<number> {
+async function busyFraction(ms = 2_000): Promise<number> {
   const a = cpuTimes();
   await sleep(ms);
   const b = cpuTimes();

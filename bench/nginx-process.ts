@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
 
-export const NGINX = '/usr/sbin/nginx';
+const NGINX = '/usr/sbin/nginx';
 
 export interface NginxOptions {
   port: number;
@@ -23,7 +23,7 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-export function nginxConfig(o: NginxOptions): string {
+function nginxConfig(o: NginxOptions): string {
   return `daemon off;
 worker_processes 1;
 pid ${join(o.dir, 'nginx.pid')};

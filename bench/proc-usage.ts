@@ -7,8 +7,6 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { descendants } from '../test/fixtures/process-tree.ts';
 
-export { commandLine, pidsWithMarker } from '../test/fixtures/process-tree.ts';
-
 export const TICKS_PER_S = 100; // CLK_TCK on Linux
 
 export interface Usage {
@@ -42,9 +40,6 @@ function statusKiB(pid: number, field: string): number | undefined {
     return undefined;
   }
 }
-
-/** Pids whose command line contains `marker` (other than this process). */
-
 
 export function usage(root: number, extraPids: number[] = []): Usage {
   const pids = new Set(descendants(root));

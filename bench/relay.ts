@@ -118,8 +118,8 @@ function shape(src: Socket, dst: Socket, link: Link, delayMs: number, hold: { pa
   };
 }
 
-/** Runs the relay in this process; used by the relay's child process, and by tests that want it in-process. */
-export function serveRelay(options: RelayOptions, listenPort = 0): Promise<{ server: Server; port: number; stats: RelayStats; close(): Promise<void> }> {
+/** Runs the relay in this process; used by the relay's child process. */
+function serveRelay(options: RelayOptions, listenPort = 0): Promise<{ server: Server; port: number; stats: RelayStats; close(): Promise<void> }> {
   const delayMs = options.delayMs ?? 0;
   const rate = options.rateBitsPerS ?? 0;
   const burst = options.burstBytes ?? 64 * 1024;

@@ -6,8 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { descendants } from '../test/fixtures/process-tree.ts';
-import { pidsWithMarker } from './proc-usage.ts';
+import { descendants, pidsWithMarker } from '../test/fixtures/process-tree.ts';
 
 const folders = new Set<string>();
 

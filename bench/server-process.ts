@@ -4,6 +4,7 @@
 // stop() ends it and every process it started (nginx's worker), SIGTERM first.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { descendants } from '../test/fixtures/process-tree.ts';
+import { exitOf, waitFor } from '../test/fixtures/wait-for.ts';
 
 export interface ServerProcessOptions {
   /** pin it (and what it starts) to this CPU with taskset */
@@ -79,35 +80,30 @@ export function startServerProcess(name: string, cmd: string, args: string[], o:
 }
 
 /** Waits until GET `url` answers with `body` (or any 2xx when body is undefined); fails at once when the process exits. */
-export async function waitForAnswer(server: ServerProcess, url: string, body?: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let last = 'no answer yet';
-  while (performance.now() < deadline) {
-    if (!server.alive()) throw new Error(`${server.name} exited (${server.child.exitCode ?? server.child.signalCode}) before answering ${url}: ${server.tail()}`);
-    try {
+async function waitForAnswer(server: ServerProcess, url: string, body?: string, timeoutMs = 15_000): Promise<void> {
+  try {
+    await waitFor(`${server.name} to answer ${url}`, async () => {
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
       const text = await res.text();
-      if (res.ok && (body === undefined || text === body)) return;
-      last = `HTTP ${res.status} ${text.slice(0, 80)}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 20));
+      if (res.ok && (body === undefined || text === body)) return true;
+      throw new Error(`HTTP ${res.status} ${text.slice(0, 80)}`);
+    }, { timeoutMs, failIf: () => exitOf(server.name, server.child) });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; its output: ${server.tail()}`);
   }
-  throw new Error(`${server.name} did not answer ${url} within ${timeoutMs} ms (last: ${last}); its output: ${server.tail()}`);
 }
 
-/** A server process answering on 127.0.0.1:port (its /healthz): started, waited for, or stopped again if it never answers. */
+/** A server process answering on 127.0.0.1:port (GET `path`, /healthz by default, with `body` if given): started, waited for, or stopped again if it never answers. */
 export interface AnsweringServer {
   url: string;
   process: ServerProcess;
   stop(): Promise<void>;
 }
 
-export async function startAnswering(proc: ServerProcess, port: number): Promise<AnsweringServer> {
+export async function startAnswering(proc: ServerProcess, port: number, path = '/healthz', body?: string): Promise<AnsweringServer> {
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForAnswer(proc, `${url}/healthz`);
+    await waitForAnswer(proc, `${url}${path}`, body);
   } catch (err) {
     await proc.stop();
     throw err;

@@ -9,7 +9,7 @@ import { startRelay, type RelayOptions } from './relay.ts';
 import { percentile, type CaseResult, type Table } from './report.ts';
 import { pickSystems, runLagMatrix, targetsTable } from './sync-lag.ts';
 
-export const LINK: Omit<RelayOptions, 'targetHost' | 'targetPort'> = { delayMs: 50, rateBitsPerS: 50_000_000 };
+const LINK: Omit<RelayOptions, 'targetHost' | 'targetPort'> = { delayMs: 50, rateBitsPerS: 50_000_000 };
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,7 +29,7 @@ function connected(port: number): Promise<Socket> {
 }
 
 /** Measures the relay's link: round trips of one byte through an echo server, and the time 16 MiB takes to reach a sink. */
-export async function calibrate(): Promise<Table> {
+async function calibrate(): Promise<Table> {
   const sockets = new Set<Socket>();
   let sinkBytes = 0;
   let sinkWaiter: { want: number; done: () => void } | undefined;

@@ -5,10 +5,9 @@
 // could not fence anyway: the fence key does not exist). State lives in the
 // run's folder.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { startServerProcess, waitForAnswer, type ServerProcess } from './server-process.ts';
-
-export const STANDBY_BIN = resolve(import.meta.dirname, '..', 'bin', 'standby');
+import { join } from 'node:path';
+import { STANDBY_CLI } from '../test/fixtures/program-paths.ts';
+import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
 
 export interface StandbyProxyOptions {
   port: number;
@@ -51,13 +50,6 @@ export async function startStandbyProxy(o: StandbyProxyOptions): Promise<Standby
     ),
   );
   const env = { ...process.env, ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}) };
-  const proc = startServerProcess('standby proxy', STANDBY_BIN, ['proxy', '--config', configFile], { cpu: o.cpu, env });
-  const url = `http://127.0.0.1:${o.port}`;
-  try {
-    await waitForAnswer(proc, `${url}/whoami`, o.primaryName);
-  } catch (err) {
-    await proc.stop();
-    throw err;
-  }
-  return { url, process: proc, configFile, stop: () => proc.stop() };
+  const proc = startServerProcess('standby proxy', STANDBY_CLI, ['proxy', '--config', configFile], { cpu: o.cpu, env });
+  return { ...(await startAnswering(proc, o.port, '/whoami', o.primaryName)), configFile };
 }

@@ -22,7 +22,7 @@ export function pickSystems(all: SystemSpec[]): SystemSpec[] {
 }
 
 /** BENCH_WORKLOADS=trickle,burst,big,big-slow,base picks workloads (base = the trickle on the 50,000-file tree); default all. */
-export function pickWorkloads<T extends { name: string }>(all: T[]): T[] {
+function pickWorkloads<T extends { name: string }>(all: T[]): T[] {
   const want = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter(Boolean);
   return want?.length ? all.filter((w) => want.includes(w.name)) : all;
 }
@@ -122,7 +122,7 @@ export function targetsTable(run: LagRun, title: string): Table {
   return { title, columns: ['target (issue 2)', 'figure', 'verdict'], rows };
 }
 
-export const SYSTEMS = [AGENT_DEFAULTS, AGENT_1000, LSYNCD, ONE_SHOT, LOOP];
+const SYSTEMS = [AGENT_DEFAULTS, AGENT_1000, LSYNCD, ONE_SHOT, LOOP];
 
 export async function run(): Promise<CaseResult> {
   const result = await runLagMatrix('sync-lag', pickSystems(SYSTEMS), {}, { trickle: 60_000, burst: 120_000, big: 120_000, 'big-slow': 120_000 });

@@ -9,7 +9,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { splitCommand } from '../../agent/command-words.ts';
 import { parseRequest, type RequestPolicy } from '../../agent/receive-request.ts';
@@ -17,12 +16,11 @@ import { liveReceivers } from '../../agent/receiver-registry.ts';
 import { runRemote } from '../../agent/ssh.ts';
 import type { StandbyTarget } from '../../agent/config.ts';
 import { StandbyError } from '../../errors.ts';
+import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const STANDBY = join(REPO, 'bin', 'standby');
 
 interface Run {
   code: number | null;
@@ -215,7 +213,7 @@ describe('the receiver as the forced command of a real sshd', () => {
     for (const d of [root, outside, src]) mkdirSync(d);
     writeFileSync(join(root, 'kept.txt'), 'on the standby before any test\n');
     writeFileSync(join(src, 'a.txt'), 'a\n');
-    sshd = await startSshd({ keyOptions: `command="${STANDBY} receive --root ${root} --state-dir ${state}",restrict` });
+    sshd = await startSshd({ keyOptions: `command="${STANDBY_CLI} receive --root ${root} --state-dir ${state}",restrict` });
   });
   after(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -230,7 +228,7 @@ describe('the receiver as the forced command of a real sshd', () => {
     run('rsync', ['-e', shell(), ...(epoch === undefined ? [] : [`--rsync-path=STANDBY_EPOCH=${epoch} rsync`]), ...args], { input, env: { ...process.env, LC_ALL: 'C' } });
   const ssh = (command: string[]): Promise<Run> => run('ssh', [...sshd.sshOptions, '-p', String(sshd.port), '-i', sshd.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', `${sshd.user}@${sshd.host}`, ...command]);
   const fence = async (epoch: number, waitMs = 10_000): Promise<Run & { result?: Record<string, unknown> }> => {
-    const r = await run(STANDBY, ['receive', '--fence', String(epoch), '--wait-ms', String(waitMs), '--state-dir', state]);
+    const r = await run(STANDBY_CLI, ['receive', '--fence', String(epoch), '--wait-ms', String(waitMs), '--state-dir', state]);
     return { ...r, result: r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined };
   };
   const storedEpoch = (): number => (existsSync(join(state, 'epoch')) ? Number(readFileSync(join(state, 'epoch'), 'utf8')) : 0);
@@ -243,7 +241,7 @@ describe('the receiver as the forced command of a real sshd', () => {
    */
   const startReceiver = (epoch: number, path: string): { child: ChildProcess; end: () => void } => {
     const connection = spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] });
-    const child = spawn(STANDBY, ['receive', '--root', root, '--state-dir', state], {
+    const child = spawn(STANDBY_CLI, ['receive', '--root', root, '--state-dir', state], {
       env: { ...process.env, SSH_ORIGINAL_COMMAND: `STANDBY_EPOCH=${epoch} rsync --server -logDtpre.iLsfxCIvu --delay-updates . ${path}` },
       stdio: [connection.stdout, 'ignore', 'ignore'],
     });
@@ -436,7 +434,7 @@ describe("the agent's own passes through the receiver", () => {
     mkdirSync(cpu);
     const pair = await startPair({
       cpu,
-      sshd: { keyOptions: `command="${STANDBY} receive --root ${cpu} --state-dir ${state}",restrict` },
+      sshd: { keyOptions: `command="${STANDBY_CLI} receive --root ${cpu} --state-dir ${state}",restrict` },
       settings: { standby: { rsyncPath: 'STANDBY_EPOCH=0 rsync' } },
       before: (gpu) => {
         mkdirSync(join(gpu, 'src/deep'), { recursive: true });
@@ -457,7 +455,7 @@ describe("the agent's own passes through the receiver", () => {
       assert.equal(readFileSync(join(cpu, 'made/inner/b.txt'), 'utf8'), 'b\n');
       assert.equal(existsSync(join(cpu, "odd 'name' $x.txt")), false, 'the deletion arrived');
 
-      const f = await run(STANDBY, ['receive', '--fence', '1', '--state-dir', state]);
+      const f = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state]);
       assert.equal(f.code, 0, f.stderr);
       const before = snapshot(cpu);
       const failed = pair.engine.status().failedPasses;

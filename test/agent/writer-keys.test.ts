@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
 import type { FenceTarget } from '../../proxy/standby-ssh.ts';
-import { STANDBY_CLI } from '../fixtures/failover-world.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import type { Sshd } from '../fixtures/sshd.ts';
 
 describe("per-host writer keys, managed through the proxy's key", () => {

@@ -16,7 +16,7 @@ import { validateSettings } from '../../config-file.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { killTree } from '../fixtures/process-tree.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
-import { waitFor } from '../fixtures/wait-for.ts';
+import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 import { run } from './run.ts';
 
 test('standby and GPU installed by their one lines: the GPU enrolls, its installed agent syncs with its own key, and stops when revoked', { timeout: 300_000 }, async () => {
@@ -74,7 +74,7 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
     agent = spawn(join(gpuRoot, 'opt/standby/bin/standby'), ['agent', '--config', configFile, '--status.port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     agent.stdout!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
     agent.stderr!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
-    await waitFor('the GPU\'s file on the standby', () => existsSync(join(standbyWs, 'notes.txt')) || (agent!.exitCode !== null ? Promise.reject(new Error(logs)) : false), { timeoutMs: 60_000 });
+    await waitFor('the GPU\'s file on the standby', () => existsSync(join(standbyWs, 'notes.txt')), { timeoutMs: 60_000, failIf: () => exitOf('the installed agent', agent!, () => logs) });
     assert.equal(readFileSync(join(standbyWs, 'notes.txt'), 'utf8'), 'written on the GPU\n');
     const hosts = async () => ((await (await proxy!.api('hosts')).json()) as { hosts: { id: string; state: string; connected: boolean }[] }).hosts;
     assert.deepEqual((await hosts()).map((h) => [h.id, h.state, h.connected]), [['gpu-1', 'active', true]]);

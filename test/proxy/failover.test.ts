@@ -65,11 +65,12 @@ test('agent dead, code-server alive: degraded, reported, no failover', async () 
 
 test('a manual (planned) failover: freeze, final sync, fence, route; every write made before it is on the standby', async () => {
   const world = await startWorld();
+  let writer: NodeJS.Timeout | undefined;
   try {
     await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
     // a steady writer on the GPU, as the developer's tools would be
     let n = 0;
-    const writer = setInterval(() => writeFileSync(join(world.gpuDir, `w-${String(n++).padStart(4, '0')}.txt`), `write ${n}`), 10);
+    writer = setInterval(() => writeFileSync(join(world.gpuDir, `w-${String(n++).padStart(4, '0')}.txt`), `write ${n}`), 10);
     await new Promise((r) => setTimeout(r, 700));
     // the writer keeps going while the request travels: what it writes meanwhile races the freeze, and only
     // what was written before the request is promised (the last of it a few ms before, its event maybe unread)
@@ -88,6 +89,7 @@ test('a manual (planned) failover: freeze, final sync, fence, route; every write
     const again = await world.proxy.api('failover', { method: 'POST' });
     assert.equal(again.status, 409);
   } finally {
+    clearInterval(writer); // stopped above; here too when the test failed before
     await world.close();
   }
 });

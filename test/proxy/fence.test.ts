@@ -10,19 +10,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StandbyError } from '../../errors.ts';
 import { fenceStandby, fenceCommand, type FenceTarget } from '../../proxy/fence.ts';
 import { freePort } from '../fixtures/free-port.ts';
+import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { FenceWarmup } from '../../proxy/fence-warmup.ts';
 import { pino } from 'pino';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const STANDBY = join(REPO, 'bin', 'standby');
 
 /** TCP connections to or from a local port that are established right now (from /proc/net/tcp). */
 function established(port: number): number {
@@ -55,9 +53,9 @@ describe('fenceStandby over SSH', () => {
     state = join(top, 'state');
     mkdirSync(root);
     sshd = await startSshd({
-      keyOptions: `command="${STANDBY} receive --root ${root} --state-dir ${state}",restrict`,
+      keyOptions: `command="${STANDBY_CLI} receive --root ${root} --state-dir ${state}",restrict`,
       moreKeys: {
-        proxy: `command="${STANDBY} receive --allow-fence --state-dir ${state}",restrict`,
+        proxy: `command="${STANDBY_CLI} receive --allow-fence --state-dir ${state}",restrict`,
         admin: '',
       },
     });
@@ -110,7 +108,7 @@ describe('fenceStandby over SSH', () => {
   });
 
   test('with an admin key (no forced command), naming the command and the state folder', async () => {
-    const r = await fenceStandby({ ...proxyKey, identityFile: sshd.keys['admin']! }, 4, { command: `${STANDBY} receive`, stateDir: state, waitMs: 1000 });
+    const r = await fenceStandby({ ...proxyKey, identityFile: sshd.keys['admin']! }, 4, { command: `${STANDBY_CLI} receive`, stateDir: state, waitMs: 1000 });
     assert.equal(r.epoch, 4);
     assert.equal(storedEpoch(), 4);
   });

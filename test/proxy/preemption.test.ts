@@ -6,13 +6,18 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startFakeGcpMetadata } from '../fakes/gcp-metadata.ts';
-import { startFakeVastApi } from '../fakes/vast-api.ts';
+import { startFakeGcpMetadata, type FakeGcpMetadata } from '../fakes/gcp-metadata.ts';
+import { startFakeVastApi, type FakeVastApi } from '../fakes/vast-api.ts';
 import { startWorld, type World } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-/** Writes a file every 10 ms into the GPU's workspace until stopped; returns how many were written before `stop`. */
-function writer(world: World): { stop(): number; count(): number } {
+interface Writer {
+  stop(): number;
+  count(): number;
+}
+
+/** Writes a file every 10 ms into the GPU's workspace until stopped (a test stops it in `finally` too); returns how many were written before `stop`. */
+function writer(world: World): Writer {
   let n = 0;
   const timer = setInterval(() => writeFileSync(join(world.gpuDir, `w-${String(n++).padStart(5, '0')}.txt`), `write ${n}`), 10);
   return {
@@ -39,12 +44,15 @@ async function plannedFailoverDone(world: World): Promise<void> {
 }
 
 test('GCP metadata says preempted: the agent reports it at once and the proxy fails over, planned, nothing lost', async () => {
-  const gcp = await startFakeGcpMetadata();
-  const world = await startWorld({ agentSettings: { notices: { gcpMetadata: true, gcpMetadataUrl: gcp.preemptedUrl } } });
+  let gcp: FakeGcpMetadata | undefined;
+  let world: World | undefined;
+  let w: Writer | undefined;
   try {
-    await waitFor('the agent waits on the metadata server', () => gcp.requests.some((r) => r.url.includes('wait_for_change=true')), { timeoutMs: 10_000 });
+    gcp = await startFakeGcpMetadata();
+    world = await startWorld({ agentSettings: { notices: { gcpMetadata: true, gcpMetadataUrl: gcp.preemptedUrl } } });
+    await waitFor('the agent waits on the metadata server', () => gcp!.requests.some((r) => r.url.includes('wait_for_change=true')), { timeoutMs: 10_000 });
     assert.ok(gcp.requests.every((r) => r.flavor === 'Google'), 'it sends Metadata-Flavor: Google');
-    const w = writer(world);
+    w = writer(world);
     await new Promise((r) => setTimeout(r, 500));
     const before = w.count();
     gcp.preempt();
@@ -54,19 +62,23 @@ test('GCP metadata says preempted: the agent reports it at once and the proxy fa
     const epoch = world.proxy.store.events().find((e) => e.type === 'epoch');
     assert.match(epoch!.reason, /gcp-metadata/);
   } finally {
-    await world.close();
-    await gcp.close();
+    w?.stop();
+    await world?.close();
+    await gcp?.close();
   }
 });
 
 test('Vast.ai says the GPU left running: the proxy fails over, planned, nothing lost', async () => {
-  const vast = await startFakeVastApi();
-  vast.setStatus(4242, 'running');
-  const world = await startWorld({ proxySettings: { primary: { notices: { vast: { apiUrl: vast.apiUrl, apiKey: vast.apiKey, instanceId: 4242, everyMs: 500 } } } } });
+  let vast: FakeVastApi | undefined;
+  let world: World | undefined;
+  let w: Writer | undefined;
   try {
-    await waitFor('the proxy polls Vast', () => vast.requests >= 2, { timeoutMs: 10_000 });
+    vast = await startFakeVastApi();
+    vast.setStatus(4242, 'running');
+    world = await startWorld({ proxySettings: { primary: { notices: { vast: { apiUrl: vast.apiUrl, apiKey: vast.apiKey, instanceId: 4242, everyMs: 500 } } } } });
+    await waitFor('the proxy polls Vast', () => vast!.requests >= 2, { timeoutMs: 10_000 });
     assert.equal(world.proxy.store.state.phase, 'normal', 'running is not a notice');
-    const w = writer(world);
+    w = writer(world);
     await new Promise((r) => setTimeout(r, 500));
     const before = w.count();
     vast.setStatus(4242, 'stopped');
@@ -75,32 +87,36 @@ test('Vast.ai says the GPU left running: the proxy fails over, planned, nothing 
     assertAllOnStandby(world, before);
     assert.match(world.proxy.store.events().find((e) => e.type === 'epoch')!.reason, /vast-status/);
   } finally {
-    await world.close();
-    await vast.close();
+    w?.stop();
+    await world?.close();
+    await vast?.close();
   }
 });
 
 test('a wrong Vast key is reported once and is no notice', async () => {
-  const vast = await startFakeVastApi();
-  vast.setStatus(1, 'stopped');
-  const world = await startWorld({ agent: false, proxySettings: { primary: { notices: { vast: { apiUrl: vast.apiUrl, apiKey: 'wrong-key', instanceId: 1, everyMs: 500 } } } } });
+  let vast: FakeVastApi | undefined;
+  let world: World | undefined;
   try {
-    await waitFor('three polls', () => vast.requests >= 3, { timeoutMs: 10_000 });
+    vast = await startFakeVastApi();
+    vast.setStatus(1, 'stopped');
+    world = await startWorld({ agent: false, proxySettings: { primary: { notices: { vast: { apiUrl: vast.apiUrl, apiKey: 'wrong-key', instanceId: 1, everyMs: 500 } } } } });
+    await waitFor('three polls', () => vast!.requests >= 3, { timeoutMs: 10_000 });
     const warnings = world.proxy.logs.filter((l) => String(l.err ?? '').includes('refused the key'));
     assert.equal(warnings.length, 1, 'said once, not per poll');
     assert.notEqual(world.proxy.store.state.phase, 'failing_over');
     assert.equal(world.proxy.store.state.epoch, 1);
   } finally {
-    await world.close();
-    await vast.close();
+    await world?.close();
+    await vast?.close();
   }
 });
 
 test('the stop signal of a container runtime (SIGTERM, notices.stopSignal): the agent hands over before it exits', async () => {
   const world = await startWorld({ agentSettings: { notices: { stopSignal: true, stopGraceMs: 15_000 } } });
+  let w: Writer | undefined;
   try {
     await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
-    const w = writer(world);
+    w = writer(world);
     await new Promise((r) => setTimeout(r, 500));
     const before = w.count();
     world.agent!.kill('SIGTERM');
@@ -110,6 +126,7 @@ test('the stop signal of a container runtime (SIGTERM, notices.stopSignal): the 
     await world.agent!.exited;
     assert.match(world.agent!.logTail(), /handed over: the standby has every change/);
   } finally {
+    w?.stop();
     await world.close();
   }
 });

@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { STANDBY_CLI } from '../fixtures/failover-world.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { killMarked } from '../fixtures/process-tree.ts';
+import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
-import { startSshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer } from '../fixtures/workspace-server.ts';
+import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 interface ApiStatus {
   phase: string;
@@ -41,11 +41,14 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
   const receiveState = join(top, 'receive-state');
   const runDir = join(top, 'run');
   for (const d of [gpuDir, cpuDir, receiveState, runDir]) mkdirSync(d);
-  const sshd = await startSshd({ keyOptions: `command="${STANDBY_CLI} receive --root ${cpuDir} --state-dir ${receiveState}",restrict`, moreKeys: { admin: '' } });
-  const [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
+  let sshd: Sshd | undefined;
+  let gpu: WorkspaceServer | undefined;
+  let cpu: WorkspaceServer | undefined;
   let proxy: ProxyProcess | undefined;
   let agent: Agent | undefined;
   try {
+    sshd = await startSshd({ keyOptions: `command="${STANDBY_CLI} receive --root ${cpuDir} --state-dir ${receiveState}",restrict`, moreKeys: { admin: '' } });
+    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
     const port = await freePort();
     const configFile = join(top, 'proxy.json');
     const settings = proxySettings({
@@ -107,8 +110,8 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
     await proxy?.stop();
     await agent?.stop();
     killMarked(runDir);
-    await Promise.all([gpu.close(), cpu.close()]);
-    await sshd.close();
+    await Promise.all([gpu?.close(), cpu?.close()]);
+    await sshd?.close();
     rmSync(top, { recursive: true, force: true });
   }
 });

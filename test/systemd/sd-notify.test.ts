@@ -7,13 +7,13 @@ import { writeFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, openSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startAgent } from '../fixtures/agent-process.ts';
+import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { startNotifySocket } from '../fixtures/notify-socket.ts';
+import { startNotifySocket, type NotifySocket } from '../fixtures/notify-socket.ts';
 import { killMarked, pidsWithMarker, commandLine } from '../fixtures/process-tree.ts';
 import { proxySettings } from '../fixtures/proxy.ts';
-import { startProxyProcess } from '../fixtures/proxy-process.ts';
-import { startSshd } from '../fixtures/sshd.ts';
+import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
+import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 test('the agent: READY after the first full sync, WATCHDOG while working, none while a pass is stuck, STOPPING on SIGTERM, exit 0', { timeout: 120_000 }, async () => {
@@ -23,25 +23,28 @@ test('the agent: READY after the first full sync, WATCHDOG while working, none w
   const runDir = join(top, 'run');
   for (const d of [gpu, cpu, runDir]) mkdirSync(d);
   for (let i = 0; i < 200; i++) writeFileSync(join(gpu, `f-${i}.txt`), `file ${i}`);
-  const sock = await startNotifySocket();
-  const sshd = await startSshd();
-  const agent = await startAgent({
-    src: gpu,
-    dst: cpu,
-    target: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions },
-    dir: top,
-    settings: { runDir, sync: { ioTimeoutS: 1 } },
-    env: { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' },
-  });
+  let sock: NotifySocket | undefined;
+  let sshd: Sshd | undefined;
+  let agent: Agent | undefined;
   try {
-    await waitFor('READY=1', () => sock.with('READY').length > 0, { timeoutMs: 30_000 });
+    sock = await startNotifySocket();
+    sshd = await startSshd();
+    agent = await startAgent({
+      src: gpu,
+      dst: cpu,
+      target: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions },
+      dir: top,
+      settings: { runDir, sync: { ioTimeoutS: 1 } },
+      env: { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' },
+    });
+    await waitFor('READY=1', () => sock!.with('READY').length > 0, { timeoutMs: 30_000 });
     // READY only once the standby holds the tree
     assert.ok(existsSync(join(cpu, 'f-199.txt')), 'the first full sync landed before READY');
     const ready = sock.with('READY')[0]!;
     assert.match(ready.fields.STATUS ?? '', /synced|pending/);
     assert.equal(ready.fields.MAINPID, String(agent.pid));
     assert.equal(sock.with('READY').length, 1);
-    await waitFor('watchdog pings', () => sock.with('WATCHDOG').length >= 3, { timeoutMs: 5_000 });
+    await waitFor('watchdog pings', () => sock!.with('WATCHDOG').length >= 3, { timeoutMs: 5_000 });
 
     // A pass stuck: its rsync stopped mid-transfer. The pings stop after twice the I/O timeout (2 s).
     // (a fast machine may finish a pass before it is caught: then more data starts another)
@@ -69,7 +72,7 @@ test('the agent: READY after the first full sync, WATCHDOG while working, none w
       process.kill(rsyncPid, 'SIGCONT');
     }
     const resumed = performance.now();
-    await waitFor('pings again once the loop works', () => sock.with('WATCHDOG').some((m) => m.at > resumed), { timeoutMs: 10_000 });
+    await waitFor('pings again once the loop works', () => sock!.with('WATCHDOG').some((m) => m.at > resumed), { timeoutMs: 10_000 });
 
     const r = await agent.stop();
     assert.equal(r.code, 0);
@@ -78,40 +81,42 @@ test('the agent: READY after the first full sync, WATCHDOG while working, none w
     const order = sock.messages.map((m) => ('READY' in m.fields ? 'READY' : 'STOPPING' in m.fields ? 'STOPPING' : undefined)).filter(Boolean);
     assert.deepEqual(order, ['READY', 'STOPPING']);
   } finally {
-    await agent.stop();
+    await agent?.stop();
     killMarked(runDir);
-    await sshd.close();
-    await sock.close();
+    await sshd?.close();
+    await sock?.close();
     rmSync(top, { recursive: true, force: true });
   }
 });
 
 test('the proxy: READY once listening with its state, WATCHDOG, STOPPING on SIGTERM', { timeout: 60_000 }, async () => {
   const top = mkdtempSync(join(tmpdir(), 'standby-notify-proxy-'));
-  const sock = await startNotifySocket();
-  const port = await freePort();
-  const configFile = join(top, 'proxy.json');
-  writeFileSync(configFile, JSON.stringify(proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9', settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000 } } }, join(top, 'state'))));
-  const prev = { NOTIFY_SOCKET: process.env.NOTIFY_SOCKET, WATCHDOG_USEC: process.env.WATCHDOG_USEC };
-  process.env.NOTIFY_SOCKET = sock.path;
-  process.env.WATCHDOG_USEC = '400000';
-  const proxy = await startProxyProcess(configFile, port).finally(() => {
-    for (const [k, v] of Object.entries(prev)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
+  let sock: NotifySocket | undefined;
+  let proxy: ProxyProcess | undefined;
   try {
-    await waitFor('READY=1', () => sock.with('READY').length > 0, { timeoutMs: 10_000 });
+    sock = await startNotifySocket();
+    const port = await freePort();
+    const configFile = join(top, 'proxy.json');
+    writeFileSync(configFile, JSON.stringify(proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9', settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000 } } }, join(top, 'state'))));
+    const prev = { NOTIFY_SOCKET: process.env.NOTIFY_SOCKET, WATCHDOG_USEC: process.env.WATCHDOG_USEC };
+    process.env.NOTIFY_SOCKET = sock.path;
+    process.env.WATCHDOG_USEC = '400000';
+    proxy = await startProxyProcess(configFile, port).finally(() => {
+      for (const [k, v] of Object.entries(prev)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    });
+    await waitFor('READY=1', () => sock!.with('READY').length > 0, { timeoutMs: 10_000 });
     assert.match(sock.with('READY')[0]!.fields.STATUS ?? '', /gpu-1 serves; phase normal, epoch 1/);
-    await waitFor('watchdog pings', () => sock.with('WATCHDOG').length >= 3, { timeoutMs: 5_000 });
+    await waitFor('watchdog pings', () => sock!.with('WATCHDOG').length >= 3, { timeoutMs: 5_000 });
     proxy.kill('SIGTERM');
     const exit = await proxy.exited;
     assert.equal(exit.code, 0);
-    await waitFor('STOPPING=1', () => sock.with('STOPPING').length === 1, { timeoutMs: 2_000 });
+    await waitFor('STOPPING=1', () => sock!.with('STOPPING').length === 1, { timeoutMs: 2_000 });
   } finally {
-    await proxy.stop();
-    await sock.close();
+    await proxy?.stop();
+    await sock?.close();
     rmSync(top, { recursive: true, force: true });
   }
 });
