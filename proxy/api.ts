@@ -7,7 +7,7 @@ import { bearerToken, tokensEqual } from '../protocol/auth.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../errors.ts';
 import type { HostAdmin } from './host-admin.ts';
-import { INSTALL_PATHS, serveInstall } from './bundle.ts';
+import { baseUrl, INSTALL_PATHS, serveInstall } from './bundle.ts';
 import type { Failover } from './failover.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
@@ -66,9 +66,9 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** The proxy's URL as the client reached it: what the install line tells the new host to fetch from. */
+/** The URL for the printed install line: as the admin reached the proxy, or its listen address for a Host header that is not a plain host[:port]. */
 function publicUrl(c: ApiContext, req: IncomingMessage): string {
-  const proto = c.config.tls ? 'https' : 'http';
-  return `${proto}://${req.headers.host ?? `${c.config.listen.host}:${c.config.listen.port}`}`;
+  return baseUrl(req, !!c.config.tls) ?? `${c.config.tls ? 'https' : 'http'}://${c.config.listen.host}:${c.config.listen.port}`;
 }
 
 const inviteSchema = z.strictObject({

@@ -91,7 +91,7 @@ function programBundle(stateDir: string, source = PROGRAM_SOURCE): Promise<Bundl
 }
 
 /** This proxy's URL as the client reached it; undefined for a Host header that is not a plain host[:port]. */
-function baseUrl(req: IncomingMessage, tls: boolean): string | undefined {
+export function baseUrl(req: IncomingMessage, tls: boolean): string | undefined {
   const host = req.headers.host ?? '';
   if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return undefined;
   return `${tls ? 'https' : 'http'}://${host}`;
