@@ -21,7 +21,7 @@ export type ReceiveRequest =
   | { kind: 'authorize'; host: string; key: string };
 
 export interface RequestPolicy {
-  /** sync roots, as realRoot() resolved them */
+  /** sync roots, as realPath() resolved them */
   roots: readonly string[];
   /** the folder relative paths are taken from (sshd starts sessions in the home folder) */
   cwd: string;

@@ -52,7 +52,6 @@ export const hostsCommand: CommandModule<object, Args> = {
     proxyOptions(y)
       .positional('action', { type: 'string', choices: ['list', 'add', 'revoke'], describe: 'list (default), add or revoke' })
       .positional('id', { type: 'string', describe: 'the host id (add, revoke)' })
-      .option('config', { type: 'string', describe: "the proxy's proxy.json (its address and admin token; default /etc/standby/proxy.json when there)" })
       .option('ttl', { type: 'string', default: '1h', describe: 'add: how long the invitation may be used (e.g. 30m, 1h, 2d; at most 7d)' })
       .option('json', { type: 'boolean', describe: 'print JSON for machines' })
       .example('$0 hosts add gpu-1', 'invite a GPU: prints the line to run on it (one use)')

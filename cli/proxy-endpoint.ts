@@ -21,7 +21,8 @@ export interface ProxyEndpoint {
 export function proxyOptions<T>(y: Argv<T>): Argv<T & ProxyArgs> {
   return y
     .option('proxy', { type: 'string', describe: 'the proxy URL (default $STANDBY_PROXY_URL, or from --config proxy.json)' })
-    .option('token', { type: 'string', describe: 'the admin token (default $STANDBY_ADMIN_TOKEN, or from --config proxy.json)' }) as Argv<T & ProxyArgs>;
+    .option('token', { type: 'string', describe: 'the admin token (default $STANDBY_ADMIN_TOKEN, or from --config proxy.json)' })
+    .option('config', { type: 'string', describe: "the proxy's proxy.json (its address and admin token; default /etc/standby/proxy.json when there)" }) as Argv<T & ProxyArgs>;
 }
 
 /** Where `standby install proxy` writes the proxy's config: read when nothing else says which proxy. */

@@ -19,6 +19,7 @@ export const statusCommand: CommandModule<object, Args> = {
   builder: (y: Argv) =>
     proxyOptions(endpointOptions(y))
       .option('agent', { type: 'boolean', describe: 'ask the agent on this host' })
+      .option('config', { type: 'string', describe: "the proxy's proxy.json (its address and admin token; default /etc/standby/proxy.json when there); with --agent, the agent's agent.json (its status endpoint)" })
       .option('json', { type: 'boolean', describe: 'print JSON for machines' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
