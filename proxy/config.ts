@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { absolutePath, flagString, logLevel, ms, port } from '../config-fields.ts';
 
+/** The receiver the proxy runs on the standby unless standby.ssh.command says otherwise. */
+export const DEFAULT_RECEIVER = 'standby receive';
+
 const httpUrl = z.string({ error: 'an http:// or https:// URL' }).refine((u) => {
   try {
     const p = new URL(u).protocol;
@@ -22,7 +25,7 @@ export const fenceTargetSchema = z.strictObject({
   /** known_hosts file with the standby's host key; without it any host key is accepted (first use) */
   knownHostsFile: absolutePath.optional(),
   /** the receiver command on the standby (default: standby receive) */
-  command: z.string({ error: 'a command line' }).min(1).default('standby receive'),
+  command: z.string({ error: 'a command line' }).min(1).default(DEFAULT_RECEIVER),
   /** the receiver's state folder on the standby (default: its own default) */
   stateDir: absolutePath.optional(),
   /** how long in-flight writers of the old epoch may finish before they are killed, ms (default 5000) */

@@ -7,12 +7,10 @@
 // agent has not connected yet is "degraded" for as long as that lasts), so a
 // connection that fails waits out a backoff before the next: the standby's
 // sshd must not see one attempt per tick.
-import { readFileSync } from 'node:fs';
-import { Client } from 'ssh2';
+import { Client, type ConnectConfig } from 'ssh2';
 import { Backoff } from '../agent/backoff.ts';
 import type { Logger } from '../log.ts';
-import type { FenceTarget } from './standby-ssh.ts';
-import { knownHostsChecker } from './known-hosts.ts';
+import { connectOptions, type FenceTarget } from './standby-ssh.ts';
 
 export class FenceWarmup {
   #target: FenceTarget;
@@ -36,15 +34,13 @@ export class FenceWarmup {
   /** Opens a connection if none is open or opening. Failures are quiet: the fence connects (and reports) itself. */
   warm(): void {
     if (this.#client || performance.now() < this.#notBefore) return;
-    let privateKey: Buffer;
+    let options: ConnectConfig;
     try {
-      privateKey = readFileSync(this.#target.identityFile);
+      options = connectOptions(this.#target, 5_000);
     } catch {
       this.#notBefore = performance.now() + this.#backoff.next();
-      return; // the fence will say what is wrong with the key
+      return; // the fence will say what is wrong with the key or known_hosts
     }
-    const port = this.#target.port ?? 22;
-    const check = this.#target.knownHostsFile ? knownHostsChecker(this.#target.knownHostsFile, this.#target.host, port) : undefined;
     const client = new Client();
     this.#client = client;
     this.#ready = false;
@@ -68,7 +64,7 @@ export class FenceWarmup {
     this.#timer = setTimeout(drop, this.#idleMs);
     this.#timer.unref();
     try {
-      client.connect({ host: this.#target.host, port, username: this.#target.user, privateKey, readyTimeout: 5_000, hostVerifier: (key: Buffer) => (check ? check(key).ok : true) });
+      client.connect(options);
     } catch (err) {
       this.#log.debug({ err: (err as Error).message }, 'fence warm-up could not connect');
       drop();

@@ -8,10 +8,11 @@
 // Host keys: checked against knownHostsFile when given; without it any host
 // key is accepted (docs/fencing.md says what that risks).
 import { readFileSync } from 'node:fs';
-import { Client, type ClientErrorExtensions } from 'ssh2';
+import { Client, type ClientErrorExtensions, type ConnectConfig } from 'ssh2';
 import { quoteWords } from '../agent/command-words.ts';
 import { StandbyError } from '../errors.ts';
-import { knownHostsChecker, type HostKeyCheck } from './known-hosts.ts';
+import { DEFAULT_RECEIVER } from './config.ts';
+import { knownHostsChecker } from './known-hosts.ts';
 
 export interface FenceTarget {
   host: string;
@@ -44,11 +45,35 @@ export interface StandbyAnswer {
   durationMs: number;
 }
 
+/**
+ * ssh2's connect options for the standby: its key read, its host key checked
+ * against knownHostsFile (any key without one; `refused` hears why one was
+ * refused). Throws when the key or known_hosts file cannot be read.
+ */
+export function connectOptions(target: FenceTarget, readyTimeout: number, refused: (reason: string) => void = () => {}): ConnectConfig {
+  const port = target.port ?? 22;
+  const privateKey = readFileSync(target.identityFile);
+  const checkKey = target.knownHostsFile ? knownHostsChecker(target.knownHostsFile, target.host, port) : undefined;
+  return {
+    host: target.host,
+    port,
+    username: target.user,
+    privateKey,
+    readyTimeout,
+    hostVerifier: (key: Buffer): boolean => {
+      if (!checkKey) return true;
+      const check = checkKey(key);
+      if (!check.ok) refused(check.reason ?? 'not the known key');
+      return check.ok;
+    },
+  };
+}
+
 /** `<command> <args...> [--state-dir DIR]`, quoted for the standby's shell and the receiver's own splitting. */
 export function receiverCommand(args: readonly string[], options: StandbyRequestOptions = {}): string {
   const all = [...args];
   if (options.stateDir !== undefined) all.push('--state-dir', options.stateDir);
-  return `${options.command ?? 'standby receive'} ${quoteWords(all)}`;
+  return `${options.command ?? DEFAULT_RECEIVER} ${quoteWords(all)}`;
 }
 
 function lastLine(text: string): string {
@@ -68,13 +93,14 @@ export function askStandby(target: FenceTarget, args: readonly string[], what: s
   const unreachable = (message: string, cause?: unknown): StandbyError =>
     new StandbyError('STANDBY_ERR_STANDBY_UNREACHABLE', `the standby ${where} could not be reached for ${what} (${message}): check that it is up and that sshd listens on port ${port}`, { host: target.host, port }, { cause });
 
-  let privateKey: Buffer;
-  let checkKey: ((key: Buffer) => HostKeyCheck) | undefined;
-  try {
-    privateKey = readFileSync(target.identityFile);
-    if (target.knownHostsFile) checkKey = knownHostsChecker(target.knownHostsFile, target.host, port);
-  } catch (err) {
-    return Promise.reject(new StandbyError('STANDBY_ERR_CONFIG_INVALID', `cannot reach ${where} for ${what}: ${(err as Error).message} (standby.ssh.identityFile / knownHostsFile)`, { host: target.host }, { cause: err }));
+  let hostKeyProblem: string | undefined;
+  let connect: ConnectConfig | undefined; // none for a warm connection: it is connected already
+  if (!options.client) {
+    try {
+      connect = connectOptions(target, connectTimeoutMs, (reason) => (hostKeyProblem = reason));
+    } catch (err) {
+      return Promise.reject(new StandbyError('STANDBY_ERR_CONFIG_INVALID', `cannot reach ${where} for ${what}: ${(err as Error).message} (standby.ssh.identityFile / knownHostsFile)`, { host: target.host }, { cause: err }));
+    }
   }
 
   return new Promise<StandbyAnswer>((resolve, reject) => {
@@ -82,7 +108,6 @@ export function askStandby(target: FenceTarget, args: readonly string[], what: s
     const client = warm ?? new Client();
     let connected = false;
     let settled = false;
-    let hostKeyProblem: string | undefined;
     let stdout = '';
     let stderr = '';
     const finish = (err: StandbyError | undefined, result?: StandbyAnswer): void => {
@@ -112,7 +137,7 @@ export function askStandby(target: FenceTarget, args: readonly string[], what: s
         stream.on('close', (code: number | null, signal?: string) => {
           if (code !== 0) {
             const said = lastLine(stderr) || lastLine(stdout);
-            const why = code === 127 ? `"${options.command ?? 'standby receive'}" was not found on the standby (install it, or set standby.ssh.command)` : `"${command}" exited ${code ?? `on ${signal ?? 'a signal'}`}`;
+            const why = code === 127 ? `"${options.command ?? DEFAULT_RECEIVER}" was not found on the standby (install it, or set standby.ssh.command)` : `"${command}" exited ${code ?? `on ${signal ?? 'a signal'}`}`;
             return finish(failed(`${why}${said ? `: ${said}` : ''}`, { exitCode: code, stderr: said }));
           }
           let answer: unknown;
@@ -135,24 +160,12 @@ export function askStandby(target: FenceTarget, args: readonly string[], what: s
     });
     client.on('close', () => finish(connected ? failed('the connection closed before the receiver answered') : unreachable('the connection closed during the handshake')));
 
-    if (warm) {
+    if (!connect) {
       run();
       return;
     }
     try {
-      client.connect({
-        host: target.host,
-        port,
-        username: target.user,
-        privateKey,
-        readyTimeout: connectTimeoutMs,
-        hostVerifier: (key: Buffer): boolean => {
-          if (!checkKey) return true;
-          const check = checkKey(key);
-          if (!check.ok) hostKeyProblem = check.reason;
-          return check.ok;
-        },
-      });
+      client.connect(connect);
     } catch (err) {
       // e.g. a key ssh2 cannot read (encrypted, unknown format)
       finish(new StandbyError('STANDBY_ERR_CONFIG_INVALID', `cannot reach ${where} for ${what}: ${(err as Error).message} (standby.ssh.identityFile ${target.identityFile})`, { host: target.host }, { cause: err }));
