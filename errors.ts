@@ -48,3 +48,8 @@ export class StandbyError extends Error {
     return ErrorCodes[this.code].exit;
   }
 }
+
+/** A program that is not there (a failed lookup, or a spawn's ENOENT): says which Debian/Ubuntu package brings it. */
+export function missingBinary(name: string, debianPackage: string, where = 'this host', cause?: unknown): StandbyError {
+  return new StandbyError('STANDBY_ERR_MISSING_BINARY', `${name} is not installed on ${where}: install it (Debian/Ubuntu: apt-get install ${debianPackage})`, { binary: name }, { cause });
+}

@@ -8,7 +8,7 @@
 // closes it or dies, SIGKILL included.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { StandbyError } from '../errors.ts';
+import { missingBinary } from '../errors.ts';
 
 export type LockMode = 'shared' | 'exclusive';
 
@@ -36,9 +36,7 @@ export class FileLock {
       child.once('error', (err) => {
         clearTimeout(guard);
         const e = err as NodeJS.ErrnoException;
-        reject(e.code === 'ENOENT'
-          ? new StandbyError('STANDBY_ERR_MISSING_BINARY', 'flock is not installed on the standby: install util-linux (Debian/Ubuntu: apt-get install util-linux)', { binary: 'flock' }, { cause: err })
-          : err);
+        reject(e.code === 'ENOENT' ? missingBinary('flock', 'util-linux', 'the standby', err) : err);
       });
       child.once('close', (code, signal) => {
         clearTimeout(guard);

@@ -2,7 +2,7 @@
 // the binaries sync needs, the roots it watches, the inotify limits.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { StandbyError } from '../errors.ts';
+import { missingBinary, StandbyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { SyncRoot } from './config.ts';
 
@@ -10,7 +10,7 @@ export function requireBinary(name: string, debianPackage: string): void {
   try {
     execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
   } catch {
-    throw new StandbyError('STANDBY_ERR_MISSING_BINARY', `${name} is not installed on this host: install it (Debian/Ubuntu: apt-get install ${debianPackage})`, { binary: name });
+    throw missingBinary(name, debianPackage);
   }
 }
 

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { StandbyError } from '../errors.ts';
+import { missingBinary, StandbyError } from '../errors.ts';
 import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
@@ -122,9 +122,7 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       running.once('error', (err) => {
         const e = err as NodeJS.ErrnoException;
-        reject(e.code === 'ENOENT'
-          ? new StandbyError('STANDBY_ERR_MISSING_BINARY', `${program} is not installed on the standby: install it (Debian/Ubuntu: apt-get install ${program === 'rsync' ? 'rsync' : 'coreutils'})`, { binary: program }, { cause: err })
-          : err);
+        reject(e.code === 'ENOENT' ? missingBinary(program, program === 'rsync' ? 'rsync' : 'coreutils', 'the standby', err) : err);
       });
       running.once('exit', (code, signal) => resolve({ code, signal }));
     });

@@ -1,7 +1,7 @@
 // Runs one rsync and tells what happened: exit status, what it sent, what it
 // deleted or refused to delete. Owns the child: abort() kills it.
 import { spawn } from 'node:child_process';
-import { StandbyError } from '../errors.ts';
+import { missingBinary } from '../errors.ts';
 
 export interface RsyncStats {
   /** files in the sender's list ("Number of files") */
@@ -117,9 +117,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     });
     child.once('error', (err) => {
       const e = err as NodeJS.ErrnoException;
-      reject(e.code === 'ENOENT'
-        ? new StandbyError('STANDBY_ERR_MISSING_BINARY', 'rsync is not installed on this host: install it (Debian/Ubuntu: apt-get install rsync)', { binary: 'rsync' }, { cause: err })
-        : err);
+      reject(e.code === 'ENOENT' ? missingBinary('rsync', 'rsync', 'this host', err) : err);
     });
     child.once('close', (code, signal) => {
       if (options.itemize && partial) items.push(partial);

@@ -2,7 +2,7 @@
 // that talk to it, verify's exit codes, and a clean exit on SIGTERM.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,9 +15,9 @@ const run = promisify(execFile);
 const NODE = process.execPath;
 const CLI = join(import.meta.dirname, '../../cli.ts');
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(NODE, [CLI, ...args], { timeout: 60_000 });
+    const { stdout, stderr } = await run(NODE, [CLI, ...args], { timeout: 60_000, env });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -108,6 +108,30 @@ test('standby agent with a missing workspace stops with a message naming it', as
     const r = await cli(['agent', '--config', configFile]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /sync root .*nope is not a folder/);
+  } finally {
+    rmSync(top, { recursive: true, force: true });
+  }
+});
+
+test('standby agent on a host without rsync (or ssh) stops at once, naming the package to install', async () => {
+  const top = mkdtempSync(join(tmpdir(), 'standby-daemon-'));
+  try {
+    // a PATH with a shell and ssh but no rsync; then one with rsync but no ssh
+    const bin = join(top, 'bin');
+    mkdirSync(bin);
+    symlinkSync('/bin/sh', join(bin, 'sh'));
+    const configFile = join(top, 'agent.json');
+    mkdirSync(join(top, 'ws'));
+    writeFileSync(configFile, JSON.stringify({ hostId: 'g', workspace: join(top, 'ws'), standby: { host: '127.0.0.1', path: '/x' }, status: { port: 0 } }));
+    symlinkSync('/usr/bin/ssh', join(bin, 'ssh'));
+    const noRsync = await cli(['agent', '--config', configFile], { ...process.env, PATH: bin });
+    assert.equal(noRsync.code, 69, noRsync.stderr);
+    assert.match(noRsync.stderr, /rsync is not installed on this host: install it \(Debian\/Ubuntu: apt-get install rsync\)/);
+    rmSync(join(bin, 'ssh'));
+    symlinkSync('/usr/bin/rsync', join(bin, 'rsync'));
+    const noSsh = await cli(['agent', '--config', configFile], { ...process.env, PATH: bin });
+    assert.equal(noSsh.code, 69, noSsh.stderr);
+    assert.match(noSsh.stderr, /ssh is not installed on this host: install it \(Debian\/Ubuntu: apt-get install openssh-client\)/);
   } finally {
     rmSync(top, { recursive: true, force: true });
   }
