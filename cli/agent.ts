@@ -6,7 +6,8 @@ import { startAgent, summarize } from '../agent/daemon.ts';
 import { SdNotify } from '../sd-notify.ts';
 import { createLogger } from '../log.ts';
 import { overridesFrom } from './config-flags.ts';
-import { runCommand, untilStopped } from './run-command.ts';
+import { runCommand } from './run-command.ts';
+import { supervise } from './supervise.ts';
 
 interface Args {
   config?: string;
@@ -37,25 +38,23 @@ export const agentCommand: CommandModule<object, Args> = {
           notify.ready(s.ready ? summarize(s) : 'not primary: waiting for the proxy to grant it');
         }
       }, 100) : undefined;
-      const statusTimer = notify ? setInterval(() => notify.status(status()), 5_000).unref() : undefined;
-      const watchdog = SdNotify.watchdog();
-      if (notify && watchdog) {
-        notify.startWatchdog(watchdog, () => agent.engine.alive(), () => log.error('sync loop stuck (rsync moved no data for twice the I/O timeout): withholding the watchdog so systemd restarts the agent'));
-      }
-      await untilStopped(async (signal) => {
-        clearInterval(readyCheck);
-        clearInterval(statusTimer);
-        notify?.stopping(`stopping on ${signal}`);
-        if (signal === 'SIGTERM' && config.notices.stopSignal) {
-          // a container runtime's stop: the GPU goes away; hand over before exiting
-          const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
-          log.info({ fenced }, fenced ? 'handed over: the standby has every change' : 'no planned failover in time: stopping anyway');
-        }
-        log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
-        await agent.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
+      await supervise({
+        notify,
+        log,
+        status,
+        alive: () => agent.engine.alive(),
+        stuck: 'sync loop stuck (rsync moved no data for twice the I/O timeout): withholding the watchdog so systemd restarts the agent',
+        async stop(signal) {
+          clearInterval(readyCheck);
+          if (signal === 'SIGTERM' && config.notices.stopSignal) {
+            // a container runtime's stop: the GPU goes away; hand over before exiting
+            const fenced = await agent.preempted('stop-signal', config.notices.stopGraceMs);
+            log.info({ fenced }, fenced ? 'handed over: the standby has every change' : 'no planned failover in time: stopping anyway');
+          }
+          log.info({ signal }, 'stopping: cancelling the pass in flight, closing ssh');
+          await agent.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
+        },
       });
-      log.info('stopped');
-      await notify?.close();
       return 0;
     }),
 };

@@ -5,7 +5,8 @@ import { createLogger } from '../log.ts';
 import { proxyConfigSchema } from '../proxy/config.ts';
 import { SdNotify } from '../sd-notify.ts';
 import { overridesFrom } from './config-flags.ts';
-import { runCommand, untilStopped } from './run-command.ts';
+import { runCommand } from './run-command.ts';
+import { supervise } from './supervise.ts';
 
 interface Args {
   config?: string;
@@ -31,21 +32,18 @@ export const proxyCommand: CommandModule<object, Args> = {
       };
       // listening and state loaded: ready
       notify?.ready(status());
-      const statusTimer = setInterval(() => notify?.status(status()), 5_000);
-      statusTimer.unref();
-      const watchdog = SdNotify.watchdog();
-      if (notify && watchdog) {
+      await supervise({
+        notify,
+        log,
+        status,
         // the state machine's loop runs every 25 ms: silence for a second means it is stuck
-        notify.startWatchdog(watchdog, () => performance.now() - proxy.failover.lastEvaluatedAt < 1_000, () => log.error('failover loop stuck: withholding the watchdog so systemd restarts the proxy'));
-      }
-      await untilStopped(async (signal) => {
-        clearInterval(statusTimer);
-        notify?.stopping(`stopping on ${signal}`);
-        log.info({ signal }, 'stopping the proxy');
-        await proxy.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
+        alive: () => performance.now() - proxy.failover.lastEvaluatedAt < 1_000,
+        stuck: 'failover loop stuck: withholding the watchdog so systemd restarts the proxy',
+        async stop(signal) {
+          log.info({ signal }, 'stopping the proxy');
+          await proxy.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
+        },
       });
-      log.info('stopped');
-      await notify?.close();
       return 0;
     }),
 };
