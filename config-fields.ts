@@ -14,3 +14,16 @@ export const ms = (what: string, min: number, max: number) =>
   z.number({ error: `${what}: a number of milliseconds ${min}-${max}` }).int({ error: `${what}: whole milliseconds` }).min(min, { error: `${what}: at least ${min} ms` }).max(max, { error: `${what}: at most ${max} ms` });
 
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info');
+
+/** A URL with one of these schemes; `expected` is the text an error shows ("a ws:// or wss:// URL"). */
+export const urlWith = (protocols: readonly string[], expected: string) =>
+  z.string({ error: expected }).refine((u) => {
+    try {
+      return protocols.includes(new URL(u).protocol);
+    } catch {
+      return false;
+    }
+  }, { error: expected });
+
+/** An agent or admin token. */
+export const token = flagString(z.string({ error: 'a token string' }).min(8, { error: 'a token of at least 8 characters' }));

@@ -2,7 +2,7 @@
 // schema are the "expected ..." half of a config error.
 import { z } from 'zod';
 import { GCP_PREEMPTED_URL } from './notices/gcp-metadata.ts';
-import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port } from '../config-fields.ts';
+import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from '../config-fields.ts';
 
 /** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
 export const DEFAULT_EXCLUDES: readonly string[] = [
@@ -72,15 +72,9 @@ export const syncSchema = z.strictObject({
 
 const agentProxySchema = z.strictObject({
   /** the proxy's agent socket, e.g. wss://proxy.example.com/_standby/agent */
-  url: z.string({ error: 'a ws:// or wss:// URL' }).refine((u) => {
-    try {
-      return ['ws:', 'wss:'].includes(new URL(u).protocol);
-    } catch {
-      return false;
-    }
-  }, { error: 'a ws:// or wss:// URL' }),
+  url: urlWith(['ws:', 'wss:'], 'a ws:// or wss:// URL'),
   /** this host's agent token, as the proxy's config gives it */
-  token: flagString(z.string({ error: 'a token string' }).min(8, { error: 'a token of at least 8 characters' })),
+  token,
   /** heartbeat period, ms (default 500; the proxy's detector.heartbeatIntervalMs should match) */
   heartbeatIntervalMs: ms('proxy.heartbeatIntervalMs', 50, 60_000).default(500),
   /** a CA file to trust for wss:// (e.g. a self-signed proxy certificate) */

@@ -1,20 +1,12 @@
 // The proxy's settings (proxy.json), with defaults and units.
 import { z } from 'zod';
-import { absolutePath, flagString, logLevel, ms, port } from '../config-fields.ts';
+import { absolutePath, flagString, logLevel, ms, port, token, urlWith } from '../config-fields.ts';
 
 /** The receiver the proxy runs on the standby unless standby.ssh.command says otherwise. */
 export const DEFAULT_RECEIVER = 'standby receive';
 
-const httpUrl = z.string({ error: 'an http:// or https:// URL' }).refine((u) => {
-  try {
-    const p = new URL(u).protocol;
-    return p === 'http:' || p === 'https:';
-  } catch {
-    return false;
-  }
-}, { error: 'an http:// or https:// URL' });
+const httpUrl = urlWith(['http:', 'https:'], 'an http:// or https:// URL');
 const id = flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' }).max(200, { error: 'a host id of at most 200 characters' }));
-const token = flagString(z.string({ error: 'a token string' }).min(8, { error: 'a token of at least 8 characters' }));
 
 /** How the proxy reaches the standby over SSH to fence it (an admin key, not the agent's restricted one). */
 export const fenceTargetSchema = z.strictObject({
