@@ -3,8 +3,38 @@
 // temporary file, fsync, rename over the old one, fsync of the folder. Used
 // for the proxy's state, the standby's fencing epoch and authorized_keys, and
 // the installer's files.
-import { closeSync, fchownSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { StandbyError } from './errors.ts';
+
+/** How a state file is named in errors: `what` before its path ("the fencing epoch"), `hint` after the cause ("; check ..."). */
+export interface StateFileWords {
+  what?: string;
+  hint?: string;
+}
+
+function named(file: string, w: StateFileWords): string {
+  return w.what ? `${w.what} ${file}` : file;
+}
+
+/** A state file's text; undefined when there is none. Any other read error is STANDBY_ERR_STATE_CORRUPT: state that cannot be read is never taken as empty. */
+export function readStateFile(file: string, w: StateFileWords = {}): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read ${named(file, w)}: ${(err as Error).message}${w.hint ?? ''}`, { file }, { cause: err });
+  }
+}
+
+/** writeFileDurably for a state file (0600); a failure is STANDBY_ERR_STATE_UNWRITABLE naming it. */
+export function writeStateFile(file: string, data: string, w: StateFileWords = {}): void {
+  try {
+    writeFileDurably(file, data);
+  } catch (err) {
+    throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write ${named(file, w)}: ${(err as Error).message}${w.hint ?? ''}`, { file }, { cause: err });
+  }
+}
 
 /** fsync of a file or folder by path (a folder's fsync makes the names in it durable). */
 export function fsyncPath(path: string): void {

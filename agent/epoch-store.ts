@@ -2,9 +2,9 @@
 // <state-dir>/epoch, 0 while the file does not exist. Written atomically and
 // durably (temporary file, fsync, rename, fsync of the folder): once a fence
 // returns, a crash or power loss cannot bring an older epoch back.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncPath, writeFileDurably } from '../durable-file.ts';
+import { fsyncPath, readStateFile, writeStateFile } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 
 /** Creates the state folder (owner only) if it is not there yet, durably: the folders made and their parent are fsynced. */
@@ -29,13 +29,8 @@ function epochFile(stateDir: string): string {
 /** The stored epoch; 0 when none was ever written. A file that is not one whole number stops everything (no write is safe). */
 export function readEpoch(stateDir: string): number {
   const file = epochFile(stateDir);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read the fencing epoch ${file}: ${(err as Error).message}; check the permissions of ${stateDir}`, { file }, { cause: err });
-  }
+  const text = readStateFile(file, { what: 'the fencing epoch', hint: `; check the permissions of ${stateDir}` });
+  if (text === undefined) return 0;
   const value = text.trim();
   if (!/^\d{1,15}$/.test(value)) {
     throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `the fencing epoch ${file} holds ${JSON.stringify(value.slice(0, 40))}, not a whole number: no write is accepted until it is fixed (write the proxy's current epoch with: standby receive --fence <epoch>, after removing the file)`, { file });
@@ -45,10 +40,5 @@ export function readEpoch(stateDir: string): number {
 
 export function writeEpoch(stateDir: string, epoch: number): void {
   ensureStateDir(stateDir);
-  const file = epochFile(stateDir);
-  try {
-    writeFileDurably(file, `${epoch}\n`);
-  } catch (err) {
-    throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write the fencing epoch ${file}: ${(err as Error).message}; check that ${stateDir} is writable and its disk is not full`, { file }, { cause: err });
-  }
+  writeStateFile(epochFile(stateDir), `${epoch}\n`, { what: 'the fencing epoch', hint: `; check that ${stateDir} is writable and its disk is not full` });
 }

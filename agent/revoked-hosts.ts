@@ -4,9 +4,8 @@
 // writer states about itself; a revoked host id is pinned in its key's forced
 // command (`standby receive --host ID`), so a GPU owned by a third party
 // cannot write again by claiming a newer epoch. Re-enrolling a host lifts it.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurably } from '../durable-file.ts';
+import { readStateFile, writeStateFile } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 import { ensureStateDir } from './epoch-store.ts';
 
@@ -35,13 +34,8 @@ function file(stateDir: string): string {
 
 export function readRevoked(stateDir: string): RevokedHosts {
   const f = file(stateDir);
-  let text: string;
-  try {
-    text = readFileSync(f, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read ${f}: ${(err as Error).message}; check the permissions of ${stateDir}`, { file: f }, { cause: err });
-  }
+  const text = readStateFile(f, { hint: `; check the permissions of ${stateDir}` });
+  if (text === undefined) return {};
   try {
     const parsed = JSON.parse(text) as unknown;
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
@@ -54,11 +48,7 @@ export function readRevoked(stateDir: string): RevokedHosts {
 
 function write(stateDir: string, hosts: RevokedHosts): void {
   ensureStateDir(stateDir);
-  try {
-    writeFileDurably(file(stateDir), JSON.stringify(hosts, null, 2) + '\n');
-  } catch (err) {
-    throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write ${file(stateDir)}: ${(err as Error).message}`, { file: file(stateDir) }, { cause: err });
-  }
+  writeStateFile(file(stateDir), JSON.stringify(hosts, null, 2) + '\n');
 }
 
 /** Adds hosts to the list (durably); a host revoked before keeps its first record. */

@@ -6,11 +6,10 @@
 // a token there (primary.agentToken) are not listed here until they are
 // invited, enrolled or revoked.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { checkHostId } from '../agent/revoked-hosts.ts';
-import { writeFileDurably } from '../durable-file.ts';
+import { readStateFile, writeStateFile } from '../durable-file.ts';
 import { StandbyError } from '../errors.ts';
 
 /** Prefixes tell the kinds apart, for the installer and for people reading a leaked string. */
@@ -58,14 +57,7 @@ export class HostRegistry {
 
   static open(stateDir: string): HostRegistry {
     const r = new HostRegistry(join(stateDir, 'hosts.json'));
-    let text: string | undefined;
-    try {
-      text = readFileSync(r.#file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read ${r.#file}: ${(err as Error).message}`, { file: r.#file }, { cause: err });
-      }
-    }
+    const text = readStateFile(r.#file);
     if (text !== undefined) {
       let json: unknown;
       try {
@@ -93,11 +85,7 @@ export class HostRegistry {
   }
 
   #save(): void {
-    try {
-      writeFileDurably(this.#file, JSON.stringify({ hosts: [...this.#hosts.values()] }, null, 2) + '\n');
-    } catch (err) {
-      throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write ${this.#file}: ${(err as Error).message}`, { file: this.#file }, { cause: err });
-    }
+    writeStateFile(this.#file, JSON.stringify({ hosts: [...this.#hosts.values()] }, null, 2) + '\n');
   }
 
   /** A one-time invitation for host `id`, valid for `ttlMs`; a new one replaces an unused one. The host's current credentials stay valid until it enrolls. */
