@@ -176,13 +176,10 @@ export class HostAdmin {
 
   /** What the standby did with a fence's (or a revoke's) revocations. */
   fenced(result: FenceResult): void {
-    for (const id of result.revoked) {
-      if (result.keysRemoved === undefined) {
-        this.registry.keyRevocation(id, "the standby's receiver does not manage authorized_keys (its key has no --authorized-keys): the receiver refuses the host, but remove its key line by hand");
-      } else {
-        this.registry.keyRevocation(id);
-      }
-    }
+    // one write of hosts.json for them all: this runs between the fence and the route
+    this.registry.keyRevocations(result.revoked, result.keysRemoved === undefined
+      ? "the standby's receiver does not manage authorized_keys (its key has no --authorized-keys): the receiver refuses the host, but remove its key line by hand"
+      : undefined);
   }
 
   list(): HostView[] {

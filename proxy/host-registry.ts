@@ -158,15 +158,24 @@ export class HostRegistry {
 
   /** The standby confirmed (or failed) removing the key. */
   keyRevocation(id: string, error?: string): void {
-    const host = this.#hosts.get(id);
-    if (!host || host.state !== 'revoked') return;
-    if (error === undefined) {
-      const { keyRevokeError: _e, ...rest } = host;
-      this.#hosts.set(id, { ...rest, keyRevoked: true });
-    } else {
-      this.#hosts.set(id, { ...host, keyRevoked: false, keyRevokeError: error.slice(0, 500) });
+    this.keyRevocations([id], error);
+  }
+
+  /** The same for several hosts (a fence's), written once. */
+  keyRevocations(ids: readonly string[], error?: string): void {
+    let changed = false;
+    for (const id of ids) {
+      const host = this.#hosts.get(id);
+      if (!host || host.state !== 'revoked') continue;
+      if (error === undefined) {
+        const { keyRevokeError: _e, ...rest } = host;
+        this.#hosts.set(id, { ...rest, keyRevoked: true });
+      } else {
+        this.#hosts.set(id, { ...host, keyRevoked: false, keyRevokeError: error.slice(0, 500) });
+      }
+      changed = true;
     }
-    this.#save();
+    if (changed) this.#save();
   }
 
   /** Revoked hosts whose key the standby has not confirmed gone yet. */
