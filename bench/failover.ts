@@ -15,9 +15,9 @@
 //    nothing answers, no RST), when the machine allows namespaces.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NewEvent } from '../proxy/state.ts';
-import { startWorld } from '../test/fixtures/failover-world.ts';
+import { heartbeatsFlowing, startWorld, type World, type WorldParts } from '../test/fixtures/failover-world.ts';
 import { netnsUnavailable } from '../test/fixtures/netns.ts';
-import { startNetWorld } from '../test/fixtures/netns-world.ts';
+import { startNetWorld, type NetWorld } from '../test/fixtures/netns-world.ts';
 import { freePort } from '../test/fixtures/free-port.ts';
 import { waitFor } from '../test/fixtures/wait-for.ts';
 import { startWorkspaceServer } from '../test/fixtures/workspace-server.ts';
@@ -50,7 +50,7 @@ interface Trial {
   switchMs: number;
   /** what the polls got before the switch */
   outcomes: Record<string, number>;
-  /** netns: how long the `ip` commands of the cut took */
+  /** Standby: how long injecting the failure took (the netns cut: its `ip` commands; only those are reported) */
   injectMs?: number;
   /** CPU other work on the machine took from the failure to the switch, share of one core */
   foreign: number;
@@ -92,68 +92,50 @@ function markEvents(store: { append(e: NewEvent): unknown }): Record<string, num
   return marks;
 }
 
-async function standbyKillTrial(): Promise<Trial> {
-  const world = await startWorld();
+/** A failure of the GPU for the Standby proxy's failover world: how to build the world, reach its proxy and inject the failure. */
+interface StandbyFailure<W extends WorldParts> {
+  /** what the failure is called in errors ("kill", "cut") */
+  name: string;
+  start(): Promise<W>;
+  /** the proxy's base URL as this process reaches it */
+  url(w: W): string;
+  inject(w: W): unknown;
+}
+
+const gpuKilled: StandbyFailure<World> = { name: 'kill', start: () => startWorld(), url: (w) => w.proxy.url, inject: (w) => w.killGpu() };
+const gpuBlackholed: StandbyFailure<NetWorld> = { name: 'cut', start: () => startNetWorld(), url: (w) => `http://127.0.0.1:${w.proxy.port}`, inject: (w) => w.gpu.cut() };
+
+async function standbyTrial<W extends WorldParts>(failure: StandbyFailure<W>): Promise<Trial> {
+  const world = await failure.start();
   removeOnInterrupt(world.top);
   removeOnInterrupt(world.sshd.dir);
   let poll: ReturnType<typeof pollUntil> | undefined;
   try {
     const marks = markEvents(world.proxy.store);
-    await waitFor('heartbeats flowing', () => world.proxy.store.state.phase === 'normal' && world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world, { normal: true });
     const before = await world.get('/whoami');
-    if (before.body !== 'gpu') throw new Error(`before the kill the proxy answered ${before.status} ${before.body}, not the GPU`);
+    if (before.body !== 'gpu') throw new Error(`before the ${failure.name} the proxy answered ${before.status} ${before.body}, not the GPU`);
     await randomPhase(HEARTBEAT_MS);
-    poll = pollUntil({ url: `${world.proxy.url}/whoami`, want: 'cpu', ...POLL });
+    poll = pollUntil({ url: `${failure.url(world)}/whoami`, want: 'cpu', ...POLL });
     const others = foreignCpu();
-    const killedAt = performance.now();
-    world.killGpu();
+    const failedAt = performance.now();
+    await failure.inject(world);
+    const injectMs = performance.now() - failedAt;
     const at = await poll.answered;
     const foreign = others.stop();
     await waitFor('the failover timing', () => world.proxy.failover.lastTiming, { timeoutMs: 5_000 });
     return {
       foreign,
-      detectMs: marks.epoch! - killedAt,
+      detectMs: marks.epoch! - failedAt,
       fenceMs: marks.fenced! - marks.epoch!,
       routeMs: marks.routed! - marks.fenced!,
-      switchMs: at - killedAt,
-      outcomes: poll.outcomes,
-    };
-  } finally {
-    poll?.stop();
-    await world.close();
-  }
-}
-
-async function standbyBlackholeTrial(): Promise<Trial> {
-  const w = await startNetWorld();
-  removeOnInterrupt(w.sshd.dir);
-  let poll: ReturnType<typeof pollUntil> | undefined;
-  try {
-    const marks = markEvents(w.proxy.store);
-    await waitFor('heartbeats flowing', () => w.proxy.store.state.phase === 'normal' && w.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
-    const before = await w.get('/whoami');
-    if (before.body !== 'gpu') throw new Error(`before the cut the proxy answered ${before.status} ${before.body}, not the GPU`);
-    await randomPhase(HEARTBEAT_MS);
-    poll = pollUntil({ url: `http://127.0.0.1:${w.proxy.port}/whoami`, want: 'cpu', ...POLL });
-    const others = foreignCpu();
-    const cutAt = performance.now();
-    await w.gpu.cut();
-    const injectMs = performance.now() - cutAt;
-    const at = await poll.answered;
-    const foreign = others.stop();
-    await waitFor('the failover timing', () => w.proxy.failover.lastTiming, { timeoutMs: 5_000 });
-    return {
-      foreign,
-      detectMs: marks.epoch! - cutAt,
-      fenceMs: marks.fenced! - marks.epoch!,
-      routeMs: marks.routed! - marks.fenced!,
-      switchMs: at - cutAt,
+      switchMs: at - failedAt,
       outcomes: poll.outcomes,
       injectMs,
     };
   } finally {
     poll?.stop();
-    await w.close();
+    await world.close();
   }
 }
 
@@ -283,13 +265,13 @@ export async function run(): Promise<CaseResult> {
   const standbyBlackhole: SystemRun = { label: 'Standby proxy', failure: 'GPU link blackholed (netns)', trials: [], timeouts: [], targetMs: SWITCH_TARGET_MS, redone: 0 };
 
   for (let i = 0; i < TRIALS; i++) {
-    await trial(standbyKill, standbyKillTrial);
+    await trial(standbyKill, () => standbyTrial(gpuKilled));
     await trial(haproxyTuned, () => haproxyTrial({ inter: '500ms', fall: 3, rise: 2 }));
   }
   for (let i = 0; i < HAPROXY_DEFAULT_TRIALS; i++) await trial(haproxyDefaults, () => haproxyTrial({}));
   const noNetns = netnsUnavailable();
   if (noNetns) standbyBlackhole.skipped = noNetns;
-  else for (let i = 0; i < NETNS_TRIALS; i++) await trial(standbyBlackhole, standbyBlackholeTrial);
+  else for (let i = 0; i < NETNS_TRIALS; i++) await trial(standbyBlackhole, () => standbyTrial(gpuBlackholed));
 
   const runs = [standbyKill, haproxyTuned, haproxyDefaults, standbyBlackhole];
   const all = runs.flatMap((r) => r.trials);

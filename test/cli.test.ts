@@ -3,29 +3,15 @@
 // here reaches a standby: every agent run stops at its config or its
 // workspace check, before any ssh.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { NODE, run, type Run } from './installer/run.ts';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
+/** `standby ARGS` (cli.ts on the pinned Node), 20 s at most */
 function standby(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(NODE, ['cli.ts', ...args], { cwd: REPO, timeout: 20_000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return run(NODE, ['cli.ts', ...args], {}, 20_000);
 }
 
 let dir = '';

@@ -20,28 +20,7 @@ import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program to its end (bounded), with optional stdin. */
-function run(program: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 20_000, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
-  });
-}
+import { run, type Run } from '../installer/run.ts';
 
 /** Every entry under a folder: path -> content hash, 'dir' or the link target. */
 function snapshot(dir: string): Record<string, string> {
@@ -221,14 +200,13 @@ describe('the receiver as the forced command of a real sshd', () => {
     rmSync(top, { recursive: true, force: true });
   });
 
-  const shell = (): string => ['ssh', ...sshd.sshOptions, '-p', String(sshd.port), '-i', sshd.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'].map((a) => `'${a}'`).join(' ');
   const dest = (path: string): string => `${sshd.user}@${sshd.host}:${path}`;
   /** rsync from this host into the standby, as the agent runs it: the epoch travels in --rsync-path */
   const rsyncTo = (epoch: number | undefined, args: string[], input?: string): Promise<Run> =>
-    run('rsync', ['-e', shell(), ...(epoch === undefined ? [] : [`--rsync-path=STANDBY_EPOCH=${epoch} rsync`]), ...args], { input, env: { ...process.env, LC_ALL: 'C' } });
-  const ssh = (command: string[]): Promise<Run> => run('ssh', [...sshd.sshOptions, '-p', String(sshd.port), '-i', sshd.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', `${sshd.user}@${sshd.host}`, ...command]);
+    run('rsync', ['-e', sshd.rsyncShell(), ...(epoch === undefined ? [] : [`--rsync-path=STANDBY_EPOCH=${epoch} rsync`]), ...args], { LC_ALL: 'C' }, 20_000, input ?? '');
+  const ssh = (command: string[]): Promise<Run> => run('ssh', [...sshd.clientArgs(), `${sshd.user}@${sshd.host}`, ...command], {}, 20_000, '');
   const fence = async (epoch: number, waitMs = 10_000): Promise<Run & { result?: Record<string, unknown> }> => {
-    const r = await run(STANDBY_CLI, ['receive', '--fence', String(epoch), '--wait-ms', String(waitMs), '--state-dir', state]);
+    const r = await run(STANDBY_CLI, ['receive', '--fence', String(epoch), '--wait-ms', String(waitMs), '--state-dir', state], {}, 20_000, '');
     return { ...r, result: r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined };
   };
   const storedEpoch = (): number => (existsSync(join(state, 'epoch')) ? Number(readFileSync(join(state, 'epoch'), 'utf8')) : 0);
@@ -455,7 +433,7 @@ describe("the agent's own passes through the receiver", () => {
       assert.equal(readFileSync(join(cpu, 'made/inner/b.txt'), 'utf8'), 'b\n');
       assert.equal(existsSync(join(cpu, "odd 'name' $x.txt")), false, 'the deletion arrived');
 
-      const f = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state]);
+      const f = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state], {}, 20_000, '');
       assert.equal(f.code, 0, f.stderr);
       const before = snapshot(cpu);
       const failed = pair.engine.status().failedPasses;

@@ -12,12 +12,17 @@ export interface Run {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], env: Record<string, string> = {}, timeout = 60_000): Promise<Run> {
+/** Runs `cmd` to its end (bounded by `timeout`); with `input`, writes it to the child's stdin and closes it (else stdin stays open). */
+export function run(cmd: string, args: string[], env: Record<string, string> = {}, timeout = 60_000, input?: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: REPO, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1', ...env } }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { cwd: REPO, timeout, maxBuffer: 16 << 20, env: { ...process.env, NO_COLOR: '1', ...env } }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
+    if (input !== undefined) {
+      child.stdin?.on('error', () => {}); // a child that exits without reading it
+      child.stdin?.end(input);
+    }
   });
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
-import { startWorld } from '../fixtures/failover-world.ts';
+import { heartbeatsFlowing, startWorld } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
@@ -14,7 +14,7 @@ test('GPU dead, standby not ready yet: the page says so, then reloads into the s
   let browser: Browser | undefined;
   let cpuAgain: WorkspaceServer | undefined;
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     browser = await launchChromium();
     const page = await browser.context.newPage();
     page.setDefaultTimeout(10_000);

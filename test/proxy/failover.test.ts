@@ -7,7 +7,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { startWorld } from '../fixtures/failover-world.ts';
+import { heartbeatsFlowing, startWorld } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 test('the GPU SIGKILLed: the proxy fences the standby and serves it within seconds, the synced work is there', async () => {
@@ -16,7 +16,7 @@ test('the GPU SIGKILLed: the proxy fences the standby and serves it within secon
     writeFileSync(join(world.gpuDir, 'notes.txt'), 'written on the GPU');
     await world.agent!.settled(10_000);
     assert.equal((await world.get('/whoami')).body, 'gpu');
-    await waitFor('heartbeats flowing', () => world.proxy.store.state.phase === 'normal' && world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world, { normal: true });
 
     const killedAt = performance.now();
     world.killGpu();
@@ -39,7 +39,7 @@ test('the GPU SIGKILLed: the proxy fences the standby and serves it within secon
 test('agent dead, code-server alive: degraded, reported, no failover', async () => {
   const world = await startWorld();
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     world.agent!.kill('SIGKILL');
     await waitFor('degraded', () => world.proxy.store.state.phase === 'degraded', { timeoutMs: 5_000 });
     // two more windows: still degraded, still the GPU
@@ -67,11 +67,11 @@ test('a manual (planned) failover: freeze, final sync, fence, route; every write
   const world = await startWorld();
   let writer: NodeJS.Timeout | undefined;
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     // a steady writer on the GPU, as the developer's tools would be
     let n = 0;
     writer = setInterval(() => writeFileSync(join(world.gpuDir, `w-${String(n++).padStart(4, '0')}.txt`), `write ${n}`), 10);
-    await new Promise((r) => setTimeout(r, 700));
+    await waitFor('writes under way', () => n >= 50, { timeoutMs: 10_000 });
     // the writer keeps going while the request travels: what it writes meanwhile races the freeze, and only
     // what was written before the request is promised (the last of it a few ms before, its event maybe unread)
     const writtenBefore = n;
@@ -110,7 +110,7 @@ test('a failover under load closes every connection to the GPU at once and leaks
   const world = await startWorld();
   const clients: WebSocket[] = [];
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     await world.get('/whoami');
     const baseline = socketsOpen();
     // load: 20 WebSockets through the proxy to the GPU and a stream of keep-alive requests

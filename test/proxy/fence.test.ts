@@ -122,8 +122,7 @@ describe('fenceStandby over SSH', () => {
     const src = join(top, 'src');
     mkdirSync(src, { recursive: true });
     writeFileSync(join(src, 'big.bin'), randomBytes(2 << 20));
-    const shell = ['ssh', ...sshd.sshOptions, '-p', String(sshd.port), '-i', sshd.identityFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes'].map((a) => `'${a}'`).join(' ');
-    const writer = spawn('rsync', ['-a', '--delay-updates', '--bwlimit=200', '-e', shell, '--rsync-path=STANDBY_EPOCH=4 rsync', `${src}/`, `${sshd.user}@${sshd.host}:${root}/in-flight/`], { stdio: 'ignore' });
+    const writer = spawn('rsync', ['-a', '--delay-updates', '--bwlimit=200', '-e', sshd.rsyncShell(), '--rsync-path=STANDBY_EPOCH=4 rsync', `${src}/`, `${sshd.user}@${sshd.host}:${root}/in-flight/`], { stdio: 'ignore' });
     const writerDone = new Promise<number | null>((resolve) => writer.once('exit', (code) => resolve(code)));
     try {
       await waitFor('the old writer in flight', () => existsSync(join(root, 'in-flight')) && readdirSync(join(root, 'in-flight')).some((f) => f.startsWith('.big.bin.')), { timeoutMs: 10_000, everyMs: 5 });

@@ -57,7 +57,7 @@ describe('network failures', { skip, concurrency: false }, () => {
         writeFileSync(join(w.gpuDir, `gpu-${gpuWrites++}.txt`), 'written on the GPU after the cut');
         writeFileSync(join(w.gpuDir, 'shared.txt'), `stale GPU version ${gpuWrites}`);
       }, 50);
-      await new Promise((r) => setTimeout(r, 400));
+      await waitFor('writes under way', () => gpuWrites >= 6, { timeoutMs: 10_000 });
       await w.net.partition(w.gpu, 'root');
       await waitFor('failed over', () => w.proxy.store.state.phase === 'failed_over', { timeoutMs: 15_000 });
       const fencedEvent = w.proxy.store.events().find((e) => e.type === 'fenced');

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
-import { startWorld } from '../fixtures/failover-world.ts';
-import { waitFor } from '../fixtures/wait-for.ts';
+import { heartbeatsFlowing, startWorld } from '../fixtures/failover-world.ts';
 
 const SOAK_MS = Number(process.env.STANDBY_SOAK_MS ?? 20_000);
 
@@ -14,7 +13,7 @@ test(`${SOAK_MS / 1000} s of SIGSTOP pauses and saturated cores: zero failovers`
   const world = await startWorld();
   const burners: ChildProcess[] = [];
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     for (let i = 0; i < 2; i++) burners.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
     const phases = new Set<string>();
     const end = performance.now() + SOAK_MS;

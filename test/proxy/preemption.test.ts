@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { startFakeGcpMetadata, type FakeGcpMetadata } from '../fakes/gcp-metadata.ts';
 import { startFakeVastApi, type FakeVastApi } from '../fakes/vast-api.ts';
-import { startWorld, type World } from '../fixtures/failover-world.ts';
+import { heartbeatsFlowing, startWorld, type World } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 interface Writer {
@@ -53,7 +53,7 @@ test('GCP metadata says preempted: the agent reports it at once and the proxy fa
     await waitFor('the agent waits on the metadata server', () => gcp!.requests.some((r) => r.url.includes('wait_for_change=true')), { timeoutMs: 10_000 });
     assert.ok(gcp.requests.every((r) => r.flavor === 'Google'), 'it sends Metadata-Flavor: Google');
     w = writer(world);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('writes under way', () => w!.count() >= 35, { timeoutMs: 10_000 });
     const before = w.count();
     gcp.preempt();
     await plannedFailoverDone(world);
@@ -79,7 +79,7 @@ test('Vast.ai says the GPU left running: the proxy fails over, planned, nothing 
     await waitFor('the proxy polls Vast', () => vast!.requests >= 2, { timeoutMs: 10_000 });
     assert.equal(world.proxy.store.state.phase, 'normal', 'running is not a notice');
     w = writer(world);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('writes under way', () => w!.count() >= 35, { timeoutMs: 10_000 });
     const before = w.count();
     vast.setStatus(4242, 'stopped');
     await plannedFailoverDone(world);
@@ -115,9 +115,9 @@ test('the stop signal of a container runtime (SIGTERM, notices.stopSignal): the 
   const world = await startWorld({ agentSettings: { notices: { stopSignal: true, stopGraceMs: 15_000 } } });
   let w: Writer | undefined;
   try {
-    await waitFor('heartbeats flowing', () => world.proxy.hub.agents.get('gpu-1')!.heartbeats > 2, { timeoutMs: 10_000 });
+    await heartbeatsFlowing(world);
     w = writer(world);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('writes under way', () => w!.count() >= 35, { timeoutMs: 10_000 });
     const before = w.count();
     world.agent!.kill('SIGTERM');
     await plannedFailoverDone(world);
