@@ -9,6 +9,8 @@ export const ErrorCodes = {
   STANDBY_ERR_WORKSPACE_MISSING: { status: 500, exit: 66 },
   STANDBY_ERR_AGENT_UNREACHABLE: { status: 503, exit: 69 },
   STANDBY_ERR_RSYNC_FAILED: { status: 502, exit: 1 },
+  // an rsync too old on either end (agent/rsync-version.ts): what to install is in the message
+  STANDBY_ERR_RSYNC_UNSUPPORTED: { status: 502, exit: 69 },
   STANDBY_ERR_NOT_BUILT: { status: 501, exit: 2 },
   STANDBY_ERR_VERIFY_DIFFERS: { status: 409, exit: 1 },
   STANDBY_ERR_STATE_CORRUPT: { status: 500, exit: 65 },

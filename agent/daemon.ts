@@ -6,6 +6,7 @@ import { HeartbeatClient } from './heartbeat.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
+import { localRsyncVersion } from './rsync-version.ts';
 import { SyncEngine, type SyncStatus } from './sync-engine.ts';
 
 export interface Agent {
@@ -35,6 +36,7 @@ export function summarize(s: SyncStatus): string {
 export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
+  await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.

@@ -2,6 +2,8 @@
 // ssh client sent (SSH_ORIGINAL_COMMAND), and nothing else:
 //   [STANDBY_EPOCH=<n>] rsync --server <options> . <folder in a root>   (receiving only)
 //   [STANDBY_EPOCH=<n>] sync -f <folder in a root>                      (the agent's flush)
+//   [STANDBY_EPOCH=<n>] mkdir -p <folder in a root>...                  (the roots' folders: older rsyncs lack --mkpath)
+//   [STANDBY_EPOCH=<n>] rsync --version                                 (which rsync the receiver runs; reads and writes nothing)
 //   standby receive --fence <n> [--wait-ms <ms>] [--revoke <host>]...  (only with --allow-fence)
 //   standby receive --revoke <host>... | --authorize <host> --key <key> (the same: the proxy's key)
 // Options are checked against a list of what rsync sends for the agent's
@@ -16,6 +18,8 @@ import { HOST_ID } from './revoked-hosts.ts';
 export type ReceiveRequest =
   | { kind: 'rsync'; epoch: number; args: string[]; target: string }
   | { kind: 'sync'; epoch: number; args: string[]; target: string }
+  | { kind: 'mkdir'; epoch: number; args: string[]; target: string }
+  | { kind: 'version' }
   | { kind: 'fence'; epoch: number; waitMs: number | undefined; revoke: string[] }
   | { kind: 'revoke'; waitMs: number | undefined; revoke: string[] }
   | { kind: 'authorize'; host: string; key: string };
@@ -36,8 +40,8 @@ export interface RequestPolicy {
 const SHORT_OK = new Set('vqbunldLkWHogDtUNpEAXrcCIRxSzmOJy');
 const LONG_FLAGS = new Set([
   '--delete', '--delete-before', '--delete-during', '--delete-delay', '--delete-after', '--delete-excluded',
-  '--delete-missing-args', '--ignore-missing-args', '--ignore-errors', '--force', '--stats', '--delay-updates',
-  '--mkpath', '--numeric-ids', '--size-only', '--existing', '--ignore-existing', '--fsync', '--no-W',
+  '--ignore-missing-args', '--ignore-errors', '--force', '--stats', '--delay-updates',
+  '--numeric-ids', '--size-only', '--existing', '--ignore-existing', '--fsync', '--no-W',
   '--safe-links', '--munge-links', '--preallocate',
 ]);
 /** accepted in the `--name=value` form only (the form rsync sends them in) */
@@ -133,7 +137,8 @@ function checkRsyncOption(opt: string): void {
 }
 
 function rsyncRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
-  if (words[1]?.text !== '--server') refuse('only rsync --server (a transfer into the standby) is accepted');
+  if (words[1]?.text === '--version' && words.length === 2) return { kind: 'version' };
+  if (words[1]?.text !== '--server') refuse('only rsync --server (a transfer into the standby) or rsync --version is accepted');
   const args = ['--server'];
   let i = 2;
   for (; i < words.length && words[i]!.text !== '.'; i++) {
@@ -155,6 +160,15 @@ function syncRequest(epoch: number, words: Word[], policy: RequestPolicy): Recei
   if ((flag !== '-f' && flag !== '--file-system') || words.length !== 3) refuse('only "sync -f <folder in a root>" is accepted');
   const target = targetPath(words[2]!, policy);
   return { kind: 'sync', epoch, args: ['-f', target], target };
+}
+
+function mkdirRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
+  if (words[1]?.text !== '-p' || words.length < 3) refuse('only "mkdir -p <folder in a root>..." is accepted');
+  const targets = words.slice(2).map((w) => {
+    if (w.text.startsWith('-')) refuse(`"${w.text}": mkdir takes folders here, not options`);
+    return targetPath(w, policy);
+  });
+  return { kind: 'mkdir', epoch, args: ['-p', '--', ...targets], target: targets.join(' ') };
 }
 
 function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
@@ -221,7 +235,8 @@ export function parseRequest(command: string | undefined, policy: RequestPolicy)
     if (policy.allowFence) refuse('this key (--allow-fence) only fences and authorizes or revokes writers: it does not write; writers log in with their own keys');
     if (program(rest[0], 'rsync')) return rsyncRequest(epoch, rest, policy);
     if (program(rest[0], 'sync')) return syncRequest(epoch, rest, policy);
-    refuse(`"${rest[0]?.text ?? ''}" is not a command this key may run (only rsync --server into the sync roots, and sync -f)`);
+    if (program(rest[0], 'mkdir')) return mkdirRequest(epoch, rest, policy);
+    refuse(`"${rest[0]?.text ?? ''}" is not a command this key may run (only rsync --server into the sync roots, sync -f, mkdir -p and rsync --version)`);
   } catch (err) {
     if (err instanceof Refusal) {
       throw new StandbyError('STANDBY_ERR_COMMAND_REFUSED', `refused ${JSON.stringify(shown)}: ${err.message}`, { command: shown, reason: err.message });

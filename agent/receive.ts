@@ -77,10 +77,26 @@ export async function receive(options: ReceiveOptions): Promise<number> {
     options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line, roots: options.roots }));
     return 0;
   }
+  if (request.kind === 'version') return runVersion();
   return runWriter(request, options);
 }
 
-async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'sync' }>, options: ReceiveOptions): Promise<number> {
+/** `rsync --version` of the rsync writers get: the agent checks it can work with it before it syncs. */
+function runVersion(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('rsync', ['--version'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', (err) => {
+      const e = err as NodeJS.ErrnoException;
+      reject(e.code === 'ENOENT' ? missingBinary('rsync', 'rsync', 'the standby', err) : err);
+    });
+    child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
+  });
+}
+
+/** What a writer runs, by request kind, and the Debian package that brings it. */
+const PROGRAMS = { rsync: 'rsync', sync: 'coreutils', mkdir: 'coreutils' } as const;
+
+async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'sync' | 'mkdir' }>, options: ReceiveOptions): Promise<number> {
   ensureStateDir(options.stateDir);
   const lockPath = join(options.stateDir, 'lock');
   const lock = new FileLock(lockPath);
@@ -115,14 +131,14 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
     if (request.epoch < stored) {
       throw new StandbyError('STANDBY_ERR_EPOCH_STALE', `refused: this writer's epoch ${request.epoch} is older than the standby's epoch ${stored}: the standby was fenced by a failover and accepts writes of epoch ${stored} or newer only. Nothing was written. This host must stop syncing to the standby (see docs/fencing.md)`, { epoch: request.epoch, standbyEpoch: stored });
     }
-    const program = request.kind === 'rsync' ? 'rsync' : 'sync';
+    const program = request.kind;
     const running = spawn(program, request.args, { stdio: ['inherit', 'inherit', 'inherit', lock.fd], detached: true });
     child = running;
     if (stopped && running.pid !== undefined) process.kill(-running.pid, stopped); // a signal came while it started
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       running.once('error', (err) => {
         const e = err as NodeJS.ErrnoException;
-        reject(e.code === 'ENOENT' ? missingBinary(program, program === 'rsync' ? 'rsync' : 'coreutils', 'the standby', err) : err);
+        reject(e.code === 'ENOENT' ? missingBinary(program, PROGRAMS[program], 'the standby', err) : err);
       });
       running.once('exit', (code, signal) => resolve({ code, signal }));
     });

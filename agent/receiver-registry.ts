@@ -16,7 +16,7 @@ export interface ProcessRef {
 export interface ReceiverRecord extends ProcessRef {
   /** the epoch the writer claimed */
   epoch: number;
-  kind: 'rsync' | 'sync';
+  kind: 'rsync' | 'sync' | 'mkdir';
   target: string;
   /** the host its key's forced command pins (--host), when it does */
   host?: string;

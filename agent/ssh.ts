@@ -51,18 +51,23 @@ export function rsyncShell(target: StandbyTarget, control?: string): string {
 /**
  * Runs one command on the standby (through the control master when it is up);
  * `env` goes before it as assignments (names unquoted, values quoted).
- * Resolves with its exit code; a timeout kills it and reports code null.
+ * Resolves with its exit code and the tails of its output; a timeout kills it
+ * and reports code null.
  */
-export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const line = [...Object.entries(env).map(([k, v]) => `${k}=${quoteWord(v)}`), ...command.map(quoteWord)].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', [...sshArgs(target, control), destination(target), line], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const child = spawn('ssh', [...sshArgs(target, control), destination(target), line], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let stdout = '';
     let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout = (stdout + d.toString()).slice(-2000);
+    });
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-2000);
     });
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stderr: stderr.trim() }));
+    child.once('close', (code) => resolve({ code, stdout, stderr: stderr.trim() }));
   });
 }
 

@@ -14,6 +14,7 @@ import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
 import { EPOCH_VAR } from './receive-request.ts';
 import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
+import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
 import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
 import { watchRoot, type RootWatch } from './watcher.ts';
@@ -47,6 +48,8 @@ export interface SyncStatus {
   held: { deletions: number; reason: string; ageMs: number } | null;
   /** files and folders the agent believes the workspace holds */
   treeEntries: number;
+  /** the rsync versions of the last full reconcile's check, here and on the standby (null before it) */
+  rsync: { here: string | null; standby: string | null };
 }
 
 const EPOCH_STALE = 'STANDBY_ERR_EPOCH_STALE';
@@ -280,6 +283,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       },
       held: this.#held ? { deletions: this.#held.deletions, reason: this.#held.reason, ageMs: Math.round(now - this.#held.at) } : null,
       treeEntries: this.#treeEntries,
+      rsync: { here: this.#rsyncVersions.here ?? null, standby: this.#rsyncVersions.standby ?? null },
     };
   }
 
@@ -406,10 +410,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#stats.failedPasses++;
     const first = this.#backoff.attempts === 0;
     const changed = this.#lastError?.message !== message;
-    const delay = this.#backoff.next();
+    // an rsync missing or too old on either end: no pass can succeed until someone installs one, so none is tried;
+    // the standby is checked again at the slowest retry pace (installing rsync there resumes sync, no restart needed)
+    const cannot = err instanceof StandbyError && (err.code === 'STANDBY_ERR_RSYNC_UNSUPPORTED' || err.code === 'STANDBY_ERR_MISSING_BINARY');
+    const delay = cannot ? (this.#backoff.next(), this.#config.sync.retryMaxMs) : this.#backoff.next();
     if (first || changed) {
       // once per change of state, not per attempt
-      this.#log.error({ err: message, pending: this.#changes.outstandingCount, retryInMs: delay }, first ? 'sync failing: keeping every change and retrying with backoff' : 'sync still failing, for another reason');
+      if (cannot) this.#log.fatal({ err: message, pending: this.#changes.outstandingCount, checkAgainInMs: delay }, `sync cannot run: ${message}`);
+      else this.#log.error({ err: message, pending: this.#changes.outstandingCount, retryInMs: delay }, first ? 'sync failing: keeping every change and retrying with backoff' : 'sync still failing, for another reason');
     }
     this.#lastError = { message, at: performance.now() };
     // Fenced by the standby itself (the proxy's word may not reach this host): stop pushing, no retry.
@@ -422,7 +430,6 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#phase = refused ? 'idle' : 'retrying';
     this.emit('pass', { full: batch.full, ok: false, durationMs: performance.now() - started, watermark: this.#changes.watermark, filesSent: 0, bytesSent: 0, error: message });
     if (refused) return;
-    if (err instanceof StandbyError && err.code === 'STANDBY_ERR_MISSING_BINARY') this.#log.fatal({ err: message }, 'cannot sync without rsync');
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#kick();
@@ -464,7 +471,6 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const args = [
       '-a',
       '--delay-updates', // files land at the end of the pass, never half-written in place
-      '--mkpath',
       `--timeout=${s.ioTimeoutS}`,
       '--stats',
       '-e', rsyncShell(this.#config.standby, this.#master.running ? this.#master.path : undefined),
@@ -502,11 +508,41 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    */
   async #flush(root: SyncRoot): Promise<void> {
     const control = this.#master.running ? this.#master.path : undefined;
-    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epoch === undefined ? {} : { [EPOCH_VAR]: String(this.#epoch) });
+    const { code, stderr } = await runRemote(this.#config.standby, control, ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epochEnv());
     if (FENCED_BY_STANDBY.test(stderr)) throw this.#refusedError(stderr);
     if (code !== 0) {
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `flushing ${root.remote} to disk on the standby failed (${code === null ? 'timed out' : `exit ${code}`})${stderr ? `: ${stderr}` : ''}`, { code });
     }
+  }
+
+  /**
+   * Before each full reconcile (at start, after failures, periodically: the
+   * standby may have been replaced): both ends run an rsync sync works with, and every
+   * root's folder exists there. Folders are made with `mkdir -p` because
+   * receivers before rsync 3.2.3 lack --mkpath; the standby's receiver checks
+   * it like a write (inside a root, epoch, lock).
+   */
+  async #prepareStandby(): Promise<void> {
+    const target = this.#config.standby;
+    const control = this.#master.running ? this.#master.path : undefined;
+    const env = this.#epochEnv();
+    const timeoutMs = this.#config.sync.ioTimeoutS * 1000;
+    const [here, standby] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env)]);
+    const known = this.#rsyncVersions;
+    if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
+    this.#rsyncVersions = { here: here.version, standby: standby.version };
+    const made = await runRemote(target, control, ['mkdir', '-p', ...this.roots.map((r) => r.remote)], timeoutMs, env);
+    if (FENCED_BY_STANDBY.test(made.stderr)) throw this.#refusedError(made.stderr);
+    if (made.code !== 0) {
+      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `creating the sync folders on the standby failed (${made.code === null ? 'timed out' : `exit ${made.code}`})${made.stderr ? `: ${made.stderr}` : ''}`, { code: made.code });
+    }
+  }
+
+  #rsyncVersions: { here?: string; standby?: string } = {};
+
+  /** how a remote command names this writer's epoch to the standby's receiver (a plain sshd's shell takes it too) */
+  #epochEnv(): Record<string, string> {
+    return this.#epoch === undefined ? {} : { [EPOCH_VAR]: String(this.#epoch) };
   }
 
   #refusedError(stderr: string): StandbyError {
@@ -547,47 +583,65 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const results: RsyncResult[] = [];
     for (const [i, root] of this.roots.entries()) {
       const mine = send.filter((c) => c.root === i);
-      const deleting = mine.filter((c) => isDeletion(c.kind));
-      let plan = planPass(mine);
-      if (plan.entries === 0) continue;
-      const args = this.#incrementalArgs(root);
-      if (!this.#deletesConfirmed && deleting.some((c) => c.kind === 'unlinkDir')) {
+      const plan = planPass(mine);
+      if (plan.entries === 0 && plan.deletions === 0) continue;
+      // what is new or changed lands first, then what is gone goes: a rename never leaves the standby with neither name
+      if (plan.entries > 0) results.push(this.#check(await this.#runRsync(this.#transferArgs(root), plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
+      let deleting = plan.deletions > 0;
+      const deleted = mine.filter((c) => isDeletion(c.kind));
+      if (deleting && !this.#deletesConfirmed && deleted.some((c) => c.kind === 'unlinkDir')) {
         // A folder's deletion takes all it held, which the watcher did not count:
-        // rsync counts it first, in a dry run of the deletions alone.
-        const dry = await this.#runRsync([...args, '--dry-run'], planPass(deleting).list);
-        this.#check(dry, `counting the deletions in ${root.local}`);
+        // rsync counts it first, in a dry run of the same deletions.
+        const dry = this.#check(await this.#runRsync([...this.#deletionArgs(root), '--dry-run'], plan.deletionRules), `counting the deletions in ${root.local}`);
         const count = dry.stats.filesDeleted;
-        const before = this.#treeEntries + deleting.length; // the watcher took one entry off per deleted path
+        const before = this.#treeEntries + deleted.length; // the watcher took one entry off per deleted path
         if (this.#guardTrips(count, before)) {
-          held = [...held, ...deleting];
+          held = [...held, ...deleted];
           this.#hold(count, `${count} of about ${before} files deleted in ${root.local} (folders among them)`);
-          plan = planPass(mine.filter((c) => !isDeletion(c.kind)));
+          deleting = false;
         } else {
-          this.#treeEntries -= count - deleting.length;
+          this.#treeEntries -= count - deleted.length;
         }
       }
-      if (plan.entries > 0) results.push(this.#check(await this.#runRsync(args, plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
+      if (deleting) results.push(this.#check(await this.#runRsync(this.#deletionArgs(root), plan.deletionRules), `deleting ${plan.deletions} paths in ${root.local}`));
       await this.#flush(root);
     }
     return { results, held };
   }
 
-  #incrementalArgs(root: SyncRoot): string[] {
+  #transferArgs(root: SyncRoot): string[] {
     return [
       ...this.#baseArgs(),
       '-r', // listed folders that are new are sent whole
       '--files-from=-',
       '--from0',
-      '--delete-missing-args', // a listed path that is gone is deleted on the standby
+      '--ignore-missing-args', // a listed path deleted since it was seen: its deletion event follows (a push never sends this flag to the receiver)
       '--force',
-      '--delete', // and a new folder sent whole mirrors exactly
+      '--delete', // a new folder sent whole mirrors exactly
       '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
       asDir(root.local),
       remoteDir(this.#config.standby, root.remote),
     ];
   }
 
+  /** Deletes what the filter rules on stdin name (pass-plan.ts) and sends nothing: --existing with --ignore-existing transfers no file. */
+  #deletionArgs(root: SyncRoot): string[] {
+    return [
+      ...this.#baseArgs(), // the user's excludes come first, so what they exclude stays protected
+      '--delete',
+      '--force',
+      '--existing',
+      '--ignore-existing',
+      '--from0',
+      '--include-from=-',
+      '--exclude=*',
+      asDir(root.local),
+      remoteDir(this.#config.standby, root.remote),
+    ];
+  }
+
   async #fullPass(batch: Batch): Promise<{ results: RsyncResult[]; held: Change[] }> {
+    await this.#prepareStandby();
     const results: RsyncResult[] = [];
     let entries = 0;
     let heldHere = 0;

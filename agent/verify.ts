@@ -4,6 +4,7 @@
 import { excludesOf, syncRoots, type AgentConfig } from './config.ts';
 import { excludeArgs } from './exclude.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
+import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
 import { StandbyError } from '../errors.ts';
 
@@ -36,6 +37,8 @@ export function classifyItem(line: string, root: string): Difference | undefined
 }
 
 export async function verify(config: AgentConfig): Promise<Difference[]> {
+  // an rsync too old on either end is named, not taken for a difference
+  await Promise.all([localRsyncVersion(), standbyRsyncVersion(config.standby, undefined, config.sync.ioTimeoutS * 1000)]);
   const excludes = excludesOf(config);
   const out: Difference[] = [];
   for (const root of syncRoots(config)) {

@@ -35,6 +35,7 @@ export const statusCommand: CommandModule<object, Args> = {
         `watermark   ${s.watermark} of ${s.lastSeq} changes acknowledged`,
         `sent        ${s.filesSent} files, ${s.bytesSent} bytes in ${s.passes} passes (${s.fullPasses} full, ${s.failedPasses} failed)`,
         `pass time   last ${s.passDurationMs.last ?? '-'} ms, p50 ${s.passDurationMs.p50?.toFixed(0) ?? '-'} ms, p95 ${s.passDurationMs.p95?.toFixed(0) ?? '-'} ms`,
+        `rsync       ${s.rsync.here ?? '?'} here, ${s.rsync.standby ?? '?'} on the standby${s.rsync.standby === null ? ' (not checked yet)' : ''}`,
       ];
       if (s.lastError) lines.push(`last error  ${s.lastError.message} (${(s.lastError.ageMs / 1000).toFixed(0)} s ago)`);
       if (s.held) lines.push(`HELD        ${s.held.deletions} deletions: ${s.held.reason}; apply with: standby sync --confirm-deletes`);

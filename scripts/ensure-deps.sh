@@ -16,18 +16,21 @@ if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want"
   echo "$want" > "$stamp"
 fi
 
-# Debian packages: command -> package.
+# Debian packages: command (or a file, when it starts with /) -> package.
 need="rsync:rsync ssh:openssh-client sshd:openssh-server"
 case "$purpose" in
-  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base" ;;
+  # gcc, make, autoconf and automake build the rsync versions of the test matrix
+  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base gcc:gcc make:make autoconf:autoconf aclocal:automake /usr/include/stdio.h:libc6-dev" ;;
   bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;
 esac
 missing=""
 for pair in $need; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-    case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
-  fi
+  case "$cmd" in
+    /*) [ -e "$cmd" ] && continue ;;
+    *) { command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ]; } && continue ;;
+  esac
+  case " $missing " in *" $pkg "*) ;; *) missing="$missing $pkg" ;; esac
 done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -39,4 +42,9 @@ if [ -n "$missing" ]; then
     echo "  install them with: sudo apt-get install$missing" >&2
     exit 1
   fi
+fi
+
+# The test matrix's rsync versions, built once into a cache outside the repository.
+if [ "$purpose" = test ]; then
+  sh scripts/build-rsync-versions.sh
 fi

@@ -1,4 +1,5 @@
-// planPass: which paths one incremental pass hands to rsync (--files-from=- --from0).
+// planPass: which paths one incremental pass hands to rsync: the transfer's
+// list (--files-from=- --from0) and the deletions' filter rules (--include-from=- --from0).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Change, ChangeKind } from '../../agent/change-set.ts';
@@ -18,7 +19,7 @@ function entriesOf(list: Buffer): string[] {
 }
 
 describe('planPass', () => {
-  const cases: { name: string; changes: Change[]; want: string[]; deletions: number }[] = [
+  const cases: { name: string; changes: Change[]; want: string[]; deletions: number; rules?: string[] }[] = [
     { name: 'nothing to send is an empty list', changes: [], want: [], deletions: 0 },
     { name: 'changed files are listed as they are', changes: [ch('change', 'b.txt'), ch('add', 'a.txt')], want: ['a.txt', 'b.txt'], deletions: 0 },
     {
@@ -40,10 +41,25 @@ describe('planPass', () => {
       deletions: 0,
     },
     {
-      name: 'deletions are listed and counted',
+      name: 'deletions become rules, not list entries; a path in a deleted folder goes with the folder',
       changes: [ch('unlink', 'gone.txt'), ch('unlinkDir', 'olddir'), ch('unlink', 'olddir/f'), ch('add', 'new.txt')],
-      want: ['gone.txt', 'new.txt', 'olddir', 'olddir/f'],
+      want: ['new.txt'],
+      deletions: 2,
+      rules: ['/gone.txt', '/gone.txt/***', '/olddir', '/olddir/***'],
+    },
+    {
+      name: 'a deletion deep down includes each parent folder once, so rsync descends to it',
+      changes: [ch('unlink', 'a/b/c.txt'), ch('unlink', 'a/b/d.txt'), ch('unlink', 'a/e')],
+      want: [],
       deletions: 3,
+      rules: ['/a/', '/a/b/', '/a/b/c.txt', '/a/b/c.txt/***', '/a/b/d.txt', '/a/b/d.txt/***', '/a/e', '/a/e/***'],
+    },
+    {
+      name: "names rsync would read as wildcards, rule prefixes or comments match only themselves",
+      changes: [ch('unlink', 'st*r'), ch('unlink', 'q?/[x]'), ch('unlink', 'back\\slash'), ch('unlink', '+ plus'), ch('unlink', '- minus'), ch('unlink', '#hash'), ch('unlink', '!')],
+      want: [],
+      deletions: 7,
+      rules: ['/!', '/!/***', '/#hash', '/#hash/***', '/+ plus', '/+ plus/***', '/- minus', '/- minus/***', '/back\\slash', '/back\\\\slash/***', '/q\\?/', '/q\\?/\\[x]', '/q\\?/\\[x]/***', '/st\\*r', '/st\\*r/***'],
     },
     {
       name: 'a deletion inside a new folder is covered by the folder (not counted)',
@@ -54,8 +70,9 @@ describe('planPass', () => {
     {
       name: 'a folder renamed: the old one deleted, the new one sent whole',
       changes: [ch('unlinkDir', 'before'), ch('unlink', 'before/f'), ch('addDir', 'after'), ch('add', 'after/f')],
-      want: ['after', 'before', 'before/f'],
-      deletions: 2,
+      want: ['after'],
+      deletions: 1,
+      rules: ['/before', '/before/***'],
     },
     {
       name: 'names with spaces, newlines and unicode survive intact',
@@ -76,6 +93,7 @@ describe('planPass', () => {
       assert.deepEqual(entriesOf(plan.list), c.want);
       assert.equal(plan.entries, c.want.length);
       assert.equal(plan.deletions, c.deletions);
+      assert.deepEqual(entriesOf(plan.deletionRules), c.rules ?? []);
     });
   }
 

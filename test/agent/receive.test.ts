@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,27 +18,11 @@ import type { StandbyTarget } from '../../agent/config.ts';
 import { StandbyError } from '../../errors.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { run, type Run } from '../installer/run.ts';
 
-/** Every entry under a folder: path -> content hash, 'dir' or the link target. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(join(dir, rel))) {
-      const p = join(rel, name);
-      const st = lstatSync(join(dir, p));
-      if (st.isDirectory()) {
-        out[p] = 'dir';
-        walk(p);
-      } else if (st.isSymbolicLink()) out[p] = `-> ${readlinkSync(join(dir, p))}`;
-      else out[p] = createHash('sha256').update(readFileSync(join(dir, p))).digest('hex');
-    }
-  };
-  if (existsSync(dir)) walk('');
-  return out;
-}
 
 /** rsync is writing `name` into `dir`: its temporary file (.name.XXXXXX) or, whole, in --delay-updates' holding folder, and not yet in place */
 function inFlight(dir: string, name: string): boolean {
@@ -53,7 +37,7 @@ function sha(file: string): string {
 describe('splitting SSH_ORIGINAL_COMMAND like a shell, without one', () => {
   // the shapes rsync 3.x and the agent were seen to send (captured from real runs)
   const cases: { name: string; command: string; words?: string[]; error?: RegExp }[] = [
-    { name: 'an incremental pass with an epoch', command: 'STANDBY_EPOCH=5 rsync --server -logDtprIRe.iLsfxCIvu --timeout=30 --delete --force --stats --delete-missing-args --delay-updates --mkpath . /ws/', words: ['STANDBY_EPOCH=5', 'rsync', '--server', '-logDtprIRe.iLsfxCIvu', '--timeout=30', '--delete', '--force', '--stats', '--delete-missing-args', '--delay-updates', '--mkpath', '.', '/ws/'] },
+    { name: 'an incremental pass with an epoch', command: 'STANDBY_EPOCH=5 rsync --server -logDtprIRe.iLsfxCIvu --timeout=30 --delete --force --stats --delay-updates . /ws/', words: ['STANDBY_EPOCH=5', 'rsync', '--server', '-logDtprIRe.iLsfxCIvu', '--timeout=30', '--delete', '--force', '--stats', '--delay-updates', '.', '/ws/'] },
     { name: "rsync's backslash escapes", command: "rsync --server -logDtpre.iLsfxCIvu . /tmp/d\\'q\\\"\\$x\\\\y\\ z/", words: ['rsync', '--server', '-logDtpre.iLsfxCIvu', '.', '/tmp/d\'q"$x\\y z/'] },
     { name: 'an escaped tab', command: 'rsync . /a\\\tb/', words: ['rsync', '.', '/a\tb/'] },
     { name: 'escaped shell characters', command: 'rsync . /a\\;b\\|c\\&d\\(e\\)\\<f\\>\\`g\\`\\#h\\!\\{\\}/', words: ['rsync', '.', '/a;b|c&d(e)<f>`g`#h!{}/'] },
@@ -93,24 +77,28 @@ describe('what a writer may ask the receiver for', () => {
 
   const R = '-logDtpre.iLsfxCIvu';
   const ok: { name: string; command: (t: string) => string; kind: string; epoch: number; target: (t: string) => string }[] = [
-    { name: 'a full pass, no epoch (epoch 0)', command: (t) => `rsync --server ${R} --timeout=30 --max-delete=-1 --delete-delay --stats --delay-updates --mkpath . ${t}/ws/`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/` },
-    { name: 'an incremental pass with an epoch', command: (t) => `STANDBY_EPOCH=5 rsync --server -logDtprIRe.iLsfxCIvu --timeout=30 --delete --force --stats --delete-missing-args --delay-updates --mkpath . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
-    { name: 'the deletion count dry run', command: (t) => `STANDBY_EPOCH=5 rsync --server -nlogDtprIRe.iLsfxCIvu --timeout=30 --delete --force --stats --delete-missing-args --delay-updates --mkpath . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
+    // the shapes the agent's passes send (captured from rsync 3.1.3, Debian 12's 3.2.7 and 3.5.0: 3.1.3 sends fewer capability letters)
+    { name: 'a full pass, no epoch (epoch 0)', command: (t) => `rsync --server ${R} --timeout=30 --max-delete=-1 --delete-delay --stats --delay-updates . ${t}/ws/`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/` },
+    { name: 'an incremental transfer with an epoch', command: (t) => `STANDBY_EPOCH=5 rsync --server -logDtprIRe.iLsfxCIvu --timeout=30 --delete --force --stats --delay-updates . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
+    { name: 'the deletions of a pass (filter rules travel in the protocol)', command: (t) => `STANDBY_EPOCH=5 rsync --server -logDtpre.iLsfxC --timeout=30 --delete --force --stats --delay-updates --ignore-existing --existing . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
+    { name: 'the deletion count dry run', command: (t) => `STANDBY_EPOCH=5 rsync --server -nlogDtpre.iLsfxCIvu --timeout=30 --delete --force --stats --delay-updates --ignore-existing --existing . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
     { name: "verify's checksum dry run", command: (t) => `STANDBY_EPOCH=5 rsync --server -nlogDtprce.iLsfxCIvu --log-format=%i --delete . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
     { name: 'a subfolder, rsync-escaped', command: (t) => `STANDBY_EPOCH=2 /usr/bin/rsync --server ${R} --bwlimit=100 . ${t}/ws/sub/new\\ dir/`, kind: 'rsync', epoch: 2, target: (t) => `${t}/ws/sub/new dir/` },
     { name: 'a second root, .. inside it', command: (t) => `rsync --server ${R} . ${t}/extra/a/../b`, kind: 'rsync', epoch: 0, target: (t) => `${t}/extra/b` },
     { name: 'a path relative to the home folder', command: () => `rsync --server ${R} . sub/`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub/` },
     { name: 'a ~ path', command: () => `rsync --server ${R} . ~/sub`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub` },
     { name: "the agent's flush", command: (t) => `STANDBY_EPOCH=7 sync -f '${t}/ws'`, kind: 'sync', epoch: 7, target: (t) => `${t}/ws` },
+    { name: "the agent's folders (rsync before 3.2.3 has no --mkpath)", command: (t) => `STANDBY_EPOCH=7 mkdir -p '${t}/ws/new/deep' '${t}/extra'`, kind: 'mkdir', epoch: 7, target: (t) => `${t}/ws/new/deep ${t}/extra` },
   ];
   for (const c of ok) {
     test(`accepted: ${c.name}`, () => {
       const r = parseRequest(c.command(top), { ...policy, cwd: join(top, 'ws') });
       assert.equal(r.kind, c.kind);
-      assert.ok(r.kind === 'rsync' || r.kind === 'sync');
+      assert.ok(r.kind === 'rsync' || r.kind === 'sync' || r.kind === 'mkdir');
       assert.equal(r.epoch, c.epoch);
       assert.equal(r.target, c.target(top));
-      assert.equal(r.args[r.args.length - 1], c.target(top), 'the checked path is the one rsync gets');
+      const given = r.kind === 'mkdir' ? r.args.slice(r.args.indexOf('--') + 1).join(' ') : r.args[r.args.length - 1];
+      assert.equal(given, c.target(top), 'the checked paths are the ones the program gets');
     });
   }
 
@@ -137,6 +125,13 @@ describe('what a writer may ask the receiver for', () => {
     { name: 'a bad epoch', command: (t) => `STANDBY_EPOCH=-1 rsync --server ${R} . ${t}/ws/`, reason: /whole number/ },
     { name: 'sync outside the roots', command: () => 'sync -f /', reason: /outside the sync roots/ },
     { name: 'sync of everything', command: () => 'sync', reason: /only "sync -f/ },
+    { name: 'mkdir outside the roots', command: (t) => `mkdir -p ${t}/ws/ok ${t}/other/x`, reason: /outside the sync roots/ },
+    { name: 'mkdir through a symlink out of the root', command: (t) => `mkdir -p ${t}/ws/escape/x`, reason: /outside the sync roots/ },
+    { name: 'mkdir without -p', command: (t) => `mkdir ${t}/ws/x`, reason: /only "mkdir -p/ },
+    { name: 'mkdir with another option', command: (t) => `mkdir -p -m 777 ${t}/ws/x`, reason: /not options/ },
+    { name: 'rsync --version with more', command: () => 'rsync --version --help', reason: /only rsync --server/ },
+    { name: 'mkdir -p outside with the right epoch', command: (t) => `STANDBY_EPOCH=3 mkdir -p ${t}/other`, reason: /outside the sync roots/ },
+    { name: 'rsync --delete-missing-args (hardened receivers reject its entries; the agent no longer sends it)', command: (t) => `rsync --server ${R} --delete-missing-args . ${t}/ws/`, reason: /--delete-missing-args is not accepted/ },
     { name: 'a fence with a writer key', command: () => 'standby receive --fence 99', reason: /fencing is not allowed with this key/ },
     { name: 'a shell command list', command: (t) => `rsync --server ${R} . ${t}/ws/; touch /x`, reason: /";"/ },
   ];
@@ -151,6 +146,11 @@ describe('what a writer may ask the receiver for', () => {
       });
     });
   }
+
+  test('rsync --version is a request of its own: it names no target and needs no epoch', () => {
+    assert.deepEqual(parseRequest('rsync --version', policy), { kind: 'version' });
+    assert.deepEqual(parseRequest('STANDBY_EPOCH=4 /usr/bin/rsync --version', policy), { kind: 'version' });
+  });
 
   test('a fence request is read only with --allow-fence, and only for its own state folder', () => {
     const p = { ...policy, allowFence: true };
@@ -277,16 +277,18 @@ describe('the receiver as the forced command of a real sshd', () => {
     writeFileSync(join(src, 'a.txt'), 'written by the old primary\n');
     const before = snapshot(root);
 
-    const stale = await rsyncTo(old, ['-a', '--delay-updates', '--mkpath', `${src}/`, dest(`${root}/`)]);
+    const stale = await rsyncTo(old, ['-a', '--delay-updates', `${src}/`, dest(`${root}/`)]);
     assert.notEqual(stale.code, 0);
     assert.match(stale.stderr, new RegExp(`this writer's epoch ${old} is older than the standby's epoch ${epoch}.*Nothing was written.*\\[STANDBY_ERR_EPOCH_STALE\\]`));
     const noEpoch = await rsyncTo(undefined, ['-a', `${src}/`, dest(`${root}/`)]);
     assert.match(noEpoch.stderr, /epoch 0 is older/, 'a writer without an epoch is epoch 0');
     const flush = await ssh([`STANDBY_EPOCH=${old}`, 'sync', '-f', root]);
     assert.equal(flush.code, 79, 'the flush of the old epoch is refused with the stale-epoch exit code');
+    const made = await ssh([`STANDBY_EPOCH=${old}`, 'mkdir', '-p', `${root}/made/by/old`]);
+    assert.equal(made.code, 79, "the old epoch's mkdir is refused too");
     assert.deepEqual(snapshot(root), before, 'nothing changed on the standby');
 
-    const fresh = await rsyncTo(epoch, ['-a', '--delay-updates', '--mkpath', `${src}/`, dest(`${root}/new/`)]);
+    const fresh = await rsyncTo(epoch, ['-a', '--delay-updates', `${src}/`, dest(`${root}/new/`)]);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.equal(readFileSync(join(root, 'new/a.txt'), 'utf8'), 'written by the old primary\n');
     const newer = await rsyncTo(epoch + 5, ['-a', `${src}/`, dest(`${root}/newer/`)]);
@@ -295,6 +297,12 @@ describe('the receiver as the forced command of a real sshd', () => {
     const target: StandbyTarget = { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, path: root, sshOptions: sshd.sshOptions };
     const agentFlush = await runRemote(target, undefined, [`STANDBY_EPOCH=${epoch}`, 'sync', '-f', root], 10_000);
     assert.equal(agentFlush.code, 0, `the agent's own flush (runRemote's quoting): ${agentFlush.stderr}`);
+    const agentMkdir = await runRemote(target, undefined, ['mkdir', '-p', `${root}/made/by new`, `${root}/made/too`], 10_000, { STANDBY_EPOCH: String(epoch) });
+    assert.equal(agentMkdir.code, 0, agentMkdir.stderr);
+    assert.ok(statSync(join(root, 'made/by new')).isDirectory() && statSync(join(root, 'made/too')).isDirectory(), 'mkdir -p made every folder asked for');
+    const version = await runRemote(target, undefined, ['rsync', '--version'], 10_000);
+    assert.equal(version.code, 0, version.stderr);
+    assert.match(version.stdout, /^rsync\s+version \S+\s+protocol version \d+/, 'the receiver answers with the rsync writers get');
   });
 
   test('the fence waits for an in-flight transfer of the old epoch, which lands whole before it returns', async () => {
@@ -302,7 +310,7 @@ describe('the receiver as the forced command of a real sshd', () => {
     const big = join(src, 'slow/big.bin');
     mkdirSync(dirname(big), { recursive: true });
     writeFileSync(big, randomBytes(1 << 20));
-    const transfer = rsyncTo(epoch, ['-a', '--delay-updates', '--mkpath', '--bwlimit=1000', `${src}/slow/`, dest(`${root}/slow/`)]);
+    const transfer = rsyncTo(epoch, ['-a', '--delay-updates', '--bwlimit=1000', `${src}/slow/`, dest(`${root}/slow/`)]);
     await waitFor('the transfer in flight', () => inFlight(join(root, 'slow'), 'big.bin'), { timeoutMs: 10_000, everyMs: 5 });
     const f = await fence(epoch + 1);
     assert.equal(f.code, 0, f.stderr);
@@ -319,7 +327,7 @@ describe('the receiver as the forced command of a real sshd', () => {
     const big = join(src, 'slower/big.bin');
     mkdirSync(dirname(big), { recursive: true });
     writeFileSync(big, randomBytes(2 << 20));
-    const transfer = rsyncTo(epoch, ['-a', '--delay-updates', '--mkpath', '--bwlimit=200', `${src}/slower/`, dest(`${root}/slower/`)]);
+    const transfer = rsyncTo(epoch, ['-a', '--delay-updates', '--bwlimit=200', `${src}/slower/`, dest(`${root}/slower/`)]);
     await waitFor('the transfer in flight', () => inFlight(join(root, 'slower'), 'big.bin'), { timeoutMs: 10_000, everyMs: 5 });
     const started = performance.now();
     const f = await fence(epoch + 1, 300);
