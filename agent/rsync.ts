@@ -26,6 +26,10 @@ export interface RsyncResult {
   items: string[];
   /** source paths (as rsync names them: absolute) that vanished during the pass (exit 24): not sent */
   vanished: string[];
+  /** listed source paths (--files-from) that were gone when rsync looked (link_stat ENOENT, exit 23): not sent */
+  missing: string[];
+  /** stderr held a line other than vanished or missing files and rsync's summary of them: a real error */
+  otherErrors: boolean;
   durationMs: number;
 }
 
@@ -84,6 +88,20 @@ export function describeExit(code: number | null, signal: NodeJS.Signals | null)
   }
 }
 
+/** rsync's closing lines for vanished or missing source files (their own lines say which) */
+const SUMMARY = /^rsync (?:error|warning): some files(?:\/attrs were not transferred| vanished before they could be transferred)/;
+
+/** A name as rsync prints it in a message (non-printable and, under LC_ALL=C, non-ASCII bytes as \#ooo), back to the name. */
+export function unescapeName(printed: string): string {
+  if (!printed.includes('\\#')) return printed;
+  return Buffer.from(printed.replace(/\\#([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), 'latin1').toString('utf8');
+}
+
+/** A pass whose only trouble was listed files gone by the time rsync looked: it sent everything else. */
+export function onlyMissing(result: RsyncResult): boolean {
+  return result.code === 23 && result.missing.length > 0 && !result.otherErrors;
+}
+
 export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean } = {}): RsyncRun {
   const started = performance.now();
   const child = spawn('rsync', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
@@ -92,6 +110,8 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     let stderr = '';
     const items: string[] = [];
     const vanished: string[] = [];
+    const missing: string[] = [];
+    let otherErrors = false;
     let partial = '';
     let errPartial = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -110,8 +130,11 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
       const lines = (errPartial + text).split('\n');
       errPartial = lines.pop() ?? '';
       for (const line of lines) {
-        const m = /^file has vanished: "(.*)"$/.exec(line);
-        if (m?.[1]) vanished.push(m[1]);
+        const gone = /^(?:rsync: (?:\[sender\] )?)?file has vanished: "(.*)"$/.exec(line);
+        const notThere = /^rsync: (?:\[sender\] )?link_stat "(.*)" failed: No such file or directory \(2\)$/.exec(line);
+        if (gone?.[1]) vanished.push(unescapeName(gone[1]));
+        else if (notThere?.[1]) missing.push(unescapeName(notThere[1]));
+        else if (line.trim() !== '' && !SUMMARY.test(line)) otherErrors = true;
       }
       stderr = (stderr + text).slice(-8192);
     });
@@ -128,6 +151,8 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
         stderr: stderr.trim(),
         items,
         vanished,
+        missing,
+        otherErrors,
         durationMs: performance.now() - started,
       });
     });

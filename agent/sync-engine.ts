@@ -13,7 +13,7 @@ import { PassLiveness } from './liveness.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { planPass } from './pass-plan.ts';
 import { EPOCH_VAR } from './receive-request.ts';
-import { asDir, describeExit, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
+import { asDir, describeExit, onlyMissing, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
 import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
@@ -442,17 +442,28 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     return prev === 0 ? latest : 0.7 * prev + 0.3 * latest;
   }
 
-  /** Changes whose file vanished while rsync sent the pass: not on the standby, so not acknowledged (a later event covers the path). */
+  /**
+   * Changes rsync did not send: the file vanished while it sent the pass, or a
+   * listed path was gone when it looked (deleted after the batch was taken).
+   * They are not on the standby, so they are not acknowledged: they go back to
+   * pending, where the deletion's own event (or a re-creation's) joins them.
+   * A missing path rsync printed in a way that does not map back to a change
+   * puts every transfer of its root back (sending again is harmless).
+   */
   #vanished(batch: Batch, results: RsyncResult[]): Change[] {
     const gone = new Set<string>();
+    const unmapped = new Set<number>();
     for (const r of results) {
-      for (const abs of r.vanished) {
+      for (const [abs, listed] of [...r.vanished.map((p) => [p, false] as const), ...r.missing.map((p) => [p, true] as const)]) {
         const root = this.roots.findIndex((x) => abs.startsWith(asDir(x.local)));
-        if (root >= 0) gone.add(`${root}\0${abs.slice(asDir(this.roots[root]!.local).length)}`);
+        if (root < 0) continue;
+        const key = `${root}\0${abs.slice(asDir(this.roots[root]!.local).length)}`;
+        gone.add(key);
+        if (listed && !batch.changes.some((c) => `${c.root}\0${c.path}` === key)) unmapped.add(root);
       }
     }
     if (gone.size === 0) return [];
-    return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`));
+    return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`) || (unmapped.has(c.root) && !isDeletion(c.kind)));
   }
 
   #scheduleNextFull(): void {
@@ -586,7 +597,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       const plan = planPass(mine);
       if (plan.entries === 0 && plan.deletions === 0) continue;
       // what is new or changed lands first, then what is gone goes: a rename never leaves the standby with neither name
-      if (plan.entries > 0) results.push(this.#check(await this.#runRsync(this.#transferArgs(root), plan.list), `incremental pass of ${plan.entries} paths in ${root.local}`));
+      if (plan.entries > 0) {
+        const sent = await this.#runRsync(this.#transferArgs(root), plan.list);
+        // listed paths deleted since they were seen: everything else was sent; they go back to pending (#vanished)
+        results.push(onlyMissing(sent) ? sent : this.#check(sent, `incremental pass of ${plan.entries} paths in ${root.local}`));
+      }
       let deleting = plan.deletions > 0;
       const deleted = mine.filter((c) => isDeletion(c.kind));
       if (deleting && !this.#deletesConfirmed && deleted.some((c) => c.kind === 'unlinkDir')) {
@@ -615,7 +630,6 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       '-r', // listed folders that are new are sent whole
       '--files-from=-',
       '--from0',
-      '--ignore-missing-args', // a listed path deleted since it was seen: its deletion event follows (a push never sends this flag to the receiver)
       '--force',
       '--delete', // a new folder sent whole mirrors exactly
       '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
@@ -624,14 +638,18 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     ];
   }
 
-  /** Deletes what the filter rules on stdin name (pass-plan.ts) and sends nothing: --existing with --ignore-existing transfers no file. */
+  /**
+   * Deletes what the filter rules on stdin name (pass-plan.ts) and is gone here.
+   * A deleted path that is back by now is sent as it is (content compared), as
+   * the one-run pass with --delete-missing-args did: the standby never keeps a
+   * version older than the deletion it acknowledges.
+   */
   #deletionArgs(root: SyncRoot): string[] {
     return [
       ...this.#baseArgs(), // the user's excludes come first, so what they exclude stays protected
       '--delete',
       '--force',
-      '--existing',
-      '--ignore-existing',
+      '--ignore-times',
       '--from0',
       '--include-from=-',
       '--exclude=*',

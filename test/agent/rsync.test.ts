@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { describeExit, parseStats, RSYNC_MAX_DELETE, RSYNC_OK, runRsync } from '../../agent/rsync.ts';
+import { describeExit, onlyMissing, parseStats, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, unescapeName } from '../../agent/rsync.ts';
 
 let root = '';
 let src = '';
@@ -142,6 +142,29 @@ describe('runRsync on a local transfer', () => {
     const result = await runRsync(['-a', join(root, 'no-such-dir') + '/', freshDst('dst-missing') + '/']).result;
     assert.equal(result.code, 23);
     assert.match(result.stderr, /No such file or directory/);
+  });
+
+  test('listed paths deleted before rsync looked: everything else is sent, and the gone ones are named (odd names too)', async () => {
+    const dst = freshDst('dst-gone');
+    const list = Buffer.from(['f1', 'gone.txt', 'new\nline gone', 'ünï gone', 'f2', ''].join('\0'));
+    const result = await runRsync(['-a', '--stats', '--files-from=-', '--from0', `${src}/`, `${dst}/`], { stdin: list }).result;
+    assert.equal(result.code, 23);
+    assert.deepEqual(readdirSync(dst).sort(), ['f1', 'f2'], 'the rest was sent');
+    assert.deepEqual(result.missing.sort(), [join(src, 'gone.txt'), join(src, 'new\nline gone'), join(src, 'ünï gone')].sort(), 'rsync\'s escapes (\\#012, \\#303...) read back');
+    assert.equal(result.otherErrors, false);
+    assert.equal(onlyMissing(result), true);
+  });
+
+  test('a real error beside a gone path is not taken for only missing files', async () => {
+    const result = await runRsync(['-a', '--files-from=-', '--from0', `${src}/`, '/proc/1/no-such/'], { stdin: Buffer.from('f1\0gone.txt\0') }).result;
+    assert.notEqual(result.code, 0);
+    assert.equal(onlyMissing(result), false, result.stderr);
+  });
+
+  test('unescapeName reads rsync\'s \\#ooo bytes as UTF-8 and leaves other names alone', () => {
+    assert.equal(unescapeName('a\\#012b'), 'a\nb');
+    assert.equal(unescapeName('\\#303\\#274'), 'ü');
+    assert.equal(unescapeName('plain name'), 'plain name');
   });
 });
 

@@ -41,7 +41,7 @@ test('sshd killed mid-stream and back: every change is kept, retried, and lands;
     assert.equal(s.failingFor, 0, 'and recovered');
     // logged once per state change, not per attempt
     const failing = pair.logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('sync failing'));
-    assert.equal(failing.length, 1, `one "sync failing" line for ${s.failedPasses} failed passes`);
+    assert.equal(failing.length, 1, `one "sync failing" line for ${s.failedPasses} failed passes: ${JSON.stringify(pair.logs.filter((l) => /sync|pass|reachable/.test(String(l.msg))).map((l) => [l.msg, l.err ?? l.changes]))}`);
     assert.ok(pair.logs.some((l) => l.msg === 'standby reachable again; reconciling the whole tree'));
     assert.ok(acks.checks() > 5);
     assert.deepEqual(acks.violations, [], 'every acknowledged write is on the standby');
