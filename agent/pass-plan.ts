@@ -18,6 +18,10 @@ export interface PassPlan {
   list: Buffer;
   /** how many entries the list holds */
   entries: number;
+  /** the list's paths, sorted */
+  paths: string[];
+  /** the deleted paths the rules name, sorted */
+  deleted: string[];
   /** NUL-separated filter rules for rsync --include-from=- --from0 (then --exclude='*' --delete) */
   deletionRules: Buffer;
   /** deleted paths the rules name (a path under a deleted folder goes with the folder) */
@@ -44,24 +48,34 @@ export function literalPattern(path: string, wild = false): string {
 }
 
 /**
- * The filter rules that delete `paths` (relative to the root) on the standby:
- * each parent folder (`/a/`, so rsync descends there), the path itself (`/a/b`,
- * a file or a folder) and all under it (`/a/b/***`: a folder's contents would
- * otherwise be excluded, and an excluded file keeps its folder from deletion).
- * Rules are anchored at the root, which also keeps rsync from reading a name
- * that starts with "+ ", "- ", "!" or "#" as a rule prefix or a comment.
+ * The filter rules that delete `deleted` (paths relative to the root) on the
+ * standby: each parent folder (`/a/`, so rsync descends there), the path
+ * itself (`/a/b`, a file or a folder) and all under it (`/a/b/***`: a
+ * folder's contents would otherwise be excluded, and an excluded file keeps
+ * its folder from deletion). `gone` are listed paths the transfer found
+ * missing: only the path itself, so a file goes and a folder goes only when
+ * empty (a folder's content goes with its own deletion event, which the guard
+ * counts). Rules are anchored at the root, which also keeps rsync from reading
+ * a name that starts with "+ ", "- ", "!" or "#" as a rule prefix or a comment.
  */
-function deletionRules(paths: readonly string[]): Buffer {
+export function deletionRules(deleted: readonly string[], gone: readonly string[] = []): Buffer {
   const rules: string[] = [];
   const parents = new Set<string>();
-  for (const path of paths) {
+  const withParents = (path: string): void => {
     for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
       const parent = path.slice(0, i);
       if (parents.has(parent)) continue;
       parents.add(parent);
       rules.push(`/${literalPattern(parent)}/`);
     }
+  };
+  for (const path of deleted) {
+    withParents(path);
     rules.push(`/${literalPattern(path)}`, `/${literalPattern(path, true)}/***`);
+  }
+  for (const path of gone) {
+    withParents(path);
+    rules.push(`/${literalPattern(path)}`);
   }
   return rules.length === 0 ? Buffer.alloc(0) : Buffer.from(rules.join('\0') + '\0');
 }
@@ -78,12 +92,14 @@ export function planPass(changes: readonly Change[]): PassPlan {
   const deleted: string[] = [];
   for (const c of changes) {
     if (newDirs.size > 0 && hasAncestorIn(c.path, newDirs)) continue; // sent with its new folder
-    if (!isDeletion(c.kind)) paths.push(c.path);
-    else if (goneDirs.size === 0 || !hasAncestorIn(c.path, goneDirs)) deleted.push(c.path); // else deleted with its folder
+    // in a folder deleted since (a folder renamed away, say): goes with the folder
+    if (goneDirs.size > 0 && hasAncestorIn(c.path, goneDirs)) continue;
+    if (isDeletion(c.kind)) deleted.push(c.path);
+    else paths.push(c.path);
   }
   // rsync wants parents before children to create folders in order; sorting also groups siblings.
   paths.sort();
   deleted.sort();
   const list = paths.length === 0 ? Buffer.alloc(0) : Buffer.from(paths.join('\0') + '\0');
-  return { list, entries: paths.length, deletionRules: deletionRules(deleted), deletions: deleted.length };
+  return { list, entries: paths.length, paths, deleted, deletionRules: deletionRules(deleted), deletions: deleted.length };
 }

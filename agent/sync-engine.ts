@@ -11,7 +11,7 @@ import { ChangeSet, isDeletion, type Batch, type Change, type ChangeKind } from 
 import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from './config.ts';
 import { PassLiveness } from './liveness.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
-import { planPass } from './pass-plan.ts';
+import { deletionRules, planPass } from './pass-plan.ts';
 import { EPOCH_VAR } from './receive-request.ts';
 import { asDir, describeExit, onlyMissing, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
@@ -442,28 +442,25 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     return prev === 0 ? latest : 0.7 * prev + 0.3 * latest;
   }
 
-  /**
-   * Changes rsync did not send: the file vanished while it sent the pass, or a
-   * listed path was gone when it looked (deleted after the batch was taken).
-   * They are not on the standby, so they are not acknowledged: they go back to
-   * pending, where the deletion's own event (or a re-creation's) joins them.
-   * A missing path rsync printed in a way that does not map back to a change
-   * puts every transfer of its root back (sending again is harmless).
-   */
+  /** Changes whose file vanished while rsync sent the pass: not on the standby, so not acknowledged (a later event covers the path). */
   #vanished(batch: Batch, results: RsyncResult[]): Change[] {
     const gone = new Set<string>();
-    const unmapped = new Set<number>();
     for (const r of results) {
-      for (const [abs, listed] of [...r.vanished.map((p) => [p, false] as const), ...r.missing.map((p) => [p, true] as const)]) {
+      for (const abs of r.vanished) {
         const root = this.roots.findIndex((x) => abs.startsWith(asDir(x.local)));
-        if (root < 0) continue;
-        const key = `${root}\0${abs.slice(asDir(this.roots[root]!.local).length)}`;
-        gone.add(key);
-        if (listed && !batch.changes.some((c) => `${c.root}\0${c.path}` === key)) unmapped.add(root);
+        if (root >= 0) gone.add(`${root}\0${abs.slice(asDir(this.roots[root]!.local).length)}`);
       }
     }
     if (gone.size === 0) return [];
-    return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`) || (unmapped.has(c.root) && !isDeletion(c.kind)));
+    return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`));
+  }
+
+  /** The listed paths rsync found missing, relative to the root; every listed path when one does not map back (sending or deleting one more is harmless). */
+  #goneFrom(result: RsyncResult, root: SyncRoot, listed: readonly string[]): string[] {
+    const prefix = asDir(root.local);
+    const rel = result.missing.map((abs) => (abs.startsWith(prefix) ? abs.slice(prefix.length) : undefined));
+    const known = new Set(listed);
+    return rel.every((p) => p !== undefined && known.has(p)) ? (rel as string[]) : [...listed];
   }
 
   #scheduleNextFull(): void {
@@ -597,10 +594,13 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       const plan = planPass(mine);
       if (plan.entries === 0 && plan.deletions === 0) continue;
       // what is new or changed lands first, then what is gone goes: a rename never leaves the standby with neither name
+      let gone: string[] = [];
       if (plan.entries > 0) {
         const sent = await this.#runRsync(this.#transferArgs(root), plan.list);
-        // listed paths deleted since they were seen: everything else was sent; they go back to pending (#vanished)
-        results.push(onlyMissing(sent) ? sent : this.#check(sent, `incremental pass of ${plan.entries} paths in ${root.local}`));
+        // listed paths deleted since they were seen: rsync sent everything else, and the deletion run below
+        // takes them (gone for good: deleted on the standby; back by then: sent as they are)
+        if (onlyMissing(sent)) gone = this.#goneFrom(sent, root, plan.paths);
+        results.push(gone.length > 0 ? sent : this.#check(sent, `incremental pass of ${plan.entries} paths in ${root.local}`));
       }
       let deleting = plan.deletions > 0;
       const deleted = mine.filter((c) => isDeletion(c.kind));
@@ -618,7 +618,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           this.#treeEntries -= count - deleted.length;
         }
       }
-      if (deleting) results.push(this.#check(await this.#runRsync(this.#deletionArgs(root), plan.deletionRules), `deleting ${plan.deletions} paths in ${root.local}`));
+      if (deleting || gone.length > 0) {
+        const rules = gone.length > 0 ? deletionRules(deleting ? plan.deleted : [], gone) : plan.deletionRules;
+        results.push(this.#check(await this.#runRsync(this.#deletionArgs(root), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`));
+      }
       await this.#flush(root);
     }
     return { results, held };

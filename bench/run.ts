@@ -45,7 +45,7 @@ rsync of every system.
 
 Knobs for a partial run (the section is still rewritten, so rerun the whole case
 before committing figures): \`BENCH_SYSTEMS=agent,lsyncd,one-shot,loop\`,
-\`BENCH_WORKLOADS=trickle,burst,big,big-slow,base\` (base: the trickle on the 50,000-file
+\`BENCH_WORKLOADS=trickle,saves,burst,big,big-slow,base\` (base: the trickle on the 50,000-file
 tree), \`BENCH_AGENT_LOG=debug\` (a log line per agent pass), and
 \`STANDBY_BENCH_CLI=path\` (another agent entry point). Before each case the
 runner waits (at most \`BENCH_QUIET_WAIT_S\`, default 600 s) for the machine to be

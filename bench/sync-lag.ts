@@ -1,6 +1,7 @@
 // bench/sync-lag: write-to-standby lag of the agent (at its defaults and with
 // delayMs 1000) beside lsyncd (delay 1), a one-shot rsync and a naive rsync loop,
-// in the same run, over the same sshd on loopback: a trickle, a burst and a big
+// in the same run, over the same sshd on loopback: a trickle, editor saves (a
+// temp file renamed over each file: passes with deletions), a burst and a big
 // file on a fresh workspace, then the trickle on a workspace of 50,000 files.
 // Every system reaches sshd through a pass-through relay that counts bytes.
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { percentile, seconds, mebibytes, type CaseResult, type Table } from './r
 import { removeScratch, scratchDir } from './scratch.ts';
 import { startBenchSshd, sshTarget } from './ssh-target.ts';
 import { makeTree } from './tree.ts';
-import { big, burst, trickle, type Workload } from './workloads.ts';
+import { big, burst, saves, trickle, type Workload } from './workloads.ts';
 
 const BIG_BYTES = 200 * 1024 * 1024;
 const BASE_FILES = 50_000;
@@ -21,7 +22,7 @@ export function pickSystems(all: SystemSpec[]): SystemSpec[] {
   return want?.length ? all.filter((s) => want.includes(s.kind)) : all;
 }
 
-/** BENCH_WORKLOADS=trickle,burst,big,big-slow,base picks workloads (base = the trickle on the 50,000-file tree); default all. */
+/** BENCH_WORKLOADS=trickle,saves,burst,big,big-slow,base picks workloads (base = the trickle on the 50,000-file tree); default all. */
 function pickWorkloads<T extends { name: string }>(all: T[]): T[] {
   const want = process.env.BENCH_WORKLOADS?.split(',').map((s) => s.trim()).filter(Boolean);
   return want?.length ? all.filter((w) => want.includes(w.name)) : all;
@@ -43,7 +44,7 @@ export async function runLagMatrix(name: string, systems: SystemSpec[], relayOpt
   });
   try {
     const ctx: LagContext = { name, target: sshTarget(sshd, relay.port, tmp), sshdDir: sshd.dir, relay, tmp, landTimeoutMs, startTimeoutMs: 180_000 };
-    const workloads: Workload[] = pickWorkloads([trickle(), burst(), big(BIG_BYTES), big(BIG_BYTES, BIG_BYTES / 2)]);
+    const workloads: Workload[] = pickWorkloads([trickle(), saves(), burst(), big(BIG_BYTES), big(BIG_BYTES, BIG_BYTES / 2)]);
     const fresh: LagRow[] = [];
     for (const system of systems) if (workloads.length > 0) fresh.push(...(await measureSystem(system, ctx, workloads, { label: 'fresh' })));
 

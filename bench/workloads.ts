@@ -5,11 +5,11 @@
 // `onWritten` call comes when the file is closed, stamped with performance.now().
 import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Written } from './observer.ts';
 
-export type WorkloadName = 'trickle' | 'burst' | 'big' | 'big-slow';
+export type WorkloadName = 'trickle' | 'saves' | 'burst' | 'big' | 'big-slow';
 
 export interface Workload {
   name: WorkloadName;
@@ -43,24 +43,44 @@ async function sleepUntil(t: number): Promise<void> {
   if (ms > 0) await new Promise((r) => setTimeout(r, ms));
 }
 
-export function trickle(files = 200, everyMs = 20): Workload {
+/** `files` small files, one every `everyMs`, each put in place by `put` (the workload's pace, not imitated work). */
+function paced(name: WorkloadName, label: string, files: number, everyMs: number, put: (dir: string, name: string, content: Buffer) => Promise<void>): Workload {
   return {
-    name: 'trickle',
-    label: `trickle (${files} files, one every ${everyMs} ms)`,
+    name,
+    label,
     files,
     async write(root, folder, onWritten) {
       mkdirSync(join(root, folder), { recursive: true });
       const start = performance.now();
       for (let i = 0; i < files; i++) {
-        await sleepUntil(start + i * everyMs); // the workload's pace, not imitated work
-        const rel = `${folder}/t${String(i).padStart(4, '0')}.txt`;
+        await sleepUntil(start + i * everyMs);
+        const file = `${name[0]}${String(i).padStart(4, '0')}.txt`;
+        const rel = `${folder}/${file}`;
         const { content, head } = smallFile(rel, i);
-        await writeFile(join(root, rel), content);
+        await put(join(root, folder), file, content);
         onWritten({ rel, size: content.length, head, writtenAt: performance.now() });
       }
       return { ms: performance.now() - start };
     },
   };
+}
+
+export function trickle(files = 200, everyMs = 20): Workload {
+  return paced('trickle', `trickle (${files} files, one every ${everyMs} ms)`, files, everyMs, (dir, name, content) => writeFile(join(dir, name), content));
+}
+
+/**
+ * Editor saves: each file is written to a temporary name beside it, then renamed
+ * over its own name (as vim, many IDEs and `sed -i` do), one every `everyMs`.
+ * The watcher sees the temporary file come and go: a pass then holds a deletion
+ * as well as the new file, so this is the trickle with deletions in its passes.
+ */
+export function saves(files = 200, everyMs = 20): Workload {
+  return paced('saves', `saves (${files} files, one every ${everyMs} ms, each written to a temp name, then renamed over its own)`, files, everyMs, async (dir, name, content) => {
+    const temp = join(dir, `.${name}.swp`);
+    await writeFile(temp, content);
+    await rename(temp, join(dir, name));
+  });
 }
 
 export function burst(files = 5000, folders = 50, concurrency = 16): Workload {

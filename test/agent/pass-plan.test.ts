@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Change, ChangeKind } from '../../agent/change-set.ts';
-import { planPass } from '../../agent/pass-plan.ts';
+import { deletionRules, planPass } from '../../agent/pass-plan.ts';
 
 let seq = 0;
 function ch(kind: ChangeKind, path: string): Change {
@@ -46,6 +46,13 @@ describe('planPass', () => {
       want: ['new.txt'],
       deletions: 2,
       rules: ['/gone.txt', '/gone.txt/***', '/olddir', '/olddir/***'],
+    },
+    {
+      name: 'a change in a folder deleted since (renamed away) is neither sent nor named: it goes with its folder',
+      changes: [ch('change', 'src/pkg/mod.py'), ch('unlinkDir', 'src/pkg'), ch('addDir', 'src/package'), ch('add', 'src/package/mod.py')],
+      want: ['src/package'],
+      deletions: 1,
+      rules: ['/src/', '/src/pkg', '/src/pkg/***'],
     },
     {
       name: 'a deletion deep down includes each parent folder once, so rsync descends to it',
@@ -96,6 +103,10 @@ describe('planPass', () => {
       assert.deepEqual(entriesOf(plan.deletionRules), c.rules ?? []);
     });
   }
+
+  test('deletionRules: a listed path found gone is named alone (a folder goes only when empty; its own deletion event takes its content)', () => {
+    assert.deepEqual(entriesOf(deletionRules(['old'], ['a/b.txt', 'c'])), ['/old', '/old/***', '/a/', '/a/b.txt', '/c']);
+  });
 
   test('the list is sorted, so parents come before their children', () => {
     const paths = ['z/1', 'a', 'a/b/c', 'a/b', 'a b', 'a-b', 'a.b', 'é', 'Z'];

@@ -2,7 +2,8 @@
 // dropped, nothing acknowledged is missing, and the pair converges without a
 // restart. Each case ends with a clean checksum verify.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -112,5 +113,50 @@ test('standby down at start: the agent waits, retries and converges without a re
     assert.deepEqual(await pair.verify(), []);
   } finally {
     await pair.close();
+  }
+});
+
+test('listed paths gone by the time rsync looks (deleted, or their folder renamed, after the pass began): the standby follows, and sync settles (regression: such a change was put back and sent again for ever)', async () => {
+  const top = mkdtempSync(join(tmpdir(), 'standby-slowrsync-'));
+  // the standby's rsync starts 0.4 s late: the sender lists its files only once the receiver answers,
+  // so what the test deletes in that window is gone when rsync looks
+  const slow = join(top, 'slow-rsync');
+  writeFileSync(slow, '#!/bin/sh\nsleep 0.4\nexec rsync "$@"\n', { mode: 0o755 });
+  const pair = await startPair({ settings: { standby: { rsyncPath: slow }, sync: { delayMs: 50, maxDelayMs: 100 } } });
+  const g = (p: string) => join(pair.gpu, p);
+  const whilePassing = async (act: () => void): Promise<void> => {
+    await waitFor('a pass in flight', () => pair.engine.status().phase === 'syncing', { timeoutMs: 5_000, everyMs: 2 });
+    act();
+  };
+  try {
+    mkdirSync(g('src/pkg'), { recursive: true });
+    writeFileSync(g('src/pkg/mod.py'), 'x = 1\n');
+    await pair.synced();
+    const failedBefore = pair.engine.status().failedPasses;
+
+    writeFileSync(g('brief.txt'), 'here for a moment\n');
+    await whilePassing(() => rmSync(g('brief.txt')));
+    await pair.synced();
+    assert.equal(existsSync(join(pair.cpu, 'brief.txt')), false, 'a file gone before rsync looked is not on the standby');
+
+    writeFileSync(g('src/pkg/mod.py'), 'x = 2\n');
+    await whilePassing(() => renameSync(g('src/pkg'), g('src/package')));
+    await pair.synced();
+    assert.equal(readFileSync(join(pair.cpu, 'src/package/mod.py'), 'utf8'), 'x = 2\n');
+    assert.equal(existsSync(join(pair.cpu, 'src/pkg')), false, 'the folder renamed away is gone');
+
+    writeFileSync(g('back.txt'), 'v1\n');
+    await whilePassing(() => {
+      rmSync(g('back.txt'));
+      writeFileSync(g('back.txt'), 'v2, written after the pass began\n');
+    });
+    await pair.synced();
+    assert.equal(readFileSync(join(pair.cpu, 'back.txt'), 'utf8'), 'v2, written after the pass began\n');
+
+    assert.equal(pair.engine.status().failedPasses, failedBefore, 'no pass failed');
+    assert.deepEqual(await pair.verify(), []);
+  } finally {
+    await pair.close();
+    rmSync(top, { recursive: true, force: true });
   }
 });
