@@ -101,18 +101,18 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'the first full reconcile');
 
     edit(gpu);
-    await a.settled(20_000);
+    await a.settled(60_000);
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'creates, edits, renames, deletes, modes, links, empty folders, odd names');
 
     // a folder moved out of the workspace: the guard counts what it held (rsync's dry run of the deletions) and holds it
     renameSync(join(gpu, 'big'), join(top, 'big-moved-out'));
-    const held = await waitFor('the guard to hold the deletions', async () => ((await a.status())['held'] as { deletions: number } | null) ?? undefined, { timeoutMs: 20_000 });
+    const held = await waitFor('the guard to hold the deletions', async () => ((await a.status())['held'] as { deletions: number } | null) ?? undefined, { timeoutMs: 60_000 });
     assert.ok(held.deletions >= BIG, `the guard counted the folder's files: ${JSON.stringify(held)}`);
     assert.ok(existsSync(join(cpu, 'big/f0.bin')), 'nothing deleted while held');
     const confirmed = await fetch(`${a.url}/confirm-deletes`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
     assert.equal(confirmed.status, 200);
-    await waitFor('the confirmed deletions applied', async () => !existsSync(join(cpu, 'big')) && ((await a.status())['held'] === null), { timeoutMs: 20_000 });
-    await a.settled(20_000);
+    await waitFor('the confirmed deletions applied', async () => !existsSync(join(cpu, 'big')) && ((await a.status())['held'] === null), { timeoutMs: 60_000 });
+    await a.settled(60_000);
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'after the confirmed deletions');
 
     // verify, with the sender's rsync: a match, then a difference made on the standby
@@ -131,7 +131,7 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     const standbyBefore = snapshot(cpu);
     writeFileSync(join(gpu, 'after-fence.txt'), 'must not arrive\n');
     writeFileSync(join(gpu, 'fresh/new.txt'), 'must not overwrite the standby\n');
-    await waitFor('the agent refused by the fence', async () => /refused this agent's epoch/.test(((await a.status())['lastError'] as { message: string } | null)?.message ?? ''), { timeoutMs: 20_000 });
+    await waitFor('the agent refused by the fence', async () => /refused this agent's epoch/.test(((await a.status())['lastError'] as { message: string } | null)?.message ?? ''), { timeoutMs: 60_000 });
     assert.deepEqual(snapshot(cpu), standbyBefore, 'a fenced writer changes nothing on the standby');
   } catch (err) {
     throw new Error(`${(err as Error).message}\nagent log tail:\n${agent?.logTail() ?? '(not started)'}`, { cause: err });
