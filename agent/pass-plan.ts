@@ -1,15 +1,16 @@
 // Decides the shape of an incremental pass: which paths rsync is given.
-// A pass names exactly the changed paths, in two runs of rsync:
-// - the transfer (`--files-from`): every created or changed path, with one
-//   saving: a folder created in this batch is sent whole (rsync recurses into
-//   it), so a burst of files in a new folder costs one list entry, not
-//   thousands, and nothing there needs a content comparison since the standby
-//   has no old copy;
-// - the deletions, lsyncd's way: filter rules that include each deleted path
-//   (and all under it) with its parent folders and exclude everything else, so
-//   `--delete` removes exactly those on the standby. Every rsync since 3.0
-//   takes this; `--delete-missing-args` is refused by hardened receivers
-//   (Debian 12's 3.2.7-1+deb12u6, upstream 3.4.3: RsyncProject/rsync#910).
+// A pass names exactly the changed paths, with one saving: a folder created in
+// this batch is sent whole (rsync recurses into it), so a burst of files in a
+// new folder costs one entry, not thousands, and nothing there needs a content
+// comparison since the standby has no old copy. Two forms:
+// - a list for `--files-from` (created and changed paths), when nothing is
+//   deleted, or when the batch is too big for rules;
+// - filter rules, lsyncd's way, when something is deleted: rules that include
+//   each named path with its parent folders and exclude everything else, so
+//   `--delete` removes exactly the named paths that are gone, and sends the
+//   ones that are here, in one run. Every rsync since 3.0 takes this;
+//   `--delete-missing-args` is refused by hardened receivers (Debian 12's
+//   3.2.7-1+deb12u6, upstream 3.4.3: RsyncProject/rsync#910).
 import type { Change } from './change-set.ts';
 import { isDeletion } from './change-set.ts';
 
@@ -22,8 +23,10 @@ export interface PassPlan {
   paths: string[];
   /** the deleted paths the rules name, sorted */
   deleted: string[];
-  /** NUL-separated filter rules for rsync --include-from=- --from0 (then --exclude='*' --delete) */
+  /** NUL-separated filter rules for rsync --include-from=- --from0 (then --exclude='*' --delete): the deletions alone */
   deletionRules: Buffer;
+  /** the same for the whole pass: the deletions, the new folders (whole) and the other listed paths */
+  rules: Buffer;
   /** deleted paths the rules name (a path under a deleted folder goes with the folder) */
   deletions: number;
 }
@@ -48,17 +51,19 @@ export function literalPattern(path: string, wild = false): string {
 }
 
 /**
- * The filter rules that delete `deleted` (paths relative to the root) on the
- * standby: each parent folder (`/a/`, so rsync descends there), the path
- * itself (`/a/b`, a file or a folder) and all under it (`/a/b/***`: a
+ * Filter rules (paths relative to the root) under which `rsync -r --delete
+ * --exclude='*'` makes the standby match this host for exactly these paths:
+ * each parent folder (`/a/`, so rsync descends there); each path in `whole`
+ * (`/a/b`, a file or a folder) and all under it (`/a/b/***`: a deleted
  * folder's contents would otherwise be excluded, and an excluded file keeps
- * its folder from deletion). `gone` are listed paths the transfer found
- * missing: only the path itself, so a file goes and a folder goes only when
- * empty (a folder's content goes with its own deletion event, which the guard
+ * its folder from deletion; a new folder is sent whole); each path in
+ * `alone` by itself (`/a/b.txt`: a changed file; a folder's attributes, its
+ * content untouched; a path gone since it was listed goes, a folder only
+ * when empty, its content going with its own deletion event, which the guard
  * counts). Rules are anchored at the root, which also keeps rsync from reading
  * a name that starts with "+ ", "- ", "!" or "#" as a rule prefix or a comment.
  */
-export function deletionRules(deleted: readonly string[], gone: readonly string[] = []): Buffer {
+export function filterRules(whole: readonly string[], alone: readonly string[] = []): Buffer {
   const rules: string[] = [];
   const parents = new Set<string>();
   const withParents = (path: string): void => {
@@ -69,11 +74,11 @@ export function deletionRules(deleted: readonly string[], gone: readonly string[
       rules.push(`/${literalPattern(parent)}/`);
     }
   };
-  for (const path of deleted) {
+  for (const path of whole) {
     withParents(path);
     rules.push(`/${literalPattern(path)}`, `/${literalPattern(path, true)}/***`);
   }
-  for (const path of gone) {
+  for (const path of alone) {
     withParents(path);
     rules.push(`/${literalPattern(path)}`);
   }
@@ -101,5 +106,6 @@ export function planPass(changes: readonly Change[]): PassPlan {
   paths.sort();
   deleted.sort();
   const list = paths.length === 0 ? Buffer.alloc(0) : Buffer.from(paths.join('\0') + '\0');
-  return { list, entries: paths.length, paths, deleted, deletionRules: deletionRules(deleted), deletions: deleted.length };
+  const rules = deleted.length === 0 ? Buffer.alloc(0) : filterRules([...deleted, ...paths.filter((p) => newDirs.has(p))], paths.filter((p) => !newDirs.has(p)));
+  return { list, entries: paths.length, paths, deleted, deletionRules: filterRules(deleted), rules, deletions: deleted.length };
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Change, ChangeKind } from '../../agent/change-set.ts';
-import { deletionRules, planPass } from '../../agent/pass-plan.ts';
+import { filterRules, planPass } from '../../agent/pass-plan.ts';
 
 let seq = 0;
 function ch(kind: ChangeKind, path: string): Change {
@@ -104,8 +104,14 @@ describe('planPass', () => {
     });
   }
 
-  test('deletionRules: a listed path found gone is named alone (a folder goes only when empty; its own deletion event takes its content)', () => {
-    assert.deepEqual(entriesOf(deletionRules(['old'], ['a/b.txt', 'c'])), ['/old', '/old/***', '/a/', '/a/b.txt', '/c']);
+  test('filterRules: a path named alone goes or comes by itself (a folder goes only when empty; its own deletion event takes its content)', () => {
+    assert.deepEqual(entriesOf(filterRules(['old'], ['a/b.txt', 'c'])), ['/old', '/old/***', '/a/', '/a/b.txt', '/c']);
+  });
+
+  test('a pass that deletes also names what it sends, in one set of rules: new folders whole, other paths alone', () => {
+    const plan = planPass([ch('unlink', 'gone.txt'), ch('change', 'src/edited.py'), ch('addDir', 'new'), ch('add', 'new/f')]);
+    assert.deepEqual(entriesOf(plan.rules), ['/gone.txt', '/gone.txt/***', '/new', '/new/***', '/src/', '/src/edited.py']);
+    assert.equal(planPass([ch('change', 'a')]).rules.length, 0, 'a pass without deletions takes the --files-from list');
   });
 
   test('the list is sorted, so parents come before their children', () => {

@@ -146,3 +146,22 @@ describe('extra sync roots', () => {
     assert.deepEqual(await pair.verify(), []);
   });
 });
+
+test('a batch of more than 1,000 changed paths with a deletion among them (a --files-from run, then the deletions) lands exactly', async () => {
+  const pair = await startPair({ settings: { sync: { delayMs: 1_000, maxDelayMs: 5_000 } } });
+  try {
+    mkdirSync(join(pair.gpu, 'many'));
+    writeFileSync(join(pair.gpu, 'many/old.txt'), 'old\n');
+    await pair.synced();
+    // one batch: 1,100 new files in a folder the standby has, and a deletion
+    for (let i = 0; i < 1_100; i++) writeFileSync(join(pair.gpu, 'many', `f${i}.txt`), `${i}\n`);
+    rmSync(join(pair.gpu, 'many/old.txt'));
+    await pair.synced();
+    assert.ok(pair.logs.some((l) => l.msg === 'pass done' && (l.changes as number) > 1_000), 'one pass took more than 1,000 changes');
+    assert.equal(readFileSync(join(pair.cpu, 'many/f1099.txt'), 'utf8'), '1099\n');
+    assert.equal(existsSync(join(pair.cpu, 'many/old.txt')), false);
+    assert.deepEqual(await pair.verify(), []);
+  } finally {
+    await pair.close();
+  }
+});
