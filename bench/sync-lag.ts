@@ -134,7 +134,7 @@ export async function run(): Promise<CaseResult> {
   ];
   return {
     tables: [
-      lagTable('Fresh workspace: trickle, burst, big file', result.fresh),
+      lagTable('Fresh workspace: trickle, saves, burst, big file', result.fresh),
       lagTable(`Trickle on a workspace that already holds ${BASE_FILES.toLocaleString('en')} files (pre-synced)`, result.base),
       targetsTable(result, 'Targets'),
     ],
