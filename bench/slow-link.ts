@@ -112,7 +112,7 @@ export async function run(): Promise<CaseResult> {
   return {
     tables: [
       link,
-      lagTable('Fresh workspace over the slow link: trickle, burst, big file', result.fresh),
+      lagTable('Fresh workspace over the slow link: trickle, saves, burst, big file', result.fresh),
       lagTable('Trickle over the slow link on a workspace that already holds 50,000 files (pre-synced)', result.base),
       targetsTable(result, 'Targets of issue 2, checked over the slow link (they are set for loopback; shown for comparison)'),
     ],
