@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { DEBIAN_12, pathWith, upstreamBuilds, type RsyncBuild } from '../fixtures/rsync-versions.ts';
@@ -150,12 +150,7 @@ const SIDES: { side: Side; label: string; pair: (v: RsyncBuild) => [RsyncBuild, 
 ];
 
 describe('rsync versions on either end of a transfer', { concurrency: 3 }, () => {
-  let builds: RsyncBuild[] = [];
   const outcomes = new Map<string, Outcome>();
-  before(() => {
-    builds = [...upstreamBuilds(), DEBIAN_12];
-  });
-
   // one test per pairing; Debian 12's with itself is one run that fills its three cells
   const versions = [...upstreamBuilds(), DEBIAN_12];
   for (const v of versions) {
@@ -180,7 +175,7 @@ describe('rsync versions on either end of a transfer', { concurrency: 3 }, () =>
       const o = outcomes.get(`${v.name}/${v === DEBIAN_12 ? 'both' : side}`);
       return o === undefined ? 'not run' : `${o.ok ? 'pass' : 'FAIL'} ${(o.ms / 1000).toFixed(1)} s`;
     };
-    const rows = builds.map((v) => `| ${v === DEBIAN_12 ? `Debian 12 ${v.name}` : v.name} | ${SIDES.map((s) => cell(v, s.side)).join(' | ')} |`);
+    const rows = versions.map((v) => `| ${v === DEBIAN_12 ? `Debian 12 ${v.name}` : v.name} | ${SIDES.map((s) => cell(v, s.side)).join(' | ')} |`);
     const table = [
       '',
       'rsync version matrix (sync contract: creates, edits, deletes, renames, empty folders, symlinks, modes, odd names, guard count, verify, fenced writer)',
