@@ -46,7 +46,7 @@ const WILDCARD = /[*?[]/;
  * through wildmatch, where a backslash escapes the next character. `wild` says
  * the rule gets a wildcard of its own (`/***`), so it is matched that way.
  */
-export function literalPattern(path: string, wild = false): string {
+function literalPattern(path: string, wild = false): string {
   return wild || WILDCARD.test(path) ? path.replace(/[\\*?[]/g, '\\$&') : path;
 }
 

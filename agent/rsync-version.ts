@@ -21,7 +21,7 @@ export interface RsyncVersion {
 }
 
 /** The oldest rsync supported on either end. */
-export const MIN_RSYNC: RsyncVersion['parts'] = [3, 1, 0];
+const MIN_RSYNC: RsyncVersion['parts'] = [3, 1, 0];
 const MIN_TEXT = MIN_RSYNC.join('.');
 
 /** Reads `rsync --version` output ("rsync  version 3.2.7  protocol version 32"); undefined when it is not that. */

@@ -64,20 +64,6 @@ function edit(gpu: string): void {
   }
 }
 
-/**
- * Every change acknowledged, and no new one for 300 ms: a change made just
- * before may still be on its way from the watcher, which a single look at the
- * status would miss on a loaded machine.
- */
-async function synced(agent: Agent): Promise<void> {
-  let last = { seq: -1, at: 0 };
-  await waitFor('every change acknowledged and the watcher quiet', async () => {
-    const s = await agent.status();
-    if (s.lastSeq !== last.seq) last = { seq: s.lastSeq, at: performance.now() };
-    return s.ready && s.pending === 0 && s.watermark >= s.lastSeq && performance.now() - last.at >= 300;
-  }, { timeoutMs: 60_000, everyMs: 50 });
-}
-
 interface Outcome {
   ok: boolean;
   ms: number;
@@ -115,7 +101,7 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'the first full reconcile');
 
     edit(gpu);
-    await synced(a);
+    await a.settled(60_000, { quietMs: 300 }); // the watcher quiet too: the step's changes all seen
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'creates, edits, renames, deletes, modes, links, empty folders, odd names');
 
     // a folder moved out of the workspace: the guard counts what it held (rsync's dry run of the deletions) and holds it
@@ -126,7 +112,7 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     const confirmed = await fetch(`${a.url}/confirm-deletes`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
     assert.equal(confirmed.status, 200);
     await waitFor('the confirmed deletions applied', async () => !existsSync(join(cpu, 'big')) && ((await a.status())['held'] === null), { timeoutMs: 60_000 });
-    await synced(a);
+    await a.settled(60_000, { quietMs: 300 }); // the watcher quiet too: the step's changes all seen
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'after the confirmed deletions');
 
     // verify, with the sender's rsync: a match, then a difference made on the standby
