@@ -278,7 +278,8 @@ describe('limits: timeouts, the body rate, the per-client cap', () => {
     const r = await rawExchange(port(proxy), [head, ...Array.from({ length: 200 }, () => 'x'.repeat(10))], { gapMs: 50, untilClose: true, timeoutMs: 8_000 });
     assert.notEqual(r.ended, 'deadline', 'the proxy cut it');
     assert.ok(r.ms < 5_000, `cut after ${r.ms} ms`);
-    assert.equal(fromClients(backend).filter((s) => s.url === '/slow-body').length, 0);
+    // the backend may have seen its headers, never its whole body
+    assert.ok(fromClients(backend).filter((s) => s.url === '/slow-body').every((s) => s.body.length === 0));
   });
 
   test('a body above the minimum rate goes through, however long it takes', async () => {
