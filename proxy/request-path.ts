@@ -13,10 +13,10 @@ export type PathOwner = 'own' | 'backend' | 'ambiguous';
 
 const BASE = 'http://base.invalid';
 
-/** True when the path (no query) begins with /_standby, any case, followed by '/' or its end. */
+/** True when the path (no query) begins with /_standby, any case, followed by '/', ';' (a path parameter some servers drop) or its end. */
 function reservedAtStart(path: string): boolean {
   if (path.length < 9 || path.charCodeAt(1) !== 95 /* _ */) return false;
-  if (path.length > 9 && path.charCodeAt(9) !== 47 /* / */) return false;
+  if (path.length > 9 && path.charCodeAt(9) !== 47 /* / */ && path.charCodeAt(9) !== 59 /* ; */) return false;
   return path.slice(0, 9).toLowerCase() === RESERVED;
 }
 
@@ -57,7 +57,8 @@ export function pathOwner(url: string): PathOwner {
   // what a backend that decodes %XX, treats \ as / and folds // could make of it
   const loose = forwardedPath(decodeLoosely(path).replaceAll('\\', '/').replace(/\/{2,}/g, '/'));
   if (!reservedAtStart(path) && (loose === undefined || !reservedAtStart(loose))) return 'backend';
-  return path === url.slice(0, end) && url.startsWith(RESERVED) ? 'own' : 'ambiguous';
+  // the proxy's own only when the raw path is already the canonical one it names
+  return reservedAtStart(path) && path === url.slice(0, end) && url.startsWith(RESERVED) ? 'own' : 'ambiguous';
 }
 
 function has(url: string, what: string, end: number): boolean {
