@@ -242,15 +242,18 @@ describe('limits: timeouts, the body rate, the per-client cap', () => {
   let backend: RecordingBackend;
   let proxy: TestProxy;
   let capped: TestProxy;
+  let full: TestProxy;
   const L = { headersTimeoutMs: 400, idleTimeoutMs: 400, bodyMinBytesPerSecond: 2_000, bodyRateWindowMs: 400 };
   before(async () => {
     backend = await startRecordingBackend();
     proxy = await frontDoorProxy(backend, { limits: L });
     capped = await frontDoorProxy(backend, { limits: { maxConnectionsPerClient: 4 } });
+    full = await frontDoorProxy(backend, { limits: { maxConnections: 3 } });
   });
   after(async () => {
     await proxy?.close();
     await capped?.close();
+    await full?.close();
     await backend?.close();
   });
 
@@ -316,5 +319,17 @@ describe('limits: timeouts, the body rate, the per-client cap', () => {
     assert.equal(fromClients(backend).filter((s) => s.url.startsWith('/over-cap')).length, 0);
     held.pop()!.socket.destroy();
     await waitFor('a freed slot', async () => (await rawExchange(port(capped), get('/after-cap'))).status === 200, { timeoutMs: 5_000 });
+  });
+
+  test('over maxConnections in all, a new connection is closed at accept; a freed slot serves again', async (t) => {
+    const held: OpenConnection[] = [];
+    t.after(() => held.forEach((c) => c.socket.destroy()));
+    for (let i = 0; i < 3; i++) held.push(await openConnection(port(full)));
+    const over = await rawExchange(port(full), get('/over-global-cap'), { untilClose: true });
+    assert.equal(over.status, 0, 'closed unanswered');
+    assert.notEqual(over.ended, 'deadline');
+    held.pop()!.socket.destroy();
+    await waitFor('a freed slot', async () => (await rawExchange(port(full), get('/after-global-cap'))).status === 200, { timeoutMs: 5_000 });
+    assert.equal(fromClients(backend).filter((s) => s.url === '/over-global-cap').length, 0);
   });
 });
