@@ -53,7 +53,7 @@ function answer(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** What the parser refused, answered as Node would by default (431 for header overflow, 408 for a timeout, else 400), unless a response is already on the wire. */
+/** The status for what the parser refused, as Node answers by default: 431 for header overflow, 408 for a timeout, else 400. */
 function parseErrorStatus(code: string | undefined): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
