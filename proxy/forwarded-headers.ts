@@ -47,8 +47,14 @@ export class ForwardedHeaders {
     return this.#trusted.check(peer, isIPv4(peer) ? 'ipv4' : 'ipv6');
   }
 
-  /** Rewrites req.headers for the backend. `upgrade`: a WebSocket upgrade (keeps Connection: Upgrade and Upgrade: websocket). */
-  apply(req: IncomingMessage, upgrade: boolean): void {
+  /**
+   * Rewrites req.headers for the backend. `upgrade`: a WebSocket upgrade (keeps
+   * Connection: Upgrade and Upgrade: websocket). False when the peer's address
+   * is unknown (it reset before the kernel would say): nothing may be forwarded for it.
+   */
+  apply(req: IncomingMessage, upgrade: boolean): boolean {
+    const peer = peerAddress(req.socket.remoteAddress);
+    if (peer === '') return false;
     const h = req.headers;
     const connection = h.connection;
     // every header the client named in Connection is for this hop only
@@ -58,18 +64,18 @@ export class ForwardedHeaders {
       h.connection = 'Upgrade';
       h.upgrade = 'websocket';
     }
-    const peer = peerAddress(req.socket.remoteAddress);
     if (this.#trusted !== undefined && this.trusts(peer)) {
       const chain = h['x-forwarded-for'];
       h['x-forwarded-for'] = chain ? `${chain}, ${peer}` : peer;
       if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.#proto;
       if (h['x-forwarded-host'] === undefined && h.host !== undefined) h['x-forwarded-host'] = h.host;
-      return;
+      return true;
     }
     for (const name of CLIENT_FORWARDED) if (h[name] !== undefined) delete h[name];
     h['x-forwarded-for'] = peer;
     h['x-forwarded-proto'] = this.#proto;
     if (h.host !== undefined) h['x-forwarded-host'] = h.host;
+    return true;
   }
 }
 

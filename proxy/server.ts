@@ -84,7 +84,7 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     if (owner === 'ambiguous') return answer(res, 400, AMBIGUOUS);
     const to = p.target();
     if (to) {
-      forwarded.apply(req, false);
+      if (!forwarded.apply(req, false)) return void req.socket.destroy();
       return p.router.web(req, res, to);
     }
     if (wantsPage(req)) {
@@ -153,7 +153,7 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
       socket.once('finish', () => socket.destroy());
       return;
     }
-    forwarded.apply(req, true);
+    if (!forwarded.apply(req, true)) return void socket.destroy();
     p.router.ws(req, socket, head, to);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => answerRaw(socket, 405, 'CONNECT is not served here\n'));
