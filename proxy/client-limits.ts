@@ -49,7 +49,7 @@ export class ClientLimits {
   readonly #perClient = new Map<string, number>();
   readonly #uploads = new Set<Upload>();
   #sweeper: NodeJS.Timeout | undefined;
-  /** connections refused by the per-client cap, and uploads cut for their rate (status, metrics) */
+  /** connections refused by the per-client cap, and uploads cut for their rate (for metrics: not exported yet) */
   refused = 0;
   cutUploads = 0;
 
@@ -88,11 +88,6 @@ export class ClientLimits {
       else this.#perClient.set(key, left);
     });
     return true;
-  }
-
-  /** open connections per client key (tests, status) */
-  connections(): ReadonlyMap<string, number> {
-    return this.#perClient;
   }
 
   /** A request with a body: cut when it arrives slower than limits.bodyMinBytesPerSecond over limits.bodyRateWindowMs. */
