@@ -163,6 +163,15 @@ describe('the front door', () => {
     assert.equal(n.headers['x-forwarded-for'], '127.0.0.1');
   });
 
+  test("a WebSocket upgrade as Firefox sends it (Connection: keep-alive, Upgrade) still upgrades, with Upgrade and Connection rebuilt", async () => {
+    const r = await rawExchange(port(proxy), 'GET /firefox-ws HTTP/1.1\r\nHost: dev.example.com\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    assert.equal(r.status, 101, r.text.slice(0, 100));
+    const w = fromClients(backend).filter((s) => s.websocket).at(-1)!;
+    assert.equal(w.url, '/firefox-ws');
+    assert.equal(w.headers.upgrade, 'websocket');
+    assert.match(String(w.headers.connection), /upgrade/i);
+  });
+
   test('ambiguous framing is refused with 400 and reaches nothing: two Hosts, CL+TE, two lengths, chunked DELETE/OPTIONS, odd codings, obs-fold', async () => {
     const inner = 'GET /SMUGGLED HTTP/1.1\r\nHost: dev.example.com\r\n\r\n';
     const chunked = `${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`;
