@@ -72,6 +72,8 @@ export class AgentHub {
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // a refused client may reset before reading its 401/403: never an unhandled 'error'
+    if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
     const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
     if ('refused' in auth) {
       this.refused++;

@@ -1,4 +1,5 @@
 // The proxy's settings (proxy.json), with defaults and units.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { absolutePath, flagString, logLevel, ms, port, token, urlWith } from '../config-fields.ts';
 
@@ -71,6 +72,38 @@ export const tlsSchema = z.strictObject({
   key: absolutePath,
 }, { error: 'an object {cert, key} of PEM file paths' });
 
+/** An IPv4 or IPv6 address, or a CIDR block of them ("10.0.0.0/8", "fd00::/8"). */
+const addressOrCidr = z.string({ error: 'an IP address or CIDR block, e.g. "10.0.0.5" or "10.0.0.0/8"' }).refine((v) => {
+  const [addr, bits, more] = v.split('/');
+  const family = isIP(addr ?? '');
+  if (family === 0 || more !== undefined) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}, { error: 'an IP address or CIDR block, e.g. "10.0.0.5" or "10.0.0.0/8"' });
+
+/** What any client may hold on the one listener before it is authenticated (docs/configuration.md, limits). */
+export const limitsSchema = z.strictObject({
+  /** the request line and headers must arrive within this, ms (default 20000) */
+  headersTimeoutMs: ms('limits.headersTimeoutMs', 100, 600_000).default(20_000),
+  /** the whole request, headers and body; 0 = no limit, the default, so long uploads are not cut (slow ones are: bodyMinBytesPerSecond) */
+  requestTimeoutMs: z.union([z.literal(0), ms('limits.requestTimeoutMs', 100, 86_400_000)]).default(0),
+  /** a keep-alive connection with no request in flight is closed after this, ms (default 30000) */
+  idleTimeoutMs: ms('limits.idleTimeoutMs', 100, 3_600_000).default(30_000),
+  /** a request body slower than this, averaged over bodyRateWindowMs, is cut (default 1024 bytes/s; 0 = off) */
+  bodyMinBytesPerSecond: z.number({ error: 'limits.bodyMinBytesPerSecond: bytes per second, 0 or more' }).int().min(0).max(1_073_741_824).default(1024),
+  /** the window the body rate is averaged over, ms (default 30000) */
+  bodyRateWindowMs: ms('limits.bodyRateWindowMs', 100, 600_000).default(30_000),
+  /** request line and headers together, bytes (default 16384, Node's own); more gets 431 */
+  maxHeaderBytes: z.number({ error: 'limits.maxHeaderBytes: bytes 1024-1048576' }).int().min(1024).max(1_048_576).default(16_384),
+  /** header fields in one request (default 100); more gets 431 */
+  maxHeaders: z.number({ error: 'limits.maxHeaders: a count 10-10000' }).int().min(10).max(10_000).default(100),
+  /** open connections from one client address (an IPv6 client: its /64), trusted proxies exempt (default 256) */
+  maxConnectionsPerClient: z.number({ error: 'limits.maxConnectionsPerClient: a count 1-1000000' }).int().min(1).max(1_000_000).default(256),
+  /** open connections in all (default 8192) */
+  maxConnections: z.number({ error: 'limits.maxConnections: a count 1-1000000' }).int().min(1).max(1_000_000).default(8_192),
+}, { error: 'an object of connection limits' });
+
 export const proxyConfigSchema = z.strictObject({
   listen: z.strictObject({
     host: z.string({ error: 'an address to listen on' }).min(1).default('127.0.0.1'),
@@ -84,6 +117,9 @@ export const proxyConfigSchema = z.strictObject({
   primary: primarySchema,
   standby: standbyBackendSchema,
   detector: detectorSchema.default(() => detectorSchema.parse({})),
+  limits: limitsSchema.default(() => limitsSchema.parse({})),
+  /** peers whose X-Forwarded-* the proxy keeps and appends to (a TLS terminator or load balancer in front); default none */
+  trustedProxies: z.array(addressOrCidr, { error: 'a list of IP addresses or CIDR blocks' }).max(1000).default([]),
   logLevel,
 })
   // a token names its host: two hosts (or the admin) sharing one could act as each other

@@ -1,6 +1,6 @@
 // Forwards code-server traffic (HTTP and WebSocket upgrades) to a backend
-// untouched (method, path, query, body, cookies, Host), adding
-// X-Forwarded-For/Proto/Host, and owns every socket that traffic uses, per
+// untouched (method, path, query, body, cookies, Host; proxy/server.ts has
+// set X-Forwarded-* and stripped hop-by-hop headers already), and owns every socket that traffic uses, per
 // backend side, so a switch can close them all at once and nothing leaks.
 import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -17,7 +17,8 @@ export interface Backend {
 
 export class Router {
   #log: Logger;
-  #proxy = createProxyServer({ xfwd: true, ws: true, changeOrigin: false, connectTimeout: 5_000 });
+  // xfwd off: proxy/forwarded-headers.ts sets X-Forwarded-* itself (http-proxy-3's would keep a client's own)
+  #proxy = createProxyServer({ xfwd: false, ws: true, changeOrigin: false, connectTimeout: 5_000 });
   /** client and upstream sockets carrying traffic to each side */
   #sockets: Record<Side, Set<Duplex>> = { primary: new Set(), standby: new Set() };
   /** upstream keep-alive pools, one per side, destroyed on a switch */
@@ -39,7 +40,13 @@ export class Router {
     if (set.has(socket)) return;
     set.add(socket);
     socket.once('close', () => set.delete(socket));
+    // owned from here: a reset on either side must never reach the process as an unhandled 'error'
+    if (socket.listenerCount('error') === 0) socket.on('error', this.#onSocketError);
   }
+
+  #onSocketError = (err: NodeJS.ErrnoException): void => {
+    this.#log.debug({ err: err.code ?? err.message }, 'proxied socket error');
+  };
 
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
     this.#sideOf.set(req, to.side);

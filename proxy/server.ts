@@ -1,9 +1,12 @@
 // The one listener the developer's URL points at (HTTP, or HTTPS with a cert
 // and key): /_standby/ is the proxy's own; the agent socket upgrades at
 // /_standby/agent; everything else goes to the active backend, or, while none
-// is ready, gets the transition page (browser navigations) or 503.
+// is ready, gets the transition page (browser navigations) or 503. It is the
+// front door any internet client reaches before auth: socket errors handled,
+// limits and timeouts (limits in proxy.json), bad framing and ambiguous paths
+// refused, forwarded headers set by the proxy (docs/security.md).
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -11,8 +14,11 @@ import { StandbyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { AGENT_PATH } from '../protocol/messages.ts';
 import type { AgentHub } from './agent-hub.ts';
-import { PREFIX } from './api.ts';
+import { ClientLimits } from './client-limits.ts';
 import type { ProxyConfig } from './config.ts';
+import { ForwardedHeaders } from './forwarded-headers.ts';
+import { framingProblem } from './request-framing.ts';
+import { pathOwner } from './request-path.ts';
 import type { Backend, Router } from './router.ts';
 
 export interface ServerParts {
@@ -30,10 +36,44 @@ function wantsPage(req: IncomingMessage): boolean {
   return (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
 }
 
-export function createProxyServer(p: ServerParts): { server: Server; sockets: Set<Socket> } {
+const AMBIGUOUS = 'bad request: a path the proxy cannot tell apart from its own /_standby/ (dot segments, %-escapes, backslashes or case); send it in plain form\n';
+
+/** Answers `status` on a socket no ServerResponse owns (upgrades, parse errors), then closes it once written. */
+function answerRaw(socket: Duplex, status: number, text: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  socket.once('finish', () => socket.destroy());
+}
+
+function answer(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', connection: 'close', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The status for what the parser refused, as Node answers by default: 431 for header overflow, 408 for a timeout, else 400. */
+function parseErrorStatus(code: string | undefined): number {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
+  return 400;
+}
+
+export function createProxyServer(p: ServerParts): { server: Server; sockets: Set<Socket>; limits: ClientLimits } {
+  const L = p.config.limits;
+  const forwarded = new ForwardedHeaders(p.config.trustedProxies, p.config.tls !== undefined);
+  const limits = new ClientLimits(L, forwarded, p.log);
+  const watchBodies = L.bodyMinBytesPerSecond > 0;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    // refused by the per-client cap: its 429 is written, the socket closes
+    if (req.socket.writableEnded) return;
+    const bad = framingProblem(req, L.maxHeaders);
+    if (bad) return answer(res, bad.status, `bad request: ${bad.why}\n`);
+    if (watchBodies && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'))) limits.watchBody(req);
     const url = req.url ?? '/';
-    if (url.startsWith(PREFIX)) {
+    const owner = pathOwner(url);
+    if (owner === 'own') {
       p.api(req, res).catch((err: unknown) => {
         p.log.error({ err, url }, 'proxy endpoint failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -41,8 +81,12 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
       });
       return;
     }
+    if (owner === 'ambiguous') return answer(res, 400, AMBIGUOUS);
     const to = p.target();
-    if (to) return p.router.web(req, res, to);
+    if (to) {
+      if (!forwarded.apply(req, false)) return void req.socket.destroy();
+      return p.router.web(req, res, to);
+    }
     if (wantsPage(req)) {
       const page = p.transitionPage();
       res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': Buffer.byteLength(page) });
@@ -52,31 +96,77 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' });
     res.end('standby proxy: switching machine, no backend ready yet; retry shortly\n');
   };
+  const options = {
+    headersTimeout: L.headersTimeoutMs,
+    requestTimeout: L.requestTimeoutMs,
+    keepAliveTimeout: L.idleTimeoutMs,
+    maxHeaderSize: L.maxHeaderBytes,
+    // how often Node looks for expired header/request timers (its default, 30 s, would stretch a 20 s limit to 50)
+    connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(L.headersTimeoutMs / 4))),
+  };
   const server: Server = p.config.tls
-    ? createHttpsServer(readTls(p.config.tls), onRequest)
-    : createHttpServer(onRequest);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === AGENT_PATH) return p.hub.upgrade(req, socket, head);
-    if (path?.startsWith(PREFIX)) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    const to = p.target();
-    if (!to) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    p.router.ws(req, socket, head, to);
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
+    ? createHttpsServer({ ...readTls(p.config.tls), ...options, handshakeTimeout: L.headersTimeoutMs }, onRequest)
+    : createHttpServer(options, onRequest);
+  // one more than allowed, so that a request over the limit shows in rawHeaders (request-framing.ts)
+  server.maxHeadersCount = L.maxHeaders + 1;
+  // over this, Node closes new connections at accept, before any byte is read
+  server.maxConnections = L.maxConnections;
+
+  // Client sockets: an 'error' handler from the moment the proxy owns them (a reset
+  // client must never crash the process; Node drops its own handler on upgrades).
+  const onSocketError = function (this: Duplex, err: NodeJS.ErrnoException): void {
+    p.log.debug({ err: err.code ?? err.message }, 'client socket error');
+    this.destroy();
+  };
   // every client connection, so close() leaves none behind
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
+  server.prependListener('connection', (s: Socket) => {
+    s.on('error', onSocketError);
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
+    if (!p.config.tls) limits.admit(s);
   });
-  return { server, sockets };
+  if (p.config.tls) {
+    // counted once the handshake is done, so a refusal is an HTTP answer, not a reset
+    server.prependListener('secureConnection', (s: Socket) => {
+      s.on('error', onSocketError);
+      limits.admit(s);
+    });
+  }
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (socket.listenerCount('error') === 0) socket.on('error', onSocketError);
+    if (socket.writableEnded) return void socket.destroy();
+    const bad = framingProblem(req, L.maxHeaders);
+    if (bad) return answerRaw(socket, bad.status, `bad request: ${bad.why}\n`);
+    const url = req.url ?? '/';
+    const owner = pathOwner(url);
+    if (owner === 'ambiguous') return answerRaw(socket, 400, AMBIGUOUS);
+    if (owner === 'own') {
+      if (url.split('?')[0] === AGENT_PATH) return p.hub.upgrade(req, socket, head);
+      return answerRaw(socket, 404, 'not found: no WebSocket here\n');
+    }
+    if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return answerRaw(socket, 400, 'bad request: only WebSocket upgrades (GET, Upgrade: websocket) are forwarded\n');
+    const to = p.target();
+    if (!to) {
+      if (!socket.writable) return void socket.destroy();
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.once('finish', () => socket.destroy());
+      return;
+    }
+    if (!forwarded.apply(req, true)) return void socket.destroy();
+    p.router.ws(req, socket, head, to);
+  });
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => answerRaw(socket, 405, 'CONNECT is not served here\n'));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // a response already under way cannot be followed by another: only close
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
+    const status = parseErrorStatus(err.code);
+    p.log.debug({ err: err.code ?? err.message, status }, 'request refused by the HTTP parser');
+    answerRaw(socket, status, status === 431 ? 'request header fields too large\n' : status === 408 ? 'request timeout\n' : 'bad request\n');
+  });
+  server.on('close', () => limits.close());
+  return { server, sockets, limits };
 }
 
 function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {

@@ -1,0 +1,87 @@
+// The headers a request carries to the backend: hop-by-hop ones stripped
+// (they describe the client's connection, not ours to the backend), and the
+// forwarded ones set by the proxy itself. A client's own X-Forwarded-* /
+// Forwarded are dropped unless its TCP peer is a trusted proxy (a TLS
+// terminator in front), whose chain is kept and extended. Runs on
+// req.headers before http-proxy-3 copies them (its xfwd is off): no hook, no
+// closure, a handful of property reads per request.
+import { BlockList, isIPv4 } from 'node:net';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/** Hop-by-hop headers (RFC 9110 7.6.1, plus the de facto Proxy-Connection and Keep-Alive). Upgrade is kept on WebSocket upgrades only. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'] as const;
+
+/** Headers Connection: may never remove: they frame the body or name the site. */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
+
+/** Forwarded headers a client outside trustedProxies may not set. */
+const CLIENT_FORWARDED = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'forwarded'] as const;
+
+/** The peer address as it goes into X-Forwarded-For: an IPv4-mapped IPv6 address as plain IPv4. */
+export function peerAddress(remote: string | undefined): string {
+  if (remote === undefined) return '';
+  return remote.startsWith('::ffff:') && isIPv4(remote.slice(7)) ? remote.slice(7) : remote;
+}
+
+export class ForwardedHeaders {
+  readonly #trusted: BlockList | undefined;
+  readonly #proto: 'http' | 'https';
+
+  /** `trustedProxies`: IPs or CIDR blocks (validated by proxy/config.ts); `tls`: whether the listener is HTTPS */
+  constructor(trustedProxies: readonly string[], tls: boolean) {
+    this.#proto = tls ? 'https' : 'http';
+    if (trustedProxies.length === 0) return;
+    const list = new BlockList();
+    for (const entry of trustedProxies) {
+      const [addr, bits] = entry.split('/') as [string, string | undefined];
+      const family = isIPv4(addr) ? 'ipv4' : 'ipv6';
+      if (bits === undefined) list.addAddress(addr, family);
+      else list.addSubnet(addr, Number(bits), family);
+    }
+    this.#trusted = list;
+  }
+
+  /** Whether this peer address (as peerAddress() gives it) is a trusted proxy. */
+  trusts(peer: string): boolean {
+    if (this.#trusted === undefined || peer === '') return false;
+    return this.#trusted.check(peer, isIPv4(peer) ? 'ipv4' : 'ipv6');
+  }
+
+  /**
+   * Rewrites req.headers for the backend. `upgrade`: a WebSocket upgrade (keeps
+   * Connection: Upgrade and Upgrade: websocket). False when the peer's address
+   * is unknown (it reset before the kernel would say): nothing may be forwarded for it.
+   */
+  apply(req: IncomingMessage, upgrade: boolean): boolean {
+    const peer = peerAddress(req.socket.remoteAddress);
+    if (peer === '') return false;
+    const h = req.headers;
+    const connection = h.connection;
+    // every header the client named in Connection is for this hop only
+    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close' && connection !== 'Keep-Alive') stripNamed(h, connection);
+    for (const name of HOP_BY_HOP) if (h[name] !== undefined) delete h[name];
+    if (upgrade) {
+      h.connection = 'Upgrade';
+      h.upgrade = 'websocket';
+    }
+    if (this.#trusted !== undefined && this.trusts(peer)) {
+      const chain = h['x-forwarded-for'];
+      h['x-forwarded-for'] = chain ? `${chain}, ${peer}` : peer;
+      if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.#proto;
+      if (h['x-forwarded-host'] === undefined && h.host !== undefined) h['x-forwarded-host'] = h.host;
+      return true;
+    }
+    for (const name of CLIENT_FORWARDED) if (h[name] !== undefined) delete h[name];
+    h['x-forwarded-for'] = peer;
+    h['x-forwarded-proto'] = this.#proto;
+    if (h.host !== undefined) h['x-forwarded-host'] = h.host;
+    return true;
+  }
+}
+
+function stripNamed(h: IncomingHttpHeaders, connection: string): void {
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && !PROTECTED.has(name) && h[name] !== undefined) delete h[name];
+  }
+}
