@@ -7,6 +7,7 @@
 import { Agent, createServer } from 'node:http';
 import { createProxyServer } from 'http-proxy-3';
 import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
+import { standbyNode } from './standby-proxy-process.ts';
 
 export interface BareProxy {
   url: string;
@@ -15,7 +16,7 @@ export interface BareProxy {
 }
 
 export async function startBareProxy(o: { port: number; target: string; cpu?: number; nodeArgs?: string[] }): Promise<BareProxy> {
-  const proc = startServerProcess('bare http-proxy-3', process.execPath, [...(o.nodeArgs ?? []), import.meta.filename, String(o.port), o.target], { cpu: o.cpu });
+  const proc = startServerProcess('bare http-proxy-3', standbyNode(), [...(o.nodeArgs ?? []), import.meta.filename, String(o.port), o.target], { cpu: o.cpu });
   return startAnswering(proc, o.port);
 }
 

@@ -6,6 +6,10 @@
 //    alone (the library the proxy forwards with, same options), through nginx and
 //    through HAProxy; systems alternate (A B C D E, A B C D E, ...) for several
 //    rounds, and the figures are the median and the spread of the rounds;
+//  - the Standby proxy and http-proxy-3 alone loaded at the same time on one
+//    core: the ratio of their throughputs and of their CPU per request (each
+//    process's utime+stime from /proc over the requests it served), the figures
+//    the targets are judged by; and the CPU each spends with no traffic;
 //  - WebSocket: sequential round trips of a small message to the stand-in's echo,
 //    directly and through each proxy, alternating the same way.
 // CPUs (2 here): the process wrk talks to runs alone on CPU 1; wrk, and the
@@ -33,6 +37,10 @@ const WARMUP_S = 3;
 /** rounds of the Standby proxy and http-proxy-3 alone measured at once, sharing one core */
 const PAIR_ROUNDS = 8;
 const PAIR_SECONDS = 3;
+/** CPU per request of the Standby proxy, at most this times http-proxy-3 alone's (measured at once, sharing one core) */
+const CPU_RATIO_TARGET = 1.1;
+/** seconds each proxy is watched with no traffic, for the CPU it spends on its own (timers, probes) */
+const IDLE_SECONDS = 10;
 const WS_MESSAGES = 2_000;
 const WS_ROUNDS = 3;
 const THROUGHPUT_TARGET = 0.9;
@@ -163,7 +171,8 @@ export async function run(): Promise<CaseResult> {
       `${rate(r.wrk.rps)} req/s, p50 ${millis(r.wrk.p50)}, p99 ${millis(r.wrk.p99)}, server CPU ${percent(r.cpu)}${r.wrk.errors ? `, ${r.wrk.errors} errors` : ''}`);
 
     // the same pair at once on one core: both see the same core speed at the same moment
-    const paired = pin ? await sideBySide(systems[1]!, systems[2]!, clientCpu) : [];
+    const idle = await idleCpu([systems[1]!, systems[2]!]);
+    const paired = pin ? await sideBySide(systems[1]!, systems[2]!, clientCpu) : undefined;
 
     // WebSocket round trips, alternating; direct = the same upstream the proxies reach
     const wsTargets: System[] = [{ ...systems[0]!, label: 'workspace-server directly', url: origin.url }, ...systems.slice(1)];
@@ -178,8 +187,8 @@ export async function run(): Promise<CaseResult> {
     if (still !== 'origin') throw new Error(`the Standby proxy stopped routing to the primary during the run (answered ${still})`);
 
     return {
-      tables: [httpTable(systems, http), ...(paired.length ? [pairTable(systems[1]!, systems[2]!, paired)] : []), wsTable(wsTargets, ws)],
-      notes: [roundsNote('HTTP', http), roundsNote('WebSocket', ws), ...notes(pin)],
+      tables: [httpTable(systems, http), ...(paired ? [pairTable(systems[1]!, systems[2]!, paired, idle)] : []), wsTable(wsTargets, ws)],
+      notes: [roundsNote('HTTP', http), ...(paired ? [roundsNote('HTTP sharing one core', paired)] : []), roundsNote('WebSocket', ws), ...notes(pin)],
     };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
@@ -193,46 +202,96 @@ interface PairRound {
   /** CPU each used in the round, share of one core */
   cpuA: number;
   cpuB: number;
+  /** CPU seconds each used in the round */
+  secA: number;
+  secB: number;
+  /** CPU other processes on the machine took during the round, share of one core */
+  foreign: number;
+}
+
+/** CPU time per request (ms) of one side of a pair round: its utime+stime over the requests it served. */
+function perRequest(r: PairRound, side: 'a' | 'b'): number {
+  return ((side === 'a' ? r.secA : r.secB) * 1000) / (side === 'a' ? r.a : r.b).requests;
+}
+
+/** CPU each system spends with no traffic at all (its timers: probes, the failover loop, metrics), ms per second. */
+async function idleCpu(systems: System[]): Promise<Map<string, number>> {
+  const before = systems.map((s) => usage(s.pid).ticks);
+  const t = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  const s = (performance.now() - t) / 1000;
+  return new Map(systems.map((sys, i) => [sys.key, ((usage(sys.pid).ticks - before[i]!) / TICKS_PER_S / s) * 1000]));
 }
 
 /**
  * Two servers pinned to the same core, each loaded by its own wrk (half the connections) at the
  * same time: the scheduler gives both the same CPU time, so the ratio of their throughputs is
- * the ratio of their costs per request, free of the drift of the core's speed between runs.
+ * the ratio of their costs per request, free of the drift of the core's speed between runs;
+ * and each one's CPU time (/proc) over the requests it served is its CPU per request, measured
+ * at the same moment as the other's. Rounds disturbed by other work are run again (as above).
  */
-async function sideBySide(a: System, b: System, cpu: number | undefined): Promise<PairRound[]> {
-  const out: PairRound[] = [];
-  for (let round = 1; round <= PAIR_ROUNDS; round++) {
+async function sideBySide(a: System, b: System, cpu: number | undefined): Promise<Rounds<PairRound>> {
+  const pair = { ...a, key: 'pair' };
+  let round = 0;
+  return alternate('one core', [pair], PAIR_ROUNDS, async () => {
+    round++;
     const [a0, b0] = [usage(a.pid).ticks, usage(b.pid).ticks];
+    const others = foreignCpu();
     const t = performance.now();
     const one = (s: System) => runWrk({ url: `${s.url}/whoami`, threads: 1, connections: WRK.connections / 2, seconds: PAIR_SECONDS, cpu });
-    const [ra, rb] = await Promise.all([one(a), one(b)]);
+    // which wrk starts first alternates, so neither side always gets the head start
+    const [ra, rb] = round % 2 ? await Promise.all([one(a), one(b)]) : await Promise.all([one(b), one(a)]).then(([y, x]) => [x, y] as const);
     const s = (performance.now() - t) / 1000;
-    const r = { a: ra, b: rb, cpuA: (usage(a.pid).ticks - a0) / TICKS_PER_S / s, cpuB: (usage(b.pid).ticks - b0) / TICKS_PER_S / s };
-    out.push(r);
-    process.stderr.write(`  one core, round ${round}: ${a.key} ${rate(ra.rps)} req/s (CPU ${percent(r.cpuA)}), ${b.key} ${rate(rb.rps)} req/s (CPU ${percent(r.cpuB)}): ${percent(ra.rps / rb.rps)}\n`);
-  }
-  return out;
+    const [secA, secB] = [(usage(a.pid).ticks - a0) / TICKS_PER_S, (usage(b.pid).ticks - b0) / TICKS_PER_S];
+    return { a: ra, b: rb, cpuA: secA / s, cpuB: secB / s, secA, secB, foreign: others.stop() };
+  }, (r) => `${a.key} ${rate(r.a.rps)} req/s (CPU ${percent(r.cpuA)}, ${micros(perRequest(r, 'a'))} per request), ${b.key} ${rate(r.b.rps)} req/s (CPU ${percent(r.cpuB)}, ${micros(perRequest(r, 'b'))} per request): throughput ${percent(r.a.rps / r.b.rps)}, CPU per request ${(perRequest(r, 'a') / perRequest(r, 'b')).toFixed(2)}x`);
 }
 
-function pairTable(a: System, b: System, rounds: PairRound[]): Table {
+function pairTable(a: System, b: System, paired: Rounds<PairRound>, idle: Map<string, number>): Table {
+  const rounds = paired.used.map((m) => m.get('pair')!);
   const ratios = rounds.map((r) => r.a.rps / r.b.rps);
+  const cpuRatios = rounds.map((r) => perRequest(r, 'a') / perRequest(r, 'b'));
   const med = percentile(ratios, 50);
+  const cpuMed = percentile(cpuRatios, 50);
   const errors = rounds.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
+  const verdict = (ok: boolean): string => (errors > 0 ? 'INVALID (errors)' : (ok ? 'met' : 'MISSED') + busy(paired));
+  const x = (n: number): string => `${n.toFixed(2)}x`;
   return {
     title: `HTTP, sharing one core: ${a.label} and ${b.label} loaded at the same time, ${rounds.length} rounds of ${PAIR_SECONDS} s`,
-    columns: ['measure', `${a.key} / ${b.key} (median)`, 'min - max', 'errors', 'target', 'verdict'],
-    rows: [[
-      'throughput (each with wrk -t1 -c' + WRK.connections / 2 + ')',
-      percent(med),
-      `${percent(Math.min(...ratios))} - ${percent(Math.max(...ratios))}`,
-      String(errors),
-      `>= ${percent(THROUGHPUT_TARGET)}`,
-      errors > 0 ? 'INVALID (errors)' : med !== undefined && med >= THROUGHPUT_TARGET ? 'met' : 'MISSED',
-    ]],
+    columns: ['measure', `${a.key} / ${b.key} (median)`, 'min - max', `${a.key}, ${b.key} (medians)`, 'errors', 'target', 'verdict'],
+    rows: [
+      [
+        'throughput (each with wrk -t1 -c' + WRK.connections / 2 + ')',
+        percent(med),
+        `${percent(Math.min(...ratios))} - ${percent(Math.max(...ratios))}`,
+        `${rate(percentile(rounds.map((r) => r.a.rps), 50))}, ${rate(percentile(rounds.map((r) => r.b.rps), 50))} req/s`,
+        String(errors),
+        `>= ${percent(THROUGHPUT_TARGET)}`,
+        verdict(med !== undefined && med >= THROUGHPUT_TARGET),
+      ],
+      [
+        'CPU per request (utime+stime from /proc over requests served)',
+        cpuMed === undefined ? '-' : x(cpuMed),
+        `${x(Math.min(...cpuRatios))} - ${x(Math.max(...cpuRatios))}`,
+        `${micros(percentile(rounds.map((r) => perRequest(r, 'a')), 50))}, ${micros(percentile(rounds.map((r) => perRequest(r, 'b')), 50))}`,
+        String(errors),
+        `<= ${x(CPU_RATIO_TARGET)}`,
+        verdict(cpuMed !== undefined && cpuMed <= CPU_RATIO_TARGET),
+      ],
+      [
+        `CPU with no traffic (${IDLE_SECONDS} s watched before the rounds)`,
+        '-',
+        '-',
+        `${(idle.get(a.key) ?? NaN).toFixed(1)}, ${(idle.get(b.key) ?? NaN).toFixed(1)} ms per s`,
+        '',
+        '',
+        '',
+      ],
+    ],
     notes: [
-      `Both pinned to CPU 1 (as in the rounds above), both wrk on CPU 0: the scheduler shares the core evenly (CPU per round, median: ${a.key} ${percent(percentile(rounds.map((r) => r.cpuA), 50))}, ${b.key} ${percent(percentile(rounds.map((r) => r.cpuB), 50))}), so the ratio is the inverse ratio of CPU per request, measured at one moment. The rounds above compare runs taken seconds apart, through the drift of the core's speed; this is the figure to judge the target by.`,
-      `Req/s per round: ${rounds.map((r) => `${rate(r.a.rps)} / ${rate(r.b.rps)}`).join(', ')}.`,
+      `Both pinned to CPU 1 (as in the rounds above), both wrk on CPU 0: the scheduler shares the core evenly (CPU per round, median: ${a.key} ${percent(percentile(rounds.map((r) => r.cpuA), 50))}, ${b.key} ${percent(percentile(rounds.map((r) => r.cpuB), 50))}), so the throughput ratio is the inverse ratio of CPU per request, measured at one moment; CPU per request is also measured directly, per process, in the same rounds. The rounds above compare runs taken seconds apart, through the drift of the core's speed; these are the figures to judge the targets by.`,
+      `Round by round: throughput ${ratios.map((r) => percent(r)).join(', ')}; CPU per request ${cpuRatios.map(x).join(', ')}.`,
+      `CPU with no traffic: what each process spends on its own timers (the Standby proxy probes both code-servers every 250 ms, runs its failover loop every 25 ms, and prom-client samples the event loop's delay); under load it is paid once per second, not per request, so it weighs more per request when the machine serves fewer requests.`,
     ],
   };
 }
@@ -309,7 +368,7 @@ function notes(pinned: boolean): string[] {
     pinned
       ? 'CPUs: the process wrk talks to (the workspace-server measured alone, or the proxy) is pinned to CPU 1 with taskset; wrk and the upstream workspace-server behind the proxies share CPU 0, so the fastest proxies (HAProxy, nginx) can be held back by the upstream, which needs a core of its own at their rates.'
       : 'CPUs: fewer than 2, so nothing is pinned and every process shares the one core.',
-    'The Standby proxy runs as a user runs it (bin/standby proxy --config, logLevel info, Node with its default heap settings: bin/standby keeps its memory flags to the agent since an earlier run of this case measured them costing the proxy 8-9 points), with no agent connected: it stays "degraded" (heartbeats missing, code-server answering) and keeps routing to the GPU side; its probes run as configured by default (every 250 ms). http-proxy-3 alone runs under plain node with the options the Standby router passes it (xfwd, ws, a keep-alive upstream Agent).',
+    'The Standby proxy runs as a user runs it (bin/standby proxy --config, logLevel info, Node with its default heap settings: bin/standby keeps its memory flags to the agent since an earlier run of this case measured them costing the proxy 8-9 points), with no agent connected: it stays "degraded" (heartbeats missing, code-server answering) and keeps routing to the GPU side; its probes run as configured by default (every 250 ms). http-proxy-3 alone (bench/bare-proxy.ts) runs on the same Node binary as bin/standby, with no flags either, and with the options the Standby router passes it (xfwd, ws, a keep-alive upstream Agent, a string target); both see the same upstream and the same wrk settings. Where the Standby proxy\'s extra CPU goes, function by function: `npm run bench -- proxy-profile`.',
     `Each system got a ${WARMUP_S} s wrk warm-up before the first round. Partial run: BENCH_ROUNDS=n (default 7).`,
   ];
 }

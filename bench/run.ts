@@ -10,7 +10,7 @@ import { describeMachine, machineLines, waitForQuiet } from './machine.ts';
 import { markdownTable, textTable, type BenchCase, type CaseResult } from './report.ts';
 import { onInterrupt } from './scratch.ts';
 
-const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead'] as const;
+const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead', 'proxy-profile'] as const;
 type CaseName = (typeof CASES)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -47,7 +47,7 @@ Knobs for a partial run (the section is still rewritten, so rerun the whole case
 before committing figures): \`BENCH_SYSTEMS=agent,lsyncd,one-shot,loop\`,
 \`BENCH_WORKLOADS=trickle,saves,burst,big,big-slow,base\` (base: the trickle on the 50,000-file
 tree), \`BENCH_AGENT_LOG=debug\` (a log line per agent pass), and
-\`STANDBY_BENCH_CLI=path\` (another agent entry point). Before each case the
+\`STANDBY_BENCH_CLI=path\` (another checkout's \`cli.ts\`, run for the agent cases and for proxy-overhead and proxy-profile on the same Node as \`bin/standby\`). Before each case the
 runner waits (at most \`BENCH_QUIET_WAIT_S\`, default 600 s) for the machine to be
 less than 15 % busy, and records how busy it was. The logs of the agent and
 lsyncd from the last run are kept in \`.bench-out/\` (git-ignored).

@@ -3,11 +3,24 @@
 // ever connects, the detector's window is long and its probes patient, so it
 // routes to the primary for the whole run and never fails over (a failover
 // could not fence anyway: the fence key does not exist). State lives in the
-// run's folder.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// run's folder. STANDBY_BENCH_CLI=path/cli.ts runs another checkout's proxy
+// (an older one, to measure a change before and after on the same machine),
+// on the same Node and with the same (no) flags as bin/standby gives it.
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { STANDBY_CLI } from '../test/fixtures/program-paths.ts';
 import { startServerProcess, startAnswering, type ServerProcess } from './server-process.ts';
+
+/** The Node bin/standby runs (the package's node_modules/.bin/node, else this one): every side of a comparison runs on it. */
+export function standbyNode(): string {
+  const pinnedNode = join(import.meta.dirname, '..', 'node_modules', '.bin', 'node');
+  try {
+    accessSync(pinnedNode, constants.X_OK);
+    return pinnedNode;
+  } catch {
+    return process.execPath;
+  }
+}
 
 export interface StandbyProxyOptions {
   port: number;
@@ -50,6 +63,8 @@ export async function startStandbyProxy(o: StandbyProxyOptions): Promise<Standby
     ),
   );
   const env = { ...process.env, ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}) };
-  const proc = startServerProcess('standby proxy', STANDBY_CLI, ['proxy', '--config', configFile], { cpu: o.cpu, env });
+  const other = process.env.STANDBY_BENCH_CLI;
+  const [program, args] = other ? [standbyNode(), [resolve(other), 'proxy', '--config', configFile]] : [STANDBY_CLI, ['proxy', '--config', configFile]];
+  const proc = startServerProcess('standby proxy', program, args, { cpu: o.cpu, env });
   return { ...(await startAnswering(proc, o.port, '/whoami', o.primaryName)), configFile };
 }

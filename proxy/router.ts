@@ -23,7 +23,17 @@ export class Router {
   #sockets: Record<Side, Set<Duplex>> = { primary: new Set(), standby: new Set() };
   /** upstream keep-alive pools, one per side, destroyed on a switch */
   #agents: Record<Side, Agent> = { primary: new Agent({ keepAlive: true }), standby: new Agent({ keepAlive: true }) };
+  /** the side of each WebSocket upgrade, for its upstream socket (upgrades are rare: a WeakMap is fine here) */
   #sideOf = new WeakMap<IncomingMessage, Side>();
+  /**
+   * http-proxy-3's error callback, one per side, made once: a plain request carries its side in
+   * the callback it is given, not in a WeakMap (a WeakMap entry per request cost ~1.5 us of
+   * CPU in the profile, plus ephemeron work in every scavenge; docs/benchmarks.md).
+   */
+  #webError: Record<Side, (err: Error, req: IncomingMessage, res: ServerResponse | Socket) => void> = {
+    primary: (err, req, res) => this.#onError(err, req, res, 'primary'),
+    standby: (err, req, res) => this.#onError(err, req, res, 'standby'),
+  };
 
   constructor(log: Logger) {
     this.#log = log;
@@ -49,9 +59,8 @@ export class Router {
   };
 
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
-    this.#sideOf.set(req, to.side);
     this.#own(to.side, req.socket);
-    void this.#proxy.web(req, res, { target: to.url, agent: this.#agents[to.side] });
+    void this.#proxy.web(req, res, { target: to.url, agent: this.#agents[to.side] }, this.#webError[to.side]);
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
@@ -81,8 +90,8 @@ export class Router {
     this.#proxy.close();
   }
 
-  #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown): void {
-    const side = this.#sideOf.get(req);
+  #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown, known?: Side): void {
+    const side = known ?? this.#sideOf.get(req);
     this.#log.debug({ err: err.message, side, url: req.url }, 'backend request failed');
     if (target && typeof (target as ServerResponse).writeHead === 'function') {
       const res = target as ServerResponse;
