@@ -132,7 +132,7 @@ export function proxyAddress(existing: Json, f: RoleFlags): { listen?: { host: s
 export function agentSettings(existing: Json, f: RoleFlags, l: Layout, identityFile: string): Json {
   const first = Object.keys(existing).length === 0;
   if (first) need(f.standbyHost, '--standby-host', 'the CPU standby the workspace is mirrored to', 'agent');
-  const token = f.token ?? process.env['STANDBY_TOKEN'];
+  const token = f.token ?? (process.env['STANDBY_TOKEN'] || undefined); // an empty variable is no token (an upgrade keeps the one in the file)
   if (f.proxy !== undefined && token === undefined && get(existing, 'proxy', 'token') === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent --proxy needs the agent token: set STANDBY_TOKEN in the environment (preferred) or give --token (primary.agentToken in the proxy\'s proxy.json)', { flag: '--token' });
   }
@@ -185,7 +185,7 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
     stateDir: get(existing, 'stateDir') === undefined ? l.stateDir : undefined,
     adminToken: token(f.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
     // no GPU token is made up here: the GPU gets its own at enrollment (`standby hosts add`); one given is kept
-    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? process.env['STANDBY_TOKEN'] },
+    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? (process.env['STANDBY_TOKEN'] || undefined) },
     standby: {
       id: f.standbyId ?? (first ? 'cpu-1' : undefined),
       url: f.standbyUrl,
