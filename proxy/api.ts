@@ -102,15 +102,16 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
     if (url === undefined) return problem(res, 503, 'no_public_url', noPublicUrl(c.config));
     if (body.data.id === c.config.standby.id) {
       // the standby enrolls nothing: its line gets a token that downloads the program and does nothing else
-      const expiresAt = new Date(Date.now() + body.data.ttlSeconds * 1000);
-      const token = downloadToken(c.config.adminToken, expiresAt.getTime());
+      const expiresAtMs = Math.floor((Date.now() + body.data.ttlSeconds * 1000) / 1000) * 1000;
+      const token = downloadToken(c.config.adminToken, expiresAtMs);
+      const expiresAt = new Date(expiresAtMs).toISOString();
       return json(res, 201, {
         id: body.data.id,
         token,
-        expiresAt: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
+        expiresAt,
         kind: 'download',
         command: `curl -fsSL ${url}/_standby/install.sh | sudo bash -s -- standby --token ${token}`,
-        message: `download only, until then: run the command on the standby ${body.data.id}; it installs the program and authorizes this proxy's fencing key (the token lets it download the program, nothing else)`,
+        message: `download only, until ${expiresAt}: run the command on the standby ${body.data.id}; it installs the program and authorizes this proxy's fencing key (the token downloads the program and does nothing else)`,
       });
     }
     const invited = c.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
