@@ -27,7 +27,7 @@ export function programVersion(source = PROGRAM_SOURCE): string {
 }
 
 /** Whether a file of the source tree (relative path) is part of the installed program. */
-export function shipped(rel: string): boolean {
+function shipped(rel: string): boolean {
   const parts = rel.split('/');
   const name = parts[parts.length - 1]!;
   if (parts[0] !== 'node_modules') return !name.endsWith('.test.ts') && !parts.includes('test');
