@@ -47,7 +47,7 @@ function hostLines(hosts: HostView[]): string[] {
 
 export const hostsCommand: CommandModule<object, Args> = {
   command: 'hosts [action] [id]',
-  describe: 'the hosts with credentials from the proxy; `hosts add ID` invites one, `hosts revoke ID` revokes its token and key',
+  describe: 'the hosts with credentials from the proxy; `hosts add ID` invites one (the standby\'s id: its download-only install line), `hosts revoke ID` revokes its token and key',
   builder: (y: Argv) =>
     proxyOptions(y)
       .positional('action', { type: 'string', choices: ['list', 'add', 'revoke'], describe: 'list (default), add or revoke' })
@@ -72,8 +72,9 @@ export const hostsCommand: CommandModule<object, Args> = {
       if (action === 'add') {
         const { status, body } = await callProxy(ep, 'hosts', 'POST', { id: a.id, ttlSeconds: parseTtl(a.ttl) });
         if (status !== 201) throw new StandbyError(status === 400 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', `the proxy did not invite ${a.id}: ${problemOf(body, status)}`, { status });
-        const b = body as { id: string; token: string; expiresAt: string; command: string };
+        const b = body as { id: string; token: string; expiresAt: string; command: string; kind?: string };
         if (a.json) out(JSON.stringify(body, null, 2));
+        else if (b.kind === 'download') out([`the standby ${b.id}'s install line (download only, until ${b.expiresAt}). On ${b.id}, run:`, '', `  ${b.command}`, '', "It installs the program and authorizes this proxy's fencing key; the token downloads the program and does nothing else."].join('\n'));
         else out([`invited ${b.id} (one use, until ${b.expiresAt}). On ${b.id}, run:`, '', `  ${b.command}`, '', 'It enrolls the host (its own agent token and ssh key) and installs the agent.'].join('\n'));
         return 0;
       }

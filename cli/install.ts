@@ -48,8 +48,9 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('agent-key-file', { type: 'string', describe: 'the same, from a file' })
       .option('fence-key', { type: 'string', describe: "the proxy's public key line (default: fetched from --proxy); it may only fence and add or remove writer entries" })
       .option('fence-key-file', { type: 'string', describe: 'the same, from a file' })
-      .group(['listen', 'admin-token', 'gpu-id', 'gpu-url', 'standby-id', 'standby-url', 'standby-key', 'tls-cert', 'tls-key'], 'proxy:')
+      .group(['listen', 'public-url', 'admin-token', 'gpu-id', 'gpu-url', 'standby-id', 'standby-url', 'standby-key', 'tls-cert', 'tls-key'], 'proxy:')
       .option('listen', { type: 'string', describe: 'HOST:PORT to listen on (default 127.0.0.1:8888)' })
+      .option('public-url', { type: 'string', describe: 'the URL the GPU and the standby reach the proxy by, e.g. https://proxy.example.com (publicUrl; default: the --listen address, required when that is 0.0.0.0 or ::)' })
       .option('admin-token', { type: 'string', describe: 'the admin API token; prefer STANDBY_ADMIN_TOKEN (generated if absent)' })
       .option('gpu-id', { type: 'string', describe: "the GPU host's id (default gpu-1)" })
       .option('gpu-url', { type: 'string', describe: "the GPU's code-server URL as the proxy reaches it" })
@@ -60,7 +61,7 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('tls-key', { type: 'string', describe: 'PEM key for https' })
       .example('STANDBY_TOKEN=... $0 install agent --proxy https://proxy.example.com --standby-host cpu-1.example', 'on the GPU host')
       .example('$0 install standby --proxy https://proxy.example.com', "on the CPU standby (authorizes the proxy's fencing key)")
-      .example('$0 install proxy --listen 0.0.0.0:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
+      .example('$0 install proxy --listen 0.0.0.0:8888 --public-url https://proxy.example.com:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
       .strict() as unknown as Argv<InstallArgs>,
   handler: (a: ArgumentsCamelCase<InstallArgs>) =>
     runCommand(async () => {

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { StandbyError } from '../errors.ts';
 import { authorizeWriter, fencingKeys, fingerprintOf, parsePublicKey, revokeWriter, type PublicKey } from './authorized-keys.ts';
 import { enrollIfInvited } from './enroll.ts';
-import { ensureAgentKey } from './keys.ts';
-import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Role } from './layout.ts';
+import { ensureAgentKey, ensureFenceKey, FENCE_KEY_FILE } from './keys.ts';
+import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
 import { installProgram, PROGRAM_SOURCE } from './program.ts';
 import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
-import { agentSettings, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
+import { agentSettings, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
 import { FENCE_KEY_PATH } from '../proxy/bundle.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
@@ -35,7 +35,7 @@ export interface InstallOptions extends RoleFlags {
 function keyFrom(text: string | undefined, file: string | undefined, flag: string): PublicKey | undefined {
   if (text !== undefined) return parsePublicKey(text);
   if (file === undefined) return undefined;
-  const where = flag === '--fence-key-file' ? "the proxy's .pub file (on the proxy: /etc/standby/keys/id_ed25519.pub)" : "the agent's .pub file (on the GPU: /etc/standby/keys/id_ed25519.pub)";
+  const where = flag === '--fence-key-file' ? `the proxy's .pub file (on the proxy: /etc/standby/keys/${FENCE_KEY_FILE}.pub)` : "the agent's .pub file (on the GPU: /etc/standby/keys/id_ed25519.pub)";
   if (!existsSync(file)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${flag} ${file}: no such file; give ${where}`, { file });
   return parsePublicKey(readFileSync(file, 'utf8'));
 }
@@ -43,7 +43,7 @@ function keyFrom(text: string | undefined, file: string | undefined, flag: strin
 /** The proxy's fencing public key, fetched from the proxy itself (what install.sh's --proxy points at). */
 export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<PublicKey> {
   const url = proxyHttpUrl(proxy, FENCE_KEY_PATH);
-  const instead = "or give the proxy's public key by hand: --fence-key-file FILE (on the proxy: /etc/standby/keys/id_ed25519.pub)";
+  const instead = `or give the proxy's public key by hand: --fence-key-file FILE (on the proxy: /etc/standby/keys/${FENCE_KEY_FILE}.pub)`;
   let status: number;
   let body: string;
   try {
@@ -68,11 +68,22 @@ export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<
   }
 }
 
+/** What to do after installing the proxy, with this install's real URL and commands. */
+function nextForProxy(l: Layout, file: string, settings: Record<string, unknown>): string {
+  const gpu = (settings['primary'] as { id?: string } | undefined)?.id ?? 'gpu-1';
+  const cpu = (settings['standby'] as { id?: string } | undefined)?.id ?? 'cpu-1';
+  const url = settings['publicUrl'] as string | undefined;
+  const cmd = l.root === '/' ? 'standby' : `${commandPath(l)}`;
+  const config = l.root === '/' ? '' : ` --config ${file}`;
+  return `next: with the proxy running, on this machine: \`${cmd} hosts add ${cpu}${config}\` prints the standby's install line, then \`${cmd} hosts add ${gpu}${config}\` the GPU's (one use each); both fetch from ${url ?? 'publicUrl (not set: set it in proxy.json)'}`;
+}
+
 export async function installRole(given: InstallOptions, say: (line: string) => void): Promise<InstallRecord> {
   const l = layoutOf(given.root);
   checkPrivileges(l);
   // an agent with an invitation enrolls first: nothing is installed unless the proxy took it
   const o = given.role === 'agent' ? await enrollIfInvited(given, l, say) : given;
+  const enrolled = o !== given;
   const source = o.source ?? PROGRAM_SOURCE;
   const before = readRecord(l, o.role);
   // check what can be checked before anything is written
@@ -83,6 +94,7 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     fenceKey = await fetchFenceKey(o.proxy, o.fetchTimeoutMs);
     fenceKeyFrom = proxyHttpUrl(o.proxy, FENCE_KEY_PATH);
   }
+  if (o.role === 'proxy') proxyAddress(readExisting(configFile(l, 'proxy')!), o);
   if (o.role === 'standby' && !agentKey && !fenceKey && !before?.authorized.length) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --proxy https://PROXY (it fetches the proxy's fencing key from there; install.sh passes it) or --fence-key \"ssh-ed25519 AAAA...\" (or --fence-key-file FILE): the key the proxy fences with and authorizes writers through", { flag: '--proxy' });
   }
@@ -94,6 +106,8 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
 
   mkdirSync(l.etcDir, { recursive: true, mode: 0o755 });
   mkdirSync(l.stateDir, { recursive: true, mode: 0o755 });
+  // the proxy's event log, host list and bundle: its own (0700), under --root too
+  if (o.role === 'proxy') chmodSync(l.stateDir, 0o700);
   const record: InstallRecord = {
     role: o.role,
     version: program.version,
@@ -119,17 +133,20 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     if (!existsSync(knownHosts)) writeFileSync(knownHosts, '', { mode: 0o644 });
     record.configFile = file;
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600; the agent runs as root: it reads the whole workspace)`);
-    say(`the agent's public key; on the standby run: standby install standby --agent-key "${key.publicKey}"`);
+    if (enrolled) say("this host's key is on the standby already: the proxy authorized it at enrollment (nothing to copy)");
+    else say(`the agent's public key, for a standby set up without a proxy (with a proxy, invite the host instead: standby hosts add ID): standby install standby --agent-key "${key.publicKey}"`);
   } else if (o.role === 'proxy') {
     const user = ensureServiceUser(l);
     if (user?.created) record.userCreated = true;
     if (!user) say(`note: under --root the system user ${SERVICE_USER} is not created (the proxy runs as ${SERVICE_USER} on a real install)`);
     else say(`${user.created ? 'created' : 'kept'} the system user ${SERVICE_USER} (the proxy runs as it)`);
-    const key = ensureAgentKey(l.keyDir);
-    keep(key.identityFile);
-    say(`${key.created ? 'made' : 'kept'} the proxy's fencing key ${key.identityFile}`);
     const file = configFile(l, 'proxy')!;
     const existed = existsSync(file);
+    // a proxy installed before the fencing key had a name of its own keeps the key it has
+    const oldKey = join(l.keyDir, 'id_ed25519');
+    const key = ensureFenceKey(l.keyDir, (readExisting(file)['standby'] as { ssh?: { identityFile?: string } } | undefined)?.ssh?.identityFile === oldKey ? 'id_ed25519' : FENCE_KEY_FILE);
+    keep(key.identityFile);
+    say(`${key.created ? 'made' : 'kept'} the proxy's fencing key ${key.identityFile}`);
     const { settings, generated } = proxySettings(readExisting(file), o, l, key.identityFile);
     writeRoleConfig(file, 'proxy', settings, user);
     record.configFile = file;
@@ -140,8 +157,7 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     }
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600)${generated.length ? `; generated ${generated.join(' and ')} (read them there)` : ''}`);
     say(`the proxy's fencing key; on the standby add it with: standby install standby --fence-key "${key.publicKey}"`);
-    const gpu = (settings['primary'] as { id?: string } | undefined)?.id ?? 'gpu-1';
-    say(`next: on the standby, curl -fsSL PROXY/_standby/install.sh | sudo bash -s -- standby; then invite the GPU with: standby hosts add ${gpu} (it prints the line to run there)`);
+    say(nextForProxy(l, file, settings));
   } else {
     // under --root the default workspace is inside the prefix too: a test install creates nothing outside it
     const workspace = o.workspace ?? join(l.root, 'workspace');

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Standby's one-line installer, served by the proxy at /_standby/install.sh:
-#   curl -fsSL https://PROXY/_standby/install.sh | sudo STANDBY_TOKEN=... sh -s -- agent --standby-host cpu-1 ...
-#   curl -fsSL https://PROXY/_standby/install.sh | sudo sh -s -- standby
+#   curl -fsSL https://PROXY/_standby/install.sh | sudo bash -s -- agent --token sbi_...     (from `standby hosts add gpu-1`)
+#   curl -fsSL https://PROXY/_standby/install.sh | sudo bash -s -- standby --token sbd_...   (from `standby hosts add cpu-1`)
 # It installs the packages the role needs, downloads the program bundle from the
-# same proxy (and nowhere else), checks its sha256, and runs
+# same proxy (and nowhere else) with the token it is given (--token, or
+# STANDBY_TOKEN; an installed agent's own token when neither: an upgrade),
+# checks its sha256, and runs
 # `<bundle>/bin/standby install ROLE ARGS...`, adding `--proxy PROXY` for the
 # agent and the standby unless ARGS name one (the standby fetches the proxy's
 # fencing key from there). Options before the role:
@@ -34,6 +36,23 @@ case " $* " in *" --root "*) ;; *)
   [ "$(id -u)" = 0 ] || die "run as root: curl -fsSL $proxy_url/_standby/install.sh | sudo sh -s -- $*" ;;
 esac
 case "$proxy_url" in http://*|https://*) ;; *) die "no proxy URL: set STANDBY_PROXY_URL=https://PROXY (the script was not served by a proxy)" ;; esac
+
+# the credential the proxy wants for the program: STANDBY_DOWNLOAD_TOKEN, else --token or STANDBY_TOKEN (not for
+# the proxy role, where they are primary.agentToken), else (an agent's upgrade) the installed agent's own token
+token="${STANDBY_DOWNLOAD_TOKEN:-}"
+[ -n "$token" ] || [ "$role" = proxy ] || token="${STANDBY_TOKEN:-}"
+prefix=""
+prev=""
+for a in "$@"; do
+  [ -n "${STANDBY_DOWNLOAD_TOKEN:-}" ] || [ "$role" = proxy ] || case "$prev" in --token) token="$a" ;; esac
+  [ -n "${STANDBY_DOWNLOAD_TOKEN:-}" ] || [ "$role" = proxy ] || case "$a" in --token=*) token="${a#--token=}" ;; esac
+  case "$prev" in --root) prefix="$a" ;; esac
+  case "$a" in --root=*) prefix="${a#--root=}" ;; esac
+  prev="$a"
+done
+if [ -z "$token" ] && [ "$role" = agent ] && [ -r "$prefix/etc/standby/agent.json" ]; then
+  token=$(sed -n 's/^ *"token": *"\([^"]*\)".*/\1/p' "$prefix/etc/standby/agent.json" | head -n 1)
+fi
 
 case "$role" in
   agent) need="rsync ssh ssh-keygen" ;;
@@ -74,14 +93,17 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+[ -n "$token" ] || die "no token: the proxy gives the program only with one. On the proxy, \`standby hosts add ID\` prints this host's line with its token (the standby's id for the standby, e.g. cpu-1; STANDBY_DOWNLOAD_TOKEN=<admin token> for another proxy)"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/standby-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
+# the token goes to curl in a file of the private folder, not on its command line
+( umask 077; printf 'Authorization: Bearer %s\n' "$token" > "$tmp/auth" )
 echo "install.sh: downloading the program from $proxy_url" >&2
 # two downloads: a proxy upgraded between them serves a checksum of another bundle, so a mismatch is tried once more
 verified=""
 for attempt in 1 2; do
-  curl $curl_opts -o "$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256" || die "could not download $proxy_url/_standby/bundle.sha256 (is the proxy up and reachable from here?)"
-  curl $curl_opts -o "$tmp/bundle.tar.gz" "$proxy_url/_standby/bundle.tar.gz" || die "could not download $proxy_url/_standby/bundle.tar.gz"
+  curl $curl_opts -H @"$tmp/auth" -o "$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256" || die "could not download $proxy_url/_standby/bundle.sha256 (is the proxy up and reachable from here? HTTP 401: the token is wrong, used up or expired: ask for a new line with standby hosts add ID)"
+  curl $curl_opts -H @"$tmp/auth" -o "$tmp/bundle.tar.gz" "$proxy_url/_standby/bundle.tar.gz" || die "could not download $proxy_url/_standby/bundle.tar.gz"
   if (cd "$tmp" && sha256sum -c --quiet bundle.sha256 >/dev/null 2>&1); then verified=1; break; fi
   [ "$attempt" = 2 ] || echo "install.sh: the bundle does not match bundle.sha256 (was the proxy upgraded meanwhile?): downloading both again" >&2
 done

@@ -14,15 +14,23 @@ export interface AgentKey {
   created: boolean;
 }
 
-/** Makes keyDir (0700) and an ed25519 key in it unless one is there. */
-export function ensureAgentKey(keyDir: string): AgentKey {
+/** Makes keyDir (0700) and an ed25519 key in it unless one is there: the agent's (id_ed25519), or another role's name and comment. */
+/** The proxy's fencing key file in keyDir: apart from the agent's, so a proxy and an agent on one machine (one --root) never share a key. */
+export const FENCE_KEY_FILE = 'fence_ed25519';
+
+/** The proxy's fencing key, labelled as such (`standby-proxy-fence@HOST`). */
+export function ensureFenceKey(keyDir: string, file = FENCE_KEY_FILE): AgentKey {
+  return ensureAgentKey(keyDir, { file, comment: `standby-proxy-fence@${hostname()}` });
+}
+
+export function ensureAgentKey(keyDir: string, o: { file?: string; comment?: string } = {}): AgentKey {
   mkdirSync(keyDir, { recursive: true, mode: 0o700 });
   chmodSync(keyDir, 0o700);
-  const identityFile = join(keyDir, 'id_ed25519');
+  const identityFile = join(keyDir, o.file ?? 'id_ed25519');
   let created = false;
   if (!existsSync(identityFile)) {
     try {
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `standby-agent@${hostname()}`, '-f', identityFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', o.comment ?? `standby-agent@${hostname()}`, '-f', identityFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
       if (e.code === 'ENOENT') throw new StandbyError('STANDBY_ERR_MISSING_BINARY', 'ssh-keygen not found: install openssh-client (apt-get install openssh-client), then run the install again', { binary: 'ssh-keygen' });

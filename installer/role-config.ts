@@ -24,6 +24,7 @@ export interface RoleFlags {
   standbyPath?: string;
   workspace?: string;
   listen?: string;
+  publicUrl?: string;
   adminToken?: string;
   gpuId?: string;
   gpuUrl?: string;
@@ -104,15 +105,39 @@ function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+/** The URL hosts reach a proxy listening on `listen` by, when it names one host (the config's default 127.0.0.1:8888 when absent); undefined for a wildcard. */
+function publicUrlOf(listen: { host?: string; port?: number }, tls: boolean): string | undefined {
+  const host = listen.host ?? '127.0.0.1';
+  if (['', '0.0.0.0', '::', '::0'].includes(host)) return undefined;
+  return `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${listen.port ?? 8888}`;
+}
+
+/**
+ * The proxy's listen address and publicUrl from the flags: --public-url, else (first install) the
+ * listen address when it names one host. Throws, naming --public-url, when a first install listens
+ * on every address and gives no URL: called before anything is written.
+ */
+export function proxyAddress(existing: Json, f: RoleFlags): { listen?: { host: string; port: number }; publicUrl?: string } {
+  const listen = f.listen === undefined ? undefined : parseListen(f.listen);
+  const publicUrl = f.publicUrl !== undefined
+    ? f.publicUrl.replace(/\/+$/, '')
+    : get(existing, 'publicUrl') === undefined ? publicUrlOf(listen ?? (get(existing, 'listen') as { host?: string; port?: number } | undefined) ?? {}, f.tlsCert !== undefined || get(existing, 'tls') !== undefined) : undefined;
+  if (Object.keys(existing).length === 0 && publicUrl === undefined) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby install proxy: the proxy listens on every address (${f.listen}), so give --public-url https://NAME:PORT (publicUrl: the URL the GPU and the standby reach it by; install lines name it)`, { flag: '--public-url' });
+  }
+  return { ...(listen ? { listen } : {}), ...(publicUrl !== undefined ? { publicUrl } : {}) };
+}
+
 /** The agent's settings: existing file <- flags; the key the installer made is its identity. */
 export function agentSettings(existing: Json, f: RoleFlags, l: Layout, identityFile: string): Json {
   const first = Object.keys(existing).length === 0;
   if (first) need(f.standbyHost, '--standby-host', 'the CPU standby the workspace is mirrored to', 'agent');
-  const token = f.token ?? process.env['STANDBY_TOKEN'];
+  const token = f.token ?? (process.env['STANDBY_TOKEN'] || undefined); // an empty variable is no token (an upgrade keeps the one in the file)
   if (f.proxy !== undefined && token === undefined && get(existing, 'proxy', 'token') === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent --proxy needs the agent token: set STANDBY_TOKEN in the environment (preferred) or give --token (primary.agentToken in the proxy\'s proxy.json)', { flag: '--token' });
   }
-  const workspace = f.workspace ?? (first ? '/workspace' : undefined);
+  // /workspace on a machine, ROOT/workspace under --root: like the standby's, inside the prefix
+  const workspace = f.workspace ?? (first ? join(l.root, 'workspace') : undefined);
   const defaults: Json = first
     ? {
         hostId: hostname(),
@@ -144,6 +169,7 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
     need(f.standbyUrl, '--standby-url', "the standby's code-server URL, e.g. http://10.0.0.6:8080", 'proxy');
     need(f.standbyHost, '--standby-host', 'the standby host the proxy fences over ssh', 'proxy');
   }
+  const { listen, publicUrl } = proxyAddress(existing, f);
   const generated: string[] = [];
   const token = (flag: string | undefined, env: string, path: string[], name: string): string | undefined => {
     const v = flag ?? process.env[env];
@@ -153,12 +179,13 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
     return newToken();
   };
   const flags = given({
-    listen: f.listen === undefined ? undefined : parseListen(f.listen),
+    listen,
+    publicUrl,
     tls: f.tlsCert !== undefined || f.tlsKey !== undefined ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
     stateDir: get(existing, 'stateDir') === undefined ? l.stateDir : undefined,
     adminToken: token(f.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
     // no GPU token is made up here: the GPU gets its own at enrollment (`standby hosts add`); one given is kept
-    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? process.env['STANDBY_TOKEN'] },
+    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? (process.env['STANDBY_TOKEN'] || undefined) },
     standby: {
       id: f.standbyId ?? (first ? 'cpu-1' : undefined),
       url: f.standbyUrl,
@@ -167,7 +194,8 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
         port: f.standbyPort,
         user: f.standbyUser,
         identityFile: f.standbyKey ?? (get(existing, 'standby', 'ssh', 'identityFile') === undefined ? fenceKey : undefined),
-        stateDir: first ? '/var/lib/standby/receive' : undefined,
+        // the standby role's receiver state under the same prefix (its fencing key's forced command names it)
+        stateDir: first ? join(l.stateDir, 'receive') : undefined,
       },
     },
   });

@@ -41,8 +41,8 @@ function systemdMissing(): string | undefined {
 export function startUnit(l: Layout, role: Role, unitFile: string | undefined, noStart: boolean, say: (line: string) => void): void {
   const unit = UNIT_OF[role];
   if (!unit) return;
-  if (noStart) return say(`not started (--no-start); start it with: systemctl enable --now ${unit}`);
-  if (l.root !== '/') return say(`not started (installed under --root ${l.root})`);
+  if (l.root !== '/') return say(`not started (installed under --root ${l.root}); run it by hand: ${howToRun(l, role)}`);
+  if (noStart) return say(`not started (--no-start); start it with: systemctl enable --now ${unit}; or run it by hand: ${howToRun(l, role)}`);
   if (!unitFile) return;
   const missing = systemdMissing();
   if (missing) return say(`not started: ${missing}. Start it by hand: ${howToRun(l, role)}`);

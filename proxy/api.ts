@@ -7,7 +7,8 @@ import { bearerToken, tokensEqual } from '../protocol/auth.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../errors.ts';
 import type { HostAdmin } from './host-admin.ts';
-import { baseUrl, INSTALL_PATHS, serveInstall } from './bundle.ts';
+import { INSTALL_PATHS, noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
+import { downloadToken, downloadTokenValid } from './download-token.ts';
 import type { Failover } from './failover.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
@@ -65,10 +66,24 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** The proxy's URL as the client reached it: what the install line tells the new host to fetch from. */
-/** The URL for the printed install line: as the admin reached the proxy, or its listen address for a Host header that is not a plain host[:port]. */
-function publicUrl(c: ApiContext, req: IncomingMessage): string {
-  return baseUrl(req, !!c.config.tls) ?? `${c.config.tls ? 'https' : 'http'}://${c.config.listen.host}:${c.config.listen.port}`;
+/** The URL the printed install lines name: from the config (publicUrl, or a listen address naming one host), never from the request. */
+function installUrl(c: ApiContext, req: IncomingMessage): string | undefined {
+  return proxyPublicUrl(c.config, req.socket.localPort ?? 0);
+}
+
+/**
+ * Whether the request may download the program: a Bearer token that is the admin token, an
+ * unused and unexpired invitation (the agent's install line downloads before it enrolls), an
+ * active agent token (an upgrade), or a download token (the standby's install line).
+ * Seam: the failed-auth throttle (proxy/auth-throttle.ts) wraps this check at merge; a refusal here is a failed authentication.
+ */
+export function downloadAllowed(c: ApiContext, req: IncomingMessage): boolean {
+  const token = bearerToken(req.headers.authorization);
+  if (token === undefined) return false;
+  if (tokensEqual(token, c.config.adminToken)) return true;
+  if (downloadTokenValid(c.config.adminToken, token)) return true;
+  if (c.hosts.registry.invitationValid(token)) return true;
+  return 'hostId' in c.hosts.authenticate(token);
 }
 
 const inviteSchema = z.strictObject({
@@ -83,9 +98,25 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
     if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/api/v1/hosts takes GET (list) or POST (invite)', { allow: 'GET, POST' });
     const body = inviteSchema.safeParse(await readJson(req));
     if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `invite: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+    const url = installUrl(c, req);
+    if (url === undefined) return problem(res, 503, 'no_public_url', noPublicUrl(c.config));
+    if (body.data.id === c.config.standby.id) {
+      // the standby enrolls nothing: its line gets a token that downloads the program and does nothing else
+      const expiresAtMs = Math.floor((Date.now() + body.data.ttlSeconds * 1000) / 1000) * 1000;
+      const token = downloadToken(c.config.adminToken, expiresAtMs);
+      const expiresAt = new Date(expiresAtMs).toISOString();
+      return json(res, 201, {
+        id: body.data.id,
+        token,
+        expiresAt,
+        kind: 'download',
+        command: `curl -fsSL ${url}/_standby/install.sh | sudo bash -s -- standby --token ${token}`,
+        message: `download only, until ${expiresAt}: run the command on the standby ${body.data.id}; it installs the program and authorizes this proxy's fencing key (the token downloads the program and does nothing else)`,
+      });
+    }
     const invited = c.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
-    const url = publicUrl(c, req);
     return json(res, 201, {
+      kind: 'invitation',
       ...invited,
       command: `curl -fsSL ${url}/_standby/install.sh | sudo bash -s -- agent --token ${invited.token}`,
       message: `one use, until ${invited.expiresAt}: run the command on ${invited.id}; it enrolls the host (its own token and key) and installs the agent`,
@@ -156,7 +187,9 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
     return;
   }
   if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, c.publicStatus());
-  if ((INSTALL_PATHS as readonly string[]).includes(path)) return serveInstall(path, { stateDir: c.config.stateDir, tls: c.config.tls !== undefined, fenceIdentityFile: c.config.standby.ssh.identityFile }, req, res);
+  if ((INSTALL_PATHS as readonly string[]).includes(path)) {
+    return serveInstall(path, { stateDir: c.config.stateDir, publicUrl: installUrl(c, req), noUrl: noPublicUrl(c.config), mayDownload: (r) => downloadAllowed(c, r), fenceIdentityFile: c.config.standby.ssh.identityFile }, req, res);
+  }
   if (path === '/_standby/metrics' && method === 'GET') {
     const text = await c.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': c.metrics.registry.contentType });

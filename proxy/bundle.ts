@@ -1,20 +1,25 @@
 // The one-line installer's downloads, served by the proxy under /_standby/:
-// install.sh (with this proxy's URL baked in), bundle.tar.gz (the program,
-// the same file set as installer/program.ts copies), bundle.sha256 and
+// install.sh (with this proxy's publicUrl baked in), bundle.tar.gz (the
+// program: exactly installer/program.ts's file set), bundle.sha256 and
 // fence-key.pub (the public half of the key the proxy fences the standby with,
 // which `standby install standby --proxy URL` authorizes).
-// The bundle is built once per program version and source state, by an
+// install.sh and fence-key.pub hold no secrets and are public; the bundle is
+// served only to a request whose credential the caller's check accepts.
+// The bundle is built once per process and program version, by an
 // asynchronous `tar` child, and cached in <stateDir>/bundle/.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PROGRAM_SOURCE, programFiles, programVersion } from '../installer/program.ts';
+import type { ProxyConfig } from './config.ts';
 
 export const FENCE_KEY_PATH = '/_standby/fence-key.pub';
 export const INSTALL_PATHS = ['/_standby/install.sh', '/_standby/bundle.tar.gz', '/_standby/bundle.sha256', FENCE_KEY_PATH] as const;
+/** The downloads that need a credential (the program; its checksum goes with it). */
+export const BUNDLE_PATHS: readonly string[] = ['/_standby/bundle.tar.gz', '/_standby/bundle.sha256'];
 
 export interface Bundle {
   file: string;
@@ -24,16 +29,13 @@ export interface Bundle {
   buildMs: number;
 }
 
-/** Version + a digest of the file list and the sources' mtimes: a changed checkout gets a new bundle. */
+/** Version + a digest of the file list with sizes and mtimes: a changed checkout gets a new bundle (at the proxy's next start). */
 function cacheKey(source: string, files: string[]): string {
   const h = createHash('sha256');
-  const walk = (rel: string) => {
-    const st = statSync(join(source, rel), { throwIfNoEntry: false });
-    if (!st) return;
-    h.update(`${rel}\0${st.size}\0${st.mtimeMs}\n`);
-    if (st.isDirectory() && !rel.startsWith('node_modules')) for (const e of readdirSync(join(source, rel))) walk(join(rel, e));
-  };
-  for (const f of files) walk(f);
+  for (const f of files) {
+    const st = lstatSync(join(source, f));
+    h.update(`${f}\0${st.size}\0${st.mtimeMs}\n`);
+  }
   return `${programVersion(source)}-${h.digest('hex').slice(0, 16)}`;
 }
 
@@ -53,48 +55,64 @@ function tar(args: string[]): Promise<void> {
   });
 }
 
-const building = new Map<string, Promise<Bundle>>();
+/** One bundle per state folder and program source for the process's life: the file list, its digest and the build happen once. */
+const bundles = new Map<string, Promise<Bundle>>();
 
-/** The bundle for this program, built once (concurrent callers share the build) and cached in stateDir. */
-function programBundle(stateDir: string, source = PROGRAM_SOURCE): Promise<Bundle> {
+async function buildBundle(stateDir: string, source: string): Promise<Bundle> {
   const files = programFiles(source);
   const key = cacheKey(source, files);
   const dir = join(stateDir, 'bundle');
   const file = join(dir, `standby-${key}.tar.gz`);
   const sumFile = `${file}.sha256`;
-  const have = building.get(file);
+  if (existsSync(file) && existsSync(sumFile)) return { file, sha256: readFileSync(sumFile, 'utf8').trim(), bytes: statSync(file).size, buildMs: 0 };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const started = performance.now();
+  const list = `${file}.list`;
+  const tmp = `${file}.partial`;
+  writeFileSync(list, files.join('\n') + '\n');
+  try {
+    // gzip -1: a 2.6x faster build for a 12% larger download (docs/operations.md); the list names every file, so no recursion
+    await tar(['--use-compress-program=gzip -1', '-cf', tmp, '-C', source, '--no-recursion', '-T', list]);
+    const sha256 = await sha256Of(tmp);
+    writeFileSync(sumFile, sha256 + '\n');
+    renameSync(tmp, file);
+    // older bundles go: one per program state is enough
+    for (const e of readdirSync(dir)) if (!e.startsWith(`standby-${key}`)) rmSync(join(dir, e), { force: true });
+    return { file, sha256, bytes: statSync(file).size, buildMs: Math.round(performance.now() - started) };
+  } finally {
+    rmSync(list, { force: true });
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** The bundle for this program: built once (concurrent callers share the build), cached in stateDir; a failed build is tried again by the next request. */
+export function programBundle(stateDir: string, source = PROGRAM_SOURCE): Promise<Bundle> {
+  const k = `${stateDir}\0${source}`;
+  const have = bundles.get(k);
   if (have) return have;
-  const p = (async (): Promise<Bundle> => {
-    if (existsSync(file) && existsSync(sumFile)) return { file, sha256: readFileSync(sumFile, 'utf8').trim(), bytes: statSync(file).size, buildMs: 0 };
-    mkdirSync(dir, { recursive: true });
-    const started = performance.now();
-    const list = `${file}.list`;
-    const tmp = `${file}.partial`;
-    writeFileSync(list, files.join('\n') + '\n');
-    try {
-      // gzip -1: a 2.6x faster build for a 12% larger download (docs/operations.md)
-      await tar(['--use-compress-program=gzip -1', '-cf', tmp, '-C', source, '--exclude=*.test.ts', '-T', list]);
-      const sha256 = await sha256Of(tmp);
-      writeFileSync(sumFile, sha256 + '\n');
-      renameSync(tmp, file);
-      // older bundles go: one per program state is enough
-      for (const e of readdirSync(dir)) if (!e.startsWith(`standby-${key}`)) rmSync(join(dir, e), { force: true });
-      return { file, sha256, bytes: statSync(file).size, buildMs: Math.round(performance.now() - started) };
-    } finally {
-      rmSync(list, { force: true });
-      rmSync(tmp, { force: true });
-    }
-  })();
-  building.set(file, p);
-  p.catch(() => building.delete(file));
+  const p = buildBundle(stateDir, source);
+  bundles.set(k, p);
+  p.catch(() => bundles.delete(k));
   return p;
 }
 
-/** This proxy's URL as the client reached it; undefined for a Host header that is not a plain host[:port]. */
-export function baseUrl(req: IncomingMessage, tls: boolean): string | undefined {
-  const host = req.headers.host ?? '';
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return undefined;
-  return `${tls ? 'https' : 'http'}://${host}`;
+const WILDCARDS = new Set(['', '0.0.0.0', '::', '::0', '0:0:0:0:0:0:0:0']);
+
+/**
+ * The URL hosts reach this proxy by, from its config only (never a request's Host): publicUrl, else the
+ * listen address when it names one host (`port` is the bound port, for a listen.port of 0); undefined
+ * when neither says (a wildcard listen address and no publicUrl).
+ */
+export function proxyPublicUrl(c: Pick<ProxyConfig, 'publicUrl' | 'listen' | 'tls'>, port: number): string | undefined {
+  if (c.publicUrl !== undefined) return c.publicUrl;
+  if (WILDCARDS.has(c.listen.host)) return undefined;
+  const host = c.listen.host.includes(':') ? `[${c.listen.host}]` : c.listen.host;
+  return `${c.tls ? 'https' : 'http'}://${host}:${c.listen.port || port}`;
+}
+
+/** Why there is no URL to give: names the field to set. */
+export function noPublicUrl(c: Pick<ProxyConfig, 'listen'>): string {
+  return `this proxy has no publicUrl in proxy.json and listens on ${c.listen.host || '*'}:${c.listen.port} (every address), so it cannot tell hosts which URL reaches it: set publicUrl (e.g. "publicUrl": "https://proxy.example.com") and restart the proxy`;
 }
 
 function text(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -125,8 +143,22 @@ async function fencePublicKey(identityFile: string): Promise<{ key: string } | {
   });
 }
 
-/** Serves one of INSTALL_PATHS (public: the script, the program and the fencing public key hold no secrets). */
-export async function serveInstall(path: string, o: { stateDir: string; tls: boolean; source?: string; fenceIdentityFile?: string }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export interface InstallServing {
+  stateDir: string;
+  /** the URL install.sh names (proxyPublicUrl), or undefined: install.sh is refused with `noUrl` */
+  publicUrl: string | undefined;
+  noUrl: string;
+  /** whether the request carries a credential that may download the program (the bundle and its checksum) */
+  mayDownload: (req: IncomingMessage) => boolean;
+  source?: string;
+  fenceIdentityFile?: string;
+}
+
+/** One answer for every refused download, whatever was wrong with the credential. */
+export const DOWNLOAD_REFUSED = 'downloading the program needs a valid invitation or agent token (Authorization: Bearer ...): run the line `standby hosts add ID` prints on the proxy\n';
+
+/** Serves one of INSTALL_PATHS: install.sh and fence-key.pub to anyone (no secrets), the program only with a credential. */
+export async function serveInstall(path: string, o: InstallServing, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const source = o.source ?? PROGRAM_SOURCE;
   if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, `${path} takes GET\n`);
   if (path === FENCE_KEY_PATH) {
@@ -134,10 +166,13 @@ export async function serveInstall(path: string, o: { stateDir: string; tls: boo
     return 'key' in found ? text(res, 200, found.key + '\n') : text(res, found.status, found.why.replace(/\s*\n\s*/g, ' ') + '\n');
   }
   if (path === '/_standby/install.sh') {
-    const base = baseUrl(req, o.tls);
-    if (!base) return text(res, 400, 'the Host header is not a plain host[:port]; fetch install.sh by the proxy\'s name or address\n');
-    const script = readFileSync(join(source, 'installer', 'install.sh'), 'utf8').replace('__STANDBY_PROXY_URL__', base);
+    if (o.publicUrl === undefined) return text(res, 503, o.noUrl + '\n');
+    const script = readFileSync(join(source, 'installer', 'install.sh'), 'utf8').replace('__STANDBY_PROXY_URL__', o.publicUrl);
     return text(res, 200, script, 'text/x-shellscript; charset=utf-8');
+  }
+  if (!o.mayDownload(req)) {
+    res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'www-authenticate': 'Bearer', 'content-length': Buffer.byteLength(DOWNLOAD_REFUSED) });
+    return void res.end(DOWNLOAD_REFUSED);
   }
   let bundle: Bundle;
   try {

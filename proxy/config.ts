@@ -110,6 +110,18 @@ export const proxyConfigSchema = z.strictObject({
     port: z.number({ error: 'a port number 0-65535' }).int().min(0, { error: 'a port number 0-65535' }).max(65535, { error: 'a port number 0-65535' }).default(8888),
   }, { error: 'an object {host, port}' }).default({ host: '127.0.0.1', port: 8888 }),
   tls: tlsSchema.optional(),
+  /**
+   * The URL hosts reach this proxy by, e.g. https://proxy.example.com (no path): what install.sh and
+   * the invitation's install line name. Never taken from a request's Host. Unset: the listen address,
+   * unless it is a wildcard (0.0.0.0, ::), when install.sh and invitations are refused naming this field.
+   */
+  publicUrl: urlWith(['http:', 'https:'], 'the URL hosts reach this proxy by, http:// or https://, e.g. https://proxy.example.com')
+    .refine((u) => {
+      const p = new URL(u);
+      return p.pathname === '/' && p.search === '' && p.hash === '' && p.username === '' && p.password === '';
+    }, { error: 'a URL with no path, query or credentials, e.g. https://proxy.example.com:8443 (the proxy serves /_standby/ at its root)' })
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
   /** where the event log and the state snapshot live (default /var/lib/standby) */
   stateDir: absolutePath.default('/var/lib/standby'),
   /** bearer token of the admin API (/_standby/api/v1/) */

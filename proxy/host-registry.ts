@@ -120,6 +120,13 @@ export class HostRegistry {
     return host.id;
   }
 
+  /** Whether `token` is an invitation not used and not expired (it may download the program; checking starts no enrollment). */
+  invitationValid(token: string, now = Date.now()): boolean {
+    const hash = hashToken(token);
+    for (const h of this.#hosts.values()) if (h.invite?.hash === hash && Date.parse(h.invite.expiresAt) > now) return true;
+    return false;
+  }
+
   abortEnroll(id: string): void {
     this.#enrolling.delete(id);
   }

@@ -46,7 +46,10 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
       },
     });
 
-    const standbyLine = `curl -fsSL ${proxy.url}/_standby/install.sh | sh -s -- standby --root ${standbyRoot} --no-start --workspace ${standbyWs}`;
+    // the standby's line, as `standby hosts add cpu-1` prints it (a download-only token), run with a prefix
+    const forStandby = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'cpu-1' }) });
+    assert.equal(forStandby.status, 201);
+    const standbyLine = ((await forStandby.json()) as { command: string }).command.replace('sudo bash -s -- standby', `sh -s -- standby --root ${standbyRoot} --no-start --workspace ${standbyWs}`);
     const s = await run('bash', ['-o', 'pipefail', '-c', standbyLine], {}, 180_000);
     assert.equal(s.code, 0, `${s.stdout}\n${s.stderr}`);
 
@@ -59,6 +62,8 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
     assert.equal(g.code, 0, `${g.stdout}\n${g.stderr}`);
     assert.match(g.stdout, /enrolled at .* as gpu-1: this host's own agent token issued/);
     assert.ok(!g.stdout.includes(token.slice(4)), 'the invitation is not echoed');
+    assert.match(g.stdout, /this host's key is on the standby already: the proxy authorized it at enrollment \(nothing to copy\)/);
+    assert.doesNotMatch(g.stdout, /--agent-key/, 'no hint to copy the key by hand');
 
     const configFile = join(gpuRoot, 'etc/standby/agent.json');
     const config = validateSettings(agentConfigSchema, JSON.parse(readFileSync(configFile, 'utf8')), configFile);

@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { agentConfigSchema } from '../../agent/config.ts';
 import { validateSettings } from '../../config-file.ts';
 import { proxyConfigSchema } from '../../proxy/config.ts';
-import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { downloadToken } from '../../proxy/download-token.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { run, standby } from './run.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -35,7 +36,8 @@ test('curl PROXY/_standby/install.sh | bash -s -- agent installs the bundle the 
 
     const root = join(dir, 'root');
     const started = performance.now();
-    const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | bash -s -- agent --root ${root} --no-start --standby-host cpu-1 --workspace /srv/ws --proxy ${proxy.url}`], { STANDBY_TOKEN: 'token-for-the-agent' }, 180_000);
+    // the program is downloaded with the agent's token (an upgrade's case; a first install has an invitation)
+    const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | bash -s -- agent --root ${root} --no-start --standby-host cpu-1 --workspace /srv/ws --proxy ${proxy.url}`], { STANDBY_TOKEN: AGENT_TOKEN }, 180_000);
     const ms = Math.round(performance.now() - started);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /standby install agent: done/);
@@ -47,18 +49,28 @@ test('curl PROXY/_standby/install.sh | bash -s -- agent installs the bundle the 
 
     const config = join(root, 'etc/standby/agent.json');
     const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
-    assert.equal(settings.proxy?.token, 'token-for-the-agent');
+    assert.equal(settings.proxy?.token, AGENT_TOKEN);
     assert.equal(settings.proxy?.url, `${proxy.url.replace('http:', 'ws:')}/_standby/agent`);
     assert.ok(existsSync(join(root, 'opt/standby/bin/standby')));
     assert.ok(existsSync(join(root, 'opt/standby/current/node_modules/.bin/node')));
 
     // cached: the checksum and the bundle are served again without a rebuild
-    const sum = await (await fetch(`${proxy.url}/_standby/bundle.sha256`, { signal: AbortSignal.timeout(5_000) })).text();
+    const sum = await (await fetch(`${proxy.url}/_standby/bundle.sha256`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` }, signal: AbortSignal.timeout(5_000) })).text();
     assert.match(sum, /^[0-9a-f]{64} {2}bundle\.tar\.gz\n$/);
     assert.deepEqual(readdirSync(join(stateDir, 'bundle')).sort(), bundles.sort());
 
+    // an upgrade with no token given: install.sh downloads with the installed agent's own
+    const up = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | bash -s -- agent --root ${root} --no-start`], { STANDBY_TOKEN: '' }, 180_000);
+    assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+    assert.match(up.stdout, /standby install agent: done/);
+    // no token at all: install.sh says where to get one and downloads nothing
+    const none = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | bash -s -- standby --root ${join(dir, 'root3')} --no-start`], { STANDBY_TOKEN: '' }, 60_000);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /install\.sh: no token: the proxy gives the program only with one\. On the proxy, `standby hosts add ID` prints this host's line/);
+    assert.ok(!existsSync(join(dir, 'root3')), 'nothing installed');
+
     // a bundle that does not match its checksum is refused
-    const bad = await run('bash', ['-c', `curl -fsSL ${proxy.url}/_standby/install.sh | sed 's|"$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256"|"$tmp/bundle.sha256" "$proxy_url/_standby/status"|' | bash -s -- agent --root ${join(dir, 'root2')} --no-start --standby-host h`], {}, 120_000);
+    const bad = await run('bash', ['-c', `curl -fsSL ${proxy.url}/_standby/install.sh | sed 's|"$tmp/bundle.sha256" "$proxy_url/_standby/bundle.sha256"|"$tmp/bundle.sha256" "$proxy_url/_standby/status"|' | bash -s -- agent --root ${join(dir, 'root2')} --no-start --standby-host h`], { STANDBY_TOKEN: AGENT_TOKEN }, 120_000);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /downloading both again[\s\S]*does not match bundle\.sha256, twice: not installing/);
     assert.ok(!existsSync(join(dir, 'root2/opt/standby')), 'nothing installed');
@@ -122,7 +134,10 @@ describe('the one line for the standby and the proxy', () => {
   test('curl | sh -s -- standby: authorizes the proxy\'s fencing key with its forced command, creates the workspace; a second run changes nothing', { timeout: 240_000 }, async () => {
     const root = join(dir, 'standby-root');
     const workspace = join(root, 'ws');
-    const line = `curl -fsSL ${proxy.url}/_standby/install.sh | sh -s -- standby --root ${root} --no-start --workspace ${workspace}`;
+    // the line `standby hosts add cpu-1` prints, with a prefix
+    const printed = ((await (await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'cpu-1' }) })).json()) as { command: string }).command;
+    assert.match(printed, new RegExp(`^curl -fsSL ${proxy.url.replace(/[.]/g, '\\.')}/_standby/install\\.sh \\| sudo bash -s -- standby --token sbd_\\S+$`));
+    const line = printed.replace('sudo bash -s -- standby', `sh -s -- standby --root ${root} --no-start --workspace ${workspace}`);
     const r1 = await run('bash', ['-o', 'pipefail', '-c', line], {}, 180_000);
     assert.equal(r1.code, 0, `${r1.stdout}\n${r1.stderr}`);
     assert.match(r1.stdout, /standby install standby: done/);
@@ -146,7 +161,8 @@ describe('the one line for the standby and the proxy', () => {
 
   test('curl | sh -s -- proxy: installs a proxy (valid proxy.json 0600, its unit)', { timeout: 240_000 }, async () => {
     const root = join(dir, 'proxy-root');
-    const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | sh -s -- proxy --root ${root} --no-start --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6`], {}, 180_000);
+    // another proxy installed from this one: its admin token downloads (--token would be the new proxy's primary.agentToken)
+    const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSL ${proxy.url}/_standby/install.sh | sh -s -- proxy --root ${root} --no-start --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6`], { STANDBY_DOWNLOAD_TOKEN: ADMIN_TOKEN }, 180_000);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /standby install proxy: done/);
     const file = join(root, 'etc/standby/proxy.json');
@@ -154,7 +170,8 @@ describe('the one line for the standby and the proxy', () => {
     const c = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
     assert.equal(c.primary.url, 'http://10.0.0.5:8080');
     assert.equal(c.standby.ssh.host, '10.0.0.6');
-    assert.equal(c.standby.ssh.identityFile, join(root, 'etc/standby/keys/id_ed25519'));
+    assert.equal(c.standby.ssh.identityFile, join(root, 'etc/standby/keys/fence_ed25519'));
+    assert.equal(c.primary.agentToken, undefined, 'the download token is not taken for an agent token');
     assert.ok(existsSync(join(root, 'etc/systemd/system/standby-proxy.service')), 'the unit');
   });
 
@@ -170,7 +187,7 @@ describe('the one line for the standby and the proxy', () => {
       assert.equal(checked.code, 69, checked.stderr);
       assert.match(checked.stderr, /fence-key\.pub: \S+ \(the proxy's certificate is not trusted here: give the proxy a real certificate, or run install\.sh with --insecure\)/);
       const root = join(dir, 'insecure-root');
-      const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSLk ${https.url}/_standby/install.sh | sh -s -- --insecure standby --root ${root} --no-start --workspace ${join(root, 'ws')}`], {}, 180_000);
+      const r = await run('bash', ['-o', 'pipefail', '-c', `curl -fsSLk ${https.url}/_standby/install.sh | sh -s -- --insecure standby --root ${root} --no-start --workspace ${join(root, 'ws')} --token ${downloadToken(ADMIN_TOKEN, Date.now() + 600_000)}`], {}, 180_000);
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stderr, /--insecure: the proxy's certificate is NOT checked/);
       assert.match(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8'), new RegExp(`--allow-fence .*",restrict ${pub.replace(/[+.]/g, '\\$&')}\n$`));

@@ -11,6 +11,8 @@ import { describe, test } from 'node:test';
 import { agentConfigSchema } from '../../agent/config.ts';
 import { validateSettings } from '../../config-file.ts';
 import { fetchFenceKey } from '../../installer/install-role.ts';
+import { layoutOf } from '../../installer/layout.ts';
+import { startUnit } from '../../installer/units.ts';
 import { proxyConfigSchema } from '../../proxy/config.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
@@ -29,7 +31,8 @@ describe('standby install agent', () => {
       const args = ['install', 'agent', '--root', root, '--no-start', '--proxy', 'https://proxy.example:8443', '--standby-host', 'cpu-1.example', '--workspace', workspace, '--host-id', 'gpu-7'];
       const r1 = await standby(args, { STANDBY_TOKEN: 'token-from-env-123' });
       assert.equal(r1.code, 0, r1.stderr);
-      assert.match(r1.stdout, /--agent-key "ssh-ed25519 AAAA/);
+      assert.match(r1.stdout, /for a standby set up without a proxy \(with a proxy, invite the host instead: standby hosts add ID\): standby install standby --agent-key "ssh-ed25519 AAAA/);
+      assert.ok(r1.stdout.includes(`not started (installed under --root ${root}); run it by hand: ${join(root, 'opt/standby/bin/standby')} agent --config ${join(root, 'etc/standby/agent.json')}\n`), r1.stdout);
       assert.doesNotMatch(r1.stdout + r1.stderr, /token-from-env-123/, 'the token is never printed');
 
       const config = join(root, 'etc/standby/agent.json');
@@ -101,6 +104,26 @@ describe('standby install agent', () => {
       rmSync(root, { recursive: true, force: true });
     }
   });
+});
+
+test('under --root the agent\'s workspace defaults to ROOT/workspace, as the standby\'s does', async () => {
+  const root = scratch();
+  try {
+    const r = await standby(['install', 'agent', '--root', root, '--no-start', '--standby-host', 'cpu-1.example']);
+    assert.equal(r.code, 0, r.stderr);
+    const config = join(root, 'etc/standby/agent.json');
+    const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
+    assert.equal(settings.workspace, join(root, 'workspace'));
+    assert.equal(settings.standby.path, join(root, 'workspace'));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('--no-start on a machine prints systemctl and the command that runs the daemon by hand', () => {
+  const lines: string[] = [];
+  startUnit(layoutOf('/'), 'proxy', '/etc/systemd/system/standby-proxy.service', true, (l) => lines.push(l));
+  assert.deepEqual(lines, ['not started (--no-start); start it with: systemctl enable --now standby-proxy.service; or run it by hand: /opt/standby/bin/standby proxy --config /etc/standby/proxy.json']);
 });
 
 describe('standby install standby', () => {
@@ -277,17 +300,30 @@ describe('standby install proxy', () => {
   test('writes a valid proxy.json (0600) with generated tokens kept across runs', async () => {
     const root = scratch();
     try {
-      const args = ['install', 'proxy', '--root', root, '--no-start', '--listen', '0.0.0.0:8443', '--gpu-url', 'http://10.0.0.5:8080', '--standby-url', 'http://10.0.0.6:8080', '--standby-host', '10.0.0.6'];
+      const base = ['install', 'proxy', '--root', root, '--no-start', '--listen', '0.0.0.0:8443', '--gpu-url', 'http://10.0.0.5:8080', '--standby-url', 'http://10.0.0.6:8080', '--standby-host', '10.0.0.6'];
+      // listening on every address, the installer cannot guess the URL hosts reach: it asks for it
+      const wild = await standby(base);
+      assert.equal(wild.code, 78, wild.stderr);
+      assert.match(wild.stderr, /give --public-url https:\/\/NAME:PORT \(publicUrl: /);
+      const args = [...base, '--public-url', 'https://proxy.example.com:8443/'];
       const r1 = await standby(args);
       assert.equal(r1.code, 0, r1.stderr);
       assert.match(r1.stdout, /generated adminToken \(read/);
-      assert.match(r1.stdout, /invite the GPU with: standby hosts add gpu-1/);
       const file = join(root, 'etc/standby/proxy.json');
+      const cmd = join(root, 'opt/standby/bin/standby');
+      assert.ok(r1.stdout.includes(`next: with the proxy running, on this machine: \`${cmd} hosts add cpu-1 --config ${file}\` prints the standby's install line, then \`${cmd} hosts add gpu-1 --config ${file}\` the GPU's (one use each); both fetch from https://proxy.example.com:8443\n`), r1.stdout);
+      assert.doesNotMatch(r1.stdout, /PROXY/, 'no placeholder');
+      // under --root no systemctl: the command that runs the daemon by hand
+      assert.ok(r1.stdout.includes(`not started (installed under --root ${root}); run it by hand: ${cmd} proxy --config ${file}\n`), r1.stdout);
       assert.equal(mode(file), 0o600);
+      assert.equal(mode(join(root, 'var/lib/standby')), 0o700, "the proxy's state folder is its own");
       const c1 = validateSettings(proxyConfigSchema, JSON.parse(readFileSync(file, 'utf8')), file);
       assert.deepEqual({ ...c1.listen }, { host: '0.0.0.0', port: 8443 });
+      assert.equal(c1.publicUrl, 'https://proxy.example.com:8443');
       assert.equal(c1.stateDir, join(root, 'var/lib/standby'));
-      assert.equal(c1.standby.ssh.identityFile, join(root, 'etc/standby/keys/id_ed25519'));
+      assert.equal(c1.standby.ssh.stateDir, join(root, 'var/lib/standby/receive'), "the standby role's receiver state, under the same prefix");
+      assert.equal(c1.standby.ssh.identityFile, join(root, 'etc/standby/keys/fence_ed25519'));
+      assert.match(readFileSync(`${c1.standby.ssh.identityFile}.pub`, 'utf8'), /^ssh-ed25519 \S+ standby-proxy-fence@\S+\n$/, 'labelled as the proxy\'s fencing key');
       assert.doesNotMatch(r1.stdout, new RegExp(c1.adminToken), 'tokens are not printed');
 
       const r2 = await standby(['install', 'proxy', '--root', root, '--no-start', '--listen', '127.0.0.1:9000']);
@@ -296,6 +332,7 @@ describe('standby install proxy', () => {
       assert.equal(c2.adminToken, c1.adminToken);
       assert.equal(c1.primary.agentToken, undefined, 'the GPU gets its own token at enrollment, none is made up');
       assert.equal(c2.listen.port, 9000);
+      assert.equal(c2.publicUrl, 'https://proxy.example.com:8443', 'a given publicUrl is kept');
       assert.equal(c2.primary.url, 'http://10.0.0.5:8080');
 
       const u = await standby(['uninstall', 'proxy', '--root', root]);

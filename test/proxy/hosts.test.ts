@@ -87,8 +87,13 @@ describe('credentials per host, issued and revoked by the proxy', () => {
     const bad = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'gpu 1' }) });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: { message: string } }).error.message, /expected 1-63 letters/);
+    // the standby is not invited as a writer: its line carries a token that downloads the program and does nothing else
     const standby = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'cpu-1' }) });
-    assert.equal(standby.status, 400, 'the standby is not invited as a writer');
+    assert.equal(standby.status, 201);
+    const line = (await standby.json()) as { kind: string; token: string; command: string };
+    assert.equal(line.kind, 'download');
+    assert.equal(line.command, `curl -fsSL ${proxy.url}/_standby/install.sh | sudo bash -s -- standby --token ${line.token}`);
+    assert.equal((await hosts()).find((h) => h.id === 'cpu-1')?.state, undefined, 'no invitation for the standby');
     const inv = await invite('gpu-1');
     assert.match(inv.token, /^sbi_/);
     assert.equal(inv.command, `curl -fsSL ${proxy.url}/_standby/install.sh | sudo bash -s -- agent --token ${inv.token}`);
