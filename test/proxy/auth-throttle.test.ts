@@ -12,6 +12,8 @@ import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { AuthThrottle, DEFAULT_AUTH_LIMITS, addressKey } from '../../proxy/auth-throttle.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 const UNIFORM = { error: { code: 'unauthorized', message: 'unauthorized' } };
 
@@ -55,15 +57,22 @@ function upgrade(url: string, from: string, token: string): Promise<number | 'op
 
 describe('failed authentication against a real proxy', () => {
   let proxy: TestProxy;
+  let gpu: WorkspaceServer;
+  let cpu: WorkspaceServer;
   before(async () => {
+    // both code-servers answer: an agent socket that closes is no failover here
+    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
     proxy = await startTestProxy({
-      primaryUrl: 'http://127.0.0.1:1',
-      standbyUrl: 'http://127.0.0.1:2',
+      primaryUrl: gpu.url,
+      standbyUrl: cpu.url,
       fence: () => Promise.reject(new Error('no fence in this test')),
       settings: { detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
     });
   });
-  after(() => proxy?.close());
+  after(async () => {
+    await proxy?.close();
+    await Promise.all([gpu?.close(), cpu?.close()]);
+  });
 
   test('3,000 wrong admin tokens: 401 up to the limit, then 429 with Retry-After; the right token from another address still works', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 8, localAddress: '127.0.0.11' });
@@ -98,6 +107,20 @@ describe('failed authentication against a real proxy', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  test('enrollment says the same for an unknown, a replaced, an expired invitation and an agent token', async () => {
+    const replaced = proxy.hosts.invite('gpu-5', 600_000).token;
+    proxy.hosts.invite('gpu-5', 600_000); // the first one is no longer valid
+    const expired = proxy.hosts.invite('gpu-6', 1).token;
+    const agentToken = proxy.hosts.rotate('gpu-1', 600_000).agentToken;
+    await waitFor('the short invitation expired', () => Date.now() > Date.parse(proxy.hosts.registry.get('gpu-6')!.invite!.expiresAt));
+    const answers: Answer[] = [];
+    for (const [i, token] of ['sbi_never-issued-0000', replaced, expired, agentToken, AGENT_TOKEN].entries()) {
+      answers.push(await send(proxy.url, { from: `127.0.0.${40 + i}`, path: '/_standby/enroll', method: 'POST', token, body: '{"publicKey":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv1"}' }));
+    }
+    for (const a of answers) assert.deepEqual([a.status, JSON.parse(a.body)], [401, UNIFORM]);
+    assert.ok(proxy.logs.some((l) => /enrollment refused/.test(String(l['msg'])) && /expired/.test(String(l['why']))), 'the log has the reason');
   });
 
   test('the agent socket, enrollment and metrics: the same 401 body, then 429', async () => {
