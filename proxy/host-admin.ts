@@ -118,6 +118,17 @@ export class HostAdmin {
     return { id, ...r };
   }
 
+  /**
+   * Whether `token` is a credential a host may hold now: an invitation still
+   * usable, or an agent token that authenticates. For what only hosts may
+   * fetch (the bundle); call it inside AuthThrottle.guard so failures count.
+   */
+  holdsCredential(token: string): boolean {
+    if (token === '') return false;
+    if (this.registry.isValidInvitation(token)) return true;
+    return !('refused' in this.authenticate(token));
+  }
+
   invite(id: string, ttlMs: number): { id: string; token: string; expiresAt: string } {
     if (id === this.#config.standby.id) {
       throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${id} is the standby (standby.id in proxy.json): invite GPU hosts; the standby gets the proxy's key with its own install`, { id });

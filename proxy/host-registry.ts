@@ -124,6 +124,12 @@ export class HostRegistry {
     return host.id;
   }
 
+  /** Whether this is an invitation that can still be used (unexpired), without using it. */
+  isValidInvitation(token: string, now = Date.now()): boolean {
+    const hash = hashToken(token);
+    return [...this.#hosts.values()].some((h) => h.invite?.hash === hash && Date.parse(h.invite.expiresAt) > now);
+  }
+
   abortEnroll(id: string): void {
     this.#enrolling.delete(id);
   }

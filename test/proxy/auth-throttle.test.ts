@@ -121,6 +121,13 @@ describe('failed authentication against a real proxy', () => {
     }
     for (const a of answers) assert.deepEqual([a.status, JSON.parse(a.body)], [401, UNIFORM]);
     assert.ok(proxy.logs.some((l) => /enrollment refused/.test(String(l['msg'])) && /expired/.test(String(l['why']))), 'the log has the reason');
+
+    // the check the bundle download calls (inside AuthThrottle.guard): a usable invitation or a working agent token
+    const usable = proxy.hosts.invite('gpu-8', 600_000).token;
+    assert.deepEqual(
+      [usable, agentToken, replaced, expired, AGENT_TOKEN, '', 'sbi_never-issued-0000', ADMIN_TOKEN].map((t) => proxy.hosts.holdsCredential(t)),
+      [true, true, false, false, true, false, false, false], // AGENT_TOKEN: rotated away, still in its window
+    );
   });
 
   test('the agent socket, enrollment and metrics: the same 401 body, then 429', async () => {
