@@ -43,8 +43,12 @@ export interface AgentRecord {
   grantedEpoch: number | undefined;
 }
 
-/** Who presents this token: a host (`until`: Date.now() when a retiring token stops being accepted), or why nobody may. */
-export type Authentication = { hostId: string; until?: number } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
+/**
+ * Who presents this token: a host (`until`: Date.now() when a retiring token
+ * stops being accepted; `issued`: a token the proxy issued, too random to
+ * guess), or why nobody may.
+ */
+export type Authentication = { hostId: string; until?: number; issued?: boolean } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
 
 export interface HubHandlers {
   /** the host a bearer token belongs to (constant time, or by hash) */
@@ -87,12 +91,17 @@ export class AgentHub {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const remote = clientAddress(req);
     const wait = this.#throttle.retryAfterMs(remote);
-    if (wait > 0) {
+    const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
+    // A locked-out address gets 429 for anything but an issued token: GPU hosts
+    // share public addresses with other tenants (one address per machine on
+    // spot markets), and a neighbour's failures must not keep our agent out;
+    // an issued token is 192 random bits, which no lockout makes harder to
+    // guess. Hand-set proxy.json tokens may be weak: they wait like the rest.
+    if (wait > 0 && ('refused' in auth || auth.issued !== true)) {
       this.refused++;
       socket.end(rawTooMany(wait));
       return;
     }
-    const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
     if ('refused' in auth) {
       this.refused++;
       if (auth.refused === 'revoked') {
@@ -106,7 +115,7 @@ export class AgentHub {
       socket.end(rawUnauthorized());
       return;
     }
-    this.#throttle.succeeded(remote);
+    if (wait === 0) this.#throttle.succeeded(remote);
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, remote, auth.until));
   }
 

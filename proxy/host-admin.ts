@@ -89,7 +89,8 @@ export class HostAdmin {
     const found = this.registry.hostForToken(token);
     if (found) {
       if (found.state === 'revoked') return { refused: 'revoked', hostId: found.id, why: found.revokedWhy ?? 'revoked' };
-      return found.until === undefined ? { hostId: found.id } : { hostId: found.id, until: found.until };
+      // the current issued token is 192 random bits (sba_...); a rotated-away one may be a hand-set proxy.json token
+      return found.until === undefined ? { hostId: found.id, issued: true } : { hostId: found.id, until: found.until };
     }
     let hostId: string | undefined;
     for (const [id, expected] of this.#staticTokens()) if (tokensEqual(token, expected)) hostId = id;
