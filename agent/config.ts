@@ -73,13 +73,16 @@ export const syncSchema = z.strictObject({
 const agentProxySchema = z.strictObject({
   /** the proxy's agent socket, e.g. wss://proxy.example.com/_standby/agent */
   url: urlWith(['ws:', 'wss:'], 'a ws:// or wss:// URL'),
-  /** this host's agent token, as the proxy's config gives it */
-  token,
+  /** this host's agent token, as the proxy's config gives it (or tokenFile) */
+  token: token.optional(),
+  /** a file holding the agent token (one line, mode 0600), read at every (re)connect: replacing it rotates the token without a restart */
+  tokenFile: absolutePath.optional(),
   /** heartbeat period, ms (default 500; the proxy's detector.heartbeatIntervalMs should match) */
   heartbeatIntervalMs: ms('proxy.heartbeatIntervalMs', 50, 60_000).default(500),
   /** a CA file to trust for wss:// (e.g. a self-signed proxy certificate) */
   caFile: absolutePath.optional(),
-}, { error: 'an object {url, token}' });
+}, { error: 'an object {url, token}' })
+  .refine((p) => (p.token === undefined) !== (p.tokenFile === undefined), { error: 'either proxy.token or proxy.tokenFile (one of them)', path: ['token'] });
 
 /** code-server on this host, probed for the heartbeat */
 const codeServerSchema = z.strictObject({

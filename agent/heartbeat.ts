@@ -49,10 +49,34 @@ export class HeartbeatClient {
     if (this.#codeServer) this.#probeCodeServer();
   }
 
+  /** The token now: proxy.tokenFile is read at every connect, so a rotated token needs no restart. */
+  #token(): string | undefined {
+    const file = this.#cfg.tokenFile;
+    if (file === undefined) return this.#cfg.token;
+    try {
+      const t = readFileSync(file, 'utf8').trim();
+      if (t !== '') return t;
+      this.#down(`proxy.tokenFile ${file} is empty: put this host's agent token in it`);
+    } catch (err) {
+      this.#down(`cannot read proxy.tokenFile ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): put this host's agent token in it`);
+    }
+    return undefined;
+  }
+
+  #retryLater(): void {
+    if (this.#closed || this.#retry) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.#connect();
+    }, this.#backoff.next());
+  }
+
   #connect(): void {
     if (this.#closed || this.revoked !== undefined) return;
+    const token = this.#token();
+    if (token === undefined) return this.#retryLater();
     const ws = new WebSocket(this.#cfg.url, {
-      headers: { authorization: `Bearer ${this.#cfg.token}` },
+      headers: { authorization: `Bearer ${token}` },
       handshakeTimeout: 5_000,
       ...(this.#cfg.caFile ? { ca: readFileSync(this.#cfg.caFile) } : {}),
     });
@@ -71,7 +95,7 @@ export class HeartbeatClient {
         res.once('error', done);
         return;
       }
-      const why = res.statusCode === 401 ? 'the proxy refused the agent token (401): check proxy.token against the token the proxy issued this host (standby hosts lists them)' : `the proxy answered HTTP ${res.statusCode}`;
+      const why = res.statusCode === 401 ? 'the proxy refused the agent token (401): check proxy.token (or proxy.tokenFile) against the token the proxy issued this host (standby hosts lists them)' : `the proxy answered HTTP ${res.statusCode}`;
       this.#down(why);
       ws.terminate();
     });
@@ -98,12 +122,7 @@ export class HeartbeatClient {
       if (this.#ws === ws) this.#ws = undefined;
       if (code === CLOSE_REVOKED) return this.#onRevoked(reason.toString() || 'revoked');
       this.#down(`connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
-      if (!this.#closed && !this.#retry) {
-        this.#retry = setTimeout(() => {
-          this.#retry = undefined;
-          this.#connect();
-        }, this.#backoff.next());
-      }
+      this.#retryLater();
     });
   }
 

@@ -30,6 +30,16 @@ export const proxyCommand: CommandModule<object, Args> = {
         const s = proxy.store.state;
         return `${s.active === 'primary' ? config.primary.id : config.standby.id} serves; phase ${s.phase}, epoch ${s.epoch}`;
       };
+      // SIGHUP: proxy.json's admin tokens read again (the rest needs a restart); the former adminToken stays valid for auth.rotationGraceMs
+      const reload = () => {
+        try {
+          const fresh = loadSettings(proxyConfigSchema, argv.config, overridesFrom(argv));
+          proxy.reloadAdminTokens(fresh);
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'SIGHUP: proxy.json not reloaded (the admin tokens in force stay)');
+        }
+      };
+      process.on('SIGHUP', reload);
       // listening and state loaded: ready
       notify?.ready(status());
       await supervise({

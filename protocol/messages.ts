@@ -9,6 +9,8 @@ export const AGENT_PATH = '/_standby/agent';
 export const CLOSE_PROTOCOL_ERROR = 1008;
 /** ...for an agent the proxy replaced (another connection for the same host id) */
 export const CLOSE_REPLACED = 4001;
+/** the retired token the connection used has expired: reconnect (with the new token) */
+export const CLOSE_TOKEN_EXPIRED = 4004;
 /** the host's credentials were revoked (fenced or removed by the admin): it must not reconnect */
 export const CLOSE_REVOKED = 4003;
 

@@ -1,7 +1,9 @@
 // The agents' WebSocket endpoint (/_standby/agent): bearer token checked
-// before the upgrade, each message validated, heartbeats recorded with the
-// time they arrived on this proxy's monotonic clock, and every heartbeat
-// answered with the role the proxy grants.
+// before the upgrade (throttled per address), each message validated, each
+// heartbeat checked against what the proxy knows (heartbeat-check.ts: a
+// replayed, out-of-order or wrongly-epoched one is dropped, never liveness),
+// accepted heartbeats recorded with the time they arrived on this proxy's
+// monotonic clock and answered with the role the proxy grants.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -10,6 +12,7 @@ import {
   CLOSE_PROTOCOL_ERROR,
   CLOSE_REPLACED,
   CLOSE_REVOKED,
+  CLOSE_TOKEN_EXPIRED,
   ProtocolError,
   closeReason,
   parseAgentMessage,
@@ -20,6 +23,8 @@ import {
   type Synced,
 } from '../protocol/messages.ts';
 import type { Logger } from '../log.ts';
+import { clientAddress, rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
+import { checkHeartbeat } from './heartbeat-check.ts';
 
 export interface AgentRecord {
   hostId: string;
@@ -32,10 +37,18 @@ export interface AgentRecord {
   heartbeats: number;
   /** protocol errors and refused connections, for the status */
   rejected: number;
+  /** heartbeats dropped by the check (replayed, out of order, wrong epoch, inconsistent) */
+  dropped: number;
+  /** the epoch last granted to this host by this proxy process */
+  grantedEpoch: number | undefined;
 }
 
-/** Who presents this token: a host, or why nobody may. */
-export type Authentication = { hostId: string } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
+/**
+ * Who presents this token: a host (`until`: Date.now() when a retiring token
+ * stops being accepted; `issued`: a token the proxy issued, too random to
+ * guess), or why nobody may.
+ */
+export type Authentication = { hostId: string; until?: number; issued?: boolean } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
 
 export interface HubHandlers {
   /** the host a bearer token belongs to (constant time, or by hash) */
@@ -52,12 +65,16 @@ export class AgentHub {
   #handlers: HubHandlers;
   #sockets = new Map<string, WebSocket>();
   #waiting = new Map<string, { resolve: (s: Synced) => void; timer: NodeJS.Timeout }>();
+  #throttle: AuthThrottle;
+  /** per host: when a dropped heartbeat was last logged, and how many since */
+  #dropLog = new Map<string, { at: number; unlogged: number; logged: number }>();
   readonly agents = new Map<string, AgentRecord>();
   refused = 0;
 
   /** `hostIds`: the hosts watched from the start (the configured ones), connected or not */
-  constructor(hostIds: readonly string[], handlers: HubHandlers, log: Logger) {
+  constructor(hostIds: readonly string[], handlers: HubHandlers, throttle: AuthThrottle, log: Logger) {
     this.#handlers = handlers;
+    this.#throttle = throttle;
     this.#log = log;
     for (const hostId of hostIds) this.#record(hostId);
   }
@@ -65,7 +82,7 @@ export class AgentHub {
   #record(hostId: string): AgentRecord {
     let r = this.agents.get(hostId);
     if (!r) {
-      r = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0 };
+      r = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined };
       this.agents.set(hostId, r);
     }
     return r;
@@ -74,21 +91,34 @@ export class AgentHub {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // a refused client may reset before reading its 401/403: never an unhandled 'error'
     if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+    const remote = clientAddress(req);
+    const wait = this.#throttle.retryAfterMs(remote);
     const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
+    // A locked-out address gets 429 for anything but an issued token: GPU hosts
+    // share public addresses with other tenants (one address per machine on
+    // spot markets), and a neighbour's failures must not keep our agent out;
+    // an issued token is 192 random bits, which no lockout makes harder to
+    // guess. Hand-set proxy.json tokens may be weak: they wait like the rest.
+    if (wait > 0 && ('refused' in auth || auth.issued !== true)) {
+      this.refused++;
+      socket.end(rawTooMany(wait));
+      return;
+    }
     if ('refused' in auth) {
       this.refused++;
-      const remote = req.socket.remoteAddress;
       if (auth.refused === 'revoked') {
+        // the token was a real one (its host holds it): the host is told why, so it stops reconnecting
         this.#log.warn({ remote, hostId: auth.hostId }, 'agent connection refused: its credentials were revoked');
         const body = `revoked: the credentials of ${auth.hostId} were revoked (${auth.why}); this host may not sync any more. Enroll it again: standby hosts add ${auth.hostId}\n`;
         socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
         return;
       }
-      this.#log.warn({ remote }, 'agent connection refused: missing or wrong bearer token');
-      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\nWWW-Authenticate: Bearer\r\n\r\nagent token missing or wrong\n');
+      this.#throttle.failed(remote, 'agent');
+      socket.end(rawUnauthorized());
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, req.socket.remoteAddress ?? '?'));
+    if (wait === 0) this.#throttle.succeeded(remote);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, remote, auth.until));
   }
 
   /** The host's credentials were revoked: it hears its grant (fenced) and its connection closes for good. */
@@ -97,8 +127,15 @@ export class AgentHub {
     this.#sockets.get(hostId)?.close(CLOSE_REVOKED, closeReason(`revoked: ${why}`));
   }
 
-  #attach(hostId: string, ws: WebSocket, remote: string): void {
+  #attach(hostId: string, ws: WebSocket, remote: string, tokenUntil: number | undefined): void {
     const record = this.#record(hostId);
+    // a retiring token (rotated) keeps its connection only while it is valid; the agent then reconnects with its new one
+    const expiry = tokenUntil === undefined ? undefined : setTimeout(() => {
+      this.#log.info({ hostId }, 'the retired agent token this connection used has expired: closing it (the agent reconnects with its new token)');
+      ws.close(CLOSE_TOKEN_EXPIRED, 'token expired: reconnect with the new token');
+    }, Math.max(0, Math.min(tokenUntil - Date.now(), 2 ** 31 - 1)));
+    /** the last heartbeat accepted on this connection */
+    let previous: Heartbeat | undefined;
     const before = this.#sockets.get(hostId);
     if (before) before.close(CLOSE_REPLACED, 'replaced by a newer connection of the same host');
     this.#sockets.set(hostId, ws);
@@ -111,6 +148,17 @@ export class AgentHub {
         const msg = parseAgentMessage(data as Buffer);
         if (msg.type === 'heartbeat') {
           if (msg.hostId !== hostId) throw new ProtocolError(`heartbeat names host ${JSON.stringify(msg.hostId).slice(0, 40)} but the token is ${hostId}'s`);
+          const current = this.#handlers.grant(hostId).epoch;
+          const verdict = checkHeartbeat(msg, { previous, epoch: current, lastGranted: record.grantedEpoch });
+          if (!verdict.accept) {
+            if (verdict.kind === 'impossible-epoch') throw new ProtocolError(verdict.reason);
+            record.dropped++;
+            this.#logDropped(hostId, verdict.kind, verdict.reason);
+            // a stale epoch hears the current grant: a fenced agent must learn it is fenced
+            if (verdict.kind === 'stale-epoch') this.#send(ws, { type: 'grant', ...this.#grantFor(record), heartbeatSeq: msg.seq });
+            return;
+          }
+          previous = msg;
           this.#onHeartbeat(record, ws, msg);
         } else {
           const w = this.#waiting.get(msg.id);
@@ -129,6 +177,7 @@ export class AgentHub {
     });
     ws.on('error', (err) => this.#log.debug({ hostId, err: err.message }, 'agent socket error'));
     ws.on('close', () => {
+      if (expiry) clearTimeout(expiry);
       if (this.#sockets.get(hostId) !== ws) return;
       this.#sockets.delete(hostId);
       record.connected = false;
@@ -143,7 +192,29 @@ export class AgentHub {
     record.last = hb;
     record.heartbeats++;
     this.#handlers.heartbeat?.(record.hostId, hb);
-    this.#send(ws, { type: 'grant', ...this.#handlers.grant(record.hostId), heartbeatSeq: hb.seq });
+    this.#send(ws, { type: 'grant', ...this.#grantFor(record), heartbeatSeq: hb.seq });
+  }
+
+  /** The grant for a host now, remembered as the epoch last granted to it. */
+  #grantFor(record: AgentRecord): { role: Role; epoch: number; reason: string } {
+    const g = this.#handlers.grant(record.hostId);
+    record.grantedEpoch = g.epoch;
+    return g;
+  }
+
+  /** Sampled: a host's first 3 dropped heartbeats, then one line a minute with the count. */
+  #logDropped(hostId: string, kind: string, reason: string): void {
+    const now = performance.now();
+    let d = this.#dropLog.get(hostId);
+    if (!d) this.#dropLog.set(hostId, (d = { at: -Infinity, unlogged: 0, logged: 0 }));
+    if (d.logged < 3 || now - d.at >= 60_000) {
+      this.#log.warn({ hostId, kind, reason, droppedSinceLastLine: d.unlogged }, 'heartbeat dropped: it does not agree with what the proxy knows');
+      d.at = now;
+      d.unlogged = 0;
+      d.logged++;
+    } else {
+      d.unlogged++;
+    }
   }
 
   #send(ws: WebSocket, msg: Grant | SyncRequest): void {
@@ -153,7 +224,8 @@ export class AgentHub {
   /** Tells a connected host its role now (after a failover), without waiting for its next heartbeat. */
   regrant(hostId: string): void {
     const ws = this.#sockets.get(hostId);
-    if (ws) this.#send(ws, { type: 'grant', ...this.#handlers.grant(hostId), heartbeatSeq: null });
+    const record = this.agents.get(hostId);
+    if (ws && record) this.#send(ws, { type: 'grant', ...this.#grantFor(record), heartbeatSeq: null });
   }
 
   /** Asks the host's agent for a pass now; resolves with its answer, or undefined if it is not connected or too slow. */

@@ -1,9 +1,14 @@
 // The proxy's own endpoints under the reserved prefix /_standby/: public
-// health and status (what the transition page polls), Prometheus metrics,
-// and the admin API under /_standby/api/v1/ behind the admin bearer token.
+// health and status (what the transition page polls, fixed words only),
+// Prometheus metrics and the admin API under /_standby/api/v1/ behind the
+// admin bearer token. Every token check goes through the throttle
+// (auth-throttle.ts): one answer for every failure, locked out after many.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { bearerToken, tokensEqual } from '../protocol/auth.ts';
+import { bearerToken } from '../protocol/auth.ts';
+import type { Logger } from '../log.ts';
+import type { AdminTokens } from './admin-tokens.ts';
+import { clientAddress, tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../errors.ts';
 import type { HostAdmin } from './host-admin.ts';
@@ -30,6 +35,9 @@ export interface ApiContext {
   metrics: ProxyMetrics;
   publicStatus(): PublicStatus;
   openSockets(): Record<Side, number>;
+  throttle: AuthThrottle;
+  adminTokens: AdminTokens;
+  log: Logger;
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -42,10 +50,20 @@ function problem(res: ServerResponse, status: number, code: string, message: str
   json(res, status, { error: { code, message } }, headers);
 }
 
-/** A StandbyError as an API problem with its code's status; anything else is a bug (500). */
-function failure(res: ServerResponse, err: unknown): void {
+/** A StandbyError as an API problem with its code's status; anything else is a bug (500, logged, its text kept out of the answer). */
+function failure(c: ApiContext, res: ServerResponse, err: unknown): void {
   if (err instanceof StandbyError) return problem(res, err.status, err.code, err.message);
-  problem(res, 500, 'internal', `unexpected error: ${(err as Error).message}`);
+  c.log.error({ err }, 'admin API request failed');
+  problem(res, 500, 'internal', 'internal error: the proxy log has the details');
+}
+
+/** A path segment decoded, or undefined when it is not valid percent-encoding. */
+function segment(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The request's JSON body (at most 64 KiB); {} when empty. */
@@ -72,18 +90,17 @@ function installUrl(c: ApiContext, req: IncomingMessage): string | undefined {
 }
 
 /**
- * Whether the request may download the program: a Bearer token that is the admin token, an
+ * Whether the request may download the program: a Bearer token that is an admin token, an
  * unused and unexpired invitation (the agent's install line downloads before it enrolls), an
- * active agent token (an upgrade), or a download token (the standby's install line).
- * Seam: the failed-auth throttle (proxy/auth-throttle.ts) wraps this check at merge; a refusal here is a failed authentication.
+ * active agent token (an upgrade), or a download token (the standby's install line). Called
+ * inside the failed-auth throttle: a refusal here is a failed authentication.
  */
-export function downloadAllowed(c: ApiContext, req: IncomingMessage): boolean {
+function downloadAllowed(c: ApiContext, req: IncomingMessage): boolean {
   const token = bearerToken(req.headers.authorization);
   if (token === undefined) return false;
-  if (tokensEqual(token, c.config.adminToken)) return true;
+  if (c.adminTokens.accepts(token)) return true;
   if (downloadTokenValid(c.config.adminToken, token)) return true;
-  if (c.hosts.registry.invitationValid(token)) return true;
-  return 'hostId' in c.hosts.authenticate(token);
+  return c.hosts.holdsCredential(token);
 }
 
 const inviteSchema = z.strictObject({
@@ -91,6 +108,11 @@ const inviteSchema = z.strictObject({
   /** how long the invitation may be used, seconds (default 3600, at most 7 days) */
   ttlSeconds: z.number().int().min(60, { error: 'at least 60 seconds' }).max(604_800, { error: 'at most 7 days (604800 s)' }).default(3600),
 }, { error: 'an object {id, ttlSeconds?}' });
+
+const rotateSchema = z.strictObject({
+  /** how long the old token stays valid, seconds (default auth.rotationGraceMs; at most 30 days) */
+  graceSeconds: z.number().int().min(0, { error: 'at least 0 seconds' }).max(2_592_000, { error: 'at most 30 days (2592000 s)' }).optional(),
+}, { error: 'an object {graceSeconds?}' });
 
 async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
   if (rest === '') {
@@ -122,11 +144,21 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
       message: `one use, until ${invited.expiresAt}: run the command on ${invited.id}; it enrolls the host (its own token and key) and installs the agent`,
     });
   }
-  const m = /^\/([^/]+)\/revoke$/.exec(rest);
-  if (!m) return problem(res, 404, 'not_found', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts and hosts/ID/revoke)`);
-  if (method !== 'POST') return problem(res, 405, 'method_not_allowed', 'revoke takes POST', { allow: 'POST' });
-  const id = decodeURIComponent(m[1]!);
+  const m = /^\/([^/]+)\/(revoke|rotate)$/.exec(rest);
+  const id = m ? segment(m[1]!) : undefined;
+  if (!m || id === undefined) return problem(res, 404, 'not_found', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts, hosts/ID/revoke and hosts/ID/rotate)`);
+  if (method !== 'POST') return problem(res, 405, 'method_not_allowed', `${m[2]} takes POST`, { allow: 'POST' });
   if (!c.hosts.knows(id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
+  if (m[2] === 'rotate') {
+    const body = rotateSchema.safeParse(await readJson(req));
+    if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `rotate: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+    const graceMs = body.data.graceSeconds === undefined ? c.config.auth.rotationGraceMs : body.data.graceSeconds * 1000;
+    const r = c.hosts.rotate(id, graceMs);
+    return json(res, 200, {
+      ...r,
+      message: `${id} has a new agent token; its old one stays valid until ${r.previousValidUntil}: put the new one in the host's token file (proxy.tokenFile) or agent.json's proxy.token before then`,
+    });
+  }
   const r = await c.hosts.revoke(id, 'revoked by the admin');
   json(res, r.keyRevoked || r.error === null ? 200 : 202, {
     ...r,
@@ -154,6 +186,7 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
     heartbeatAgeMs: Math.round(now - a.lastHeartbeatAt),
     heartbeats: a.heartbeats,
     rejectedMessages: a.rejected,
+    droppedHeartbeats: a.dropped,
     epoch: a.last?.epoch ?? null,
     sync: a.last?.sync ?? null,
     codeServer: a.last?.codeServer ?? null,
@@ -173,8 +206,39 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
     backends: [backend('primary'), backend('standby')],
     agents,
     refusedAgentConnections: c.hub.refused,
+    auth: { failures: c.throttle.failures, lockouts: c.throttle.lockouts, trackedAddresses: c.throttle.tracked, retiringAdminTokensUntil: c.adminTokens.retiring() },
     openSockets: c.openSockets(),
   };
+}
+
+/** Prometheus text: behind the admin token here, or on metrics.listen's own listener (daemon.ts). */
+export async function serveMetrics(metrics: ProxyMetrics, res: ServerResponse): Promise<void> {
+  const text = await metrics.registry.metrics();
+  res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/**
+ * Enrollment: every failure to authenticate (unknown, used, expired or an
+ * agent's token) gets the same 401 as a wrong admin token, and counts
+ * towards the address's lockout; the log has the reason.
+ */
+async function enroll(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const address = clientAddress(req);
+  const wait = c.throttle.retryAfterMs(address);
+  if (wait > 0) return tooMany(res, wait);
+  try {
+    const answer = await c.hosts.enroll(bearerToken(req.headers.authorization) ?? '', () => readJson(req));
+    c.throttle.succeeded(address);
+    return json(res, 200, answer);
+  } catch (err) {
+    if (err instanceof StandbyError && err.code === 'STANDBY_ERR_UNAUTHORIZED') {
+      c.log.debug({ remote: address, why: err.message }, 'enrollment refused');
+      c.throttle.failed(address, 'enroll');
+      return unauthorized(res);
+    }
+    return failure(c, res, err);
+  }
 }
 
 /** Serves a request under /_standby/ (the caller checked the prefix). */
@@ -188,33 +252,25 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
   }
   if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, c.publicStatus());
   if ((INSTALL_PATHS as readonly string[]).includes(path)) {
-    return serveInstall(path, { stateDir: c.config.stateDir, publicUrl: installUrl(c, req), noUrl: noPublicUrl(c.config), mayDownload: (r) => downloadAllowed(c, r), fenceIdentityFile: c.config.standby.ssh.identityFile }, req, res);
+    return serveInstall(path, { stateDir: c.config.stateDir, publicUrl: installUrl(c, req), noUrl: noPublicUrl(c.config), mayDownload: (r, w) => c.throttle.guard(r, w, 'bundle', () => downloadAllowed(c, r)) === true, fenceIdentityFile: c.config.standby.ssh.identityFile }, req, res);
   }
   if (path === '/_standby/metrics' && method === 'GET') {
-    const text = await c.metrics.registry.metrics();
-    res.writeHead(200, { 'content-type': c.metrics.registry.contentType });
-    res.end(text);
-    return;
+    if (!c.throttle.guard(req, res, 'metrics', () => c.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+    return serveMetrics(c.metrics, res);
   }
   if (path === '/_standby/enroll') {
     if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/enroll takes POST', { allow: 'POST' });
-    try {
-      return json(res, 200, await c.hosts.enroll(bearerToken(req.headers.authorization) ?? '', await readJson(req)));
-    } catch (err) {
-      return failure(res, err);
-    }
+    return enroll(c, req, res);
   }
-  if (!path.startsWith(API_PREFIX)) return problem(res, 404, 'not_found', `no such proxy endpoint: ${path}`);
+  if (!path.startsWith(API_PREFIX)) return problem(res, 404, 'not_found', 'no such proxy endpoint');
 
-  if (!tokensEqual(bearerToken(req.headers.authorization) ?? '', c.config.adminToken)) {
-    return problem(res, 401, 'unauthorized', 'admin token missing or wrong: send Authorization: Bearer <adminToken from proxy.json>', { 'www-authenticate': 'Bearer' });
-  }
+  if (!c.throttle.guard(req, res, 'admin', () => c.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
   const name = path.slice(API_PREFIX.length);
   if (name === 'hosts' || name.startsWith('hosts/')) {
     try {
       return await serveHosts(c, req, res, name.slice('hosts'.length), method);
     } catch (err) {
-      return failure(res, err);
+      return failure(c, res, err);
     }
   }
   const allow = (m: string) => {

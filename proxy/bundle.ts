@@ -149,13 +149,11 @@ export interface InstallServing {
   publicUrl: string | undefined;
   noUrl: string;
   /** whether the request carries a credential that may download the program (the bundle and its checksum) */
-  mayDownload: (req: IncomingMessage) => boolean;
+  /** whether the request may download the program; when it may not, this has answered it (401 or 429) */
+  mayDownload: (req: IncomingMessage, res: ServerResponse) => boolean;
   source?: string;
   fenceIdentityFile?: string;
 }
-
-/** One answer for every refused download, whatever was wrong with the credential. */
-export const DOWNLOAD_REFUSED = 'downloading the program needs a valid invitation or agent token (Authorization: Bearer ...): run the line `standby hosts add ID` prints on the proxy\n';
 
 /** Serves one of INSTALL_PATHS: install.sh and fence-key.pub to anyone (no secrets), the program only with a credential. */
 export async function serveInstall(path: string, o: InstallServing, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -170,10 +168,7 @@ export async function serveInstall(path: string, o: InstallServing, req: Incomin
     const script = readFileSync(join(source, 'installer', 'install.sh'), 'utf8').replace('__STANDBY_PROXY_URL__', o.publicUrl);
     return text(res, 200, script, 'text/x-shellscript; charset=utf-8');
   }
-  if (!o.mayDownload(req)) {
-    res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'www-authenticate': 'Bearer', 'content-length': Buffer.byteLength(DOWNLOAD_REFUSED) });
-    return void res.end(DOWNLOAD_REFUSED);
-  }
+  if (!o.mayDownload(req, res)) return;
   let bundle: Bundle;
   try {
     bundle = await programBundle(o.stateDir, source);

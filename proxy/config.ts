@@ -103,6 +103,39 @@ export const limitsSchema = z.strictObject({
   /** open connections in all (default 8192) */
   maxConnections: z.number({ error: 'limits.maxConnections: a count 1-1000000' }).int().min(1).max(1_000_000).default(8_192),
 }, { error: 'an object of connection limits' });
+/** Failed authentication (proxy/auth-throttle.ts): per client address, everywhere a token is checked. */
+export const authSchema = z.strictObject({
+  /** failures of one address within windowMs before it is locked out (default 10) */
+  maxFailures: z.number({ error: 'a count of failures 1-1000' }).int().min(1, { error: 'at least 1 failure' }).max(1000, { error: 'at most 1000 failures' }).default(10),
+  /** the window failures are counted in, ms (default 60000) */
+  windowMs: ms('auth.windowMs', 1_000, 86_400_000).default(60_000),
+  /** the first lockout, ms (default 30000); a lockout right after a lockout doubles, up to maxLockoutMs */
+  lockoutMs: ms('auth.lockoutMs', 1_000, 86_400_000).default(30_000),
+  /** the longest lockout, ms (default 900000: 15 min) */
+  maxLockoutMs: ms('auth.maxLockoutMs', 1_000, 86_400_000).default(900_000),
+  /** client addresses tracked at most; the least recently seen are forgotten first (default 10000) */
+  maxAddresses: z.number({ error: 'a count of addresses 100-10000000' }).int().min(100, { error: 'at least 100 addresses' }).max(10_000_000, { error: 'at most 10000000 addresses' }).default(10_000),
+  /** after an address's first 3 failures, at most one log line per this interval with the count, ms (default 60000) */
+  logEveryMs: ms('auth.logEveryMs', 1_000, 86_400_000).default(60_000),
+  /** how long the token a rotation replaces stays valid: an agent's (standby hosts rotate) and the admin's (on reload), ms (default 86400000: 24 h) */
+  rotationGraceMs: ms('auth.rotationGraceMs', 0, 30 * 86_400_000).default(86_400_000),
+}, { error: 'an object of auth settings' });
+
+/** An admin token being retired: still accepted until `until`. */
+export const previousAdminTokenSchema = z.strictObject({
+  token,
+  /** when it stops being accepted: an ISO 8601 date and time, e.g. 2026-12-06T12:00:00Z */
+  until: z.iso.datetime({ offset: true, error: 'an ISO 8601 date and time, e.g. 2026-12-06T12:00:00Z' }),
+}, { error: 'an object {token, until}' });
+
+/** Prometheus metrics: always at /_standby/metrics behind the admin token; `listen` adds a listener of their own without auth. */
+export const metricsSchema = z.strictObject({
+  /** a listener for the metrics alone, without auth (default: none); host defaults to 127.0.0.1, keep it private */
+  listen: z.strictObject({
+    host: z.string({ error: 'an address to listen on' }).min(1).default('127.0.0.1'),
+    port: z.number({ error: 'a port number 0-65535' }).int().min(0, { error: 'a port number 0-65535' }).max(65535, { error: 'a port number 0-65535' }),
+  }, { error: 'an object {host?, port}' }).optional(),
+}, { error: 'an object {listen?}' });
 
 export const proxyConfigSchema = z.strictObject({
   listen: z.strictObject({
@@ -126,6 +159,10 @@ export const proxyConfigSchema = z.strictObject({
   stateDir: absolutePath.default('/var/lib/standby'),
   /** bearer token of the admin API (/_standby/api/v1/) */
   adminToken: token,
+  /** admin tokens being retired, each accepted until its `until` (default none); the proxy re-reads both on SIGHUP */
+  previousAdminTokens: z.array(previousAdminTokenSchema, { error: 'a list of {token, until}' }).max(10, { error: 'at most 10 previous admin tokens' }).default([]),
+  auth: authSchema.default(() => authSchema.parse({})),
+  metrics: metricsSchema.default({}),
   primary: primarySchema,
   standby: standbyBackendSchema,
   detector: detectorSchema.default(() => detectorSchema.parse({})),

@@ -1,10 +1,13 @@
 // Wires the proxy for `standby proxy`: durable state, the router, the agent
 // hub, the probes, the failover state machine, the API and the one listener.
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
 import type { Role } from '../protocol/messages.ts';
+import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
 import { AgentHub } from './agent-hub.ts';
-import { fullStatus, serveApi, type ApiContext } from './api.ts';
+import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
+import { AuthThrottle } from './auth-throttle.ts';
 import type { ProxyConfig } from './config.ts';
 import { Failover, type FenceOutcome } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby } from './fence.ts';
@@ -34,17 +37,32 @@ export interface Proxy {
   hosts: HostAdmin;
   failover: Failover;
   router: Router;
+  /** failed authentication, per client address (bundle downloads use it too) */
+  throttle: AuthThrottle;
+  /** the metrics listener's URL when metrics.listen is set */
+  metricsUrl: string | undefined;
   status(): Record<string, unknown>;
+  /** new admin tokens (proxy.json re-read on SIGHUP): the former one stays valid for auth.rotationGraceMs */
+  reloadAdminTokens(settings: AdminTokenSettings): void;
   close(): Promise<void>;
 }
 
+// What anyone at the URL is told, per phase: fixed words only. What went
+// wrong and where (fence errors, addresses, host ids) is in the admin API's
+// status and the log.
 const MESSAGES: Record<string, string> = {
   normal: 'The GPU serves your workspace.',
   suspect: 'The GPU stopped answering; checking it...',
-  degraded: 'The GPU answers but its agent is silent.',
-  failing_over: 'Moving your workspace to the standby...',
+  degraded: 'The GPU serves your workspace.',
+  failing_over: 'Your workspace is moving to the standby...',
   failed_over: 'Your workspace now runs on the standby.',
 };
+/** a phase without words of its own */
+const OTHER_PHASE = 'The proxy is preparing your workspace...';
+/** failing over, the standby not yet fenced (the fence failed and is retried) */
+const PREPARING_STANDBY = 'The standby is being prepared...';
+/** failed over, the standby's code-server not answering yet */
+const STANDBY_STARTING = 'Your workspace is starting on the standby...';
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
   const store = StateStore.open(config.stateDir);
@@ -61,6 +79,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const router = new Router(log);
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
+  const throttle = new AuthThrottle(config.auth, log);
+  const adminTokens = new AdminTokens(config, config.auth.rotationGraceMs);
   const hosts = new HostAdmin(HostRegistry.open(config.stateDir), config, {
     authorize: (hostId, publicKey) => authorizeOnStandby(ssh, hostId, publicKey, onStandby),
     revoke: (hostIds) => revokeOnStandby(ssh, hostIds, { ...onStandby, waitMs: ssh.waitMs }),
@@ -82,7 +102,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
       failover?.evaluate();
     },
     disconnected: () => failover?.evaluate(),
-  }, log);
+  }, throttle, log);
   hosts.attach(hub);
   const metrics = new ProxyMetrics(hub, () => store.state);
 
@@ -128,16 +148,16 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     const phase = fo.frozen && s.phase !== 'failing_over' ? 'failing_over' : s.phase;
     return {
       phase,
-      active: s.phase === 'failing_over' ? null : { role: s.active, id: backends[s.active].id },
+      active: s.phase === 'failing_over' ? null : { role: s.active },
       ready: to !== undefined,
       message: fo.lastFenceError && s.phase === 'failing_over'
-        ? `Waiting to lock the standby: ${fo.lastFenceError.slice(0, 200)}`
+        ? PREPARING_STANDBY
         : to === undefined && s.phase === 'failed_over'
-          ? `The standby ${config.standby.id} is taking over; waiting for its code-server...`
-          : MESSAGES[phase] ?? phase,
+          ? STANDBY_STARTING
+          : MESSAGES[phase] ?? OTHER_PHASE,
     };
   };
-  const ctx: ApiContext = { config, store, hub, hosts, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets() };
+  const ctx: ApiContext = { config, store, hub, hosts, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets(), throttle, adminTokens, log };
   const { server, sockets } = createProxyServer({
     config,
     router,
@@ -147,8 +167,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     transitionPage: () => {
       const st = publicStatus();
       const toStandby = store.state.active === 'standby' || store.state.phase === 'failing_over' || fo.frozen;
-      const gpu = { id: config.primary.id, kind: 'GPU' };
-      const cpu = { id: config.standby.id, kind: 'CPU standby' };
+      // roles, not host ids: the operator's names are not the public's business
+      const gpu = { kind: 'GPU' };
+      const cpu = { kind: 'CPU standby' };
       return transitionPage({ from: toStandby ? gpu : cpu, to: toStandby ? cpu : gpu, phase: st.phase, message: st.message, pollMs: 500 });
     },
     api: (req, res) => serveApi(ctx, req, res),
@@ -161,6 +182,41 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
       resolve();
     });
   });
+  // metrics without auth on a listener of their own (loopback by default), for a local Prometheus
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metrics.listen) {
+    const ml = config.metrics.listen;
+    const ms = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if ((path === '/metrics' || path === '/_standby/metrics') && (req.method === 'GET' || req.method === 'HEAD')) {
+        serveMetrics(metrics, res).catch((err: unknown) => {
+          log.error({ err }, 'metrics failed');
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        });
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
+    });
+    ms.on('clientError', (_err, socket) => socket.destroy());
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ms.once('error', reject);
+        ms.listen(ml.port, ml.host, () => {
+          ms.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+    metricsServer = ms;
+    const mh = ml.host.includes(':') ? `[${ml.host}]` : ml.host;
+    metricsUrl = `http://${mh}:${(ms.address() as AddressInfo).port}/metrics`;
+    log.info({ url: metricsUrl }, 'metrics listening (no auth: keep this address private)');
+  }
   probes.primary.start();
   probes.standby.start();
   fo.start();
@@ -179,8 +235,16 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     hosts,
     failover: fo,
     router,
+    throttle,
+    metricsUrl,
     status: () => fullStatus(ctx),
+    reloadAdminTokens(settings) {
+      const r = adminTokens.reload(settings);
+      log.warn({ changed: r.changed, retiringTokens: r.previous, graceMs: config.auth.rotationGraceMs }, r.changed ? 'admin token replaced: the former one stays valid for the grace window' : 'admin tokens reloaded');
+    },
     async close() {
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
       fo.close();
       vast?.close();
       warmup?.close();

@@ -39,7 +39,7 @@ export interface EnrollAnswer {
 export interface HostView {
   id: string;
   /** where its agent token comes from: issued at enrollment, proxy.json, or none yet (invited) */
-  source: 'enrolled' | 'proxy.json' | 'none';
+  source: 'enrolled' | 'rotated' | 'proxy.json' | 'none';
   state: HostRecord['state'] | 'configured';
   role: 'gpu' | 'standby' | 'other';
   connected: boolean;
@@ -48,6 +48,9 @@ export interface HostView {
   invitedAt: string | null;
   inviteExpiresAt: string | null;
   enrolledAt: string | null;
+  /** when the token was last rotated, and until when the one before it is still accepted (null: no second token) */
+  rotatedAt: string | null;
+  previousTokenValidUntil: string | null;
   revokedAt: string | null;
   revokedWhy: string | null;
   keyRevoked: boolean | null;
@@ -83,18 +86,48 @@ export class HostAdmin {
 
   authenticate(token: string): Authentication {
     if (token === '') return { refused: 'unknown' };
-    let hostId = this.registry.hostForToken(token)?.id;
-    let fromFile = false;
-    if (!hostId) {
-      for (const [id, expected] of this.#staticTokens()) if (tokensEqual(token, expected)) hostId = id;
-      fromFile = hostId !== undefined;
+    const found = this.registry.hostForToken(token);
+    if (found) {
+      if (found.state === 'revoked') return { refused: 'revoked', hostId: found.id, why: found.revokedWhy ?? 'revoked' };
+      // the current issued token is 192 random bits (sba_...); a rotated-away one may be a hand-set proxy.json token
+      return found.until === undefined ? { hostId: found.id, issued: true } : { hostId: found.id, until: found.until };
     }
+    let hostId: string | undefined;
+    for (const [id, expected] of this.#staticTokens()) if (tokensEqual(token, expected)) hostId = id;
     if (!hostId) return { refused: 'unknown' };
     const record = this.registry.get(hostId);
     if (record?.state === 'revoked') return { refused: 'revoked', hostId, why: record.revokedWhy ?? 'revoked' };
-    // once a host is enrolled, only the token issued to it counts
-    if (fromFile && record?.tokenHash !== undefined) return { refused: 'unknown' };
+    // once a host is enrolled (or its token rotated), only the token issued to it counts (a rotated proxy.json token matched above, in its grace window)
+    if (record?.tokenHash !== undefined) return { refused: 'unknown' };
     return { hostId };
+  }
+
+  /**
+   * A new agent token for an active host; the one it has (issued, or from
+   * proxy.json) stays valid for `graceMs`, so the host's token file can be
+   * replaced without a moment of refusal. Returns the new token once.
+   */
+  rotate(id: string, graceMs: number): { id: string; agentToken: string; previousValidUntil: string } {
+    const record = this.registry.get(id);
+    if (record?.state === 'revoked') throw new StandbyError('STANDBY_ERR_CONFLICT', `${id} is revoked: enroll it again (standby hosts add ${id})`, { id });
+    const fromFile = this.#staticTokens().find(([s]) => s === id)?.[1];
+    if (record?.tokenHash === undefined && fromFile === undefined) {
+      throw new StandbyError('STANDBY_ERR_CONFLICT', `${id} has no agent token yet (invited, not enrolled): nothing to rotate`, { id });
+    }
+    const r = this.registry.rotate(id, graceMs, record?.tokenHash === undefined ? fromFile : undefined);
+    this.#log.warn({ hostId: id, previousValidUntil: r.previousValidUntil }, 'agent token rotated: the old one stays valid until previousValidUntil');
+    return { id, ...r };
+  }
+
+  /**
+   * Whether `token` is a credential a host may hold now: an invitation still
+   * usable, or an agent token that authenticates. For what only hosts may
+   * fetch (the bundle); call it inside AuthThrottle.guard so failures count.
+   */
+  holdsCredential(token: string): boolean {
+    if (token === '') return false;
+    if (this.registry.invitationValid(token)) return true;
+    return !('refused' in this.authenticate(token));
   }
 
   invite(id: string, ttlMs: number): { id: string; token: string; expiresAt: string } {
@@ -106,23 +139,33 @@ export class HostAdmin {
     return { id, token, expiresAt };
   }
 
-  /** Enrollment with an invitation: the key goes onto the standby first; only then is the invitation used up and a token issued. */
-  async enroll(inviteToken: string, body: unknown): Promise<EnrollAnswer> {
-    const parsed = enrollRequestSchema.safeParse(body);
-    if (!parsed.success) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
-    const key = parsePublicKey(parsed.data.publicKey);
-    const publicKey = `${key.type} ${key.blob}`; // without the host's own comment
-    const keyFingerprint = fingerprintOf(key.blob);
+  /**
+   * Enrollment with an invitation: the invitation is checked first (before the
+   * body is read: an unauthenticated client learns nothing from it), then the
+   * key goes onto the standby; only then is the invitation used up and a token
+   * issued.
+   */
+  async enroll(inviteToken: string, body: () => Promise<unknown>): Promise<EnrollAnswer> {
     const id = this.registry.beginEnroll(inviteToken);
     let authorized: AuthorizeResult;
+    let publicKey: string;
+    let keyFingerprint: string;
+    let key: ReturnType<typeof parsePublicKey>;
+    let hostname: string | undefined;
     try {
+      const parsed = enrollRequestSchema.safeParse(await body());
+      if (!parsed.success) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
+      hostname = parsed.data.hostname;
+      key = parsePublicKey(parsed.data.publicKey);
+      publicKey = `${key.type} ${key.blob}`; // without the host's own comment
+      keyFingerprint = fingerprintOf(key.blob);
       authorized = await this.#keys.authorize(id, `${publicKey} standby-agent@${id}`);
     } catch (err) {
       this.registry.abortEnroll(id);
       throw err;
     }
     const agentToken = this.registry.finishEnroll(id, { type: key.type, fingerprint: keyFingerprint, publicKey });
-    this.#log.info({ hostId: id, hostname: parsed.data.hostname, fingerprint: keyFingerprint, replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
+    this.#log.info({ hostId: id, hostname, fingerprint: keyFingerprint, replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
     const ssh = this.#config.standby.ssh;
     return {
       hostId: id,
@@ -191,7 +234,7 @@ export class HostAdmin {
       const agent = this.#hub?.agents.get(id);
       return {
         id,
-        source: h?.tokenHash ? 'enrolled' : configured.has(id) ? 'proxy.json' : 'none',
+        source: h?.tokenHash ? (h.enrolledAt ? 'enrolled' : 'rotated') : configured.has(id) ? 'proxy.json' : 'none',
         state: h?.state ?? 'configured',
         role: id === this.#config.primary.id ? 'gpu' : id === this.#config.standby.id ? 'standby' : 'other',
         connected: agent?.connected ?? false,
@@ -200,6 +243,8 @@ export class HostAdmin {
         invitedAt: h?.invitedAt ?? null,
         inviteExpiresAt: h?.invite?.expiresAt ?? null,
         enrolledAt: h?.enrolledAt ?? null,
+        rotatedAt: h?.rotatedAt ?? null,
+        previousTokenValidUntil: h?.previousTokenUntil && Date.parse(h.previousTokenUntil) > Date.now() ? h.previousTokenUntil : null,
         revokedAt: h?.revokedAt ?? null,
         revokedWhy: h?.revokedWhy ?? null,
         keyRevoked: h?.keyRevoked ?? null,

@@ -23,6 +23,10 @@ const hostSchema = z.object({
   /** sha256 of the agent token (kept after a revocation, to tell a revoked token from a wrong one) */
   tokenHash: z.string().optional(),
   invite: z.object({ hash: z.string(), expiresAt: z.string() }).optional(),
+  /** sha256 of the token a rotation replaced, accepted until previousTokenUntil */
+  previousTokenHash: z.string().optional(),
+  previousTokenUntil: z.string().optional(),
+  rotatedAt: z.string().optional(),
   key: keySchema.optional(),
   invitedAt: z.string().optional(),
   enrolledAt: z.string().optional(),
@@ -136,7 +140,7 @@ export class HostRegistry {
     const host = this.#hosts.get(id);
     if (!host || !this.#enrolling.has(id)) throw new StandbyError('STANDBY_ERR_CONFLICT', `host ${id} has no enrollment under way`, { id });
     const token = newSecret(AGENT_TOKEN_PREFIX);
-    const { invite: _used, revokedAt: _r, revokedWhy: _w, keyRevoked: _k, keyRevokeError: _e, ...rest } = host;
+    const { invite: _used, revokedAt: _r, revokedWhy: _w, keyRevoked: _k, keyRevokeError: _e, previousTokenHash: _p, previousTokenUntil: _u, rotatedAt: _t, ...rest } = host;
     this.#hosts.set(id, { ...rest, state: 'active', tokenHash: hashToken(token), key, enrolledAt: new Date(now).toISOString() });
     try {
       this.#save();
@@ -146,18 +150,44 @@ export class HostRegistry {
     return token;
   }
 
-  /** The enrolled host whose agent token this is (active or revoked), compared by hash. */
-  hostForToken(token: string): HostRecord | undefined {
+  /** The host whose agent token this is (active or revoked), compared by hash; `until` when it is a rotated-away token still in its grace window. */
+  hostForToken(token: string, now = Date.now()): (HostRecord & { until?: number }) | undefined {
     const hash = hashToken(token);
-    for (const h of this.#hosts.values()) if (h.tokenHash === hash) return { ...h };
+    for (const h of this.#hosts.values()) {
+      if (h.tokenHash === hash) return { ...h };
+      if (h.previousTokenHash === hash && h.previousTokenUntil && Date.parse(h.previousTokenUntil) > now) return { ...h, until: Date.parse(h.previousTokenUntil) };
+    }
     return undefined;
+  }
+
+  /**
+   * A new agent token for host `id`; the current one (its hash, or the
+   * proxy.json token `fromConfig` of a host never enrolled) stays valid for
+   * `graceMs`. Returns the new token, once.
+   */
+  rotate(id: string, graceMs: number, fromConfig?: string, now = Date.now()): { agentToken: string; previousValidUntil: string } {
+    checkHostId(id);
+    const host = this.#hosts.get(id);
+    const previous = host?.tokenHash ?? (fromConfig === undefined ? undefined : hashToken(fromConfig));
+    if (previous === undefined) throw new StandbyError('STANDBY_ERR_CONFLICT', `host ${id} has no agent token to rotate`, { id });
+    const token = newSecret(AGENT_TOKEN_PREFIX);
+    const previousValidUntil = new Date(now + graceMs).toISOString();
+    this.#hosts.set(id, {
+      ...(host ?? { id, state: 'active' as const }),
+      tokenHash: hashToken(token),
+      previousTokenHash: previous,
+      previousTokenUntil: previousValidUntil,
+      rotatedAt: new Date(now).toISOString(),
+    });
+    this.#save();
+    return { agentToken: token, previousValidUntil };
   }
 
   /** Revokes the host's token (and invitation) durably; its key on the standby is marked to be removed. Returns false when it was revoked already. */
   revoke(id: string, why: string, now = Date.now()): boolean {
     const host = this.#hosts.get(id);
     if (host?.state === 'revoked') return false;
-    const { invite: _gone, ...rest } = host ?? { id, state: 'revoked' as const };
+    const { invite: _gone, previousTokenHash: _p, previousTokenUntil: _u, ...rest } = host ?? { id, state: 'revoked' as const };
     this.#hosts.set(id, { ...rest, state: 'revoked', revokedAt: new Date(now).toISOString(), revokedWhy: why, keyRevoked: false });
     this.#save();
     return true;

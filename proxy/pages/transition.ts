@@ -9,8 +9,8 @@ import { escapeHtml, jsonForScript } from './escape.ts';
 import { PUBLIC_STATUS_PATH } from './public-status.ts';
 
 export interface TransitionMachine {
-  /** host id, e.g. "gpu-1" */
-  id: string;
+  /** host id, e.g. "gpu-1"; the proxy leaves it out (host ids are the operator's names, not the public's) */
+  id?: string;
   /** what the user calls it, e.g. "GPU" or "CPU standby" */
   kind: string;
 }
@@ -55,7 +55,7 @@ export function transitionPage(o: TransitionPageOptions): string {
   const statusPath = o.statusPath ?? PUBLIC_STATUS_PATH;
   const pollMs = o.pollMs ?? 1000;
   for (const [field, value] of [
-    ['from.id', o.from.id], ['from.kind', o.from.kind], ['to.id', o.to.id], ['to.kind', o.to.kind],
+    ['from.id', o.from.id ?? ''], ['from.kind', o.from.kind], ['to.id', o.to.id ?? ''], ['to.kind', o.to.kind],
     ['phase', o.phase], ['message', o.message],
   ] as const) {
     if (typeof value !== 'string') throw new TypeError(`transitionPage: ${field} is ${JSON.stringify(value)}, expected a string`);
@@ -78,8 +78,10 @@ export function transitionPage(o: TransitionPageOptions): string {
     defaultText: DEFAULT_MESSAGE,
   };
   const nonce = randomBytes(16).toString('base64');
-  const from = { id: escapeHtml(o.from.id), kind: escapeHtml(o.from.kind) };
-  const to = { id: escapeHtml(o.to.id), kind: escapeHtml(o.to.kind) };
+  const from = { id: escapeHtml(o.from.id ?? ''), kind: escapeHtml(o.from.kind) };
+  const to = { id: escapeHtml(o.to.id ?? ''), kind: escapeHtml(o.to.kind) };
+  const idSpan = (id: string) => (id === '' ? '' : `\n        <span class="id">${id}</span>`);
+  const named = (m: { id: string; kind: string }) => (m.id === '' ? `the ${m.kind}` : `${m.kind} ${m.id}`);
   const csp = [
     "default-src 'none'",
     `style-src 'nonce-${nonce}'`,
@@ -111,25 +113,23 @@ export function transitionPage(o: TransitionPageOptions): string {
     <div class="machines" aria-hidden="true">
       <div class="machine from">
         ${iconFor(o.from.kind)}
-        <span class="kind">${from.kind}</span>
-        <span class="id">${from.id}</span>
+        <span class="kind">${from.kind}</span>${idSpan(from.id)}
         <span class="tag">was serving</span>
       </div>
       <div class="arrow">${ARROW}</div>
       <div class="machine to">
         ${iconFor(o.to.kind)}
-        <span class="kind">${to.kind}</span>
-        <span class="id">${to.id}</span>
+        <span class="kind">${to.kind}</span>${idSpan(to.id)}
         <span class="tag">taking over</span>
       </div>
     </div>
-    <figcaption class="sr-only">Picture: your workspace moves from ${from.kind} ${from.id}, which was serving it, to ${to.kind} ${to.id}, which is taking over.</figcaption>
+    <figcaption class="sr-only">Picture: your workspace moves from ${named(from)}, which was serving it, to ${named(to)}, which is taking over.</figcaption>
   </figure>
   <div class="status">
     <span class="spinner" aria-hidden="true"></span>
     <p id="status" role="status" aria-live="polite" aria-atomic="true">${escapeHtml(o.message || DEFAULT_MESSAGE)}</p>
   </div>
-  <p class="explain">Your workspace is moving to <strong>${to.kind} ${to.id}</strong>. Files saved up to the last sync are there; this page reloads by itself.</p>
+  <p class="explain">Your workspace is moving to <strong>${named(to)}</strong>. Files saved up to the last sync are there; this page reloads by itself.</p>
   <noscript><p class="noscript">This page updates itself with JavaScript, which is turned off. Reload the page in a few seconds to reach your workspace.</p></noscript>
   <p class="meta">Phase <code id="phase">${escapeHtml(o.phase)}</code></p>
 </main>
@@ -161,7 +161,7 @@ function clientScript(config: TransitionScriptConfig): string {
   function isStatus(s) {
     return s !== null && typeof s === 'object' && typeof s.phase === 'string' &&
       typeof s.ready === 'boolean' && typeof s.message === 'string' &&
-      (s.active === null || (typeof s.active === 'object' && typeof s.active.id === 'string'));
+      (s.active === null || (typeof s.active === 'object' && typeof s.active.role === 'string'));
   }
   function schedule(ms) {
     clearTimeout(timer);

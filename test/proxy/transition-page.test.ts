@@ -233,7 +233,7 @@ const FENCING: PublicStatus = {
   message: 'Fencing cpu-1 so the old GPU can no longer write to it.',
 };
 const STARTING: PublicStatus = {
-  phase: 'failed_over', active: { role: 'standby', id: 'cpu-1' }, ready: false,
+  phase: 'failed_over', active: { role: 'standby' }, ready: false,
   message: 'Starting code-server on cpu-1.',
 };
 

@@ -1,0 +1,196 @@
+// Failed authentication, the same everywhere (admin API, agent socket,
+// enrollment, the bundle download): counted per client address, locked out
+// after too many failures (429 with Retry-After, escalating on repeat
+// offences), logged sampled, and answered with one uniform body, so a wrong
+// token says nothing about why it was wrong. Memory is bounded: at most
+// `maxAddresses` addresses are tracked, the least recently seen go first.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../log.ts';
+
+export interface AuthLimits {
+  /** failures of one address within windowMs before it is locked out (default 10) */
+  maxFailures: number;
+  /** the window the failures are counted in, ms (default 60000) */
+  windowMs: number;
+  /** the first lockout, ms (default 30000); each lockout that follows a lockout without a success in between doubles it */
+  lockoutMs: number;
+  /** the longest lockout, ms (default 900000) */
+  maxLockoutMs: number;
+  /** addresses tracked at most (default 10000); the least recently seen are forgotten first */
+  maxAddresses: number;
+  /** after an address's first 3 failures are logged, at most one line per this interval with the count, ms (default 60000) */
+  logEveryMs: number;
+}
+
+export const DEFAULT_AUTH_LIMITS: AuthLimits = {
+  maxFailures: 10,
+  windowMs: 60_000,
+  lockoutMs: 30_000,
+  maxAddresses: 10_000,
+  maxLockoutMs: 900_000,
+  logEveryMs: 60_000,
+};
+
+/** Where a failure happened, for the log. */
+export type AuthSurface = 'admin' | 'agent' | 'enroll' | 'bundle' | 'metrics';
+
+/** The one answer to a failed authentication, wherever it happens. */
+export const UNAUTHORIZED_BODY = JSON.stringify({ error: { code: 'unauthorized', message: 'unauthorized' } }) + '\n';
+/** The answer while an address is locked out. */
+export const TOO_MANY_BODY = JSON.stringify({ error: { code: 'too_many_requests', message: 'too many failed attempts: retry later' } }) + '\n';
+
+const LOG_FIRST = 3;
+
+interface Entry {
+  /** failures in the current window */
+  failures: number;
+  windowStart: number;
+  /** performance.now() until which the address is refused, 0 when it is not */
+  lockedUntil: number;
+  /** the lockout the next one will last (doubles on repeat offences) */
+  nextLockoutMs: number;
+  /** failures over the entry's life, for the sampled log */
+  total: number;
+  lastLogAt: number;
+  unlogged: number;
+}
+
+/**
+ * The client's address as the proxy decides who it talks to: the TCP peer.
+ * (One place, so trusted forwarding hops can be honoured here later.)
+ */
+export function clientAddress(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+/** The key an address is tracked under: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64). */
+export function addressKey(address: string): string {
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':') + '::/64';
+}
+
+export class AuthThrottle {
+  #limits: AuthLimits;
+  #log: Logger;
+  #now: () => number;
+  #entries = new Map<string, Entry>();
+  /** failures refused or counted since start, for the status */
+  failures = 0;
+  lockouts = 0;
+
+  constructor(limits: AuthLimits, log: Logger, now: () => number = () => performance.now()) {
+    this.#limits = limits;
+    this.#log = log;
+    this.#now = now;
+  }
+
+  /** Addresses tracked now (bounded by maxAddresses). */
+  get tracked(): number {
+    return this.#entries.size;
+  }
+
+  /** ms the address must still wait before it may try again (0: it may). */
+  retryAfterMs(address: string): number {
+    const e = this.#entries.get(addressKey(address));
+    if (!e) return 0;
+    const left = e.lockedUntil - this.#now();
+    return left > 0 ? Math.ceil(left) : 0;
+  }
+
+  /** A failed attempt from `address` at `surface`. */
+  failed(address: string, surface: AuthSurface): void {
+    const key = addressKey(address);
+    const now = this.#now();
+    let e = this.#entries.get(key);
+    if (e) {
+      this.#entries.delete(key); // re-inserted below: most recently seen last
+    } else {
+      e = { failures: 0, windowStart: now, lockedUntil: 0, nextLockoutMs: this.#limits.lockoutMs, total: 0, lastLogAt: -Infinity, unlogged: 0 };
+      while (this.#entries.size >= this.#limits.maxAddresses) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest === undefined) break;
+        this.#entries.delete(oldest);
+      }
+    }
+    this.#entries.set(key, e);
+    this.failures++;
+    if (now - e.windowStart > this.#limits.windowMs) {
+      e.failures = 0;
+      e.windowStart = now;
+    }
+    e.failures++;
+    e.total++;
+    let lockedNow = false;
+    if (e.failures >= this.#limits.maxFailures && e.lockedUntil <= now) {
+      e.lockedUntil = now + e.nextLockoutMs;
+      e.nextLockoutMs = Math.min(e.nextLockoutMs * 2, this.#limits.maxLockoutMs);
+      e.failures = 0;
+      e.windowStart = now;
+      lockedNow = true;
+      this.lockouts++;
+    }
+    // sampled: an address's first failures each, then one line per interval with the count
+    if (e.total <= LOG_FIRST || lockedNow || now - e.lastLogAt >= this.#limits.logEveryMs) {
+      const fields = { remote: key, surface, failures: e.total, unloggedSinceLast: e.unlogged };
+      if (lockedNow) this.#log.warn({ ...fields, lockoutMs: Math.ceil(e.lockedUntil - now) }, 'failed authentication: address locked out');
+      else this.#log.warn(fields, 'failed authentication');
+      e.lastLogAt = now;
+      e.unlogged = 0;
+    } else {
+      e.unlogged++;
+    }
+  }
+
+  /** A successful authentication: the address's failures are forgotten. */
+  succeeded(address: string): void {
+    this.#entries.delete(addressKey(address));
+  }
+
+  /**
+   * Checks an HTTP request's credentials with the throttle around it: a locked
+   * out address gets 429, a failure gets the uniform 401, both answered here.
+   * Returns the value `check` gave (truthy: authenticated), or undefined when
+   * the request was answered.
+   */
+  guard<T>(req: IncomingMessage, res: ServerResponse, surface: AuthSurface, check: () => T | undefined | false): T | undefined {
+    const address = clientAddress(req);
+    const wait = this.retryAfterMs(address);
+    if (wait > 0) {
+      tooMany(res, wait);
+      return undefined;
+    }
+    const ok = check();
+    if (ok === undefined || ok === false) {
+      this.failed(address, surface);
+      unauthorized(res);
+      return undefined;
+    }
+    this.succeeded(address);
+    return ok;
+  }
+}
+
+export function unauthorized(res: ServerResponse): void {
+  res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'www-authenticate': 'Bearer', 'content-length': Buffer.byteLength(UNAUTHORIZED_BODY) });
+  res.end(UNAUTHORIZED_BODY);
+}
+
+export function tooMany(res: ServerResponse, waitMs: number): void {
+  res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'content-length': Buffer.byteLength(TOO_MANY_BODY) });
+  res.end(TOO_MANY_BODY);
+}
+
+/** The same answers as raw HTTP/1.1, for a socket before a WebSocket upgrade. */
+export function rawUnauthorized(): string {
+  return `HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json; charset=utf-8\r\nWWW-Authenticate: Bearer\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(UNAUTHORIZED_BODY)}\r\n\r\n${UNAUTHORIZED_BODY}`;
+}
+
+export function rawTooMany(waitMs: number): string {
+  return `HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: ${Math.max(1, Math.ceil(waitMs / 1000))}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(TOO_MANY_BODY)}\r\n\r\n${TOO_MANY_BODY}`;
+}
