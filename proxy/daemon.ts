@@ -19,6 +19,7 @@ import { Prober } from './prober.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
 import type { Side } from './state.ts';
+import { lockStateDir } from './state-lock.ts';
 import { StateStore } from './state-store.ts';
 
 export interface ProxyOptions {
@@ -47,6 +48,17 @@ const MESSAGES: Record<string, string> = {
 };
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+  // before anything in the folder is written: a second proxy on it stops here
+  const lock = await lockStateDir(config.stateDir);
+  try {
+    return await run(config, log, options, () => lock.release());
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlock: () => void): Promise<Proxy> {
   const store = StateStore.open(config.stateDir);
   store.append({ type: 'started', reason: `proxy started (epoch ${store.state.epoch}, ${store.state.active} serves)` });
   const backends: Record<Side, Backend> = {
@@ -193,6 +205,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
       await closed;
       await fo.idle().catch(() => undefined);
       store.close();
+      unlock();
     },
   };
 }
