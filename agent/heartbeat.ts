@@ -97,6 +97,7 @@ export class HeartbeatClient {
       this.#timer = undefined;
       if (this.#ws === ws) this.#ws = undefined;
       if (code === CLOSE_REVOKED) return this.#onRevoked(reason.toString() || 'revoked');
+      if (this.revoked !== undefined) return; // the socket of a refused upgrade (403) closing: already said, and nothing goes on
       this.#down(`connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
       if (!this.#closed && !this.#retry) {
         this.#retry = setTimeout(() => {
@@ -119,12 +120,14 @@ export class HeartbeatClient {
   }
 
   #down(why: string): void {
-    if (this.#closed) return;
+    // revoked: sync does not go on under any grant, and the agent does not retry
+    if (this.#closed || this.revoked !== undefined) return;
     if (this.#state !== 'down') this.#log.warn({ url: this.#cfg.url, why }, 'proxy unreachable: retrying with backoff (sync goes on under the last grant)');
     this.#state = 'down';
   }
 
   #onMessage(m: ProxyMessage): void {
+    if (this.revoked !== undefined) return; // nothing a revoked host's socket still carries may make it push
     if (m.type === 'grant') {
       this.grants++;
       this.role = m.role;
