@@ -3,6 +3,7 @@
 import type { Logger } from '../log.ts';
 import type { AgentConfig } from './config.ts';
 import { HeartbeatClient } from './heartbeat.ts';
+import { parentDeathAvailable } from './parent-death.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
@@ -37,6 +38,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
+  if (!parentDeathAvailable()) log.warn('setpriv is not installed (Debian/Ubuntu: apt-get install util-linux): if this agent is killed, its ssh and rsync children and its session on the standby outlive it');
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
