@@ -1,0 +1,85 @@
+// `standby verify` as an operator meets it (issue #10, first run #5): without
+// --config it reads the installed agent.json and, when that is missing, says
+// so instead of "hostId: got nothing"; on a host a failover fenced it says
+// "this host was fenced (epoch N)" instead of "standby unreachable or login
+// refused", over a real sshd with the real receiver.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
+import { verifyConfigFile } from '../../cli/verify.ts';
+import { StandbyError } from '../../errors.ts';
+import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import { NODE, run } from '../installer/run.ts';
+
+describe('standby verify without --config', () => {
+  test('reads the installed agent.json when it is there, and names it and --config when it is not', () => {
+    assert.equal(verifyConfigFile('/x/agent.json', {}, '/nonexistent/agent.json'), '/x/agent.json');
+    assert.equal(verifyConfigFile(undefined, {}, '/etc/hostname'), '/etc/hostname', 'the installed file, when it exists');
+    assert.equal(verifyConfigFile(undefined, { hostId: 'g' }, '/nonexistent/agent.json'), undefined, 'flags alone, when some are given');
+    assert.throws(() => verifyConfigFile(undefined, {}, '/nonexistent/agent.json'), (err: StandbyError) => {
+      assert.equal(err.code, 'STANDBY_ERR_CONFIG_UNREADABLE');
+      assert.equal(err.message, 'no agent settings: /nonexistent/agent.json does not exist (standby install agent writes it). Pass the agent\'s settings file with --config FILE');
+      return true;
+    });
+  });
+
+  test('the real command on a machine with no agent installed', { skip: existsSync('/etc/standby/agent.json') ? '/etc/standby/agent.json exists here' : false }, async () => {
+    const r = await run(NODE, ['cli.ts', 'verify'], {}, 20_000);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /\/etc\/standby\/agent\.json does not exist .*--config FILE/);
+    assert.doesNotMatch(r.stderr, /got nothing/);
+  });
+});
+
+describe('standby verify on a host a failover fenced', () => {
+  let m: ManagedStandby;
+  let key: HostKey;
+  let config = '';
+  const verify = () => run(NODE, ['cli.ts', 'verify', '--config', config], {}, 30_000);
+
+  before(async () => {
+    m = await startManagedStandby('verify-fenced');
+    key = m.newKey('gpu-1');
+    await authorizeOnStandby(m.target, 'gpu-1', key.pub);
+    config = join(m.top, 'agent.json');
+    writeFileSync(config, JSON.stringify({
+      hostId: 'gpu-1',
+      workspace: m.src,
+      standby: { host: m.sshd.host, port: m.sshd.port, user: m.sshd.user, identityFile: key.file, sshOptions: m.sshd.sshOptions, path: m.root },
+      sync: { exclude: [] },
+    }), { mode: 0o600 });
+    assert.equal((await m.rsyncAs(key.file, 0)).code, 0);
+  });
+  after(async () => {
+    await m?.close();
+  });
+
+  test('before the failover it compares', async () => {
+    const r = await verify();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /standby matches/);
+  });
+
+  test('fenced at epoch 2 (its key still there): "this host was fenced (epoch 2)"', async () => {
+    await fenceStandby(m.target, 2, { waitMs: 2_000 });
+    const r = await verify();
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^standby: this host was fenced \(epoch 2\): the standby accepts epoch 2 or newer only\. The standby took over in a failover/m);
+    assert.doesNotMatch(r.stderr, /unreachable or login refused/);
+  });
+
+  test('revoked, and its key removed by the fence: the refused key is named as what a fence does', async () => {
+    const lines = readFileSync(m.sshd.authorizedKeysFile, 'utf8');
+    await revokeOnStandby(m.target, ['gpu-1'], { waitMs: 2_000 });
+    const r = await verify();
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /refused this host's ssh key .*A failover removes the key of the host it fences, so this host was most likely fenced/);
+    assert.doesNotMatch(r.stderr, /unreachable or login refused/);
+    // its line put back (a restored backup): the receiver's own refusal names the epoch
+    writeFileSync(m.sshd.authorizedKeysFile, lines);
+    const again = await verify();
+    assert.match(again.stderr, /^standby: this host was fenced \(epoch 2\) and its key revoked on the standby/m);
+  });
+});
