@@ -1,5 +1,6 @@
 // The agent daemon: checks, engine, status endpoint, periodic status log.
 // close() stops them in reverse order.
+import { requirePrivateFile } from '../config-file.ts';
 import type { Logger } from '../log.ts';
 import type { AgentConfig } from './config.ts';
 import { HeartbeatClient } from './heartbeat.ts';
@@ -35,6 +36,7 @@ export function summarize(s: SyncStatus): string {
 }
 
 export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
+  if (config.standby.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install

@@ -48,6 +48,7 @@ export async function startStandbyProxy(o: StandbyProxyOptions): Promise<Standby
       null,
       2,
     ),
+    { mode: 0o600 },
   );
   const env = { ...process.env, ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}) };
   const proc = startServerProcess('standby proxy', STANDBY_CLI, ['proxy', '--config', configFile], { cpu: o.cpu, env });

@@ -1,6 +1,7 @@
 // Wires the proxy for `standby proxy`: durable state, the router, the agent
 // hub, the probes, the failover state machine, the API and the one listener.
 import type { AddressInfo } from 'node:net';
+import { requirePrivateFile } from '../config-file.ts';
 import type { Logger } from '../log.ts';
 import type { Role } from '../protocol/messages.ts';
 import { AgentHub } from './agent-hub.ts';
@@ -48,6 +49,8 @@ const MESSAGES: Record<string, string> = {
 };
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+  requirePrivateFile(config.standby.ssh.identityFile, "the proxy's fencing key (standby.ssh.identityFile)");
+  if (config.tls) requirePrivateFile(config.tls.key, 'the TLS private key (tls.key)');
   // before anything in the folder is written: a second proxy on it stops here
   const lock = await lockStateDir(config.stateDir);
   try {
