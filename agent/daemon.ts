@@ -10,6 +10,7 @@ import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } f
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { localRsyncVersion } from './rsync-version.ts';
 import { SyncEngine, type SyncStatus } from './sync-engine.ts';
+import { verify } from './verify.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -45,6 +46,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
+  if (heartbeat) heartbeat.verifier = () => verify(config, engine.epoch);
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))

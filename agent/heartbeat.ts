@@ -33,6 +33,8 @@ export class HeartbeatClient {
   grants = 0;
   /** the role last granted */
   role: 'primary' | 'fenced' | undefined;
+  /** runs the checksum comparison the proxy may ask for (set by the daemon) */
+  verifier: (() => Promise<readonly { root: string; path: string; kind: string }[]>) | undefined;
   /** why the proxy revoked this host's credentials, once it did: the agent no longer connects or pushes */
   revoked: string | undefined;
 
@@ -134,10 +136,24 @@ export class HeartbeatClient {
       this.#engine.grant(m.role, m.epoch, m.reason);
       return;
     }
+    if (m.type === 'verify') return this.#verify(m.id);
     void this.#engine.syncNow(30_000).then((r) => {
       const ws = this.#ws;
       if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: m.id, watermark: r.watermark, ok: r.ok, error: r.error }));
     });
+  }
+
+  /** `standby verify --proxy`: the comparison runs here (the proxy has no copy) and its result goes back under the request's id. */
+  #verify(id: string): void {
+    const reply = (answer: object): void => {
+      const ws = this.#ws;
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'verified', id, ...answer }));
+    };
+    if (!this.verifier) return reply({ ok: false, total: 0, differences: [], error: 'this agent cannot verify' });
+    this.verifier().then(
+      (diffs) => reply({ ok: true, total: diffs.length, differences: diffs.slice(0, 1000).map((d) => ({ root: d.root, path: d.path, kind: d.kind })), error: null }),
+      (err: unknown) => reply({ ok: false, total: 0, differences: [], error: (err instanceof Error ? err.message : String(err)).slice(0, 2000) }),
+    );
   }
 
   heartbeat(): Heartbeat {

@@ -3,6 +3,7 @@
 // difference. It reads both sides and writes neither.
 import { excludesOf, syncRoots, type AgentConfig } from './config.ts';
 import { excludeArgs } from './exclude.ts';
+import { EPOCH_VAR } from './receive-request.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
@@ -57,7 +58,8 @@ export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError
   return undefined;
 }
 
-export async function verify(config: AgentConfig): Promise<Difference[]> {
+/** `epoch`: the one the proxy granted this host (the daemon's, for verify --proxy), sent as the receiver's STANDBY_EPOCH like a pass's */
+export async function verify(config: AgentConfig, epoch?: number): Promise<Difference[]> {
   // an rsync too old on either end is named, not taken for a difference
   await Promise.all([
     localRsyncVersion(),
@@ -72,7 +74,7 @@ export async function verify(config: AgentConfig): Promise<Difference[]> {
       '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
       '-e', rsyncShell(config.standby),
       ...excludeArgs(excludes),
-      ...(config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
+      ...(epoch !== undefined ? [`--rsync-path=${EPOCH_VAR}=${epoch} ${config.standby.rsyncPath ?? 'rsync'}`] : config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
       asDir(root.local),
       remoteDir(config.standby, root.remote),
     ];

@@ -7,6 +7,7 @@ import { loadSettings } from '../config-file.ts';
 import { StandbyError } from '../errors.ts';
 import { configFile, layoutOf } from '../installer/layout.ts';
 import { overridesFrom } from './config-flags.ts';
+import { callProxy, problemOf, proxyEndpoint } from './proxy-endpoint.ts';
 import { runCommand } from './run-command.ts';
 
 /** Where `standby install agent` writes the agent's settings: read when --config is not given. */
@@ -23,24 +24,55 @@ export function verifyConfigFile(given: string | undefined, overrides: Record<st
 interface Args {
   config?: string;
   json?: boolean;
+  fromProxy?: string;
+  adminToken?: string;
+}
+
+interface Report {
+  match: boolean;
+  total: number;
+  differences: readonly { root: string; path: string; kind: string }[];
+}
+
+/** The proxy asks the GPU's agent (over its socket) to compare and report: for the admin, away from the GPU. */
+async function verifyFromProxy(url: string, token: string | undefined): Promise<Report & { hostId: string }> {
+  const ep = proxyEndpoint({ proxy: url, ...(token ? { token } : {}) });
+  const { status, body } = await callProxy(ep, 'verify', 'POST', undefined, 310_000);
+  const b = body as { hostId?: string; ok?: boolean; match?: boolean; total?: number; differences?: Report['differences']; error?: string | null } | null;
+  if (status === 503) throw new StandbyError('STANDBY_ERR_AGENT_UNREACHABLE', problemOf(body, status), { url });
+  if (status !== 200 || !b) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy at ${ep.url} answered ${status} to verify: ${problemOf(body, status)}`, { url });
+  if (!b.ok) throw new StandbyError('STANDBY_ERR_VERIFY_DIFFERS', `the agent of ${b.hostId ?? '?'} could not compare: ${b.error ?? 'no reason given'}`, { hostId: b.hostId });
+  return { hostId: b.hostId ?? '?', match: b.match === true, total: b.total ?? 0, differences: b.differences ?? [] };
 }
 
 export const verifyCommand: CommandModule<object, Args> = {
   command: 'verify',
   describe: 'compare the workspace and the standby copy by checksum; exit 0 only when they match',
   builder: (y: Argv) =>
-    y.option('config', { type: 'string', describe: `the agent settings file (default ${INSTALLED_AGENT_CONFIG}, where standby install agent writes it)` }).option('json', { type: 'boolean', describe: 'print JSON' }) as unknown as Argv<Args>,
+    y
+      .option('config', { type: 'string', describe: `the agent settings file (default ${INSTALLED_AGENT_CONFIG}, where standby install agent writes it)` })
+      .option('json', { type: 'boolean', describe: 'print JSON' })
+      .option('from-proxy', { type: 'string', describe: "ask this proxy (URL) to have the GPU's agent compare and report, instead of comparing from this host" })
+      .option('admin-token', { type: 'string', describe: "the proxy's admin token, with --from-proxy (default $STANDBY_ADMIN_TOKEN)" })
+      .example('$0 verify', 'on the GPU: reads /etc/standby/agent.json')
+      .example('$0 verify --from-proxy https://proxy.example.com --admin-token TOKEN', 'anywhere: the GPU\'s agent compares') as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      const overrides = overridesFrom(argv, ['json']);
-      const config = loadSettings(agentConfigSchema, verifyConfigFile(argv.config, overrides), overrides);
-      const diffs = await verify(config);
-      if (argv.json) process.stdout.write(JSON.stringify({ match: diffs.length === 0, differences: diffs }, null, 2) + '\n');
-      else if (diffs.length === 0) process.stdout.write('standby matches: no differences\n');
-      else {
-        for (const d of diffs) process.stdout.write(`${d.kind.padEnd(18)} ${d.root}/${d.path}\n`);
-        process.stdout.write(`${diffs.length} difference(s)\n`);
+      let report: Report;
+      if (argv.fromProxy) {
+        report = await verifyFromProxy(argv.fromProxy, argv.adminToken);
+      } else {
+        const overrides = overridesFrom(argv, ['json', 'fromProxy', 'adminToken']);
+        const config = loadSettings(agentConfigSchema, verifyConfigFile(argv.config, overrides), overrides);
+        const diffs = await verify(config);
+        report = { match: diffs.length === 0, total: diffs.length, differences: diffs };
       }
-      return diffs.length === 0 ? 0 : 1;
+      if (argv.json) process.stdout.write(JSON.stringify({ match: report.match, differences: report.differences }, null, 2) + '\n');
+      else if (report.match) process.stdout.write('standby matches: no differences\n');
+      else {
+        for (const d of report.differences) process.stdout.write(`${d.kind.padEnd(18)} ${d.root}/${d.path}\n`);
+        process.stdout.write(`${report.total} difference(s)${report.total > report.differences.length ? ` (the first ${report.differences.length} listed)` : ''}\n`);
+      }
+      return report.match ? 0 : 1;
     }),
 };

@@ -4,13 +4,19 @@
 // "this host was fenced (epoch N)" instead of "standby unreachable or login
 // refused", over a real sshd with the real receiver.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
 import { verifyConfigFile } from '../../cli/verify.ts';
 import { StandbyError } from '../../errors.ts';
+import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import { killMarked } from '../fixtures/process-tree.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { NODE, run } from '../installer/run.ts';
 
 describe('standby verify without --config', () => {
@@ -81,5 +87,59 @@ describe('standby verify on a host a failover fenced', () => {
     writeFileSync(m.sshd.authorizedKeysFile, lines);
     const again = await verify();
     assert.match(again.stderr, /^standby: this host was fenced \(epoch 2\) and its key revoked on the standby/m);
+  });
+});
+
+describe('standby verify --from-proxy: the proxy has the GPU\'s agent compare and report', () => {
+  let top = '';
+  let sshd: Sshd | undefined;
+  let proxy: TestProxy | undefined;
+  let agent: Agent | undefined;
+  let servers: WorkspaceServer[] = [];
+  let dst = '';
+  const verify = (...more: string[]) => run(NODE, ['cli.ts', 'verify', '--from-proxy', proxy!.url, ...more], {}, 60_000);
+
+  before(async () => {
+    top = mkdtempSync(join(tmpdir(), 'standby-verify-proxy-'));
+    const src = join(top, 'src');
+    dst = join(top, 'dst');
+    for (const d of [src, dst, join(top, 'run')]) mkdirSync(d);
+    writeFileSync(join(src, 'a.txt'), 'on the GPU\n');
+    sshd = await startSshd();
+    // both code-servers answer: the proxy does not fail over while the agent starts
+    servers = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
+    proxy = await startTestProxy({ primaryUrl: servers[0]!.url, standbyUrl: servers[1]!.url, settings: { detector: { heartbeatIntervalMs: 200, missedHeartbeats: 25 } } });
+    agent = await startAgent({
+      src,
+      dst,
+      target: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions },
+      dir: top,
+      settings: { hostId: 'gpu-1', runDir: join(top, 'run'), proxy: { url: `${proxy.url.replace(/^http/, 'ws')}/_standby/agent`, token: AGENT_TOKEN, heartbeatIntervalMs: 200 } },
+    });
+    await agent.ready(30_000);
+    await agent.settled(20_000);
+  });
+  after(async () => {
+    await agent?.stop();
+    killMarked(join(top, 'run'));
+    await proxy?.close();
+    for (const w of servers) await w.close();
+    await sshd?.close();
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  test('in sync: exit 0; a file only on the standby: exit 1, listed; a wrong admin token: refused', async () => {
+    const same = await verify('--admin-token', ADMIN_TOKEN);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(same.stdout, 'standby matches: no differences\n');
+    writeFileSync(join(dst, 'extra.txt'), 'only on the standby\n');
+    const differs = await verify('--admin-token', ADMIN_TOKEN, '--json');
+    assert.equal(differs.code, 1, differs.stderr);
+    const report = JSON.parse(differs.stdout) as { match: boolean; differences: { path: string; kind: string }[] };
+    assert.equal(report.match, false);
+    assert.deepEqual(report.differences.map((d) => [d.path, d.kind]), [['extra.txt', 'extra on standby']]);
+    const wrong = await verify('--admin-token', 'not-the-admin-token');
+    assert.equal(wrong.code, 77, wrong.stderr);
+    assert.match(wrong.stderr, /refused the admin token/);
   });
 });
