@@ -1,7 +1,7 @@
 // `standby verify`: prove the standby holds what this host holds (checksums); list every difference.
 import { existsSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { agentConfigSchema } from '../agent/config.ts';
+import { agentConfigSchema, type AgentConfig } from '../agent/config.ts';
 import { verify } from '../agent/verify.ts';
 import { loadSettings } from '../config-file.ts';
 import { StandbyError } from '../errors.ts';
@@ -19,6 +19,25 @@ export function verifyConfigFile(given: string | undefined, overrides: Record<st
   if (existsSync(installed)) return installed;
   if (Object.keys(overrides).length > 0) return undefined;
   throw new StandbyError('STANDBY_ERR_CONFIG_UNREADABLE', `no agent settings: ${installed} does not exist (standby install agent writes it). Pass the agent's settings file with --config FILE`, { file: installed });
+}
+
+/**
+ * The epoch the proxy granted this host, from the running agent's status
+ * endpoint: the receiver refuses a writer (verify included) older than the
+ * standby's epoch, so a primary at epoch 3 must say 3. Undefined when no
+ * agent answers or it is not primary: the receiver then judges epoch 0, and a
+ * fenced host hears that it was fenced.
+ */
+async function grantedEpoch(config: AgentConfig): Promise<number | undefined> {
+  if (!config.proxy) return undefined;
+  const host = config.status.host.includes(':') ? `[${config.status.host}]` : config.status.host;
+  try {
+    const res = await fetch(`http://${host}:${config.status.port}/status`, { signal: AbortSignal.timeout(2_000) });
+    const body = (await res.json()) as { epoch?: unknown };
+    return typeof body.epoch === 'number' ? body.epoch : undefined;
+  } catch {
+    return undefined; // no agent running here: verify as before
+  }
 }
 
 interface Args {
@@ -64,7 +83,7 @@ export const verifyCommand: CommandModule<object, Args> = {
       } else {
         const overrides = overridesFrom(argv, ['json', 'fromProxy', 'adminToken']);
         const config = loadSettings(agentConfigSchema, verifyConfigFile(argv.config, overrides), overrides);
-        const diffs = await verify(config);
+        const diffs = await verify(config, await grantedEpoch(config));
         report = { match: diffs.length === 0, total: diffs.length, differences: diffs };
       }
       if (argv.json) process.stdout.write(JSON.stringify({ match: report.match, differences: report.differences }, null, 2) + '\n');

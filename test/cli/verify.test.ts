@@ -17,6 +17,7 @@ import { killMarked } from '../fixtures/process-tree.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
+import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { NODE, run } from '../installer/run.ts';
 
 describe('standby verify without --config', () => {
@@ -90,7 +91,7 @@ describe('standby verify on a host a failover fenced', () => {
   });
 });
 
-describe('standby verify --from-proxy: the proxy has the GPU\'s agent compare and report', () => {
+describe('standby verify under the granted epoch, and --from-proxy: the proxy has the GPU\'s agent compare and report', () => {
   let top = '';
   let sshd: Sshd | undefined;
   let proxy: TestProxy | undefined;
@@ -105,7 +106,11 @@ describe('standby verify --from-proxy: the proxy has the GPU\'s agent compare an
     dst = join(top, 'dst');
     for (const d of [src, dst, join(top, 'run')]) mkdirSync(d);
     writeFileSync(join(src, 'a.txt'), 'on the GPU\n');
-    sshd = await startSshd();
+    // the standby's receiver, already fenced once (epoch 1, the proxy's first): only writers of epoch 1 or newer get in
+    const state = join(top, 'receive-state');
+    sshd = await startSshd({ keyOptions: `command="${STANDBY_CLI} receive --root ${dst} --state-dir ${state}",restrict` });
+    const fenced = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state], {}, 20_000);
+    assert.equal(fenced.code, 0, fenced.stderr);
     // both code-servers answer: the proxy does not fail over while the agent starts
     servers = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
     proxy = await startTestProxy({ primaryUrl: servers[0]!.url, standbyUrl: servers[1]!.url, settings: { detector: { heartbeatIntervalMs: 200, missedHeartbeats: 25 } } });
@@ -128,7 +133,7 @@ describe('standby verify --from-proxy: the proxy has the GPU\'s agent compare an
     rmSync(top, { recursive: true, force: true });
   });
 
-  test('in sync: exit 0; a file only on the standby: exit 1, listed; a wrong admin token: refused', async () => {
+  test('from-proxy in sync: exit 0; a file only on the standby: exit 1, listed, also by verify on the GPU; a wrong admin token: refused', async () => {
     const same = await verify('--admin-token', ADMIN_TOKEN);
     assert.equal(same.code, 0, same.stderr);
     assert.equal(same.stdout, 'standby matches: no differences\n');
@@ -138,6 +143,10 @@ describe('standby verify --from-proxy: the proxy has the GPU\'s agent compare an
     const report = JSON.parse(differs.stdout) as { match: boolean; differences: { path: string; kind: string }[] };
     assert.equal(report.match, false);
     assert.deepEqual(report.differences.map((d) => [d.path, d.kind]), [['extra.txt', 'extra on standby']]);
+    // on the GPU itself, the same comparison under the epoch its agent was granted (not 0, which the receiver would refuse as fenced)
+    const local = await run(NODE, ['cli.ts', 'verify', '--config', join(top, 'agent.json')], {}, 60_000);
+    assert.equal(local.code, 1, local.stderr);
+    assert.match(local.stdout, /extra on standby +.*\/extra\.txt\n1 difference\(s\)\n$/);
     const wrong = await verify('--admin-token', 'not-the-admin-token');
     assert.equal(wrong.code, 77, wrong.stderr);
     assert.match(wrong.stderr, /refused the admin token/);
