@@ -27,6 +27,7 @@ export class HeartbeatClient {
   #state: 'connecting' | 'connected' | 'down' = 'connecting';
   #codeServer: { url: string; healthy: boolean; at: number | undefined } | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
+  #verifying = false;
   /** a preemption notice in force (set by notice watchers) */
   preemption: { source: string; at: number } | undefined;
   /** grants received (tests, status) */
@@ -150,7 +151,10 @@ export class HeartbeatClient {
       if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'verified', id, ...answer }));
     };
     if (!this.verifier) return reply({ ok: false, total: 0, differences: [], error: 'this agent cannot verify' });
-    this.verifier().then(
+    // one at a time: each reads the whole workspace on both ends
+    if (this.#verifying) return reply({ ok: false, total: 0, differences: [], error: 'a verify is already running on this host: try again when it is done' });
+    this.#verifying = true;
+    this.verifier().finally(() => (this.#verifying = false)).then(
       (diffs) => reply({ ok: true, total: diffs.length, differences: diffs.slice(0, 1000).map((d) => ({ root: d.root, path: d.path, kind: d.kind })), error: null }),
       (err: unknown) => reply({ ok: false, total: 0, differences: [], error: (err instanceof Error ? err.message : String(err)).slice(0, 2000) }),
     );
