@@ -1,7 +1,8 @@
 // Loads a daemon's settings: a JSON file (--config), then flags over it, then
 // defaults; validated once with the daemon's zod schema and frozen. A bad value
 // stops start-up with a message naming the field, the value and what was expected.
-import { readFileSync } from 'node:fs';
+// A settings file holds tokens: it is refused when group or others may read it.
+import { readFileSync, statSync } from 'node:fs';
 import type { z } from 'zod';
 import { StandbyError } from './errors.ts';
 
@@ -20,6 +21,28 @@ export function mergeSettings(base: Record<string, unknown>, over: Overrides): R
     out[key] = isPlainObject(prev) && isPlainObject(value) ? mergeSettings(prev, value) : value;
   }
   return out;
+}
+
+/**
+ * Refuses a file that holds secrets (agent.json, proxy.json, a private key)
+ * when its group or others may read or write it: a token or key anyone on the
+ * machine can read is no secret. A missing file is left to whoever opens it.
+ */
+export function requirePrivateFile(file: string, holds: string): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StandbyError('STANDBY_ERR_CONFIG_UNREADABLE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+  }
+  if ((mode & 0o066) === 0) return;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  throw new StandbyError(
+    'STANDBY_ERR_SECRETS_EXPOSED',
+    `${file} holds ${holds} and is mode ${octal}: ${mode & 0o044 ? 'group or others can read it' : 'group or others can write it'}. Nothing was started; run: chmod 600 ${file}`,
+    { file, mode: octal },
+  );
 }
 
 export function readConfigFile(file: string): Record<string, unknown> {
@@ -79,8 +102,9 @@ export function validateSettings<S extends z.ZodType>(schema: S, raw: unknown, s
   throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `invalid settings in ${source}:\n  ${lines.join('\n  ')}`, { source, fields: result.error.issues.map((i) => i.path.join('.')) });
 }
 
-/** File (optional) + overrides -> validated, frozen settings. */
+/** File (optional; it holds tokens, so it must be private) + overrides -> validated, frozen settings. */
 export function loadSettings<S extends z.ZodType>(schema: S, file: string | undefined, overrides: Overrides): Readonly<z.output<S>> {
+  if (file) requirePrivateFile(file, 'tokens');
   const base = file ? readConfigFile(file) : {};
   const source = file ? `${file} (and flags)` : 'flags';
   return validateSettings(schema, mergeSettings(base, overrides), source);

@@ -15,6 +15,10 @@ export const ErrorCodes = {
   STANDBY_ERR_VERIFY_DIFFERS: { status: 409, exit: 1 },
   STANDBY_ERR_STATE_CORRUPT: { status: 500, exit: 65 },
   STANDBY_ERR_STATE_UNWRITABLE: { status: 500, exit: 73 },
+  // another proxy holds the state folder's lock (proxy/state-lock.ts): EX_TEMPFAIL, it may be gone on a retry
+  STANDBY_ERR_ALREADY_RUNNING: { status: 409, exit: 75 },
+  // a file holding secrets (config, token, private key) that group or others may read (config-file.ts)
+  STANDBY_ERR_SECRETS_EXPOSED: { status: 500, exit: 77 },
   STANDBY_ERR_UNAUTHORIZED: { status: 401, exit: 77 },
   STANDBY_ERR_PROXY_UNREACHABLE: { status: 503, exit: 69 },
   STANDBY_ERR_CONFLICT: { status: 409, exit: 1 },

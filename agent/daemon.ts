@@ -1,13 +1,16 @@
 // The agent daemon: checks, engine, status endpoint, periodic status log.
 // close() stops them in reverse order.
+import { requirePrivateFile } from '../config-file.ts';
 import type { Logger } from '../log.ts';
 import type { AgentConfig } from './config.ts';
 import { HeartbeatClient } from './heartbeat.ts';
+import { parentDeathAvailable } from './parent-death.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { localRsyncVersion } from './rsync-version.ts';
 import { SyncEngine, type SyncStatus } from './sync-engine.ts';
+import { verify } from './verify.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -34,13 +37,16 @@ export function summarize(s: SyncStatus): string {
 }
 
 export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
+  if (config.standby.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
+  if (!parentDeathAvailable()) log.warn('setpriv is not installed (Debian/Ubuntu: apt-get install util-linux): if this agent is killed, its ssh and rsync children and its session on the standby outlive it');
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
+  if (heartbeat) heartbeat.verifier = () => verify(config, engine.epoch);
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))

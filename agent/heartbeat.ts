@@ -27,12 +27,15 @@ export class HeartbeatClient {
   #state: 'connecting' | 'connected' | 'down' = 'connecting';
   #codeServer: { url: string; healthy: boolean; at: number | undefined } | undefined;
   #probeTimer: NodeJS.Timeout | undefined;
+  #verifying = false;
   /** a preemption notice in force (set by notice watchers) */
   preemption: { source: string; at: number } | undefined;
   /** grants received (tests, status) */
   grants = 0;
   /** the role last granted */
   role: 'primary' | 'fenced' | undefined;
+  /** runs the checksum comparison the proxy may ask for (set by the daemon) */
+  verifier: (() => Promise<readonly { root: string; path: string; kind: string }[]>) | undefined;
   /** why the proxy revoked this host's credentials, once it did: the agent no longer connects or pushes */
   revoked: string | undefined;
 
@@ -121,6 +124,7 @@ export class HeartbeatClient {
       this.#timer = undefined;
       if (this.#ws === ws) this.#ws = undefined;
       if (code === CLOSE_REVOKED) return this.#onRevoked(reason.toString() || 'revoked');
+      if (this.revoked !== undefined) return; // the socket of a refused upgrade (403) closing: already said, and nothing goes on
       this.#down(`connection closed (${code}${reason.length ? `: ${reason.toString()}` : ''})`);
       this.#retryLater();
     });
@@ -138,22 +142,41 @@ export class HeartbeatClient {
   }
 
   #down(why: string): void {
-    if (this.#closed) return;
+    // revoked: sync does not go on under any grant, and the agent does not retry
+    if (this.#closed || this.revoked !== undefined) return;
     if (this.#state !== 'down') this.#log.warn({ url: this.#cfg.url, why }, 'proxy unreachable: retrying with backoff (sync goes on under the last grant)');
     this.#state = 'down';
   }
 
   #onMessage(m: ProxyMessage): void {
+    if (this.revoked !== undefined) return; // nothing a revoked host's socket still carries may make it push
     if (m.type === 'grant') {
       this.grants++;
       this.role = m.role;
       this.#engine.grant(m.role, m.epoch, m.reason);
       return;
     }
+    if (m.type === 'verify') return this.#verify(m.id);
     void this.#engine.syncNow(30_000).then((r) => {
       const ws = this.#ws;
       if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: m.id, watermark: r.watermark, ok: r.ok, error: r.error }));
     });
+  }
+
+  /** `standby verify --proxy`: the comparison runs here (the proxy has no copy) and its result goes back under the request's id. */
+  #verify(id: string): void {
+    const reply = (answer: object): void => {
+      const ws = this.#ws;
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'verified', id, ...answer }));
+    };
+    if (!this.verifier) return reply({ ok: false, total: 0, differences: [], error: 'this agent cannot verify' });
+    // one at a time: each reads the whole workspace on both ends
+    if (this.#verifying) return reply({ ok: false, total: 0, differences: [], error: 'a verify is already running on this host: try again when it is done' });
+    this.#verifying = true;
+    this.verifier().finally(() => (this.#verifying = false)).then(
+      (diffs) => reply({ ok: true, total: diffs.length, differences: diffs.slice(0, 1000).map((d) => ({ root: d.root, path: d.path, kind: d.kind })), error: null }),
+      (err: unknown) => reply({ ok: false, total: 0, differences: [], error: (err instanceof Error ? err.message : String(err)).slice(0, 2000) }),
+    );
   }
 
   heartbeat(): Heartbeat {

@@ -239,7 +239,9 @@ export function parseRequest(command: string | undefined, policy: RequestPolicy)
     refuse(`"${rest[0]?.text ?? ''}" is not a command this key may run (only rsync --server into the sync roots, sync -f, mkdir -p and rsync --version)`);
   } catch (err) {
     if (err instanceof Refusal) {
-      throw new StandbyError('STANDBY_ERR_COMMAND_REFUSED', `refused ${JSON.stringify(shown)}: ${err.message}`, { command: shown, reason: err.message });
+      // a reason quotes the client's words: bounded like the command (the fuzzer sent a 200 kB one back to itself)
+      const reason = err.message.length > 500 ? `${err.message.slice(0, 500)}...` : err.message;
+      throw new StandbyError('STANDBY_ERR_COMMAND_REFUSED', `refused ${JSON.stringify(shown)}: ${reason}`, { command: shown, reason });
     }
     throw err;
   }

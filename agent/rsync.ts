@@ -2,6 +2,7 @@
 // deleted or refused to delete. Owns the child: abort() kills it.
 import { spawn } from 'node:child_process';
 import { missingBinary } from '../errors.ts';
+import { dieWithAgent } from './parent-death.ts';
 
 export interface RsyncStats {
   /** files in the sender's list ("Number of files") */
@@ -104,7 +105,8 @@ export function onlyMissing(result: RsyncResult): boolean {
 
 export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean } = {}): RsyncRun {
   const started = performance.now();
-  const child = spawn('rsync', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const [program, argv] = dieWithAgent('rsync', args); // a killed agent takes its rsync along (parent-death.ts)
+  const child = spawn(program, argv, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   const result = new Promise<RsyncResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';

@@ -2,6 +2,8 @@
 // ControlMaster connection the agent owns, so a pass does not pay a handshake.
 // If the master is down, ssh falls back to a direct connection, so passes never
 // depend on it; the agent restarts it when a pass next needs the link.
+// Every ssh the agent starts dies with it, SIGKILL included (parent-death.ts),
+// so a killed agent leaves no master and no session on the standby.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.ts';
 import { quoteWord } from './command-words.ts';
 import type { StandbyTarget } from './config.ts';
+import { dieWithAgent, dieWithParentPrefix } from './parent-death.ts';
 
 /** A control socket path short enough for a unix socket (108 bytes). */
 export function controlPath(target: StandbyTarget, runDir: string | undefined): string {
@@ -44,8 +47,8 @@ export function remoteDir(target: StandbyTarget, path: string): string {
 
 /** The -e value for rsync. */
 export function rsyncShell(target: StandbyTarget, control?: string): string {
-  // quoted for the shell-like splitting rsync applies to -e
-  return ['ssh', ...sshArgs(target, control)].map(quoteWord).join(' ');
+  // quoted for the shell-like splitting rsync applies to -e; the ssh dies with its rsync
+  return [...dieWithParentPrefix(), 'ssh', ...sshArgs(target, control)].map(quoteWord).join(' ');
 }
 
 /**
@@ -57,7 +60,8 @@ export function rsyncShell(target: StandbyTarget, control?: string): string {
 export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const line = [...Object.entries(env).map(([k, v]) => `${k}=${quoteWord(v)}`), ...command.map(quoteWord)].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', [...sshArgs(target, control), destination(target), line], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    const [program, args] = dieWithAgent('ssh', [...sshArgs(target, control), destination(target), line]);
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -93,8 +97,9 @@ export class ControlMaster {
   ensure(): void {
     if (this.#closed || this.#child) return;
     rmSync(this.path, { force: true }); // a stale socket from a killed agent would make ssh refuse to listen
-    const args = [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)];
-    const child = spawn('ssh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // ControlPersist=no: the master stays in the foreground as this process's child (a persisting one forks away, out of reach of parent-death)
+    const [program, args] = dieWithAgent('ssh', [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)]);
+    const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {

@@ -50,6 +50,8 @@ export interface SyncStatus {
   treeEntries: number;
   /** the rsync versions of the last full reconcile's check, here and on the standby (null before it) */
   rsync: { here: string | null; standby: string | null };
+  /** the epoch the proxy granted this host (null: not primary, or no proxy); what `standby verify` tells the receiver */
+  epoch: number | null;
 }
 
 const EPOCH_STALE = 'STANDBY_ERR_EPOCH_STALE';
@@ -292,6 +294,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       held: this.#held ? { deletions: this.#held.deletions, reason: this.#held.reason, ageMs: Math.round(now - this.#held.at) } : null,
       treeEntries: this.#treeEntries,
       rsync: { here: this.#rsyncVersions.here ?? null, standby: this.#rsyncVersions.standby ?? null },
+      epoch: this.#epoch ?? null,
     };
   }
 

@@ -3,6 +3,7 @@
 // difference. It reads both sides and writes neither.
 import { excludesOf, syncRoots, type AgentConfig } from './config.ts';
 import { excludeArgs } from './exclude.ts';
+import { EPOCH_VAR } from './receive-request.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
@@ -36,9 +37,36 @@ export function classifyItem(line: string, root: string): Difference | undefined
   return { root, path, kind: 'attributes differ', item };
 }
 
-export async function verify(config: AgentConfig): Promise<Difference[]> {
+/**
+ * The standby's refusal of this host, read from what its receiver printed
+ * (agent/receive.ts) or from ssh: a fenced host is told so, with the epoch,
+ * not "standby unreachable or login refused".
+ */
+export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError | undefined {
+  const after = `The standby took over in a failover: this host's workspace is no longer the one users see, and the standby refuses its reads and writes, so there is nothing of this host's to compare. \`standby status\` on the proxy shows who serves; to use this host again, enroll it anew (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`;
+  const revoked = /host \S+ was revoked at \S+ \(epoch (\d+)\)/.exec(stderr);
+  if (stderr.includes('[STANDBY_ERR_HOST_REVOKED]')) {
+    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `this host was fenced (epoch ${revoked?.[1] ?? '?'}) and its key revoked on the standby. ${after}`, { epoch: revoked ? Number(revoked[1]) : null });
+  }
+  const stale = /older than the standby's epoch (\d+)/.exec(stderr);
+  if (stderr.includes('[STANDBY_ERR_EPOCH_STALE]')) {
+    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `this host was fenced (epoch ${stale?.[1] ?? '?'}): the standby accepts epoch ${stale?.[1] ?? '?'} or newer only. ${after}`, { epoch: stale ? Number(stale[1]) : null });
+  }
+  if (/Permission denied \(publickey/.test(stderr)) {
+    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `the standby ${config.standby.user}@${config.standby.host}:${config.standby.port} refused this host's ssh key${config.standby.identityFile ? ` (${config.standby.identityFile})` : ''}. A failover removes the key of the host it fences, so this host was most likely fenced: \`standby status\` on the proxy shows the epoch and who serves. If there was no failover, authorize this host's key on the standby (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`, {});
+  }
+  return undefined;
+}
+
+/** `epoch`: the one the proxy granted this host (the daemon's, for verify --proxy), sent as the receiver's STANDBY_EPOCH like a pass's */
+export async function verify(config: AgentConfig, epoch?: number): Promise<Difference[]> {
   // an rsync too old on either end is named, not taken for a difference
-  await Promise.all([localRsyncVersion(), standbyRsyncVersion(config.standby, undefined, config.sync.ioTimeoutS * 1000)]);
+  await Promise.all([
+    localRsyncVersion(),
+    standbyRsyncVersion(config.standby, undefined, config.sync.ioTimeoutS * 1000).catch((err: unknown) => {
+      throw (err instanceof Error ? fencedRefusal(err.message, config) : undefined) ?? err;
+    }),
+  ]);
   const excludes = excludesOf(config);
   const out: Difference[] = [];
   for (const root of syncRoots(config)) {
@@ -46,12 +74,14 @@ export async function verify(config: AgentConfig): Promise<Difference[]> {
       '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
       '-e', rsyncShell(config.standby),
       ...excludeArgs(excludes),
-      ...(config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
+      ...(epoch !== undefined ? [`--rsync-path=${EPOCH_VAR}=${epoch} ${config.standby.rsyncPath ?? 'rsync'}`] : config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
       asDir(root.local),
       remoteDir(config.standby, root.remote),
     ];
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
+      const fenced = fencedRefusal(result.stderr, config);
+      if (fenced) throw fenced;
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `verify of ${root.local} could not compare: ${describeExit(result.code, result.signal)} ${result.stderr.split('\n').slice(-2).join(' | ')}`, { code: result.code });
     }
     for (const line of result.items) {

@@ -61,6 +61,7 @@ export async function startStandbyProxy(o: StandbyProxyOptions): Promise<Standby
       null,
       2,
     ),
+    { mode: 0o600 },
   );
   const env = { ...process.env, ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}) };
   const other = process.env.STANDBY_BENCH_CLI;

@@ -3,7 +3,7 @@
 // own config file (its listen address and admin token).
 import type { Argv } from 'yargs';
 import { existsSync } from 'node:fs';
-import { readConfigFile } from '../config-file.ts';
+import { readConfigFile, requirePrivateFile } from '../config-file.ts';
 import { StandbyError } from '../errors.ts';
 import { configFile, layoutOf } from '../installer/layout.ts';
 
@@ -38,6 +38,7 @@ export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
   let token = args.token ?? process.env.STANDBY_ADMIN_TOKEN;
   const config = args.config ?? (!url && !token && existsSync(INSTALLED_PROXY_CONFIG) ? INSTALLED_PROXY_CONFIG : undefined);
   if ((!url || !token) && config) {
+    requirePrivateFile(config, 'the admin token');
     const c = readConfigFile(config) as { listen?: { host?: string; port?: number }; adminToken?: string; tls?: unknown };
     if (!url && c.listen) {
       const host = !c.listen.host || c.listen.host === '0.0.0.0' || c.listen.host === '::' ? '127.0.0.1' : c.listen.host;

@@ -76,7 +76,24 @@ export const syncedSchema = z.strictObject({
 });
 export type Synced = z.infer<typeof syncedSchema>;
 
-export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema]);
+/** The agent's answer to a verify request: the checksum comparison of its workspace with the standby's copy (agent/verify.ts). */
+export const verifiedSchema = z.strictObject({
+  type: z.literal('verified'),
+  id: z.string().min(1).max(100),
+  /** false when the comparison could not run: the reason is in error */
+  ok: z.boolean(),
+  /** how many differences in all (the list holds the first 1000) */
+  total: count,
+  differences: z.array(z.strictObject({
+    root: z.string().max(4096),
+    path: z.string().max(4096),
+    kind: z.string().max(40),
+  })).max(1000),
+  error: z.string().max(2000).nullable(),
+});
+export type Verified = z.infer<typeof verifiedSchema>;
+
+export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema]);
 export type AgentMessage = z.infer<typeof agentMessageSchema>;
 
 export type Role = 'primary' | 'fenced';
@@ -111,7 +128,14 @@ export const syncRequestSchema = z.strictObject({
 });
 export type SyncRequest = z.infer<typeof syncRequestSchema>;
 
-export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema]);
+/** The proxy (for `standby verify --proxy`) asks the agent to compare its workspace with the standby's copy and report. */
+export const verifyRequestSchema = z.strictObject({
+  type: z.literal('verify'),
+  id: z.string().min(1).max(100),
+});
+export type VerifyRequest = z.infer<typeof verifyRequestSchema>;
+
+export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema]);
 export type ProxyMessage = z.infer<typeof proxyMessageSchema>;
 
 export class ProtocolError extends Error {

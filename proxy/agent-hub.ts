@@ -21,6 +21,8 @@ import {
   type Role,
   type SyncRequest,
   type Synced,
+  type Verified,
+  type VerifyRequest,
 } from '../protocol/messages.ts';
 import type { Logger } from '../log.ts';
 import { clientAddress, rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
@@ -64,7 +66,7 @@ export class AgentHub {
   #log: Logger;
   #handlers: HubHandlers;
   #sockets = new Map<string, WebSocket>();
-  #waiting = new Map<string, { resolve: (s: Synced) => void; timer: NodeJS.Timeout }>();
+  #waiting = new Map<string, { type: 'synced' | 'verified'; resolve: (s: Synced | Verified) => void; timer: NodeJS.Timeout }>();
   #throttle: AuthThrottle;
   /** per host: when a dropped heartbeat was last logged, and how many since */
   #dropLog = new Map<string, { at: number; unlogged: number; logged: number }>();
@@ -162,7 +164,7 @@ export class AgentHub {
           this.#onHeartbeat(record, ws, msg);
         } else {
           const w = this.#waiting.get(msg.id);
-          if (w) {
+          if (w && w.type === msg.type) { // an answer of the other kind under a pending id answers nothing
             clearTimeout(w.timer);
             this.#waiting.delete(msg.id);
             w.resolve(msg);
@@ -217,7 +219,7 @@ export class AgentHub {
     }
   }
 
-  #send(ws: WebSocket, msg: Grant | SyncRequest): void {
+  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
   }
 
@@ -230,16 +232,25 @@ export class AgentHub {
 
   /** Asks the host's agent for a pass now; resolves with its answer, or undefined if it is not connected or too slow. */
   requestSync(hostId: string, timeoutMs: number): Promise<Synced | undefined> {
+    return this.#request(hostId, 'sync-now', 'synced', timeoutMs) as Promise<Synced | undefined>;
+  }
+
+  /** Asks the host's agent to compare its workspace with the standby's copy (standby verify --proxy); undefined if it is not connected or too slow. */
+  requestVerify(hostId: string, timeoutMs: number): Promise<Verified | undefined> {
+    return this.#request(hostId, 'verify', 'verified', timeoutMs) as Promise<Verified | undefined>;
+  }
+
+  #request(hostId: string, ask: 'sync-now' | 'verify', answer: 'synced' | 'verified', timeoutMs: number): Promise<Synced | Verified | undefined> {
     const ws = this.#sockets.get(hostId);
     if (!ws) return Promise.resolve(undefined);
-    const id = `sync-${performance.now().toFixed(3)}-${Math.random().toString(36).slice(2, 8)}`;
+    const id = `${ask}-${performance.now().toFixed(3)}-${Math.random().toString(36).slice(2, 8)}`;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
         resolve(undefined);
       }, timeoutMs);
-      this.#waiting.set(id, { resolve, timer });
-      this.#send(ws, { type: 'sync-now', id });
+      this.#waiting.set(id, { type: answer, resolve, timer });
+      this.#send(ws, { type: ask, id });
     });
   }
 

@@ -242,6 +242,9 @@ async function enroll(c: ApiContext, req: IncomingMessage, res: ServerResponse):
 }
 
 /** Serves a request under /_standby/ (the caller checked the prefix). */
+/** how long POST /verify waits for the agent's comparison (a checksum of the whole workspace on both ends), ms */
+const VERIFY_TIMEOUT_MS = 300_000;
+
 export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://proxy').pathname;
   const method = req.method ?? 'GET';
@@ -295,7 +298,16 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
       json(res, 202, { accepted: true, phase: c.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
+    case 'verify': {
+      // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
+      if (!allow('POST')) return;
+      const id = c.config.primary.id;
+      const answer = await c.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
+      if (!answer) return problem(res, 503, 'agent_unreachable', `the agent of ${id} is not connected, or gave no answer within ${VERIFY_TIMEOUT_MS / 1000} s: run standby verify on the GPU itself`);
+      json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });
+      return;
+    }
     default:
-      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, hosts)`);
+      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, hosts, verify)`);
   }
 }

@@ -2,6 +2,7 @@
 // hub, the probes, the failover state machine, the API and the one listener.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { requirePrivateFile } from '../config-file.ts';
 import type { Logger } from '../log.ts';
 import type { Role } from '../protocol/messages.ts';
 import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
@@ -22,6 +23,7 @@ import { Prober } from './prober.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
 import type { Side } from './state.ts';
+import { lockStateDir } from './state-lock.ts';
 import { StateStore } from './state-store.ts';
 
 export interface ProxyOptions {
@@ -65,6 +67,19 @@ const PREPARING_STANDBY = 'The standby is being prepared...';
 const STANDBY_STARTING = 'Your workspace is starting on the standby...';
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+  requirePrivateFile(config.standby.ssh.identityFile, "the proxy's fencing key (standby.ssh.identityFile)");
+  if (config.tls) requirePrivateFile(config.tls.key, 'the TLS private key (tls.key)');
+  // before anything in the folder is written: a second proxy on it stops here
+  const lock = await lockStateDir(config.stateDir);
+  try {
+    return await run(config, log, options, () => lock.release());
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlock: () => void): Promise<Proxy> {
   const store = StateStore.open(config.stateDir);
   store.append({ type: 'started', reason: `proxy started (epoch ${store.state.epoch}, ${store.state.active} serves)` });
   const backends: Record<Side, Backend> = {
@@ -257,6 +272,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
       await closed;
       await fo.idle().catch(() => undefined);
       store.close();
+      unlock();
     },
   };
 }

@@ -30,13 +30,13 @@ before(() => {
     sync: { delayMs: 250, maxDelayMs: 1000, exclude: [] },
     status: { port: 0 },
     logLevel: 'silent',
-  }));
+  }), { mode: 0o600 });
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function write(name: string, content: unknown): string {
   const p = join(dir, name);
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content), { mode: 0o600 });
   return p;
 }
 

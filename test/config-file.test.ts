@@ -1,12 +1,12 @@
 // config-file.ts: reading the --config file, merging flags over it, and the
 // error format, with the agent's schema as the daemon schema under test.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { agentConfigSchema } from '../agent/config.ts';
-import { loadSettings, mergeSettings, readConfigFile, validateSettings } from '../config-file.ts';
+import { loadSettings, mergeSettings, readConfigFile, requirePrivateFile, validateSettings } from '../config-file.ts';
 import { StandbyError, type ErrorCode } from '../errors.ts';
 
 let dir = '';
@@ -17,7 +17,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string): string {
   const p = join(dir, name);
-  writeFileSync(p, text);
+  writeFileSync(p, text, { mode: 0o600 });
   return p;
 }
 
@@ -132,5 +132,40 @@ describe('validateSettings and loadSettings', () => {
     const err = thrown(() => validateSettings(agentConfigSchema, { ...GOOD, workspace: 'x', logLevel: 1 }, 'src.json'));
     assert.equal(err.context['source'], 'src.json');
     assert.deepEqual((err.context['fields'] as string[]).sort(), ['logLevel', 'workspace']);
+  });
+});
+
+describe('secrets files: refused when group or others may read or write them', () => {
+  const cases: { name: string; mode: number; refused?: RegExp }[] = [
+    { name: '0600 is accepted', mode: 0o600 },
+    { name: '0400 is accepted', mode: 0o400 },
+    { name: '0700 is accepted (owner bits only)', mode: 0o700 },
+    { name: '0644 (the umask default) is refused', mode: 0o644, refused: /is mode 0644: group or others can read it\. Nothing was started; run: chmod 600 / },
+    { name: '0640 (group may read) is refused', mode: 0o640, refused: /is mode 0640: group or others can read it/ },
+    { name: '0604 (others may read) is refused', mode: 0o604, refused: /is mode 0604: group or others can read it/ },
+    { name: '0620 (group may write) is refused', mode: 0o620, refused: /is mode 0620: group or others can write it/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const p = file(`secret-${c.mode.toString(8)}.json`, JSON.stringify(GOOD));
+      chmodSync(p, c.mode);
+      if (!c.refused) {
+        assert.equal(loadSettings(agentConfigSchema, p, {}).hostId, 'gpu-1');
+        return;
+      }
+      const err = thrown(() => loadSettings(agentConfigSchema, p, {}));
+      assert.equal(err.code, 'STANDBY_ERR_SECRETS_EXPOSED');
+      assert.match(err.message, c.refused);
+      assert.ok(err.message.startsWith(`${p} holds tokens`), err.message);
+      assert.ok(err.message.endsWith(`chmod 600 ${p}`), err.message);
+    });
+  }
+
+  test('a key file names what it holds; a missing one is left to whoever opens it', () => {
+    const key = file('id_ed25519', 'not really a key\n');
+    chmodSync(key, 0o644);
+    const err = thrown(() => requirePrivateFile(key, "the proxy's fencing key (standby.ssh.identityFile)"));
+    assert.match(err.message, /id_ed25519 holds the proxy's fencing key \(standby\.ssh\.identityFile\) and is mode 0644/);
+    requirePrivateFile(join(dir, 'no-such-key'), 'a key');
   });
 });

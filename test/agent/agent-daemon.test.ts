@@ -40,7 +40,7 @@ test('standby agent: serves its status, answers status/verify/sync, exits 0 on S
     standby: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, path: cpu, sshOptions: sshd.sshOptions },
     sync: { delayMs: 250, maxDelayMs: 1000, exclude: [] },
     status: { port },
-  }));
+  }), { mode: 0o600 });
   const child = spawn(NODE, [CLI, 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -104,7 +104,7 @@ test('standby agent with a missing workspace stops with a message naming it', as
   const top = mkdtempSync(join(tmpdir(), 'standby-daemon-'));
   try {
     const configFile = join(top, 'agent.json');
-    writeFileSync(configFile, JSON.stringify({ hostId: 'g', workspace: join(top, 'nope'), standby: { host: '127.0.0.1', path: '/x' }, status: { port: 0 } }));
+    writeFileSync(configFile, JSON.stringify({ hostId: 'g', workspace: join(top, 'nope'), standby: { host: '127.0.0.1', path: '/x' }, status: { port: 0 } }), { mode: 0o600 });
     const r = await cli(['agent', '--config', configFile]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /sync root .*nope is not a folder/);
@@ -122,7 +122,7 @@ test('standby agent on a host without rsync (or ssh) stops at once, naming the p
     symlinkSync('/bin/sh', join(bin, 'sh'));
     const configFile = join(top, 'agent.json');
     mkdirSync(join(top, 'ws'));
-    writeFileSync(configFile, JSON.stringify({ hostId: 'g', workspace: join(top, 'ws'), standby: { host: '127.0.0.1', path: '/x' }, status: { port: 0 } }));
+    writeFileSync(configFile, JSON.stringify({ hostId: 'g', workspace: join(top, 'ws'), standby: { host: '127.0.0.1', path: '/x' }, status: { port: 0 } }), { mode: 0o600 });
     symlinkSync('/usr/bin/ssh', join(bin, 'ssh'));
     const noRsync = await cli(['agent', '--config', configFile], { ...process.env, PATH: bin });
     assert.equal(noRsync.code, 69, noRsync.stderr);

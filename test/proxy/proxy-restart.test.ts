@@ -60,7 +60,7 @@ test('a proxy SIGKILLed between logging the epoch and fencing fences and routes 
         standby: { ssh: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.keys.admin!, knownHostsFile: sshd.knownHostsFile, command: `${STANDBY_CLI} receive`, stateDir: receiveState, timeoutMs: 3_000 } },
       },
     }, stateDir);
-    writeFileSync(configFile, JSON.stringify(settings, null, 2));
+    writeFileSync(configFile, JSON.stringify(settings, null, 2), { mode: 0o600 });
     proxy = await startProxyProcess(configFile, port);
     agent = await startAgent({
       src: gpuDir,

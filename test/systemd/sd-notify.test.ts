@@ -97,7 +97,7 @@ test('the proxy: READY once listening with its state, WATCHDOG, STOPPING on SIGT
     sock = await startNotifySocket();
     const port = await freePort();
     const configFile = join(top, 'proxy.json');
-    writeFileSync(configFile, JSON.stringify(proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9', settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000 } } }, join(top, 'state'))));
+    writeFileSync(configFile, JSON.stringify(proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9', settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000 } } }, join(top, 'state'))), { mode: 0o600 });
     const prev = { NOTIFY_SOCKET: process.env.NOTIFY_SOCKET, WATCHDOG_USEC: process.env.WATCHDOG_USEC };
     process.env.NOTIFY_SOCKET = sock.path;
     process.env.WATCHDOG_USEC = '400000';
