@@ -135,6 +135,8 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
     fencedEpoch: s.fencedEpoch,
     failovers: s.failovers,
     frozen: c.failover.frozen,
+    waitingForGpu: s.phase === 'waiting',
+    corroborating: c.failover.corroborating ? { source: c.failover.corroborating.source, leftMs: Math.max(0, Math.round(c.failover.corroborating.until - now)) } : null,
     verdict: c.failover.lastVerdict,
     lastFenceError: c.failover.lastFenceError,
     lastFailover: c.failover.lastTiming ?? null,
@@ -206,7 +208,21 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
       json(res, 202, { accepted: true, phase: c.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
+    case 'failover/abort': {
+      if (!allow('POST')) return;
+      const r = await c.failover.abort('aborted by the admin (API)');
+      if (!r.accepted) return problem(res, r.status, 'conflict', `no abort: ${r.why}`);
+      json(res, 200, { aborted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      return;
+    }
+    case 'switch-back': {
+      if (!allow('POST')) return;
+      const r = await c.failover.switchBack('switch back asked by the admin (API)');
+      if (!r.accepted) return problem(res, r.status, 'conflict', `no switch back: ${r.why}`);
+      json(res, 202, { accepted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      return;
+    }
     default:
-      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, hosts)`);
+      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts)`);
   }
 }

@@ -6,8 +6,8 @@ import type { Role } from '../protocol/messages.ts';
 import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, type ApiContext } from './api.ts';
 import type { ProxyConfig } from './config.ts';
-import { Failover, type FenceOutcome } from './failover.ts';
-import { authorizeOnStandby, fenceStandby, revokeOnStandby } from './fence.ts';
+import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
+import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
 import { HostAdmin } from './host-admin.ts';
 import { HostRegistry } from './host-registry.ts';
 import { FenceWarmup } from './fence-warmup.ts';
@@ -39,6 +39,8 @@ export interface Proxy {
 }
 
 const MESSAGES: Record<string, string> = {
+  waiting: 'Waiting for the GPU: its agent has not connected yet.',
+  switching_back: 'Moving your workspace back to the GPU...',
   normal: 'The GPU serves your workspace.',
   suspect: 'The GPU stopped answering; checking it...',
   degraded: 'The GPU answers but its agent is silent.',
@@ -87,13 +89,21 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const metrics = new ProxyMetrics(hub, () => store.state);
 
   const warmup = options.fence ? undefined : new FenceWarmup(ssh, log);
-  // the fence revokes the GPU it fences (token at once, key under the fence's lock on the standby)
-  const fence = async (epoch: number) => {
-    const revoke = hosts.fenceRevocations(config.primary.id, epoch);
-    if (options.fence) return options.fence(epoch);
-    const r = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
-    hosts.fenced(r);
-    return { waitedMs: r.waitedMs, killed: r.killed };
+  // a failover's fence revokes the GPU it fences: its key under the fence's lock on the standby, its token
+  // only once the fence succeeded (an aborted failover leaves the GPU its credentials); a switch back revokes no GPU
+  const fence = async (epoch: number, purpose: FencePurpose): Promise<FenceOutcome> => {
+    const gpu = purpose === 'failover' ? config.primary.id : undefined;
+    const revoke = hosts.fenceRevocations(gpu);
+    let outcome: FenceOutcome;
+    let result: FenceResult | undefined;
+    if (options.fence) outcome = await options.fence(epoch);
+    else {
+      result = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
+      outcome = { waitedMs: result.waitedMs, killed: result.killed };
+    }
+    if (gpu !== undefined) hosts.revokeFenced(gpu, epoch);
+    if (result) hosts.fenced(result);
+    return outcome;
   };
   failover = new Failover({
     store,
@@ -103,6 +113,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     primaryId: config.primary.id,
     windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
     fence,
+    preemptionConfirmMs: d.preemptionConfirmMs,
     prepareFence: () => warmup?.warm(),
     log,
     changed: (s) => {
@@ -116,7 +127,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   /** where traffic goes now: the active side, unless it is frozen, mid-failover, or its code-server is known down */
   const target = (): Backend | undefined => {
     const s = store.state;
-    if (fo.frozen || s.phase === 'failing_over') return undefined;
+    if (fo.frozen || s.phase === 'failing_over' || s.phase === 'switching_back') return undefined;
     const p = probes[s.active];
     if (s.active === 'standby' && p.last && !p.last.ok) return undefined;
     if (s.active === 'primary' && fo.lastVerdict.kind === 'failed') return undefined;
@@ -125,10 +136,10 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const publicStatus = (): PublicStatus => {
     const s = store.state;
     const to = target();
-    const phase = fo.frozen && s.phase !== 'failing_over' ? 'failing_over' : s.phase;
+    const phase = fo.frozen && s.phase !== 'failing_over' && s.phase !== 'switching_back' ? (s.active === 'standby' ? 'switching_back' : 'failing_over') : s.phase;
     return {
       phase,
-      active: s.phase === 'failing_over' ? null : { role: s.active, id: backends[s.active].id },
+      active: s.phase === 'failing_over' || s.phase === 'switching_back' ? null : { role: s.active, id: backends[s.active].id },
       ready: to !== undefined,
       message: fo.lastFenceError && s.phase === 'failing_over'
         ? `Waiting to lock the standby: ${fo.lastFenceError.slice(0, 200)}`
@@ -146,7 +157,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     target,
     transitionPage: () => {
       const st = publicStatus();
-      const toStandby = store.state.active === 'standby' || store.state.phase === 'failing_over' || fo.frozen;
+      const s = store.state;
+      const toStandby = s.phase === 'switching_back' || (fo.frozen && s.active === 'standby') ? false : s.active === 'standby' || s.phase === 'failing_over' || fo.frozen;
       const gpu = { id: config.primary.id, kind: 'GPU' };
       const cpu = { id: config.standby.id, kind: 'CPU standby' };
       return transitionPage({ from: toStandby ? gpu : cpu, to: toStandby ? cpu : gpu, phase: st.phase, message: st.message, pollMs: 500 });
