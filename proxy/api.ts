@@ -77,6 +77,11 @@ const inviteSchema = z.strictObject({
   ttlSeconds: z.number().int().min(60, { error: 'at least 60 seconds' }).max(604_800, { error: 'at most 7 days (604800 s)' }).default(3600),
 }, { error: 'an object {id, ttlSeconds?}' });
 
+const switchBackSchema = z.strictObject({
+  /** the admin restored the GPU's workspace from the standby (needed while the agent cannot compare them itself) */
+  confirmRestored: z.boolean().optional(),
+}, { error: 'an object {confirmRestored?}' });
+
 async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
   if (rest === '') {
     if (method === 'GET') return json(res, 200, { hosts: c.hosts.list() });
@@ -217,7 +222,15 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
     }
     case 'switch-back': {
       if (!allow('POST')) return;
-      const r = await c.failover.switchBack('switch back asked by the admin (API)');
+      let raw: unknown;
+      try {
+        raw = await readJson(req);
+      } catch (err) {
+        return failure(res, err);
+      }
+      const body = switchBackSchema.safeParse(raw);
+      if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `switch-back: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+      const r = await c.failover.switchBack('switch back asked by the admin (API)', body.data);
       if (!r.accepted) return problem(res, r.status, 'conflict', `no switch back: ${r.why}`);
       json(res, 202, { accepted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
       return;

@@ -409,32 +409,40 @@ export class Failover {
   }
 
   /**
-   * Moves the URL back to the GPU after a failover, once its agent is connected at the current epoch
-   * and its workspace equals the standby's: freeze the standby, check, new epoch, fence, grant, route.
+   * Moves the URL back to the GPU after a failover, once its agent is connected and heartbeating (granted
+   * fenced at the current epoch) and its code-server answers, and its workspace is the standby's: checked
+   * by the agent when the proxy can ask it (verifyPrimary), otherwise confirmed by the admin who restored
+   * it. Then: freeze the standby, new epoch, fence the standby's receiver under it, route, grant primary.
    */
-  async switchBack(reason: string): Promise<Answer> {
+  async switchBack(reason: string, o: { confirmRestored?: boolean } = {}): Promise<Answer> {
     const s = this.state;
     if (s.active !== 'standby') return { accepted: false, status: 409, why: s.phase === 'switching_back' ? 'a switch back is already under way' : 'the GPU already serves: nothing to switch back from' };
     if (s.phase !== 'failed_over' || this.#busy) return { accepted: false, status: 409, why: `the proxy is busy (phase ${s.phase}): try again when the standby serves` };
+    if (this.#checking) return { accepted: false, status: 409, why: 'a switch back is already being checked' };
     const id = this.#d.primaryId;
     const agent = this.#d.hub.agents.get(id);
     if (!agent?.connected || !agent.last) return { accepted: false, status: 409, why: `${id}'s agent is not connected: bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects` };
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
     if (silenceMs >= this.#d.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
-    if (agent.last.epoch !== s.epoch) return { accepted: false, status: 409, why: `${id}'s agent holds epoch ${agent.last.epoch}, not the current ${s.epoch}: wait until it is granted (fenced) at ${s.epoch}` };
     const probe = this.#d.probes.primary;
     if (!probe.last?.ok) return { accepted: false, status: 409, why: `${id}'s code-server does not answer the proxy's probe (${probe.last?.error ?? 'not probed yet'})` };
-    if (!this.#d.verifyPrimary) return { accepted: false, status: 409, why: 'this proxy cannot ask the agent to verify its workspace' };
-    if (this.#checking) return { accepted: false, status: 409, why: 'a switch back is already being checked' };
-    // freeze first: the standby's copy stops changing, so the comparison below still holds when the GPU takes over
+    if (!this.#d.verifyPrimary && o.confirmRestored !== true) {
+      return { accepted: false, status: 409, why: `the proxy cannot yet have ${id}'s agent compare its workspace with the standby's: restore it from the standby by hand (docs/operations.md, Switching back by hand), then confirm with --restored; work on the standby that is not on ${id} is overwritten by its first pass` };
+    }
     this.#checking = true;
     let done = false;
     try {
+      // freeze first: the standby's copy stops changing, so what was compared (or restored) still holds when the GPU takes over
       this.#freeze('standby');
-      const verdict = await this.#d.verifyPrimary(this.#d.verifyMs ?? 120_000);
-      if (!verdict.ok) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's: ${verdict.error}` };
-      if (verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (see docs/operations.md, Switching back by hand), then run this again` };
-      this.#d.store.append({ type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected at epoch ${s.epoch}, its workspace equal to the standby's` });
+      let checked = `restored by the admin (confirmed)`;
+      if (this.#d.verifyPrimary) {
+        const verdict = await this.#d.verifyPrimary(this.#d.verifyMs ?? 120_000);
+        if (!verdict.ok) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's: ${verdict.error}` };
+        if (verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (docs/operations.md, Switching back by hand), then run this again` };
+        checked = 'its workspace equal to the standby\'s';
+      }
+      this.#d.store.append({ type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected and heartbeating, its code-server answering, ${checked}` });
+      this.#d.log.warn({ epoch: this.state.epoch, hostId: id }, 'switching back to the GPU: fencing the standby under the new epoch, then the route moves');
       this.#d.changed?.(this.state);
       done = true;
     } finally {
@@ -445,6 +453,6 @@ export class Failover {
       }
     }
     this.#run(this.#resume('fence', 'primary'));
-    return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver, then the route moves` };
+    return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver under it, then the route moves and ${id} is granted primary` };
   }
 }
