@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { heartbeatsFlowing, startWorld, type World } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { StateStore } from '../../proxy/state-store.ts';
+import { standby } from '../installer/run.ts';
 
 /** The proxy's fencing key file, swapped for the GPU's writer key (sshd lets it in, its forced command refuses a fence) and back. */
 function fencingKey(world: World): { refuse(): void; restore(): void } {
@@ -58,7 +59,7 @@ test('a failover that cannot fence keeps the GPU its token, can be aborted while
 
     key.refuse();
     assert.equal((await post(world, 'failover')).status, 202);
-    await waitFor('a fence attempt refused', () => world.proxy.store.state.phase === 'failing_over' && world.proxy.failover.lastFenceError !== null, { timeoutMs: 20_000 });
+    await waitFor('a fence attempt refused', () => world.proxy.store.state.phase === 'failing_over' && world.proxy.failover.lastFenceError !== null, { timeoutMs: 40_000 });
     assert.equal(world.proxy.store.state.epoch, 2);
     // granting fenced is not revoking: the token stands until a fence succeeds
     assert.notEqual(await hostState(world, 'gpu-1'), 'revoked', "gpu-1's credentials are not revoked while the fence has not succeeded");
@@ -113,10 +114,13 @@ test('an abort is refused when the GPU does not answer (no backend would be left
     await heartbeatsFlowing(world, { normal: true });
     key.refuse();
     world.killGpu();
-    await waitFor('a fence attempt refused', () => world.proxy.store.state.phase === 'failing_over' && world.proxy.failover.lastFenceError !== null, { timeoutMs: 20_000 });
+    await waitFor('a fence attempt refused', () => world.proxy.store.state.phase === 'failing_over' && world.proxy.failover.lastFenceError !== null, { timeoutMs: 40_000 });
     const refused = await post(world, 'failover/abort');
     assert.equal(refused.status, 409);
     assert.match(refused.message, /the GPU does not answer: aborting would leave no backend/);
+    const cli = await standby(['failover', '--abort', '--proxy', world.proxy.url, '--token', world.proxy.config.adminToken]);
+    assert.notEqual(cli.code, 0, 'standby failover --abort fails when the proxy refuses');
+    assert.match(cli.stderr, /the GPU does not answer: aborting would leave no backend/);
     assert.equal(world.proxy.store.state.phase, 'failing_over');
     // the standby becomes reachable: the fence completes, then an abort names why it cannot be
     key.restore();

@@ -135,3 +135,27 @@ test("an agent's notice the provider confirms (Vast says stopped): failover, pla
     await vast?.close();
   }
 });
+
+test("an agent's notice being corroborated can be dismissed by the admin: unfrozen at once, nothing fenced", async () => {
+  const world = await startWorld({ agent: false, proxySettings: { detector: { heartbeatIntervalMs: 200, missedHeartbeats: 5, preemptionConfirmMs: 60_000 } } });
+  let agent: Awaited<ReturnType<typeof fakeAgent>> | undefined;
+  try {
+    agent = await fakeAgent(world);
+    await waitFor('the GPU seen', () => world.proxy.store.state.phase === 'normal', { timeoutMs: 10_000 });
+    agent.notice('sigterm');
+    await waitFor('corroborating', () => world.proxy.failover.corroborating !== undefined, { timeoutMs: 5_000 });
+    const started = performance.now();
+    const res = await world.proxy.api('failover/abort', { method: 'POST' });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.ok(performance.now() - started < 5_000, 'at once, not after preemptionConfirmMs');
+    assert.equal(world.proxy.failover.frozen, false);
+    assert.equal(world.proxy.failover.corroborating, undefined);
+    assert.deepEqual([world.proxy.store.state.epoch, world.proxy.store.state.active], [1, 'primary']);
+    assert.ok(world.proxy.store.events().some((e) => e.type === 'notice' && e.outcome === 'not-corroborated' && /aborted by the admin/.test(e.reason)));
+    assert.equal((await world.get('/whoami')).body, 'gpu');
+    assert.equal(existsSync(join(world.receiveState, 'epoch')), false, 'nobody fenced the standby');
+  } finally {
+    agent?.close();
+    await world.close();
+  }
+});
