@@ -379,6 +379,7 @@ export class Failover {
       this.#aborting = false;
       return { accepted: true, message: 'the preemption notice is dismissed: unfrozen, the GPU serves' };
     }
+    if (s.phase === 'switching_back') return this.#abortSwitchBack(reason);
     if (s.phase !== 'failing_over') {
       return { accepted: false, status: 409, why: s.active === 'standby' ? `the failover completed (the standby serves at epoch ${s.epoch}): nothing to abort; to go back run standby switch-back` : 'no failover is under way: nothing to abort' };
     }
@@ -406,6 +407,30 @@ export class Failover {
     await this.idle();
     this.#aborting = false;
     return { accepted: true, message: `aborted: the GPU serves again at epoch ${this.state.epoch} (${answers})` };
+  }
+
+  /** Calls off a switch back whose fence has not completed, while the standby answers: it serves again (the GPU stays fenced). */
+  async #abortSwitchBack(reason: string): Promise<Answer> {
+    if (this.state.fencedEpoch >= this.state.epoch) {
+      return { accepted: false, status: 409, why: `the standby's receiver was fenced at epoch ${this.state.fencedEpoch} for the switch back: it cannot be aborted; the route moves to the GPU next` };
+    }
+    const probe = this.#d.probes.standby;
+    if (!probe.last?.ok) return { accepted: false, status: 409, why: "the standby does not answer: aborting would leave no backend (its code-server does not answer the proxy's probe)" };
+    this.#aborting = true;
+    await this.#attempt;
+    if (this.state.fencedEpoch >= this.state.epoch) {
+      this.#aborting = false;
+      return { accepted: false, status: 409, why: `the fence at epoch ${this.state.epoch} succeeded while aborting: the switch back goes on` };
+    }
+    this.#d.store.append({ type: 'aborted', epoch: this.state.epoch, side: 'standby', reason: `${reason}: the switch back's fence had not completed; the standby serves again` });
+    this.#d.log.warn({ epoch: this.state.epoch, reason }, 'switch back aborted: the standby serves again');
+    this.frozen = false;
+    this.lastFenceError = null;
+    this.#d.changed?.(this.state);
+    this.#d.hub.regrant(this.#d.primaryId); // still fenced, at the new epoch
+    await this.idle();
+    this.#aborting = false;
+    return { accepted: true, message: `aborted: the standby serves again at epoch ${this.state.epoch}` };
   }
 
   /**

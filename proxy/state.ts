@@ -64,8 +64,11 @@ export type ProxyEvent = EventBase & (
   | { type: 'routed'; side: Side; epoch: number; ms: number | null }
   /** the GPU's agent heartbeated at this epoch while the GPU served: from now on its silence means something */
   | { type: 'gpu-seen'; epoch: number }
-  /** a failover whose fence had not completed was called off by the admin: the GPU serves again, at this (new) epoch */
-  | { type: 'aborted'; epoch: number }
+  /**
+   * a switch whose fence had not completed was called off by the admin: `side` serves again at this (new)
+   * epoch (the GPU after an aborted failover; the standby after an aborted switch back). Absent: the GPU.
+   */
+  | { type: 'aborted'; epoch: number; side?: Side }
   /** an agent's preemption notice: the freeze and final pass began (corroborating), then it was corroborated or not */
   | { type: 'notice'; source: string; outcome: 'corroborating' | 'corroborated' | 'not-corroborated' }
   /** switching back to the GPU begins: the new epoch is logged before the standby is fenced under it */
@@ -99,7 +102,8 @@ export function reduce(s: ProxyState, e: ProxyEvent): ProxyState {
     case 'gpu-seen':
       return { ...next, gpuSeenEpoch: Math.max(s.gpuSeenEpoch, e.epoch), phase: s.phase === 'waiting' ? 'normal' : s.phase };
     case 'aborted':
-      // an abort needs the GPU answering: it counts as seen at the new epoch
+      if (e.side === 'standby') return { ...next, active: 'standby', phase: 'failed_over', epoch: Math.max(s.epoch, e.epoch) };
+      // an aborted failover needs the GPU answering: it counts as seen at the new epoch
       return { ...next, active: 'primary', phase: 'normal', epoch: Math.max(s.epoch, e.epoch), gpuSeenEpoch: Math.max(s.gpuSeenEpoch, e.epoch) };
     case 'notice':
       return next;

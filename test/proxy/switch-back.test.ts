@@ -6,6 +6,7 @@
 // receiver under it, route to the GPU, grant it primary; every step logged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
@@ -74,13 +75,18 @@ describe('standby switch-back', () => {
     const b = (await res.json()) as { message?: string; error?: { message: string } };
     return { status: res.status, message: b.error?.message ?? b.message ?? '' };
   };
-  const whoami = async (): Promise<string> => {
-    try {
-      return await (await fetch(`${proxy.url}/whoami`, { signal: AbortSignal.timeout(2_000) })).text();
-    } catch (err) {
-      return (err as Error).message;
-    }
-  };
+  // a connection of its own each time: a freeze closes the connections that carried a side's traffic, and
+  // fetch's pool would hand one of them to the next API call
+  const whoami = (): Promise<string> => new Promise((resolve) => {
+    const req = get(`${proxy.url}/whoami`, { agent: false, timeout: 2_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+      res.on('error', (err) => resolve(err.message));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve(err.message));
+  });
 
   before(async () => {
     m = await startManagedStandby('switch-back');
@@ -132,18 +138,31 @@ describe('standby switch-back', () => {
     assert.equal(proxy.store.state.phase, 'failed_over', 'a refusal changes nothing');
     assert.equal(await whoami(), 'cpu', 'and unfreezes nothing it froze');
 
+    // the standby's sshd is down: the switch back cannot fence; the admin aborts it and the standby serves again
+    m.sshd.kill();
+    const stuck = await switchBack({ confirmRestored: true });
+    assert.equal(stuck.status, 202, stuck.message);
+    await waitFor('the fence refused', () => proxy.store.state.phase === 'switching_back' && proxy.failover.lastFenceError !== null, { timeoutMs: 30_000 });
+    assert.notEqual(await whoami(), 'gpu', 'no route to the GPU before the fence');
+    const aborted = await proxy.api('failover/abort', { method: 'POST' });
+    assert.equal(aborted.status, 200, await aborted.clone().text());
+    assert.deepEqual([proxy.store.state.active, proxy.store.state.phase, proxy.store.state.epoch], ['standby', 'failed_over', 3]);
+    assert.equal(await whoami(), 'cpu', 'the standby serves again');
+    assert.ok(c2.grants.every((g) => g.role === 'fenced'), 'the GPU was never granted primary');
+    await m.sshd.start();
+
     // the CLI, with the restore confirmed
     const r = await standby(['switch-back', '--restored', '--proxy', proxy.url, '--token', ADMIN_TOKEN, '--wait', '30']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /the GPU serves again/);
     const s = proxy.store.state;
-    assert.deepEqual([s.active, s.phase, s.epoch, s.fencedEpoch, s.gpuSeenEpoch], ['primary', 'normal', 3, 3, 3]);
-    assert.equal(readFileSync(join(m.state, 'epoch'), 'utf8').trim(), '3', "the standby's receiver is fenced at the new epoch");
-    await waitFor('the GPU granted primary at epoch 3', () => c2.grants.some((g) => g.role === 'primary' && g.epoch === 3), { timeoutMs: 5_000 });
+    assert.deepEqual([s.active, s.phase, s.epoch, s.fencedEpoch, s.gpuSeenEpoch], ['primary', 'normal', 4, 4, 4]);
+    assert.equal(readFileSync(join(m.state, 'epoch'), 'utf8').trim(), '4', "the standby's receiver is fenced at the new epoch");
+    await waitFor('the GPU granted primary at epoch 4', () => c2.grants.some((g) => g.role === 'primary' && g.epoch === 4), { timeoutMs: 5_000 });
     assert.equal(await whoami(), 'gpu');
     // the GPU's writes under the new epoch are accepted; an older epoch's are not
-    assert.equal((await m.rsyncAs(second.file, 3)).code, 0);
-    assert.notEqual((await m.rsyncAs(second.file, 2)).code, 0);
+    assert.equal((await m.rsyncAs(second.file, 4)).code, 0);
+    assert.notEqual((await m.rsyncAs(second.file, 3)).code, 0);
     const steps = proxy.store.events().filter((e) => ['switch-back', 'fenced', 'routed'].includes(e.type)).slice(-3).map((e) => e.type);
     assert.deepEqual(steps, ['switch-back', 'fenced', 'routed'], 'every step logged, fence before route');
     const reopened = StateStore.open(proxy.store.dir);
