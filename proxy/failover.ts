@@ -352,6 +352,8 @@ export class Failover {
     const from: Side = side === 'standby' ? 'primary' : 'standby';
     const closed = this.#d.router.closeAll(from);
     this.#d.store.append({ type: 'routed', side, epoch: this.state.epoch, ms: null, reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` });
+    // a notice is about the GPU that was left: a GPU switched back to later starts without one
+    this.notice = undefined;
     this.frozen = false;
     this.#d.changed?.(this.state);
     return performance.now() - t;
