@@ -131,6 +131,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     const p = probes[s.active];
     if (s.active === 'standby' && p.last && !p.last.ok) return undefined;
     if (s.active === 'primary' && fo.lastVerdict.kind === 'failed') return undefined;
+    // a first run whose GPU is not up yet: the transition page ("waiting for the GPU"), not a dead backend
+    if (s.active === 'primary' && s.phase === 'waiting' && p.last && !p.last.ok) return undefined;
     return backends[s.active];
   };
   const publicStatus = (): PublicStatus => {

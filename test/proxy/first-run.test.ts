@@ -31,8 +31,9 @@ test('a fresh proxy with no GPU yet waits for it: no failover, no fence, no revo
     assert.equal(existsSync(join(world.receiveState, 'epoch')), false, 'nobody fenced the standby');
     const hosts = (await (await world.proxy.api('hosts')).json()) as { hosts: { id: string; state: string }[] };
     assert.notEqual(hosts.hosts.find((h) => h.id === 'gpu-1')?.state, 'revoked', 'gpu-1 is not revoked');
-    const pub = JSON.parse((await world.get('/_standby/status')).body) as { phase: string; message: string };
+    const pub = JSON.parse((await world.get('/_standby/status')).body) as { phase: string; message: string; ready: boolean };
     assert.equal(pub.phase, 'waiting');
+    assert.equal(pub.ready, false, 'no backend ready: pages get the transition page, not a dead GPU');
     assert.match(pub.message, /Waiting for the GPU/);
     const admin = (await (await world.proxy.api('status')).json()) as { phase: string; waitingForGpu: boolean; verdict: { kind: string; reason: string }; backends: { probe: { failuresInARow: number; ok: boolean } | null }[] };
     assert.equal(admin.waitingForGpu, true);
