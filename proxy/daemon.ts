@@ -160,7 +160,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     transitionPage: () => {
       const st = publicStatus();
       const s = store.state;
-      const toStandby = s.phase === 'switching_back' || (fo.frozen && s.active === 'standby') ? false : s.active === 'standby' || s.phase === 'failing_over' || fo.frozen;
+      const back = s.phase === 'switching_back' || (fo.frozen && s.active === 'standby');
+      const toStandby = !back && (s.active === 'standby' || s.phase === 'failing_over' || fo.frozen);
       const gpu = { id: config.primary.id, kind: 'GPU' };
       const cpu = { id: config.standby.id, kind: 'CPU standby' };
       return transitionPage({ from: toStandby ? gpu : cpu, to: toStandby ? cpu : gpu, phase: st.phase, message: st.message, pollMs: 500 });

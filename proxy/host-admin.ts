@@ -2,8 +2,8 @@
 // and from enrollment), invitations, enrollment (the host's key put on the
 // standby, then its own agent token issued), and revocation (token refused
 // and connection closed at once, key removed from the standby; on a fence,
-// the key under the fence's own lock and the token once the fence succeeded). The registry file is in host-registry.ts;
-// the standby requests in fence.ts.
+// the key under the fence's own lock and the token once the fence succeeded).
+// The registry file is in host-registry.ts; the standby requests in fence.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { fingerprintOf, parsePublicKey } from '../installer/authorized-keys.ts';
