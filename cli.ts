@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { agentCommand } from './cli/agent.ts';
 import { demoCommand } from './cli/demo.ts';
 import { failoverCommand } from './cli/failover.ts';
+import { switchBackCommand } from './cli/switch-back.ts';
 import { hostsCommand } from './cli/hosts.ts';
 import { installCommand, uninstallCommand } from './cli/install.ts';
 import { plannedCommands } from './cli/planned.ts';
@@ -21,6 +22,7 @@ await yargs(hideBin(process.argv))
   .command(agentCommand)
   .command(proxyCommand)
   .command(failoverCommand)
+  .command(switchBackCommand)
   .command(statusCommand)
   .command(hostsCommand)
   .command(syncCommand)

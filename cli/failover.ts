@@ -1,11 +1,13 @@
 // `standby failover`: ask the proxy to fail over to the standby now (planned:
-// freeze, final sync, fence, route), and wait until it has.
+// freeze, final sync, fence, route), and wait until it has. With --abort: call
+// off a failover whose fence has not completed, while the GPU still answers.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { StandbyError } from '../errors.ts';
 import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
 import { runCommand } from './run-command.ts';
 
 interface Args extends ProxyArgs {
+  abort?: boolean;
   wait?: number;
   json?: boolean;
 }
@@ -15,11 +17,21 @@ export const failoverCommand: CommandModule<object, Args> = {
   describe: 'fail over to the standby now, through the proxy (freeze, final sync, fence, route)',
   builder: (y: Argv) =>
     proxyOptions(y)
+      .option('abort', { type: 'boolean', describe: 'call off a failover whose fence has not completed (the standby unreachable) while the GPU still answers: the GPU serves again' })
       .option('wait', { type: 'number', default: 60, describe: 'seconds to wait for the standby to serve (0: do not wait)' })
       .option('json', { type: 'boolean', describe: 'print the final status as JSON' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
       const ep = proxyEndpoint(argv);
+      if (argv.abort) {
+        // the proxy waits for a fence attempt in flight (up to standby.ssh.timeoutMs): it may still succeed
+        const a = await callProxy(ep, 'failover/abort', 'POST', undefined, 120_000);
+        if (a.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(a.body, a.status, 'the proxy refused the abort'));
+        if (a.status !== 200) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${a.status}: ${JSON.stringify(a.body)}`);
+        if (argv.json) process.stdout.write(JSON.stringify(a.body, null, 2) + '\n');
+        else process.stdout.write(`${(a.body as { message: string }).message}\n`);
+        return 0;
+      }
       const started = performance.now();
       const r = await callProxy(ep, 'failover', 'POST');
       if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(r.body, r.status, 'the proxy refused the failover'));

@@ -114,6 +114,11 @@ const rotateSchema = z.strictObject({
   graceSeconds: z.number().int().min(0, { error: 'at least 0 seconds' }).max(2_592_000, { error: 'at most 30 days (2592000 s)' }).optional(),
 }, { error: 'an object {graceSeconds?}' });
 
+const switchBackSchema = z.strictObject({
+  /** the admin restored the GPU's workspace from the standby (needed while the agent cannot compare them itself) */
+  confirmRestored: z.boolean().optional(),
+}, { error: 'an object {confirmRestored?}' });
+
 async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
   if (rest === '') {
     if (method === 'GET') return json(res, 200, { hosts: c.hosts.list() });
@@ -199,6 +204,8 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
     fencedEpoch: s.fencedEpoch,
     failovers: s.failovers,
     frozen: c.failover.frozen,
+    waitingForGpu: s.phase === 'waiting',
+    corroborating: c.failover.corroborating ? { source: c.failover.corroborating.source, leftMs: Math.max(0, Math.round(c.failover.corroborating.until - now)) } : null,
     verdict: c.failover.lastVerdict,
     lastFenceError: c.failover.lastFenceError,
     lastFailover: c.failover.lastTiming ?? null,
@@ -307,7 +314,29 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
       json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });
       return;
     }
+    case 'failover/abort': {
+      if (!allow('POST')) return;
+      const r = await c.failover.abort('aborted by the admin (API)');
+      if (!r.accepted) return problem(res, r.status, 'conflict', `no abort: ${r.why}`);
+      json(res, 200, { aborted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      return;
+    }
+    case 'switch-back': {
+      if (!allow('POST')) return;
+      let raw: unknown;
+      try {
+        raw = await readJson(req);
+      } catch (err) {
+        return failure(c, res, err);
+      }
+      const body = switchBackSchema.safeParse(raw);
+      if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `switch-back: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+      const r = await c.failover.switchBack('switch back asked by the admin (API)', body.data);
+      if (!r.accepted) return problem(res, r.status, 'conflict', `no switch back: ${r.why}`);
+      json(res, 202, { accepted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      return;
+    }
     default:
-      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, hosts, verify)`);
+      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts, verify)`);
   }
 }

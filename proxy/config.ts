@@ -63,6 +63,8 @@ export const detectorSchema = z.strictObject({
   probeIntervalMs: ms('detector.probeIntervalMs', 20, 60_000).default(250),
   /** a probe that takes longer has failed, ms (default 400) */
   probeTimeoutMs: ms('detector.probeTimeoutMs', 20, 60_000).default(400),
+  /** how long an agent's preemption notice may wait for the proxy to see it too (provider status, heartbeats stopping, code-server down) before it is dismissed, ms (default 60000) */
+  preemptionConfirmMs: ms('detector.preemptionConfirmMs', 100, 3_600_000).default(60_000),
   /** the path probed on each backend (default /healthz, code-server's) */
   probePath: z.string().startsWith('/', { error: 'a path starting with /' }).default('/healthz'),
 }, { error: 'an object of detector settings' });

@@ -10,8 +10,8 @@ import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import type { ProxyConfig } from './config.ts';
-import { Failover, type FenceOutcome } from './failover.ts';
-import { authorizeOnStandby, fenceStandby, revokeOnStandby } from './fence.ts';
+import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
+import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
 import { HostAdmin } from './host-admin.ts';
 import { HostRegistry } from './host-registry.ts';
 import { FenceWarmup } from './fence-warmup.ts';
@@ -53,6 +53,8 @@ export interface Proxy {
 // wrong and where (fence errors, addresses, host ids) is in the admin API's
 // status and the log.
 const MESSAGES: Record<string, string> = {
+  waiting: 'Waiting for the GPU: its agent has not connected yet.',
+  switching_back: 'Moving your workspace back to the GPU...',
   normal: 'The GPU serves your workspace.',
   suspect: 'The GPU stopped answering; checking it...',
   degraded: 'The GPU serves your workspace.',
@@ -122,13 +124,21 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   const metrics = new ProxyMetrics(hub, () => store.state);
 
   const warmup = options.fence ? undefined : new FenceWarmup(ssh, log);
-  // the fence revokes the GPU it fences (token at once, key under the fence's lock on the standby)
-  const fence = async (epoch: number) => {
-    const revoke = hosts.fenceRevocations(config.primary.id, epoch);
-    if (options.fence) return options.fence(epoch);
-    const r = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
-    hosts.fenced(r);
-    return { waitedMs: r.waitedMs, killed: r.killed };
+  // a failover's fence revokes the GPU it fences: its key under the fence's lock on the standby, its token
+  // only once the fence succeeded (an aborted failover leaves the GPU its credentials); a switch back revokes no GPU
+  const fence = async (epoch: number, purpose: FencePurpose): Promise<FenceOutcome> => {
+    const gpu = purpose === 'failover' ? config.primary.id : undefined;
+    const revoke = hosts.fenceRevocations(gpu);
+    let outcome: FenceOutcome;
+    let result: FenceResult | undefined;
+    if (options.fence) outcome = await options.fence(epoch);
+    else {
+      result = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
+      outcome = { waitedMs: result.waitedMs, killed: result.killed };
+    }
+    if (gpu !== undefined) hosts.revokeFenced(gpu, epoch);
+    if (result) hosts.fenced(result);
+    return outcome;
   };
   failover = new Failover({
     store,
@@ -138,6 +148,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     primaryId: config.primary.id,
     windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
     fence,
+    preemptionConfirmMs: d.preemptionConfirmMs,
     prepareFence: () => warmup?.warm(),
     log,
     changed: (s) => {
@@ -151,19 +162,21 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   /** where traffic goes now: the active side, unless it is frozen, mid-failover, or its code-server is known down */
   const target = (): Backend | undefined => {
     const s = store.state;
-    if (fo.frozen || s.phase === 'failing_over') return undefined;
+    if (fo.frozen || s.phase === 'failing_over' || s.phase === 'switching_back') return undefined;
     const p = probes[s.active];
     if (s.active === 'standby' && p.last && !p.last.ok) return undefined;
     if (s.active === 'primary' && fo.lastVerdict.kind === 'failed') return undefined;
+    // a first run whose GPU is not up yet: the transition page ("waiting for the GPU"), not a dead backend
+    if (s.active === 'primary' && s.phase === 'waiting' && p.last && !p.last.ok) return undefined;
     return backends[s.active];
   };
   const publicStatus = (): PublicStatus => {
     const s = store.state;
     const to = target();
-    const phase = fo.frozen && s.phase !== 'failing_over' ? 'failing_over' : s.phase;
+    const phase = fo.frozen && s.phase !== 'failing_over' && s.phase !== 'switching_back' ? (s.active === 'standby' ? 'switching_back' : 'failing_over') : s.phase;
     return {
       phase,
-      active: s.phase === 'failing_over' ? null : { role: s.active },
+      active: s.phase === 'failing_over' || s.phase === 'switching_back' ? null : { role: s.active },
       ready: to !== undefined,
       message: fo.lastFenceError && s.phase === 'failing_over'
         ? PREPARING_STANDBY
@@ -181,7 +194,9 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     target,
     transitionPage: () => {
       const st = publicStatus();
-      const toStandby = store.state.active === 'standby' || store.state.phase === 'failing_over' || fo.frozen;
+      const s = store.state;
+      const back = s.phase === 'switching_back' || (fo.frozen && s.active === 'standby');
+      const toStandby = !back && (s.active === 'standby' || s.phase === 'failing_over' || fo.frozen);
       // roles, not host ids: the operator's names are not the public's business
       const gpu = { kind: 'GPU' };
       const cpu = { kind: 'CPU standby' };

@@ -2,7 +2,7 @@
 // has observed: heartbeats missing (for the window, or the agent's connection
 // closed) AND the proxy's own probe of its code-server failing = failed;
 // heartbeats missing but code-server answering = degraded; a preemption
-// notice = a planned failover. Deciding is kept apart from acting on it
+// notice of the proxy's own = a planned failover. Deciding is kept apart from acting on it
 // (failover.ts), so every rule here is tested without timers.
 import type { Phase } from './state.ts';
 
@@ -17,7 +17,7 @@ export interface Signals {
   probeFailures: number;
   /** the last probe's error code, e.g. ECONNREFUSED */
   probeError: string | null;
-  /** a preemption notice is in force */
+  /** a preemption notice the proxy takes as it is (its own watchers'; an agent's is corroborated first, in failover.ts) */
   preempted: boolean;
   /** where it came from, for the log */
   preemptionSource?: string;
@@ -25,6 +25,8 @@ export interface Signals {
 
 export type Verdict =
   | { kind: 'healthy' }
+  /** a first run: the GPU's agent never heartbeated at this epoch, so its silence means nothing yet */
+  | { kind: 'waiting'; reason: string }
   | { kind: 'suspect'; reason: string }
   | { kind: 'degraded'; reason: string }
   | { kind: 'failed'; planned: boolean; reason: string };
@@ -32,13 +34,17 @@ export type Verdict =
 /** Errors that say the host answered "nobody here" (or the route is gone): one is enough. */
 const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH']);
 
+/** The proxy's own probe says the GPU's code-server is down (not merely slow once). */
+export function probeDown(probeFailures: number, probeError: string | null): boolean {
+  return probeFailures >= 2 || (probeFailures >= 1 && probeError !== null && REFUSALS.has(probeError));
+}
+
 export function judge(s: Signals): Verdict {
   if (s.preempted) return { kind: 'failed', planned: true, reason: s.preemptionSource ? `preemption notice (${s.preemptionSource})` : 'preemption notice' };
   const missing = s.silenceMs >= s.windowMs || s.connectionLost;
   if (!missing) return { kind: 'healthy' };
   const why = s.connectionLost ? 'agent connection lost' : `no heartbeat for ${Math.round(s.silenceMs)} ms`;
-  const down = s.probeFailures >= 2 || (s.probeFailures >= 1 && s.probeError !== null && REFUSALS.has(s.probeError));
-  if (down) return { kind: 'failed', planned: false, reason: `${why}; code-server probe failing (${s.probeError ?? 'no answer'})` };
+  if (probeDown(s.probeFailures, s.probeError)) return { kind: 'failed', planned: false, reason: `${why}; code-server probe failing (${s.probeError ?? 'no answer'})` };
   if (s.probeFailures === 0) return { kind: 'degraded', reason: `${why}; code-server still answers` };
   return { kind: 'suspect', reason: `${why}; probing code-server` };
 }
@@ -48,6 +54,8 @@ export function phaseOf(v: Verdict): Phase {
   switch (v.kind) {
     case 'healthy':
       return 'normal';
+    case 'waiting':
+      return 'waiting';
     case 'degraded':
       return 'degraded';
     default:

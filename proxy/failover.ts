@@ -1,20 +1,27 @@
 // The failover state machine: it gathers the signals, asks the detector for a
 // verdict, and applies it. Fence before route: a failover logs the new epoch,
-// fences the standby under it (retrying until it succeeds), and only then
-// moves the route. Every step is an event in the durable log before it takes
-// effect, so a proxy restarted mid-way resumes where it stopped.
+// fences the standby under it (retrying until it succeeds or the admin aborts
+// it), and only then moves the route. Every step is an event in the durable
+// log before it takes effect, so a proxy restarted mid-way resumes where it
+// stopped. A first run waits for its GPU (no failover before its agent was
+// ever heard at this epoch); an agent's preemption notice is corroborated
+// before anything irreversible happens; a switch back to the GPU takes the
+// same steps the other way.
 import type { Logger } from '../log.ts';
 import type { AgentHub } from './agent-hub.ts';
-import { judge, phaseOf, type Verdict } from './detector.ts';
+import { judge, phaseOf, probeDown, type Verdict } from './detector.ts';
 import type { Prober } from './prober.ts';
 import type { Router } from './router.ts';
-import { unfinished, type Phase, type ProxyState, type Side } from './state.ts';
+import { awaitingGpu, unfinished, type Phase, type ProxyState, type Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface FenceOutcome {
   waitedMs: number;
   killed: number;
 }
+
+/** Why a fence runs: a failover fences (and revokes) the GPU; a switch back fences the standby's receiver for the GPU's new grant. */
+export type FencePurpose = 'failover' | 'switch-back';
 
 export interface FailoverDeps {
   store: StateStore;
@@ -24,16 +31,22 @@ export interface FailoverDeps {
   primaryId: string;
   windowMs: number;
   /** fences the standby at `epoch` (idempotent); rejects when the standby cannot be fenced */
-  fence(epoch: number): Promise<FenceOutcome>;
+  fence(epoch: number, purpose: FencePurpose): Promise<FenceOutcome>;
   /** heartbeats are missing: a fence may follow; get ready for it (open the SSH connection) */
   prepareFence?(): void;
   log: Logger;
   /** how long a planned failover waits for the agent's final pass (default 10 s) */
   finalSyncMs?: number;
+  /** how long an agent's preemption notice waits for corroboration before it is dismissed (default 60 s) */
+  preemptionConfirmMs?: number;
+  /** how long a switch back waits for the agent's comparison with the standby (default 120 s) */
+  verifyMs?: number;
   /** pause between fence attempts (default 1 s) */
   fenceRetryMs?: number;
   /** called after every state change (metrics, grants) */
   changed?(state: ProxyState): void;
+  /** asks the GPU's agent whether its workspace equals the standby's (switch-back); resolves with what differs, or why it cannot say */
+  verifyPrimary?(timeoutMs: number): Promise<{ ok: true; differences: number } | { ok: false; error: string }>;
 }
 
 export interface PhaseTiming {
@@ -45,12 +58,20 @@ export interface PhaseTiming {
   totalMs: number;
 }
 
+/** An answer to an admin's request (abort, switch-back): accepted, or refused with the HTTP status and why. */
+export type Answer = { accepted: true; message: string } | { accepted: false; status: number; why: string };
+
+/** The fence loop stops: the failover was aborted (or the proxy closes). */
+class Stopped extends Error {
+  override name = 'Stopped';
+}
+
 export class Failover {
   #d: FailoverDeps;
   #busy: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** a freeze in force: the GPU's browser sockets are closed and pages get the transition page */
+  /** a freeze in force: the active side's browser sockets are closed and pages get the transition page */
   frozen = false;
   lastVerdict: Verdict = { kind: 'healthy' };
   lastFenceError: string | null = null;
@@ -59,8 +80,18 @@ export class Failover {
   lastTiming: PhaseTiming | undefined;
   /** a preemption notice the proxy received itself (provider status), in force until the failover */
   notice: { source: string; reason: string } | undefined;
+  /** an agent's preemption notice being corroborated: its source and deadline */
+  corroborating: { source: string; until: number } | undefined;
   /** performance.now() when heartbeats were first seen missing in the current episode */
   #suspectSince: number | undefined;
+  /** an agent notice was dismissed (not corroborated, or aborted): ignored until the agent's heartbeats stop carrying it */
+  #noticeDismissed = false;
+  /** the admin asked to abort: the fence loop starts no new attempt */
+  #aborting = false;
+  /** a switch back is being checked (standby frozen, the agent verifying) */
+  #checking = false;
+  /** the fence attempt in flight, if any (an abort waits for it: it may still succeed) */
+  #attempt: Promise<unknown> | undefined;
 
   constructor(deps: FailoverDeps) {
     this.#d = deps;
@@ -70,12 +101,12 @@ export class Failover {
     return this.#d.store.state;
   }
 
-  /** Starts watching; resumes a failover a previous run left half-done. */
+  /** Starts watching; resumes a failover (or a switch back) a previous run left half-done. */
   start(everyMs = 25): void {
     const left = unfinished(this.state);
     if (left) {
-      this.#d.log.warn({ epoch: this.state.epoch, step: left }, 'resuming a failover the previous run left unfinished');
-      this.#run(this.#resume(left));
+      this.#d.log.warn({ epoch: this.state.epoch, step: left, phase: this.state.phase }, 'resuming a failover the previous run left unfinished');
+      this.#run(this.#resume(left, this.state.phase === 'switching_back' ? 'primary' : 'standby'));
     }
     this.#timer = setInterval(() => this.evaluate(), everyMs);
   }
@@ -83,18 +114,44 @@ export class Failover {
   /** Reads the signals and acts on the verdict; cheap, called on a timer and on every signal. */
   evaluate(): void {
     this.lastEvaluatedAt = performance.now();
-    if (this.#closed || this.#busy || this.state.active !== 'primary' || this.state.phase === 'failing_over') return;
+    const s = this.state;
+    if (this.#closed || this.#busy || s.active !== 'primary' || s.phase === 'failing_over' || s.phase === 'switching_back') return;
     const agent = this.#d.hub.agents.get(this.#d.primaryId);
+    if (awaitingGpu(s)) {
+      if (agent?.connected && agent.heartbeats > 0) {
+        // durable: a restarted proxy knows this GPU was there, so its silence then means a failure
+        this.#d.store.append({ type: 'gpu-seen', epoch: s.epoch, reason: `first heartbeat of ${this.#d.primaryId} at epoch ${s.epoch}` });
+        this.#d.log.info({ hostId: this.#d.primaryId, epoch: s.epoch }, "the GPU's agent is here: its silence now triggers a failover");
+        this.#d.changed?.(this.state);
+      } else {
+        // nothing was ever synced from this GPU at this epoch: failing over would fence and revoke a GPU that never was
+        const reason = `waiting for the GPU: ${this.#d.primaryId}'s agent has not sent a heartbeat at epoch ${s.epoch}`;
+        this.lastVerdict = { kind: 'waiting', reason };
+        if (this.notice) {
+          this.#d.log.warn({ notice: this.notice }, 'a preemption notice while waiting for the GPU: nothing to fail over from; ignored');
+          this.notice = undefined;
+        }
+        this.#setPhase('waiting', reason);
+        return;
+      }
+    }
     const probe = this.#d.probes.primary;
     const now = performance.now();
+    const agentNotice = agent?.connected ? agent.last?.preemption ?? null : null;
+    if (agentNotice === null) this.#noticeDismissed = false;
+    if (agentNotice !== null && !this.#noticeDismissed && this.notice === undefined) {
+      this.lastVerdict = { kind: 'suspect', reason: `preemption notice from the agent (${agentNotice.source}): corroborating` };
+      this.#run(this.#corroborate(agentNotice.source));
+      return;
+    }
     const verdict = judge({
       silenceMs: agent ? now - agent.lastHeartbeatAt : Infinity,
       connectionLost: agent !== undefined && !agent.connected && agent.disconnectedAt !== undefined,
       windowMs: this.#d.windowMs,
       probeFailures: probe.failures,
       probeError: probe.last?.error ?? null,
-      preempted: (agent?.last?.preemption != null && agent.connected) || this.notice !== undefined,
-      preemptionSource: this.notice?.source ?? agent?.last?.preemption?.source,
+      preempted: this.notice !== undefined,
+      preemptionSource: this.notice?.source,
     });
     this.lastVerdict = verdict;
     if (verdict.kind === 'healthy') this.#suspectSince = undefined;
@@ -110,16 +167,22 @@ export class Failover {
     this.#setPhase(phaseOf(verdict), verdict.kind === 'healthy' ? 'heartbeats flowing' : verdict.reason);
   }
 
-  /** A preemption notice from a watcher of the proxy's own: a planned failover. */
+  /** A preemption notice from a watcher of the proxy's own (the provider's word): a planned failover, no corroboration needed. */
   preemptionNotice(source: string, reason: string): void {
     this.#d.log.warn({ source, reason }, 'preemption notice');
     this.notice ??= { source, reason };
     this.evaluate();
   }
 
-  /** A failover someone asked for (API, CLI): planned, so the agent gets a final pass first. */
+  /** A failover someone asked for (API, CLI): planned, so the agent gets a final pass first. Works while waiting for the GPU too. */
   manual(reason: string): { accepted: boolean; why: string } {
     if (this.state.active !== 'primary') return { accepted: false, why: 'the standby already serves' };
+    if (this.state.phase === 'switching_back') return { accepted: false, why: 'a switch back to the GPU is under way' };
+    if (this.corroborating) {
+      // the admin's word corroborates the agent's notice: the corroboration loop goes on to the failover
+      this.notice ??= { source: 'admin', reason };
+      return { accepted: true, why: reason };
+    }
     if (this.#busy || this.state.phase === 'failing_over') return { accepted: false, why: 'a failover is already under way' };
     this.#run(this.#failover(true, reason));
     return { accepted: true, why: reason };
@@ -137,7 +200,10 @@ export class Failover {
 
   #run(p: Promise<void>): void {
     const busy = p
-      .catch((err: unknown) => this.#d.log.error({ err }, 'failover step failed'))
+      .catch((err: unknown) => {
+        if (err instanceof Stopped) this.#d.log.warn({ why: err.message }, 'failover stopped');
+        else this.#d.log.error({ err }, 'failover step failed');
+      })
       .finally(() => {
         if (this.#busy === busy) this.#busy = undefined;
       });
@@ -151,18 +217,78 @@ export class Failover {
     this.#d.changed?.(this.state);
   }
 
-  async #failover(planned: boolean, reason: string): Promise<void> {
+  /** Freezes the side that serves: its browser sockets close, pages get the transition page. */
+  #freeze(side: Side): number {
     const started = performance.now();
-    const detectMs = this.#suspectSince !== undefined ? started - this.#suspectSince : null;
+    this.frozen = true;
+    const closed = this.#d.router.closeAll(side);
+    this.#d.log.info({ side, closed }, 'frozen: connections closed, pages get the transition page');
+    return performance.now() - started;
+  }
+
+  /** What corroborates an agent's preemption notice now, or undefined: the provider's word, the GPU's silence, its code-server down. */
+  #corroboration(): string | undefined {
+    if (this.notice) return `${this.notice.source}: ${this.notice.reason}`;
+    const agent = this.#d.hub.agents.get(this.#d.primaryId);
+    if (!agent?.connected) return "the agent's connection closed";
+    const silenceMs = performance.now() - agent.lastHeartbeatAt;
+    if (silenceMs >= this.#d.windowMs) return `no heartbeat for ${Math.round(silenceMs)} ms`;
+    const probe = this.#d.probes.primary;
+    if (probeDown(probe.failures, probe.last?.error ?? null)) return `code-server probe failing (${probe.last?.error ?? 'no answer'})`;
+    return undefined;
+  }
+
+  /**
+   * An agent said its host is being preempted. The reversible part runs at once (freeze, final pass: what
+   * makes a planned failover lose nothing); the irreversible part (epoch, fence, revocation) waits until
+   * the proxy sees it too: the provider says so, or the GPU goes silent or its code-server down.
+   */
+  async #corroborate(source: string): Promise<void> {
+    const confirmMs = this.#d.preemptionConfirmMs ?? 60_000;
+    const started = performance.now();
+    this.corroborating = { source, until: started + confirmMs };
+    this.#d.store.append({ type: 'notice', source, outcome: 'corroborating', reason: `preemption notice from ${this.#d.primaryId}'s agent (${source}): frozen, final pass, waiting up to ${confirmMs} ms for the proxy to see it too` });
+    this.#d.log.warn({ source, confirmMs }, "an agent's preemption notice: freezing and taking the final pass; failing over once corroborated");
+    this.#d.changed?.(this.state);
+    try {
+      const freezeMs = this.#freeze('primary');
+      const t = performance.now();
+      const synced = await this.#d.hub.requestSync(this.#d.primaryId, this.#d.finalSyncMs ?? 10_000);
+      const finalSyncMs = performance.now() - t;
+      this.#d.log.info({ answer: synced ?? null, ms: Math.round(finalSyncMs) }, 'final pass before the corroboration');
+      for (let i = 0; i < 1_000_000 && !this.#closed && !this.#aborting; i++) {
+        const why = this.#corroboration();
+        if (why) {
+          this.#d.store.append({ type: 'notice', source, outcome: 'corroborated', reason: `preemption notice (${source}) corroborated: ${why}` });
+          this.corroborating = undefined;
+          return await this.#failover(true, `preemption notice (${source}), corroborated: ${why}`, { startedAt: started, freezeMs });
+        }
+        if (performance.now() - started >= confirmMs) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (this.#closed) return;
+      const why = this.#aborting ? 'aborted by the admin' : `not corroborated within ${confirmMs} ms: the provider did not confirm it, the GPU's heartbeats and code-server go on`;
+      this.#d.store.append({ type: 'notice', source, outcome: 'not-corroborated', reason: `preemption notice (${source}) ${why}: the GPU serves again` });
+      this.#d.log.warn({ source, why }, 'preemption notice not corroborated: unfrozen, the GPU serves again');
+    } finally {
+      if (this.corroborating) {
+        this.corroborating = undefined;
+        this.#noticeDismissed = true;
+        this.frozen = false;
+        this.#d.changed?.(this.state);
+      }
+    }
+  }
+
+  async #failover(planned: boolean, reason: string, pre: { startedAt: number; freezeMs: number } | undefined = undefined): Promise<void> {
+    const started = pre?.startedAt ?? performance.now();
+    const detectMs = this.#suspectSince !== undefined && !pre ? started - this.#suspectSince : null;
     this.#d.log.warn({ planned, reason }, 'failing over to the standby');
-    let freezeMs: number | null = null;
+    let freezeMs: number | null = pre?.freezeMs ?? null;
     let finalSyncMs: number | null = null;
     if (planned) {
       // Freeze: the developer stops writing on the GPU before its last pass.
-      this.frozen = true;
-      const closed = this.#d.router.closeAll('primary');
-      freezeMs = performance.now() - started;
-      this.#d.log.info({ closed }, 'frozen: GPU connections closed, pages get the transition page');
+      if (!pre) freezeMs = this.#freeze('primary');
       const t = performance.now();
       const synced = await this.#d.hub.requestSync(this.#d.primaryId, this.#d.finalSyncMs ?? 10_000);
       finalSyncMs = performance.now() - t;
@@ -170,6 +296,7 @@ export class Failover {
       else this.#d.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }
     const hb = this.#d.hub.agents.get(this.#d.primaryId)?.last;
+    this.#aborting = false;
     this.#d.store.append({
       type: 'epoch',
       epoch: this.state.epoch + 1,
@@ -179,44 +306,180 @@ export class Failover {
       reason,
     });
     this.#d.changed?.(this.state);
-    this.#d.hub.regrant(this.#d.primaryId); // the old primary hears "fenced" at once if it can still hear
-    const fenceMs = await this.#fence();
-    const routeMs = this.#route();
+    // the old primary hears "fenced" at once if it can still hear (a grant, not a revocation: that waits for the fence)
+    this.#d.hub.regrant(this.#d.primaryId);
+    const fenceMs = await this.#fence('failover');
+    const routeMs = this.#route('standby');
     this.lastTiming = { detectMs, freezeMs, finalSyncMs, fenceMs, routeMs, totalMs: performance.now() - started + (detectMs ?? 0) };
     this.#d.log.warn({ epoch: this.state.epoch, timing: this.lastTiming }, 'failed over: the standby serves');
   }
 
-  async #resume(step: 'fence' | 'route'): Promise<void> {
-    if (step === 'fence') await this.#fence();
-    this.#route();
+  async #resume(step: 'fence' | 'route', to: Side): Promise<void> {
+    if (to === 'primary') this.frozen = true; // a switch back: the standby stays frozen until the GPU serves
+    if (step === 'fence') await this.#fence(to === 'standby' ? 'failover' : 'switch-back');
+    this.#route(to);
+    if (to === 'primary') this.#d.hub.regrant(this.#d.primaryId);
   }
 
-  /** Fences at the current epoch, retrying until it works: traffic never moves to an unfenced standby. */
-  async #fence(): Promise<number> {
+  /** Fences at the current epoch, retrying until it works or the admin aborts: traffic never moves to an unfenced standby. */
+  async #fence(purpose: FencePurpose): Promise<number> {
     const epoch = this.state.epoch;
     const started = performance.now();
     for (let attempt = 1; !this.#closed; attempt++) {
+      if (this.#aborting) throw new Stopped(`the failover to epoch ${epoch} was aborted before its fence succeeded`);
+      const tried = this.#d.fence(epoch, purpose);
+      this.#attempt = tried.catch(() => undefined);
       try {
-        const r = await this.#d.fence(epoch);
+        const r = await tried;
         const ms = performance.now() - started;
         this.lastFenceError = null;
         this.#d.store.append({ type: 'fenced', epoch, waitedMs: r.waitedMs, killed: r.killed, reason: `fenced in ${Math.round(ms)} ms` });
         return ms;
       } catch (err) {
         this.lastFenceError = (err as Error).message;
-        this.#d.log.error({ err: this.lastFenceError, attempt, epoch }, 'cannot fence the standby: traffic stays off it until the fence succeeds');
+        this.#d.log.error({ err: this.lastFenceError, attempt, epoch }, 'cannot fence the standby: traffic stays off it until the fence succeeds (or the admin aborts: standby failover --abort)');
+        if (this.#aborting) throw new Stopped(`the failover to epoch ${epoch} was aborted before its fence succeeded`);
         await new Promise((r) => setTimeout(r, this.#d.fenceRetryMs ?? 1_000));
+      } finally {
+        this.#attempt = undefined;
       }
     }
-    throw new Error('proxy closed while fencing');
+    throw new Stopped('proxy closed while fencing');
   }
 
-  #route(): number {
+  #route(side: Side): number {
     const t = performance.now();
-    const closed = this.#d.router.closeAll('primary');
-    this.#d.store.append({ type: 'routed', side: 'standby', epoch: this.state.epoch, ms: null, reason: `closed ${closed} GPU connections` });
+    const from: Side = side === 'standby' ? 'primary' : 'standby';
+    const closed = this.#d.router.closeAll(from);
+    this.#d.store.append({ type: 'routed', side, epoch: this.state.epoch, ms: null, reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` });
+    // a notice is about the GPU that was left: a GPU switched back to later starts without one
+    this.notice = undefined;
     this.frozen = false;
     this.#d.changed?.(this.state);
     return performance.now() - t;
+  }
+
+  /** The GPU answers: its code-server's probe is ok, or its agent heartbeats within the window. */
+  #primaryAnswers(): string | undefined {
+    const probe = this.#d.probes.primary;
+    if (probe.last?.ok && probe.failures === 0) return 'its code-server answers';
+    const agent = this.#d.hub.agents.get(this.#d.primaryId);
+    if (agent?.connected && agent.heartbeats > 0 && performance.now() - agent.lastHeartbeatAt < this.#d.windowMs) return 'its agent heartbeats';
+    return undefined;
+  }
+
+  /**
+   * Calls off a failover whose fence has not completed, while the GPU still answers: the GPU serves
+   * again under the new epoch (so the standby's receiver accepts its writes whether or not a fence
+   * attempt raised its epoch). A fence that completed cannot be undone: that is a switch back.
+   */
+  async abort(reason: string): Promise<Answer> {
+    const s = this.state;
+    if (this.corroborating && s.phase !== 'failing_over') {
+      this.#aborting = true;
+      await this.idle();
+      this.#aborting = false;
+      return { accepted: true, message: 'the preemption notice is dismissed: unfrozen, the GPU serves' };
+    }
+    if (s.phase === 'switching_back') return this.#abortSwitchBack(reason);
+    if (s.phase !== 'failing_over') {
+      return { accepted: false, status: 409, why: s.active === 'standby' ? `the failover completed (the standby serves at epoch ${s.epoch}): nothing to abort; to go back run standby switch-back` : 'no failover is under way: nothing to abort' };
+    }
+    if (s.fencedEpoch >= s.epoch) {
+      return { accepted: false, status: 409, why: `the standby was fenced at epoch ${s.fencedEpoch}: the failover is past its fence and cannot be aborted (the standby may already hold writes the GPU lacks); once it serves, go back with standby switch-back` };
+    }
+    const answers = this.#primaryAnswers();
+    if (!answers) return { accepted: false, status: 409, why: 'the GPU does not answer: aborting would leave no backend (neither its code-server nor its agent answers)' };
+    this.#aborting = true;
+    // a fence attempt in flight may still succeed: its outcome decides
+    await this.#attempt;
+    if (this.state.fencedEpoch >= this.state.epoch) {
+      this.#aborting = false;
+      return { accepted: false, status: 409, why: `the fence at epoch ${this.state.epoch} succeeded while aborting: the failover goes on; go back with standby switch-back` };
+    }
+    this.#d.store.append({ type: 'aborted', epoch: this.state.epoch, reason: `${reason}: the fence had not completed and the GPU answers (${answers})` });
+    this.#d.log.warn({ epoch: this.state.epoch, reason }, 'failover aborted: the GPU serves again under the new epoch');
+    this.frozen = false;
+    this.notice = undefined;
+    this.#noticeDismissed = true;
+    this.lastFenceError = null;
+    this.lastVerdict = { kind: 'healthy' };
+    this.#d.changed?.(this.state);
+    this.#d.hub.regrant(this.#d.primaryId); // primary again, at the new epoch
+    await this.idle();
+    this.#aborting = false;
+    return { accepted: true, message: `aborted: the GPU serves again at epoch ${this.state.epoch} (${answers})` };
+  }
+
+  /** Calls off a switch back whose fence has not completed, while the standby answers: it serves again (the GPU stays fenced). */
+  async #abortSwitchBack(reason: string): Promise<Answer> {
+    if (this.state.fencedEpoch >= this.state.epoch) {
+      return { accepted: false, status: 409, why: `the standby's receiver was fenced at epoch ${this.state.fencedEpoch} for the switch back: it cannot be aborted; the route moves to the GPU next` };
+    }
+    const probe = this.#d.probes.standby;
+    if (!probe.last?.ok) return { accepted: false, status: 409, why: "the standby does not answer: aborting would leave no backend (its code-server does not answer the proxy's probe)" };
+    this.#aborting = true;
+    await this.#attempt;
+    if (this.state.fencedEpoch >= this.state.epoch) {
+      this.#aborting = false;
+      return { accepted: false, status: 409, why: `the fence at epoch ${this.state.epoch} succeeded while aborting: the switch back goes on` };
+    }
+    this.#d.store.append({ type: 'aborted', epoch: this.state.epoch, side: 'standby', reason: `${reason}: the switch back's fence had not completed; the standby serves again` });
+    this.#d.log.warn({ epoch: this.state.epoch, reason }, 'switch back aborted: the standby serves again');
+    this.frozen = false;
+    this.lastFenceError = null;
+    this.#d.changed?.(this.state);
+    this.#d.hub.regrant(this.#d.primaryId); // still fenced, at the new epoch
+    await this.idle();
+    this.#aborting = false;
+    return { accepted: true, message: `aborted: the standby serves again at epoch ${this.state.epoch}` };
+  }
+
+  /**
+   * Moves the URL back to the GPU after a failover, once its agent is connected and heartbeating (granted
+   * fenced at the current epoch) and its code-server answers, and its workspace is the standby's: checked
+   * by the agent when the proxy can ask it (verifyPrimary), otherwise confirmed by the admin who restored
+   * it. Then: freeze the standby, new epoch, fence the standby's receiver under it, route, grant primary.
+   */
+  async switchBack(reason: string, o: { confirmRestored?: boolean } = {}): Promise<Answer> {
+    const s = this.state;
+    if (s.active !== 'standby') return { accepted: false, status: 409, why: s.phase === 'switching_back' ? 'a switch back is already under way' : 'the GPU already serves: nothing to switch back from' };
+    if (s.phase !== 'failed_over' || this.#busy) return { accepted: false, status: 409, why: `the proxy is busy (phase ${s.phase}): try again when the standby serves` };
+    if (this.#checking) return { accepted: false, status: 409, why: 'a switch back is already being checked' };
+    const id = this.#d.primaryId;
+    const agent = this.#d.hub.agents.get(id);
+    if (!agent?.connected || !agent.last) return { accepted: false, status: 409, why: `${id}'s agent is not connected: bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects` };
+    const silenceMs = performance.now() - agent.lastHeartbeatAt;
+    if (silenceMs >= this.#d.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
+    const probe = this.#d.probes.primary;
+    if (!probe.last?.ok) return { accepted: false, status: 409, why: `${id}'s code-server does not answer the proxy's probe (${probe.last?.error ?? 'not probed yet'})` };
+    if (!this.#d.verifyPrimary && o.confirmRestored !== true) {
+      return { accepted: false, status: 409, why: `the proxy cannot yet have ${id}'s agent compare its workspace with the standby's: restore it from the standby by hand (docs/operations.md, Switching back by hand), then confirm with --restored; work on the standby that is not on ${id} is overwritten by its first pass` };
+    }
+    this.#checking = true;
+    let done = false;
+    try {
+      // freeze first: the standby's copy stops changing, so what was compared (or restored) still holds when the GPU takes over
+      this.#freeze('standby');
+      let checked = `restored by the admin (confirmed)`;
+      if (this.#d.verifyPrimary) {
+        const verdict = await this.#d.verifyPrimary(this.#d.verifyMs ?? 120_000);
+        if (!verdict.ok) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's: ${verdict.error}` };
+        if (verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (docs/operations.md, Switching back by hand), then run this again` };
+        checked = 'its workspace equal to the standby\'s';
+      }
+      this.#d.store.append({ type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected and heartbeating, its code-server answering, ${checked}` });
+      this.#d.log.warn({ epoch: this.state.epoch, hostId: id }, 'switching back to the GPU: fencing the standby under the new epoch, then the route moves');
+      this.#d.changed?.(this.state);
+      done = true;
+    } finally {
+      this.#checking = false;
+      if (!done) {
+        this.frozen = false;
+        this.#d.changed?.(this.state);
+      }
+    }
+    this.#run(this.#resume('fence', 'primary'));
+    return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver under it, then the route moves and ${id} is granted primary` };
   }
 }

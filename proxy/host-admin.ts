@@ -2,8 +2,8 @@
 // and from enrollment), invitations, enrollment (the host's key put on the
 // standby, then its own agent token issued), and revocation (token refused
 // and connection closed at once, key removed from the standby; on a fence,
-// under the fence's own lock). The registry file is in host-registry.ts;
-// the standby requests in fence.ts.
+// the key under the fence's own lock and the token once the fence succeeded).
+// The registry file is in host-registry.ts; the standby requests in fence.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { fingerprintOf, parsePublicKey } from '../installer/authorized-keys.ts';
@@ -208,13 +208,21 @@ export class HostAdmin {
     return { id, keyRevoked: h?.keyRevoked === true, error: h?.keyRevokeError ?? null };
   }
 
-  /** What a fence of the standby revokes: the GPU it fences, and every host whose key removal is still pending. */
-  fenceRevocations(gpuId: string, epoch: number): string[] {
+  /**
+   * What a fence of the standby revokes under its lock: the GPU it fences (none for a switch back),
+   * and every host whose key removal is still pending. Nothing is revoked here: the GPU's token goes
+   * only once the fence has succeeded (revokeFenced), so a failover that is aborted leaves it working.
+   */
+  fenceRevocations(gpuId: string | undefined): string[] {
+    return [...new Set([...(gpuId === undefined ? [] : [gpuId]), ...this.registry.pendingKeyRevocations()])];
+  }
+
+  /** A failover's fence succeeded: the fenced GPU's token is revoked now (refused, its connection closed). */
+  revokeFenced(gpuId: string, epoch: number): void {
     if (this.registry.revoke(gpuId, `fenced at epoch ${epoch} by a failover`)) {
       this.#hub?.revoke(gpuId, `fenced at epoch ${epoch}`);
-      this.#log.warn({ hostId: gpuId, epoch }, 'the fenced GPU\'s credentials are revoked');
+      this.#log.warn({ hostId: gpuId, epoch }, "the fenced GPU's credentials are revoked");
     }
-    return [...new Set([gpuId, ...this.registry.pendingKeyRevocations()])];
   }
 
   /** What the standby did with a fence's (or a revoke's) revocations. */

@@ -6,12 +6,15 @@
 export type Side = 'primary' | 'standby';
 
 /**
- * normal: the GPU serves. suspect: its heartbeats stopped, the proxy is
- * checking. degraded: heartbeats stopped but its code-server answers (no
+ * waiting: the GPU serves the URL but its agent never sent a heartbeat at this
+ * epoch (a first run: nothing to fail over from, so nothing is fenced or
+ * revoked). normal: the GPU serves. suspect: its heartbeats stopped, the proxy
+ * is checking. degraded: heartbeats stopped but its code-server answers (no
  * failover). failing_over: a new epoch is logged; fencing the standby.
- * failed_over: the standby serves.
+ * failed_over: the standby serves. switching_back: a new epoch is logged to
+ * move back to the GPU; fencing the standby's receiver under it.
  */
-export type Phase = 'normal' | 'suspect' | 'degraded' | 'failing_over' | 'failed_over';
+export type Phase = 'waiting' | 'normal' | 'suspect' | 'degraded' | 'failing_over' | 'failed_over' | 'switching_back';
 
 export interface ProxyState {
   /** the epoch writers must hold; raised by each failover */
@@ -26,6 +29,8 @@ export interface ProxyState {
   /** changes the primary had not acknowledged then (the RPO), or null */
   pendingAtFailover: number | null;
   failovers: number;
+  /** the last epoch at which the GPU's agent was seen (a heartbeat while the GPU served): below `epoch`, the GPU is awaited */
+  gpuSeenEpoch: number;
   /** the log sequence this state includes */
   seq: number;
 }
@@ -38,6 +43,7 @@ export const INITIAL_STATE: ProxyState = Object.freeze({
   watermarkAtFailover: null,
   pendingAtFailover: null,
   failovers: 0,
+  gpuSeenEpoch: 0,
   seq: 0,
 });
 
@@ -56,6 +62,17 @@ export type ProxyEvent = EventBase & (
   | { type: 'epoch'; epoch: number; planned: boolean; watermark: number | null; pending: number | null }
   | { type: 'fenced'; epoch: number; waitedMs: number; killed: number }
   | { type: 'routed'; side: Side; epoch: number; ms: number | null }
+  /** the GPU's agent heartbeated at this epoch while the GPU served: from now on its silence means something */
+  | { type: 'gpu-seen'; epoch: number }
+  /**
+   * a switch whose fence had not completed was called off by the admin: `side` serves again at this (new)
+   * epoch (the GPU after an aborted failover; the standby after an aborted switch back). Absent: the GPU.
+   */
+  | { type: 'aborted'; epoch: number; side?: Side }
+  /** an agent's preemption notice: the freeze and final pass began (corroborating), then it was corroborated or not */
+  | { type: 'notice'; source: string; outcome: 'corroborating' | 'corroborated' | 'not-corroborated' }
+  /** switching back to the GPU begins: the new epoch is logged before the standby is fenced under it */
+  | { type: 'switch-back'; epoch: number }
 );
 
 export type EventType = ProxyEvent['type'];
@@ -74,12 +91,34 @@ export function reduce(s: ProxyState, e: ProxyEvent): ProxyState {
     case 'fenced':
       return { ...next, fencedEpoch: Math.max(s.fencedEpoch, e.epoch) };
     case 'routed':
-      return { ...next, active: e.side, phase: e.side === 'standby' ? 'failed_over' : 'normal', failovers: s.failovers + (e.side === 'standby' && s.active !== 'standby' ? 1 : 0) };
+      return {
+        ...next,
+        active: e.side,
+        phase: e.side === 'standby' ? 'failed_over' : 'normal',
+        failovers: s.failovers + (e.side === 'standby' && s.active !== 'standby' ? 1 : 0),
+        // switched back: the GPU's agent was checked connected and heartbeating at this epoch before it
+        gpuSeenEpoch: e.side === 'primary' ? Math.max(s.gpuSeenEpoch, e.epoch) : s.gpuSeenEpoch,
+      };
+    case 'gpu-seen':
+      return { ...next, gpuSeenEpoch: Math.max(s.gpuSeenEpoch, e.epoch), phase: s.phase === 'waiting' ? 'normal' : s.phase };
+    case 'aborted':
+      if (e.side === 'standby') return { ...next, active: 'standby', phase: 'failed_over', epoch: Math.max(s.epoch, e.epoch) };
+      // an aborted failover needs the GPU answering: it counts as seen at the new epoch
+      return { ...next, active: 'primary', phase: 'normal', epoch: Math.max(s.epoch, e.epoch), gpuSeenEpoch: Math.max(s.gpuSeenEpoch, e.epoch) };
+    case 'notice':
+      return next;
+    case 'switch-back':
+      return { ...next, epoch: Math.max(s.epoch, e.epoch), phase: 'switching_back' };
   }
 }
 
-/** What a proxy restarted mid-failover still has to do. */
+/** True while the GPU serves but its agent never heartbeated at the current epoch: no automatic failover. */
+export function awaitingGpu(s: ProxyState): boolean {
+  return s.active === 'primary' && s.phase !== 'failing_over' && s.gpuSeenEpoch < s.epoch;
+}
+
+/** What a proxy restarted mid-switch (a failover, or a switch back: the phase says which) still has to do. */
 export function unfinished(s: ProxyState): 'fence' | 'route' | undefined {
-  if (s.phase !== 'failing_over') return undefined;
+  if (s.phase !== 'failing_over' && s.phase !== 'switching_back') return undefined;
   return s.fencedEpoch < s.epoch ? 'fence' : 'route';
 }

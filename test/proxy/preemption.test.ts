@@ -56,11 +56,16 @@ test('GCP metadata says preempted: the agent reports it at once and the proxy fa
     await waitFor('writes under way', () => w!.count() >= 35, { timeoutMs: 10_000 });
     const before = w.count();
     gcp.preempt();
+    // the agent's word freezes and takes the final pass at once; GCP stops the VM about 30 s later, which corroborates it
+    await waitFor('frozen, final pass taken', () => world!.proxy.logs.some((l) => l.msg === 'final pass before the corroboration'), { timeoutMs: 10_000 });
+    assert.equal(world.proxy.store.state.epoch, 1, 'nothing irreversible before the notice is corroborated');
+    world.killGpu();
     await plannedFailoverDone(world);
     w.stop();
     assertAllOnStandby(world, before);
     const epoch = world.proxy.store.events().find((e) => e.type === 'epoch');
     assert.match(epoch!.reason, /gcp-metadata/);
+    assert.match(epoch!.reason, /corroborated/);
   } finally {
     w?.stop();
     await world?.close();
@@ -119,7 +124,9 @@ test('the stop signal of a container runtime (SIGTERM, notices.stopSignal): the 
     w = writer(world);
     await waitFor('writes under way', () => w!.count() >= 35, { timeoutMs: 10_000 });
     const before = w.count();
+    // a container runtime stops the whole container: code-server too (its probe failing corroborates the notice)
     world.agent!.kill('SIGTERM');
+    world.gpuServer.kill('SIGTERM');
     await plannedFailoverDone(world);
     w.stop();
     assertAllOnStandby(world, before);

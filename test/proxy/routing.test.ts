@@ -84,7 +84,8 @@ describe('routing to the active backend', () => {
     const h = await send(proxy.url, { path: '/_standby/healthz' });
     assert.equal(h.status, 200);
     const s = await send(proxy.url, { path: '/_standby/status' });
-    assert.deepEqual(JSON.parse(s.body), { phase: 'normal', active: { role: 'primary' }, ready: true, message: 'The GPU serves your workspace.' });
+    // no agent ever connected here: a first run waits for its GPU (and routes to it meanwhile)
+    assert.deepEqual(JSON.parse(s.body), { phase: 'waiting', active: { role: 'primary' }, ready: true, message: 'Waiting for the GPU: its agent has not connected yet.' });
     const unknown = await send(proxy.url, { path: '/_standby/nothing-here' });
     assert.equal(unknown.status, 404);
   });
