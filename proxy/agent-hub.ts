@@ -25,7 +25,7 @@ import {
   type VerifyRequest,
 } from '../protocol/messages.ts';
 import type { Logger } from '../log.ts';
-import { clientAddress, rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
+import { rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
 import { checkHeartbeat } from './heartbeat-check.ts';
 
 export interface AgentRecord {
@@ -93,7 +93,7 @@ export class AgentHub {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // a refused client may reset before reading its 401/403: never an unhandled 'error'
     if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
-    const remote = clientAddress(req);
+    const remote = this.#throttle.addressOf(req);
     const wait = this.#throttle.retryAfterMs(remote);
     const auth = this.#handlers.authenticate(bearerToken(req.headers.authorization) ?? '');
     // A locked-out address gets 429 for anything but an issued token: GPU hosts

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { bearerToken } from '../protocol/auth.ts';
 import type { Logger } from '../log.ts';
 import type { AdminTokens } from './admin-tokens.ts';
-import { clientAddress, tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
+import { tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../errors.ts';
 import type { HostAdmin } from './host-admin.ts';
@@ -231,7 +231,7 @@ export async function serveMetrics(metrics: ProxyMetrics, res: ServerResponse): 
  * towards the address's lockout; the log has the reason.
  */
 async function enroll(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const address = clientAddress(req);
+  const address = c.throttle.addressOf(req);
   const wait = c.throttle.retryAfterMs(address);
   if (wait > 0) return tooMany(res, wait);
   try {

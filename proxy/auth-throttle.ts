@@ -5,8 +5,8 @@
 // token says nothing about why it was wrong. Memory is bounded: at most
 // `maxAddresses` addresses are tracked, the least recently seen go first.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIPv6 } from 'node:net';
 import type { Logger } from '../log.ts';
+import { clientKey, peerAddress } from './client-address.ts';
 
 export interface AuthLimits {
   /** failures of one address within windowMs before it is locked out (default 10) */
@@ -56,38 +56,27 @@ interface Entry {
   unlogged: number;
 }
 
-/**
- * The client's address as the proxy decides who it talks to: the TCP peer.
- * (One place, so trusted forwarding hops can be honoured here later.)
- */
-export function clientAddress(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
-
-/** The key an address is tracked under: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64). */
-export function addressKey(address: string): string {
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head = '', tail = ''] = address.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === '' ? [] : tail.split(':');
-  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  return groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':') + '::/64';
-}
-
 export class AuthThrottle {
   #limits: AuthLimits;
   #log: Logger;
   #now: () => number;
+  #addressOf: (req: IncomingMessage) => string;
   #entries = new Map<string, Entry>();
   /** failures refused or counted since start, for the status */
   failures = 0;
   lockouts = 0;
 
-  constructor(limits: AuthLimits, log: Logger, now: () => number = () => performance.now()) {
+  /** `addressOf`: who a request comes from (the TCP peer; behind trustedProxies, the client they forwarded: ForwardedHeaders.clientOf) */
+  constructor(limits: AuthLimits, log: Logger, now: () => number = () => performance.now(), addressOf: (req: IncomingMessage) => string = (req) => peerAddress(req.socket.remoteAddress)) {
     this.#limits = limits;
     this.#log = log;
     this.#now = now;
+    this.#addressOf = addressOf;
+  }
+
+  /** The address a request's failures count against. */
+  addressOf(req: IncomingMessage): string {
+    return this.#addressOf(req) || 'unknown';
   }
 
   /** Addresses tracked now (bounded by maxAddresses). */
@@ -97,7 +86,7 @@ export class AuthThrottle {
 
   /** ms the address must still wait before it may try again (0: it may). */
   retryAfterMs(address: string): number {
-    const e = this.#entries.get(addressKey(address));
+    const e = this.#entries.get(clientKey(address));
     if (!e) return 0;
     const left = e.lockedUntil - this.#now();
     return left > 0 ? Math.ceil(left) : 0;
@@ -105,7 +94,7 @@ export class AuthThrottle {
 
   /** A failed attempt from `address` at `surface`. */
   failed(address: string, surface: AuthSurface): void {
-    const key = addressKey(address);
+    const key = clientKey(address);
     const now = this.#now();
     let e = this.#entries.get(key);
     if (e) {
@@ -149,7 +138,7 @@ export class AuthThrottle {
 
   /** A successful authentication: the address's failures are forgotten. */
   succeeded(address: string): void {
-    this.#entries.delete(addressKey(address));
+    this.#entries.delete(clientKey(address));
   }
 
   /**
@@ -159,7 +148,7 @@ export class AuthThrottle {
    * the request was answered.
    */
   guard<T>(req: IncomingMessage, res: ServerResponse, surface: AuthSurface, check: () => T | undefined | false): T | undefined {
-    const address = clientAddress(req);
+    const address = this.addressOf(req);
     const wait = this.retryAfterMs(address);
     if (wait > 0) {
       tooMany(res, wait);

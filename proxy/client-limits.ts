@@ -3,10 +3,11 @@
 // cannot pin backend connections. The header timeout, the idle keep-alive
 // timeout and the global cap are Node's own server settings (proxy/server.ts).
 import type { IncomingMessage } from 'node:http';
-import { isIPv6, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../log.ts';
 import type { ProxyConfig } from './config.ts';
-import { peerAddress, type ForwardedHeaders } from './forwarded-headers.ts';
+import { clientKey, peerAddress } from './client-address.ts';
+import type { ForwardedHeaders } from './forwarded-headers.ts';
 
 export type Limits = ProxyConfig['limits'];
 
@@ -15,16 +16,6 @@ const REFUSAL = `HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; cha
 
 /** How long a refused connection may stay open so its 429 is read before the close (not reset), ms. */
 const LINGER_MS = 2_000;
-
-/** The key a client is counted under: its IPv4 address, or its IPv6 /64 (one subscriber gets a whole /64). */
-export function clientKey(peer: string): string {
-  if (!isIPv6(peer)) return peer;
-  const [head = '', tail] = peer.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':')}::/64`;
-}
 
 /** A request body being received, checked against the minimum rate once per window. */
 interface Upload {

@@ -9,6 +9,7 @@ import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
 import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
 import { AuthThrottle } from './auth-throttle.ts';
+import { ForwardedHeaders } from './forwarded-headers.ts';
 import type { ProxyConfig } from './config.ts';
 import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
@@ -96,7 +97,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   const router = new Router(log);
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
-  const throttle = new AuthThrottle(config.auth, log);
+  const forwarded = new ForwardedHeaders(config.trustedProxies, config.tls !== undefined);
+  const throttle = new AuthThrottle(config.auth, log, undefined, (req) => forwarded.clientOf(req));
   const adminTokens = new AdminTokens(config, config.auth.rotationGraceMs);
   const hosts = new HostAdmin(HostRegistry.open(config.stateDir), config, {
     authorize: (hostId, publicKey) => authorizeOnStandby(ssh, hostId, publicKey, onStandby),
@@ -191,6 +193,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     router,
     hub,
     log,
+    forwarded,
     target,
     transitionPage: () => {
       const st = publicStatus();

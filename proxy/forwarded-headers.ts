@@ -5,8 +5,9 @@
 // terminator in front), whose chain is kept and extended. Runs on
 // req.headers before http-proxy-3 copies them (its xfwd is off): no hook, no
 // closure, a handful of property reads per request.
-import { BlockList, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { peerAddress } from './client-address.ts';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1, plus the de facto Proxy-Connection and Keep-Alive). Upgrade is kept on WebSocket upgrades only. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'] as const;
@@ -16,12 +17,6 @@ const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
 
 /** Forwarded headers a client outside trustedProxies may not set. */
 const CLIENT_FORWARDED = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'forwarded'] as const;
-
-/** The peer address as it goes into X-Forwarded-For: an IPv4-mapped IPv6 address as plain IPv4. */
-export function peerAddress(remote: string | undefined): string {
-  if (remote === undefined) return '';
-  return remote.startsWith('::ffff:') && isIPv4(remote.slice(7)) ? remote.slice(7) : remote;
-}
 
 export class ForwardedHeaders {
   readonly #trusted: BlockList | undefined;
@@ -45,6 +40,25 @@ export class ForwardedHeaders {
   trusts(peer: string): boolean {
     if (this.#trusted === undefined || peer === '') return false;
     return this.#trusted.check(peer, isIPv4(peer) ? 'ipv4' : 'ipv6');
+  }
+
+  /**
+   * The client's address: the TCP peer, or, when the peer is a trusted proxy,
+   * the rightmost address of the X-Forwarded-For chain that is not a trusted
+   * proxy itself (entries left of it could be made up by the client).
+   */
+  clientOf(req: IncomingMessage): string {
+    const peer = peerAddress(req.socket.remoteAddress);
+    if (this.#trusted === undefined || !this.trusts(peer)) return peer;
+    const chain = req.headers['x-forwarded-for'];
+    if (typeof chain !== 'string') return peer;
+    const hops = chain.split(',');
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = peerAddress(hops[i]!.trim());
+      if (isIP(hop) === 0) return peer; // a chain we cannot read: count the proxy itself
+      if (!this.trusts(hop)) return hop;
+    }
+    return peer;
   }
 
   /**

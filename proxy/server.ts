@@ -16,7 +16,7 @@ import { AGENT_PATH } from '../protocol/messages.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { ClientLimits } from './client-limits.ts';
 import type { ProxyConfig } from './config.ts';
-import { ForwardedHeaders } from './forwarded-headers.ts';
+import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
 import type { Backend, Router } from './router.ts';
@@ -26,6 +26,8 @@ export interface ServerParts {
   router: Router;
   hub: AgentHub;
   log: Logger;
+  /** the forwarded headers' rules (trustedProxies), shared with the failed-auth throttle */
+  forwarded: ForwardedHeaders;
   /** the backend to send traffic to now, or undefined while none is ready */
   target(): Backend | undefined;
   transitionPage(): string;
@@ -62,7 +64,7 @@ function parseErrorStatus(code: string | undefined): number {
 
 export function createProxyServer(p: ServerParts): { server: Server; sockets: Set<Socket>; limits: ClientLimits } {
   const L = p.config.limits;
-  const forwarded = new ForwardedHeaders(p.config.trustedProxies, p.config.tls !== undefined);
+  const forwarded = p.forwarded;
   const limits = new ClientLimits(L, forwarded, p.log);
   const watchBodies = L.bodyMinBytesPerSecond > 0;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {

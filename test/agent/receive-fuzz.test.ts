@@ -21,23 +21,15 @@ import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { run } from '../installer/run.ts';
+import { seededRandom } from '../fixtures/fuzz-random.ts';
 
 const SEED = Number(process.env.STANDBY_FUZZ_SEED ?? 0x5eed10);
 const PARSER_CASES = 3_000;
 const PARSER_BUDGET_MS = 20_000;
 const PROCESS_CASES = 12;
 
-/** mulberry32: small, fast, deterministic */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** the fuzzers' seeded source (test/fixtures/fuzz-random.ts): the same seed, the same cases */
+const prng = (seed: number): (() => number) => seededRandom(seed).next;
 
 interface World {
   top: string;

@@ -10,7 +10,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { AuthThrottle, DEFAULT_AUTH_LIMITS, addressKey } from '../../proxy/auth-throttle.ts';
+import { AuthThrottle, DEFAULT_AUTH_LIMITS } from '../../proxy/auth-throttle.ts';
+import { clientKey } from '../../proxy/client-address.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
@@ -159,6 +160,55 @@ describe('failed authentication against a real proxy', () => {
   });
 });
 
+describe('failed authentication behind a trusted proxy (trustedProxies)', () => {
+  let proxy: TestProxy;
+  let gpu: WorkspaceServer;
+  let cpu: WorkspaceServer;
+  before(async () => {
+    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
+    proxy = await startTestProxy({
+      primaryUrl: gpu.url,
+      standbyUrl: cpu.url,
+      fence: () => Promise.reject(new Error('no fence in this test')),
+      // 127.0.0.21 plays a TLS terminator in front of the proxy
+      settings: { trustedProxies: ['127.0.0.21'], detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
+    });
+  });
+  after(async () => {
+    await proxy?.close();
+    await Promise.all([gpu?.close(), cpu?.close()]);
+  });
+
+  /** A request through the "terminator": it forwards for `client` (after whatever chain the client made up). */
+  const via = (client: string, token: string, madeUp = ''): Promise<Answer> => new Promise((resolve, reject) => {
+    const u = new URL(proxy.url);
+    const req = request({
+      host: u.hostname, port: u.port, path: '/_standby/api/v1/status', localAddress: '127.0.0.21', agent: false,
+      headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': madeUp ? `${madeUp}, ${client}` : client },
+      timeout: 5_000,
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: '', retryAfter: res.headers['retry-after'] }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+
+  test('the client it forwards for is locked out, not the proxy in front: other clients behind it still get in; a made-up chain changes nothing', async () => {
+    const statuses: number[] = [];
+    // the attacker prepends addresses of its own to the chain: only the entry the terminator added counts
+    for (let i = 0; i < 12; i++) statuses.push((await via('198.51.100.7', 'wrong-token-xxxx', `203.0.113.${i}`)).status);
+    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
+    assert.deepEqual(statuses.slice(10), [429, 429]);
+    assert.equal((await via('198.51.100.7', ADMIN_TOKEN)).status, 429, 'the locked-out client stays locked out, even with the right token');
+    assert.equal((await via('198.51.100.8', ADMIN_TOKEN)).status, 200, 'another client behind the same terminator is not locked out');
+    // a peer that is not trusted cannot pick who it is: its forwarded header is ignored
+    const direct = await send(proxy.url, { from: '127.0.0.22', path: '/_standby/api/v1/status', token: ADMIN_TOKEN });
+    assert.equal(direct.status, 200);
+  });
+});
+
 describe('AuthThrottle', () => {
   const quiet = () => {
     const lines: Record<string, unknown>[] = [];
@@ -213,10 +263,10 @@ describe('AuthThrottle', () => {
   });
 
   test('addresses: IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () => {
-    assert.equal(addressKey('::ffff:192.0.2.7'), '192.0.2.7');
-    assert.equal(addressKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
-    assert.equal(addressKey('2001:0db8:0001:0002:ffff:1:2:3'), '2001:db8:1:2::/64');
-    assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
-    assert.equal(addressKey('::1'), '0:0:0:0::/64');
+    assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:0db8:0001:0002:ffff:1:2:3'), '2001:db8:1:2::/64');
+    assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(clientKey('::1'), '0:0:0:0::/64');
   });
 });

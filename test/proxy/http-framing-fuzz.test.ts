@@ -15,6 +15,7 @@ import { freePort } from '../fixtures/free-port.ts';
 import { proxySettings, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startRecordingBackend, type RecordingBackend, type Seen } from '../fixtures/recording-backend.ts';
+import { seededRandom } from '../fixtures/fuzz-random.ts';
 
 const SEED = Number(process.env.STANDBY_FUZZ_SEED ?? 0x5eed_0010);
 const CASES = 2_500;
@@ -24,17 +25,8 @@ const PARALLEL = 24;
 const CASE_MS = 250;
 const PROBE = '/probe-for-fuzz';
 
-/** mulberry32: small, fast, deterministic */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** the fuzzers' seeded source (test/fixtures/fuzz-random.ts): the same seed, the same cases */
+const prng = (seed: number): (() => number) => seededRandom(seed).next;
 
 /** targets a backend serves, so that many cases test what gets forwarded */
 const PLAIN = ['/', '/a/b?c=d', '/stable-abc/static/out/vs/x.js', '/x/../y', '/%41b', '/a;b=c', '/?q=%2F_standby%2F', '/.well-known/x'];
