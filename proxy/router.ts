@@ -15,6 +15,9 @@ export interface Backend {
   url: string;
 }
 
+/** What a client hears when the backend fails its request: no side, no error code. */
+const BACKEND_FAILED = 'standby proxy: your workspace did not answer this request; retry shortly\n';
+
 export class Router {
   #log: Logger;
   // xfwd off: proxy/forwarded-headers.ts sets X-Forwarded-* itself (http-proxy-3's would keep a client's own)
@@ -92,12 +95,13 @@ export class Router {
 
   #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown, known?: Side): void {
     const side = known ?? this.#sideOf.get(req);
-    this.#log.debug({ err: err.message, side, url: req.url }, 'backend request failed');
+    this.#log.debug({ err: (err as NodeJS.ErrnoException).code ?? err.message, side, url: req.url }, 'backend request failed');
     if (target && typeof (target as ServerResponse).writeHead === 'function') {
       const res = target as ServerResponse;
       if (!res.headersSent) {
         res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
-        res.end(`standby proxy: the ${side ?? 'active'} backend did not answer (${(err as NodeJS.ErrnoException).code ?? err.message})\n`);
+        // fixed words: which side and why are in the log (docs/security.md)
+        res.end(BACKEND_FAILED);
       } else {
         res.destroy();
       }
