@@ -33,9 +33,10 @@ function privateKeysUnder(dir: string): string[] {
 }
 
 /** GET with a Host header of our choosing (fetch does not let a test set it). */
-function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
+/** `from`: the local address to send from (the whole of 127/8 is this host), so the failed-auth throttle counts these apart */
+function get(url: string, headers: Record<string, string> = {}, method = 'GET', body?: string, from?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, timeout: 60_000 }, (res) => {
+    const req = request(url, { method, headers, timeout: 60_000, ...(from ? { localAddress: from } : {}) }, (res) => {
       let text = '';
       res.setEncoding('latin1');
       res.on('data', (d: string) => (text += d));
@@ -120,7 +121,7 @@ describe('who may download the program, and which URL the install lines name', (
   let dir: string;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'standby-bundle-auth-'));
-    proxy = await startTestProxy({ primaryUrl: 'http://127.0.0.1:1', standbyUrl: 'http://127.0.0.1:2', stateDir: join(dir, 'state'), settings: { publicUrl: 'https://proxy.example.com:8443/' } });
+    proxy = await startTestProxy({ primaryUrl: 'http://127.0.0.1:1', standbyUrl: 'http://127.0.0.1:2', stateDir: join(dir, 'state'), settings: { publicUrl: 'https://proxy.example.com:8443/', auth: { maxFailures: 12 } } });
   });
   after(async () => {
     await proxy?.close();
@@ -141,12 +142,15 @@ describe('who may download the program, and which URL the install lines name', (
     const answers = new Set<string>();
     for (const headers of refused) {
       for (const url of [sum, tgz]) {
-        const r = await get(url, headers);
+        const r = await get(url, headers, 'GET', undefined, '127.0.0.31');
         assert.equal(r.status, 401, `${url} ${JSON.stringify(headers)}`);
         answers.add(r.body);
       }
     }
     assert.equal(answers.size, 1, 'one uniform refusal');
+    // the refusals were failed authentications: the address is locked out now (auth.maxFailures 12), other addresses are not
+    const locked = await get(tgz, { authorization: `Bearer ${ADMIN_TOKEN}` }, 'GET', undefined, '127.0.0.31');
+    assert.equal(locked.status, 429, 'twelve refused downloads lock the address out, even for the right token');
     assert.ok(!readdirSync(join(dir, 'state')).includes('bundle'), 'nothing was built for a refused request');
 
     const invited = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'gpu-2' }) });
