@@ -208,6 +208,9 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     api: (req, res) => serveApi(ctx, req, res),
   });
 
+  // the phase this start begins in (waiting for the GPU, or normal) is logged before anyone can connect:
+  // the first client never sees a phase that a tick later changes by itself
+  fo.evaluate();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

@@ -53,7 +53,8 @@ describe('clients that reset their connection', () => {
     port = await freePort();
     const configFile = join(top, 'proxy.json');
     // no agent and a long window: the proxy stays normal and routes to the GPU until the test fails it over
-    const settings = proxySettings({ primaryUrl: gpu.url, standbyUrl: cpu.url, settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 10 } } }, join(top, 'state'));
+    // auth.maxFailures high: these rounds of refused upgrades are about resets, not lockouts (auth-throttle.test.ts)
+    const settings = proxySettings({ primaryUrl: gpu.url, standbyUrl: cpu.url, settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', auth: { maxFailures: 1000 }, detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 10 } } }, join(top, 'state'));
     writeFileSync(configFile, JSON.stringify(settings), { mode: 0o600 });
     proxy = await startProxyProcess(configFile, port);
   });
