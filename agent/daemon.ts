@@ -46,7 +46,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
-  if (heartbeat) heartbeat.verifier = () => verify(config, engine.epoch);
+  if (heartbeat) heartbeat.verifier = () => verify(config, engine.toldEpoch);
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))

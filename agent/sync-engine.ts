@@ -159,6 +159,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   }
 
   /**
+   * The epoch the proxy last named, whatever the role: what a comparison the
+   * proxy asks for (a dry run, it writes nothing) tells the receiver. A GPU
+   * brought back for a switch-back is granted fenced at the current epoch, and
+   * must compare its workspace with the standby's before it may push.
+   */
+  get toldEpoch(): number | undefined {
+    return this.#epoch ?? this.#fencedLogged;
+  }
+
+  /**
    * The proxy's word: primary under `epoch` (push, and tell the standby's
    * receiver that epoch), or fenced (push nothing from now on; a pass in flight
    * is cut, and rsync's delayed renames mean it leaves no torn file).

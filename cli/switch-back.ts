@@ -1,7 +1,8 @@
 // `standby switch-back`: after a failover, move the URL back to the GPU by
 // hand (until recovery does it): the proxy checks the GPU's agent is
 // connected and heartbeating, its code-server answers, and its workspace is
-// the standby's (--restored: the admin says so), then freezes the standby,
+// the standby's (its agent compares them; --restored: the admin's word when
+// the comparison cannot run), then freezes the standby,
 // logs a new epoch, fences the standby's receiver under it, grants the GPU
 // primary and routes to it. This waits until the GPU serves.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -20,7 +21,7 @@ export const switchBackCommand: CommandModule<object, Args> = {
   describe: "move the URL back to the GPU after a failover, once its agent is connected and its workspace equals the standby's",
   builder: (y: Argv) =>
     proxyOptions(y)
-      .option('restored', { type: 'boolean', describe: "you restored the GPU's workspace from the standby (the proxy cannot yet have the agent compare them itself)" })
+      .option('restored', { type: 'boolean', describe: "you restored the GPU's workspace from the standby: counts only when its agent cannot compare them (differences always refuse)" })
       .option('wait', { type: 'number', default: 60, describe: 'seconds to wait for the GPU to serve (0: do not wait)' })
       .option('json', { type: 'boolean', describe: 'print the final status as JSON' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>

@@ -152,6 +152,13 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     fence,
     preemptionConfirmMs: d.preemptionConfirmMs,
     prepareFence: () => warmup?.warm(),
+    // switch-back: the GPU's agent compares its workspace with the standby's (a dry run through the receiver)
+    verifyPrimary: async (timeoutMs) => {
+      const answer = await hub.requestVerify(config.primary.id, timeoutMs);
+      if (!answer) return { ok: false, error: `its agent gave no answer within ${Math.round(timeoutMs / 1000)} s` };
+      if (!answer.ok) return { ok: false, error: answer.error ?? 'the comparison failed' };
+      return { ok: true, differences: answer.total };
+    },
     log,
     changed: (s) => {
       metrics.phaseChanged(s.phase);

@@ -464,9 +464,10 @@ export class Failover {
       let checked = `restored by the admin (confirmed)`;
       if (this.#d.verifyPrimary) {
         const verdict = await this.#d.verifyPrimary(this.#d.verifyMs ?? 120_000);
-        if (!verdict.ok) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's: ${verdict.error}` };
-        if (verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (docs/operations.md, Switching back by hand), then run this again` };
-        checked = 'its workspace equal to the standby\'s';
+        // differences always refuse; a comparison that could not run needs the admin's word that the restore is done
+        if (verdict.ok && verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (docs/operations.md, Switching back by hand), then run this again` };
+        if (!verdict.ok && o.confirmRestored !== true) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's (${verdict.error}): fix that, or restore it from the standby by hand and confirm with --restored` };
+        checked = verdict.ok ? 'its workspace equal to the standby\'s (compared by its agent)' : `restored by the admin (confirmed; its agent could not compare: ${verdict.error})`;
       }
       this.#d.store.append({ type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected and heartbeating, its code-server answering, ${checked}` });
       this.#d.log.warn({ epoch: this.state.epoch, hostId: id }, 'switching back to the GPU: fencing the standby under the new epoch, then the route moves');

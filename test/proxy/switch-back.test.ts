@@ -1,8 +1,8 @@
 // Switching back by hand after a failover: the GPU is invited again and
 // enrolls (a new token, its key back on the standby), its agent connects and
 // is granted fenced; `standby switch-back` refuses, naming what is missing,
-// until the agent heartbeats, its code-server answers and the admin confirms
-// the restore; then: freeze the standby, new epoch, fence the standby's
+// until the agent heartbeats, its code-server answers and its agent finds its
+// workspace equal to the standby's (the admin restores it by hand); then: freeze the standby, new epoch, fence the standby's
 // receiver under it, route to the GPU, grant it primary; every step logged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -18,8 +18,15 @@ import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspac
 import { standby } from '../installer/run.ts';
 import { StateStore } from '../../proxy/state-store.ts';
 
+interface Client {
+  grants: { role: string; epoch: number }[];
+  /** what it answers when the proxy asks it to compare its workspace with the standby's (a real agent runs agent/verify.ts: switch-back-verify.test.ts) */
+  differences: number;
+  close(): void;
+}
+
 /** An agent-like client: heartbeats every 200 ms at the epoch it was granted; keeps the grants it heard. */
-function agentClient(url: string, token: string): Promise<{ grants: { role: string; epoch: number }[]; close(): void }> {
+function agentClient(url: string, token: string): Promise<Client> {
   const ws = new WebSocket(`${url.replace('http', 'ws')}/_standby/agent`, { headers: { authorization: `Bearer ${token}` } });
   ws.on('error', () => undefined); // a revoked host's socket is closed by the proxy: the test asserts on state
   const grants: { role: string; epoch: number }[] = [];
@@ -39,12 +46,17 @@ function agentClient(url: string, token: string): Promise<{ grants: { role: stri
       grants.push({ role: m.role!, epoch: m.epoch! });
       if (m.role === 'primary') epoch = m.epoch!;
     } else if (m.type === 'sync-now') ws.send(JSON.stringify({ type: 'synced', id: m.id, watermark: 0, ok: true, error: null }));
+    else if (m.type === 'verify') {
+      const differences = Array.from({ length: client.differences }, (_, i) => ({ root: '/workspace', path: `only-on-the-standby-${i}.txt`, kind: 'missing here' }));
+      ws.send(JSON.stringify({ type: 'verified', id: m.id, ok: true, total: client.differences, differences, error: null }));
+    }
   });
+  const client: Client = { grants, differences: 0, close: () => { clearInterval(timer); ws.terminate(); } };
   const timer = setInterval(beat, 200);
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
       beat();
-      resolve({ grants, close: () => { clearInterval(timer); ws.terminate(); } });
+      resolve(client);
     });
     ws.once('unexpected-response', (_req, res) => {
       clearInterval(timer);
@@ -132,12 +144,15 @@ describe('standby switch-back', () => {
     clients.push(c2);
     await waitFor('granted fenced at epoch 2', () => c2.grants.some((g) => g.role === 'fenced' && g.epoch === 2), { timeoutMs: 5_000 });
     // its old key is gone from the standby, the new one may write at the current epoch (the restore goes the other way, by hand)
-    const unconfirmed = await switchBack();
-    assert.equal(unconfirmed.status, 409);
-    assert.match(unconfirmed.message, /restore it from the standby by hand .* then confirm with --restored/);
+    // its agent compares its workspace with the standby's: the developer's work on the standby is not there yet
+    c2.differences = 2;
+    const unrestored = await switchBack({ confirmRestored: true });
+    assert.equal(unrestored.status, 409);
+    assert.match(unrestored.message, /gpu-1's workspace differs from the standby's in 2 paths: restore it from the standby/);
     assert.equal(proxy.store.state.phase, 'failed_over', 'a refusal changes nothing');
     assert.equal(await whoami(), 'cpu', 'and unfreezes nothing it froze');
 
+    c2.differences = 0; // restored by hand
     // the standby's sshd is down: the switch back cannot fence; the admin aborts it and the standby serves again
     m.sshd.kill();
     const stuck = await switchBack({ confirmRestored: true });
