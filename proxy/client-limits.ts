@@ -40,7 +40,7 @@ export class ClientLimits {
   readonly #perClient = new Map<string, number>();
   readonly #uploads = new Set<Upload>();
   #sweeper: NodeJS.Timeout | undefined;
-  /** connections refused by the per-client cap, and uploads cut for their rate (for metrics: not exported yet) */
+  /** connections refused by the per-client cap, and uploads cut for their rate (metrics: standby_connections_refused_total, standby_uploads_cut_total) */
   refused = 0;
   cutUploads = 0;
 

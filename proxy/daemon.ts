@@ -195,7 +195,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     };
   };
   const ctx: ApiContext = { config, store, hub, hosts, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets(), throttle, adminTokens, log };
-  const { server, sockets } = createProxyServer({
+  const { server, sockets, limits } = createProxyServer({
     config,
     router,
     hub,
@@ -214,6 +214,13 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     },
     api: (req, res) => serveApi(ctx, req, res),
   });
+  metrics.watchRefusals(() => ({
+    perClientCap: limits.refused,
+    slowUploads: limits.cutUploads,
+    authFailures: throttle.failures,
+    authLockouts: throttle.lockouts,
+    droppedHeartbeats: [...hub.agents.values()].reduce((n, a) => n + a.dropped, 0),
+  }));
 
   // the phase this start begins in (waiting for the GPU, or normal) is logged before anyone can connect:
   // the first client never sees a phase that a tick later changes by itself

@@ -74,6 +74,30 @@ export class ProxyMetrics {
     this.#phase = state().phase;
   }
 
+  /**
+   * What the front door and the token checks refused, read from their own
+   * counters at scrape time (nothing is counted twice on the request path).
+   */
+  watchRefusals(read: () => { perClientCap: number; slowUploads: number; authFailures: number; authLockouts: number; droppedHeartbeats: number }): void {
+    const registry = this.registry;
+    const counter = (name: string, help: string, pick: (r: ReturnType<typeof read>) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(pick(read()));
+        },
+      });
+    };
+    counter('standby_connections_refused_total', 'connections refused by limits.maxConnectionsPerClient (429)', (r) => r.perClientCap);
+    counter('standby_uploads_cut_total', 'request bodies cut for arriving slower than limits.bodyMinBytesPerSecond', (r) => r.slowUploads);
+    counter('standby_auth_failures_total', 'failed authentications (admin API, metrics, agent socket, enrollment, bundle)', (r) => r.authFailures);
+    counter('standby_auth_lockouts_total', 'client addresses locked out after auth.maxFailures', (r) => r.authLockouts);
+    counter('standby_heartbeats_dropped_total', 'heartbeats dropped for disagreeing with what the proxy knows (epoch, sequence, watermark)', (r) => r.droppedHeartbeats);
+  }
+
   /** Records the end of the phase in force when the phase changes. */
   phaseChanged(phase: string): void {
     if (phase === this.#phase) return;

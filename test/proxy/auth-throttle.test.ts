@@ -109,6 +109,13 @@ describe('failed authentication against a real proxy', () => {
       assert.ok(lines.length >= 4 && lines.length <= 6, `log lines for the address: ${lines.length}`);
       assert.ok(lines.some((l) => /locked out/.test(String(l['msg'])) && typeof l['lockoutMs'] === 'number'));
       assert.ok(lines.every((l) => l['surface'] === 'admin'));
+
+      // and the metrics count them, for an alert
+      const scraped = await send(proxy.url, { from: '127.0.0.12', path: '/_standby/metrics', token: ADMIN_TOKEN });
+      assert.equal(scraped.status, 200);
+      const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(scraped.body)?.[1]);
+      assert.ok(value('standby_auth_failures_total') >= 10, 'the failures counted before the lockout');
+      assert.ok(value('standby_auth_lockouts_total') >= 1);
     } finally {
       agent.destroy();
     }
