@@ -14,7 +14,8 @@ export class ProxyMetrics {
 
   constructor(hub: AgentHub, state: () => ProxyState) {
     const registry = this.registry;
-    collectDefaultMetrics({ register: registry, prefix: 'standby_proxy_' });
+    // event-loop delay sampled every 100 ms, not prom-client's 10 ms: the 10 ms timer cost ~4.5 ms of CPU a second on an idle proxy (docs/benchmarks.md, proxy-profile)
+    collectDefaultMetrics({ register: registry, prefix: 'standby_proxy_', eventLoopMonitoringPrecision: 100 });
     this.failovers = new Counter({ name: 'standby_failovers_total', help: 'failovers to the standby', labelNames: ['planned'], registers: [registry] });
     this.heartbeats = new Counter({ name: 'standby_heartbeats_total', help: 'heartbeats received', labelNames: ['host'], registers: [registry] });
     this.phaseSeconds = new Histogram({
