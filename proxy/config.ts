@@ -61,6 +61,8 @@ export const detectorSchema = z.strictObject({
   missedHeartbeats: z.number({ error: 'a count of heartbeats 1-100' }).int().min(1, { error: 'at least 1 heartbeat' }).max(100, { error: 'at most 100 heartbeats' }).default(3),
   /** how often the proxy probes each code-server's /healthz itself, ms (default 250) */
   probeIntervalMs: ms('detector.probeIntervalMs', 20, 60_000).default(250),
+  /** how often the side that does not serve is probed while nothing is happening (normal, waiting, failed over), ms (default 2000); every probeIntervalMs otherwise */
+  passiveProbeIntervalMs: ms('detector.passiveProbeIntervalMs', 20, 600_000).default(2_000),
   /** a probe that takes longer has failed, ms (default 400) */
   probeTimeoutMs: ms('detector.probeTimeoutMs', 20, 60_000).default(400),
   /** how long an agent's preemption notice may wait for the proxy to see it too (provider status, heartbeats stopping, code-server down) before it is dismissed, ms (default 60000) */

@@ -90,9 +90,13 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     standby: { side: 'standby', id: config.standby.id, url: config.standby.url },
   };
   const d = config.detector;
+  // the side that serves is probed every probeIntervalMs; the other, in steady phases, every passiveProbeIntervalMs
+  // (its answer matters only once something happens, and then it is hurried: see changed below)
+  const steady = new Set(['normal', 'waiting', 'failed_over']);
+  const probePace = (side: Side): number => (store.state.active !== side && steady.has(store.state.phase) ? d.passiveProbeIntervalMs : d.probeIntervalMs);
   const probes: Record<Side, Prober> = {
-    primary: new Prober(config.primary.url, d.probePath, d.probeIntervalMs, d.probeTimeoutMs),
-    standby: new Prober(config.standby.url, d.probePath, d.probeIntervalMs, d.probeTimeoutMs),
+    primary: new Prober(config.primary.url, d.probePath, () => probePace('primary'), d.probeTimeoutMs),
+    standby: new Prober(config.standby.url, d.probePath, () => probePace('standby'), d.probeTimeoutMs),
   };
   const router = new Router(log);
   const ssh = config.standby.ssh;
@@ -162,6 +166,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     log,
     changed: (s) => {
       metrics.phaseChanged(s.phase);
+      if (!steady.has(s.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
       if (s.phase === 'failing_over') metrics.failovers.inc({ planned: String(failover?.lastVerdict.kind === 'failed' ? failover.lastVerdict.planned : true) });
     },
   });

@@ -70,6 +70,8 @@ export class Failover {
   #d: FailoverDeps;
   #busy: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** fires when the GPU's silence alone would change the verdict */
+  #silenceTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** a freeze in force: the active side's browser sockets are closed and pages get the transition page */
   frozen = false;
@@ -101,8 +103,13 @@ export class Failover {
     return this.#d.store.state;
   }
 
-  /** Starts watching; resumes a failover (or a switch back) a previous run left half-done. */
-  start(everyMs = 25): void {
+  /**
+   * Starts watching; resumes a failover (or a switch back) a previous run left half-done.
+   * `everyMs`: the safety loop. Signals (heartbeats, probe results, disconnects) evaluate at
+   * once, and the moments silence alone changes the verdict (half the window: warm the fence;
+   * the window) have timers of their own, so the loop is not what detection waits on.
+   */
+  start(everyMs = 100): void {
     const left = unfinished(this.state);
     if (left) {
       this.#d.log.warn({ epoch: this.state.epoch, step: left, phase: this.state.phase }, 'resuming a failover the previous run left unfinished');
@@ -160,6 +167,7 @@ export class Failover {
     // connection is opened now, off the path the switch waits on (it fences nothing by itself).
     const silenceMs = agent ? now - agent.lastHeartbeatAt : Infinity;
     if (verdict.kind !== 'healthy' || silenceMs > this.#d.windowMs / 2 || probe.failures > 0) this.#d.prepareFence?.();
+    if (verdict.kind !== 'failed') this.#armSilence(silenceMs);
     if (verdict.kind === 'failed') {
       this.#run(this.#failover(verdict.planned, verdict.reason));
       return;
@@ -196,6 +204,15 @@ export class Failover {
   close(): void {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    clearTimeout(this.#silenceTimer);
+  }
+
+  /** Evaluates again when this silence reaches half the window, then the window: re-armed by every evaluation. */
+  #armSilence(silenceMs: number): void {
+    const half = this.#d.windowMs / 2;
+    const next = silenceMs < half ? half - silenceMs : silenceMs < this.#d.windowMs ? this.#d.windowMs - silenceMs : undefined;
+    clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = next === undefined ? undefined : setTimeout(() => this.evaluate(), Math.ceil(next) + 1);
   }
 
   #run(p: Promise<void>): void {

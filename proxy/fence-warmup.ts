@@ -3,7 +3,7 @@
 // handshake is a good part of the fence's time (the blackhole case's switch is
 // 1.5 s of detection plus the fence). Opening the connection fences nothing;
 // it is handed to the fence once (which closes it), or closed when unused.
-// The failover loop asks for it every 25 ms while anything is off (a GPU whose
+// The failover loop asks for it at each evaluation while anything is off (a GPU whose
 // agent has not connected yet is "degraded" for as long as that lasts), so a
 // connection that fails waits out a backoff before the next: the standby's
 // sshd must not see one attempt per tick.

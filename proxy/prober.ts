@@ -13,7 +13,8 @@ export interface ProbeResult {
 
 export class Prober {
   readonly url: URL;
-  #everyMs: number;
+  /** the pause before the next probe, read at each tick (the side that does not serve is probed less often) */
+  #everyMs: () => number;
   #timeoutMs: number;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = false;
@@ -24,9 +25,9 @@ export class Prober {
   failures = 0;
   onResult: ((r: ProbeResult) => void) | undefined;
 
-  constructor(base: string, path: string, everyMs: number, timeoutMs: number) {
+  constructor(base: string, path: string, everyMs: number | (() => number), timeoutMs: number) {
     this.url = new URL(path, base);
-    this.#everyMs = everyMs;
+    this.#everyMs = typeof everyMs === 'number' ? () => everyMs : everyMs;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -36,7 +37,7 @@ export class Prober {
 
   #tick(): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => this.#tick(), this.#everyMs);
+    this.#timer = setTimeout(() => this.#tick(), this.#everyMs());
     if (this.#inFlight) return; // a slow probe is still out: its timeout decides
     this.#inFlight = true;
     void this.probe().then((r) => {
@@ -51,6 +52,13 @@ export class Prober {
       }
       this.onResult?.(r);
     });
+  }
+
+  /** Probes now and goes on at the current pace (the pace just changed: the side is about to matter). */
+  hurry(): void {
+    if (this.#closed || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#tick();
   }
 
   /** One probe: any HTTP answer below 500 counts as alive (code-server answers /healthz with 200). */

@@ -19,7 +19,7 @@ test('the minimal proxy.json of issue 3 is accepted, the rest defaulted', () => 
   const c = validateSettings(proxyConfigSchema, MINIMAL, 'proxy.json');
   assert.equal(c.listen.port, 8888);
   assert.equal(c.primary.agentToken, 'secret-1');
-  assert.deepEqual(c.detector, { heartbeatIntervalMs: 500, missedHeartbeats: 3, probeIntervalMs: 250, probeTimeoutMs: 400, preemptionConfirmMs: 60_000, probePath: '/healthz' });
+  assert.deepEqual(c.detector, { heartbeatIntervalMs: 500, missedHeartbeats: 3, probeIntervalMs: 250, passiveProbeIntervalMs: 2_000, probeTimeoutMs: 400, preemptionConfirmMs: 60_000, probePath: '/healthz' });
   assert.deepEqual({ command: c.standby.ssh.command, waitMs: c.standby.ssh.waitMs, timeoutMs: c.standby.ssh.timeoutMs }, { command: 'standby receive', waitMs: 5_000, timeoutMs: 15_000 });
   assert.equal(c.tls, undefined);
   assert.deepEqual(c.primary.notices, {});
