@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathOwner } from '../../proxy/request-path.ts';
 import { seededRandom, withSeed, type Random } from '../fixtures/fuzz-random.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 const ROUNDS = 600;
 const TIME_LIMIT_MS = 60_000;
@@ -84,14 +83,10 @@ function path(r: Random): string {
   return r.chance(0.08) ? `/_standby/enroll${query}` : `/_standby/api/v1/${p}${query}`;
 }
 
-let gpu: WorkspaceServer;
-let cpu: WorkspaceServer;
+let world: ProxyWithBackends;
 let proxy: TestProxy;
 before(async () => {
-  [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-  proxy = await startTestProxy({
-    primaryUrl: gpu.url,
-    standbyUrl: cpu.url,
+  world = await startProxyWithBackends({
     // the fence is never reached: a failover the fuzzer starts waits here (failing_over) until the proxy closes
     fence: () => Promise.reject(new Error('no fence in this test')),
     settings: {
@@ -100,10 +95,10 @@ before(async () => {
       logLevel: 'warn',
     },
   });
+  proxy = world.proxy;
 });
 after(async () => {
-  await proxy?.close();
-  await Promise.all([gpu?.close(), cpu?.close()]);
+  await world?.close();
 });
 
 test(`admin API fuzzer: ${ROUNDS} requests, no 500, state changes only on an authorized 2xx`, { timeout: TIME_LIMIT_MS + 30_000 }, async (t) => {

@@ -12,9 +12,8 @@ import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { AuthThrottle, DEFAULT_AUTH_LIMITS } from '../../proxy/auth-throttle.ts';
 import { clientKey } from '../../proxy/client-address.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 const UNIFORM = { error: { code: 'unauthorized', message: 'unauthorized' } };
 
@@ -58,21 +57,17 @@ function upgrade(url: string, from: string, token: string): Promise<number | 'op
 
 describe('failed authentication against a real proxy', () => {
   let proxy: TestProxy;
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   before(async () => {
     // both code-servers answer: an agent socket that closes is no failover here
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
+    world = await startProxyWithBackends({
       fence: () => Promise.reject(new Error('no fence in this test')),
       settings: { detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
     });
+    proxy = world.proxy;
   });
   after(async () => {
-    await proxy?.close();
-    await Promise.all([gpu?.close(), cpu?.close()]);
+    await world?.close();
   });
 
   test('3,000 wrong admin tokens: 401 up to the limit, then 429 with Retry-After; the right token from another address still works', async () => {
@@ -169,21 +164,17 @@ describe('failed authentication against a real proxy', () => {
 
 describe('failed authentication behind a trusted proxy (trustedProxies)', () => {
   let proxy: TestProxy;
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   before(async () => {
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
+    world = await startProxyWithBackends({
       fence: () => Promise.reject(new Error('no fence in this test')),
       // 127.0.0.21 plays a TLS terminator in front of the proxy
       settings: { trustedProxies: ['127.0.0.21'], detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
     });
+    proxy = world.proxy;
   });
   after(async () => {
-    await proxy?.close();
-    await Promise.all([gpu?.close(), cpu?.close()]);
+    await world?.close();
   });
 
   /** A request through the "terminator": it forwards for `client` (after whatever chain the client made up). */

@@ -10,9 +10,8 @@ import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { AGENT_PATH, agentMessageSchema, heartbeatSchema, type Heartbeat } from '../../protocol/messages.ts';
 import { seededRandom, withSeed, type Random } from '../fixtures/fuzz-random.ts';
-import { AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { AGENT_TOKEN, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 const ROUNDS = 400;
 const TIME_LIMIT_MS = 60_000;
@@ -113,24 +112,20 @@ function expected(c: Conn, frame: string | Buffer, binary: boolean): 'accept' | 
   return 'accept';
 }
 
-let gpu: WorkspaceServer;
-let cpu: WorkspaceServer;
+let world: ProxyWithBackends;
 let proxy: TestProxy;
 const conns: Conn[] = [];
 before(async () => {
   // both code-servers answer, and the detector's window is long: nothing here may fail over
-  [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-  proxy = await startTestProxy({
-    primaryUrl: gpu.url,
-    standbyUrl: cpu.url,
+  world = await startProxyWithBackends({
     fence: () => Promise.reject(new Error('no fence in this test')),
     settings: { standby: { agentToken: STANDBY_TOKEN }, detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 }, logLevel: 'warn' },
   });
+  proxy = world.proxy;
 });
 after(async () => {
   for (const c of conns) c.ws.terminate();
-  await proxy?.close();
-  await Promise.all([gpu?.close(), cpu?.close()]);
+  await world?.close();
 });
 
 test(`heartbeat fuzzer: ${ROUNDS} frames, only valid forward heartbeats of the right host count`, { timeout: TIME_LIMIT_MS + 30_000 }, async (t) => {

@@ -6,9 +6,8 @@
 // metrics want the admin token.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 // what a real fence error carries: the target, the command line, the receiver's stderr
 const SECRETISH = 'sb-secret-7f3a9c';
@@ -16,21 +15,17 @@ const FENCE_ERROR = `ssh fence-user@10.77.1.9:2222 ran "standby receive --fence 
 const LEAKS = [SECRETISH, '10.77.1.9', 'fence-user', '2222', 'standby receive', 'gpu-1', 'cpu-1'];
 
 describe('public pages in fixed words', () => {
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   let proxy: TestProxy;
   before(async () => {
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
+    world = await startProxyWithBackends({
       fence: () => Promise.reject(new Error(FENCE_ERROR)),
       settings: { detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
     });
+    proxy = world.proxy;
   });
   after(async () => {
-    await proxy?.close();
-    await Promise.all([gpu?.close(), cpu?.close()]);
+    await world?.close();
   });
 
   test('a failover whose fence fails: its error is in the admin status, not in the public status or the page', async () => {

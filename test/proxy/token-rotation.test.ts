@@ -15,11 +15,10 @@ import { WebSocket } from 'ws';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { AGENT_PATH } from '../../protocol/messages.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startPair, type SyncPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { standby } from '../installer/run.ts';
 
 /** 'open' or the HTTP status the agent socket was refused with. */
@@ -41,25 +40,21 @@ function connect(url: string, token: string): Promise<number | 'open'> {
 const adminStatus = (url: string, token: string) => fetch(`${url}/_standby/api/v1/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).then((r) => r.status);
 
 describe('agent token rotation', () => {
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   let proxy: TestProxy;
   let pair: SyncPair | undefined;
   let client: HeartbeatClient | undefined;
   before(async () => {
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
+    world = await startProxyWithBackends({
       fence: () => Promise.reject(new Error('no fence in this test')),
       settings: { detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
     });
+    proxy = world.proxy;
   });
   after(async () => {
     client?.close();
     await pair?.close();
-    await proxy?.close();
-    await Promise.all([gpu?.close(), cpu?.close()]);
+    await world?.close();
   });
 
   test('rotate: both tokens work in the window, the list shows it, the agent picks the new one up from its file, then the old one is refused', async () => {
