@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { startRecordingBackend, type RecordingBackend, type Seen } from '../fixtures/recording-backend.ts';
+import { looseLower, startRecordingBackend, type RecordingBackend, type Seen } from '../fixtures/recording-backend.ts';
 import { openConnection, rawExchange, type OpenConnection } from '../fixtures/raw-http.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -29,22 +29,6 @@ function fromClients(b: RecordingBackend): Seen[] {
   return b.seen.filter((s) => s.url !== PROBE);
 }
 
-/** The path as a lenient backend could read it: decoded, backslashes as slashes, dot segments resolved, any case. */
-function looseLower(url: string): string {
-  let d = url;
-  try {
-    d = decodeURIComponent(url);
-  } catch {
-    d = url.replace(/%([0-9a-f]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-  }
-  d = d.replaceAll('\\', '/').replace(/\/{2,}/g, '/');
-  try {
-    d = new URL(d, 'http://x').pathname;
-  } catch {
-    // keep d
-  }
-  return d.toLowerCase();
-}
 
 const port = (p: TestProxy) => p.port;
 const get = (path: string, headers = 'Host: dev.example.com\r\n') => `GET ${path} HTTP/1.1\r\n${headers}\r\n`;

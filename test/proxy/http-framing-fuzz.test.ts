@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { freePort } from '../fixtures/free-port.ts';
 import { proxySettings, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
-import { startRecordingBackend, type RecordingBackend, type Seen } from '../fixtures/recording-backend.ts';
+import { looseLower, startRecordingBackend, type RecordingBackend, type Seen } from '../fixtures/recording-backend.ts';
 import { seededRandom } from '../fixtures/fuzz-random.ts';
 
 const SEED = Number(process.env.STANDBY_FUZZ_SEED ?? 0x5eed_0010);
@@ -144,21 +144,6 @@ async function fuzz(port: number, seed: number, cases = CASES, deadlineMs = DEAD
   return next;
 }
 
-function looseLower(url: string): string {
-  let d = url;
-  try {
-    d = decodeURIComponent(url);
-  } catch {
-    d = url.replace(/%([0-9a-f]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-  }
-  d = d.replaceAll('\\', '/').replace(/\/{2,}/g, '/');
-  try {
-    d = new URL(d, 'http://x').pathname;
-  } catch {
-    // keep d
-  }
-  return d.toLowerCase();
-}
 
 /** What the backend must never have seen from a client, one line per offence. */
 function offences(seen: readonly Seen[]): string[] {
