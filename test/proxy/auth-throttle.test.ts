@@ -9,10 +9,9 @@ import { Agent, request } from 'node:http';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { WebSocket } from 'ws';
 import { AuthThrottle, DEFAULT_AUTH_LIMITS } from '../../proxy/auth-throttle.ts';
 import { clientKey } from '../../proxy/client-address.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, agentSocketAnswer, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const UNIFORM = { error: { code: 'unauthorized', message: 'unauthorized' } };
@@ -40,20 +39,7 @@ function send(url: string, o: { from: string; path: string; method?: string; tok
 }
 
 /** The agent socket from a chosen address: 'open', or the status it was refused with. */
-function upgrade(url: string, from: string, token: string): Promise<number | 'open'> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/_standby/agent`, { headers: { authorization: `Bearer ${token}` }, localAddress: from, handshakeTimeout: 5_000 });
-    ws.once('open', () => {
-      ws.terminate();
-      resolve('open');
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('error', reject);
-  });
-}
+const upgrade = (url: string, from: string, token: string): Promise<number | 'open'> => agentSocketAnswer(url, token, from);
 
 describe('failed authentication against a real proxy', () => {
   let proxy: TestProxy;

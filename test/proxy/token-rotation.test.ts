@@ -11,31 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { WebSocket } from 'ws';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { AGENT_PATH } from '../../protocol/messages.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, agentSocketAnswer, proxySettings, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startPair, type SyncPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { standby } from '../installer/run.ts';
 
 /** 'open' or the HTTP status the agent socket was refused with. */
-function connect(url: string, token: string): Promise<number | 'open'> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}${AGENT_PATH}`, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5_000 });
-    ws.once('open', () => {
-      ws.terminate();
-      resolve('open');
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('error', reject);
-  });
-}
+const connect = (url: string, token: string): Promise<number | 'open'> => agentSocketAnswer(url, token);
 
 const adminStatus = (url: string, token: string) => fetch(`${url}/_standby/api/v1/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).then((r) => r.status);
 
