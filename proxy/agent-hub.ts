@@ -66,7 +66,7 @@ export class AgentHub {
   #log: Logger;
   #handlers: HubHandlers;
   #sockets = new Map<string, WebSocket>();
-  #waiting = new Map<string, { type: 'synced' | 'verified'; resolve: (s: Synced | Verified) => void; timer: NodeJS.Timeout }>();
+  #waiting = new Map<string, { type: 'synced' | 'verified'; resolve: (s: Synced | Verified | undefined) => void; timer: NodeJS.Timeout }>();
   #throttle: AuthThrottle;
   /** per host: when a dropped heartbeat was last logged, and how many since */
   #dropLog = new Map<string, { at: number; unlogged: number; logged: number }>();
@@ -255,7 +255,11 @@ export class AgentHub {
   }
 
   close(): void {
-    for (const w of this.#waiting.values()) clearTimeout(w.timer);
+    // a request still waiting is answered "no answer": a failover waiting on its final pass must not hang the proxy's close
+    for (const w of this.#waiting.values()) {
+      clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
     this.#waiting.clear();
     for (const ws of this.#sockets.values()) ws.terminate();
     this.#sockets.clear();

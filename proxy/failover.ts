@@ -309,6 +309,7 @@ export class Failover {
       const t = performance.now();
       const synced = await this.#d.hub.requestSync(this.#d.primaryId, this.#d.finalSyncMs ?? 10_000);
       finalSyncMs = performance.now() - t;
+      if (this.#closed) return; // stopped while waiting: nothing was logged, a restarted proxy decides again
       if (synced?.ok) this.#d.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
       else this.#d.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }

@@ -128,6 +128,9 @@ describe('heartbeats checked against what the proxy knows', () => {
   });
 
   test('after a failover, an epoch the host was not granted is dropped and answered with the grant it has now', async () => {
+    // the GPU's sockets go first: a connected GPU agent that never answers would hold the planned failover's final pass for 10 s
+    for (const ws of sockets) ws.terminate();
+    await waitFor('the GPU agent gone', () => !record().connected, { timeoutMs: 5_000 });
     assert.equal((await proxy.api('failover', { method: 'POST' })).status, 202);
     await waitFor('failed over at epoch 2', async () => proxy.store.state.phase === 'failed_over' && proxy.store.state.epoch === 2);
     const s = await agentSocket(proxy.url, STANDBY_TOKEN);
