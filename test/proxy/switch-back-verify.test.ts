@@ -9,36 +9,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { startManagedStandby, type ManagedStandby } from '../fixtures/managed-standby.ts';
-import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { proxySettingsFor, startManagedStandby, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import { startProxyWithBackends, whoami as whoamiVia, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 
 describe('switch-back: the GPU agent compares its workspace with the standby\'s', () => {
   let m: ManagedStandby;
   let proxy: TestProxy;
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   let top: string;
   const agents: Agent[] = [];
 
-  // a connection of its own each time: a freeze closes the connections that carried a side's traffic
-  const whoami = (): Promise<string> => new Promise((resolve) => {
-    const req = get(`${proxy.url}/whoami`, { agent: false, timeout: 2_000 }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body));
-      res.on('error', (err) => resolve(err.message));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve(err.message));
-  });
+  const whoami = (): Promise<string> => whoamiVia(proxy.url);
   const api = async (path: string, body?: unknown): Promise<{ status: number; message: string }> => {
     const res = await proxy.api(path, { method: 'POST', ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     const b = (await res.json()) as { message?: string; error?: { message: string }; token?: string; agentToken?: string };
@@ -70,21 +56,12 @@ describe('switch-back: the GPU agent compares its workspace with the standby\'s'
   before(async () => {
     top = mkdtempSync(join(tmpdir(), 'standby-switch-verify-'));
     m = await startManagedStandby('switch-verify');
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
-      settings: {
-        primary: { agentToken: undefined },
-        standby: { ssh: { ...m.target, command: `${STANDBY_CLI} receive`, stateDir: m.state, waitMs: 2_000, timeoutMs: 15_000 } },
-        detector: { heartbeatIntervalMs: 200, missedHeartbeats: 5 },
-      },
-    });
+    world = await startProxyWithBackends({ settings: proxySettingsFor(m) });
+    proxy = world.proxy;
   });
   after(async () => {
     for (const a of agents) await a.stop().catch(() => undefined);
-    await proxy?.close();
-    await Promise.all([gpu?.close(), cpu?.close()]);
+    await world?.close();
     await m?.close();
     if (top) rmSync(top, { recursive: true, force: true });
   });

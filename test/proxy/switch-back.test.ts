@@ -6,15 +6,12 @@
 // receiver under it, route to the GPU, grant it primary; every step logged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
-import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import { ADMIN_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { proxySettingsFor, startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
+import { ADMIN_TOKEN, startProxyWithBackends, whoami as whoamiVia, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { standby } from '../installer/run.ts';
 import { StateStore } from '../../proxy/state-store.ts';
 
@@ -68,8 +65,7 @@ function agentClient(url: string, token: string): Promise<Client> {
 describe('standby switch-back', () => {
   let m: ManagedStandby;
   let proxy: TestProxy;
-  let gpu: WorkspaceServer;
-  let cpu: WorkspaceServer;
+  let world: ProxyWithBackends;
   const clients: { close(): void }[] = [];
 
   const invite = async (): Promise<string> => {
@@ -87,38 +83,16 @@ describe('standby switch-back', () => {
     const b = (await res.json()) as { message?: string; error?: { message: string } };
     return { status: res.status, message: b.error?.message ?? b.message ?? '' };
   };
-  // a connection of its own each time: a freeze closes the connections that carried a side's traffic, and
-  // fetch's pool would hand one of them to the next API call
-  const whoami = (): Promise<string> => new Promise((resolve) => {
-    const req = get(`${proxy.url}/whoami`, { agent: false, timeout: 2_000 }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body));
-      res.on('error', (err) => resolve(err.message));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve(err.message));
-  });
+  const whoami = (): Promise<string> => whoamiVia(proxy.url);
 
   before(async () => {
     m = await startManagedStandby('switch-back');
-    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
-    proxy = await startTestProxy({
-      primaryUrl: gpu.url,
-      standbyUrl: cpu.url,
-      settings: {
-        // no primary.agentToken: gpu-1 enrolls like an invited host
-        primary: { agentToken: undefined },
-        standby: { ssh: { ...m.target, command: `${STANDBY_CLI} receive`, stateDir: m.state, waitMs: 2_000, timeoutMs: 15_000 } },
-        detector: { heartbeatIntervalMs: 200, missedHeartbeats: 5 },
-      },
-    });
+    world = await startProxyWithBackends({ settings: proxySettingsFor(m) });
+    proxy = world.proxy;
   });
   after(async () => {
     for (const c of clients) c.close();
-    await proxy?.close();
-    await gpu?.close();
-    await cpu?.close();
+    await world?.close();
     await m?.close();
   });
 
