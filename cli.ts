@@ -8,7 +8,7 @@ import { failoverCommand } from './cli/failover.ts';
 import { switchBackCommand } from './cli/switch-back.ts';
 import { hostsCommand } from './cli/hosts.ts';
 import { installCommand, uninstallCommand } from './cli/install.ts';
-import { plannedCommands } from './cli/planned.ts';
+import { plannedCommands } from './cli/support/planned.ts';
 import { receiveCommand } from './cli/receive.ts';
 import { proxyCommand } from './cli/proxy.ts';
 import { statusCommand } from './cli/status.ts';

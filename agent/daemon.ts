@@ -1,8 +1,8 @@
 // The agent daemon: checks, engine, status endpoint, periodic status log.
 // close() stops them in reverse order.
-import { requirePrivateFile } from '../config-file.ts';
-import type { Logger } from '../log.ts';
-import type { AgentConfig } from './config.ts';
+import { requirePrivateFile } from '../config/file.ts';
+import type { Logger } from '../core/log.ts';
+import type { AgentConfig } from '../config/agent.ts';
 import { HeartbeatClient } from './heartbeat.ts';
 import { parentDeathAvailable } from './parent-death.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';

@@ -5,10 +5,10 @@
 // answered. Reconnects with capped backoff; logs once per state change.
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { CLOSE_REVOKED, parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
-import { Backoff } from './backoff.ts';
-import type { AgentConfig } from './config.ts';
+import { Backoff } from '../core/backoff.ts';
+import type { AgentConfig } from '../config/agent.ts';
 import type { SyncEngine } from './sync-engine.ts';
 
 type ProxySettings = NonNullable<AgentConfig['proxy']>;

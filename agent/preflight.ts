@@ -2,9 +2,9 @@
 // the binaries sync needs, the roots it watches, the inotify limits.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { missingBinary, StandbyError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { SyncRoot } from './config.ts';
+import { missingBinary, StandbyError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { SyncRoot } from '../config/agent.ts';
 
 export function requireBinary(name: string, debianPackage: string): void {
   try {

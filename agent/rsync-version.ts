@@ -7,8 +7,8 @@
 // whose receiver reports what it deleted (protocol 31), which the deletion
 // guard counts on. Older or missing is refused at once, naming the host.
 import { execFile } from 'node:child_process';
-import { missingBinary, StandbyError } from '../errors.ts';
-import type { StandbyTarget } from './config.ts';
+import { missingBinary, StandbyError } from '../core/errors.ts';
+import type { StandbyTarget } from '../config/agent.ts';
 import { describeExit } from './rsync.ts';
 import { destination, runRemote } from './ssh.ts';
 

@@ -1,7 +1,7 @@
 // Runs one rsync and tells what happened: exit status, what it sent, what it
 // deleted or refused to delete. Owns the child: abort() kills it.
 import { spawn } from 'node:child_process';
-import { missingBinary } from '../errors.ts';
+import { missingBinary } from '../core/errors.ts';
 import { dieWithAgent } from './parent-death.ts';
 
 export interface RsyncStats {

@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '../log.ts';
-import { quoteWord } from './command-words.ts';
-import type { StandbyTarget } from './config.ts';
+import type { Logger } from '../core/log.ts';
+import { quoteWord } from '../protocol/command-words.ts';
+import type { StandbyTarget } from '../config/agent.ts';
 import { dieWithAgent, dieWithParentPrefix } from './parent-death.ts';
 
 /** A control socket path short enough for a unix socket (108 bytes). */

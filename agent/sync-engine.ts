@@ -3,16 +3,16 @@
 // close() ends them all. It keeps the watermark (change-set.ts) and the sync
 // state that heartbeats will carry.
 import { EventEmitter } from 'node:events';
-import { StandbyError } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import { Backoff } from './backoff.ts';
+import { StandbyError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { Backoff } from '../core/backoff.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, isDeletion, type Batch, type Change, type ChangeKind } from './change-set.ts';
-import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from './config.ts';
+import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
 import { PassLiveness } from './liveness.ts';
 import { excludeArgs, excludeMatcher } from './exclude.ts';
 import { filterRules, planPass } from './pass-plan.ts';
-import { EPOCH_VAR } from './receive-request.ts';
+import { EPOCH_VAR } from '../standby/receive-request.ts';
 import { asDir, describeExit, onlyMissing, RSYNC_MAX_DELETE, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';

@@ -1,13 +1,13 @@
 // `standby verify`: proves the standby holds what this host holds, by
 // checksums (rsync --dry-run --checksum --itemize-changes), and lists every
 // difference. It reads both sides and writes neither.
-import { excludesOf, syncRoots, type AgentConfig } from './config.ts';
+import { excludesOf, syncRoots, type AgentConfig } from '../config/agent.ts';
 import { excludeArgs } from './exclude.ts';
-import { EPOCH_VAR } from './receive-request.ts';
+import { EPOCH_VAR } from '../standby/receive-request.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 
 export type DifferenceKind = 'missing on standby' | 'content differs' | 'extra on standby' | 'attributes differ' | 'type differs';
 
@@ -39,7 +39,7 @@ export function classifyItem(line: string, root: string): Difference | undefined
 
 /**
  * The standby's refusal of this host, read from what its receiver printed
- * (agent/receive.ts) or from ssh: a fenced host is told so, with the epoch,
+ * (standby/receive.ts) or from ssh: a fenced host is told so, with the epoch,
  * not "standby unreachable or login refused".
  */
 export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError | undefined {

@@ -1,5 +1,5 @@
 // Runs workloads against one sync system at a time and measures write-to-standby
-// lag: shared by bench/sync-lag.ts (plain loopback) and bench/slow-link.ts
+// lag: shared by bench/cases/sync-lag.ts (plain loopback) and bench/cases/slow-link.ts
 // (through a delaying, rate-capping relay). Every system sends through the same
 // relay in front of the same sshd, so the relay's byte counts compare them.
 import { execFileSync } from 'node:child_process';

@@ -85,7 +85,7 @@ async function runCase(name: CaseName): Promise<boolean> {
   const machine = [...machineLines(describeMachine()), `machine state: ${await waitForQuiet(quietWaitS * 1000)}`];
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   process.stderr.write(`bench: ${name} starting\n`);
-  const mod = (await import(`./${name}.ts`)) as { run: BenchCase };
+  const mod = (await import(`./cases/${name}.ts`)) as { run: BenchCase };
   const started = performance.now();
   let result: CaseResult;
   try {

@@ -1,13 +1,13 @@
 // `standby agent --config agent.json`: run the sync agent on a GPU host.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadSettings } from '../config-file.ts';
-import { agentConfigSchema } from '../agent/config.ts';
+import { loadSettings } from '../config/file.ts';
+import { agentConfigSchema } from '../config/agent.ts';
 import { startAgent, summarize } from '../agent/daemon.ts';
-import { SdNotify } from '../sd-notify.ts';
-import { createLogger } from '../log.ts';
-import { overridesFrom } from './config-flags.ts';
-import { runCommand } from './run-command.ts';
-import { supervise } from './supervise.ts';
+import { SdNotify } from '../systemd/notify.ts';
+import { createLogger } from '../core/log.ts';
+import { overridesFrom } from './support/config-flags.ts';
+import { runCommand } from './support/run-command.ts';
+import { supervise } from '../systemd/supervise.ts';
 
 interface Args {
   config?: string;

@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { agentConfigSchema } from '../agent/config.ts';
+import { agentConfigSchema } from '../config/agent.ts';
 import { startAgent } from '../agent/daemon.ts';
 import { verify } from '../agent/verify.ts';
-import { validateSettings } from '../config-file.ts';
-import { createLogger } from '../log.ts';
-import { StandbyError } from '../errors.ts';
-import { runCommand } from './run-command.ts';
+import { validateSettings } from '../config/file.ts';
+import { createLogger } from '../core/log.ts';
+import { StandbyError } from '../core/errors.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args {
   keep?: boolean;

@@ -2,9 +2,9 @@
 // freeze, final sync, fence, route), and wait until it has. With --abort: call
 // off a failover whose fence has not completed, while the GPU still answers.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { StandbyError } from '../errors.ts';
-import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { StandbyError } from '../core/errors.ts';
+import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args extends ProxyArgs {
   abort?: boolean;

@@ -4,10 +4,10 @@
 // `hosts rotate ID` to issue a new token while the old one stays valid for a
 // grace window.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { StandbyError } from '../errors.ts';
-import type { HostView } from '../proxy/host-admin.ts';
-import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { StandbyError } from '../core/errors.ts';
+import type { HostView } from '../protocol/admin-api.ts';
+import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args extends ProxyArgs {
   action?: string;

@@ -3,7 +3,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { RoleFlags } from '../installer/role-config.ts';
 import { ROLES, type Role } from '../installer/layout.ts';
-import { runCommand } from './run-command.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface InstallArgs extends RoleFlags {
   role: Role;

@@ -1,12 +1,12 @@
 // `standby proxy --config proxy.json`: run the failover proxy.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { loadSettings } from '../config-file.ts';
-import { createLogger } from '../log.ts';
-import { proxyConfigSchema } from '../proxy/config.ts';
-import { SdNotify } from '../sd-notify.ts';
-import { overridesFrom } from './config-flags.ts';
-import { runCommand } from './run-command.ts';
-import { supervise } from './supervise.ts';
+import { loadSettings } from '../config/file.ts';
+import { createLogger } from '../core/log.ts';
+import { proxyConfigSchema } from '../config/proxy.ts';
+import { SdNotify } from '../systemd/notify.ts';
+import { overridesFrom } from './support/config-flags.ts';
+import { runCommand } from './support/run-command.ts';
+import { supervise } from '../systemd/supervise.ts';
 
 interface Args {
   config?: string;

@@ -9,8 +9,8 @@
 // carries rsync's protocol.
 import { parseArgs } from 'node:util';
 import type { ArgumentsCamelCase, Argv, CommandModule, Options } from 'yargs';
-import { StandbyError } from '../errors.ts';
-import { runCommand } from './run-command.ts';
+import { StandbyError } from '../core/errors.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args {
   root?: string[];
@@ -51,10 +51,10 @@ async function run(args: Args): Promise<number> {
   wholeNumber('fence', args.fence);
   wholeNumber('wait-ms', args.waitMs);
   wholeNumber('lock-wait-ms', args.lockWaitMs);
-  const { receive } = await import('../agent/receive.ts');
+  const { receive } = await import('../standby/receive.ts');
   if (args.fence !== undefined || args.revoke?.length || args.authorize !== undefined) {
     // run by hand or over an unrestricted admin key: the arguments are the request
-    const { quoteWords } = await import('../agent/command-words.ts');
+    const { quoteWords } = await import('../protocol/command-words.ts');
     const words = ['standby', 'receive'];
     if (args.fence !== undefined) words.push('--fence', String(args.fence));
     for (const id of args.revoke ?? []) words.push('--revoke', id);

@@ -3,10 +3,10 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { summarize } from '../agent/daemon.ts';
 import type { SyncStatus } from '../agent/sync-engine.ts';
-import { StandbyError } from '../errors.ts';
-import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './agent-endpoint.ts';
-import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { StandbyError } from '../core/errors.ts';
+import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
+import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args extends EndpointArgs, ProxyArgs {
   agent?: boolean;

@@ -6,9 +6,9 @@
 // logs a new epoch, fences the standby's receiver under it, grants the GPU
 // primary and routes to it. This waits until the GPU serves.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { StandbyError } from '../errors.ts';
-import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './proxy-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { StandbyError } from '../core/errors.ts';
+import { callProxy, problemOf, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args extends ProxyArgs {
   restored?: boolean;

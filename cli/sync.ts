@@ -1,8 +1,8 @@
 // `standby sync`: act on the running agent's sync: confirm held deletions, or
 // ask for a full reconcile now.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './agent-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 interface Args extends EndpointArgs {
   confirmDeletes?: boolean;

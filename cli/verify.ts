@@ -1,14 +1,14 @@
 // `standby verify`: prove the standby holds what this host holds (checksums); list every difference.
 import { existsSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { agentConfigSchema, type AgentConfig } from '../agent/config.ts';
+import { agentConfigSchema, type AgentConfig } from '../config/agent.ts';
 import { verify } from '../agent/verify.ts';
-import { loadSettings } from '../config-file.ts';
-import { StandbyError } from '../errors.ts';
+import { loadSettings } from '../config/file.ts';
+import { StandbyError } from '../core/errors.ts';
 import { configFile, layoutOf } from '../installer/layout.ts';
-import { overridesFrom } from './config-flags.ts';
-import { callProxy, problemOf, proxyEndpoint } from './proxy-endpoint.ts';
-import { runCommand } from './run-command.ts';
+import { overridesFrom } from './support/config-flags.ts';
+import { callProxy, problemOf, proxyEndpoint } from './support/proxy-endpoint.ts';
+import { runCommand } from './support/run-command.ts';
 
 /** Where `standby install agent` writes the agent's settings: read when --config is not given. */
 const INSTALLED_AGENT_CONFIG = configFile(layoutOf('/'), 'agent')!;

@@ -8,9 +8,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { StandbyError } from '../errors.ts';
-import type { EnrollAnswer } from '../proxy/host-admin.ts';
-import { INVITE_PREFIX } from '../proxy/host-registry.ts';
+import { StandbyError } from '../core/errors.ts';
+import { INVITE_PREFIX, type EnrollAnswer } from '../protocol/admin-api.ts';
 import { ensureAgentKey } from './keys.ts';
 import type { Layout } from './layout.ts';
 import { proxyHttpUrl, type RoleFlags } from './role-config.ts';

@@ -2,15 +2,16 @@
 // a second run upgrades the program and keeps config, keys and tokens.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StandbyError } from '../errors.ts';
-import { authorizeWriter, fencingKeys, fingerprintOf, parsePublicKey, revokeWriter, type PublicKey } from './authorized-keys.ts';
+import { StandbyError } from '../core/errors.ts';
+import { authorizeWriter, fencingKeys, fingerprintOf, parsePublicKey, revokeWriter, type PublicKey } from '../core/authorized-keys.ts';
 import { enrollIfInvited } from './enroll.ts';
 import { ensureAgentKey, ensureFenceKey, FENCE_KEY_FILE } from './keys.ts';
 import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
-import { installProgram, PROGRAM_SOURCE } from './program.ts';
+import { PROGRAM_SOURCE } from '../core/program-files.ts';
+import { installProgram } from './program.ts';
 import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
 import { agentSettings, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
-import { FENCE_KEY_PATH } from '../proxy/bundle.ts';
+import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 
 export interface AgentKey {
   /** the private key file */

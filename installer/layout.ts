@@ -1,7 +1,7 @@
 // Where an installed Standby lives, under a prefix (`--root`, "/" on a real
 // machine): the program, its config, its state, its units.
 import { join, resolve } from 'node:path';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 
 export const ROLES = ['agent', 'standby', 'proxy'] as const;
 export type Role = (typeof ROLES)[number];

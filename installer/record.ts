@@ -2,7 +2,7 @@
 // so uninstall removes exactly that and a second install knows what it made.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileDurably } from '../durable-file.ts';
+import { writeFileDurably } from '../core/durable-file.ts';
 import { ROLES, recordFile, type Layout, type Role } from './layout.ts';
 
 export interface AuthorizedEntry {

@@ -6,11 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { agentConfigSchema } from '../agent/config.ts';
-import { mergeSettings, readConfigFile, validateSettings } from '../config-file.ts';
-import { writeFileDurably } from '../durable-file.ts';
-import { StandbyError } from '../errors.ts';
-import { proxyConfigSchema } from '../proxy/config.ts';
+import { agentConfigSchema } from '../config/agent.ts';
+import { mergeSettings, readConfigFile, validateSettings } from '../config/file.ts';
+import { writeFileDurably } from '../core/durable-file.ts';
+import { StandbyError } from '../core/errors.ts';
+import { proxyConfigSchema } from '../config/proxy.ts';
 import type { Layout } from './layout.ts';
 
 /** The role flags of `standby install`; every one optional here, required ones checked against the existing file. */

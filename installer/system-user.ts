@@ -1,7 +1,7 @@
 // The `standby` system user the proxy runs as (agent and standby run as root:
 // they read and write the workspace, whoever owns its files).
 import { execFileSync } from 'node:child_process';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 import { SERVICE_USER, type Layout } from './layout.ts';
 
 export interface ServiceUser {

@@ -2,8 +2,8 @@
 // unit and, when no other role uses it, the program; config, keys and
 // authorized_keys entries only with --purge. Never the workspace.
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { StandbyError } from '../errors.ts';
-import { revokeWriter } from './authorized-keys.ts';
+import { StandbyError } from '../core/errors.ts';
+import { revokeWriter } from '../core/authorized-keys.ts';
 import { checkPrivileges, configFile, layoutOf, recordFile, type Role } from './layout.ts';
 import { otherRoles, readRecord, removeRecord } from './record.ts';
 import { removeServiceUser } from './system-user.ts';

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 import { commandPath, configFile, UNIT_OF, type Layout, type Role } from './layout.ts';
 
 /** Copies the unit file; undefined (and a note) when the program ships none. */

@@ -24,7 +24,7 @@ import {
   type Verified,
   type VerifyRequest,
 } from '../protocol/messages.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
 import { checkHeartbeat } from './heartbeat-check.ts';
 

@@ -6,19 +6,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { bearerToken } from '../protocol/auth.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { AdminTokens } from './admin-tokens.ts';
 import { tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
 import type { AgentHub } from './agent-hub.ts';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 import type { HostAdmin } from './host-admin.ts';
-import { INSTALL_PATHS, noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
+import { INSTALL_PATHS } from '../protocol/admin-api.ts';
+import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
 import type { Failover } from './failover.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
 import type { Prober } from './prober.ts';
-import type { ProxyConfig } from './config.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
 import type { Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 

@@ -5,7 +5,7 @@
 // token says nothing about why it was wrong. Memory is bounded: at most
 // `maxAddresses` addresses are tracked, the least recently seen go first.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import { clientKey, peerAddress } from './client-address.ts';
 
 export interface AuthLimits {

@@ -1,6 +1,6 @@
 // The one-line installer's downloads, served by the proxy under /_standby/:
 // install.sh (with this proxy's publicUrl baked in), bundle.tar.gz (the
-// program: exactly installer/program.ts's file set), bundle.sha256 and
+// program: exactly core/program-files.ts's file set), bundle.sha256 and
 // fence-key.pub (the public half of the key the proxy fences the standby with,
 // which `standby install standby --proxy URL` authorizes).
 // install.sh and fence-key.pub hold no secrets and are public; the bundle is
@@ -13,11 +13,10 @@ import { createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFi
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PROGRAM_SOURCE, programFiles, programVersion } from '../installer/program.ts';
-import type { ProxyConfig } from './config.ts';
+import { PROGRAM_SOURCE, programFiles, programVersion } from '../core/program-files.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
+import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 
-export const FENCE_KEY_PATH = '/_standby/fence-key.pub';
-export const INSTALL_PATHS = ['/_standby/install.sh', '/_standby/bundle.tar.gz', '/_standby/bundle.sha256', FENCE_KEY_PATH] as const;
 /** The downloads that need a credential (the program; its checksum goes with it). */
 export const BUNDLE_PATHS: readonly string[] = ['/_standby/bundle.tar.gz', '/_standby/bundle.sha256'];
 

@@ -4,8 +4,8 @@
 // timeout and the global cap are Node's own server settings (proxy/server.ts).
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.ts';
-import type { ProxyConfig } from './config.ts';
+import type { Logger } from '../core/log.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
 import { clientKey, peerAddress } from './client-address.ts';
 import type { ForwardedHeaders } from './forwarded-headers.ts';
 

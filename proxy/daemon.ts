@@ -2,15 +2,15 @@
 // hub, the probes, the failover state machine, the API and the one listener.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { requirePrivateFile } from '../config-file.ts';
-import type { Logger } from '../log.ts';
+import { requirePrivateFile } from '../config/file.ts';
+import type { Logger } from '../core/log.ts';
 import type { Role } from '../protocol/messages.ts';
 import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
 import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { ForwardedHeaders } from './forwarded-headers.ts';
-import type { ProxyConfig } from './config.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
 import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
 import { HostAdmin } from './host-admin.ts';

@@ -5,8 +5,8 @@
 // Stateless: an HMAC of its expiry under a key derived from the admin token,
 // so nothing is stored and a new admin token voids every one issued before.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { DOWNLOAD_PREFIX } from '../protocol/admin-api.ts';
 
-export const DOWNLOAD_PREFIX = 'sbd_';
 
 function mac(adminToken: string, expiresAtS: number): Buffer {
   const key = createHash('sha256').update(`standby download key\0${adminToken}`).digest();

@@ -7,7 +7,7 @@
 // ever heard at this epoch); an agent's preemption notice is corroborated
 // before anything irreversible happens; a switch back to the GPU takes the
 // same steps the other way.
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { judge, phaseOf, probeDown, type Verdict } from './detector.ts';
 import type { Prober } from './prober.ts';

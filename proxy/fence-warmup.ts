@@ -8,8 +8,8 @@
 // connection that fails waits out a backoff before the next: the standby's
 // sshd must not see one attempt per tick.
 import { Client, type ConnectConfig } from 'ssh2';
-import { Backoff } from '../agent/backoff.ts';
-import type { Logger } from '../log.ts';
+import { Backoff } from '../core/backoff.ts';
+import type { Logger } from '../core/log.ts';
 import { connectOptions, type FenceTarget } from './standby-ssh.ts';
 
 export class FenceWarmup {

@@ -1,9 +1,9 @@
 // The proxy's requests to the standby's receiver (proxy/standby-ssh.ts carries
 // them): the fence (`standby receive --fence <epoch>`, revoking the fenced
 // GPU under the same lock), and a host's writer key put in or revoked.
-import type { FenceResult as StandbyFenceResult } from '../agent/standby-fence.ts';
-import type { KilledReceiver } from '../agent/receiver-registry.ts';
-import { StandbyError } from '../errors.ts';
+import type { FenceResult as StandbyFenceResult } from '../standby/fence.ts';
+import type { KilledReceiver } from '../standby/receiver-registry.ts';
+import { StandbyError } from '../core/errors.ts';
 import { askStandby, receiverCommand, type FenceTarget, type StandbyRequestOptions } from './standby-ssh.ts';
 
 export type { FenceTarget } from './standby-ssh.ts';

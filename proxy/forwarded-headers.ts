@@ -22,7 +22,7 @@ export class ForwardedHeaders {
   readonly #trusted: BlockList | undefined;
   readonly #proto: 'http' | 'https';
 
-  /** `trustedProxies`: IPs or CIDR blocks (validated by proxy/config.ts); `tls`: whether the listener is HTTPS */
+  /** `trustedProxies`: IPs or CIDR blocks (validated by config/proxy.ts); `tls`: whether the listener is HTTPS */
   constructor(trustedProxies: readonly string[], tls: boolean) {
     this.#proto = tls ? 'https' : 'http';
     if (trustedProxies.length === 0) return;

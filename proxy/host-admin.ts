@@ -6,14 +6,15 @@
 // The registry file is in host-registry.ts; the standby requests in fence.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { fingerprintOf, parsePublicKey } from '../installer/authorized-keys.ts';
-import type { Logger } from '../log.ts';
+import { fingerprintOf, parsePublicKey } from '../core/authorized-keys.ts';
+import type { Logger } from '../core/log.ts';
 import { tokensEqual } from '../protocol/auth.ts';
-import { StandbyError } from '../errors.ts';
+import { StandbyError } from '../core/errors.ts';
 import type { AgentHub, Authentication } from './agent-hub.ts';
-import type { ProxyConfig } from './config.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
 import type { AuthorizeResult, FenceResult } from './fence.ts';
-import type { HostRegistry, HostRecord } from './host-registry.ts';
+import type { HostRegistry } from './host-registry.ts';
+import type { EnrollAnswer, HostView } from '../protocol/admin-api.ts';
 
 export interface StandbyKeys {
   authorize(hostId: string, publicKey: string): Promise<AuthorizeResult>;
@@ -27,35 +28,6 @@ const enrollRequestSchema = z.strictObject({
   hostname: z.string().max(255).optional(),
 });
 
-export interface EnrollAnswer {
-  hostId: string;
-  agentToken: string;
-  /** where the agent mirrors to, as the proxy reaches the standby (the installer's --standby-* flags win) */
-  standby: { host: string; port: number; user: string; path: string | null };
-  /** known_hosts lines of the standby's host key, when the proxy has them */
-  knownHosts: string[];
-}
-
-export interface HostView {
-  id: string;
-  /** where its agent token comes from: issued at enrollment, proxy.json, or none yet (invited) */
-  source: 'enrolled' | 'rotated' | 'proxy.json' | 'none';
-  state: HostRecord['state'] | 'configured';
-  role: 'gpu' | 'standby' | 'other';
-  connected: boolean;
-  heartbeatAgeMs: number | null;
-  key: { type: string; fingerprint: string } | null;
-  invitedAt: string | null;
-  inviteExpiresAt: string | null;
-  enrolledAt: string | null;
-  /** when the token was last rotated, and until when the one before it is still accepted (null: no second token) */
-  rotatedAt: string | null;
-  previousTokenValidUntil: string | null;
-  revokedAt: string | null;
-  revokedWhy: string | null;
-  keyRevoked: boolean | null;
-  keyRevokeError: string | null;
-}
 
 
 export class HostAdmin {

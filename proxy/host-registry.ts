@@ -8,18 +8,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { checkHostId } from '../agent/revoked-hosts.ts';
-import { readStateFile, writeStateFile } from '../durable-file.ts';
-import { StandbyError } from '../errors.ts';
+import { checkHostId } from '../protocol/host-id.ts';
+import { AGENT_TOKEN_PREFIX, INVITE_PREFIX, type HostState } from '../protocol/admin-api.ts';
+import { readStateFile, writeStateFile } from '../core/durable-file.ts';
+import { StandbyError } from '../core/errors.ts';
 
 /** Prefixes tell the kinds apart, for the installer and for people reading a leaked string. */
-export const INVITE_PREFIX = 'sbi_';
-export const AGENT_TOKEN_PREFIX = 'sba_';
 
 const keySchema = z.object({ type: z.string(), fingerprint: z.string(), publicKey: z.string() });
 const hostSchema = z.object({
   id: z.string(),
-  state: z.enum(['invited', 'active', 'revoked']),
+  state: z.enum(['invited', 'active', 'revoked'] satisfies HostState[]),
   /** sha256 of the agent token (kept after a revocation, to tell a revoked token from a wrong one) */
   tokenHash: z.string().optional(),
   invite: z.object({ hash: z.string(), expiresAt: z.string() }).optional(),

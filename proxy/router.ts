@@ -6,7 +6,7 @@ import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../core/log.ts';
 import type { Side } from './state.ts';
 
 export interface Backend {

@@ -10,12 +10,12 @@ import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, t
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { StandbyError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { StandbyError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 import { AGENT_PATH } from '../protocol/messages.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { ClientLimits } from './client-limits.ts';
-import type { ProxyConfig } from './config.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
 import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';

@@ -9,9 +9,9 @@
 // key is accepted (docs/fencing.md says what that risks).
 import { readFileSync } from 'node:fs';
 import { Client, type ClientErrorExtensions, type ConnectConfig } from 'ssh2';
-import { quoteWords } from '../agent/command-words.ts';
-import { StandbyError } from '../errors.ts';
-import { DEFAULT_RECEIVER } from './config.ts';
+import { quoteWords } from '../protocol/command-words.ts';
+import { StandbyError } from '../core/errors.ts';
+import { DEFAULT_RECEIVER } from '../config/proxy.ts';
 import { knownHostsChecker } from './known-hosts.ts';
 
 export interface FenceTarget {

@@ -1,6 +1,6 @@
 // One proxy per state folder: an exclusive flock(2) on <stateDir>/proxy.lock,
 // held for the proxy's life and taken before anything in the folder is
-// written. Node has no flock, so (as agent/file-lock.ts does on the standby)
+// written. Node has no flock, so (as standby/file-lock.ts does on the standby)
 // this process opens the file and util-linux `flock -n` locks that open file
 // description on the descriptor it inherits; the lock stays held after the
 // `flock` child exits, for as long as this process keeps the descriptor open
@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { missingBinary, StandbyError } from '../errors.ts';
+import { missingBinary, StandbyError } from '../core/errors.ts';
 
 export const LOCK_FILE = 'proxy.lock';
 

@@ -5,8 +5,8 @@
 // which covers a crash between the two writes.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurably } from '../durable-file.ts';
-import { StandbyError } from '../errors.ts';
+import { writeFileDurably } from '../core/durable-file.ts';
+import { StandbyError } from '../core/errors.ts';
 import { INITIAL_STATE, reduce, type NewEvent, type ProxyEvent, type ProxyState } from './state.ts';
 
 const LOG = 'events.jsonl';

@@ -5,8 +5,8 @@
 // Off GCP the metadata host does not resolve and the watcher stops after
 // saying so once. The URL is configurable, so tests serve it.
 import { readFileSync } from 'node:fs';
-import type { Logger } from '../../log.ts';
-import { Backoff } from '../backoff.ts';
+import type { Logger } from '../../core/log.ts';
+import { Backoff } from '../../core/backoff.ts';
 
 export const GCP_PREEMPTED_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/preempted';
 

@@ -2,7 +2,7 @@
 // polls the instance (GET /instances/{id}/ of the Vast REST API) and takes
 // its actual_status leaving `running` as the notice. The API URL is
 // configurable, so tests point it at test/fakes/vast-api.ts.
-import type { Logger } from '../../log.ts';
+import type { Logger } from '../../core/log.ts';
 
 export interface VastStatusSettings {
   /** the REST API base, default https://console.vast.ai/api/v0 */

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEFAULT_EXCLUDES } from '../../agent/config.ts';
+import { DEFAULT_EXCLUDES } from '../../config/agent.ts';
 import { excludeArgs, excludeMatcher } from '../../agent/exclude.ts';
 
 describe('excludeMatcher semantics', () => {

@@ -13,10 +13,10 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { WebSocketServer } from 'ws';
-import { agentConfigSchema } from '../../agent/config.ts';
+import { agentConfigSchema } from '../../config/agent.ts';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { SyncEngine } from '../../agent/sync-engine.ts';
-import { validateSettings } from '../../config-file.ts';
+import { validateSettings } from '../../config/file.ts';
 import { CLOSE_REVOKED } from '../../protocol/messages.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 

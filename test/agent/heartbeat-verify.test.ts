@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { agentConfigSchema } from '../../agent/config.ts';
+import { agentConfigSchema } from '../../config/agent.ts';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { SyncEngine } from '../../agent/sync-engine.ts';
-import { validateSettings } from '../../config-file.ts';
+import { validateSettings } from '../../config/file.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 test('verify requests: answered under their id with the differences; one at a time', async (t) => {

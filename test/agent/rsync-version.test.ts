@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { checkRsyncVersion, parseRsyncVersion } from '../../agent/rsync-version.ts';
 import { verify } from '../../agent/verify.ts';
-import { StandbyError } from '../../errors.ts';
+import { StandbyError } from '../../core/errors.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { DEBIAN_12, upstreamBuilds } from '../fixtures/rsync-versions.ts';
 import { startPair } from '../fixtures/sync-pair.ts';

@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ErrorCodes } from '../../errors.ts';
+import { ErrorCodes } from '../../core/errors.ts';
 import { NODE, run } from '../installer/run.ts';
 
 let dir = '';

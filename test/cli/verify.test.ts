@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
 import { verifyConfigFile } from '../../cli/verify.ts';
-import { StandbyError } from '../../errors.ts';
+import { StandbyError } from '../../core/errors.ts';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { killMarked } from '../fixtures/process-tree.ts';

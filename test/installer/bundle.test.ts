@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PROGRAM_SOURCE } from '../../installer/program.ts';
+import { PROGRAM_SOURCE } from '../../core/program-files.ts';
 import { programBundle } from '../../proxy/bundle.ts';
 import { downloadToken } from '../../proxy/download-token.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';

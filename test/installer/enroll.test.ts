@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { agentConfigSchema } from '../../agent/config.ts';
-import { validateSettings } from '../../config-file.ts';
+import { agentConfigSchema } from '../../config/agent.ts';
+import { validateSettings } from '../../config/file.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { killTree } from '../fixtures/process-tree.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';

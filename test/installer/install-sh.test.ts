@@ -8,9 +8,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { agentConfigSchema } from '../../agent/config.ts';
-import { validateSettings } from '../../config-file.ts';
-import { proxyConfigSchema } from '../../proxy/config.ts';
+import { agentConfigSchema } from '../../config/agent.ts';
+import { validateSettings } from '../../config/file.ts';
+import { proxyConfigSchema } from '../../config/proxy.ts';
 import { downloadToken } from '../../proxy/download-token.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { run, standby } from './run.ts';

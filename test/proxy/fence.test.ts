@@ -12,7 +12,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { StandbyError } from '../../errors.ts';
+import { StandbyError } from '../../core/errors.ts';
 import { fenceStandby, fenceCommand, type FenceTarget } from '../../proxy/fence.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';

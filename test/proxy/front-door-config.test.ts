@@ -2,7 +2,7 @@
 // their documented defaults, and what is refused.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { proxyConfigSchema } from '../../proxy/config.ts';
+import { proxyConfigSchema } from '../../config/proxy.ts';
 
 const base = {
   adminToken: 'admin-token-1234',

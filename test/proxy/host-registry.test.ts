@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { AGENT_TOKEN_PREFIX, HostRegistry, INVITE_PREFIX } from '../../proxy/host-registry.ts';
+import { AGENT_TOKEN_PREFIX, INVITE_PREFIX } from '../../protocol/admin-api.ts';
+import { HostRegistry } from '../../proxy/host-registry.ts';
 
 const KEY = { type: 'ssh-ed25519', fingerprint: 'SHA256:x', publicKey: 'ssh-ed25519 AAAA' };
 

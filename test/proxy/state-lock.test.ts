@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ErrorCodes } from '../../errors.ts';
+import { ErrorCodes } from '../../core/errors.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { proxySettings } from '../fixtures/proxy.ts';

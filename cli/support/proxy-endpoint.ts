@@ -1,0 +1,69 @@
+// Finds and calls the proxy's admin API, for the commands that ask the proxy
+// (status, failover): --proxy and --token, or the environment, or the proxy's
+// own config file (its listen address and admin token).
+import type { Argv } from 'yargs';
+import { existsSync } from 'node:fs';
+import { readConfigFile, requirePrivateFile } from '../../config/file.ts';
+import { StandbyError } from '../../core/errors.ts';
+import { configFile, layoutOf } from '../../installer/layout.ts';
+
+export interface ProxyArgs {
+  proxy?: string;
+  token?: string;
+  config?: string;
+}
+
+export interface ProxyEndpoint {
+  url: string;
+  token: string;
+}
+
+export function proxyOptions<T>(y: Argv<T>): Argv<T & ProxyArgs> {
+  return y
+    .option('proxy', { type: 'string', describe: 'the proxy URL (default $STANDBY_PROXY_URL, or from --config proxy.json)' })
+    .option('token', { type: 'string', describe: 'the admin token (default $STANDBY_ADMIN_TOKEN, or from --config proxy.json)' })
+    .option('config', { type: 'string', describe: "the proxy's proxy.json (its address and admin token; default /etc/standby/proxy.json when there)" }) as Argv<T & ProxyArgs>;
+}
+
+/** Where `standby install proxy` writes the proxy's config: read when nothing else says which proxy. */
+const INSTALLED_PROXY_CONFIG = configFile(layoutOf('/'), 'proxy')!;
+
+/** The message of the API's problem answer ({error: {message}}), or `fallback`. */
+export function problemOf(body: unknown, status: number, fallback = `the proxy answered ${status}`): string {
+  return (body as { error?: { message?: string } } | null)?.error?.message ?? fallback;
+}
+
+export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
+  let url = args.proxy ?? process.env.STANDBY_PROXY_URL;
+  let token = args.token ?? process.env.STANDBY_ADMIN_TOKEN;
+  const config = args.config ?? (!url && !token && existsSync(INSTALLED_PROXY_CONFIG) ? INSTALLED_PROXY_CONFIG : undefined);
+  if ((!url || !token) && config) {
+    requirePrivateFile(config, 'the admin token');
+    const c = readConfigFile(config) as { listen?: { host?: string; port?: number }; adminToken?: string; tls?: unknown };
+    if (!url && c.listen) {
+      const host = !c.listen.host || c.listen.host === '0.0.0.0' || c.listen.host === '::' ? '127.0.0.1' : c.listen.host;
+      url = `${c.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${c.listen.port ?? 8888}`;
+    }
+    token ??= c.adminToken;
+  }
+  if (!url) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'which proxy? pass --proxy URL, set STANDBY_PROXY_URL, or pass --config with the proxy\'s proxy.json (on the proxy machine /etc/standby/proxy.json is read by default)');
+  if (!token) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'no admin token: pass --token, set STANDBY_ADMIN_TOKEN, or pass --config with the proxy\'s proxy.json');
+  return { url: url.replace(/\/$/, ''), token };
+}
+
+export async function callProxy(ep: ProxyEndpoint, name: string, method: 'GET' | 'POST' = 'GET', body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
+  let res: Response;
+  try {
+    res = await fetch(`${ep.url}/_standby/api/v1/${name}`, {
+      method,
+      headers: { authorization: `Bearer ${ep.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `no proxy answers at ${ep.url}: is \`standby proxy\` running there? (${(err as Error).message})`, { url: ep.url }, { cause: err });
+  }
+  const answer: unknown = await res.json().catch(() => null);
+  if (res.status === 401) throw new StandbyError('STANDBY_ERR_UNAUTHORIZED', `the proxy at ${ep.url} refused the admin token: use adminToken from its proxy.json`, { url: ep.url });
+  return { status: res.status, body: answer };
+}

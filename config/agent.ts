@@ -1,0 +1,143 @@
+// The agent's settings (agent.json), with defaults and units. Messages in the
+// schema are the "expected ..." half of a config error.
+import { z } from 'zod';
+import { GCP_PREEMPTED_URL } from '../agent/notices/gcp-metadata.ts';
+import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+
+/** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
+export const DEFAULT_EXCLUDES: readonly string[] = [
+  '.cache/',
+  '__pycache__/',
+  '*.pyc',
+  '.ipynb_checkpoints/',
+  'node_modules/.cache/',
+  '.Trash-*/',
+  '*.swp',
+  '*.swx',
+];
+
+export const standbyTargetSchema = z.strictObject({
+  /** standby host name or address */
+  host: z.string({ error: 'a host name or IP address' }).min(1, { error: 'a host name or IP address' }),
+  /** ssh port (default 22) */
+  port: port.default(22),
+  /** ssh user (default root) */
+  user: z.string({ error: 'a user name' }).min(1, { error: 'a user name' }).default('root'),
+  /** private key the agent logs in with (default: ssh's own choice) */
+  identityFile: absolutePath.optional(),
+  /** where the workspace copy lives on the standby */
+  path: absolutePath,
+  /** extra ssh options, e.g. ["-o", "StrictHostKeyChecking=accept-new"]; they win over the agent's own */
+  sshOptions: flagList(z.array(z.string({ error: 'a list of ssh argument strings' }), { error: 'a list of ssh arguments' })).default([]),
+  /** rsync program on the standby (default rsync; later `standby receive` as a forced command) */
+  rsyncPath: z.string({ error: 'a program name or path' }).min(1, { error: 'a program name or path' }).optional(),
+}, { error: 'an object with at least host and path' });
+
+export const extraRootSchema = z.strictObject({
+  /** folder on this host, e.g. code-server's User settings folder */
+  local: absolutePath,
+  /** where it lives on the standby */
+  remote: absolutePath,
+}, { error: 'an object {local, remote}' });
+
+export const deleteGuardSchema = z.strictObject({
+  /** hold a pass that would delete more than this share of the standby's files (default 0.5) */
+  fraction: z.number({ error: 'a share between 0 and 1' }).gt(0, { error: 'a share above 0' }).max(1, { error: 'a share of at most 1' }).default(0.5),
+  /** ...but never hold a pass deleting fewer than this many files (default 50) */
+  minFiles: z.number({ error: 'a count of files' }).int({ error: 'a whole count of files' }).min(0, { error: 'a count of files, 0 or more' }).default(50),
+}, { error: 'an object {fraction, minFiles}' });
+
+export const syncSchema = z.strictObject({
+  /** a pass starts once the tree has been quiet this long, in ms (default 250) */
+  delayMs: ms('sync.delayMs', 0, 60_000).default(250),
+  /** the longest a change waits for the standby under a busy stream, pass included, in ms (default 1000, or delayMs if larger) */
+  maxDelayMs: ms('sync.maxDelayMs', 0, 600_000).optional(),
+  /** rsync exclude patterns, added to the defaults unless defaultExcludes is false */
+  exclude: flagList(z.array(z.string({ error: 'an rsync pattern string' }), { error: 'a list of rsync patterns' })).default([]),
+  /** use DEFAULT_EXCLUDES too (default true) */
+  defaultExcludes: flagBoolean(z.boolean({ error: 'true or false' })).default(true),
+  /** extra roots synced beside the workspace */
+  paths: z.array(extraRootSchema, { error: 'a list of {local, remote} folders' }).default([]),
+  /** full reconcile period in seconds (default 600; 0 = only at start and after errors) */
+  fullResyncS: z.number({ error: 'a number of seconds' }).min(0, { error: 'a number of seconds, 0 or more' }).default(600),
+  /** rsync's I/O timeout in seconds: a stalled link fails the pass instead of hanging (default 30) */
+  ioTimeoutS: z.number({ error: 'a number of seconds 1-3600' }).int({ error: 'whole seconds 1-3600' }).min(1, { error: 'a number of seconds 1-3600' }).max(3600, { error: 'a number of seconds 1-3600' }).default(30),
+  /** retry backoff after a failed pass: first wait and cap, in ms (defaults 500 and 30000) */
+  retryMinMs: ms('sync.retryMinMs', 10, 600_000).default(500),
+  retryMaxMs: ms('sync.retryMaxMs', 10, 3_600_000).default(30_000),
+  deleteGuard: deleteGuardSchema.default({ fraction: 0.5, minFiles: 50 }),
+}, { error: 'an object of sync settings' })
+  .refine((s) => s.maxDelayMs === undefined || s.maxDelayMs >= s.delayMs, { error: 'sync.maxDelayMs to be at least sync.delayMs', path: ['maxDelayMs'] })
+  .transform((s) => ({ ...s, maxDelayMs: s.maxDelayMs ?? Math.max(1000, s.delayMs) }));
+
+const agentProxySchema = z.strictObject({
+  /** the proxy's agent socket, e.g. wss://proxy.example.com/_standby/agent */
+  url: urlWith(['ws:', 'wss:'], 'a ws:// or wss:// URL'),
+  /** this host's agent token, as the proxy's config gives it (or tokenFile) */
+  token: token.optional(),
+  /** a file holding the agent token (one line, mode 0600), read at every (re)connect: replacing it rotates the token without a restart */
+  tokenFile: absolutePath.optional(),
+  /** heartbeat period, ms (default 500; the proxy's detector.heartbeatIntervalMs should match) */
+  heartbeatIntervalMs: ms('proxy.heartbeatIntervalMs', 50, 60_000).default(500),
+  /** a CA file to trust for wss:// (e.g. a self-signed proxy certificate) */
+  caFile: absolutePath.optional(),
+}, { error: 'an object {url, token}' })
+  .refine((p) => (p.token === undefined) !== (p.tokenFile === undefined), { error: 'either proxy.token or proxy.tokenFile (one of them)', path: ['token'] });
+
+/** code-server on this host, probed for the heartbeat */
+const codeServerSchema = z.strictObject({
+  /** its health URL, e.g. http://127.0.0.1:8080/healthz */
+  url: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }),
+}, { error: 'an object {url}' });
+
+/** Where preemption notices come from on this host (the proxy turns one into a planned failover). */
+const noticesSchema = z.strictObject({
+  /** wait on GCP's metadata instance/preempted: true, false, or "auto" (when this host is a GCP VM; default) */
+  gcpMetadata: z.union([z.boolean(), z.literal('auto')], { error: 'true, false or "auto"' }).default('auto'),
+  /** the metadata URL (tests serve their own) */
+  gcpMetadataUrl: z.string({ error: 'an http:// URL' }).url({ error: 'an http:// URL' }).default(GCP_PREEMPTED_URL),
+  /** take SIGTERM as the notice a container runtime sends before it stops the GPU: report it and wait to be fenced before exiting (default false: under systemd SIGTERM is an ordinary stop) */
+  stopSignal: flagBoolean(z.boolean({ error: 'true or false' })).default(false),
+  /** how long SIGTERM waits for the proxy's planned failover, ms (default 25000; a runtime's grace period is often 30 s) */
+  stopGraceMs: ms('notices.stopGraceMs', 0, 600_000).default(25_000),
+}, { error: 'an object of notice settings' });
+
+export const agentConfigSchema = z.strictObject({
+  /** this host's id, as the proxy knows it */
+  hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
+  /** the folder mirrored to the standby (default /workspace) */
+  workspace: absolutePath.default('/workspace'),
+  standby: standbyTargetSchema,
+  sync: syncSchema.default(() => syncSchema.parse({})),
+  /** local status endpoint, loopback only (default 127.0.0.1:7611; port 0 picks a free one) */
+  status: z.strictObject({
+    host: z.enum(['127.0.0.1', '::1', 'localhost'], { error: 'a loopback address (127.0.0.1, ::1 or localhost)' }).default('127.0.0.1'),
+    port: z.number({ error: 'a port number 0-65535' }).int({ error: 'a port number 0-65535' }).min(0, { error: 'a port number 0-65535' }).max(65535, { error: 'a port number 0-65535' }).default(7611),
+  }, { error: 'an object {host, port}' }).default({ host: '127.0.0.1', port: 7611 }),
+  /** where the agent keeps its ssh control socket (default: the temp folder's standby-ssh/) */
+  runDir: absolutePath.optional(),
+  /** the failover proxy: heartbeats, and nothing is pushed until it grants primary */
+  proxy: agentProxySchema.optional(),
+  codeServer: codeServerSchema.optional(),
+  notices: noticesSchema.default(() => noticesSchema.parse({})),
+  logLevel,
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type StandbyTarget = AgentConfig['standby'];
+export type SyncSettings = AgentConfig['sync'];
+
+/** A folder synced to the standby: the workspace is root 0, then sync.paths. */
+export interface SyncRoot {
+  local: string;
+  remote: string;
+}
+
+export function syncRoots(config: AgentConfig): SyncRoot[] {
+  return [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
+}
+
+/** The rsync exclude patterns in force: the defaults (unless turned off), then the user's. */
+export function excludesOf(config: AgentConfig): string[] {
+  return [...(config.sync.defaultExcludes ? DEFAULT_EXCLUDES : []), ...config.sync.exclude];
+}

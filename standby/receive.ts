@@ -1,0 +1,155 @@
+// The standby's receiver (`standby receive`), the forced command of the key
+// writers log in with: every write into the standby passes here. It reads
+// what the client asked for (receive-request.ts), records itself, takes the
+// shared lock, THEN reads the fencing epoch and refuses a writer of an older
+// one; otherwise it runs the real rsync (or sync -f) with the lock held for
+// the whole transfer and exits with its exit code. rsync gets the lock's
+// descriptor too, so a writer outliving this process still holds the lock.
+// Output: stdout belongs to rsync's protocol; this file writes nothing there.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { missingBinary, StandbyError } from '../core/errors.ts';
+import { ensureStateDir, readEpoch } from './epoch-store.ts';
+import { FileLock } from './file-lock.ts';
+import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
+import { processStart, recordReceiver, type ReceiverRecord } from './receiver-registry.ts';
+import { liftRevoked, readRevoked } from './revoked-hosts.ts';
+import { fenceStandby, type FenceResult } from './fence.ts';
+import { authorizeHostKey, removeHostKeys } from './writer-keys.ts';
+
+export interface ReceiveOptions {
+  /** the sync roots writes may go into */
+  roots: readonly string[];
+  stateDir: string;
+  /** what the ssh client asked for (SSH_ORIGINAL_COMMAND) */
+  command: string | undefined;
+  /** accept `standby receive --fence <n>` from the client (a proxy's key only) */
+  allowFence: boolean;
+  lockWaitMs: number;
+  /** default wait of a fence asked for over ssh */
+  fenceWaitMs: number;
+  /** where a fence asked for over ssh prints its result line */
+  out: (line: string) => void;
+  /** the host this writer key belongs to (its forced command's --host): refused once revoked */
+  host?: string;
+  /** the proxy's key: the authorized_keys file it manages writer entries in */
+  authorizedKeys?: string;
+  /** the standby program as sshd should run it in a writer entry (default: $STANDBY_COMMAND, set by bin/standby) */
+  program?: string;
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  return 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+}
+
+/** Runs one receiver to its end; resolves with the exit code. Refusals throw StandbyError. */
+export async function receive(options: ReceiveOptions): Promise<number> {
+  if (options.roots.length === 0 && !options.allowFence) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby receive: no --root given: name the folders writes may go into, e.g. --root /standby/workspace', {});
+  }
+  const request = parseRequest(options.command, {
+    roots: options.roots.map(realPath),
+    cwd: process.cwd(),
+    home: process.env['HOME'] ?? '/',
+    allowFence: options.allowFence,
+    stateDir: options.stateDir,
+  });
+  if (request.kind === 'fence' || request.kind === 'revoke') {
+    const epoch = request.kind === 'fence' ? request.epoch : 'current';
+    const result: FenceResult & { keysRemoved?: number } = await fenceStandby(options.stateDir, epoch, { waitMs: request.waitMs ?? options.fenceWaitMs, revoke: request.revoke });
+    // the list above already refuses them; the lines go too, where this key manages the file
+    if (options.authorizedKeys && request.revoke.length) result.keysRemoved = request.revoke.reduce((n, id) => n + removeHostKeys(options.authorizedKeys!, id), 0);
+    options.out(JSON.stringify(result));
+    return 0;
+  }
+  if (request.kind === 'authorize') {
+    if (!options.authorizedKeys || options.roots.length === 0) {
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "this key cannot authorize writers: its forced command lacks --authorized-keys FILE and --root DIR (install the standby with `standby install standby --proxy URL`, which writes them)", {});
+    }
+    const { line, replaced } = authorizeHostKey(options.authorizedKeys, request.host, request.key, {
+      program: options.program ?? process.env['STANDBY_COMMAND'] ?? 'standby',
+      roots: options.roots,
+      stateDir: options.stateDir,
+    });
+    const lifted = liftRevoked(options.stateDir, request.host);
+    options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line, roots: options.roots }));
+    return 0;
+  }
+  if (request.kind === 'version') return runVersion();
+  return runWriter(request, options);
+}
+
+/** `rsync --version` of the rsync writers get: the agent checks it can work with it before it syncs. */
+function runVersion(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('rsync', ['--version'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', (err) => {
+      const e = err as NodeJS.ErrnoException;
+      reject(e.code === 'ENOENT' ? missingBinary('rsync', 'rsync', 'the standby', err) : err);
+    });
+    child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
+  });
+}
+
+/** What a writer runs, by request kind, and the Debian package that brings it. */
+const PROGRAMS = { rsync: 'rsync', sync: 'coreutils', mkdir: 'coreutils' } as const;
+
+async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'sync' | 'mkdir' }>, options: ReceiveOptions): Promise<number> {
+  ensureStateDir(options.stateDir);
+  const lockPath = join(options.stateDir, 'lock');
+  const lock = new FileLock(lockPath);
+  const record: ReceiverRecord = { pid: process.pid, start: processStart(process.pid) ?? '', epoch: request.epoch, kind: request.kind, target: request.target, ...(options.host ? { host: options.host } : {}) };
+  // recorded before the lock is taken: a fence that finds the lock held can find every holder
+  const forget = recordReceiver(options.stateDir, record);
+  let child: ReturnType<typeof spawn> | undefined;
+  let stopped: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stopped ??= signal;
+    // the writer runs in its own process group (rsync forks): the signal goes to all of it
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    if (!(await lock.acquire('shared', options.lockWaitMs))) {
+      throw new StandbyError('STANDBY_ERR_LOCK_TIMEOUT', `the standby's write lock ${lockPath} stayed held exclusively for ${options.lockWaitMs} ms (a fence is running or stuck): nothing was written; retry, and if it persists look for a stuck "standby receive --fence" on the standby`, { lockPath });
+    }
+    if (stopped) return exitCodeOf(null, stopped);
+    const r = options.host === undefined ? undefined : readRevoked(options.stateDir)[options.host];
+    if (r) {
+      throw new StandbyError('STANDBY_ERR_HOST_REVOKED', `refused: host ${options.host} was revoked at ${r.at} (epoch ${r.epoch}), when it was fenced or removed: its key may not write to this standby again. Nothing was written. Enroll it again (standby hosts add ${options.host} on the proxy) to give it new credentials`, { host: options.host });
+    }
+    const stored = readEpoch(options.stateDir);
+    if (request.epoch < stored) {
+      throw new StandbyError('STANDBY_ERR_EPOCH_STALE', `refused: this writer's epoch ${request.epoch} is older than the standby's epoch ${stored}: the standby was fenced by a failover and accepts writes of epoch ${stored} or newer only. Nothing was written. This host must stop syncing to the standby (see docs/fencing.md)`, { epoch: request.epoch, standbyEpoch: stored });
+    }
+    const program = request.kind;
+    const running = spawn(program, request.args, { stdio: ['inherit', 'inherit', 'inherit', lock.fd], detached: true });
+    child = running;
+    if (stopped && running.pid !== undefined) process.kill(-running.pid, stopped); // a signal came while it started
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      running.once('error', (err) => {
+        const e = err as NodeJS.ErrnoException;
+        reject(e.code === 'ENOENT' ? missingBinary(program, PROGRAMS[program], 'the standby', err) : err);
+      });
+      running.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    if (running.pid !== undefined) {
+      recordReceiver(options.stateDir, { ...record, child: { pid: running.pid, start: processStart(running.pid) ?? '' } });
+    }
+    const { code, signal } = await exited;
+    return exitCodeOf(code, signal);
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+    forget();
+    lock.close();
+  }
+}

@@ -1,0 +1,239 @@
+// The agent's settings schema: defaults for the minimal agent.json of issue 2,
+// and a table of bad values, each stopping start-up with a StandbyError whose
+// message names the field, the bad value and what was expected.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { agentConfigSchema, DEFAULT_EXCLUDES, type AgentConfig } from '../../config/agent.ts';
+import { validateSettings } from '../../config/file.ts';
+import { StandbyError } from '../../core/errors.ts';
+
+const MINIMAL = {
+  hostId: 'gpu-1',
+  workspace: '/workspace',
+  standby: {
+    host: '127.0.0.1',
+    port: 2222,
+    user: 'root',
+    identityFile: '/etc/standby/id_ed25519',
+    path: '/standby/workspace',
+    sshOptions: ['-o', 'StrictHostKeyChecking=accept-new'],
+  },
+  sync: { delayMs: 250, maxDelayMs: 1000, exclude: [] },
+};
+
+/** the smallest valid settings: everything else defaulted */
+const BASE = { hostId: 'gpu-1', standby: { host: 'standby.example', path: '/standby/workspace' } };
+
+function validate(raw: unknown): Readonly<AgentConfig> {
+  return validateSettings(agentConfigSchema, raw, 'agent.json');
+}
+
+function configError(raw: unknown): StandbyError {
+  try {
+    validate(raw);
+  } catch (err) {
+    assert.ok(err instanceof StandbyError, `not a StandbyError: ${String(err)}`);
+    return err;
+  }
+  assert.fail(`accepted ${JSON.stringify(raw)}`);
+}
+
+describe('agent config defaults', () => {
+  test('the minimal agent.json of issue 2 is accepted and every other setting defaulted', () => {
+    const config = validate(MINIMAL);
+    assert.deepEqual(config, {
+      hostId: 'gpu-1',
+      workspace: '/workspace',
+      standby: {
+        host: '127.0.0.1',
+        port: 2222,
+        user: 'root',
+        identityFile: '/etc/standby/id_ed25519',
+        path: '/standby/workspace',
+        sshOptions: ['-o', 'StrictHostKeyChecking=accept-new'],
+      },
+      sync: {
+        delayMs: 250,
+        maxDelayMs: 1000,
+        exclude: [],
+        defaultExcludes: true,
+        paths: [],
+        fullResyncS: 600,
+        ioTimeoutS: 30,
+        retryMinMs: 500,
+        retryMaxMs: 30_000,
+        deleteGuard: { fraction: 0.5, minFiles: 50 },
+      },
+      status: { host: '127.0.0.1', port: 7611 },
+      notices: { gcpMetadata: 'auto', gcpMetadataUrl: 'http://metadata.google.internal/computeMetadata/v1/instance/preempted', stopSignal: false, stopGraceMs: 25_000 },
+      logLevel: 'info',
+    });
+  });
+
+  test('with only hostId and standby host/path, the documented defaults are filled', () => {
+    const config = validate(BASE);
+    assert.equal(config.workspace, '/workspace');
+    assert.equal(config.standby.port, 22);
+    assert.equal(config.standby.user, 'root');
+    assert.deepEqual(config.standby.sshOptions, []);
+    assert.equal(config.standby.identityFile, undefined);
+    assert.equal(config.standby.rsyncPath, undefined);
+    assert.equal(config.runDir, undefined);
+    assert.equal(config.sync.delayMs, 250);
+    assert.equal(config.sync.maxDelayMs, 1000);
+    assert.equal(config.sync.defaultExcludes, true);
+    assert.deepEqual(config.status, { host: '127.0.0.1', port: 7611 });
+    assert.equal(config.logLevel, 'info');
+  });
+
+  test('the result is deeply frozen', () => {
+    const config = validate(MINIMAL);
+    for (const obj of [config, config.standby, config.standby.sshOptions, config.sync, config.sync.exclude, config.sync.paths, config.sync.deleteGuard, config.status]) {
+      assert.ok(Object.isFrozen(obj));
+    }
+    assert.throws(() => {
+      (config.sync as { delayMs: number }).delayMs = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (config.sync.exclude as string[]).push('x');
+    }, TypeError);
+  });
+
+  test('validating does not freeze or change the input', () => {
+    const raw = structuredClone(MINIMAL);
+    validate(raw);
+    assert.ok(!Object.isFrozen(raw));
+    assert.deepEqual(raw, MINIMAL);
+  });
+
+  test('valid edge values are accepted', () => {
+    const config = validate({
+      ...BASE,
+      workspace: '/data/ws',
+      standby: { host: '::1', port: 65535, user: 'u', path: '/s', rsyncPath: 'standby receive' },
+      sync: {
+        delayMs: 0, maxDelayMs: 0, exclude: ['*.log', 'build/'], defaultExcludes: false, fullResyncS: 0,
+        paths: [{ local: '/home/u/.local/share/code-server/User', remote: '/standby/User' }],
+        deleteGuard: { fraction: 1, minFiles: 0 },
+      },
+      status: { host: '::1', port: 0 },
+      runDir: '/run/standby',
+      logLevel: 'silent',
+    });
+    assert.equal(config.sync.delayMs, 0);
+    assert.equal(config.status.port, 0);
+    assert.equal(config.sync.paths.length, 1);
+  });
+
+  test('DEFAULT_EXCLUDES are caches and build output, not work', () => {
+    assert.deepEqual([...DEFAULT_EXCLUDES], ['.cache/', '__pycache__/', '*.pyc', '.ipynb_checkpoints/', 'node_modules/.cache/', '.Trash-*/', '*.swp', '*.swx']);
+  });
+});
+
+describe('agent config bad values', () => {
+  const cases: { name: string; raw: unknown; field: string; got: string; expected: RegExp }[] = [
+    { name: 'hostId missing', raw: { standby: BASE.standby }, field: 'hostId', got: 'nothing', expected: /host id/ },
+    { name: 'hostId empty', raw: { ...BASE, hostId: '' }, field: 'hostId', got: '""', expected: /non-empty host id/ },
+    { name: 'workspace relative', raw: { ...BASE, workspace: 'rel/path' }, field: 'workspace', got: '"rel/path"', expected: /an absolute path/ },
+    { name: 'workspace empty', raw: { ...BASE, workspace: '' }, field: 'workspace', got: '""', expected: /an absolute path/ },
+    { name: 'workspace not a string', raw: { ...BASE, workspace: 42 }, field: 'workspace', got: '42', expected: /an absolute path/ },
+    { name: 'standby.path relative', raw: { ...BASE, standby: { host: 'h', path: 'x' } }, field: 'standby.path', got: '"x"', expected: /an absolute path/ },
+    { name: 'standby.identityFile relative', raw: { ...BASE, standby: { ...BASE.standby, identityFile: 'id_ed25519' } }, field: 'standby.identityFile', got: '"id_ed25519"', expected: /an absolute path/ },
+    { name: 'standby.host empty', raw: { ...BASE, standby: { ...BASE.standby, host: '' } }, field: 'standby.host', got: '""', expected: /host name or IP address/ },
+    { name: 'standby.port too big', raw: { ...BASE, standby: { ...BASE.standby, port: 70000 } }, field: 'standby.port', got: '70000', expected: /port number 1-65535/ },
+    { name: 'standby.port a string', raw: { ...BASE, standby: { ...BASE.standby, port: '22' } }, field: 'standby.port', got: '"22"', expected: /port number 1-65535/ },
+    { name: 'standby.port 0', raw: { ...BASE, standby: { ...BASE.standby, port: 0 } }, field: 'standby.port', got: '0', expected: /port number 1-65535/ },
+    { name: 'standby.user empty', raw: { ...BASE, standby: { ...BASE.standby, user: '' } }, field: 'standby.user', got: '""', expected: /a user name/ },
+    { name: 'sync.delayMs negative', raw: { ...BASE, sync: { delayMs: -5 } }, field: 'sync.delayMs', got: '-5', expected: /at least 0 ms/ },
+    { name: 'sync.delayMs a string', raw: { ...BASE, sync: { delayMs: 'fast' } }, field: 'sync.delayMs', got: '"fast"', expected: /number of milliseconds 0-60000/ },
+    { name: 'sync.delayMs fractional', raw: { ...BASE, sync: { delayMs: 1.5 } }, field: 'sync.delayMs', got: '1.5', expected: /whole milliseconds/ },
+    { name: 'sync.delayMs above its maximum', raw: { ...BASE, sync: { delayMs: 70_000, maxDelayMs: 700_000 } }, field: 'sync.delayMs', got: '70000', expected: /at most 60000 ms/ },
+    { name: 'sync.maxDelayMs negative', raw: { ...BASE, sync: { maxDelayMs: -1 } }, field: 'sync.maxDelayMs', got: '-1', expected: /at least 0 ms/ },
+    { name: 'sync.maxDelayMs below sync.delayMs', raw: { ...BASE, sync: { delayMs: 500, maxDelayMs: 100 } }, field: 'sync.maxDelayMs', got: '100', expected: /at least sync\.delayMs/ },
+    { name: 'sync.exclude holding a number', raw: { ...BASE, sync: { exclude: [1] } }, field: 'sync.exclude.0', got: '1', expected: /rsync pattern string/ },
+    { name: 'sync.defaultExcludes a string', raw: { ...BASE, sync: { defaultExcludes: 'no' } }, field: 'sync.defaultExcludes', got: '"no"', expected: /true or false/ },
+    { name: 'sync.paths not a list', raw: { ...BASE, sync: { paths: 'x' } }, field: 'sync.paths', got: '"x"', expected: /list of \{local, remote\} folders/ },
+    { name: 'sync.paths with a relative local', raw: { ...BASE, sync: { paths: [{ local: 'rel', remote: '/r' }] } }, field: 'sync.paths.0.local', got: '"rel"', expected: /an absolute path/ },
+    { name: 'sync.fullResyncS negative', raw: { ...BASE, sync: { fullResyncS: -1 } }, field: 'sync.fullResyncS', got: '-1', expected: /0 or more/ },
+    { name: 'sync.retryMinMs below 10', raw: { ...BASE, sync: { retryMinMs: 5 } }, field: 'sync.retryMinMs', got: '5', expected: /at least 10 ms/ },
+    { name: 'sync.deleteGuard.fraction 0', raw: { ...BASE, sync: { deleteGuard: { fraction: 0 } } }, field: 'sync.deleteGuard.fraction', got: '0', expected: /share above 0/ },
+    { name: 'sync.deleteGuard.fraction above 1', raw: { ...BASE, sync: { deleteGuard: { fraction: 2 } } }, field: 'sync.deleteGuard.fraction', got: '2', expected: /at most 1/ },
+    { name: 'sync.deleteGuard.minFiles negative', raw: { ...BASE, sync: { deleteGuard: { minFiles: -1 } } }, field: 'sync.deleteGuard.minFiles', got: '-1', expected: /0 or more/ },
+    { name: 'status.host not loopback', raw: { ...BASE, status: { host: '0.0.0.0' } }, field: 'status.host', got: '"0.0.0.0"', expected: /loopback address/ },
+    { name: 'status.port negative', raw: { ...BASE, status: { port: -1 } }, field: 'status.port', got: '-1', expected: /port number 0-65535/ },
+    { name: 'logLevel unknown', raw: { ...BASE, logLevel: 'loud' }, field: 'logLevel', got: '"loud"', expected: /one of fatal, error, warn, info, debug, trace, silent/ },
+    { name: 'runDir relative', raw: { ...BASE, runDir: 'run' }, field: 'runDir', got: '"run"', expected: /an absolute path/ },
+    // fields whose schema gives no wording of its own: the message must still say what is expected, in words
+    { name: 'sync.ioTimeoutS 0 names the allowed range', raw: { ...BASE, sync: { ioTimeoutS: 0 } }, field: 'sync.ioTimeoutS', got: '0', expected: /at least 1|1-3600/ },
+    { name: 'standby.sshOptions holding a number', raw: { ...BASE, standby: { ...BASE.standby, sshOptions: [1] } }, field: 'standby.sshOptions.0', got: '1', expected: /ssh argument/ },
+    { name: 'standby.rsyncPath empty', raw: { ...BASE, standby: { ...BASE.standby, rsyncPath: '' } }, field: 'standby.rsyncPath', got: '""', expected: /program|command|path/ },
+    { name: 'standby section missing', raw: { hostId: 'gpu-1' }, field: 'standby', got: 'nothing', expected: /host.*path|standby/ },
+    { name: 'sync section null', raw: { ...BASE, sync: null }, field: 'sync', got: 'null', expected: /object|settings/ },
+    { name: 'status section a string', raw: { ...BASE, status: 'x' }, field: 'status', got: '"x"', expected: /object|host.*port/ },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const err = configError(c.raw);
+      assert.equal(err.code, 'STANDBY_ERR_CONFIG_INVALID');
+      assert.equal(err.exitCode, 78);
+      const line = err.message.split('\n').find((l) => l.trim().startsWith(`${c.field}: `));
+      assert.ok(line, `no line for ${c.field} in:\n${err.message}`);
+      assert.ok(line.includes(`got ${c.got}`), `the line does not name the value ${c.got}: ${line}`);
+      const expectedHalf = line.slice(line.indexOf(', expected ') + ', expected '.length);
+      assert.ok(line.includes(', expected '), `the line does not say what was expected: ${line}`);
+      assert.match(expectedHalf, c.expected);
+      // the "expected" half is the schema's wording, not zod's internal phrasing
+      assert.doesNotMatch(expectedHalf, /Invalid input|Too small|Too big|received/, `zod's own wording leaks into: ${line}`);
+      assert.ok((err.context['fields'] as string[]).includes(c.field), `context.fields lacks ${c.field}`);
+    });
+  }
+
+  const unknownCases: { name: string; raw: unknown; where: string; key: string }[] = [
+    { name: 'a misspelt top-level field', raw: { ...BASE, hostID: 'x' }, where: '', key: 'hostID' },
+    { name: 'a misspelt sync field', raw: { ...BASE, sync: { delaysMs: 500 } }, where: 'sync: ', key: 'delaysMs' },
+    { name: 'an unknown standby field', raw: { ...BASE, standby: { ...BASE.standby, hostname: 'x' } }, where: 'standby: ', key: 'hostname' },
+    { name: 'an unknown deleteGuard field', raw: { ...BASE, sync: { deleteGuard: { percent: 50 } } }, where: 'sync.deleteGuard: ', key: 'percent' },
+  ];
+  for (const c of unknownCases) {
+    test(`unknown fields are errors: ${c.name}`, () => {
+      const err = configError(c.raw);
+      assert.equal(err.code, 'STANDBY_ERR_CONFIG_INVALID');
+      assert.match(err.message, new RegExp(`\\n  ${c.where.replace('.', '\\.')}unknown field\\(s\\) ${c.key} \\(check the spelling`));
+    });
+  }
+
+  test('every bad field is listed, one per line, after a header naming the source', () => {
+    const err = configError({ ...BASE, workspace: 'x', sync: { delayMs: -1, exclude: [1] }, logLevel: 'loud' });
+    const [header, ...lines] = err.message.split('\n');
+    assert.equal(header, 'invalid settings in agent.json:');
+    assert.deepEqual(lines.map((l) => l.trim().split(':')[0]).sort(), ['logLevel', 'sync.delayMs', 'sync.exclude.0', 'workspace']);
+  });
+
+  test('regression: sync.delayMs above the default maxDelayMs does not report maxDelayMs as "got nothing"', () => {
+    // maxDelayMs is not in the file, so its default (1000) is what conflicts: either it follows delayMs,
+    // or the message names the value in effect, not "nothing"
+    let config: Readonly<AgentConfig> | undefined;
+    let message = '';
+    try {
+      config = validate({ ...BASE, sync: { delayMs: 2000 } });
+    } catch (err) {
+      assert.ok(err instanceof StandbyError);
+      message = err.message;
+    }
+    if (config) assert.ok(config.sync.maxDelayMs >= 2000, `maxDelayMs ${config.sync.maxDelayMs} < delayMs 2000`);
+    else {
+      assert.doesNotMatch(message, /sync\.maxDelayMs: got nothing/, message);
+      assert.match(message, /1000/, message);
+    }
+  });
+});
+
+describe('agent config leniency for values as flags deliver them', () => {
+  test('a single string becomes a one-item list, "false" a boolean, a numeric host id a string', () => {
+    const c = validateSettings(agentConfigSchema, { ...BASE, hostId: 5, standby: { ...BASE.standby, sshOptions: '-v' }, sync: { exclude: '*.log', defaultExcludes: 'false' } }, 'flags');
+    assert.equal(c.hostId, '5');
+    assert.deepEqual(c.standby.sshOptions, ['-v']);
+    assert.deepEqual(c.sync.exclude, ['*.log']);
+    assert.equal(c.sync.defaultExcludes, false);
+  });
+});
