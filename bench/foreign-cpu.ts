@@ -12,7 +12,7 @@
 // and so are kernel threads (kthreadd's, pid 2): their work here is mostly the
 // run's own (loopback softirq, the proxy's fsyncs).
 import { readdirSync, readFileSync } from 'node:fs';
-import { descendants } from '../test/fixtures/process-tree.ts';
+import { descendants } from '../core/process-tree.ts';
 import { TICKS_PER_S } from './proc-usage.ts';
 
 /** pid -> [own ticks, reaped children's ticks] */

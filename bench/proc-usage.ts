@@ -5,7 +5,7 @@
 // re-parented away) is no longer a descendant; `extraPids` brings such
 // processes in, found by a marker in their command line.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { descendants } from '../test/fixtures/process-tree.ts';
+import { descendants } from '../core/process-tree.ts';
 
 export const TICKS_PER_S = 100; // CLK_TCK on Linux
 

@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { descendants, pidsWithMarker } from '../test/fixtures/process-tree.ts';
+import { descendants } from '../core/process-tree.ts';
+import { pidsWithMarker } from '../test/fixtures/process-tree.ts';
 
 const folders = new Set<string>();
 

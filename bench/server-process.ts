@@ -3,7 +3,7 @@
 // for error messages and for cases that read its log lines as they come.
 // stop() ends it and every process it started (nginx's worker), SIGTERM first.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { descendants } from '../test/fixtures/process-tree.ts';
+import { descendants } from '../core/process-tree.ts';
 import { exitOf, waitFor } from '../test/fixtures/wait-for.ts';
 
 export interface ServerProcessOptions {

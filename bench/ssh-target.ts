@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SshTarget as AgentTarget } from '../test/fixtures/agent-process.ts';
-import { startSshd, type Sshd } from '../test/fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../proxy/provision/loopback-sshd.ts';
 import { removeOnInterrupt } from './scratch.ts';
 
 /** The standby's sshd for a benchmark: the test fixture (whose sessions get an empty HOME), removed on interrupt. */

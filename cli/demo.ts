@@ -13,7 +13,7 @@ import { startAgent } from '../agent/daemon.ts';
 import { verify } from '../agent/verify.ts';
 import { validateSettings } from '../config/file.ts';
 import { createLogger } from '../core/log.ts';
-import { StandbyError } from '../core/errors.ts';
+import { startSshd } from '../proxy/provision/loopback-sshd.ts';
 import { runCommand } from './support/run-command.ts';
 
 interface Args {
@@ -50,11 +50,6 @@ export const demoCommand: CommandModule<object, Args> = {
       mkdirSync(gpu);
       out(`standby demo: GPU workspace ${gpu}`);
       out(`              standby copy  ${cpu} (over ssh to a real sshd on loopback)`);
-      // the demo's sshd is the tests' fixture: a checkout has it, the installed program (no test/) does not
-      const fixture = '../test/fixtures/sshd.ts';
-      const { startSshd } = (await import(fixture).catch((err: unknown) => {
-        throw new StandbyError('STANDBY_ERR_MISSING_BINARY', `standby demo runs from a checkout (npm run demo): the installed program ships no test fixtures (${(err as Error).message})`, {}, { cause: err });
-      })) as typeof import('../test/fixtures/sshd.ts');
       const sshd = await startSshd();
       const config = validateSettings(agentConfigSchema, {
         hostId: 'demo-gpu',

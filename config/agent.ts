@@ -1,8 +1,10 @@
 // The agent's settings (agent.json), with defaults and units. Messages in the
 // schema are the "expected ..." half of a config error.
 import { z } from 'zod';
-import { GCP_PREEMPTED_URL } from '../agent/notices/gcp-metadata.ts';
 import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+
+/** GCP's metadata server: instance/preempted turns TRUE about 30 s before a spot VM stops (agent/notices/gcp-metadata.ts waits on it). */
+export const GCP_PREEMPTED_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/preempted';
 
 /** Caches and build output: regenerated, not work. Documented in docs/configuration.md. */
 export const DEFAULT_EXCLUDES: readonly string[] = [

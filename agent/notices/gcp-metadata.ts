@@ -8,8 +8,6 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../../core/log.ts';
 import { Backoff } from '../../core/backoff.ts';
 
-export const GCP_PREEMPTED_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/preempted';
-
 /** Whether this host is a GCP VM (its DMI product name says so). */
 export function onGcp(): boolean {
   try {

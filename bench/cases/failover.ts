@@ -18,7 +18,7 @@ import type { NewEvent } from '../../proxy/state.ts';
 import { heartbeatsFlowing, startWorld, type World, type WorldParts } from '../../test/fixtures/failover-world.ts';
 import { netnsUnavailable } from '../../test/fixtures/netns.ts';
 import { startNetWorld, type NetWorld } from '../../test/fixtures/netns-world.ts';
-import { freePort } from '../../test/fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { startWorkspaceServer } from '../../test/fixtures/workspace-server.ts';
 import { startHaproxy } from '../haproxy-process.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runRsync } from '../../agent/rsync.ts';
 import { startAgent } from '../../test/fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../../test/fixtures/program-paths.ts';
-import { startSshd } from '../../test/fixtures/sshd.ts';
+import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { percentile, seconds, type CaseResult } from '../report.ts';
 import { removeOnInterrupt, removeScratch, scratchDir } from '../scratch.ts';

@@ -17,7 +17,7 @@
 import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../test/fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../../test/fixtures/workspace-server.ts';
 import { startBareProxy } from '../bare-proxy.ts';
 import { foreignCpu } from '../foreign-cpu.ts';

@@ -10,7 +10,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../test/fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../../test/fixtures/workspace-server.ts';
 import { startBareProxy } from '../bare-proxy.ts';
 import { TICKS_PER_S, usage } from '../proc-usage.ts';

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { freePort } from '../fixtures/free-port.ts';
-import { startSshd } from '../fixtures/sshd.ts';
+import { freePort } from '../../core/free-port.ts';
+import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const run = promisify(execFile);

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { commandLine, descendants, killMarked, pidsWithMarker } from '../fixtures/process-tree.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { descendants } from '../../core/process-tree.ts';
+import { commandLine, killMarked, pidsWithMarker } from '../fixtures/process-tree.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 /** sshd's per-connection processes: every descendant of the fixture's listener. */

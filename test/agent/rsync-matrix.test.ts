@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { DEBIAN_12, pathWith, upstreamBuilds, type RsyncBuild } from '../fixtures/rsync-versions.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { run } from '../installer/run.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { descendants } from '../fixtures/process-tree.ts';
+import { descendants } from '../../core/process-tree.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { watchAcknowledgements, WriterLog } from '../fixtures/writer-log.ts';

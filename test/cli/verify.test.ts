@@ -15,7 +15,7 @@ import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { killMarked } from '../fixtures/process-tree.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { NODE, run } from '../installer/run.ts';

@@ -14,8 +14,8 @@ import { test } from 'node:test';
 import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
-import { killTree } from '../fixtures/process-tree.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { killTree } from '../../core/process-tree.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 import { run } from './run.ts';
 

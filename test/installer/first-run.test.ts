@@ -11,9 +11,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort } from '../fixtures/free-port.ts';
-import { killTree } from '../fixtures/process-tree.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { freePort } from '../../core/free-port.ts';
+import { killTree } from '../../core/process-tree.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { run, standby } from './run.ts';

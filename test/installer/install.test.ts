@@ -14,7 +14,7 @@ import { fetchFenceKey } from '../../installer/install-role.ts';
 import { layoutOf } from '../../installer/layout.ts';
 import { startUnit } from '../../installer/units.ts';
 import { proxyConfigSchema } from '../../config/proxy.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { standby } from './run.ts';
 

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { AGENT_PATH, CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, type Grant, type Heartbeat } from '../../protocol/messages.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { FenceWarmup } from '../../proxy/fence-warmup.ts';
-import { startSshd } from '../fixtures/sshd.ts';
+import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const TICK_MS = 25; // how often proxy/failover.ts evaluates, and may ask for a warm-up

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { ADMIN_TOKEN, proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { waitFor } from '../fixtures/wait-for.ts';

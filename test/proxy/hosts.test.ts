@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import type { Sshd } from '../fixtures/sshd.ts';
+import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { standby } from '../installer/run.ts';
 

@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { killMarked } from '../fixtures/process-tree.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 

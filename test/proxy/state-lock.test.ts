@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ErrorCodes } from '../../core/errors.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';

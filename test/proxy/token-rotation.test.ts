@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { AGENT_PATH } from '../../protocol/messages.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, agentSocketAnswer, proxySettings, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startPair, type SyncPair } from '../fixtures/sync-pair.ts';

@@ -17,7 +17,7 @@ import { runRemote } from '../../agent/ssh.ts';
 import type { StandbyTarget } from '../../config/agent.ts';
 import { StandbyError } from '../../core/errors.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';

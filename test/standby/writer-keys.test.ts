@@ -12,7 +12,7 @@ import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/f
 import type { FenceTarget } from '../../proxy/standby-ssh.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import type { Sshd } from '../fixtures/sshd.ts';
+import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 
 describe("per-host writer keys, managed through the proxy's key", () => {
   let m: ManagedStandby;

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { freePort } from '../fixtures/free-port.ts';
+import { freePort } from '../../core/free-port.ts';
 import { startNotifySocket, type NotifySocket } from '../fixtures/notify-socket.ts';
 import { killMarked, pidsWithMarker, commandLine } from '../fixtures/process-tree.ts';
 import { proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
-import { startSshd, type Sshd } from '../fixtures/sshd.ts';
+import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 test('the agent: READY after the first full sync, WATCHDOG while working, none while a pass is stuck, STOPPING on SIGTERM, exit 0', { timeout: 120_000 }, async () => {
