@@ -9,6 +9,7 @@
 import { execFile } from 'node:child_process';
 import { missingBinary, StandbyError } from '../core/errors.ts';
 import type { StandbyTarget } from '../config/agent.ts';
+import { refusalIn } from '../protocol/receiver.ts';
 import { describeExit } from './rsync.ts';
 import { destination, runRemote } from './ssh.ts';
 
@@ -83,8 +84,9 @@ export async function standbyRsyncVersion(target: StandbyTarget, control: string
   const where = `the standby ${destination(target)}:${target.port}`;
   const rsync = (target.rsyncPath ?? 'rsync').split(/\s+/).filter(Boolean);
   const probe = await runRemote(target, control, [...rsync, '--version'], timeoutMs, env);
-  if (probe.code === 127 || probe.stderr.includes('[STANDBY_ERR_MISSING_BINARY]')) throw missingBinary('rsync', 'rsync', where);
-  if (probe.stderr.includes('[STANDBY_ERR_COMMAND_REFUSED]')) {
+  const refused = refusalIn(probe.stderr)?.code;
+  if (probe.code === 127 || refused === 'STANDBY_ERR_MISSING_BINARY') throw missingBinary('rsync', 'rsync', where);
+  if (refused === 'STANDBY_ERR_COMMAND_REFUSED') {
     throw new StandbyError('STANDBY_ERR_RSYNC_UNSUPPORTED', `${where} refused "rsync --version": its Standby receiver is older than this agent. Update Standby there (the one-line install again, or: standby install standby). It said: ${probe.stderr.slice(-300)}`, { where });
   }
   if (probe.code !== 0) {

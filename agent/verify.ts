@@ -3,7 +3,7 @@
 // difference. It reads both sides and writes neither.
 import { excludesOf, syncRoots, type AgentConfig } from '../config/agent.ts';
 import { excludeArgs } from './exclude.ts';
-import { EPOCH_VAR } from '../standby/receive-request.ts';
+import { EPOCH_VAR, refusalIn } from '../protocol/receiver.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
@@ -39,18 +39,18 @@ export function classifyItem(line: string, root: string): Difference | undefined
 
 /**
  * The standby's refusal of this host, read from what its receiver printed
- * (standby/receive.ts) or from ssh: a fenced host is told so, with the epoch,
+ * (protocol/receiver.ts) or from ssh: a fenced host is told so, with the epoch,
  * not "standby unreachable or login refused".
  */
 export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError | undefined {
   const after = `The standby took over in a failover: this host's workspace is no longer the one users see, and the standby refuses its reads and writes, so there is nothing of this host's to compare. \`standby status\` on the proxy shows who serves; to use this host again, enroll it anew (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`;
-  const revoked = /host \S+ was revoked at \S+ \(epoch (\d+)\)/.exec(stderr);
-  if (stderr.includes('[STANDBY_ERR_HOST_REVOKED]')) {
-    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `this host was fenced (epoch ${revoked?.[1] ?? '?'}) and its key revoked on the standby. ${after}`, { epoch: revoked ? Number(revoked[1]) : null });
+  const refusal = refusalIn(stderr);
+  const epoch = refusal?.epoch;
+  if (refusal?.code === 'STANDBY_ERR_HOST_REVOKED') {
+    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `this host was fenced (epoch ${epoch ?? '?'}) and its key revoked on the standby. ${after}`, { epoch: epoch ?? null });
   }
-  const stale = /older than the standby's epoch (\d+)/.exec(stderr);
-  if (stderr.includes('[STANDBY_ERR_EPOCH_STALE]')) {
-    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `this host was fenced (epoch ${stale?.[1] ?? '?'}): the standby accepts epoch ${stale?.[1] ?? '?'} or newer only. ${after}`, { epoch: stale ? Number(stale[1]) : null });
+  if (refusal?.code === 'STANDBY_ERR_EPOCH_STALE') {
+    return new StandbyError('STANDBY_ERR_EPOCH_STALE', `this host was fenced (epoch ${epoch ?? '?'}): the standby accepts epoch ${epoch ?? '?'} or newer only. ${after}`, { epoch: epoch ?? null });
   }
   if (/Permission denied \(publickey/.test(stderr)) {
     return new StandbyError('STANDBY_ERR_HOST_REVOKED', `the standby ${config.standby.user}@${config.standby.host}:${config.standby.port} refused this host's ssh key${config.standby.identityFile ? ` (${config.standby.identityFile})` : ''}. A failover removes the key of the host it fences, so this host was most likely fenced: \`standby status\` on the proxy shows the epoch and who serves. If there was no failover, authorize this host's key on the standby (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`, {});

@@ -55,11 +55,10 @@ async function run(args: Args): Promise<number> {
   if (args.fence !== undefined || args.revoke?.length || args.authorize !== undefined) {
     // run by hand or over an unrestricted admin key: the arguments are the request
     const { quoteWords } = await import('../protocol/command-words.ts');
-    const words = ['standby', 'receive'];
-    if (args.fence !== undefined) words.push('--fence', String(args.fence));
-    for (const id of args.revoke ?? []) words.push('--revoke', id);
-    if (args.authorize !== undefined) words.push('--authorize', args.authorize);
-    if (args.key !== undefined) words.push('--key', args.key);
+    const { fenceRequestArgs, RECEIVER_FLAGS } = await import('../protocol/receiver.ts');
+    const words = ['standby', 'receive', ...fenceRequestArgs(args.fence, { revoke: args.revoke ?? [] })];
+    if (args.authorize !== undefined) words.push(RECEIVER_FLAGS.authorize, args.authorize);
+    if (args.key !== undefined) words.push(RECEIVER_FLAGS.key, args.key);
     return receive({ ...common(args), command: quoteWords(words), allowFence: true });
   }
   return receive({ ...common(args), command: process.env['SSH_ORIGINAL_COMMAND'], allowFence: args.allowFence === true });

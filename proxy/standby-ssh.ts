@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, type ClientErrorExtensions, type ConnectConfig } from 'ssh2';
 import { quoteWords } from '../protocol/command-words.ts';
+import { RECEIVER_FLAGS } from '../protocol/receiver.ts';
 import { StandbyError } from '../core/errors.ts';
 import { DEFAULT_RECEIVER } from '../config/proxy.ts';
 import { knownHostsChecker } from './known-hosts.ts';
@@ -72,7 +73,7 @@ export function connectOptions(target: FenceTarget, readyTimeout: number, refuse
 /** `<command> <args...> [--state-dir DIR]`, quoted for the standby's shell and the receiver's own splitting. */
 export function receiverCommand(args: readonly string[], options: StandbyRequestOptions = {}): string {
   const all = [...args];
-  if (options.stateDir !== undefined) all.push('--state-dir', options.stateDir);
+  if (options.stateDir !== undefined) all.push(RECEIVER_FLAGS.stateDir, options.stateDir);
   return `${options.command ?? DEFAULT_RECEIVER} ${quoteWords(all)}`;
 }
 

@@ -10,41 +10,28 @@
 // and their live writers are treated like old-epoch ones: waited for, then killed.
 import { join } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
+import type { FenceReport, FenceRequest, KilledReceiver } from '../protocol/receiver.ts';
 import { ensureStateDir, readEpoch, writeEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
-import { liveReceivers, signalReceiver, type KilledReceiver, type ReceiverRecord } from './receiver-registry.ts';
+import { liveReceivers, signalReceiver, type ReceiverRecord } from './receiver-registry.ts';
 import { addRevoked } from './revoked-hosts.ts';
 
-export interface FenceOptions {
-  /** how long to wait for writers of older epochs to finish before killing them, in ms (default 10000) */
-  waitMs?: number;
+/** The fence as the standby runs it: the request (protocol/receiver.ts) and how long each kill round waits. */
+export interface FenceAtEpochOptions extends FenceRequest {
   /** after SIGTERM, how long they get to exit before SIGKILL, in ms (default 2000) */
   termGraceMs?: number;
   /** after SIGKILL, how long the lock may take to come free, in ms (default 3000) */
   killGraceMs?: number;
-  /** host ids to revoke under the same lock (their writers are refused from now on, whatever epoch they claim) */
-  revoke?: readonly string[];
-}
-
-export interface FenceResult {
-  epoch: number;
-  previousEpoch: number;
-  /** from the epoch written to the end of the fence */
-  waitedMs: number;
-  /** how many receivers of older epochs were killed (signalled) */
-  killed: number;
-  /** each signal sent: a receiver may get SIGTERM, then SIGKILL */
-  signalled: KilledReceiver[];
-  /** false when only writers of this epoch or newer still held the lock (no older one is left; the fence holds) */
-  locked: boolean;
-  /** the hosts revoked by this call (already revoked ones included) */
-  revoked: string[];
 }
 
 const DEFAULT_FENCE_WAIT_MS = 10_000;
 
-/** Fences at `epoch` ('current': the stored one, to revoke hosts without a failover). */
-export async function fenceStandby(stateDir: string, epochAsked: number | 'current', options: FenceOptions = {}): Promise<FenceResult> {
+/**
+ * Fences this standby's receivers (state in `stateDir`) at `epoch` ('current':
+ * the stored one, to revoke hosts without a failover); resolves with the
+ * report the receiver prints for the proxy.
+ */
+export async function fenceAtEpoch(stateDir: string, epochAsked: number | 'current', options: FenceAtEpochOptions = {}): Promise<FenceReport> {
   const waitMs = options.waitMs ?? DEFAULT_FENCE_WAIT_MS;
   ensureStateDir(stateDir);
   // fences one after another: two at once could otherwise write their epochs in the wrong order

@@ -14,6 +14,10 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
 import { CommandWordsError, splitCommand, type Word } from '../protocol/command-words.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
+import { EPOCH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
+
+// agent/sync-engine.ts still imports it from here: it goes once that file imports protocol/receiver.ts
+export { EPOCH_VAR };
 
 export type ReceiveRequest =
   | { kind: 'rsync'; epoch: number; args: string[]; target: string }
@@ -51,9 +55,6 @@ const LONG_VALUES = new Set([
   '--info', '--debug', '--max-alloc', '--checksum-seed', '--chmod',
 ]);
 const IN_PLACE = new Set(['--partial', '--inplace', '--append', '--append-verify']);
-
-/** How a writer names its epoch to the receiver: `STANDBY_EPOCH=<n>` before the command. */
-export const EPOCH_VAR = 'STANDBY_EPOCH';
 
 class Refusal extends Error {}
 
@@ -188,17 +189,17 @@ function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
     const [name, inline] = w.startsWith('--') && w.includes('=') ? [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)] : [w, undefined];
     const value = inline ?? words[++i]?.text;
     if (value === undefined) refuse(`${name} needs a value`);
-    if (name === '--fence' || name === '--wait-ms') {
+    if (name === FLAG.fence || name === FLAG.waitMs) {
       if (!/^\d{1,15}$/.test(value)) refuse(`${name} ${value}: expected a whole number`);
-      if (name === '--fence') epoch = Number(value);
+      if (name === FLAG.fence) epoch = Number(value);
       else waitMs = Number(value);
-    } else if (name === '--state-dir') {
+    } else if (name === FLAG.stateDir) {
       if (resolve(value) !== resolve(policy.stateDir)) refuse(`--state-dir ${value}: this key fences ${policy.stateDir} only`);
-    } else if (name === '--revoke') {
+    } else if (name === FLAG.revoke) {
       revoke.push(hostId(name, value));
-    } else if (name === '--authorize') {
+    } else if (name === FLAG.authorize) {
       authorize = hostId(name, value);
-    } else if (name === '--key') {
+    } else if (name === FLAG.key) {
       key = value;
     } else {
       refuse(`${name} is not accepted in a fence request (only --fence, --wait-ms, --state-dir, --revoke, --authorize, --key)`);

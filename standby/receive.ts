@@ -10,12 +10,13 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { missingBinary, StandbyError } from '../core/errors.ts';
+import { revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
 import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
 import { processStart, recordReceiver, type ReceiverRecord } from './receiver-registry.ts';
 import { liftRevoked, readRevoked } from './revoked-hosts.ts';
-import { fenceStandby, type FenceResult } from './fence.ts';
+import { fenceAtEpoch } from './fence.ts';
 import { authorizeHostKey, removeHostKeys } from './writer-keys.ts';
 
 export interface ReceiveOptions {
@@ -58,10 +59,10 @@ export async function receive(options: ReceiveOptions): Promise<number> {
   });
   if (request.kind === 'fence' || request.kind === 'revoke') {
     const epoch = request.kind === 'fence' ? request.epoch : 'current';
-    const result: FenceResult & { keysRemoved?: number } = await fenceStandby(options.stateDir, epoch, { waitMs: request.waitMs ?? options.fenceWaitMs, revoke: request.revoke });
+    const report: FenceReport = await fenceAtEpoch(options.stateDir, epoch, { waitMs: request.waitMs ?? options.fenceWaitMs, revoke: request.revoke });
     // the list above already refuses them; the lines go too, where this key manages the file
-    if (options.authorizedKeys && request.revoke.length) result.keysRemoved = request.revoke.reduce((n, id) => n + removeHostKeys(options.authorizedKeys!, id), 0);
-    options.out(JSON.stringify(result));
+    if (options.authorizedKeys && request.revoke.length) report.keysRemoved = request.revoke.reduce((n, id) => n + removeHostKeys(options.authorizedKeys!, id), 0);
+    options.out(JSON.stringify(report));
     return 0;
   }
   if (request.kind === 'authorize') {
@@ -74,7 +75,8 @@ export async function receive(options: ReceiveOptions): Promise<number> {
       stateDir: options.stateDir,
     });
     const lifted = liftRevoked(options.stateDir, request.host);
-    options.out(JSON.stringify({ authorized: request.host, replaced, lifted, line, roots: options.roots }));
+    const report: AuthorizeReport = { authorized: request.host, replaced, lifted, line, roots: [...options.roots] };
+    options.out(JSON.stringify(report));
     return 0;
   }
   if (request.kind === 'version') return runVersion();
@@ -123,13 +125,14 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
       throw new StandbyError('STANDBY_ERR_LOCK_TIMEOUT', `the standby's write lock ${lockPath} stayed held exclusively for ${options.lockWaitMs} ms (a fence is running or stuck): nothing was written; retry, and if it persists look for a stuck "standby receive --fence" on the standby`, { lockPath });
     }
     if (stopped) return exitCodeOf(null, stopped);
-    const r = options.host === undefined ? undefined : readRevoked(options.stateDir)[options.host];
-    if (r) {
-      throw new StandbyError('STANDBY_ERR_HOST_REVOKED', `refused: host ${options.host} was revoked at ${r.at} (epoch ${r.epoch}), when it was fenced or removed: its key may not write to this standby again. Nothing was written. Enroll it again (standby hosts add ${options.host} on the proxy) to give it new credentials`, { host: options.host });
+    const { host } = options;
+    const r = host === undefined ? undefined : readRevoked(options.stateDir)[host];
+    if (host !== undefined && r) {
+      throw new StandbyError('STANDBY_ERR_HOST_REVOKED', revokedHostMessage(host, r.at, r.epoch), { host });
     }
     const stored = readEpoch(options.stateDir);
     if (request.epoch < stored) {
-      throw new StandbyError('STANDBY_ERR_EPOCH_STALE', `refused: this writer's epoch ${request.epoch} is older than the standby's epoch ${stored}: the standby was fenced by a failover and accepts writes of epoch ${stored} or newer only. Nothing was written. This host must stop syncing to the standby (see docs/fencing.md)`, { epoch: request.epoch, standbyEpoch: stored });
+      throw new StandbyError('STANDBY_ERR_EPOCH_STALE', staleEpochMessage(request.epoch, stored), { epoch: request.epoch, standbyEpoch: stored });
     }
     const program = request.kind;
     const running = spawn(program, request.args, { stdio: ['inherit', 'inherit', 'inherit', lock.fd], detached: true });

@@ -24,12 +24,6 @@ export interface ReceiverRecord extends ProcessRef {
   child?: ProcessRef;
 }
 
-export interface KilledReceiver {
-  pid: number;
-  epoch: number;
-  signal: NodeJS.Signals;
-}
-
 /** A process's start time, or undefined when no such process runs (a zombie has ended: it only waits to be reaped). */
 export function processStart(pid: number): string | undefined {
   try {
