@@ -254,6 +254,10 @@ export class VastProvider implements GpuProvider {
     return { ok: false, reason: `no offer under ${dollars(req.maxPricePerHour)}${where} (${seenText})`, cheapestSeen: cheapest, attempts };
   }
 
+  /**
+   * Rents `offer`, or returns the instance labelled for `launch.name` if there is one already
+   * (in whatever state: a failed one is for the caller to destroy before it creates again).
+   */
   async create(offer: GpuOffer, launch: GpuLaunch, signal?: AbortSignal): Promise<ProvisionedHost> {
     if (!/^\d{1,12}$/.test(offer.id)) throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `not a Vast.ai offer id: ${printable(offer.id, 40)}`, { offerId: offer.id });
     const label = hostNameText(launch.name);
@@ -289,7 +293,7 @@ export class VastProvider implements GpuProvider {
           if (err instanceof Transient || (err instanceof StandbyError && err.code === 'STANDBY_ERR_PROVIDER_FAILED')) return undefined;
           throw err;
         });
-        return host ?? { id, provider: this.name, name: launch.name, state: 'creating', ssh: undefined, pricePerHour: offer.pricePerHour, detail: 'created' };
+        return host ?? { id, provider: this.name, name: parseHostName(label), state: 'creating', ssh: undefined, pricePerHour: offer.pricePerHour, detail: 'created' };
       } catch (err) {
         if (!(err instanceof Transient)) throw err;
         lastError = err.message;
