@@ -10,8 +10,9 @@
 // Every request needs `Authorization: Bearer <key>` (401 {success:false,
 // error, msg} otherwise). A created instance goes provisioning (actual_status
 // null) -> loading -> running, with an SSH address once running; faults can
-// be switched on: 429/5xx bursts, slow answers, an instance stuck loading or
-// one that dies, a create done whose answer is never sent.
+// be switched on: 429/5xx bursts, slow answers, an instance stuck loading,
+// one that dies, one that runs without SSH, a create done whose answer is
+// never sent.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -58,8 +59,8 @@ export function fakeOffer(id: number, patch: Partial<FakeOffer> = {}): FakeOffer
   };
 }
 
-/** How a new instance's boot goes. */
-export type FakeBoot = 'running' | 'stuck-loading' | 'dies';
+/** How a new instance's boot goes: it runs; it stays `loading`; it runs and then exits; it runs but never gets an SSH address. */
+export type FakeBoot = 'running' | 'stuck-loading' | 'dies' | 'no-ssh';
 
 interface Instance {
   id: number;
@@ -158,6 +159,7 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
     let actual: string | null = i.boot === 'dies' && age >= dieMs ? 'exited' : age >= bootMs && i.boot !== 'stuck-loading' ? 'running' : age >= provisionMs ? 'loading' : null;
     if (i.status !== undefined) actual = i.status;
     const running = actual === 'running';
+    const ssh = running && i.boot !== 'no-ssh';
     const direct = (i.offer?.direct_port_count ?? 0) > 0 && i.runtype !== 'ssh_proxy';
     return {
       id: i.id,
@@ -180,10 +182,10 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
       machine_id: i.offer ? i.offer.id % 100_000 : 1,
       start_date: Date.now() / 1000,
       // the SSH address appears once the container runs, as on the real one
-      public_ipaddr: running ? (i.offer?.public_ipaddr ?? '127.0.0.1') : null,
-      ports: running && direct ? { '22/tcp': [{ HostIp: '0.0.0.0', HostPort: String(i.sshPort) }] } : {},
-      ssh_host: running ? '127.0.0.1' : null,
-      ssh_port: running ? i.sshPort + 1000 : null,
+      public_ipaddr: ssh ? (i.offer?.public_ipaddr ?? '127.0.0.1') : null,
+      ports: ssh && direct ? { '22/tcp': [{ HostIp: '0.0.0.0', HostPort: String(i.sshPort) }] } : {},
+      ssh_host: ssh ? '127.0.0.1' : null,
+      ssh_port: ssh ? i.sshPort + 1000 : null,
     };
   };
 

@@ -10,6 +10,8 @@ import type { GpuLaunch, GpuOffer, GpuRequirements } from '../../proxy/provision
 import { fakeOffer, startFakeVastApi, type FakeVastApi, type FakeVastApiOptions } from '../fakes/vast-api.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
+// every test ends within this, whatever the client or the fake do
+const BOUND = { timeout: 30_000 };
 const INVITATION = 'sbi_invitation-secret-0123456789';
 const REQ: GpuRequirements = { minGpuRamGb: 8, maxPricePerHour: 0.5, regions: ['TH', 'VN', 'JP', 'EU'], diskGb: 40 };
 
@@ -60,7 +62,7 @@ async function rejection(p: Promise<unknown>): Promise<StandbyError> {
   assert.fail('expected a rejection');
 }
 
-test('search: verified, rentable offers with the GPU RAM under the cap; preferred regions first, then reliability, then price', async (t) => {
+test('search: verified, rentable offers with the GPU RAM under the cap; preferred regions first, then reliability, then price', BOUND, async (t) => {
   const { fake, provider } = await world(t);
   fake.offers = [
     fakeOffer(1, { geolocation: 'Bangkok, TH', dph_total: 0.45, reliability: 0.95 }),
@@ -86,7 +88,7 @@ test('search: verified, rentable offers with the GPU RAM under the cap; preferre
   assert.equal(count(fake, 'POST /api/v0/bundles/'), 1);
 });
 
-test('search: nothing under the cap after searchRetries rounds says so, with the cheapest offer seen', async (t) => {
+test('search: nothing under the cap after searchRetries rounds says so, with the cheapest offer seen', BOUND, async (t) => {
   const { fake, provider } = await world(t, { searchRetries: 4 });
   fake.offers = [
     fakeOffer(1, { geolocation: 'Bangkok, TH', dph_total: 0.7 }),
@@ -105,7 +107,7 @@ test('search: nothing under the cap after searchRetries rounds says so, with the
   assert.ok(performance.now() - started < 5_000);
 });
 
-test('search: no offer at all names the RAM floor', async (t) => {
+test('search: no offer at all names the RAM floor', BOUND, async (t) => {
   const { provider } = await world(t, { searchRetries: 2 });
   const found = await provider.search(REQ);
   assert.ok(!found.ok);
@@ -113,7 +115,7 @@ test('search: no offer at all names the RAM floor', async (t) => {
   assert.equal(found.cheapestSeen, undefined);
 });
 
-test('search: 429 and 5xx are retried with backoff, then the offers come', async (t) => {
+test('search: 429 and 5xx are retried with backoff, then the offers come', BOUND, async (t) => {
   const { fake, provider } = await world(t, { searchRetries: 5 });
   fake.offers = [fakeOffer(1)];
   fake.fail(2, 429, { path: /bundles/ });
@@ -124,7 +126,7 @@ test('search: 429 and 5xx are retried with backoff, then the offers come', async
   assert.equal(count(fake, 'POST /api/v0/bundles/'), 4);
 });
 
-test('search: a Vast API that fails every round ends in PROVIDER_FAILED after searchRetries tries, not an endless loop', async (t) => {
+test('search: a Vast API that fails every round ends in PROVIDER_FAILED after searchRetries tries, not an endless loop', BOUND, async (t) => {
   const { fake, provider } = await world(t, { searchRetries: 4 });
   fake.offers = [fakeOffer(1)];
   fake.fail(100, 500);
@@ -135,7 +137,7 @@ test('search: a Vast API that fails every round ends in PROVIDER_FAILED after se
   assert.equal(count(fake, 'POST /api/v0/bundles/'), 4);
 });
 
-test('search: the whole search is bounded by searchTimeoutMs', async (t) => {
+test('search: the whole search is bounded by searchTimeoutMs', BOUND, async (t) => {
   // 1000 rounds 50 ms apart would take 50 s; the search stops at its 1 s budget
   const { fake, provider } = await world(t, { searchRetries: 1000, searchIntervalMs: 50, searchTimeoutMs: 1_000 });
   fake.offers = [fakeOffer(1, { dph_total: 0.9 })];
@@ -147,7 +149,7 @@ test('search: the whole search is bounded by searchTimeoutMs', async (t) => {
   assert.ok(took < 5_000, `took ${took} ms`);
 });
 
-test('a key the API refuses: PROVIDER_AUTH at once, naming what to check, never the key', async (t) => {
+test('a key the API refuses: PROVIDER_AUTH at once, naming what to check, never the key', BOUND, async (t) => {
   const { fake, make, logs } = await world(t);
   fake.offers = [fakeOffer(1)];
   const wrong = make({ apiKey: 'wrong-key-0123456789abcdef' });
@@ -162,7 +164,7 @@ test('a key the API refuses: PROVIDER_AUTH at once, naming what to check, never 
   assert.ok(!logs().includes('wrong-key'));
 });
 
-test('the key comes from VAST_API_KEY when the settings have none; no key at all is refused at construction', async (t) => {
+test('the key comes from VAST_API_KEY when the settings have none; no key at all is refused at construction', BOUND, async (t) => {
   const { fake } = await world(t);
   fake.offers = [fakeOffer(1)];
   const settings = vastProviderSchema.parse({ apiUrl: fake.apiUrl, searchRetries: 1 });
@@ -172,7 +174,7 @@ test('the key comes from VAST_API_KEY when the settings have none; no key at all
   assert.throws(() => new VastProvider(settings, undefined, {}), (err: StandbyError) => err.code === 'STANDBY_ERR_PROVIDER_AUTH' && /VAST_API_KEY/.test(err.message));
 });
 
-test('create: image, onstart, disk, env, runtype ssh and the label; get follows it to running with a direct SSH address', async (t) => {
+test('create: image, onstart, disk, env, runtype ssh and the label; get follows it to running with a direct SSH address', BOUND, async (t) => {
   const { fake, provider, logs } = await world(t);
   fake.offers = [fakeOffer(31, { dph_total: 0.42 })];
   const found = await provider.search(REQ);
@@ -201,7 +203,7 @@ test('create: image, onstart, disk, env, runtype ssh and the label; get follows 
   assert.ok(!logs().includes(fake.apiKey));
 });
 
-test('get: a machine without open ports is reached through Vast\'s SSH proxy (ssh_host, ssh_port)', async (t) => {
+test('get: a machine without open ports is reached through Vast\'s SSH proxy (ssh_host, ssh_port)', BOUND, async (t) => {
   const { fake, provider } = await world(t);
   fake.offers = [fakeOffer(32, { direct_port_count: 0 })];
   const found = await provider.search(REQ);
@@ -211,13 +213,15 @@ test('get: a machine without open ports is reached through Vast\'s SSH proxy (ss
   assert.deepEqual(running, { host: '127.0.0.1', port: 41_000 + (Number(host.id) % 10_000), user: 'root' });
 });
 
-test('get: an instance stuck loading stays creating without SSH; one that dies is failed; a destroyed one is undefined', async (t) => {
+test('get: an instance stuck loading stays creating without SSH; one running without SSH has no address; one that dies is failed; a destroyed one is undefined', BOUND, async (t) => {
   const { fake, provider } = await world(t, {}, { bootMs: 100, dieMs: 200 });
-  fake.offers = [fakeOffer(41), fakeOffer(42), fakeOffer(43)];
+  fake.offers = [fakeOffer(41), fakeOffer(42), fakeOffer(43), fakeOffer(44)];
   fake.boot = 'stuck-loading';
   const stuck = await provider.create(fakeAsOffer(41), launch('ws', 1));
   fake.boot = 'dies';
   const dying = await provider.create(fakeAsOffer(42), launch('ws', 2));
+  fake.boot = 'no-ssh';
+  const sshless = await provider.create(fakeAsOffer(44), launch('ws', 4));
   fake.boot = 'running';
   const killed = await provider.create(fakeAsOffer(43), launch('ws', 3));
 
@@ -231,6 +235,12 @@ test('get: an instance stuck loading stays creating without SSH; one that dies i
   assert.equal(loading?.ssh, undefined);
   assert.match(loading?.detail ?? '', /^loading/);
 
+  const noSsh = await waitFor('the SSH-less instance running', async () => {
+    const now = await provider.get(sshless.id);
+    return now?.state === 'running' ? now : undefined;
+  }, { timeoutMs: 5_000 });
+  assert.equal(noSsh.ssh, undefined);
+
   await waitFor('running', async () => (await provider.get(killed.id))?.state === 'running', { timeoutMs: 5_000 });
   fake.kill(Number(killed.id));
   assert.equal((await provider.get(killed.id))?.state, 'failed');
@@ -238,7 +248,7 @@ test('get: an instance stuck loading stays creating without SSH; one that dies i
   assert.equal(await provider.get(killed.id), undefined);
 });
 
-test('create: an answer lost after the instance was made does not rent a second GPU, in the same call or after a restart', async (t) => {
+test('create: an answer lost after the instance was made does not rent a second GPU, in the same call or after a restart', BOUND, async (t) => {
   const { fake, make, logs } = await world(t, { requestTimeoutMs: 300 });
   fake.offers = [fakeOffer(51), fakeOffer(52)];
   fake.loseCreateAnswers(1);
@@ -258,7 +268,7 @@ test('create: an answer lost after the instance was made does not rent a second 
   assert.ok(!logs().includes(fake.apiKey));
 });
 
-test('create: a taken offer is PROVIDER_FAILED naming the next step; 5xx on create is retried after looking for the label', async (t) => {
+test('create: a taken offer is PROVIDER_FAILED naming the next step; 5xx on create is retried after looking for the label', BOUND, async (t) => {
   const { fake, provider } = await world(t);
   fake.offers = [fakeOffer(61, { rentable: false }), fakeOffer(62)];
   const err = await rejection(provider.create(fakeAsOffer(61), launch('ws', 1)));
@@ -275,7 +285,7 @@ test('create: a taken offer is PROVIDER_FAILED naming the next step; 5xx on crea
   assert.ok(count(fake, 'GET /api/v1/instances/') >= 3);
 });
 
-test('list: our hosts for a workspace, by label, across pages; destroy is idempotent', async (t) => {
+test('list: our hosts for a workspace, by label, across pages; destroy is idempotent', BOUND, async (t) => {
   const { fake, provider } = await world(t);
   for (let id = 1; id <= 30; id++) fake.setStatus(id, 'running'); // someone else's instances, unlabelled: the first page and more
   fake.offers = [fakeOffer(71), fakeOffer(72), fakeOffer(73)];
@@ -296,7 +306,7 @@ test('list: our hosts for a workspace, by label, across pages; destroy is idempo
   assert.equal(count(fake, 'DELETE /api/v0/instances/'), 3);
 });
 
-test('get, list and destroy retry 429/5xx and slow answers, then give up with PROVIDER_FAILED', async (t) => {
+test('get, list and destroy retry 429/5xx and slow answers, then give up with PROVIDER_FAILED', BOUND, async (t) => {
   const { fake, provider, make } = await world(t, { requestRetries: 3 });
   fake.setStatus(5, 'running');
   fake.fail(2, 429, { method: 'GET' });
@@ -317,7 +327,7 @@ test('get, list and destroy retry 429/5xx and slow answers, then give up with PR
   assert.ok(performance.now() - started < 2_000);
 });
 
-test('abort: a search waiting between rounds, and a request in flight, end at once', async (t) => {
+test('abort: a search waiting between rounds, and a request in flight, end at once', BOUND, async (t) => {
   const { fake, provider } = await world(t, { searchRetries: 10, searchIntervalMs: 60_000 });
   fake.offers = [fakeOffer(1, { dph_total: 0.9 })];
   const ac = new AbortController();
@@ -339,7 +349,7 @@ test('abort: a search waiting between rounds, and a request in flight, end at on
   assert.equal(count(fake, 'GET /api/v0/instances/1/'), 1, 'an abort is not retried');
 });
 
-test('ids that are not Vast ids are refused before any request', async (t) => {
+test('ids that are not Vast ids are refused before any request', BOUND, async (t) => {
   const { fake, provider } = await world(t);
   for (const id of ['../asks/1', '1/ssh', '', 'abc']) {
     const err = await rejection(provider.get(id));
@@ -348,7 +358,7 @@ test('ids that are not Vast ids are refused before any request', async (t) => {
   assert.equal(fake.requests, 0);
 });
 
-test('Vast states map to ours', () => {
+test('Vast states map to ours', BOUND, () => {
   const cases: { name: string; row: VastInstanceRow; state: string }[] = [
     { name: 'provisioning', row: { actual_status: null, intended_status: 'running', cur_state: 'running' }, state: 'creating' },
     { name: 'loading', row: { actual_status: 'loading', intended_status: 'running' }, state: 'creating' },
