@@ -31,6 +31,9 @@ export const ErrorCodes = {
   STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },
   // the installer (installer/)
   STANDBY_ERR_INSTALL_FAILED: { status: 500, exit: 73 },
+  // a provisioner (proxy/provision/): the cloud refused or failed a call after its retries / refused our credentials
+  STANDBY_ERR_PROVIDER_FAILED: { status: 502, exit: 69 },
+  STANDBY_ERR_PROVIDER_AUTH: { status: 502, exit: 77 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
