@@ -40,8 +40,9 @@ export const proxyCommand: CommandModule<object, Args> = {
         }
       };
       process.on('SIGHUP', reload);
-      // listening and state loaded: ready
+      // listening and state loaded: ready; every transition of the state machine updates STATUS at once (supervise() refreshes it every 5 s)
       notify?.ready(status());
+      const unlisten = notify ? proxy.failover.onTransition(() => notify.status(status())) : undefined;
       await supervise({
         notify,
         log,
@@ -51,6 +52,7 @@ export const proxyCommand: CommandModule<object, Args> = {
         stuck: 'failover loop stuck: withholding the watchdog so systemd restarts the proxy',
         async stop(signal) {
           log.info({ signal }, 'stopping the proxy');
+          unlisten?.();
           await proxy.close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
         },
       });

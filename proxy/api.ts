@@ -52,9 +52,9 @@ function problem(res: ServerResponse, status: number, code: string, message: str
 }
 
 /** A StandbyError as an API problem with its code's status; anything else is a bug (500, logged, its text kept out of the answer). */
-function failure(c: ApiContext, res: ServerResponse, err: unknown): void {
+function failure(ctx: ApiContext, res: ServerResponse, err: unknown): void {
   if (err instanceof StandbyError) return problem(res, err.status, err.code, err.message);
-  c.log.error({ err }, 'admin API request failed');
+  ctx.log.error({ err }, 'admin API request failed');
   problem(res, 500, 'internal', 'internal error: the proxy log has the details');
 }
 
@@ -86,8 +86,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** The URL the printed install lines name: from the config (publicUrl, or a listen address naming one host), never from the request. */
-function installUrl(c: ApiContext, req: IncomingMessage): string | undefined {
-  return proxyPublicUrl(c.config, req.socket.localPort ?? 0);
+function installUrl(ctx: ApiContext, req: IncomingMessage): string | undefined {
+  return proxyPublicUrl(ctx.config, req.socket.localPort ?? 0);
 }
 
 /**
@@ -96,12 +96,12 @@ function installUrl(c: ApiContext, req: IncomingMessage): string | undefined {
  * active agent token (an upgrade), or a download token (the standby's install line). Called
  * inside the failed-auth throttle: a refusal here is a failed authentication.
  */
-function downloadAllowed(c: ApiContext, req: IncomingMessage): boolean {
+function downloadAllowed(ctx: ApiContext, req: IncomingMessage): boolean {
   const token = bearerToken(req.headers.authorization);
   if (token === undefined) return false;
-  if (c.adminTokens.accepts(token)) return true;
-  if (downloadTokenValid(c.config.adminToken, token)) return true;
-  return c.hosts.holdsCredential(token);
+  if (ctx.adminTokens.accepts(token)) return true;
+  if (downloadTokenValid(ctx.config.adminToken, token)) return true;
+  return ctx.hosts.holdsCredential(token);
 }
 
 const inviteSchema = z.strictObject({
@@ -120,18 +120,18 @@ const switchBackSchema = z.strictObject({
   confirmRestored: z.boolean().optional(),
 }, { error: 'an object {confirmRestored?}' });
 
-async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
+async function serveHosts(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
   if (rest === '') {
-    if (method === 'GET') return json(res, 200, { hosts: c.hosts.list() });
+    if (method === 'GET') return json(res, 200, { hosts: ctx.hosts.list() });
     if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/api/v1/hosts takes GET (list) or POST (invite)', { allow: 'GET, POST' });
     const body = inviteSchema.safeParse(await readJson(req));
     if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `invite: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-    const url = installUrl(c, req);
-    if (url === undefined) return problem(res, 503, 'no_public_url', noPublicUrl(c.config));
-    if (body.data.id === c.config.standby.id) {
+    const url = installUrl(ctx, req);
+    if (url === undefined) return problem(res, 503, 'no_public_url', noPublicUrl(ctx.config));
+    if (body.data.id === ctx.config.standby.id) {
       // the standby enrolls nothing: its line gets a token that downloads the program and does nothing else
       const expiresAtMs = Math.floor((Date.now() + body.data.ttlSeconds * 1000) / 1000) * 1000;
-      const token = downloadToken(c.config.adminToken, expiresAtMs);
+      const token = downloadToken(ctx.config.adminToken, expiresAtMs);
       const expiresAt = new Date(expiresAtMs).toISOString();
       return json(res, 201, {
         id: body.data.id,
@@ -142,7 +142,7 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
         message: `download only, until ${expiresAt}: run the command on the standby ${body.data.id}; it installs the program and authorizes this proxy's fencing key (the token downloads the program and does nothing else)`,
       });
     }
-    const invited = c.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
+    const invited = ctx.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
     return json(res, 201, {
       kind: 'invitation',
       ...invited,
@@ -154,18 +154,18 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
   const id = m ? segment(m[1]!) : undefined;
   if (!m || id === undefined) return problem(res, 404, 'not_found', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts, hosts/ID/revoke and hosts/ID/rotate)`);
   if (method !== 'POST') return problem(res, 405, 'method_not_allowed', `${m[2]} takes POST`, { allow: 'POST' });
-  if (!c.hosts.knows(id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
+  if (!ctx.hosts.knows(id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
   if (m[2] === 'rotate') {
     const body = rotateSchema.safeParse(await readJson(req));
     if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `rotate: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-    const graceMs = body.data.graceSeconds === undefined ? c.config.auth.rotationGraceMs : body.data.graceSeconds * 1000;
-    const r = c.hosts.rotate(id, graceMs);
+    const graceMs = body.data.graceSeconds === undefined ? ctx.config.auth.rotationGraceMs : body.data.graceSeconds * 1000;
+    const r = ctx.hosts.rotate(id, graceMs);
     return json(res, 200, {
       ...r,
       message: `${id} has a new agent token; its old one stays valid until ${r.previousValidUntil}: put the new one in the host's token file (proxy.tokenFile) or agent.json's proxy.token before then`,
     });
   }
-  const r = await c.hosts.revoke(id, 'revoked by the admin');
+  const r = await ctx.hosts.revoke(id, 'revoked by the admin');
   json(res, r.keyRevoked || r.error === null ? 200 : 202, {
     ...r,
     message: r.error ? `the token of ${id} is revoked; its key is still on the standby (${r.error}): it goes with the next fence, or run this again` : `${id} is revoked: its token is refused and its key removed from the standby`,
@@ -173,20 +173,20 @@ async function serveHosts(c: ApiContext, req: IncomingMessage, res: ServerRespon
 }
 
 /** Everything the proxy knows (the admin API's status). */
-export function fullStatus(c: ApiContext): Record<string, unknown> {
+export function fullStatus(ctx: ApiContext): Record<string, unknown> {
   const now = performance.now();
-  const s = c.store.state;
+  const s = ctx.store.state;
   const backend = (side: Side) => {
-    const p = c.probes[side];
-    const cfg = side === 'primary' ? c.config.primary : c.config.standby;
+    const probe = ctx.probes[side];
+    const cfg = side === 'primary' ? ctx.config.primary : ctx.config.standby;
     return {
       side,
       id: cfg.id,
       url: cfg.url,
-      probe: p.last ? { ok: p.last.ok, ageMs: Math.round(now - p.last.at), ms: Math.round(p.last.ms), error: p.last.error, failuresInARow: p.failures } : null,
+      probe: probe.last ? { ok: probe.last.ok, ageMs: Math.round(now - probe.last.at), ms: Math.round(probe.last.ms), error: probe.last.error, failuresInARow: probe.failures } : null,
     };
   };
-  const agents = [...c.hub.agents.values()].map((a) => ({
+  const agents = [...ctx.hub.agents.values()].map((a) => ({
     hostId: a.hostId,
     connected: a.connected,
     heartbeatAgeMs: Math.round(now - a.lastHeartbeatAt),
@@ -204,18 +204,18 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
     epoch: s.epoch,
     fencedEpoch: s.fencedEpoch,
     failovers: s.failovers,
-    frozen: c.failover.frozen,
+    frozen: ctx.failover.frozen,
     waitingForGpu: s.phase === 'waiting',
-    corroborating: c.failover.corroborating ? { source: c.failover.corroborating.source, leftMs: Math.max(0, Math.round(c.failover.corroborating.until - now)) } : null,
-    verdict: c.failover.lastVerdict,
-    lastFenceError: c.failover.lastFenceError,
-    lastFailover: c.failover.lastTiming ?? null,
+    corroborating: ctx.failover.corroborating ? { source: ctx.failover.corroborating.source, leftMs: Math.max(0, Math.round(ctx.failover.corroborating.until - now)) } : null,
+    verdict: ctx.failover.lastVerdict,
+    lastFenceError: ctx.failover.lastFenceError,
+    lastFailover: ctx.failover.lastTiming ?? null,
     rpoAtFailover: s.watermarkAtFailover === null ? null : { watermark: s.watermarkAtFailover, unacknowledgedChanges: s.pendingAtFailover },
     backends: [backend('primary'), backend('standby')],
     agents,
-    refusedAgentConnections: c.hub.refused,
-    auth: { failures: c.throttle.failures, lockouts: c.throttle.lockouts, trackedAddresses: c.throttle.tracked, retiringAdminTokensUntil: c.adminTokens.retiring() },
-    openSockets: c.openSockets(),
+    refusedAgentConnections: ctx.hub.refused,
+    auth: { failures: ctx.throttle.failures, lockouts: ctx.throttle.lockouts, trackedAddresses: ctx.throttle.tracked, retiringAdminTokensUntil: ctx.adminTokens.retiring() },
+    openSockets: ctx.openSockets(),
   };
 }
 
@@ -231,21 +231,21 @@ export async function serveMetrics(metrics: ProxyMetrics, res: ServerResponse): 
  * agent's token) gets the same 401 as a wrong admin token, and counts
  * towards the address's lockout; the log has the reason.
  */
-async function enroll(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const address = c.throttle.addressOf(req);
-  const wait = c.throttle.retryAfterMs(address);
+async function enroll(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const address = ctx.throttle.addressOf(req);
+  const wait = ctx.throttle.retryAfterMs(address);
   if (wait > 0) return tooMany(res, wait);
   try {
-    const answer = await c.hosts.enroll(bearerToken(req.headers.authorization) ?? '', () => readJson(req));
-    c.throttle.succeeded(address);
+    const answer = await ctx.hosts.enroll(bearerToken(req.headers.authorization) ?? '', () => readJson(req));
+    ctx.throttle.succeeded(address);
     return json(res, 200, answer);
   } catch (err) {
     if (err instanceof StandbyError && err.code === 'STANDBY_ERR_UNAUTHORIZED') {
-      c.log.debug({ remote: address, why: err.message }, 'enrollment refused');
-      c.throttle.failed(address, 'enroll');
+      ctx.log.debug({ remote: address, why: err.message }, 'enrollment refused');
+      ctx.throttle.failed(address, 'enroll');
       return unauthorized(res);
     }
-    return failure(c, res, err);
+    return failure(ctx, res, err);
   }
 }
 
@@ -253,7 +253,7 @@ async function enroll(c: ApiContext, req: IncomingMessage, res: ServerResponse):
 /** how long POST /verify waits for the agent's comparison (a checksum of the whole workspace on both ends), ms */
 const VERIFY_TIMEOUT_MS = 300_000;
 
-export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://proxy').pathname;
   const method = req.method ?? 'GET';
   if (path === '/_standby/healthz') {
@@ -261,27 +261,27 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
     res.end('ok\n');
     return;
   }
-  if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, c.publicStatus());
+  if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, ctx.publicStatus());
   if ((INSTALL_PATHS as readonly string[]).includes(path)) {
-    return serveInstall(path, { stateDir: c.config.stateDir, publicUrl: installUrl(c, req), noUrl: noPublicUrl(c.config), mayDownload: (r, w) => c.throttle.guard(r, w, 'bundle', () => downloadAllowed(c, r)) === true, fenceIdentityFile: c.config.standby.ssh.identityFile }, req, res);
+    return serveInstall(path, { stateDir: ctx.config.stateDir, publicUrl: installUrl(ctx, req), noUrl: noPublicUrl(ctx.config), mayDownload: (r, w) => ctx.throttle.guard(r, w, 'bundle', () => downloadAllowed(ctx, r)) === true, fenceIdentityFile: ctx.config.standby.ssh.identityFile }, req, res);
   }
   if (path === '/_standby/metrics' && method === 'GET') {
-    if (!c.throttle.guard(req, res, 'metrics', () => c.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
-    return serveMetrics(c.metrics, res);
+    if (!ctx.throttle.guard(req, res, 'metrics', () => ctx.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+    return serveMetrics(ctx.metrics, res);
   }
   if (path === '/_standby/enroll') {
     if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/enroll takes POST', { allow: 'POST' });
-    return enroll(c, req, res);
+    return enroll(ctx, req, res);
   }
   if (!path.startsWith(API_PREFIX)) return problem(res, 404, 'not_found', 'no such proxy endpoint');
 
-  if (!c.throttle.guard(req, res, 'admin', () => c.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+  if (!ctx.throttle.guard(req, res, 'admin', () => ctx.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
   const name = path.slice(API_PREFIX.length);
   if (name === 'hosts' || name.startsWith('hosts/')) {
     try {
-      return await serveHosts(c, req, res, name.slice('hosts'.length), method);
+      return await serveHosts(ctx, req, res, name.slice('hosts'.length), method);
     } catch (err) {
-      return failure(c, res, err);
+      return failure(ctx, res, err);
     }
   }
   const allow = (m: string) => {
@@ -291,35 +291,35 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
   };
   switch (name) {
     case 'status':
-      if (allow('GET')) json(res, 200, fullStatus(c));
+      if (allow('GET')) json(res, 200, fullStatus(ctx));
       return;
     case 'associations':
-      if (allow('GET')) json(res, 200, { associations: [{ gpu: c.config.primary.id, standby: c.config.standby.id, active: c.store.state.active, epoch: c.store.state.epoch }] });
+      if (allow('GET')) json(res, 200, { associations: [{ gpu: ctx.config.primary.id, standby: ctx.config.standby.id, active: ctx.store.state.active, epoch: ctx.store.state.epoch }] });
       return;
     case 'events':
-      if (allow('GET')) json(res, 200, { events: c.store.events() });
+      if (allow('GET')) json(res, 200, { events: ctx.store.events() });
       return;
     case 'failover': {
       if (!allow('POST')) return;
-      const r = c.failover.manual('manual failover (API)');
+      const r = ctx.failover.manual('manual failover (API)');
       if (!r.accepted) return problem(res, 409, 'conflict', `no failover: ${r.why}`);
-      json(res, 202, { accepted: true, phase: c.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
+      json(res, 202, { accepted: true, phase: ctx.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
     case 'verify': {
       // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
       if (!allow('POST')) return;
-      const id = c.config.primary.id;
-      const answer = await c.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
+      const id = ctx.config.primary.id;
+      const answer = await ctx.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
       if (!answer) return problem(res, 503, 'agent_unreachable', `the agent of ${id} is not connected, or gave no answer within ${VERIFY_TIMEOUT_MS / 1000} s: run standby verify on the GPU itself`);
       json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });
       return;
     }
     case 'failover/abort': {
       if (!allow('POST')) return;
-      const r = await c.failover.abort('aborted by the admin (API)');
+      const r = await ctx.failover.abort('aborted by the admin (API)');
       if (!r.accepted) return problem(res, r.status, 'conflict', `no abort: ${r.why}`);
-      json(res, 200, { aborted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      json(res, 200, { aborted: true, phase: ctx.store.state.phase, epoch: ctx.store.state.epoch, message: r.message });
       return;
     }
     case 'switch-back': {
@@ -328,13 +328,13 @@ export async function serveApi(c: ApiContext, req: IncomingMessage, res: ServerR
       try {
         raw = await readJson(req);
       } catch (err) {
-        return failure(c, res, err);
+        return failure(ctx, res, err);
       }
       const body = switchBackSchema.safeParse(raw);
       if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `switch-back: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-      const r = await c.failover.switchBack('switch back asked by the admin (API)', body.data);
+      const r = await ctx.failover.switchBack('switch back asked by the admin (API)', body.data);
       if (!r.accepted) return problem(res, r.status, 'conflict', `no switch back: ${r.why}`);
-      json(res, 202, { accepted: true, phase: c.store.state.phase, epoch: c.store.state.epoch, message: r.message });
+      json(res, 202, { accepted: true, phase: ctx.store.state.phase, epoch: ctx.store.state.epoch, message: r.message });
       return;
     }
     default:

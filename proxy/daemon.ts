@@ -1,10 +1,10 @@
 // Wires the proxy for `standby proxy`: durable state, the router, the agent
-// hub, the probes, the failover state machine, the API and the one listener.
+// hub, the probes, the failover state machine, the route (the active side),
+// the API and the one listener.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { requirePrivateFile } from '../config/file.ts';
 import type { Logger } from '../core/log.ts';
-import type { Role } from '../protocol/messages.ts';
 import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
 import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
@@ -17,10 +17,9 @@ import { HostAdmin } from './host-admin.ts';
 import { HostRegistry } from './host-registry.ts';
 import { FenceWarmup } from './fence-warmup.ts';
 import { ProxyMetrics } from './metrics.ts';
-import type { PublicStatus } from './pages/public-status.ts';
-import { transitionPage } from './pages/transition.ts';
 import { VastStatusWatcher } from './notices/vast-status.ts';
 import { Prober } from './prober.ts';
+import { Route } from './route.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
 import type { Side } from './state.ts';
@@ -49,25 +48,6 @@ export interface Proxy {
   reloadAdminTokens(settings: AdminTokenSettings): void;
   close(): Promise<void>;
 }
-
-// What anyone at the URL is told, per phase: fixed words only. What went
-// wrong and where (fence errors, addresses, host ids) is in the admin API's
-// status and the log.
-const MESSAGES: Record<string, string> = {
-  waiting: 'Waiting for the GPU: its agent has not connected yet.',
-  switching_back: 'Moving your workspace back to the GPU...',
-  normal: 'The GPU serves your workspace.',
-  suspect: 'The GPU stopped answering; checking it...',
-  degraded: 'The GPU serves your workspace.',
-  failing_over: 'Your workspace is moving to the standby...',
-  failed_over: 'Your workspace now runs on the standby.',
-};
-/** a phase without words of its own */
-const OTHER_PHASE = 'The proxy is preparing your workspace...';
-/** failing over, the standby not yet fenced (the fence failed and is retried) */
-const PREPARING_STANDBY = 'The standby is being prepared...';
-/** failed over, the standby's code-server not answering yet */
-const STANDBY_STARTING = 'Your workspace is starting on the standby...';
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
   requirePrivateFile(config.standby.ssh.identityFile, "the proxy's fencing key (standby.ssh.identityFile)");
@@ -109,22 +89,16 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     revoke: (hostIds) => revokeOnStandby(ssh, hostIds, { ...onStandby, waitMs: ssh.waitMs }),
   }, log);
 
-  // eslint-style forward reference: the hub asks the state machine what to grant
-  let failover: Failover | undefined;
-  const grant = (hostId: string): { role: Role; epoch: number; reason: string } => {
-    const s = store.state;
-    if (hostId !== config.primary.id) return { role: 'fenced', epoch: s.epoch, reason: 'only the GPU pushes to the standby today' };
-    if (s.active !== 'primary' || s.phase === 'failing_over') return { role: 'fenced', epoch: s.epoch, reason: `failed over to ${config.standby.id} at epoch ${s.epoch}` };
-    return { role: 'primary', epoch: s.epoch, reason: 'the GPU serves' };
-  };
-  const hub = new AgentHub(config.standby.agentToken ? [config.primary.id, config.standby.id] : [config.primary.id], {
+  // forward references (the state machine and the route are built below, before anything can connect):
+  // the hub asks the route what to grant, and tells the state machine of every heartbeat and disconnect
+  const hub: AgentHub = new AgentHub(config.standby.agentToken ? [config.primary.id, config.standby.id] : [config.primary.id], {
     authenticate: (token) => hosts.authenticate(token),
-    grant,
+    grant: (hostId) => route.grant(hostId),
     heartbeat: (hostId) => {
       metrics.heartbeats.inc({ host: hostId });
-      failover?.evaluate();
+      failover.evaluate();
     },
-    disconnected: () => failover?.evaluate(),
+    disconnected: () => failover.evaluate(),
   }, throttle, log);
   hosts.attach(hub);
   const metrics = new ProxyMetrics(hub, () => store.state);
@@ -146,7 +120,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     if (result) hosts.fenced(result);
     return outcome;
   };
-  failover = new Failover({
+  const failover: Failover = new Failover({
     store,
     hub,
     router,
@@ -164,59 +138,25 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       return { ok: true, differences: answer.total };
     },
     log,
-    changed: (s) => {
-      metrics.phaseChanged(s.phase);
-      if (!steady.has(s.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
-      if (s.phase === 'failing_over') metrics.failovers.inc({ planned: String(failover?.lastVerdict.kind === 'failed' ? failover.lastVerdict.planned : true) });
-    },
   });
-  const fo = failover;
-  probes.primary.onResult = () => fo.evaluate();
+  failover.onTransition(({ from, to, event }) => {
+    metrics.phaseChanged(to.phase);
+    if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
+    if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
+  });
+  probes.primary.onResult = () => failover.evaluate();
+  // the active side: the server routes by it, the hub grants by it, the public status and the transition page tell it
+  const route: Route = new Route({ state: () => store.state, machine: failover, probes, backends });
 
-  /** where traffic goes now: the active side, unless it is frozen, mid-failover, or its code-server is known down */
-  const target = (): Backend | undefined => {
-    const s = store.state;
-    if (fo.frozen || s.phase === 'failing_over' || s.phase === 'switching_back') return undefined;
-    const p = probes[s.active];
-    if (s.active === 'standby' && p.last && !p.last.ok) return undefined;
-    if (s.active === 'primary' && fo.lastVerdict.kind === 'failed') return undefined;
-    // a first run whose GPU is not up yet: the transition page ("waiting for the GPU"), not a dead backend
-    if (s.active === 'primary' && s.phase === 'waiting' && p.last && !p.last.ok) return undefined;
-    return backends[s.active];
-  };
-  const publicStatus = (): PublicStatus => {
-    const s = store.state;
-    const to = target();
-    const phase = fo.frozen && s.phase !== 'failing_over' && s.phase !== 'switching_back' ? (s.active === 'standby' ? 'switching_back' : 'failing_over') : s.phase;
-    return {
-      phase,
-      active: s.phase === 'failing_over' || s.phase === 'switching_back' ? null : { role: s.active },
-      ready: to !== undefined,
-      message: fo.lastFenceError && s.phase === 'failing_over'
-        ? PREPARING_STANDBY
-        : to === undefined && s.phase === 'failed_over'
-          ? STANDBY_STARTING
-          : MESSAGES[phase] ?? OTHER_PHASE,
-    };
-  };
-  const ctx: ApiContext = { config, store, hub, hosts, failover: fo, probes, metrics, publicStatus, openSockets: () => router.openSockets(), throttle, adminTokens, log };
+  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, log };
   const { server, sockets, limits } = createProxyServer({
     config,
     router,
     hub,
     log,
     forwarded,
-    target,
-    transitionPage: () => {
-      const st = publicStatus();
-      const s = store.state;
-      const back = s.phase === 'switching_back' || (fo.frozen && s.active === 'standby');
-      const toStandby = !back && (s.active === 'standby' || s.phase === 'failing_over' || fo.frozen);
-      // roles, not host ids: the operator's names are not the public's business
-      const gpu = { kind: 'GPU' };
-      const cpu = { kind: 'CPU standby' };
-      return transitionPage({ from: toStandby ? gpu : cpu, to: toStandby ? cpu : gpu, phase: st.phase, message: st.message, pollMs: 500 });
-    },
+    target: () => route.target(),
+    transitionPage: () => route.transitionPage(),
     api: (req, res) => serveApi(ctx, req, res),
   });
   metrics.watchRefusals(() => ({
@@ -229,7 +169,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
 
   // the phase this start begins in (waiting for the GPU, or normal) is logged before anyone can connect:
   // the first client never sees a phase that a tick later changes by itself
-  fo.evaluate();
+  failover.evaluate();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {
@@ -274,8 +214,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   }
   probes.primary.start();
   probes.standby.start();
-  fo.start();
-  const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => fo.preemptionNotice(source, reason), log) : undefined;
+  failover.start();
+  const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => failover.preemptionNotice(source, reason), log) : undefined;
   vast?.start();
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
@@ -288,7 +228,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     store,
     hub,
     hosts,
-    failover: fo,
+    failover,
     router,
     throttle,
     metricsUrl,
@@ -300,7 +240,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     async close() {
       metricsServer?.closeAllConnections();
       metricsServer?.close();
-      fo.close();
+      failover.close();
       vast?.close();
       warmup?.close();
       probes.primary.close();
@@ -310,7 +250,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await closed;
-      await fo.idle().catch(() => undefined);
+      await failover.idle().catch(() => undefined);
       store.close();
       unlock();
     },

@@ -7,12 +7,17 @@
 // ever heard at this epoch); an agent's preemption notice is corroborated
 // before anything irreversible happens; a switch back to the GPU takes the
 // same steps the other way.
+//
+// Decide, then apply: the detector (`judge`), the reducer (`reduce`) and
+// `unfinished` decide from snapshots; every transition is then entered in one
+// place (`#enter`), which appends the durable event, sets the freeze, logs the
+// change and tells the listeners (metrics, probes' pace, systemd's STATUS).
 import type { Logger } from '../core/log.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { judge, phaseOf, probeDown, type Verdict } from './detector.ts';
 import type { Prober } from './prober.ts';
 import type { Router } from './router.ts';
-import { awaitingGpu, unfinished, type Phase, type ProxyState, type Side } from './state.ts';
+import { awaitingGpu, unfinished, type NewEvent, type Phase, type ProxyState, type Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface FenceOutcome {
@@ -25,9 +30,11 @@ export type FencePurpose = 'failover' | 'switch-back';
 
 export interface FailoverDeps {
   store: StateStore;
-  hub: AgentHub;
-  router: Router;
-  probes: Record<Side, Prober>;
+  /** the agents' connections and heartbeats; final passes and grants go through it */
+  hub: Pick<AgentHub, 'agents' | 'requestSync' | 'regrant'>;
+  /** closes a side's sockets when it is frozen or left */
+  router: Pick<Router, 'closeAll'>;
+  probes: Record<Side, Pick<Prober, 'failures' | 'last'>>;
   primaryId: string;
   windowMs: number;
   /** fences the standby at `epoch` (idempotent); rejects when the standby cannot be fenced */
@@ -43,8 +50,6 @@ export interface FailoverDeps {
   verifyMs?: number;
   /** pause between fence attempts (default 1 s) */
   fenceRetryMs?: number;
-  /** called after every state change (metrics, grants) */
-  changed?(state: ProxyState): void;
   /** asks the GPU's agent whether its workspace equals the standby's (switch-back); resolves with what differs, or why it cannot say */
   verifyPrimary?(timeoutMs: number): Promise<{ ok: true; differences: number } | { ok: false; error: string }>;
 }
@@ -58,6 +63,25 @@ export interface PhaseTiming {
   totalMs: number;
 }
 
+/** One change of the state machine, as its listeners hear it. */
+export interface Transition {
+  from: ProxyState;
+  to: ProxyState;
+  /** the durable event it appended; undefined for a freeze or unfreeze alone */
+  event: NewEvent | undefined;
+  /** the freeze in force after it */
+  frozen: boolean;
+}
+
+export type TransitionListener = (t: Transition) => void;
+
+/** How a transition is told in the log: the message (and level) people read, beside the from/to the log line always has. */
+interface Telling {
+  msg: string;
+  level?: 'info' | 'warn';
+  fields?: Record<string, unknown>;
+}
+
 /** An answer to an admin's request (abort, switch-back): accepted, or refused with the HTTP status and why. */
 export type Answer = { accepted: true; message: string } | { accepted: false; status: number; why: string };
 
@@ -67,14 +91,15 @@ class Stopped extends Error {
 }
 
 export class Failover {
-  #d: FailoverDeps;
+  #deps: FailoverDeps;
   #busy: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** fires when the GPU's silence alone would change the verdict */
   #silenceTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** a freeze in force: the active side's browser sockets are closed and pages get the transition page */
-  frozen = false;
+  #listeners = new Set<TransitionListener>();
+  /** a freeze in force: the active side's browser sockets are closed and pages get the transition page (set by #enter only) */
+  #frozen = false;
   lastVerdict: Verdict = { kind: 'healthy' };
   lastFenceError: string | null = null;
   /** performance.now() of the last evaluation: the watchdog's proof that the loop runs */
@@ -96,11 +121,43 @@ export class Failover {
   #attempt: Promise<unknown> | undefined;
 
   constructor(deps: FailoverDeps) {
-    this.#d = deps;
+    this.#deps = deps;
   }
 
   get state(): ProxyState {
-    return this.#d.store.state;
+    return this.#deps.store.state;
+  }
+
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  /** Calls `listener` after every transition (an event appended, or a freeze set or lifted); returns what stops it. */
+  onTransition(listener: TransitionListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * The one place the state machine changes: the event is appended to the durable log before it takes
+   * effect, then the freeze is set, the change logged, and the listeners told. A listener's error is
+   * logged, never lets a transition half-happen.
+   */
+  #enter(change: { event?: NewEvent; frozen?: boolean }, telling: Telling = { msg: 'phase' }): ProxyState {
+    const from = this.state;
+    const to = change.event ? this.#deps.store.append(change.event) : from;
+    if (change.frozen !== undefined) this.#frozen = change.frozen;
+    const fields = { from: from.phase, to: to.phase, ...(change.event ? { event: change.event.type, reason: change.event.reason } : {}), ...(change.frozen !== undefined ? { frozen: change.frozen } : {}), ...telling.fields };
+    this.#deps.log[telling.level ?? 'info'](fields, telling.msg);
+    const t: Transition = { from, to, event: change.event, frozen: this.#frozen };
+    for (const listener of this.#listeners) {
+      try {
+        listener(t);
+      } catch (err) {
+        this.#deps.log.error({ err }, 'a transition listener failed');
+      }
+    }
+    return to;
   }
 
   /**
@@ -112,7 +169,7 @@ export class Failover {
   start(everyMs = 100): void {
     const left = unfinished(this.state);
     if (left) {
-      this.#d.log.warn({ epoch: this.state.epoch, step: left, phase: this.state.phase }, 'resuming a failover the previous run left unfinished');
+      this.#deps.log.warn({ epoch: this.state.epoch, step: left, phase: this.state.phase }, 'resuming a failover the previous run left unfinished');
       this.#run(this.#resume(left, this.state.phase === 'switching_back' ? 'primary' : 'standby'));
     }
     this.#timer = setInterval(() => this.evaluate(), everyMs);
@@ -123,26 +180,27 @@ export class Failover {
     this.lastEvaluatedAt = performance.now();
     const s = this.state;
     if (this.#closed || this.#busy || s.active !== 'primary' || s.phase === 'failing_over' || s.phase === 'switching_back') return;
-    const agent = this.#d.hub.agents.get(this.#d.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
     if (awaitingGpu(s)) {
       if (agent?.connected && agent.heartbeats > 0) {
         // durable: a restarted proxy knows this GPU was there, so its silence then means a failure
-        this.#d.store.append({ type: 'gpu-seen', epoch: s.epoch, reason: `first heartbeat of ${this.#d.primaryId} at epoch ${s.epoch}` });
-        this.#d.log.info({ hostId: this.#d.primaryId, epoch: s.epoch }, "the GPU's agent is here: its silence now triggers a failover");
-        this.#d.changed?.(this.state);
+        this.#enter(
+          { event: { type: 'gpu-seen', epoch: s.epoch, reason: `first heartbeat of ${this.#deps.primaryId} at epoch ${s.epoch}` } },
+          { msg: "the GPU's agent is here: its silence now triggers a failover", fields: { hostId: this.#deps.primaryId, epoch: s.epoch } },
+        );
       } else {
         // nothing was ever synced from this GPU at this epoch: failing over would fence and revoke a GPU that never was
-        const reason = `waiting for the GPU: ${this.#d.primaryId}'s agent has not sent a heartbeat at epoch ${s.epoch}`;
+        const reason = `waiting for the GPU: ${this.#deps.primaryId}'s agent has not sent a heartbeat at epoch ${s.epoch}`;
         this.lastVerdict = { kind: 'waiting', reason };
         if (this.notice) {
-          this.#d.log.warn({ notice: this.notice }, 'a preemption notice while waiting for the GPU: nothing to fail over from; ignored');
+          this.#deps.log.warn({ notice: this.notice }, 'a preemption notice while waiting for the GPU: nothing to fail over from; ignored');
           this.notice = undefined;
         }
         this.#setPhase('waiting', reason);
         return;
       }
     }
-    const probe = this.#d.probes.primary;
+    const probe = this.#deps.probes.primary;
     const now = performance.now();
     const agentNotice = agent?.connected ? agent.last?.preemption ?? null : null;
     if (agentNotice === null) this.#noticeDismissed = false;
@@ -154,7 +212,7 @@ export class Failover {
     const verdict = judge({
       silenceMs: agent ? now - agent.lastHeartbeatAt : Infinity,
       connectionLost: agent !== undefined && !agent.connected && agent.disconnectedAt !== undefined,
-      windowMs: this.#d.windowMs,
+      windowMs: this.#deps.windowMs,
       probeFailures: probe.failures,
       probeError: probe.last?.error ?? null,
       preempted: this.notice !== undefined,
@@ -166,7 +224,7 @@ export class Failover {
     // Half the window without a heartbeat, or a failed probe: a fence may be near, so its SSH
     // connection is opened now, off the path the switch waits on (it fences nothing by itself).
     const silenceMs = agent ? now - agent.lastHeartbeatAt : Infinity;
-    if (verdict.kind !== 'healthy' || silenceMs > this.#d.windowMs / 2 || probe.failures > 0) this.#d.prepareFence?.();
+    if (verdict.kind !== 'healthy' || silenceMs > this.#deps.windowMs / 2 || probe.failures > 0) this.#deps.prepareFence?.();
     if (verdict.kind !== 'failed') this.#armSilence(silenceMs);
     if (verdict.kind === 'failed') {
       this.#run(this.#failover(verdict.planned, verdict.reason));
@@ -177,7 +235,7 @@ export class Failover {
 
   /** A preemption notice from a watcher of the proxy's own (the provider's word): a planned failover, no corroboration needed. */
   preemptionNotice(source: string, reason: string): void {
-    this.#d.log.warn({ source, reason }, 'preemption notice');
+    this.#deps.log.warn({ source, reason }, 'preemption notice');
     this.notice ??= { source, reason };
     this.evaluate();
   }
@@ -209,8 +267,8 @@ export class Failover {
 
   /** Evaluates again when this silence reaches half the window, then the window: re-armed by every evaluation. */
   #armSilence(silenceMs: number): void {
-    const half = this.#d.windowMs / 2;
-    const next = silenceMs < half ? half - silenceMs : silenceMs < this.#d.windowMs ? this.#d.windowMs - silenceMs : undefined;
+    const half = this.#deps.windowMs / 2;
+    const next = silenceMs < half ? half - silenceMs : silenceMs < this.#deps.windowMs ? this.#deps.windowMs - silenceMs : undefined;
     clearTimeout(this.#silenceTimer);
     this.#silenceTimer = next === undefined ? undefined : setTimeout(() => this.evaluate(), Math.ceil(next) + 1);
   }
@@ -218,8 +276,8 @@ export class Failover {
   #run(p: Promise<void>): void {
     const busy = p
       .catch((err: unknown) => {
-        if (err instanceof Stopped) this.#d.log.warn({ why: err.message }, 'failover stopped');
-        else this.#d.log.error({ err }, 'failover step failed');
+        if (err instanceof Stopped) this.#deps.log.warn({ why: err.message }, 'failover stopped');
+        else this.#deps.log.error({ err }, 'failover step failed');
       })
       .finally(() => {
         if (this.#busy === busy) this.#busy = undefined;
@@ -227,30 +285,29 @@ export class Failover {
     this.#busy = busy;
   }
 
+  /** A phase the verdict leads to (not a switch): entered only when it is not the phase in force. */
   #setPhase(phase: Phase, reason: string): void {
     if (this.state.phase === phase) return;
-    this.#d.log.info({ from: this.state.phase, to: phase, reason }, 'phase');
-    this.#d.store.append({ type: 'phase', phase, reason });
-    this.#d.changed?.(this.state);
+    this.#enter({ event: { type: 'phase', phase, reason } });
   }
 
   /** Freezes the side that serves: its browser sockets close, pages get the transition page. */
   #freeze(side: Side): number {
     const started = performance.now();
-    this.frozen = true;
-    const closed = this.#d.router.closeAll(side);
-    this.#d.log.info({ side, closed }, 'frozen: connections closed, pages get the transition page');
+    this.#enter({ frozen: true }, { msg: 'freeze', fields: { side } });
+    const closed = this.#deps.router.closeAll(side);
+    this.#deps.log.info({ side, closed }, 'frozen: connections closed, pages get the transition page');
     return performance.now() - started;
   }
 
   /** What corroborates an agent's preemption notice now, or undefined: the provider's word, the GPU's silence, its code-server down. */
   #corroboration(): string | undefined {
     if (this.notice) return `${this.notice.source}: ${this.notice.reason}`;
-    const agent = this.#d.hub.agents.get(this.#d.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
     if (!agent?.connected) return "the agent's connection closed";
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
-    if (silenceMs >= this.#d.windowMs) return `no heartbeat for ${Math.round(silenceMs)} ms`;
-    const probe = this.#d.probes.primary;
+    if (silenceMs >= this.#deps.windowMs) return `no heartbeat for ${Math.round(silenceMs)} ms`;
+    const probe = this.#deps.probes.primary;
     if (probeDown(probe.failures, probe.last?.error ?? null)) return `code-server probe failing (${probe.last?.error ?? 'no answer'})`;
     return undefined;
   }
@@ -261,22 +318,23 @@ export class Failover {
    * the proxy sees it too: the provider says so, or the GPU goes silent or its code-server down.
    */
   async #corroborate(source: string): Promise<void> {
-    const confirmMs = this.#d.preemptionConfirmMs ?? 60_000;
+    const confirmMs = this.#deps.preemptionConfirmMs ?? 60_000;
     const started = performance.now();
     this.corroborating = { source, until: started + confirmMs };
-    this.#d.store.append({ type: 'notice', source, outcome: 'corroborating', reason: `preemption notice from ${this.#d.primaryId}'s agent (${source}): frozen, final pass, waiting up to ${confirmMs} ms for the proxy to see it too` });
-    this.#d.log.warn({ source, confirmMs }, "an agent's preemption notice: freezing and taking the final pass; failing over once corroborated");
-    this.#d.changed?.(this.state);
     try {
+      this.#enter(
+        { event: { type: 'notice', source, outcome: 'corroborating', reason: `preemption notice from ${this.#deps.primaryId}'s agent (${source}): frozen, final pass, waiting up to ${confirmMs} ms for the proxy to see it too` } },
+        { msg: "an agent's preemption notice: freezing and taking the final pass; failing over once corroborated", level: 'warn', fields: { source, confirmMs } },
+      );
       const freezeMs = this.#freeze('primary');
       const t = performance.now();
-      const synced = await this.#d.hub.requestSync(this.#d.primaryId, this.#d.finalSyncMs ?? 10_000);
+      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId, this.#deps.finalSyncMs ?? 10_000);
       const finalSyncMs = performance.now() - t;
-      this.#d.log.info({ answer: synced ?? null, ms: Math.round(finalSyncMs) }, 'final pass before the corroboration');
+      this.#deps.log.info({ answer: synced ?? null, ms: Math.round(finalSyncMs) }, 'final pass before the corroboration');
       for (let i = 0; i < 1_000_000 && !this.#closed && !this.#aborting; i++) {
         const why = this.#corroboration();
         if (why) {
-          this.#d.store.append({ type: 'notice', source, outcome: 'corroborated', reason: `preemption notice (${source}) corroborated: ${why}` });
+          this.#enter({ event: { type: 'notice', source, outcome: 'corroborated', reason: `preemption notice (${source}) corroborated: ${why}` } }, { msg: 'preemption notice corroborated', level: 'warn', fields: { source } });
           this.corroborating = undefined;
           return await this.#failover(true, `preemption notice (${source}), corroborated: ${why}`, { startedAt: started, freezeMs });
         }
@@ -285,14 +343,18 @@ export class Failover {
       }
       if (this.#closed) return;
       const why = this.#aborting ? 'aborted by the admin' : `not corroborated within ${confirmMs} ms: the provider did not confirm it, the GPU's heartbeats and code-server go on`;
-      this.#d.store.append({ type: 'notice', source, outcome: 'not-corroborated', reason: `preemption notice (${source}) ${why}: the GPU serves again` });
-      this.#d.log.warn({ source, why }, 'preemption notice not corroborated: unfrozen, the GPU serves again');
+      this.#enter(
+        { event: { type: 'notice', source, outcome: 'not-corroborated', reason: `preemption notice (${source}) ${why}: the GPU serves again` }, frozen: false },
+        { msg: 'preemption notice not corroborated: unfrozen, the GPU serves again', level: 'warn', fields: { source, why } },
+      );
+      this.corroborating = undefined;
+      this.#noticeDismissed = true;
     } finally {
+      // stopped half-way (the proxy closes, or a step failed): the GPU serves again, unfrozen
       if (this.corroborating) {
         this.corroborating = undefined;
         this.#noticeDismissed = true;
-        this.frozen = false;
-        this.#d.changed?.(this.state);
+        if (this.#frozen) this.#enter({ frozen: false }, { msg: 'preemption notice dropped: unfrozen', fields: { source } });
       }
     }
   }
@@ -300,43 +362,38 @@ export class Failover {
   async #failover(planned: boolean, reason: string, pre: { startedAt: number; freezeMs: number } | undefined = undefined): Promise<void> {
     const started = pre?.startedAt ?? performance.now();
     const detectMs = this.#suspectSince !== undefined && !pre ? started - this.#suspectSince : null;
-    this.#d.log.warn({ planned, reason }, 'failing over to the standby');
+    this.#deps.log.warn({ planned, reason }, 'failing over to the standby');
     let freezeMs: number | null = pre?.freezeMs ?? null;
     let finalSyncMs: number | null = null;
     if (planned) {
       // Freeze: the developer stops writing on the GPU before its last pass.
       if (!pre) freezeMs = this.#freeze('primary');
       const t = performance.now();
-      const synced = await this.#d.hub.requestSync(this.#d.primaryId, this.#d.finalSyncMs ?? 10_000);
+      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId, this.#deps.finalSyncMs ?? 10_000);
       finalSyncMs = performance.now() - t;
       if (this.#closed) return; // stopped while waiting: nothing was logged, a restarted proxy decides again
-      if (synced?.ok) this.#d.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
-      else this.#d.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
+      if (synced?.ok) this.#deps.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
+      else this.#deps.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }
-    const hb = this.#d.hub.agents.get(this.#d.primaryId)?.last;
+    const hb = this.#deps.hub.agents.get(this.#deps.primaryId)?.last;
     this.#aborting = false;
-    this.#d.store.append({
-      type: 'epoch',
-      epoch: this.state.epoch + 1,
-      planned,
-      watermark: hb?.sync.watermark ?? null,
-      pending: hb ? hb.sync.lastSeq - hb.sync.watermark : null,
-      reason,
-    });
-    this.#d.changed?.(this.state);
+    this.#enter(
+      { event: { type: 'epoch', epoch: this.state.epoch + 1, planned, watermark: hb?.sync.watermark ?? null, pending: hb ? hb.sync.lastSeq - hb.sync.watermark : null, reason } },
+      { msg: 'new epoch: fencing the standby under it', level: 'warn', fields: { epoch: this.state.epoch + 1, planned } },
+    );
     // the old primary hears "fenced" at once if it can still hear (a grant, not a revocation: that waits for the fence)
-    this.#d.hub.regrant(this.#d.primaryId);
+    this.#deps.hub.regrant(this.#deps.primaryId);
     const fenceMs = await this.#fence('failover');
     const routeMs = this.#route('standby');
     this.lastTiming = { detectMs, freezeMs, finalSyncMs, fenceMs, routeMs, totalMs: performance.now() - started + (detectMs ?? 0) };
-    this.#d.log.warn({ epoch: this.state.epoch, timing: this.lastTiming }, 'failed over: the standby serves');
+    this.#deps.log.warn({ epoch: this.state.epoch, timing: this.lastTiming }, 'failed over: the standby serves');
   }
 
   async #resume(step: 'fence' | 'route', to: Side): Promise<void> {
-    if (to === 'primary') this.frozen = true; // a switch back: the standby stays frozen until the GPU serves
+    if (to === 'primary' && !this.#frozen) this.#enter({ frozen: true }, { msg: 'resuming a switch back: the standby stays frozen until the GPU serves' });
     if (step === 'fence') await this.#fence(to === 'standby' ? 'failover' : 'switch-back');
     this.#route(to);
-    if (to === 'primary') this.#d.hub.regrant(this.#d.primaryId);
+    if (to === 'primary') this.#deps.hub.regrant(this.#deps.primaryId);
   }
 
   /** Fences at the current epoch, retrying until it works or the admin aborts: traffic never moves to an unfenced standby. */
@@ -345,19 +402,19 @@ export class Failover {
     const started = performance.now();
     for (let attempt = 1; !this.#closed; attempt++) {
       if (this.#aborting) throw new Stopped(`the failover to epoch ${epoch} was aborted before its fence succeeded`);
-      const tried = this.#d.fence(epoch, purpose);
+      const tried = this.#deps.fence(epoch, purpose);
       this.#attempt = tried.catch(() => undefined);
       try {
         const r = await tried;
         const ms = performance.now() - started;
         this.lastFenceError = null;
-        this.#d.store.append({ type: 'fenced', epoch, waitedMs: r.waitedMs, killed: r.killed, reason: `fenced in ${Math.round(ms)} ms` });
+        this.#enter({ event: { type: 'fenced', epoch, waitedMs: r.waitedMs, killed: r.killed, reason: `fenced in ${Math.round(ms)} ms` } }, { msg: 'standby fenced', fields: { epoch, purpose } });
         return ms;
       } catch (err) {
         this.lastFenceError = (err as Error).message;
-        this.#d.log.error({ err: this.lastFenceError, attempt, epoch }, 'cannot fence the standby: traffic stays off it until the fence succeeds (or the admin aborts: standby failover --abort)');
+        this.#deps.log.error({ err: this.lastFenceError, attempt, epoch }, 'cannot fence the standby: traffic stays off it until the fence succeeds (or the admin aborts: standby failover --abort)');
         if (this.#aborting) throw new Stopped(`the failover to epoch ${epoch} was aborted before its fence succeeded`);
-        await new Promise((r) => setTimeout(r, this.#d.fenceRetryMs ?? 1_000));
+        await new Promise((r) => setTimeout(r, this.#deps.fenceRetryMs ?? 1_000));
       } finally {
         this.#attempt = undefined;
       }
@@ -368,21 +425,19 @@ export class Failover {
   #route(side: Side): number {
     const t = performance.now();
     const from: Side = side === 'standby' ? 'primary' : 'standby';
-    const closed = this.#d.router.closeAll(from);
-    this.#d.store.append({ type: 'routed', side, epoch: this.state.epoch, ms: null, reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` });
+    const closed = this.#deps.router.closeAll(from);
+    this.#enter({ event: { type: 'routed', side, epoch: this.state.epoch, ms: null, reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` }, frozen: false }, { msg: 'routed', fields: { side } });
     // a notice is about the GPU that was left: a GPU switched back to later starts without one
     this.notice = undefined;
-    this.frozen = false;
-    this.#d.changed?.(this.state);
     return performance.now() - t;
   }
 
   /** The GPU answers: its code-server's probe is ok, or its agent heartbeats within the window. */
   #primaryAnswers(): string | undefined {
-    const probe = this.#d.probes.primary;
+    const probe = this.#deps.probes.primary;
     if (probe.last?.ok && probe.failures === 0) return 'its code-server answers';
-    const agent = this.#d.hub.agents.get(this.#d.primaryId);
-    if (agent?.connected && agent.heartbeats > 0 && performance.now() - agent.lastHeartbeatAt < this.#d.windowMs) return 'its agent heartbeats';
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    if (agent?.connected && agent.heartbeats > 0 && performance.now() - agent.lastHeartbeatAt < this.#deps.windowMs) return 'its agent heartbeats';
     return undefined;
   }
 
@@ -415,15 +470,15 @@ export class Failover {
       this.#aborting = false;
       return { accepted: false, status: 409, why: `the fence at epoch ${this.state.epoch} succeeded while aborting: the failover goes on; go back with standby switch-back` };
     }
-    this.#d.store.append({ type: 'aborted', epoch: this.state.epoch, reason: `${reason}: the fence had not completed and the GPU answers (${answers})` });
-    this.#d.log.warn({ epoch: this.state.epoch, reason }, 'failover aborted: the GPU serves again under the new epoch');
-    this.frozen = false;
+    this.#enter(
+      { event: { type: 'aborted', epoch: this.state.epoch, reason: `${reason}: the fence had not completed and the GPU answers (${answers})` }, frozen: false },
+      { msg: 'failover aborted: the GPU serves again under the new epoch', level: 'warn', fields: { epoch: this.state.epoch } },
+    );
     this.notice = undefined;
     this.#noticeDismissed = true;
     this.lastFenceError = null;
     this.lastVerdict = { kind: 'healthy' };
-    this.#d.changed?.(this.state);
-    this.#d.hub.regrant(this.#d.primaryId); // primary again, at the new epoch
+    this.#deps.hub.regrant(this.#deps.primaryId); // primary again, at the new epoch
     await this.idle();
     this.#aborting = false;
     return { accepted: true, message: `aborted: the GPU serves again at epoch ${this.state.epoch} (${answers})` };
@@ -434,7 +489,7 @@ export class Failover {
     if (this.state.fencedEpoch >= this.state.epoch) {
       return { accepted: false, status: 409, why: `the standby's receiver was fenced at epoch ${this.state.fencedEpoch} for the switch back: it cannot be aborted; the route moves to the GPU next` };
     }
-    const probe = this.#d.probes.standby;
+    const probe = this.#deps.probes.standby;
     if (!probe.last?.ok) return { accepted: false, status: 409, why: "the standby does not answer: aborting would leave no backend (its code-server does not answer the proxy's probe)" };
     this.#aborting = true;
     await this.#attempt;
@@ -442,12 +497,12 @@ export class Failover {
       this.#aborting = false;
       return { accepted: false, status: 409, why: `the fence at epoch ${this.state.epoch} succeeded while aborting: the switch back goes on` };
     }
-    this.#d.store.append({ type: 'aborted', epoch: this.state.epoch, side: 'standby', reason: `${reason}: the switch back's fence had not completed; the standby serves again` });
-    this.#d.log.warn({ epoch: this.state.epoch, reason }, 'switch back aborted: the standby serves again');
-    this.frozen = false;
+    this.#enter(
+      { event: { type: 'aborted', epoch: this.state.epoch, side: 'standby', reason: `${reason}: the switch back's fence had not completed; the standby serves again` }, frozen: false },
+      { msg: 'switch back aborted: the standby serves again', level: 'warn', fields: { epoch: this.state.epoch } },
+    );
     this.lastFenceError = null;
-    this.#d.changed?.(this.state);
-    this.#d.hub.regrant(this.#d.primaryId); // still fenced, at the new epoch
+    this.#deps.hub.regrant(this.#deps.primaryId); // still fenced, at the new epoch
     await this.idle();
     this.#aborting = false;
     return { accepted: true, message: `aborted: the standby serves again at epoch ${this.state.epoch}` };
@@ -464,14 +519,14 @@ export class Failover {
     if (s.active !== 'standby') return { accepted: false, status: 409, why: s.phase === 'switching_back' ? 'a switch back is already under way' : 'the GPU already serves: nothing to switch back from' };
     if (s.phase !== 'failed_over' || this.#busy) return { accepted: false, status: 409, why: `the proxy is busy (phase ${s.phase}): try again when the standby serves` };
     if (this.#checking) return { accepted: false, status: 409, why: 'a switch back is already being checked' };
-    const id = this.#d.primaryId;
-    const agent = this.#d.hub.agents.get(id);
+    const id = this.#deps.primaryId;
+    const agent = this.#deps.hub.agents.get(id);
     if (!agent?.connected || !agent.last) return { accepted: false, status: 409, why: `${id}'s agent is not connected: bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects` };
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
-    if (silenceMs >= this.#d.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
-    const probe = this.#d.probes.primary;
+    if (silenceMs >= this.#deps.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
+    const probe = this.#deps.probes.primary;
     if (!probe.last?.ok) return { accepted: false, status: 409, why: `${id}'s code-server does not answer the proxy's probe (${probe.last?.error ?? 'not probed yet'})` };
-    if (!this.#d.verifyPrimary && o.confirmRestored !== true) {
+    if (!this.#deps.verifyPrimary && o.confirmRestored !== true) {
       return { accepted: false, status: 409, why: `the proxy cannot yet have ${id}'s agent compare its workspace with the standby's: restore it from the standby by hand (docs/operations.md, Switching back by hand), then confirm with --restored; work on the standby that is not on ${id} is overwritten by its first pass` };
     }
     this.#checking = true;
@@ -480,23 +535,21 @@ export class Failover {
       // freeze first: the standby's copy stops changing, so what was compared (or restored) still holds when the GPU takes over
       this.#freeze('standby');
       let checked = `restored by the admin (confirmed)`;
-      if (this.#d.verifyPrimary) {
-        const verdict = await this.#d.verifyPrimary(this.#d.verifyMs ?? 120_000);
+      if (this.#deps.verifyPrimary) {
+        const verdict = await this.#deps.verifyPrimary(this.#deps.verifyMs ?? 120_000);
         // differences always refuse; a comparison that could not run needs the admin's word that the restore is done
         if (verdict.ok && verdict.differences > 0) return { accepted: false, status: 409, why: `${id}'s workspace differs from the standby's in ${verdict.differences} paths: restore it from the standby (docs/operations.md, Switching back by hand), then run this again` };
         if (!verdict.ok && o.confirmRestored !== true) return { accepted: false, status: 409, why: `${id} could not compare its workspace with the standby's (${verdict.error}): fix that, or restore it from the standby by hand and confirm with --restored` };
         checked = verdict.ok ? 'its workspace equal to the standby\'s (compared by its agent)' : `restored by the admin (confirmed; its agent could not compare: ${verdict.error})`;
       }
-      this.#d.store.append({ type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected and heartbeating, its code-server answering, ${checked}` });
-      this.#d.log.warn({ epoch: this.state.epoch, hostId: id }, 'switching back to the GPU: fencing the standby under the new epoch, then the route moves');
-      this.#d.changed?.(this.state);
+      this.#enter(
+        { event: { type: 'switch-back', epoch: s.epoch + 1, reason: `${reason}: ${id}'s agent connected and heartbeating, its code-server answering, ${checked}` } },
+        { msg: 'switching back to the GPU: fencing the standby under the new epoch, then the route moves', level: 'warn', fields: { epoch: s.epoch + 1, hostId: id } },
+      );
       done = true;
     } finally {
       this.#checking = false;
-      if (!done) {
-        this.frozen = false;
-        this.#d.changed?.(this.state);
-      }
+      if (!done) this.#enter({ frozen: false }, { msg: 'switch back refused: the standby serves on, unfrozen' });
     }
     this.#run(this.#resume('fence', 'primary'));
     return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver under it, then the route moves and ${id} is granted primary` };

@@ -23,21 +23,21 @@ export type HeartbeatVerdict =
   /** nobody could have sent this: the connection is closed with a protocol error */
   | { accept: false; kind: 'impossible-epoch'; reason: string };
 
-export function checkHeartbeat(hb: Heartbeat, c: HeartbeatContext): HeartbeatVerdict {
-  if (hb.epoch > c.epoch) return { accept: false, kind: 'impossible-epoch', reason: `epoch ${hb.epoch} is above the proxy's epoch ${c.epoch}: no proxy granted it` };
+export function checkHeartbeat(hb: Heartbeat, known: HeartbeatContext): HeartbeatVerdict {
+  if (hb.epoch > known.epoch) return { accept: false, kind: 'impossible-epoch', reason: `epoch ${hb.epoch} is above the proxy's epoch ${known.epoch}: no proxy granted it` };
   // 0: never granted; the current epoch (also what a proxy restarted at the same epoch granted); or the one this proxy granted last
-  if (hb.epoch !== 0 && hb.epoch !== c.epoch && hb.epoch !== c.lastGranted) {
-    return { accept: false, kind: 'stale-epoch', reason: `epoch ${hb.epoch} is not the one granted to this host (${c.lastGranted ?? c.epoch})` };
+  if (hb.epoch !== 0 && hb.epoch !== known.epoch && hb.epoch !== known.lastGranted) {
+    return { accept: false, kind: 'stale-epoch', reason: `epoch ${hb.epoch} is not the one granted to this host (${known.lastGranted ?? known.epoch})` };
   }
   if (hb.sync.watermark > hb.sync.lastSeq) {
     return { accept: false, kind: 'inconsistent', reason: `watermark ${hb.sync.watermark} is above lastSeq ${hb.sync.lastSeq}` };
   }
-  const p = c.previous;
-  if (p) {
-    if (hb.seq <= p.seq) return { accept: false, kind: 'replayed', reason: `seq ${hb.seq} after ${p.seq}: replayed or out of order` };
-    if (hb.sync.lastSeq < p.sync.lastSeq) return { accept: false, kind: 'inconsistent', reason: `lastSeq went back from ${p.sync.lastSeq} to ${hb.sync.lastSeq}` };
-    if (hb.sync.watermark < p.sync.watermark) return { accept: false, kind: 'inconsistent', reason: `watermark went back from ${p.sync.watermark} to ${hb.sync.watermark}` };
-    if (hb.epoch < p.epoch) return { accept: false, kind: 'stale-epoch', reason: `epoch went back from ${p.epoch} to ${hb.epoch}` };
+  const previous = known.previous;
+  if (previous) {
+    if (hb.seq <= previous.seq) return { accept: false, kind: 'replayed', reason: `seq ${hb.seq} after ${previous.seq}: replayed or out of order` };
+    if (hb.sync.lastSeq < previous.sync.lastSeq) return { accept: false, kind: 'inconsistent', reason: `lastSeq went back from ${previous.sync.lastSeq} to ${hb.sync.lastSeq}` };
+    if (hb.sync.watermark < previous.sync.watermark) return { accept: false, kind: 'inconsistent', reason: `watermark went back from ${previous.sync.watermark} to ${hb.sync.watermark}` };
+    if (hb.epoch < previous.epoch) return { accept: false, kind: 'stale-epoch', reason: `epoch went back from ${previous.epoch} to ${hb.epoch}` };
   }
   return { accept: true };
 }

@@ -1,7 +1,8 @@
 // sd_notify from the real daemons, received on a test NOTIFY_SOCKET: the
 // agent says READY only after its first full sync, pings the watchdog while
 // its loop works and not while a pass is stuck, and says STOPPING on SIGTERM
-// before exiting 0; the proxy says READY once listening with its state.
+// before exiting 0; the proxy says READY once listening with its state, and
+// a new STATUS at each transition of its state machine.
 import assert from 'node:assert/strict';
 import { writeFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { freePort } from '../../core/free-port.ts';
 import { startNotifySocket, type NotifySocket } from '../fixtures/notify-socket.ts';
 import { killMarked, pidsWithMarker, commandLine } from '../fixtures/process-tree.ts';
-import { proxySettings } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, proxySettings } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -115,6 +116,37 @@ test('the proxy: READY once listening with its state, WATCHDOG, STOPPING on SIGT
     const exit = await proxy.exited;
     assert.equal(exit.code, 0);
     await waitFor('STOPPING=1', () => sock!.with('STOPPING').length === 1, { timeoutMs: 2_000 });
+  } finally {
+    await proxy?.stop();
+    await sock?.close();
+    rmSync(top, { recursive: true, force: true });
+  }
+});
+
+test('the proxy: a transition of its state machine updates STATUS at once, not at the next 5 s refresh', { timeout: 60_000 }, async () => {
+  const top = mkdtempSync(join(tmpdir(), 'standby-notify-proxy-'));
+  let sock: NotifySocket | undefined;
+  let proxy: ProxyProcess | undefined;
+  try {
+    sock = await startNotifySocket();
+    const port = await freePort();
+    const configFile = join(top, 'proxy.json');
+    writeFileSync(configFile, JSON.stringify(proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9', settings: { listen: { host: '127.0.0.1', port }, logLevel: 'warn', detector: { heartbeatIntervalMs: 60_000 } } }, join(top, 'state'))), { mode: 0o600 });
+    const prev = process.env.NOTIFY_SOCKET;
+    process.env.NOTIFY_SOCKET = sock.path;
+    proxy = await startProxyProcess(configFile, port).finally(() => {
+      if (prev === undefined) delete process.env.NOTIFY_SOCKET;
+      else process.env.NOTIFY_SOCKET = prev;
+    });
+    const ready = await waitFor('READY=1', () => sock!.with('READY')[0], { timeoutMs: 10_000 });
+    // a failover by hand (accepted while waiting for the GPU): a new epoch is logged, the fence is tried (and fails: no standby here)
+    const res = await fetch(`http://127.0.0.1:${port}/_standby/api/v1/failover`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });
+    assert.equal(res.status, 202, await res.text());
+    const status = await waitFor('STATUS saying failing_over', () => sock!.with('STATUS').find((m) => /phase failing_over, epoch 2/.test(m.fields.STATUS ?? '')), { timeoutMs: 10_000 });
+    // supervise() refreshes STATUS 5 s after READY at the earliest: sooner, it came from the transition
+    assert.ok(status.at - ready.at < 4_000, `STATUS followed the transition ${Math.round(status.at - ready.at)} ms after READY`);
+    proxy.kill('SIGTERM');
+    assert.equal((await proxy.exited).code, 0);
   } finally {
     await proxy?.stop();
     await sock?.close();
