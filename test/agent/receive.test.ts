@@ -16,12 +16,12 @@ import { liveReceivers } from '../../agent/receiver-registry.ts';
 import { runRemote } from '../../agent/ssh.ts';
 import type { StandbyTarget } from '../../agent/config.ts';
 import { StandbyError } from '../../errors.ts';
+import { run, type Run } from '../fixtures/cli-run.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { run, type Run } from '../installer/run.ts';
 
 
 /** rsync is writing `name` into `dir`: its temporary file (.name.XXXXXX) or, whole, in --delay-updates' holding folder, and not yet in place */

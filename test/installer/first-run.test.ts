@@ -11,12 +11,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { run, standby } from '../fixtures/cli-run.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { killTree } from '../fixtures/process-tree.ts';
 import { startSshd, type Sshd } from '../fixtures/sshd.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
-import { run, standby } from './run.ts';
 
 /** The line after `prefix` in `text` (the printed hints), e.g. the command after "run it by hand: ". */
 function after(text: string, prefix: string): string {

@@ -14,9 +14,9 @@ import { fetchFenceKey } from '../../installer/install-role.ts';
 import { layoutOf } from '../../installer/layout.ts';
 import { startUnit } from '../../installer/units.ts';
 import { proxyConfigSchema } from '../../proxy/config.ts';
+import { standby } from '../fixtures/cli-run.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
-import { standby } from './run.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 const scratch = () => mkdtempSync(join(tmpdir(), 'standby-install-'));
