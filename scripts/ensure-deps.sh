@@ -1,8 +1,8 @@
 #!/bin/sh
-# Installs what `npm run demo`, `npm test` and `npm run bench` need on a fresh
-# Debian machine: the npm dependencies (which pin Node 24 through the npm `node`
-# package) and, as root, the Debian packages. Without root it names what is
-# missing and stops. Usage: ensure-deps.sh [demo|test|bench]
+# Installs what `npm run demo`, `npm test`, `npm run test:quick` and `npm run
+# bench` need on a fresh Debian machine: the npm dependencies (which pin Node 24
+# through the npm `node` package) and, as root, the Debian packages. Without
+# root it names what is missing and stops. Usage: ensure-deps.sh [demo|test|quick|bench]
 set -eu
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -19,6 +19,8 @@ fi
 # Debian packages: command (or a file, when it starts with /) -> package.
 need="rsync:rsync ssh:openssh-client sshd:openssh-server"
 case "$purpose" in
+  # the unit tests start no process: Node is all they need
+  quick) need="" ;;
   # gcc, make, autoconf and automake build the rsync versions of the test matrix
   test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base gcc:gcc make:make autoconf:autoconf aclocal:automake /usr/include/stdio.h:libc6-dev" ;;
   bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { NODE, run, type Run } from './installer/run.ts';
+import { NODE, run, type Run } from './fixtures/cli-run.ts';
 
 /** `standby ARGS` (cli.ts on the pinned Node), 20 s at most */
 function standby(...args: string[]): Promise<Run> {

@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
+import { run } from '../fixtures/cli-run.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { DEBIAN_12, pathWith, upstreamBuilds, type RsyncBuild } from '../fixtures/rsync-versions.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { run } from '../installer/run.ts';
 
 /** Names rsync, a shell or a filter rule could misread; each is created, edited, renamed and deleted. */
 const ODD = ['with space.txt', 'new\nline.txt', "quote'\"$(x).txt", '-dash-first.txt', 'st*r.txt', 'q?.txt', '[br]acket.txt', 'back\\slash.txt', '+ plus.txt', '- minus.txt', '#hash.txt', '!', 'ünïcødé-名前.txt', ' lead and trail '];

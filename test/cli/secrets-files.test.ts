@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '../../core/errors.ts';
-import { NODE, run } from '../installer/run.ts';
+import { NODE, run } from '../fixtures/cli-run.ts';
 
 let dir = '';
 before(() => {

@@ -12,13 +12,13 @@ import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/f
 import { verifyConfigFile } from '../../cli/verify.ts';
 import { StandbyError } from '../../core/errors.ts';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
+import { NODE, run } from '../fixtures/cli-run.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { killMarked } from '../fixtures/process-tree.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
-import { NODE, run } from '../installer/run.ts';
 
 describe('standby verify without --config', () => {
   test('reads the installed agent.json when it is there, and names it and --config when it is not', () => {

@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
+import { run } from '../fixtures/cli-run.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { killTree } from '../../core/process-tree.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
-import { run } from './run.ts';
 
 test('standby and GPU installed by their one lines: the GPU enrolls, its installed agent syncs with its own key, and stops when revoked', { timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'standby-enroll-e2e-'));

@@ -14,9 +14,9 @@ import { test } from 'node:test';
 import { freePort } from '../../core/free-port.ts';
 import { killTree } from '../../core/process-tree.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
+import { run, standby } from '../fixtures/cli-run.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspace-server.ts';
-import { run, standby } from './run.ts';
 
 /** The line after `prefix` in `text` (the printed hints), e.g. the command after "run it by hand: ". */
 function after(text: string, prefix: string): string {

@@ -12,8 +12,8 @@ import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import { proxyConfigSchema } from '../../config/proxy.ts';
 import { downloadToken } from '../../proxy/download-token.ts';
+import { run, standby } from '../fixtures/cli-run.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
-import { run, standby } from './run.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 const get = (url: string, method = 'GET') => fetch(url, { method, signal: AbortSignal.timeout(10_000) });

@@ -15,8 +15,8 @@ import { layoutOf } from '../../installer/layout.ts';
 import { startUnit } from '../../installer/units.ts';
 import { proxyConfigSchema } from '../../config/proxy.ts';
 import { freePort } from '../../core/free-port.ts';
+import { standby } from '../fixtures/cli-run.ts';
 import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
-import { standby } from './run.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 const scratch = () => mkdtempSync(join(tmpdir(), 'standby-install-'));

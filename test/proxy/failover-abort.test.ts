@@ -8,10 +8,10 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { standby } from '../fixtures/cli-run.ts';
 import { heartbeatsFlowing, startWorld, type World } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { StateStore } from '../../proxy/state-store.ts';
-import { standby } from '../installer/run.ts';
 
 /** The proxy's fencing key file, swapped for the GPU's writer key (sshd lets it in, its forced command refuses a fence) and back. */
 function fencingKey(world: World): { refuse(): void; restore(): void } {

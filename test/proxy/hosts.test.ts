@@ -8,12 +8,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { standby } from '../fixtures/cli-run.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { standby } from '../installer/run.ts';
 
 /** Opens the agent socket with a token: 'open' (and the socket), or the HTTP status it was refused with, and its body. */
 function connectAgent(url: string, token: string): Promise<{ ws?: WebSocket; status?: number; body?: string }> {

@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { standby } from '../fixtures/cli-run.ts';
 import { proxySettingsFor, startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { ADMIN_TOKEN, startProxyWithBackends, whoami as whoamiVia, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { standby } from '../installer/run.ts';
 import { StateStore } from '../../proxy/state-store.ts';
 
 interface Client {

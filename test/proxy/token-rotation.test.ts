@@ -14,11 +14,11 @@ import { pino } from 'pino';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { AGENT_PATH } from '../../protocol/messages.ts';
 import { freePort } from '../../core/free-port.ts';
+import { standby } from '../fixtures/cli-run.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, agentSocketAnswer, proxySettings, startTestProxy, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { startProxyProcess, type ProxyProcess } from '../fixtures/proxy-process.ts';
 import { startPair, type SyncPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { standby } from '../installer/run.ts';
 
 /** 'open' or the HTTP status the agent socket was refused with. */
 const connect = (url: string, token: string): Promise<number | 'open'> => agentSocketAnswer(url, token);

@@ -17,10 +17,10 @@ import { join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseRequest, realPath, type ReceiveRequest, type RequestPolicy } from '../../standby/receive-request.ts';
 import { StandbyError } from '../../core/errors.ts';
+import { run } from '../fixtures/cli-run.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
-import { run } from '../installer/run.ts';
 import { seededRandom } from '../fixtures/fuzz-random.ts';
 
 const SEED = Number(process.env.STANDBY_FUZZ_SEED ?? 0x5eed10);

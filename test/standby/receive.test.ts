@@ -19,7 +19,7 @@ import { startStandbyReceiver, type StandbyReceiver } from '../fixtures/standby-
 import { snapshot } from '../fixtures/tree-snapshot.ts';
 import { startPair } from '../fixtures/sync-pair.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { run, type Run } from '../installer/run.ts';
+import { run, type Run } from '../fixtures/cli-run.ts';
 
 describe('the receiver as the forced command of a real sshd', () => {
   let w: StandbyReceiver;
