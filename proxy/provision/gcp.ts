@@ -371,13 +371,21 @@ export class GcpStandbyProvider implements StandbyProvider {
     }
     const deadline = performance.now() + this.#config.operationTimeoutMs;
     // bounded in time and count: each wait answers within ~2 min, or at once when DONE
+    const timedOut = (last: GOperation) => new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `GCP operation ${last.name} (${verb} ${name} in ${zone}) did not end within ${this.#config.operationTimeoutMs} ms (recovery.standby.operationTimeoutMs); it is ${last.status}`, { provider: 'gcp', instance: name, zone, operation: last.name });
     for (let i = 0; op.status !== 'DONE'; i++) {
-      const left = deadline - performance.now();
-      if (left <= 0 || i >= 10_000) {
-        throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `GCP operation ${op.name} (${verb} ${name} in ${zone}) did not end within ${this.#config.operationTimeoutMs} ms (recovery.standby.operationTimeoutMs); it is ${op.status}`, { provider: 'gcp', instance: name, zone, operation: op.name });
+      if (performance.now() >= deadline || i >= 10_000) throw timedOut(op);
+      const last = op;
+      try {
+        [op] = await this.#call(`wait for ${verb} ${name}`, async (): Promise<[GOperation, ...unknown[]]> => {
+          // each try gets what is left of the deadline; a wait cut short by it is not an error of the API's
+          const left = deadline - performance.now();
+          if (left <= 0) return [last];
+          return this.#operations.wait({ project: this.project, zone, operation: last.name ?? '' }, this.#options(signal, {}, Math.min(left, WAIT_CALL_MS)));
+        }, signal);
+      } catch (err) {
+        if (performance.now() >= deadline && !signal?.aborted) throw timedOut(last);
+        throw err;
       }
-      const opName = op.name ?? '';
-      [op] = await this.#call(`wait for ${verb} ${name}`, () => this.#operations.wait({ project: this.project, zone, operation: opName }, this.#options(signal, {}, Math.max(1, Math.min(left, WAIT_CALL_MS)))), signal);
     }
     const errors = op.error?.errors ?? [];
     if (errors.length > 0) {

@@ -14,7 +14,8 @@
 // Fault switches: failNext (429/5xx bursts), dropNextAnswer (the call takes
 // effect, its answer is lost), failNextOperation (an operation ends DONE with
 // an error, as a stockout does), preempt (a spot VM moved to TERMINATED or
-// STOPPED with its disk kept, or deleted if its termination action is DELETE).
+// STOPPED with its disk kept, or deleted if its termination action is DELETE),
+// stallNextOperation (an operation that never ends).
 import { createPublicKey, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -96,6 +97,8 @@ export interface FakeGcpCompute {
   dropNextAnswer(match: RegExp): void;
   /** the next operation of this type ('insert', 'start', ...) ends DONE with this error, and has no effect */
   failNextOperation(operationType: string, error: { code: string; message: string; httpStatus?: number }): void;
+  /** the next operation of this type stays RUNNING until the fake closes (a cloud that is slow, or stuck) */
+  stallNextOperation(operationType: string): void;
   /** a spot preemption: the instance moves to `status` (TERMINATED, as GCE reports a stopped VM, or STOPPED), its external IP released and its disk kept; with instanceTerminationAction DELETE it is deleted instead */
   preempt(zone: string, name: string, status?: 'TERMINATED' | 'STOPPED'): void;
   close(): Promise<void>;
@@ -149,6 +152,7 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
   const failures: { count: number; status: 429 | 500 | 502 | 503 | 504; match: RegExp | undefined }[] = [];
   const drops: RegExp[] = [];
   const opFailures = new Map<string, { code: string; message: string; httpStatus?: number }>();
+  const opStalls = new Set<string>();
   let seq = 1000;
   const nextId = () => String(BigInt(seq++) * 7919n + 5_000_000_000_000_000n);
   let ipSeq = 1;
@@ -203,11 +207,13 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
   function run(op: FakeOperation, onRunning: () => void, onDone: () => void, onFailed: () => void = () => {}): void {
     const failure = opFailures.get(op.operationType);
     if (failure) opFailures.delete(op.operationType);
+    const stall = opStalls.delete(op.operationType);
     later(stepMs, () => {
       op.status = 'RUNNING';
       op.progress = 50;
       op.startTime = new Date().toISOString();
       if (!failure) onRunning();
+      if (stall) return;
       later(stepMs, () => {
         op.status = 'DONE';
         op.progress = 100;
@@ -441,6 +447,7 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
     failNext: (count, status, match) => void failures.push({ count, status, match }),
     dropNextAnswer: (match) => void drops.push(match),
     failNextOperation: (type, error) => void opFailures.set(type, error),
+    stallNextOperation: (type) => void opStalls.add(type),
     preempt(zone, name, status = 'TERMINATED') {
       const inst = instances.get(`${zone}/${name}`);
       if (!inst) throw new Error(`fake GCP: no instance ${zone}/${name} to preempt`);

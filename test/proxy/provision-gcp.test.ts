@@ -17,6 +17,7 @@ import { gcpStandbySchema, type GcpStandbyConfig } from '../../config/gcp-standb
 import { GcpStandbyProvider, type GcpProviderOptions } from '../../proxy/provision/gcp.ts';
 import { hostNameText, type StandbySpec } from '../../proxy/provision/provider.ts';
 import { startFakeGcpCompute, type FakeGcpCompute } from '../fakes/gcp-compute.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const ZONE = 'europe-west1-b';
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBn4LMVHsWZlV1Bb3L3W8m1lZk2Ws6n2h5J4k0dkYq1v standby-proxy';
@@ -221,6 +222,29 @@ describe('gcp standby provider against the Compute fake', () => {
     assert.ok(fake.disks().some((d) => d.name === name));
     const later = await gcp.ensure(spec('ws-nostart', 1));
     assert.equal(later.state, 'running', 'the next ensure starts it');
+  });
+
+  test('an operation that never ends is given up after operationTimeoutMs, with what it was doing', { timeout: 60_000 }, async () => {
+    const gcp = await provider({ operationTimeoutMs: 1_000 });
+    fake.stallNextOperation('insert');
+    const started = performance.now();
+    await rejectsWith(gcp.ensure(spec('ws-stuck', 1)), 'STANDBY_ERR_PROVIDER_FAILED', /GCP operation operation-\S+ \(insert standby-ws-stuck-e1 in europe-west1-b\) did not end within 1000 ms \(recovery\.standby\.operationTimeoutMs\); it is RUNNING/);
+    const took = performance.now() - started;
+    assert.ok(took >= 1_000 && took < 10_000, `${Math.round(took)} ms`);
+  });
+
+  test('an aborted ensure stops at once, mid-operation', { timeout: 60_000 }, async () => {
+    const gcp = await provider();
+    fake.stallNextOperation('insert');
+    const abort = new AbortController();
+    const ensuring = gcp.ensure(spec('ws-abort', 1), abort.signal);
+    const name = hostNameText({ workspace: 'ws-abort', epoch: 1 });
+    // wait for the create to be under way, then abort
+    await waitFor('the create to be under way', () => inserts(name).length === 1, { timeoutMs: 20_000 });
+    const started = performance.now();
+    abort.abort(new Error('recovery cancelled'));
+    await assert.rejects(ensuring, /recovery cancelled|aborted|cancel/i);
+    assert.ok(performance.now() - started < 2_000, 'promptly');
   });
 
   test('stop and destroy are idempotent; destroy takes the disk too', { timeout: 60_000 }, async () => {
