@@ -31,8 +31,9 @@ export const ErrorCodes = {
   STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },
   // the installer (installer/)
   STANDBY_ERR_INSTALL_FAILED: { status: 500, exit: 73 },
-  // a provisioner (proxy/provision/): the cloud refused or failed a call after its retries / refused our credentials
+  // provisioners (proxy/provision/): a cloud call that failed after its retries, or an operation that ended in error
   STANDBY_ERR_PROVIDER_FAILED: { status: 502, exit: 69 },
+  // a cloud's credentials missing, unreadable, or refused (401/403)
   STANDBY_ERR_PROVIDER_AUTH: { status: 502, exit: 77 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

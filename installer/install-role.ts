@@ -100,7 +100,7 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --proxy https://PROXY (it fetches the proxy's fencing key from there; install.sh passes it) or --fence-key \"ssh-ed25519 AAAA...\" (or --fence-key-file FILE): the key the proxy fences with and authorizes writers through", { flag: '--proxy' });
   }
 
-  const program = installProgram(l, source);
+  const program = installProgram(l, source, new Date(), o.role === 'proxy');
   say(`program ${program.version}: ${program.dir} (${l.current}, ${commandPath(l)})`);
   if (program.kept) say(`kept the previous version for running processes: ${program.kept}`);
   for (const r of program.removed) say(`removed an older version: ${r}`);

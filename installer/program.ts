@@ -17,10 +17,10 @@ export interface ProgramInstall {
   removed: string[];
 }
 
-/** Copies the program to <programDir>/<version>-<stamp>, points `current`, `bin` and the PATH link at it, keeps one older version. */
-export function installProgram(l: Layout, source = PROGRAM_SOURCE, now = new Date()): ProgramInstall {
+/** Copies the program to <programDir>/<version>-<stamp>, points `current`, `bin` and the PATH link at it, keeps one older version. `proxyOnly`: with the proxy's own packages (programFiles). */
+export function installProgram(l: Layout, source = PROGRAM_SOURCE, now = new Date(), proxyOnly = false): ProgramInstall {
   const version = programVersion(source);
-  const files = programFiles(source);
+  const files = programFiles(source, { proxyOnly });
   mkdirSync(l.programDir, { recursive: true, mode: 0o755 });
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
   let name = `${version}-${stamp}`;

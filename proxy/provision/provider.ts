@@ -79,7 +79,7 @@ export interface GpuLaunch {
 export type HostState = 'creating' | 'running' | 'stopping' | 'stopped' | 'failed' | 'gone';
 
 export interface ProvisionedHost {
-  /** the provider's id for the host (Vast instance id, GCP instance name, local folder name) */
+  /** the provider's id for the host (Vast instance id, GCP `zone/instance-name` since a GCP name is unique per zone only, local folder name) */
   id: string;
   provider: string;
   /** the workspace and epoch it was created for; undefined for hosts we did not name */

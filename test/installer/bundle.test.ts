@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PROGRAM_SOURCE } from '../../core/program-files.ts';
+import { PROGRAM_SOURCE, programFiles } from '../../core/program-files.ts';
 import { programBundle } from '../../proxy/bundle.ts';
 import { downloadToken } from '../../proxy/download-token.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
@@ -106,6 +106,45 @@ describe('the bundle holds what the roles run, and nothing else', () => {
     const again = await programBundle(state, source);
     assert.deepEqual([again.file, again.sha256], [first.file, first.sha256], 'the same bundle, not rebuilt');
     assert.deepEqual(readdirSync(join(state, 'bundle')), [first.file.split('/').pop(), `${first.file.split('/').pop()}.sha256`]);
+  });
+});
+
+describe("the proxy's own packages (package.json optionalDependencies) stay out of the hosts' bundle", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'standby-proxy-only-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('what only the optional packages need is left out; what a run-time package needs, optional or not, stays', () => {
+    const write = (rel: string, text: string) => {
+      mkdirSync(join(dir, rel, '..'), { recursive: true });
+      writeFileSync(join(dir, rel), text);
+    };
+    // cloud (like @google-cloud/compute) needs shared and cloud-only; dep (like ssh2) needs shared and, optionally, native (like cpu-features)
+    write('package.json', JSON.stringify({ version: '1.0.0', dependencies: { dep: '1' }, optionalDependencies: { cloud: '1' } }));
+    write('package-lock.json', JSON.stringify({ packages: {
+      '': { dependencies: { dep: '1', cloud: '1' }, optionalDependencies: { cloud: '1' } },
+      'node_modules/dep': { dependencies: { shared: '1' }, optionalDependencies: { native: '1' } },
+      'node_modules/native': { optional: true },
+      'node_modules/shared': {},
+      'node_modules/cloud': { optional: true, dependencies: { shared: '1', 'cloud-only': '1' } },
+      'node_modules/cloud/node_modules/nested': { optional: true },
+      'node_modules/cloud-only': { optional: true },
+    } }));
+    write('cli.ts', 'export {};\n');
+    for (const p of ['dep', 'native', 'shared', 'cloud', 'cloud/node_modules/nested', 'cloud-only']) write(`node_modules/${p}/index.js`, 'module.exports = 1;\n');
+    const packages = (files: string[]) => [...new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.replace(/\/index\.js$/, '').replace(/^node_modules\//, '')))].sort();
+    assert.deepEqual(packages(programFiles(dir)), ['dep', 'native', 'shared'], "the hosts' bundle");
+    assert.deepEqual(packages(programFiles(dir, { proxyOnly: true })), ['cloud', 'cloud-only', 'cloud/node_modules/nested', 'dep', 'native', 'shared'], "the proxy's install");
+  });
+
+  test('the real tree: @google-cloud/compute is in the proxy\'s file set only', () => {
+    const hosts = programFiles();
+    const proxy = programFiles(undefined, { proxyOnly: true });
+    assert.ok(!hosts.some((f) => f.startsWith('node_modules/@google-cloud/compute/')), 'not in the bundle');
+    assert.ok(proxy.includes('node_modules/@google-cloud/compute/build/src/v1/instances_client.js'), "in the proxy's install");
+    assert.ok(hosts.includes('node_modules/ssh2/lib/client.js'));
   });
 });
 
