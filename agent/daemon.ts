@@ -9,7 +9,8 @@ import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { localRsyncVersion } from './rsync-version.ts';
-import { SyncEngine, type SyncStatus } from './sync-engine.ts';
+import { summarizeSync } from '../protocol/agent-status.ts';
+import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
 
 export interface Agent {
@@ -24,16 +25,6 @@ export interface Agent {
    */
   preempted(source: string, graceMs: number): Promise<boolean>;
   close(): Promise<void>;
-}
-
-/** A one-line summary of the sync state, for logs (and later systemd's STATUS=). */
-export function summarize(s: SyncStatus): string {
-  const synced = s.lastPassAgeMs === null ? 'never synced' : `synced ${(s.lastPassAgeMs / 1000).toFixed(1)} s ago`;
-  const pending = `${s.pending} pending`;
-  const oldest = s.oldestPendingAgeMs === null ? '' : `, oldest ${(s.oldestPendingAgeMs / 1000).toFixed(1)} s`;
-  const failing = s.failingFor > 0 ? `, failing (${s.lastError?.message ?? 'unknown'})` : '';
-  const held = s.held ? `, ${s.held.deletions} deletions held` : '';
-  return `${synced}, ${pending}${oldest}${failing}${held}`;
 }
 
 export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
@@ -75,7 +66,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   log.info({ status: `http://${config.status.host}:${status.port}/status` }, 'agent started');
   const timer = setInterval(() => {
     const s = engine.status();
-    log.info({ sync: s }, summarize(s));
+    log.info({ sync: s }, summarizeSync(s));
   }, statusEveryMs);
   timer.unref();
   return {

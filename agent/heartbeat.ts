@@ -191,8 +191,8 @@ export class HeartbeatClient {
       sync: {
         watermark: s.watermark,
         lastSeq: s.lastSeq,
-        pending: s.pending,
-        oldestPendingAgeMs: s.oldestPendingAgeMs,
+        pending: s.outstandingPaths,
+        oldestPendingAgeMs: s.oldestOutstandingAgeMs,
         lastPassAgeMs: s.lastPassAgeMs,
         ready: s.ready,
         held: s.held !== null,

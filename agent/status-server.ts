@@ -1,6 +1,7 @@
 // The agent's local status endpoint, on loopback only: GET /status for the
-// sync state, POST /confirm-deletes to release deletions the guard holds.
-// `standby status --agent` and `standby sync --confirm-deletes` call it.
+// sync state, POST /confirm-deletes to release deletions the guard holds,
+// POST /resync for a full reconcile now. `standby status --agent` and
+// `standby sync` call it; its answers' shapes are protocol/agent-status.ts.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SyncEngine } from './sync-engine.ts';

@@ -2,8 +2,8 @@
 // checksums (rsync --dry-run --checksum --itemize-changes), and lists every
 // difference. It reads both sides and writes neither.
 import { excludesOf, syncRoots, type AgentConfig } from '../config/agent.ts';
-import { excludeArgs } from './exclude.ts';
-import { EPOCH_VAR, refusalIn } from '../protocol/receiver.ts';
+import { refusalIn } from '../protocol/receiver.ts';
+import { verifyArgs } from './rsync-args.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
 import { remoteDir, rsyncShell } from './ssh.ts';
@@ -69,15 +69,9 @@ export async function verify(config: AgentConfig, epoch?: number): Promise<Diffe
   ]);
   const excludes = excludesOf(config);
   const out: Difference[] = [];
+  const settings = { shell: rsyncShell(config.standby), excludes, epoch, rsyncPath: config.standby.rsyncPath };
   for (const root of syncRoots(config)) {
-    const args = [
-      '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
-      '-e', rsyncShell(config.standby),
-      ...excludeArgs(excludes),
-      ...(epoch !== undefined ? [`--rsync-path=${EPOCH_VAR}=${epoch} ${config.standby.rsyncPath ?? 'rsync'}`] : config.standby.rsyncPath ? [`--rsync-path=${config.standby.rsyncPath}`] : []),
-      asDir(root.local),
-      remoteDir(config.standby, root.remote),
-    ];
+    const args = verifyArgs(settings, { from: asDir(root.local), to: remoteDir(config.standby, root.remote) });
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
       const fenced = fencedRefusal(result.stderr, config);

@@ -2,7 +2,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { loadSettings } from '../config/file.ts';
 import { agentConfigSchema } from '../config/agent.ts';
-import { startAgent, summarize } from '../agent/daemon.ts';
+import { startAgent } from '../agent/daemon.ts';
+import { summarizeSync } from '../protocol/agent-status.ts';
 import { SdNotify } from '../systemd/notify.ts';
 import { createLogger } from '../core/log.ts';
 import { overridesFrom } from './support/config-flags.ts';
@@ -30,12 +31,12 @@ export const agentCommand: CommandModule<object, Args> = {
       // systemd: READY once the first full reconcile landed (or the proxy said this host is not
       // primary: then there is nothing to reconcile yet); STATUS every few seconds; the watchdog
       // pinged while the sync loop does its work.
-      const status = () => summarize(agent.engine.status());
+      const status = () => summarizeSync(agent.engine.status());
       const readyCheck = notify ? setInterval(() => {
         const s = agent.engine.status();
         if (s.ready || agent.heartbeat?.role === 'fenced') {
           clearInterval(readyCheck);
-          notify.ready(s.ready ? summarize(s) : 'not primary: waiting for the proxy to grant it');
+          notify.ready(s.ready ? summarizeSync(s) : 'not primary: waiting for the proxy to grant it');
         }
       }, 100) : undefined;
       await supervise({

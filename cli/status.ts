@@ -1,8 +1,7 @@
 // `standby status`: what the proxy knows, or with --agent what the local
 // agent knows about its sync.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { summarize } from '../agent/daemon.ts';
-import type { SyncStatus } from '../agent/sync-engine.ts';
+import { summarizeSync, type SyncStatus } from '../protocol/agent-status.ts';
 import { StandbyError } from '../core/errors.ts';
 import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
 import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
@@ -31,7 +30,7 @@ export const statusCommand: CommandModule<object, Args> = {
       }
       const lines = [
         `host        ${s.hostId}${s.ready ? '' : ' (first full reconcile not done yet)'}`,
-        `state       ${s.phase}: ${summarize(s)}`,
+        `state       ${s.phase}: ${summarizeSync(s)}`,
         `watermark   ${s.watermark} of ${s.lastSeq} changes acknowledged`,
         `sent        ${s.filesSent} files, ${s.bytesSent} bytes in ${s.passes} passes (${s.fullPasses} full, ${s.failedPasses} failed)`,
         `pass time   last ${s.passDurationMs.last ?? '-'} ms, p50 ${s.passDurationMs.p50?.toFixed(0) ?? '-'} ms, p95 ${s.passDurationMs.p95?.toFixed(0) ?? '-'} ms`,

@@ -1,6 +1,7 @@
 // `standby sync`: act on the running agent's sync: confirm held deletions, or
 // ask for a full reconcile now.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ConfirmDeletesAnswer } from '../protocol/agent-status.ts';
 import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
 import { runCommand } from './support/run-command.ts';
 
@@ -21,7 +22,7 @@ export const syncCommand: CommandModule<object, Args> = {
     runCommand(async () => {
       const base = agentUrl(argv);
       if (argv.confirmDeletes) {
-        const { deletions } = (await callAgent(base, '/confirm-deletes', 'POST')) as { deletions: number };
+        const { deletions } = (await callAgent(base, '/confirm-deletes', 'POST')) as ConfirmDeletesAnswer;
         process.stdout.write(`confirmed: the agent applies the held deletions (${deletions}) in a full reconcile now\n`);
       }
       if (argv.full) {

@@ -17,15 +17,15 @@ export const CLOSE_REVOKED = 4003;
 const count = z.number().int().min(0);
 const ageMs = z.number().min(0).nullable();
 
-/** The agent's sync state as a heartbeat carries it (agent/sync-engine.ts status, ages in ms). */
+/** The agent's sync state as a heartbeat carries it (from its status answer, protocol/agent-status.ts; ages in ms). */
 const syncStateSchema = z.strictObject({
   /** every change numbered at or below it is on the standby's disk */
   watermark: count,
   /** the newest change number given out */
   lastSeq: count,
-  /** changes waiting for a pass (pending + in flight) */
+  /** paths with changes not yet on the standby: waiting for a pass, in flight, or deletions the guard holds (the status answer's outstandingPaths) */
   pending: count,
-  /** age of the oldest change not yet acknowledged, or null when none */
+  /** age of the oldest change not yet on the standby (waiting, in flight or held), or null when none */
   oldestPendingAgeMs: ageMs,
   /** age of the last completed pass, or null before the first */
   lastPassAgeMs: ageMs,

@@ -17,7 +17,6 @@ import { HOST_ID } from '../protocol/host-id.ts';
 import { EPOCH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
 
 // agent/sync-engine.ts still imports it from here: it goes once that file imports protocol/receiver.ts
-export { EPOCH_VAR };
 
 export type ReceiveRequest =
   | { kind: 'rsync'; epoch: number; args: string[]; target: string }

@@ -66,9 +66,12 @@ test('standby agent: serves its status, answers status/verify/sync, exits 0 on S
   assert.match(status.stdout, /watermark\s+\d+ of \d+/);
   const json = await cli(['status', '--agent', '--json', '--agent-url', base]);
   const parsed = JSON.parse(json.stdout) as Record<string, unknown>;
-  for (const field of ['watermark', 'lastSeq', 'pending', 'oldestPendingAgeMs', 'lastPassAgeMs', 'lastError', 'bytesSent', 'filesSent', 'passDurationMs']) {
+  for (const field of ['watermark', 'lastSeq', 'pending', 'oldestPendingAgeMs', 'outstandingPaths', 'oldestOutstandingAgeMs', 'lastPassAgeMs', 'lastError', 'bytesSent', 'filesSent', 'passDurationMs']) {
     assert.ok(field in parsed, `status has ${field}`);
   }
+  // the first names stay for scripts: the same values as the new ones
+  assert.equal(parsed['pending'], parsed['outstandingPaths']);
+  assert.equal(parsed['oldestPendingAgeMs'], parsed['oldestOutstandingAgeMs']);
 
   const clean = await cli(['verify', '--config', configFile]);
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);

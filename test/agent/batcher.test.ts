@@ -198,3 +198,70 @@ describe('Batcher with real timers', () => {
     assert.ok(waited < 1000, `fired after ${waited} ms`);
   });
 });
+
+describe('Batcher passDue(): the one question the engine asks', () => {
+  test('not yet: no, and onDue fires when the batch is due', () => {
+    const r = rig(200, 1000, (x) => x.batcher.taken());
+    r.batcher.touch(); // t=0
+    r.advance(50);
+    assert.equal(r.batcher.passDue(), false);
+    r.advance(149);
+    assert.deepEqual(r.fired, []);
+    r.advance(1);
+    assert.deepEqual(r.fired, [200]);
+  });
+
+  test('once due: yes', () => {
+    const r = rig(100, 1000);
+    r.batcher.touch();
+    r.batcher.clear(); // the timer is the engine's business here: ask at t=100 by hand
+    r.advance(100);
+    assert.equal(r.batcher.passDue(), true);
+  });
+
+  test('changes in no batch (put back by a failed pass) are due at once', () => {
+    const r = rig(100, 1000);
+    assert.equal(r.batcher.dueAt, undefined);
+    assert.equal(r.batcher.passDue(), true);
+  });
+
+  test('hurry() (a sync-now) makes a batch due before its delay, until a pass takes it', () => {
+    const r = rig(500, 1000);
+    r.batcher.touch(); // t=0, due at 500
+    r.advance(10);
+    r.batcher.hurry();
+    assert.equal(r.batcher.passDue(), true);
+    r.batcher.taken();
+    r.batcher.touch(); // t=10: a new batch waits its delay again
+    assert.equal(r.batcher.passDue(), false);
+  });
+
+  test('passTook() smooths the pass estimate the cap leaves room for', () => {
+    const r = rig(1000, 1000);
+    r.batcher.passTook(200);
+    assert.equal(r.batcher.passEstimateMs, 200, 'the first pass is the estimate');
+    r.batcher.passTook(400);
+    assert.equal(r.batcher.passEstimateMs, 0.7 * 200 + 0.3 * 400);
+    r.batcher.touch(); // t=0
+    assert.equal(r.batcher.dueAt, 1000 - (0.7 * 200 + 0.3 * 400));
+  });
+
+  test('passEnded(true) with no batch open starts one for the changes put back; passEnded(false) starts none', () => {
+    const r = rig(100, 1000, (x) => x.batcher.taken());
+    r.batcher.passEnded(false);
+    r.advance(500);
+    assert.deepEqual(r.fired, []);
+    r.batcher.passEnded(true); // t=500
+    r.advance(200);
+    assert.deepEqual(r.fired, [600]);
+  });
+
+  test('passEnded(true) with a batch open keeps that batch\'s timing', () => {
+    const r = rig(100, 1000, (x) => x.batcher.taken());
+    r.batcher.touch(); // t=0: due at 100
+    r.advance(50);
+    r.batcher.passEnded(true); // t=50: not a new batch, still due at 100
+    r.advance(100);
+    assert.deepEqual(r.fired, [100]);
+  });
+});

@@ -1,0 +1,107 @@
+// rsync's arguments for each kind of run the agent makes against the standby:
+// the --files-from transfer, the filter-rules run, the full reconcile, and
+// verify's comparison. Pure functions of the settings: table-tested in
+// test/agent/rsync-args.test.ts.
+import { EPOCH_VAR } from '../protocol/receiver.ts';
+import { excludeArgs } from './exclude.ts';
+
+/** What every run against the standby shares. */
+export interface RsyncSettings {
+  /** rsync's --timeout (sync.ioTimeoutS): a pass with no I/O for this long fails */
+  ioTimeoutS: number;
+  /** the -e value: ssh and its options (ssh.ts rsyncShell) */
+  shell: string;
+  /** the user's exclude patterns (config excludesOf) */
+  excludes: readonly string[];
+  /** the epoch the proxy granted this writer (undefined: no proxy, or not primary) */
+  epoch: number | undefined;
+  /** standby.rsyncPath as configured (undefined: the standby's rsync on its PATH) */
+  rsyncPath: string | undefined;
+}
+
+/** The two ends of one sync root, as rsync names them: `local/` and `user@host:/remote/`. */
+export interface RootEnds {
+  from: string;
+  to: string;
+}
+
+/**
+ * How rsync starts the standby's side. Under a proxy the standby's receiver
+ * checks the writer's epoch, given as an env assignment before the command (a
+ * plain sshd runs it as one too).
+ */
+export function rsyncPathArgs(epoch: number | undefined, rsyncPath: string | undefined): string[] {
+  if (epoch !== undefined) return [`--rsync-path=${EPOCH_VAR}=${epoch} ${rsyncPath ?? 'rsync'}`];
+  return rsyncPath ? [`--rsync-path=${rsyncPath}`] : [];
+}
+
+/** The options every pass's run starts with. The user's excludes come before any run's own filter rules, so what they exclude stays protected. */
+export function baseArgs(s: RsyncSettings): string[] {
+  return [
+    '-a',
+    '--delay-updates', // files land at the end of the pass, never half-written in place
+    `--timeout=${s.ioTimeoutS}`,
+    '--stats',
+    '-e', s.shell,
+    ...excludeArgs(s.excludes),
+    ...rsyncPathArgs(s.epoch, s.rsyncPath),
+  ];
+}
+
+/** Sends the paths listed on stdin (NUL-separated, pass-plan.ts) and nothing else. */
+export function transferArgs(s: RsyncSettings, ends: RootEnds): string[] {
+  return [
+    ...baseArgs(s),
+    '-r', // listed folders that are new are sent whole
+    '--files-from=-',
+    '--from0',
+    '--force',
+    '--delete', // a new folder sent whole mirrors exactly
+    '--ignore-times', // compare content of the listed paths: a same-size rewrite in the same second must go
+    ends.from,
+    ends.to,
+  ];
+}
+
+/**
+ * Makes the standby match this host for the paths the filter rules on stdin
+ * name (pass-plan.ts), and nothing else: deletes what is gone here, sends
+ * what is here (content compared). A deleted path that is back by now is
+ * sent as it is, so the standby never keeps a version older than the
+ * deletion it acknowledges. `dryRun`: only count what it would delete.
+ */
+export function rulesArgs(s: RsyncSettings, ends: RootEnds, { dryRun = false } = {}): string[] {
+  return [
+    ...baseArgs(s),
+    '--delete',
+    '--force',
+    '--ignore-times',
+    '--from0',
+    '--include-from=-',
+    '--exclude=*',
+    ends.from,
+    ends.to,
+    ...(dryRun ? ['--dry-run'] : []),
+  ];
+}
+
+/**
+ * A full reconcile of one root. `countDeletionsFirst`: delete nothing
+ * (--max-delete=0), so rsync counts what it would delete and the guard decides
+ * before any of it is gone.
+ */
+export function fullArgs(s: RsyncSettings, ends: RootEnds, { countDeletionsFirst = false } = {}): string[] {
+  return [...baseArgs(s), '--delete', '--delete-delay', ends.from, ends.to, ...(countDeletionsFirst ? ['--max-delete=0'] : [])];
+}
+
+/** `standby verify`: a checksum comparison that writes neither side and itemizes every difference. */
+export function verifyArgs(s: Omit<RsyncSettings, 'ioTimeoutS'>, ends: RootEnds): string[] {
+  return [
+    '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
+    '-e', s.shell,
+    ...excludeArgs(s.excludes),
+    ...rsyncPathArgs(s.epoch, s.rsyncPath),
+    ends.from,
+    ends.to,
+  ];
+}

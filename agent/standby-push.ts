@@ -1,0 +1,165 @@
+// The agent's sessions with the standby: rsync runs (one at a time, the one in
+// flight abortable and watched for liveness), the flush that makes a pass
+// durable, the check before each full reconcile, and the receiver's refusals
+// told apart from other failures. It owns the ssh ControlMaster; close() ends it.
+import { StandbyError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { excludesOf, type AgentConfig, type SyncRoot } from '../config/agent.ts';
+import { EPOCH_VAR, isFenced, refusalIn } from '../protocol/receiver.ts';
+import { PassLiveness } from './liveness.ts';
+import type { RootEnds, RsyncSettings } from './rsync-args.ts';
+import { asDir, describeExit, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
+import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
+import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
+
+/** The receiver's refusals that mean this host must stop pushing: fenced under a newer epoch, or its key revoked. */
+export type Refusal = 'EPOCH_STALE' | 'HOST_REVOKED';
+
+/** Which of the fencing refusals the standby's receiver printed (its line, read by protocol/receiver.ts's refusalIn), if any. */
+export function refusalOf(stderr: string): Refusal | undefined {
+  const refusal = refusalIn(stderr);
+  if (!refusal || !isFenced(refusal)) return undefined;
+  return refusal.code === 'STANDBY_ERR_HOST_REVOKED' ? 'HOST_REVOKED' : 'EPOCH_STALE';
+}
+
+/** The error a refused pass fails with; the engine stops pushing on its code. Both refusals carry STANDBY_ERR_EPOCH_STALE: either way this epoch may write no more. */
+export function refusedError(refusal: Refusal, epoch: number | undefined): StandbyError {
+  const why = refusal === 'HOST_REVOKED' ? "this host's key was revoked (fenced by a failover, or removed by the admin)" : 'it was fenced under a newer one';
+  return new StandbyError('STANDBY_ERR_EPOCH_STALE', `the standby refused this agent's epoch ${epoch ?? 0}: ${why} [STANDBY_ERR_EPOCH_STALE]`, { epoch });
+}
+
+/** Whether a pass failed because the standby refused this writer (see refusedError). */
+export function isRefusal(err: unknown): boolean {
+  return err instanceof StandbyError && err.code === 'STANDBY_ERR_EPOCH_STALE';
+}
+
+export class StandbyPush {
+  #config: AgentConfig;
+  #log: Logger;
+  #epoch: () => number | undefined;
+  #excludes: string[];
+  #master: ControlMaster;
+  #liveness: PassLiveness;
+  #rsync: RsyncRun | undefined;
+  #rsyncVersions: { here?: string; standby?: string } = {};
+
+  /** `epoch`: the one the proxy granted this writer now (undefined: no proxy, or not primary), told to the receiver with every run */
+  constructor(config: AgentConfig, log: Logger, epoch: () => number | undefined) {
+    this.#config = config;
+    this.#log = log;
+    this.#epoch = epoch;
+    this.#excludes = excludesOf(config);
+    this.#master = new ControlMaster(config.standby, config.runDir, log);
+    this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
+  }
+
+  /** Starts the ssh ControlMaster if it is down; passes never wait for it (ssh falls back to its own connection). */
+  ensureLink(): void {
+    this.#master.ensure();
+  }
+
+  /** What every rsync run shares now (through the master while it is up). */
+  settings(): RsyncSettings {
+    return {
+      ioTimeoutS: this.#config.sync.ioTimeoutS,
+      shell: rsyncShell(this.#config.standby, this.#control()),
+      excludes: this.#excludes,
+      epoch: this.#epoch(),
+      rsyncPath: this.#config.standby.rsyncPath,
+    };
+  }
+
+  ends(root: SyncRoot): RootEnds {
+    return { from: asDir(root.local), to: remoteDir(this.#config.standby, root.remote) };
+  }
+
+  /** Runs one rsync; abort() cuts it, alive() watches it. */
+  async rsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
+    const run = runRsync(args, stdin ? { stdin } : {});
+    this.#rsync = run;
+    this.#liveness.track(run.pid);
+    try {
+      return await run.result;
+    } finally {
+      this.#rsync = undefined;
+      this.#liveness.track(undefined);
+    }
+  }
+
+  /** `result` if rsync did what it was asked; else the typed error: the receiver's refusal, or the failure in a few words. */
+  check(result: RsyncResult, what: string): RsyncResult {
+    if (RSYNC_OK.has(result.code ?? -1)) return result;
+    // the standby's receiver refused this writer's epoch (rsync's own exit code varies with timing)
+    const refusal = refusalOf(result.stderr);
+    if (refusal) throw refusedError(refusal, this.#epoch());
+    const tail = result.stderr.split('\n').filter((l) => l.trim()).slice(-3).join(' | ');
+    throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `${what} failed: ${describeExit(result.code, result.signal)}${tail ? ` (${tail})` : ''}`, { code: result.code, signal: result.signal });
+  }
+
+  /** Cuts the rsync in flight, if any (rsync's delayed renames mean it leaves no torn file). */
+  abort(): void {
+    this.#rsync?.abort();
+  }
+
+  /** Idle, or the rsync in flight moving data (liveness.ts). */
+  alive(): boolean {
+    return this.#liveness.alive();
+  }
+
+  /**
+   * Makes what a pass wrote durable before it counts: one syncfs of the root's
+   * filesystem on the standby. It covers the files and the renames --delay-updates
+   * makes at the end, at a fraction of the cost of rsync's per-file --fsync.
+   */
+  async flush(root: SyncRoot): Promise<void> {
+    const { code, stderr } = await runRemote(this.#config.standby, this.#control(), ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epochEnv());
+    const refusal = refusalOf(stderr);
+    if (refusal) throw refusedError(refusal, this.#epoch());
+    if (code !== 0) {
+      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `flushing ${root.remote} to disk on the standby failed (${code === null ? 'timed out' : `exit ${code}`})${stderr ? `: ${stderr}` : ''}`, { code });
+    }
+  }
+
+  /**
+   * Before each full reconcile (at start, after failures, periodically: the
+   * standby may have been replaced): both ends run an rsync sync works with, and every
+   * root's folder exists there. Folders are made with `mkdir -p` because
+   * receivers before rsync 3.2.3 lack --mkpath; the standby's receiver checks
+   * it like a write (inside a root, epoch, lock).
+   */
+  async prepare(roots: readonly SyncRoot[]): Promise<void> {
+    const target = this.#config.standby;
+    const control = this.#control();
+    const env = this.#epochEnv();
+    const timeoutMs = this.#config.sync.ioTimeoutS * 1000;
+    const [here, standby] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env)]);
+    const known = this.#rsyncVersions;
+    if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
+    this.#rsyncVersions = { here: here.version, standby: standby.version };
+    const made = await runRemote(target, control, ['mkdir', '-p', ...roots.map((r) => r.remote)], timeoutMs, env);
+    const refusal = refusalOf(made.stderr);
+    if (refusal) throw refusedError(refusal, this.#epoch());
+    if (made.code !== 0) {
+      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `creating the sync folders on the standby failed (${made.code === null ? 'timed out' : `exit ${made.code}`})${made.stderr ? `: ${made.stderr}` : ''}`, { code: made.code });
+    }
+  }
+
+  /** the rsync versions the last full reconcile's check found, here and on the standby (null before it) */
+  get rsyncVersions(): { here: string | null; standby: string | null } {
+    return { here: this.#rsyncVersions.here ?? null, standby: this.#rsyncVersions.standby ?? null };
+  }
+
+  async close(): Promise<void> {
+    await this.#master.close();
+  }
+
+  #control(): string | undefined {
+    return this.#master.running ? this.#master.path : undefined;
+  }
+
+  /** how a remote command names this writer's epoch to the standby's receiver (a plain sshd's shell takes it too) */
+  #epochEnv(): Record<string, string> {
+    const epoch = this.#epoch();
+    return epoch === undefined ? {} : { [EPOCH_VAR]: String(epoch) };
+  }
+}

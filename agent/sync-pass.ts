@@ -1,0 +1,144 @@
+// One pass, as rsync runs against the standby: an incremental pass sends the
+// batch's paths (pass-plan.ts), a full reconcile mirrors every root; the
+// deletion guard decides first what may be deleted. Each root's runs end with
+// a flush, so what a pass returns is on the standby's disk.
+import type { SyncRoot } from '../config/agent.ts';
+import { isDeletion, type Batch, type Change } from './change-set.ts';
+import type { DeleteGuard } from './delete-guard.ts';
+import { filterRules, planPass } from './pass-plan.ts';
+import { fullArgs, rulesArgs, transferArgs } from './rsync-args.ts';
+import { asDir, onlyMissing, RSYNC_MAX_DELETE, type RsyncResult } from './rsync.ts';
+import type { StandbyPush } from './standby-push.ts';
+
+/**
+ * A pass that deletes sends its other paths in the same run, as filter rules,
+ * up to this many (one SSH session and receiver start less: 0.21 s a
+ * pass through the standby's receiver). rsync matches every entry of each
+ * folder it reads against every rule, so bigger batches take a --files-from
+ * run, then a run for the deletions.
+ */
+const RULES_MAX = 1000;
+
+export interface PassParts {
+  roots: readonly SyncRoot[];
+  push: StandbyPush;
+  guard: DeleteGuard;
+}
+
+export interface PassOutcome {
+  /** every rsync run that counted (for what was sent) */
+  results: RsyncResult[];
+  /** deletions the guard held: not on the standby, kept until confirmed */
+  held: Change[];
+  /** changes whose file vanished while rsync sent it: not on the standby, back to pending (a later event covers the path) */
+  requeue: Change[];
+}
+
+export async function incrementalPass({ roots, push, guard }: PassParts, batch: Batch): Promise<PassOutcome> {
+  let deletions = 0;
+  for (const c of batch.changes) if (isDeletion(c.kind)) deletions++;
+  let held: Change[] = [];
+  let send: readonly Change[] = batch.changes;
+  if (deletions > 0 && guard.trips(deletions, guard.treeEntries + deletions)) {
+    held = batch.changes.filter((c) => isDeletion(c.kind));
+    send = batch.changes.filter((c) => !isDeletion(c.kind));
+    guard.hold(deletions, `${deletions} of about ${guard.treeEntries + deletions} files deleted in the workspace`);
+  }
+  const results: RsyncResult[] = [];
+  for (const [i, root] of roots.entries()) {
+    const mine = send.filter((c) => c.root === i);
+    const plan = planPass(mine);
+    if (plan.entries === 0 && plan.deletions === 0) continue;
+    const ends = push.ends(root);
+    let deleting = plan.deletions > 0;
+    const deleted = mine.filter((c) => isDeletion(c.kind));
+    if (deleting && !guard.confirmed && deleted.some((c) => c.kind === 'unlinkDir')) {
+      // A folder's deletion takes all it held, which the watcher did not count:
+      // rsync counts it first, in a dry run of the deletions.
+      const dry = push.check(await push.rsync(rulesArgs(push.settings(), ends, { dryRun: true }), plan.deletionRules), `counting the deletions in ${root.local}`);
+      const count = dry.stats.filesDeleted;
+      const before = guard.treeEntries + deleted.length; // the watcher took one entry off per deleted path
+      if (guard.trips(count, before)) {
+        held = [...held, ...deleted];
+        guard.hold(count, `${count} of about ${before} files deleted in ${root.local} (folders among them)`);
+        deleting = false;
+      } else {
+        guard.treeEntries -= count - deleted.length;
+      }
+    }
+    if (deleting && plan.entries <= RULES_MAX) {
+      // one run for everything: what is here is sent, what is gone goes (a path deleted since it was seen included)
+      results.push(push.check(await push.rsync(rulesArgs(push.settings(), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`));
+    } else {
+      let gone: string[] = [];
+      if (plan.entries > 0) {
+        const sent = await push.rsync(transferArgs(push.settings(), ends), plan.list);
+        // listed paths deleted since they were seen: rsync sent everything else, and the run below
+        // takes them (gone for good: deleted on the standby; back by then: sent as they are)
+        if (onlyMissing(sent)) gone = goneFrom(sent, root, plan.paths);
+        results.push(gone.length > 0 ? sent : push.check(sent, `incremental pass of ${plan.entries} paths in ${root.local}`));
+      }
+      // what is new or changed landed first, then what is gone goes: a rename never leaves the standby with neither name
+      if (deleting || gone.length > 0) {
+        const rules = filterRules(deleting ? plan.deleted : [], gone);
+        results.push(push.check(await push.rsync(rulesArgs(push.settings(), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`));
+      }
+    }
+    await push.flush(root);
+  }
+  return { results, held, requeue: vanished(roots, batch, results) };
+}
+
+export async function fullPass({ roots, push, guard }: PassParts, batch: Batch): Promise<PassOutcome> {
+  await push.prepare(roots);
+  const results: RsyncResult[] = [];
+  let entries = 0;
+  let heldHere = 0;
+  for (const root of roots) {
+    const ends = push.ends(root);
+    const settings = push.settings();
+    // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
+    const first = await push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed }));
+    if (first.code === RSYNC_MAX_DELETE) {
+      const skipped = first.stats.deletionsSkipped;
+      const before = first.stats.files + skipped;
+      if (guard.trips(skipped, before)) {
+        heldHere += skipped;
+        guard.hold(skipped, `the standby holds ${skipped} entries of about ${before} that ${root.local} no longer has`, { byFullReconcile: true });
+        results.push(first);
+        await push.flush(root);
+        entries += first.stats.files;
+        continue;
+      }
+      results.push(push.check(await push.rsync(fullArgs(settings, ends)), `full reconcile of ${root.local}`));
+    } else {
+      results.push(push.check(first, `full reconcile of ${root.local}`));
+    }
+    await push.flush(root);
+    entries += first.stats.files;
+  }
+  guard.fullReconcileDone(entries, heldHere > 0);
+  const held = heldHere === 0 ? [] : batch.changes.filter((c) => isDeletion(c.kind));
+  return { results, held, requeue: vanished(roots, batch, results) };
+}
+
+/** The batch's changes whose file vanished while rsync sent the pass (exit 24). */
+function vanished(roots: readonly SyncRoot[], batch: Batch, results: RsyncResult[]): Change[] {
+  const gone = new Set<string>();
+  for (const r of results) {
+    for (const abs of r.vanished) {
+      const root = roots.findIndex((x) => abs.startsWith(asDir(x.local)));
+      if (root >= 0) gone.add(`${root}\0${abs.slice(asDir(roots[root]!.local).length)}`);
+    }
+  }
+  if (gone.size === 0) return [];
+  return batch.changes.filter((c) => gone.has(`${c.root}\0${c.path}`));
+}
+
+/** The listed paths rsync found missing, relative to the root; every listed path when one does not map back (sending or deleting one more is harmless). */
+function goneFrom(result: RsyncResult, root: SyncRoot, listed: readonly string[]): string[] {
+  const prefix = asDir(root.local);
+  const rel = result.missing.map((abs) => (abs.startsWith(prefix) ? abs.slice(prefix.length) : undefined));
+  const known = new Set(listed);
+  return rel.every((p) => p !== undefined && known.has(p)) ? (rel as string[]) : [...listed];
+}
