@@ -26,7 +26,7 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-/** A one-line summary of the sync state, for logs (and later systemd's STATUS=). */
+/** A one-line summary of the sync state, for logs and systemd's STATUS= line. */
 export function summarize(s: SyncStatus): string {
   const synced = s.lastPassAgeMs === null ? 'never synced' : `synced ${(s.lastPassAgeMs / 1000).toFixed(1)} s ago`;
   const pending = `${s.pending} pending`;
