@@ -23,16 +23,16 @@ export type HeartbeatVerdict =
   /** nobody could have sent this: the connection is closed with a protocol error */
   | { accept: false; kind: 'impossible-epoch'; reason: string };
 
-export function checkHeartbeat(hb: Heartbeat, c: HeartbeatContext): HeartbeatVerdict {
-  if (hb.epoch > c.epoch) return { accept: false, kind: 'impossible-epoch', reason: `epoch ${hb.epoch} is above the proxy's epoch ${c.epoch}: no proxy granted it` };
+export function checkHeartbeat(hb: Heartbeat, context: HeartbeatContext): HeartbeatVerdict {
+  if (hb.epoch > context.epoch) return { accept: false, kind: 'impossible-epoch', reason: `epoch ${hb.epoch} is above the proxy's epoch ${context.epoch}: no proxy granted it` };
   // 0: never granted; the current epoch (also what a proxy restarted at the same epoch granted); or the one this proxy granted last
-  if (hb.epoch !== 0 && hb.epoch !== c.epoch && hb.epoch !== c.lastGranted) {
-    return { accept: false, kind: 'stale-epoch', reason: `epoch ${hb.epoch} is not the one granted to this host (${c.lastGranted ?? c.epoch})` };
+  if (hb.epoch !== 0 && hb.epoch !== context.epoch && hb.epoch !== context.lastGranted) {
+    return { accept: false, kind: 'stale-epoch', reason: `epoch ${hb.epoch} is not the one granted to this host (${context.lastGranted ?? context.epoch})` };
   }
   if (hb.sync.watermark > hb.sync.lastSeq) {
     return { accept: false, kind: 'inconsistent', reason: `watermark ${hb.sync.watermark} is above lastSeq ${hb.sync.lastSeq}` };
   }
-  const p = c.previous;
+  const p = context.previous;
   if (p) {
     if (hb.seq <= p.seq) return { accept: false, kind: 'replayed', reason: `seq ${hb.seq} after ${p.seq}: replayed or out of order` };
     if (hb.sync.lastSeq < p.sync.lastSeq) return { accept: false, kind: 'inconsistent', reason: `lastSeq went back from ${p.sync.lastSeq} to ${hb.sync.lastSeq}` };
