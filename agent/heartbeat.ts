@@ -13,8 +13,19 @@ import type { SyncEngine } from './sync-engine.ts';
 
 type ProxySettings = NonNullable<AgentConfig['proxy']>;
 
+/** The message of a refused upgrade's body: the proxy's {error: {code, message}}, or its text as it is (an older proxy). */
+function refusalMessage(body: string): string {
+  try {
+    const message = (JSON.parse(body) as { error?: { message?: unknown } } | null)?.error?.message;
+    if (typeof message === 'string') return message;
+  } catch {
+    // not JSON: the text itself says why
+  }
+  return body.trim();
+}
+
 export class HeartbeatClient {
-  #cfg: ProxySettings;
+  #settings: ProxySettings;
   #hostId: string;
   #engine: SyncEngine;
   #log: Logger;
@@ -39,8 +50,8 @@ export class HeartbeatClient {
   /** why the proxy revoked this host's credentials, once it did: the agent no longer connects or pushes */
   revoked: string | undefined;
 
-  constructor(cfg: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
-    this.#cfg = cfg;
+  constructor(settings: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
+    this.#settings = settings;
     this.#hostId = hostId;
     this.#engine = engine;
     this.#log = log;
@@ -54,8 +65,8 @@ export class HeartbeatClient {
 
   /** The token now: proxy.tokenFile is read at every connect, so a rotated token needs no restart. */
   #token(): string | undefined {
-    const file = this.#cfg.tokenFile;
-    if (file === undefined) return this.#cfg.token;
+    const file = this.#settings.tokenFile;
+    if (file === undefined) return this.#settings.token;
     try {
       const t = readFileSync(file, 'utf8').trim();
       if (t !== '') return t;
@@ -78,10 +89,10 @@ export class HeartbeatClient {
     if (this.#closed || this.revoked !== undefined) return;
     const token = this.#token();
     if (token === undefined) return this.#retryLater();
-    const ws = new WebSocket(this.#cfg.url, {
+    const ws = new WebSocket(this.#settings.url, {
       headers: { authorization: `Bearer ${token}` },
       handshakeTimeout: 5_000,
-      ...(this.#cfg.caFile ? { ca: readFileSync(this.#cfg.caFile) } : {}),
+      ...(this.#settings.caFile ? { ca: readFileSync(this.#settings.caFile) } : {}),
     });
     this.#ws = ws;
     ws.on('unexpected-response', (_req, res) => {
@@ -89,10 +100,10 @@ export class HeartbeatClient {
         // the body says why; read it before the socket goes
         let body = '';
         const done = () => {
-          this.#onRevoked(body.trim() || 'the proxy answered 403');
+          this.#onRevoked(refusalMessage(body) || 'the proxy answered 403');
           ws.terminate();
         };
-        res.on('data', (d: Buffer) => (body = (body + d.toString()).slice(0, 500)));
+        res.on('data', (d: Buffer) => (body = (body + d.toString()).slice(0, 4_096)));
         res.once('end', done);
         res.once('close', done);
         res.once('error', done);
@@ -104,10 +115,10 @@ export class HeartbeatClient {
     });
     ws.on('open', () => {
       this.#backoff.reset();
-      if (this.#state !== 'connected') this.#log.info({ url: this.#cfg.url }, 'connected to the proxy');
+      if (this.#state !== 'connected') this.#log.info({ url: this.#settings.url }, 'connected to the proxy');
       this.#state = 'connected';
       this.#beat();
-      this.#timer = setInterval(() => this.#beat(), this.#cfg.heartbeatIntervalMs);
+      this.#timer = setInterval(() => this.#beat(), this.#settings.heartbeatIntervalMs);
     });
     ws.on('message', (data, isBinary) => {
       try {
@@ -144,22 +155,22 @@ export class HeartbeatClient {
   #down(why: string): void {
     // revoked: sync does not go on under any grant, and the agent does not retry
     if (this.#closed || this.revoked !== undefined) return;
-    if (this.#state !== 'down') this.#log.warn({ url: this.#cfg.url, why }, 'proxy unreachable: retrying with backoff (sync goes on under the last grant)');
+    if (this.#state !== 'down') this.#log.warn({ url: this.#settings.url, why }, 'proxy unreachable: retrying with backoff (sync goes on under the last grant)');
     this.#state = 'down';
   }
 
-  #onMessage(m: ProxyMessage): void {
+  #onMessage(message: ProxyMessage): void {
     if (this.revoked !== undefined) return; // nothing a revoked host's socket still carries may make it push
-    if (m.type === 'grant') {
+    if (message.type === 'grant') {
       this.grants++;
-      this.role = m.role;
-      this.#engine.grant(m.role, m.epoch, m.reason);
+      this.role = message.role;
+      this.#engine.grant(message.role, message.epoch, message.reason);
       return;
     }
-    if (m.type === 'verify') return this.#verify(m.id);
+    if (message.type === 'verify') return this.#verify(message.id);
     void this.#engine.syncNow(30_000).then((r) => {
       const ws = this.#ws;
-      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: m.id, watermark: r.watermark, ok: r.ok, error: r.error }));
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: message.id, watermark: r.watermark, ok: r.ok, error: r.error }));
     });
   }
 
@@ -182,7 +193,7 @@ export class HeartbeatClient {
   heartbeat(): Heartbeat {
     const s = this.#engine.status();
     const now = performance.now();
-    const cs = this.#codeServer;
+    const codeServer = this.#codeServer;
     return {
       type: 'heartbeat',
       hostId: this.#hostId,
@@ -198,7 +209,7 @@ export class HeartbeatClient {
         held: s.held !== null,
         lastError: s.lastError ? s.lastError.message.slice(0, 2000) : null,
       },
-      codeServer: { healthy: cs?.healthy ?? false, checkedAgeMs: cs?.at === undefined ? null : Math.round(now - cs.at) },
+      codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
     };
   }
@@ -215,18 +226,18 @@ export class HeartbeatClient {
   }
 
   #probeCodeServer(): void {
-    const cs = this.#codeServer;
-    if (!cs || this.#closed) return;
-    const every = this.#cfg.heartbeatIntervalMs;
-    fetch(cs.url, { signal: AbortSignal.timeout(Math.max(200, every)) })
+    const codeServer = this.#codeServer;
+    if (!codeServer || this.#closed) return;
+    const every = this.#settings.heartbeatIntervalMs;
+    fetch(codeServer.url, { signal: AbortSignal.timeout(Math.max(200, every)) })
       .then((res) => {
-        cs.healthy = res.status < 500;
+        codeServer.healthy = res.status < 500;
         void res.body?.cancel();
       }, () => {
-        cs.healthy = false;
+        codeServer.healthy = false;
       })
       .finally(() => {
-        cs.at = performance.now();
+        codeServer.at = performance.now();
         if (!this.#closed) this.#probeTimer = setTimeout(() => this.#probeCodeServer(), every);
       });
   }

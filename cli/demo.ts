@@ -1,7 +1,8 @@
-// `standby demo`: until the proxy and recovery exist (issues #3 and later), a
-// live sync demo on this machine with real processes: a standby behind a real
-// sshd on loopback, the agent, files written and shown arriving with their lag,
-// then a checksum verify. --keep leaves it running.
+// `standby demo`: a live sync demo on this machine with real processes: a
+// standby behind a real sshd on loopback, the agent, files written and shown
+// arriving with their lag, then a checksum verify. --keep leaves it running.
+// DESIGN.md's whole story (the proxy, a GPU killed, failover, recovery) needs
+// recovery, which is not built yet.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

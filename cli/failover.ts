@@ -22,10 +22,10 @@ export const failoverCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print the final status as JSON' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      const ep = proxyEndpoint(argv);
+      const endpoint = proxyEndpoint(argv);
       if (argv.abort) {
         // the proxy waits for a fence attempt in flight (up to standby.ssh.timeoutMs): it may still succeed
-        const a = await callProxy(ep, 'failover/abort', 'POST', undefined, 120_000);
+        const a = await callProxy(endpoint, 'failover/abort', 'POST', undefined, 120_000);
         if (a.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(a.body, a.status, 'the proxy refused the abort'));
         if (a.status !== 200) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${a.status}: ${JSON.stringify(a.body)}`);
         if (argv.json) process.stdout.write(JSON.stringify(a.body, null, 2) + '\n');
@@ -33,14 +33,14 @@ export const failoverCommand: CommandModule<object, Args> = {
         return 0;
       }
       const started = performance.now();
-      const r = await callProxy(ep, 'failover', 'POST');
+      const r = await callProxy(endpoint, 'failover', 'POST');
       if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(r.body, r.status, 'the proxy refused the failover'));
       if (r.status !== 202) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${r.status}: ${JSON.stringify(r.body)}`);
       process.stderr.write('failing over: freeze, final sync, fence, route...\n');
       const deadline = started + (argv.wait ?? 60) * 1000;
       let last: { phase?: string; active?: string; lastFenceError?: string | null } = {};
       while (performance.now() < deadline) {
-        last = (await callProxy(ep, 'status')).body as typeof last;
+        last = (await callProxy(endpoint, 'status')).body as typeof last;
         if (last.active === 'standby' && last.phase === 'failed_over') {
           if (argv.json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
           else process.stdout.write(`the standby serves (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);

@@ -64,38 +64,38 @@ export const hostsCommand: CommandModule<object, Args> = {
       .example('$0 hosts rotate gpu-1', 'a new agent token for gpu-1; the old one stays valid 24 h')
       .example('$0 hosts revoke gpu-1', "revoke a host's token and its key on the standby")
       .strict() as unknown as Argv<Args>,
-  handler: (a: ArgumentsCamelCase<Args>) =>
+  handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      const action = a.action ?? 'list';
-      const ep = proxyEndpoint(a);
-      if (action !== 'list' && !a.id) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby hosts ${action} needs a host id, e.g. standby hosts ${action} gpu-1`, {});
+      const action = argv.action ?? 'list';
+      const endpoint = proxyEndpoint(argv);
+      if (action !== 'list' && !argv.id) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby hosts ${action} needs a host id, e.g. standby hosts ${action} gpu-1`, {});
       if (action === 'list') {
-        const { status, body } = await callProxy(ep, 'hosts');
+        const { status, body } = await callProxy(endpoint, 'hosts');
         if (status !== 200) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', problemOf(body, status), { status });
-        out(a.json ? JSON.stringify(body, null, 2) : hostLines((body as { hosts: HostView[] }).hosts).join('\n'));
+        out(argv.json ? JSON.stringify(body, null, 2) : hostLines((body as { hosts: HostView[] }).hosts).join('\n'));
         return 0;
       }
       if (action === 'add') {
-        const { status, body } = await callProxy(ep, 'hosts', 'POST', { id: a.id, ttlSeconds: parseTtl(a.ttl) });
-        if (status !== 201) throw new StandbyError(status === 400 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', `the proxy did not invite ${a.id}: ${problemOf(body, status)}`, { status });
+        const { status, body } = await callProxy(endpoint, 'hosts', 'POST', { id: argv.id, ttlSeconds: parseTtl(argv.ttl) });
+        if (status !== 201) throw new StandbyError(status === 400 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', `the proxy did not invite ${argv.id}: ${problemOf(body, status)}`, { status });
         const b = body as { id: string; token: string; expiresAt: string; command: string; kind?: string };
-        if (a.json) out(JSON.stringify(body, null, 2));
+        if (argv.json) out(JSON.stringify(body, null, 2));
         else if (b.kind === 'download') out([`the standby ${b.id}'s install line (download only, until ${b.expiresAt}). On ${b.id}, run:`, '', `  ${b.command}`, '', "It installs the program and authorizes this proxy's fencing key; the token downloads the program and does nothing else."].join('\n'));
         else out([`invited ${b.id} (one use, until ${b.expiresAt}). On ${b.id}, run:`, '', `  ${b.command}`, '', 'It enrolls the host (its own agent token and ssh key) and installs the agent.'].join('\n'));
         return 0;
       }
       if (action === 'rotate') {
-        const { status, body } = await callProxy(ep, `hosts/${encodeURIComponent(a.id!)}/rotate`, 'POST', a.grace === undefined ? {} : { graceSeconds: parseTtl(a.grace, '--grace') });
-        if (status !== 200) throw new StandbyError(status === 400 || status === 404 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', `the proxy did not rotate the token of ${a.id}: ${problemOf(body, status)}`, { status });
+        const { status, body } = await callProxy(endpoint, `hosts/${encodeURIComponent(argv.id!)}/rotate`, 'POST', argv.grace === undefined ? {} : { graceSeconds: parseTtl(argv.grace, '--grace') });
+        if (status !== 200) throw new StandbyError(status === 400 || status === 404 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', `the proxy did not rotate the token of ${argv.id}: ${problemOf(body, status)}`, { status });
         const b = body as { id: string; agentToken: string; previousValidUntil: string };
-        if (a.json) out(JSON.stringify(body, null, 2));
+        if (argv.json) out(JSON.stringify(body, null, 2));
         else out([`new agent token for ${b.id} (shown once; the old one stays valid until ${b.previousValidUntil}):`, '', `  ${b.agentToken}`, '', `On ${b.id}, write it to the agent's token file (proxy.tokenFile; the agent reads it at its next connection) or to proxy.token in agent.json and restart the agent.`].join('\n'));
         return 0;
       }
       // revoke: the standby may take a while to answer (it waits for the host's writers)
-      const { status, body } = await callProxy(ep, `hosts/${encodeURIComponent(a.id!)}/revoke`, 'POST', {}, 60_000);
+      const { status, body } = await callProxy(endpoint, `hosts/${encodeURIComponent(argv.id!)}/revoke`, 'POST', {}, 60_000);
       if (status !== 200 && status !== 202) throw new StandbyError(status === 404 ? 'STANDBY_ERR_CONFIG_INVALID' : 'STANDBY_ERR_CONFLICT', problemOf(body, status), { status });
-      out(a.json ? JSON.stringify(body, null, 2) : (body as { message: string }).message);
+      out(argv.json ? JSON.stringify(body, null, 2) : (body as { message: string }).message);
       return status === 200 ? 0 : 1;
     }, 'hosts'),
 };

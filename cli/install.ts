@@ -63,10 +63,10 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .example('$0 install standby --proxy https://proxy.example.com', "on the CPU standby (authorizes the proxy's fencing key)")
       .example('$0 install proxy --listen 0.0.0.0:8888 --public-url https://proxy.example.com:8888 --gpu-url http://10.0.0.5:8080 --standby-url http://10.0.0.6:8080 --standby-host 10.0.0.6', 'on the proxy machine')
       .strict() as unknown as Argv<InstallArgs>,
-  handler: (a: ArgumentsCamelCase<InstallArgs>) =>
+  handler: (argv: ArgumentsCamelCase<InstallArgs>) =>
     runCommand(async () => {
       const { installRole } = await import('../installer/install-role.ts');
-      const { role, root, start, _: _rest, $0: _script, ...flags } = a;
+      const { role, root, start, _: _rest, $0: _script, ...flags } = argv;
       const pick = Object.fromEntries(Object.entries(flags).filter(([k, v]) => !k.includes('-') && v !== undefined));
       await installRole({ ...pick, role, root, noStart: !start }, say);
       say(`standby install ${role}: done`);
@@ -82,10 +82,10 @@ export const uninstallCommand: CommandModule<object, UninstallArgs> = {
       .option('root', rootOpt)
       .option('purge', { type: 'boolean', default: false, describe: "also remove the role's config, keys and authorized_keys entries" })
       .strict() as unknown as Argv<UninstallArgs>,
-  handler: (a: ArgumentsCamelCase<UninstallArgs>) =>
+  handler: (argv: ArgumentsCamelCase<UninstallArgs>) =>
     runCommand(async () => {
       const { uninstallRole } = await import('../installer/uninstall-role.ts');
-      const removed = uninstallRole({ role: a.role, root: a.root, purge: a.purge }, say);
-      say(`standby uninstall ${a.role}: removed ${removed.length} path(s)`);
+      const removed = uninstallRole({ role: argv.role, root: argv.root, purge: argv.purge }, say);
+      say(`standby uninstall ${argv.role}: removed ${removed.length} path(s)`);
     }, 'uninstall'),
 };

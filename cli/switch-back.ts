@@ -26,10 +26,10 @@ export const switchBackCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print the final status as JSON' }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      const ep = proxyEndpoint(argv);
+      const endpoint = proxyEndpoint(argv);
       const started = performance.now();
       // the proxy answers once the agent has compared its workspace with the standby's (up to 2 minutes)
-      const r = await callProxy(ep, 'switch-back', 'POST', argv.restored ? { confirmRestored: true } : {}, 180_000);
+      const r = await callProxy(endpoint, 'switch-back', 'POST', argv.restored ? { confirmRestored: true } : {}, 180_000);
       if (r.status === 409) throw new StandbyError('STANDBY_ERR_CONFLICT', problemOf(r.body, r.status, 'the proxy refused to switch back'));
       if (r.status !== 202) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy answered ${r.status}: ${JSON.stringify(r.body)}`);
       process.stderr.write(`${(r.body as { message: string }).message}\n`);
@@ -37,7 +37,7 @@ export const switchBackCommand: CommandModule<object, Args> = {
       const deadline = started + (argv.wait ?? 60) * 1000;
       let last: { phase?: string; active?: string; lastFenceError?: string | null } = {};
       while (performance.now() < deadline) {
-        last = (await callProxy(ep, 'status')).body as typeof last;
+        last = (await callProxy(endpoint, 'status')).body as typeof last;
         if (last.active === 'primary' && last.phase === 'normal') {
           if (argv.json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
           else process.stdout.write(`the GPU serves again (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);

@@ -55,11 +55,11 @@ interface Report {
 
 /** The proxy asks the GPU's agent (over its socket) to compare and report: for the admin, away from the GPU. */
 async function verifyFromProxy(url: string, token: string | undefined): Promise<Report & { hostId: string }> {
-  const ep = proxyEndpoint({ proxy: url, ...(token ? { token } : {}) });
-  const { status, body } = await callProxy(ep, 'verify', 'POST', undefined, 310_000);
+  const endpoint = proxyEndpoint({ proxy: url, ...(token ? { token } : {}) });
+  const { status, body } = await callProxy(endpoint, 'verify', 'POST', undefined, 310_000);
   const b = body as { hostId?: string; ok?: boolean; match?: boolean; total?: number; differences?: Report['differences']; error?: string | null } | null;
   if (status === 503) throw new StandbyError('STANDBY_ERR_AGENT_UNREACHABLE', problemOf(body, status), { url });
-  if (status !== 200 || !b) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy at ${ep.url} answered ${status} to verify: ${problemOf(body, status)}`, { url });
+  if (status !== 200 || !b) throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `the proxy at ${endpoint.url} answered ${status} to verify: ${problemOf(body, status)}`, { url });
   if (!b.ok) throw new StandbyError('STANDBY_ERR_VERIFY_DIFFERS', `the agent of ${b.hostId ?? '?'} could not compare: ${b.error ?? 'no reason given'}`, { hostId: b.hostId });
   return { hostId: b.hostId ?? '?', match: b.match === true, total: b.total ?? 0, differences: b.differences ?? [] };
 }

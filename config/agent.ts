@@ -31,7 +31,7 @@ export const standbyTargetSchema = z.strictObject({
   path: absolutePath,
   /** extra ssh options, e.g. ["-o", "StrictHostKeyChecking=accept-new"]; they win over the agent's own */
   sshOptions: flagList(z.array(z.string({ error: 'a list of ssh argument strings' }), { error: 'a list of ssh arguments' })).default([]),
-  /** rsync program on the standby (default rsync; later `standby receive` as a forced command) */
+  /** rsync program on the standby (default rsync on its PATH); under a proxy the agent puts STANDBY_EPOCH=<epoch> before it, for the receiver's forced command */
   rsyncPath: z.string({ error: 'a program name or path' }).min(1, { error: 'a program name or path' }).optional(),
 }, { error: 'an object with at least host and path' });
 

@@ -13,26 +13,26 @@ export interface StateFileWords {
   hint?: string;
 }
 
-function named(file: string, w: StateFileWords): string {
-  return w.what ? `${w.what} ${file}` : file;
+function named(file: string, words: StateFileWords): string {
+  return words.what ? `${words.what} ${file}` : file;
 }
 
 /** A state file's text; undefined when there is none. Any other read error is STANDBY_ERR_STATE_CORRUPT: state that cannot be read is never taken as empty. */
-export function readStateFile(file: string, w: StateFileWords = {}): string | undefined {
+export function readStateFile(file: string, words: StateFileWords = {}): string | undefined {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read ${named(file, w)}: ${(err as Error).message}${w.hint ?? ''}`, { file }, { cause: err });
+    throw new StandbyError('STANDBY_ERR_STATE_CORRUPT', `cannot read ${named(file, words)}: ${(err as Error).message}${words.hint ?? ''}`, { file }, { cause: err });
   }
 }
 
 /** writeFileDurably for a state file (0600); a failure is STANDBY_ERR_STATE_UNWRITABLE naming it. */
-export function writeStateFile(file: string, data: string, w: StateFileWords = {}): void {
+export function writeStateFile(file: string, data: string, words: StateFileWords = {}): void {
   try {
     writeFileDurably(file, data);
   } catch (err) {
-    throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write ${named(file, w)}: ${(err as Error).message}${w.hint ?? ''}`, { file }, { cause: err });
+    throw new StandbyError('STANDBY_ERR_STATE_UNWRITABLE', `cannot write ${named(file, words)}: ${(err as Error).message}${words.hint ?? ''}`, { file }, { cause: err });
   }
 }
 

@@ -1,6 +1,7 @@
-// Every error Standby raises on purpose, with a stable code (for logs, exit
-// codes and, later, the API's HTTP status). Messages say what is wrong and
-// what to do about it.
+// Every error Standby raises on purpose, with a stable code: in logs, as the
+// process's exit code, and as the `code` of every error the proxy's HTTP
+// answers carry (proxy/problem.ts), with its HTTP status. Messages say what
+// is wrong and what to do about it.
 
 export const ErrorCodes = {
   STANDBY_ERR_CONFIG_INVALID: { status: 400, exit: 78 },
@@ -29,12 +30,24 @@ export const ErrorCodes = {
   STANDBY_ERR_LOCK_TIMEOUT: { status: 503, exit: 75 },
   STANDBY_ERR_FENCE_FAILED: { status: 502, exit: 1 },
   STANDBY_ERR_STANDBY_UNREACHABLE: { status: 503, exit: 69 },
-  // the installer (installer/)
+  // the installer (installer/), and the proxy's bundle when it cannot be built
   STANDBY_ERR_INSTALL_FAILED: { status: 500, exit: 73 },
   // provisioners (proxy/provision/): a cloud call that failed after its retries, or an operation that ended in error
   STANDBY_ERR_PROVIDER_FAILED: { status: 502, exit: 69 },
   // a cloud's credentials missing, unreadable, or refused (401/403)
   STANDBY_ERR_PROVIDER_AUTH: { status: 502, exit: 77 },
+  // the proxy's HTTP answers (docs/configuration.md, "Errors in HTTP answers"):
+  // a request body that is not JSON, is over its limit or fails the endpoint's schema (not a config file: that is CONFIG_INVALID)
+  STANDBY_ERR_BAD_REQUEST: { status: 400, exit: 65 },
+  // no such endpoint, or no such host
+  STANDBY_ERR_NOT_FOUND: { status: 404, exit: 66 },
+  STANDBY_ERR_METHOD_NOT_ALLOWED: { status: 405, exit: 64 },
+  // a client address locked out after too many failed authentications (proxy/auth-throttle.ts)
+  STANDBY_ERR_TOO_MANY_REQUESTS: { status: 429, exit: 75 },
+  // the proxy cannot name the URL hosts reach it by: its config has no publicUrl and it listens on every address
+  STANDBY_ERR_NO_PUBLIC_URL: { status: 503, exit: 78 },
+  // a bug: the proxy's log has the details, the answer does not
+  STANDBY_ERR_INTERNAL: { status: 500, exit: 70 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

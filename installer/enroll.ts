@@ -52,18 +52,18 @@ function addKnownHosts(file: string, lines: readonly string[]): number {
  * When `flags.token` is an invitation: enrolls at the proxy and returns the flags with the issued
  * agent token and the proxy's answers filled in. Any other token is returned as it is.
  */
-export async function enrollIfInvited<T extends RoleFlags>(flags: T, l: Layout, say: (line: string) => void): Promise<T> {
+export async function enrollIfInvited<T extends RoleFlags>(flags: T, layout: Layout, say: (line: string) => void): Promise<T> {
   const token = flags.token ?? process.env['STANDBY_TOKEN'];
   if (!isInvitation(token)) return flags;
   if (flags.proxy === undefined) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'an invitation token needs --proxy https://PROXY (install.sh passes it)', { flag: '--proxy' });
-  const key = ensureAgentKey(l.keyDir);
+  const key = ensureAgentKey(layout.keyDir);
   say(`${key.created ? 'made' : 'kept'} the agent's ssh key ${key.identityFile}`);
   const url = proxyHttpUrl(flags.proxy, '/_standby/enroll');
   const answer = await askProxy(url, token, key.publicKey);
   say(`enrolled at ${url} as ${answer.hostId}: this host's own agent token issued, its key authorized on the standby ${answer.standby.user}@${answer.standby.host}:${answer.standby.port}`);
   if (flags.hostId !== undefined && flags.hostId !== answer.hostId) say(`note: --host-id ${flags.hostId} ignored: the invitation was for ${answer.hostId}, and the token is that host's`);
-  const known = addKnownHosts(join(l.etcDir, 'known_hosts'), answer.knownHosts);
-  if (known) say(`added the standby's host key to ${join(l.etcDir, 'known_hosts')} (from the proxy)`);
+  const known = addKnownHosts(join(layout.etcDir, 'known_hosts'), answer.knownHosts);
+  if (known) say(`added the standby's host key to ${join(layout.etcDir, 'known_hosts')} (from the proxy)`);
   return {
     ...flags,
     token: answer.agentToken,

@@ -70,47 +70,47 @@ export async function fetchFenceKey(proxy: string, timeoutMs = 10_000): Promise<
 }
 
 /** What to do after installing the proxy, with this install's real URL and commands. */
-function nextForProxy(l: Layout, file: string, settings: Record<string, unknown>): string {
+function nextForProxy(layout: Layout, file: string, settings: Record<string, unknown>): string {
   const gpu = (settings['primary'] as { id?: string } | undefined)?.id ?? 'gpu-1';
   const cpu = (settings['standby'] as { id?: string } | undefined)?.id ?? 'cpu-1';
   const url = settings['publicUrl'] as string | undefined;
-  const cmd = l.root === '/' ? 'standby' : `${commandPath(l)}`;
-  const config = l.root === '/' ? '' : ` --config ${file}`;
+  const cmd = layout.root === '/' ? 'standby' : `${commandPath(layout)}`;
+  const config = layout.root === '/' ? '' : ` --config ${file}`;
   return `next: with the proxy running, on this machine: \`${cmd} hosts add ${cpu}${config}\` prints the standby's install line, then \`${cmd} hosts add ${gpu}${config}\` the GPU's (one use each); both fetch from ${url ?? 'publicUrl (not set: set it in proxy.json)'}`;
 }
 
 export async function installRole(given: InstallOptions, say: (line: string) => void): Promise<InstallRecord> {
-  const l = layoutOf(given.root);
-  checkPrivileges(l);
+  const layout = layoutOf(given.root);
+  checkPrivileges(layout);
   // an agent with an invitation enrolls first: nothing is installed unless the proxy took it
-  const o = given.role === 'agent' ? await enrollIfInvited(given, l, say) : given;
-  const enrolled = o !== given;
-  const source = o.source ?? PROGRAM_SOURCE;
-  const before = readRecord(l, o.role);
+  const options = given.role === 'agent' ? await enrollIfInvited(given, layout, say) : given;
+  const enrolled = options !== given;
+  const source = options.source ?? PROGRAM_SOURCE;
+  const before = readRecord(layout, options.role);
   // check what can be checked before anything is written
-  const agentKey = o.role === 'standby' ? keyFrom(o.agentKey, o.agentKeyFile, '--agent-key-file') : undefined;
-  let fenceKey = o.role === 'standby' ? keyFrom(o.fenceKey, o.fenceKeyFile, '--fence-key-file') : undefined;
+  const agentKey = options.role === 'standby' ? keyFrom(options.agentKey, options.agentKeyFile, '--agent-key-file') : undefined;
+  let fenceKey = options.role === 'standby' ? keyFrom(options.fenceKey, options.fenceKeyFile, '--fence-key-file') : undefined;
   let fenceKeyFrom = fenceKey ? 'given' : undefined;
-  if (o.role === 'standby' && !fenceKey && o.proxy !== undefined) {
-    fenceKey = await fetchFenceKey(o.proxy, o.fetchTimeoutMs);
-    fenceKeyFrom = proxyHttpUrl(o.proxy, FENCE_KEY_PATH);
+  if (options.role === 'standby' && !fenceKey && options.proxy !== undefined) {
+    fenceKey = await fetchFenceKey(options.proxy, options.fetchTimeoutMs);
+    fenceKeyFrom = proxyHttpUrl(options.proxy, FENCE_KEY_PATH);
   }
-  if (o.role === 'proxy') proxyAddress(readExisting(configFile(l, 'proxy')!), o);
-  if (o.role === 'standby' && !agentKey && !fenceKey && !before?.authorized.length) {
+  if (options.role === 'proxy') proxyAddress(readExisting(configFile(layout, 'proxy')!), options);
+  if (options.role === 'standby' && !agentKey && !fenceKey && !before?.authorized.length) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "standby install standby needs --proxy https://PROXY (it fetches the proxy's fencing key from there; install.sh passes it) or --fence-key \"ssh-ed25519 AAAA...\" (or --fence-key-file FILE): the key the proxy fences with and authorizes writers through", { flag: '--proxy' });
   }
 
-  const program = installProgram(l, source, new Date(), o.role === 'proxy');
-  say(`program ${program.version}: ${program.dir} (${l.current}, ${commandPath(l)})`);
+  const program = installProgram(layout, source, new Date(), options.role === 'proxy');
+  say(`program ${program.version}: ${program.dir} (${layout.current}, ${commandPath(layout)})`);
   if (program.kept) say(`kept the previous version for running processes: ${program.kept}`);
   for (const r of program.removed) say(`removed an older version: ${r}`);
 
-  mkdirSync(l.etcDir, { recursive: true, mode: 0o755 });
-  mkdirSync(l.stateDir, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.etcDir, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.stateDir, { recursive: true, mode: 0o755 });
   // the proxy's event log, host list and bundle: its own (0700), under --root too
-  if (o.role === 'proxy') chmodSync(l.stateDir, 0o700);
+  if (options.role === 'proxy') chmodSync(layout.stateDir, 0o700);
   const record: InstallRecord = {
-    role: o.role,
+    role: options.role,
     version: program.version,
     program: program.dir,
     keyFiles: before?.keyFiles ?? [],
@@ -122,81 +122,81 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     if (!record.keyFiles.includes(file)) record.keyFiles.push(file);
   };
 
-  if (o.role === 'agent') {
-    const key = ensureAgentKey(l.keyDir);
+  if (options.role === 'agent') {
+    const key = ensureAgentKey(layout.keyDir);
     keep(key.identityFile);
     say(`${key.created ? 'made' : 'kept'} the agent's ssh key ${key.identityFile}`);
-    const file = configFile(l, 'agent')!;
+    const file = configFile(layout, 'agent')!;
     const existed = existsSync(file);
-    writeRoleConfig(file, 'agent', agentSettings(readExisting(file), o, l, key.identityFile));
+    writeRoleConfig(file, 'agent', agentSettings(readExisting(file), options, layout, key.identityFile));
     // ssh pins the standby's host key here (accept-new); the unit can make only an existing file writable
-    const knownHosts = join(l.etcDir, 'known_hosts');
+    const knownHosts = join(layout.etcDir, 'known_hosts');
     if (!existsSync(knownHosts)) writeFileSync(knownHosts, '', { mode: 0o644 });
     record.configFile = file;
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600; the agent runs as root: it reads the whole workspace)`);
     if (enrolled) say("this host's key is on the standby already: the proxy authorized it at enrollment (nothing to copy)");
     else say(`the agent's public key, for a standby set up without a proxy (with a proxy, invite the host instead: standby hosts add ID): standby install standby --agent-key "${key.publicKey}"`);
-  } else if (o.role === 'proxy') {
-    const user = ensureServiceUser(l);
+  } else if (options.role === 'proxy') {
+    const user = ensureServiceUser(layout);
     if (user?.created) record.userCreated = true;
     if (!user) say(`note: under --root the system user ${SERVICE_USER} is not created (the proxy runs as ${SERVICE_USER} on a real install)`);
     else say(`${user.created ? 'created' : 'kept'} the system user ${SERVICE_USER} (the proxy runs as it)`);
-    const file = configFile(l, 'proxy')!;
+    const file = configFile(layout, 'proxy')!;
     const existed = existsSync(file);
     // a proxy installed before the fencing key had a name of its own keeps the key it has
-    const oldKey = join(l.keyDir, 'id_ed25519');
-    const key = ensureFenceKey(l.keyDir, (readExisting(file)['standby'] as { ssh?: { identityFile?: string } } | undefined)?.ssh?.identityFile === oldKey ? 'id_ed25519' : FENCE_KEY_FILE);
+    const oldKey = join(layout.keyDir, 'id_ed25519');
+    const key = ensureFenceKey(layout.keyDir, (readExisting(file)['standby'] as { ssh?: { identityFile?: string } } | undefined)?.ssh?.identityFile === oldKey ? 'id_ed25519' : FENCE_KEY_FILE);
     keep(key.identityFile);
     say(`${key.created ? 'made' : 'kept'} the proxy's fencing key ${key.identityFile}`);
-    const { settings, generated } = proxySettings(readExisting(file), o, l, key.identityFile);
+    const { settings, generated } = proxySettings(readExisting(file), options, layout, key.identityFile);
     writeRoleConfig(file, 'proxy', settings, user);
     record.configFile = file;
     if (user) {
-      chownSync(l.keyDir, user.uid, user.gid);
+      chownSync(layout.keyDir, user.uid, user.gid);
       for (const f of [key.identityFile, `${key.identityFile}.pub`]) chownSync(f, user.uid, user.gid);
-      chownSync(l.stateDir, user.uid, user.gid);
+      chownSync(layout.stateDir, user.uid, user.gid);
     }
     say(`${existed ? 'updated' : 'wrote'} ${file} (0600)${generated.length ? `; generated ${generated.join(' and ')} (read them there)` : ''}`);
     say(`the proxy's fencing key; on the standby add it with: standby install standby --fence-key "${key.publicKey}"`);
-    say(nextForProxy(l, file, settings));
+    say(nextForProxy(layout, file, settings));
   } else {
     // under --root the default workspace is inside the prefix too: a test install creates nothing outside it
-    const workspace = o.workspace ?? join(l.root, 'workspace');
+    const workspace = options.workspace ?? join(layout.root, 'workspace');
     if (!workspace.startsWith('/')) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `--workspace ${workspace}: expected an absolute path`, { workspace });
     mkdirSync(workspace, { recursive: true });
-    const receiveDir = join(l.stateDir, 'receive');
+    const receiveDir = join(layout.stateDir, 'receive');
     mkdirSync(receiveDir, { recursive: true, mode: 0o700 });
     record.receiveDir = receiveDir;
     const add = (key: PublicKey, command: string, what: string) => {
-      const changed = authorizeWriter(l.authorizedKeys, key, command);
-      const entry: AuthorizedEntry = { file: l.authorizedKeys, type: key.type, blob: key.blob };
+      const changed = authorizeWriter(layout.authorizedKeys, key, command);
+      const entry: AuthorizedEntry = { file: layout.authorizedKeys, type: key.type, blob: key.blob };
       if (!record.authorized.some((a) => a.blob === key.blob && a.file === entry.file)) record.authorized.push(entry);
-      say(`${changed ? 'authorized' : 'kept'} ${what} in ${l.authorizedKeys}: command="${command}",restrict`);
+      say(`${changed ? 'authorized' : 'kept'} ${what} in ${layout.authorizedKeys}: command="${command}",restrict`);
     };
-    if (agentKey) add(agentKey, `${commandPath(l)} receive --root ${workspace} --state-dir ${receiveDir}`, "the agent's key");
+    if (agentKey) add(agentKey, `${commandPath(layout)} receive --root ${workspace} --state-dir ${receiveDir}`, "the agent's key");
     // the proxy's key fences, and adds or removes each writer's entry in authorized_keys (a writer key per host, authorized at enrollment)
     if (fenceKey) {
       // one proxy fences: a key this installer authorized for an earlier proxy (reinstalled, or moved) would keep its power to fence and authorize writers
-      for (const old of fencingKeys(l.authorizedKeys)) {
-        if (old.blob === fenceKey.blob || !record.authorized.some((a) => a.blob === old.blob && a.file === l.authorizedKeys)) continue;
-        revokeWriter(l.authorizedKeys, old);
-        record.authorized = record.authorized.filter((a) => !(a.blob === old.blob && a.file === l.authorizedKeys));
-        say(`removed the previous proxy's fencing key ${fingerprintOf(old.blob)} from ${l.authorizedKeys}: it may no longer fence or authorize writers`);
+      for (const old of fencingKeys(layout.authorizedKeys)) {
+        if (old.blob === fenceKey.blob || !record.authorized.some((a) => a.blob === old.blob && a.file === layout.authorizedKeys)) continue;
+        revokeWriter(layout.authorizedKeys, old);
+        record.authorized = record.authorized.filter((a) => !(a.blob === old.blob && a.file === layout.authorizedKeys));
+        say(`removed the previous proxy's fencing key ${fingerprintOf(old.blob)} from ${layout.authorizedKeys}: it may no longer fence or authorize writers`);
       }
-      add(fenceKey, `${commandPath(l)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${l.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
+      add(fenceKey, `${commandPath(layout)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${layout.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
     }
     say(`workspace ${workspace} (never removed by uninstall); the receiver runs as root under sshd, no unit`);
   }
 
-  if (o.role !== 'standby') {
-    const unitFile = installUnit(l, o.role, source, say);
+  if (options.role !== 'standby') {
+    const unitFile = installUnit(layout, options.role, source, say);
     if (unitFile) record.unitFile = unitFile;
     else delete record.unitFile;
-    writeRecord(l, record);
-    startUnit(l, o.role, unitFile, o.noStart, say);
-    if (!unitFile && !o.noStart && l.root === '/') say(`run it by hand: ${howToRun(l, o.role)}`);
+    writeRecord(layout, record);
+    startUnit(layout, options.role, unitFile, options.noStart, say);
+    if (!unitFile && !options.noStart && layout.root === '/') say(`run it by hand: ${howToRun(layout, options.role)}`);
   } else {
-    writeRecord(l, record);
+    writeRecord(layout, record);
   }
   if (record.configFile) chmodSync(record.configFile, 0o600);
   return record;

@@ -57,22 +57,22 @@ export function layoutOf(rootArg: string): Layout {
 }
 
 /** The standby command as units and authorized_keys name it. */
-export function commandPath(l: Layout): string {
-  return join(l.bin, 'standby');
+export function commandPath(layout: Layout): string {
+  return join(layout.bin, 'standby');
 }
 
-export function configFile(l: Layout, role: Role): string | undefined {
-  return role === 'agent' ? join(l.etcDir, 'agent.json') : role === 'proxy' ? join(l.etcDir, 'proxy.json') : undefined;
+export function configFile(layout: Layout, role: Role): string | undefined {
+  return role === 'agent' ? join(layout.etcDir, 'agent.json') : role === 'proxy' ? join(layout.etcDir, 'proxy.json') : undefined;
 }
 
 /** What install laid down for a role, so uninstall removes exactly that. */
-export function recordFile(l: Layout, role: Role): string {
-  return join(l.stateDir, `installed-${role}.json`);
+export function recordFile(layout: Layout, role: Role): string {
+  return join(layout.stateDir, `installed-${role}.json`);
 }
 
 /** Installing or uninstalling on the machine itself (no --root) needs root. */
-export function checkPrivileges(l: Layout): void {
-  if (l.root === '/' && process.getuid?.() !== 0) {
+export function checkPrivileges(layout: Layout): void {
+  if (layout.root === '/' && process.getuid?.() !== 0) {
     throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', 'standby install writes /opt, /etc and /var/lib: run it as root (sudo), or give --root DIR to install under a prefix', {});
   }
 }

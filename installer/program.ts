@@ -18,38 +18,38 @@ export interface ProgramInstall {
 }
 
 /** Copies the program to <programDir>/<version>-<stamp>, points `current`, `bin` and the PATH link at it, keeps one older version. `proxyOnly`: with the proxy's own packages (programFiles). */
-export function installProgram(l: Layout, source = PROGRAM_SOURCE, now = new Date(), proxyOnly = false): ProgramInstall {
+export function installProgram(layout: Layout, source = PROGRAM_SOURCE, now = new Date(), proxyOnly = false): ProgramInstall {
   const version = programVersion(source);
   const files = programFiles(source, { proxyOnly });
-  mkdirSync(l.programDir, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.programDir, { recursive: true, mode: 0o755 });
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
   let name = `${version}-${stamp}`;
-  for (let i = 1; existsSync(join(l.programDir, name)); i++) name = `${version}-${stamp}-${i}`;
-  const staging = join(l.programDir, `.${name}.partial`);
+  for (let i = 1; existsSync(join(layout.programDir, name)); i++) name = `${version}-${stamp}-${i}`;
+  const staging = join(layout.programDir, `.${name}.partial`);
   rmSync(staging, { recursive: true, force: true });
   try {
     for (const f of files) {
       mkdirSync(dirname(join(staging, f)), { recursive: true, mode: 0o755 });
       cpSync(join(source, f), join(staging, f), { verbatimSymlinks: true, preserveTimestamps: true });
     }
-    renameSync(staging, join(l.programDir, name));
+    renameSync(staging, join(layout.programDir, name));
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
-    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `copying the program to ${l.programDir} failed: ${(err as Error).message}; check free space and permissions there, then run the install again`, { dir: l.programDir }, { cause: err });
+    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `copying the program to ${layout.programDir} failed: ${(err as Error).message}; check free space and permissions there, then run the install again`, { dir: layout.programDir }, { cause: err });
   }
-  const previous = existsSync(l.current) ? basename(readlinkSync(l.current)) : undefined;
-  swapSymlink(name, l.current);
-  swapSymlink('current/bin', l.bin);
-  mkdirSync(dirname(l.pathLink), { recursive: true });
-  swapSymlink(join(l.bin, 'standby'), l.pathLink);
+  const previous = existsSync(layout.current) ? basename(readlinkSync(layout.current)) : undefined;
+  swapSymlink(name, layout.current);
+  swapSymlink('current/bin', layout.bin);
+  mkdirSync(dirname(layout.pathLink), { recursive: true });
+  swapSymlink(join(layout.bin, 'standby'), layout.pathLink);
   const removed: string[] = [];
-  for (const entry of readdirSync(l.programDir)) {
+  for (const entry of readdirSync(layout.programDir)) {
     if (entry === name || entry === previous || entry === 'current' || entry === 'bin') continue;
     if (!/^\d+\.\d+\.\d+/.test(entry) && !entry.endsWith('.partial')) continue;
-    rmSync(join(l.programDir, entry), { recursive: true, force: true });
-    removed.push(join(l.programDir, entry));
+    rmSync(join(layout.programDir, entry), { recursive: true, force: true });
+    removed.push(join(layout.programDir, entry));
   }
-  return { version, dir: join(l.programDir, name), ...(previous && previous !== name ? { kept: join(l.programDir, previous) } : {}), removed };
+  return { version, dir: join(layout.programDir, name), ...(previous && previous !== name ? { kept: join(layout.programDir, previous) } : {}), removed };
 }
 
 /** Points `link` at `target` atomically: a new symlink beside it, renamed over it. */

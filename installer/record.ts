@@ -28,22 +28,22 @@ export interface InstallRecord {
   userCreated: boolean;
 }
 
-export function readRecord(l: Layout, role: Role): InstallRecord | undefined {
-  const file = recordFile(l, role);
+export function readRecord(layout: Layout, role: Role): InstallRecord | undefined {
+  const file = recordFile(layout, role);
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as InstallRecord) : undefined;
 }
 
-export function writeRecord(l: Layout, r: InstallRecord): void {
-  const file = recordFile(l, r.role);
+export function writeRecord(layout: Layout, record: InstallRecord): void {
+  const file = recordFile(layout, record.role);
   mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  writeFileDurably(file, JSON.stringify(r, null, 2) + '\n', 0o644);
+  writeFileDurably(file, JSON.stringify(record, null, 2) + '\n', 0o644);
 }
 
-export function removeRecord(l: Layout, role: Role): void {
-  rmSync(recordFile(l, role), { force: true });
+export function removeRecord(layout: Layout, role: Role): void {
+  rmSync(recordFile(layout, role), { force: true });
 }
 
 /** The other roles installed on this machine (they share the program). */
-export function otherRoles(l: Layout, role: Role): Role[] {
-  return ROLES.filter((r) => r !== role && existsSync(recordFile(l, r)));
+export function otherRoles(layout: Layout, role: Role): Role[] {
+  return ROLES.filter((r) => r !== role && existsSync(recordFile(layout, r)));
 }

@@ -41,16 +41,16 @@ function newToken(): string {
 
 type Json = Record<string, unknown>;
 
-function get(o: Json, ...path: string[]): unknown {
-  let cur: unknown = o;
+function get(json: Json, ...path: string[]): unknown {
+  let cur: unknown = json;
   for (const k of path) cur = cur && typeof cur === 'object' ? (cur as Json)[k] : undefined;
   return cur;
 }
 
 /** Only the keys whose value is given, so merging never blanks a field. */
-function given(o: Json): Json {
+function given(json: Json): Json {
   const out: Json = {};
-  for (const [k, v] of Object.entries(o)) {
+  for (const [k, v] of Object.entries(json)) {
     if (v === undefined) continue;
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const inner = given(v as Json);
@@ -117,44 +117,44 @@ function publicUrlOf(listen: { host?: string; port?: number }, tls: boolean): st
  * listen address when it names one host. Throws, naming --public-url, when a first install listens
  * on every address and gives no URL: called before anything is written.
  */
-export function proxyAddress(existing: Json, f: RoleFlags): { listen?: { host: string; port: number }; publicUrl?: string } {
-  const listen = f.listen === undefined ? undefined : parseListen(f.listen);
-  const publicUrl = f.publicUrl !== undefined
-    ? f.publicUrl.replace(/\/+$/, '')
-    : get(existing, 'publicUrl') === undefined ? publicUrlOf(listen ?? (get(existing, 'listen') as { host?: string; port?: number } | undefined) ?? {}, f.tlsCert !== undefined || get(existing, 'tls') !== undefined) : undefined;
+export function proxyAddress(existing: Json, flags: RoleFlags): { listen?: { host: string; port: number }; publicUrl?: string } {
+  const listen = flags.listen === undefined ? undefined : parseListen(flags.listen);
+  const publicUrl = flags.publicUrl !== undefined
+    ? flags.publicUrl.replace(/\/+$/, '')
+    : get(existing, 'publicUrl') === undefined ? publicUrlOf(listen ?? (get(existing, 'listen') as { host?: string; port?: number } | undefined) ?? {}, flags.tlsCert !== undefined || get(existing, 'tls') !== undefined) : undefined;
   if (Object.keys(existing).length === 0 && publicUrl === undefined) {
-    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby install proxy: the proxy listens on every address (${f.listen}), so give --public-url https://NAME:PORT (publicUrl: the URL the GPU and the standby reach it by; install lines name it)`, { flag: '--public-url' });
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `standby install proxy: the proxy listens on every address (${flags.listen}), so give --public-url https://NAME:PORT (publicUrl: the URL the GPU and the standby reach it by; install lines name it)`, { flag: '--public-url' });
   }
   return { ...(listen ? { listen } : {}), ...(publicUrl !== undefined ? { publicUrl } : {}) };
 }
 
 /** The agent's settings: existing file <- flags; the key the installer made is its identity. */
-export function agentSettings(existing: Json, f: RoleFlags, l: Layout, identityFile: string): Json {
+export function agentSettings(existing: Json, flags: RoleFlags, layout: Layout, identityFile: string): Json {
   const first = Object.keys(existing).length === 0;
-  if (first) need(f.standbyHost, '--standby-host', 'the CPU standby the workspace is mirrored to', 'agent');
-  const token = f.token ?? (process.env['STANDBY_TOKEN'] || undefined); // an empty variable is no token (an upgrade keeps the one in the file)
-  if (f.proxy !== undefined && token === undefined && get(existing, 'proxy', 'token') === undefined) {
+  if (first) need(flags.standbyHost, '--standby-host', 'the CPU standby the workspace is mirrored to', 'agent');
+  const token = flags.token ?? (process.env['STANDBY_TOKEN'] || undefined); // an empty variable is no token (an upgrade keeps the one in the file)
+  if (flags.proxy !== undefined && token === undefined && get(existing, 'proxy', 'token') === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent --proxy needs the agent token: set STANDBY_TOKEN in the environment (preferred) or give --token (primary.agentToken in the proxy\'s proxy.json)', { flag: '--token' });
   }
   // /workspace on a machine, ROOT/workspace under --root: like the standby's, inside the prefix
-  const workspace = f.workspace ?? (first ? join(l.root, 'workspace') : undefined);
+  const workspace = flags.workspace ?? (first ? join(layout.root, 'workspace') : undefined);
   const defaults: Json = first
     ? {
         hostId: hostname(),
         standby: {
           user: 'root',
-          path: f.standbyPath ?? workspace,
-          sshOptions: ['-o', 'StrictHostKeyChecking=accept-new', '-o', `UserKnownHostsFile=${join(l.etcDir, 'known_hosts')}`],
+          path: flags.standbyPath ?? workspace,
+          sshOptions: ['-o', 'StrictHostKeyChecking=accept-new', '-o', `UserKnownHostsFile=${join(layout.etcDir, 'known_hosts')}`],
         },
       }
     : {};
-  const flags = given({
-    hostId: f.hostId,
+  const overrides = given({
+    hostId: flags.hostId,
     workspace,
-    standby: { host: f.standbyHost, port: f.standbyPort, user: f.standbyUser, path: f.standbyPath, identityFile: get(existing, 'standby', 'identityFile') === undefined ? identityFile : undefined },
-    proxy: f.proxy !== undefined || token !== undefined ? { url: f.proxy === undefined ? undefined : agentSocketUrl(f.proxy), token } : undefined,
+    standby: { host: flags.standbyHost, port: flags.standbyPort, user: flags.standbyUser, path: flags.standbyPath, identityFile: get(existing, 'standby', 'identityFile') === undefined ? identityFile : undefined },
+    proxy: flags.proxy !== undefined || token !== undefined ? { url: flags.proxy === undefined ? undefined : agentSocketUrl(flags.proxy), token } : undefined,
   });
-  const merged = mergeSettings(mergeSettings(defaults, existing), flags);
+  const merged = mergeSettings(mergeSettings(defaults, existing), overrides);
   if (get(merged, 'proxy') !== undefined && get(merged, 'proxy', 'url') === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent: a token without --proxy: give --proxy https://PROXY too', { flag: '--proxy' });
   }
@@ -162,14 +162,14 @@ export function agentSettings(existing: Json, f: RoleFlags, l: Layout, identityF
 }
 
 /** The proxy's settings: existing file <- flags; tokens generated when neither flag, env nor file has one. */
-export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey: string | undefined): { settings: Json; generated: string[] } {
+export function proxySettings(existing: Json, flags: RoleFlags, layout: Layout, fenceKey: string | undefined): { settings: Json; generated: string[] } {
   const first = Object.keys(existing).length === 0;
   if (first) {
-    need(f.gpuUrl, '--gpu-url', "the GPU's code-server URL as the proxy reaches it, e.g. http://10.0.0.5:8080", 'proxy');
-    need(f.standbyUrl, '--standby-url', "the standby's code-server URL, e.g. http://10.0.0.6:8080", 'proxy');
-    need(f.standbyHost, '--standby-host', 'the standby host the proxy fences over ssh', 'proxy');
+    need(flags.gpuUrl, '--gpu-url', "the GPU's code-server URL as the proxy reaches it, e.g. http://10.0.0.5:8080", 'proxy');
+    need(flags.standbyUrl, '--standby-url', "the standby's code-server URL, e.g. http://10.0.0.6:8080", 'proxy');
+    need(flags.standbyHost, '--standby-host', 'the standby host the proxy fences over ssh', 'proxy');
   }
-  const { listen, publicUrl } = proxyAddress(existing, f);
+  const { listen, publicUrl } = proxyAddress(existing, flags);
   const generated: string[] = [];
   const token = (flag: string | undefined, env: string, path: string[], name: string): string | undefined => {
     const v = flag ?? process.env[env];
@@ -178,28 +178,28 @@ export function proxySettings(existing: Json, f: RoleFlags, l: Layout, fenceKey:
     generated.push(name);
     return newToken();
   };
-  const flags = given({
+  const overrides = given({
     listen,
     publicUrl,
-    tls: f.tlsCert !== undefined || f.tlsKey !== undefined ? { cert: f.tlsCert, key: f.tlsKey } : undefined,
-    stateDir: get(existing, 'stateDir') === undefined ? l.stateDir : undefined,
-    adminToken: token(f.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
+    tls: flags.tlsCert !== undefined || flags.tlsKey !== undefined ? { cert: flags.tlsCert, key: flags.tlsKey } : undefined,
+    stateDir: get(existing, 'stateDir') === undefined ? layout.stateDir : undefined,
+    adminToken: token(flags.adminToken, 'STANDBY_ADMIN_TOKEN', ['adminToken'], 'adminToken'),
     // no GPU token is made up here: the GPU gets its own at enrollment (`standby hosts add`); one given is kept
-    primary: { id: f.gpuId ?? (first ? 'gpu-1' : undefined), url: f.gpuUrl, agentToken: f.token ?? (process.env['STANDBY_TOKEN'] || undefined) },
+    primary: { id: flags.gpuId ?? (first ? 'gpu-1' : undefined), url: flags.gpuUrl, agentToken: flags.token ?? (process.env['STANDBY_TOKEN'] || undefined) },
     standby: {
-      id: f.standbyId ?? (first ? 'cpu-1' : undefined),
-      url: f.standbyUrl,
+      id: flags.standbyId ?? (first ? 'cpu-1' : undefined),
+      url: flags.standbyUrl,
       ssh: {
-        host: f.standbyHost,
-        port: f.standbyPort,
-        user: f.standbyUser,
-        identityFile: f.standbyKey ?? (get(existing, 'standby', 'ssh', 'identityFile') === undefined ? fenceKey : undefined),
+        host: flags.standbyHost,
+        port: flags.standbyPort,
+        user: flags.standbyUser,
+        identityFile: flags.standbyKey ?? (get(existing, 'standby', 'ssh', 'identityFile') === undefined ? fenceKey : undefined),
         // the standby role's receiver state under the same prefix (its fencing key's forced command names it)
-        stateDir: first ? join(l.stateDir, 'receive') : undefined,
+        stateDir: first ? join(layout.stateDir, 'receive') : undefined,
       },
     },
   });
-  return { settings: mergeSettings(existing, flags), generated };
+  return { settings: mergeSettings(existing, overrides), generated };
 }
 
 export function readExisting(file: string): Json {

@@ -21,12 +21,12 @@ function ids(): { uid: number; gid: number } | undefined {
 }
 
 /** Makes the system user unless it exists; undefined under a --root prefix (users belong to the real machine). */
-export function ensureServiceUser(l: Layout): ServiceUser | undefined {
-  if (l.root !== '/') return undefined;
+export function ensureServiceUser(layout: Layout): ServiceUser | undefined {
+  if (layout.root !== '/') return undefined;
   const have = ids();
   if (have) return { ...have, created: false };
   try {
-    execFileSync('useradd', ['--system', '--user-group', '--home-dir', l.stateDir, '--no-create-home', '--shell', '/usr/sbin/nologin', SERVICE_USER], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('useradd', ['--system', '--user-group', '--home-dir', layout.stateDir, '--no-create-home', '--shell', '/usr/sbin/nologin', SERVICE_USER], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
     throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `could not create the system user ${SERVICE_USER}: ${e.code === 'ENOENT' ? 'useradd not found (install passwd)' : (e.stderr?.toString().trim() ?? e.message)}; create it by hand (useradd --system ${SERVICE_USER}) and run the install again`, { user: SERVICE_USER }, { cause: err });

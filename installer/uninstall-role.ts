@@ -16,12 +16,12 @@ export interface UninstallOptions {
 }
 
 /** Returns the paths removed. */
-export function uninstallRole(o: UninstallOptions, say: (line: string) => void): string[] {
-  const l = layoutOf(o.root);
-  checkPrivileges(l);
-  const record = readRecord(l, o.role);
+export function uninstallRole(options: UninstallOptions, say: (line: string) => void): string[] {
+  const layout = layoutOf(options.root);
+  checkPrivileges(layout);
+  const record = readRecord(layout, options.role);
   if (!record) {
-    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `the ${o.role} role is not installed under ${l.root} (no ${recordFile(l, o.role)}); nothing removed. Installed roles: ${otherRoles(l, o.role).join(', ') || 'none'}`, { role: o.role });
+    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `the ${options.role} role is not installed under ${layout.root} (no ${recordFile(layout, options.role)}); nothing removed. Installed roles: ${otherRoles(layout, options.role).join(', ') || 'none'}`, { role: options.role });
   }
   const removed: string[] = [];
   const rm = (path: string | undefined) => {
@@ -30,19 +30,19 @@ export function uninstallRole(o: UninstallOptions, say: (line: string) => void):
     removed.push(path);
     say(`removed ${path}`);
   };
-  stopUnit(l, o.role, say);
+  stopUnit(layout, options.role, say);
   rm(record.unitFile);
-  if (record.unitFile) reloadUnits(l);
+  if (record.unitFile) reloadUnits(layout);
 
-  const others = otherRoles(l, o.role);
+  const others = otherRoles(layout, options.role);
   if (others.length) {
-    say(`kept the program ${l.programDir}: the ${others.join(' and ')} role(s) use it`);
+    say(`kept the program ${layout.programDir}: the ${others.join(' and ')} role(s) use it`);
   } else {
-    rm(l.pathLink);
-    rm(l.programDir);
+    rm(layout.pathLink);
+    rm(layout.programDir);
   }
-  if (o.purge) {
-    rm(record.configFile ?? configFile(l, o.role));
+  if (options.purge) {
+    rm(record.configFile ?? configFile(layout, options.role));
     for (const key of record.keyFiles) {
       rm(key);
       rm(`${key}.pub`);
@@ -51,14 +51,14 @@ export function uninstallRole(o: UninstallOptions, say: (line: string) => void):
       if (revokeWriter(a.file, { type: a.type, blob: a.blob, comment: '' })) say(`removed the ${a.type} key's line from ${a.file}`);
     }
     rm(record.receiveDir);
-    if (record.userCreated && others.length === 0 && l.root === '/' && removeServiceUser()) say('removed the system user standby');
+    if (record.userCreated && others.length === 0 && layout.root === '/' && removeServiceUser()) say('removed the system user standby');
   } else {
     const kept = [record.configFile, ...record.keyFiles, ...record.authorized.map((a) => `${a.file} (entry)`)].filter((p): p is string => !!p);
     if (kept.length) say(`kept (remove with --purge): ${kept.join(', ')}`);
   }
-  removeRecord(l, o.role);
-  if (o.purge) for (const dir of [l.keyDir, l.etcDir]) removeIfEmpty(dir, removed, say);
-  say(`kept state in ${l.stateDir} and the workspace (uninstall never touches them)`);
+  removeRecord(layout, options.role);
+  if (options.purge) for (const dir of [layout.keyDir, layout.etcDir]) removeIfEmpty(dir, removed, say);
+  say(`kept state in ${layout.stateDir} and the workspace (uninstall never touches them)`);
   return removed;
 }
 

@@ -7,23 +7,23 @@ import { StandbyError } from '../core/errors.ts';
 import { commandPath, configFile, UNIT_OF, type Layout, type Role } from './layout.ts';
 
 /** Copies the unit file; undefined (and a note) when the program ships none. */
-export function installUnit(l: Layout, role: Role, source: string, say: (line: string) => void): string | undefined {
+export function installUnit(layout: Layout, role: Role, source: string, say: (line: string) => void): string | undefined {
   const unit = UNIT_OF[role];
   if (!unit) return undefined;
   const from = join(source, 'systemd', unit);
   if (!existsSync(from)) {
-    say(`note: this program has no systemd/${unit} yet, so no unit was installed; run the ${role} by hand: ${howToRun(l, role)}`);
+    say(`note: this program has no systemd/${unit} yet, so no unit was installed; run the ${role} by hand: ${howToRun(layout, role)}`);
     return undefined;
   }
-  mkdirSync(l.unitDir, { recursive: true, mode: 0o755 });
-  const to = join(l.unitDir, unit);
+  mkdirSync(layout.unitDir, { recursive: true, mode: 0o755 });
+  const to = join(layout.unitDir, unit);
   copyFileSync(from, to);
   chmodSync(to, 0o644);
   return to;
 }
 
-export function howToRun(l: Layout, role: Role): string {
-  return `${commandPath(l)} ${role} --config ${configFile(l, role)}`;
+export function howToRun(layout: Layout, role: Role): string {
+  return `${commandPath(layout)} ${role} --config ${configFile(layout, role)}`;
 }
 
 /** Why systemctl cannot be used here, or undefined when it can. */
@@ -38,14 +38,14 @@ function systemdMissing(): string | undefined {
 }
 
 /** daemon-reload, then enable --now (or restart, on an upgrade); says what it did or why it did not. */
-export function startUnit(l: Layout, role: Role, unitFile: string | undefined, noStart: boolean, say: (line: string) => void): void {
+export function startUnit(layout: Layout, role: Role, unitFile: string | undefined, noStart: boolean, say: (line: string) => void): void {
   const unit = UNIT_OF[role];
   if (!unit) return;
-  if (l.root !== '/') return say(`not started (installed under --root ${l.root}); run it by hand: ${howToRun(l, role)}`);
-  if (noStart) return say(`not started (--no-start); start it with: systemctl enable --now ${unit}; or run it by hand: ${howToRun(l, role)}`);
+  if (layout.root !== '/') return say(`not started (installed under --root ${layout.root}); run it by hand: ${howToRun(layout, role)}`);
+  if (noStart) return say(`not started (--no-start); start it with: systemctl enable --now ${unit}; or run it by hand: ${howToRun(layout, role)}`);
   if (!unitFile) return;
   const missing = systemdMissing();
-  if (missing) return say(`not started: ${missing}. Start it by hand: ${howToRun(l, role)}`);
+  if (missing) return say(`not started: ${missing}. Start it by hand: ${howToRun(layout, role)}`);
   try {
     execFileSync('systemctl', ['daemon-reload'], { stdio: ['ignore', 'ignore', 'pipe'] });
     execFileSync('systemctl', ['enable', unit], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -59,9 +59,9 @@ export function startUnit(l: Layout, role: Role, unitFile: string | undefined, n
 }
 
 /** disable --now before the unit file goes; quiet when systemd is not there. */
-export function stopUnit(l: Layout, role: Role, say: (line: string) => void): void {
+export function stopUnit(layout: Layout, role: Role, say: (line: string) => void): void {
   const unit = UNIT_OF[role];
-  if (!unit || l.root !== '/' || systemdMissing()) return;
+  if (!unit || layout.root !== '/' || systemdMissing()) return;
   try {
     execFileSync('systemctl', ['disable', '--now', unit], { stdio: 'ignore' });
     say(`stopped and disabled ${unit}`);
@@ -70,8 +70,8 @@ export function stopUnit(l: Layout, role: Role, say: (line: string) => void): vo
   }
 }
 
-export function reloadUnits(l: Layout): void {
-  if (l.root !== '/' || systemdMissing()) return;
+export function reloadUnits(layout: Layout): void {
+  if (layout.root !== '/' || systemdMissing()) return;
   try {
     execFileSync('systemctl', ['daemon-reload'], { stdio: 'ignore' });
   } catch {

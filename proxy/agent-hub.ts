@@ -26,6 +26,7 @@ import {
 } from '../protocol/messages.ts';
 import type { Logger } from '../core/log.ts';
 import { rawTooMany, rawUnauthorized, type AuthThrottle } from './auth-throttle.ts';
+import { rawProblem } from './problem.ts';
 import { checkHeartbeat } from './heartbeat-check.ts';
 
 export interface AgentRecord {
@@ -82,12 +83,12 @@ export class AgentHub {
   }
 
   #record(hostId: string): AgentRecord {
-    let r = this.agents.get(hostId);
-    if (!r) {
-      r = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined };
-      this.agents.set(hostId, r);
+    let record = this.agents.get(hostId);
+    if (!record) {
+      record = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined };
+      this.agents.set(hostId, record);
     }
-    return r;
+    return record;
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -111,8 +112,7 @@ export class AgentHub {
       if (auth.refused === 'revoked') {
         // the token was a real one (its host holds it): the host is told why, so it stops reconnecting
         this.#log.warn({ remote, hostId: auth.hostId }, 'agent connection refused: its credentials were revoked');
-        const body = `revoked: the credentials of ${auth.hostId} were revoked (${auth.why}); this host may not sync any more. Enroll it again: standby hosts add ${auth.hostId}\n`;
-        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        socket.end(rawProblem('STANDBY_ERR_HOST_REVOKED', `revoked: the credentials of ${auth.hostId} were revoked (${auth.why}); this host may not sync any more. Enroll it again: standby hosts add ${auth.hostId}`, 'Forbidden'));
         return;
       }
       this.#throttle.failed(remote, 'agent');

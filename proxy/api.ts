@@ -11,8 +11,10 @@ import type { AdminTokens } from './admin-tokens.ts';
 import { tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../core/errors.ts';
+import { sendProblem } from './problem.ts';
 import type { HostAdmin } from './host-admin.ts';
 import { INSTALL_PATHS } from '../protocol/admin-api.ts';
+import { HOST_ID } from '../protocol/host-id.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
 import type { Failover } from './failover.ts';
@@ -41,21 +43,27 @@ export interface ApiContext {
   log: Logger;
 }
 
-function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function problem(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  json(res, status, { error: { code, message } }, headers);
+/** A StandbyError as an API problem with its code's status; anything else is a bug (500, logged, its text kept out of the answer). */
+function failure(context: ApiContext, res: ServerResponse, err: unknown): void {
+  if (err instanceof StandbyError) return sendProblem(res, err.code, err.message);
+  context.log.error({ err }, 'admin API request failed');
+  sendProblem(res, 'STANDBY_ERR_INTERNAL', 'internal error: the proxy log has the details');
 }
 
-/** A StandbyError as an API problem with its code's status; anything else is a bug (500, logged, its text kept out of the answer). */
-function failure(ctx: ApiContext, res: ServerResponse, err: unknown): void {
-  if (err instanceof StandbyError) return problem(res, err.status, err.code, err.message);
-  ctx.log.error({ err }, 'admin API request failed');
-  problem(res, 500, 'internal', 'internal error: the proxy log has the details');
+/** 405 naming the methods the endpoint takes. */
+function wrongMethod(res: ServerResponse, allowed: string, message: string): void {
+  sendProblem(res, 'STANDBY_ERR_METHOD_NOT_ALLOWED', message, { headers: { allow: allowed } });
+}
+
+/** 400 for a body that fails its endpoint's schema: each issue with the field it is about. */
+function badBody(res: ServerResponse, endpoint: string, error: z.ZodError): void {
+  sendProblem(res, 'STANDBY_ERR_BAD_REQUEST', `${endpoint}: ${error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ')}`);
 }
 
 /** A path segment decoded, or undefined when it is not valid percent-encoding. */
@@ -73,7 +81,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > 65_536) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'the request body is over 64 KiB', {});
+    if (size > 65_536) throw new StandbyError('STANDBY_ERR_BAD_REQUEST', 'the request body is over 64 KiB', {});
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
@@ -81,13 +89,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'the request body is not JSON', {});
+    throw new StandbyError('STANDBY_ERR_BAD_REQUEST', 'the request body is not JSON', {});
   }
 }
 
 /** The URL the printed install lines name: from the config (publicUrl, or a listen address naming one host), never from the request. */
-function installUrl(ctx: ApiContext, req: IncomingMessage): string | undefined {
-  return proxyPublicUrl(ctx.config, req.socket.localPort ?? 0);
+function installUrl(context: ApiContext, req: IncomingMessage): string | undefined {
+  return proxyPublicUrl(context.config, req.socket.localPort ?? 0);
 }
 
 /**
@@ -96,16 +104,16 @@ function installUrl(ctx: ApiContext, req: IncomingMessage): string | undefined {
  * active agent token (an upgrade), or a download token (the standby's install line). Called
  * inside the failed-auth throttle: a refusal here is a failed authentication.
  */
-function downloadAllowed(ctx: ApiContext, req: IncomingMessage): boolean {
+function downloadAllowed(context: ApiContext, req: IncomingMessage): boolean {
   const token = bearerToken(req.headers.authorization);
   if (token === undefined) return false;
-  if (ctx.adminTokens.accepts(token)) return true;
-  if (downloadTokenValid(ctx.config.adminToken, token)) return true;
-  return ctx.hosts.holdsCredential(token);
+  if (context.adminTokens.accepts(token)) return true;
+  if (downloadTokenValid(context.config.adminToken, token)) return true;
+  return context.hosts.holdsCredential(token);
 }
 
 const inviteSchema = z.strictObject({
-  id: z.string({ error: 'the host id to invite, e.g. "gpu-2"' }),
+  id: z.string({ error: 'the host id to invite, e.g. "gpu-2"' }).regex(HOST_ID, { error: (issue) => `host id ${JSON.stringify(String(issue.input).slice(0, 80))}: expected 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit` }),
   /** how long the invitation may be used, seconds (default 3600, at most 7 days) */
   ttlSeconds: z.number().int().min(60, { error: 'at least 60 seconds' }).max(604_800, { error: 'at most 7 days (604800 s)' }).default(3600),
 }, { error: 'an object {id, ttlSeconds?}' });
@@ -120,18 +128,18 @@ const switchBackSchema = z.strictObject({
   confirmRestored: z.boolean().optional(),
 }, { error: 'an object {confirmRestored?}' });
 
-async function serveHosts(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
+async function serveHosts(context: ApiContext, req: IncomingMessage, res: ServerResponse, rest: string, method: string): Promise<void> {
   if (rest === '') {
-    if (method === 'GET') return json(res, 200, { hosts: ctx.hosts.list() });
-    if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/api/v1/hosts takes GET (list) or POST (invite)', { allow: 'GET, POST' });
+    if (method === 'GET') return json(res, 200, { hosts: context.hosts.list() });
+    if (method !== 'POST') return wrongMethod(res, 'GET, POST', '/_standby/api/v1/hosts takes GET (list) or POST (invite)');
     const body = inviteSchema.safeParse(await readJson(req));
-    if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `invite: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-    const url = installUrl(ctx, req);
-    if (url === undefined) return problem(res, 503, 'no_public_url', noPublicUrl(ctx.config));
-    if (body.data.id === ctx.config.standby.id) {
+    if (!body.success) return badBody(res, 'invite', body.error);
+    const url = installUrl(context, req);
+    if (url === undefined) return sendProblem(res, 'STANDBY_ERR_NO_PUBLIC_URL', noPublicUrl(context.config));
+    if (body.data.id === context.config.standby.id) {
       // the standby enrolls nothing: its line gets a token that downloads the program and does nothing else
       const expiresAtMs = Math.floor((Date.now() + body.data.ttlSeconds * 1000) / 1000) * 1000;
-      const token = downloadToken(ctx.config.adminToken, expiresAtMs);
+      const token = downloadToken(context.config.adminToken, expiresAtMs);
       const expiresAt = new Date(expiresAtMs).toISOString();
       return json(res, 201, {
         id: body.data.id,
@@ -142,7 +150,7 @@ async function serveHosts(ctx: ApiContext, req: IncomingMessage, res: ServerResp
         message: `download only, until ${expiresAt}: run the command on the standby ${body.data.id}; it installs the program and authorizes this proxy's fencing key (the token downloads the program and does nothing else)`,
       });
     }
-    const invited = ctx.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
+    const invited = context.hosts.invite(body.data.id, body.data.ttlSeconds * 1000);
     return json(res, 201, {
       kind: 'invitation',
       ...invited,
@@ -150,72 +158,72 @@ async function serveHosts(ctx: ApiContext, req: IncomingMessage, res: ServerResp
       message: `one use, until ${invited.expiresAt}: run the command on ${invited.id}; it enrolls the host (its own token and key) and installs the agent`,
     });
   }
-  const m = /^\/([^/]+)\/(revoke|rotate)$/.exec(rest);
-  const id = m ? segment(m[1]!) : undefined;
-  if (!m || id === undefined) return problem(res, 404, 'not_found', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts, hosts/ID/revoke and hosts/ID/rotate)`);
-  if (method !== 'POST') return problem(res, 405, 'method_not_allowed', `${m[2]} takes POST`, { allow: 'POST' });
-  if (!ctx.hosts.knows(id)) return problem(res, 404, 'not_found', `no host ${id}: standby hosts lists them`);
-  if (m[2] === 'rotate') {
+  const action = /^\/([^/]+)\/(revoke|rotate)$/.exec(rest);
+  const id = action ? segment(action[1]!) : undefined;
+  if (!action || id === undefined) return sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: /_standby/api/v1/hosts${rest} (there are hosts, hosts/ID/revoke and hosts/ID/rotate)`);
+  if (method !== 'POST') return wrongMethod(res, 'POST', `${action[2]} takes POST`);
+  if (!context.hosts.knows(id)) return sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no host ${id}: standby hosts lists them`);
+  if (action[2] === 'rotate') {
     const body = rotateSchema.safeParse(await readJson(req));
-    if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `rotate: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-    const graceMs = body.data.graceSeconds === undefined ? ctx.config.auth.rotationGraceMs : body.data.graceSeconds * 1000;
-    const r = ctx.hosts.rotate(id, graceMs);
+    if (!body.success) return badBody(res, 'rotate', body.error);
+    const graceMs = body.data.graceSeconds === undefined ? context.config.auth.rotationGraceMs : body.data.graceSeconds * 1000;
+    const rotated = context.hosts.rotate(id, graceMs);
     return json(res, 200, {
-      ...r,
-      message: `${id} has a new agent token; its old one stays valid until ${r.previousValidUntil}: put the new one in the host's token file (proxy.tokenFile) or agent.json's proxy.token before then`,
+      ...rotated,
+      message: `${id} has a new agent token; its old one stays valid until ${rotated.previousValidUntil}: put the new one in the host's token file (proxy.tokenFile) or agent.json's proxy.token before then`,
     });
   }
-  const r = await ctx.hosts.revoke(id, 'revoked by the admin');
-  json(res, r.keyRevoked || r.error === null ? 200 : 202, {
-    ...r,
-    message: r.error ? `the token of ${id} is revoked; its key is still on the standby (${r.error}): it goes with the next fence, or run this again` : `${id} is revoked: its token is refused and its key removed from the standby`,
+  const revoked = await context.hosts.revoke(id, 'revoked by the admin');
+  json(res, revoked.keyRevoked || revoked.error === null ? 200 : 202, {
+    ...revoked,
+    message: revoked.error ? `the token of ${id} is revoked; its key is still on the standby (${revoked.error}): it goes with the next fence, or run this again` : `${id} is revoked: its token is refused and its key removed from the standby`,
   });
 }
 
 /** Everything the proxy knows (the admin API's status). */
-export function fullStatus(ctx: ApiContext): Record<string, unknown> {
+export function fullStatus(context: ApiContext): Record<string, unknown> {
   const now = performance.now();
-  const s = ctx.store.state;
+  const state = context.store.state;
   const backend = (side: Side) => {
-    const probe = ctx.probes[side];
-    const cfg = side === 'primary' ? ctx.config.primary : ctx.config.standby;
+    const probe = context.probes[side];
+    const settings = side === 'primary' ? context.config.primary : context.config.standby;
     return {
       side,
-      id: cfg.id,
-      url: cfg.url,
+      id: settings.id,
+      url: settings.url,
       probe: probe.last ? { ok: probe.last.ok, ageMs: Math.round(now - probe.last.at), ms: Math.round(probe.last.ms), error: probe.last.error, failuresInARow: probe.failures } : null,
     };
   };
-  const agents = [...ctx.hub.agents.values()].map((a) => ({
-    hostId: a.hostId,
-    connected: a.connected,
-    heartbeatAgeMs: Math.round(now - a.lastHeartbeatAt),
-    heartbeats: a.heartbeats,
-    rejectedMessages: a.rejected,
-    droppedHeartbeats: a.dropped,
-    epoch: a.last?.epoch ?? null,
-    sync: a.last?.sync ?? null,
-    codeServer: a.last?.codeServer ?? null,
-    preemption: a.last?.preemption ?? null,
+  const agents = [...context.hub.agents.values()].map((agent) => ({
+    hostId: agent.hostId,
+    connected: agent.connected,
+    heartbeatAgeMs: Math.round(now - agent.lastHeartbeatAt),
+    heartbeats: agent.heartbeats,
+    rejectedMessages: agent.rejected,
+    droppedHeartbeats: agent.dropped,
+    epoch: agent.last?.epoch ?? null,
+    sync: agent.last?.sync ?? null,
+    codeServer: agent.last?.codeServer ?? null,
+    preemption: agent.last?.preemption ?? null,
   }));
   return {
-    phase: s.phase,
-    active: s.active,
-    epoch: s.epoch,
-    fencedEpoch: s.fencedEpoch,
-    failovers: s.failovers,
-    frozen: ctx.failover.frozen,
-    waitingForGpu: s.phase === 'waiting',
-    corroborating: ctx.failover.corroborating ? { source: ctx.failover.corroborating.source, leftMs: Math.max(0, Math.round(ctx.failover.corroborating.until - now)) } : null,
-    verdict: ctx.failover.lastVerdict,
-    lastFenceError: ctx.failover.lastFenceError,
-    lastFailover: ctx.failover.lastTiming ?? null,
-    rpoAtFailover: s.watermarkAtFailover === null ? null : { watermark: s.watermarkAtFailover, unacknowledgedChanges: s.pendingAtFailover },
+    phase: state.phase,
+    active: state.active,
+    epoch: state.epoch,
+    fencedEpoch: state.fencedEpoch,
+    failovers: state.failovers,
+    frozen: context.failover.frozen,
+    waitingForGpu: state.phase === 'waiting',
+    corroborating: context.failover.corroborating ? { source: context.failover.corroborating.source, leftMs: Math.max(0, Math.round(context.failover.corroborating.until - now)) } : null,
+    verdict: context.failover.lastVerdict,
+    lastFenceError: context.failover.lastFenceError,
+    lastFailover: context.failover.lastTiming ?? null,
+    rpoAtFailover: state.watermarkAtFailover === null ? null : { watermark: state.watermarkAtFailover, unacknowledgedChanges: state.pendingAtFailover },
     backends: [backend('primary'), backend('standby')],
     agents,
-    refusedAgentConnections: ctx.hub.refused,
-    auth: { failures: ctx.throttle.failures, lockouts: ctx.throttle.lockouts, trackedAddresses: ctx.throttle.tracked, retiringAdminTokensUntil: ctx.adminTokens.retiring() },
-    openSockets: ctx.openSockets(),
+    refusedAgentConnections: context.hub.refused,
+    auth: { failures: context.throttle.failures, lockouts: context.throttle.lockouts, trackedAddresses: context.throttle.tracked, retiringAdminTokensUntil: context.adminTokens.retiring() },
+    openSockets: context.openSockets(),
   };
 }
 
@@ -231,29 +239,29 @@ export async function serveMetrics(metrics: ProxyMetrics, res: ServerResponse): 
  * agent's token) gets the same 401 as a wrong admin token, and counts
  * towards the address's lockout; the log has the reason.
  */
-async function enroll(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const address = ctx.throttle.addressOf(req);
-  const wait = ctx.throttle.retryAfterMs(address);
+async function enroll(context: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const address = context.throttle.addressOf(req);
+  const wait = context.throttle.retryAfterMs(address);
   if (wait > 0) return tooMany(res, wait);
   try {
-    const answer = await ctx.hosts.enroll(bearerToken(req.headers.authorization) ?? '', () => readJson(req));
-    ctx.throttle.succeeded(address);
+    const answer = await context.hosts.enroll(bearerToken(req.headers.authorization) ?? '', () => readJson(req));
+    context.throttle.succeeded(address);
     return json(res, 200, answer);
   } catch (err) {
     if (err instanceof StandbyError && err.code === 'STANDBY_ERR_UNAUTHORIZED') {
-      ctx.log.debug({ remote: address, why: err.message }, 'enrollment refused');
-      ctx.throttle.failed(address, 'enroll');
+      context.log.debug({ remote: address, why: err.message }, 'enrollment refused');
+      context.throttle.failed(address, 'enroll');
       return unauthorized(res);
     }
-    return failure(ctx, res, err);
+    return failure(context, res, err);
   }
 }
 
-/** Serves a request under /_standby/ (the caller checked the prefix). */
 /** how long POST /verify waits for the agent's comparison (a checksum of the whole workspace on both ends), ms */
 const VERIFY_TIMEOUT_MS = 300_000;
 
-export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Serves a request under /_standby/ (the caller checked the prefix). */
+export async function serveApi(context: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://proxy').pathname;
   const method = req.method ?? 'GET';
   if (path === '/_standby/healthz') {
@@ -261,65 +269,65 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
     res.end('ok\n');
     return;
   }
-  if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, ctx.publicStatus());
+  if (path === '/_standby/status' && (method === 'GET' || method === 'HEAD')) return json(res, 200, context.publicStatus());
   if ((INSTALL_PATHS as readonly string[]).includes(path)) {
-    return serveInstall(path, { stateDir: ctx.config.stateDir, publicUrl: installUrl(ctx, req), noUrl: noPublicUrl(ctx.config), mayDownload: (r, w) => ctx.throttle.guard(r, w, 'bundle', () => downloadAllowed(ctx, r)) === true, fenceIdentityFile: ctx.config.standby.ssh.identityFile }, req, res);
+    return serveInstall(path, { stateDir: context.config.stateDir, publicUrl: installUrl(context, req), noUrl: noPublicUrl(context.config), mayDownload: (r, w) => context.throttle.guard(r, w, 'bundle', () => downloadAllowed(context, r)) === true, fenceIdentityFile: context.config.standby.ssh.identityFile }, req, res);
   }
   if (path === '/_standby/metrics' && method === 'GET') {
-    if (!ctx.throttle.guard(req, res, 'metrics', () => ctx.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
-    return serveMetrics(ctx.metrics, res);
+    if (!context.throttle.guard(req, res, 'metrics', () => context.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+    return serveMetrics(context.metrics, res);
   }
   if (path === '/_standby/enroll') {
-    if (method !== 'POST') return problem(res, 405, 'method_not_allowed', '/_standby/enroll takes POST', { allow: 'POST' });
-    return enroll(ctx, req, res);
+    if (method !== 'POST') return wrongMethod(res, 'POST', '/_standby/enroll takes POST');
+    return enroll(context, req, res);
   }
-  if (!path.startsWith(API_PREFIX)) return problem(res, 404, 'not_found', 'no such proxy endpoint');
+  if (!path.startsWith(API_PREFIX)) return sendProblem(res, 'STANDBY_ERR_NOT_FOUND', 'no such proxy endpoint');
 
-  if (!ctx.throttle.guard(req, res, 'admin', () => ctx.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+  if (!context.throttle.guard(req, res, 'admin', () => context.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
   const name = path.slice(API_PREFIX.length);
   if (name === 'hosts' || name.startsWith('hosts/')) {
     try {
-      return await serveHosts(ctx, req, res, name.slice('hosts'.length), method);
+      return await serveHosts(context, req, res, name.slice('hosts'.length), method);
     } catch (err) {
-      return failure(ctx, res, err);
+      return failure(context, res, err);
     }
   }
-  const allow = (m: string) => {
-    if (method === m) return true;
-    problem(res, 405, 'method_not_allowed', `${path} takes ${m}`, { allow: m });
+  const allow = (allowed: string) => {
+    if (method === allowed) return true;
+    wrongMethod(res, allowed, `${path} takes ${allowed}`);
     return false;
   };
   switch (name) {
     case 'status':
-      if (allow('GET')) json(res, 200, fullStatus(ctx));
+      if (allow('GET')) json(res, 200, fullStatus(context));
       return;
     case 'associations':
-      if (allow('GET')) json(res, 200, { associations: [{ gpu: ctx.config.primary.id, standby: ctx.config.standby.id, active: ctx.store.state.active, epoch: ctx.store.state.epoch }] });
+      if (allow('GET')) json(res, 200, { associations: [{ gpu: context.config.primary.id, standby: context.config.standby.id, active: context.store.state.active, epoch: context.store.state.epoch }] });
       return;
     case 'events':
-      if (allow('GET')) json(res, 200, { events: ctx.store.events() });
+      if (allow('GET')) json(res, 200, { events: context.store.events() });
       return;
     case 'failover': {
       if (!allow('POST')) return;
-      const r = ctx.failover.manual('manual failover (API)');
-      if (!r.accepted) return problem(res, 409, 'conflict', `no failover: ${r.why}`);
-      json(res, 202, { accepted: true, phase: ctx.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
+      const started = context.failover.manual('manual failover (API)');
+      if (!started.accepted) return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no failover: ${started.why}`);
+      json(res, 202, { accepted: true, phase: context.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
     case 'verify': {
       // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
       if (!allow('POST')) return;
-      const id = ctx.config.primary.id;
-      const answer = await ctx.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
-      if (!answer) return problem(res, 503, 'agent_unreachable', `the agent of ${id} is not connected, or gave no answer within ${VERIFY_TIMEOUT_MS / 1000} s: run standby verify on the GPU itself`);
+      const id = context.config.primary.id;
+      const answer = await context.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
+      if (!answer) return sendProblem(res, 'STANDBY_ERR_AGENT_UNREACHABLE', `the agent of ${id} is not connected, or gave no answer within ${VERIFY_TIMEOUT_MS / 1000} s: run standby verify on the GPU itself`);
       json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });
       return;
     }
     case 'failover/abort': {
       if (!allow('POST')) return;
-      const r = await ctx.failover.abort('aborted by the admin (API)');
-      if (!r.accepted) return problem(res, r.status, 'conflict', `no abort: ${r.why}`);
-      json(res, 200, { aborted: true, phase: ctx.store.state.phase, epoch: ctx.store.state.epoch, message: r.message });
+      const aborted = await context.failover.abort('aborted by the admin (API)');
+      if (!aborted.accepted) return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no abort: ${aborted.why}`, { status: aborted.status });
+      json(res, 200, { aborted: true, phase: context.store.state.phase, epoch: context.store.state.epoch, message: aborted.message });
       return;
     }
     case 'switch-back': {
@@ -328,16 +336,16 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
       try {
         raw = await readJson(req);
       } catch (err) {
-        return failure(ctx, res, err);
+        return failure(context, res, err);
       }
       const body = switchBackSchema.safeParse(raw);
-      if (!body.success) return problem(res, 400, 'STANDBY_ERR_CONFIG_INVALID', `switch-back: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-      const r = await ctx.failover.switchBack('switch back asked by the admin (API)', body.data);
-      if (!r.accepted) return problem(res, r.status, 'conflict', `no switch back: ${r.why}`);
-      json(res, 202, { accepted: true, phase: ctx.store.state.phase, epoch: ctx.store.state.epoch, message: r.message });
+      if (!body.success) return badBody(res, 'switch-back', body.error);
+      const switching = await context.failover.switchBack('switch back asked by the admin (API)', body.data);
+      if (!switching.accepted) return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no switch back: ${switching.why}`, { status: switching.status });
+      json(res, 202, { accepted: true, phase: context.store.state.phase, epoch: context.store.state.epoch, message: switching.message });
       return;
     }
     default:
-      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts, verify)`);
+      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts, verify)`);
   }
 }

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../core/log.ts';
 import { clientKey, peerAddress } from './client-address.ts';
+import { rawProblem, sendProblem } from './problem.ts';
 
 export interface AuthLimits {
   /** failures of one address within windowMs before it is locked out (default 10) */
@@ -35,10 +36,15 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
 /** Where a failure happened, for the log. */
 export type AuthSurface = 'admin' | 'agent' | 'enroll' | 'bundle' | 'metrics';
 
-/** The one answer to a failed authentication, wherever it happens. */
-export const UNAUTHORIZED_BODY = JSON.stringify({ error: { code: 'unauthorized', message: 'unauthorized' } }) + '\n';
-/** The answer while an address is locked out. */
-export const TOO_MANY_BODY = JSON.stringify({ error: { code: 'too_many_requests', message: 'too many failed attempts: retry later' } }) + '\n';
+/** The one message of a failed authentication, wherever it happens: it says nothing about why. */
+const UNAUTHORIZED = 'unauthorized';
+/** The message while an address is locked out. */
+const TOO_MANY = 'too many failed attempts: retry later';
+
+/** Retry-After in whole seconds, at least 1. */
+function retryAfter(waitMs: number): string {
+  return String(Math.max(1, Math.ceil(waitMs / 1000)));
+}
 
 const LOG_FIRST = 3;
 
@@ -166,20 +172,18 @@ export class AuthThrottle {
 }
 
 export function unauthorized(res: ServerResponse): void {
-  res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'www-authenticate': 'Bearer', 'content-length': Buffer.byteLength(UNAUTHORIZED_BODY) });
-  res.end(UNAUTHORIZED_BODY);
+  sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', UNAUTHORIZED, { headers: { 'www-authenticate': 'Bearer' } });
 }
 
 export function tooMany(res: ServerResponse, waitMs: number): void {
-  res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'content-length': Buffer.byteLength(TOO_MANY_BODY) });
-  res.end(TOO_MANY_BODY);
+  sendProblem(res, 'STANDBY_ERR_TOO_MANY_REQUESTS', TOO_MANY, { headers: { 'retry-after': retryAfter(waitMs) } });
 }
 
 /** The same answers as raw HTTP/1.1, for a socket before a WebSocket upgrade. */
 export function rawUnauthorized(): string {
-  return `HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json; charset=utf-8\r\nWWW-Authenticate: Bearer\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(UNAUTHORIZED_BODY)}\r\n\r\n${UNAUTHORIZED_BODY}`;
+  return rawProblem('STANDBY_ERR_UNAUTHORIZED', UNAUTHORIZED, 'Unauthorized', { 'WWW-Authenticate': 'Bearer' });
 }
 
 export function rawTooMany(waitMs: number): string {
-  return `HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: ${Math.max(1, Math.ceil(waitMs / 1000))}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(TOO_MANY_BODY)}\r\n\r\n${TOO_MANY_BODY}`;
+  return rawProblem('STANDBY_ERR_TOO_MANY_REQUESTS', TOO_MANY, 'Too Many Requests', { 'Retry-After': retryAfter(waitMs) });
 }

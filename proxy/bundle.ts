@@ -16,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { PROGRAM_SOURCE, programFiles, programVersion } from '../core/program-files.ts';
 import type { ProxyConfig } from '../config/proxy.ts';
 import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
+import { sendTextProblem } from './problem.ts';
 
 /** The downloads that need a credential (the program; its checksum goes with it). */
 export const BUNDLE_PATHS: readonly string[] = ['/_standby/bundle.tar.gz', '/_standby/bundle.sha256'];
@@ -120,24 +121,26 @@ function text(res: ServerResponse, status: number, body: string, type = 'text/pl
 }
 
 /** The public key line beside the fencing key (`<identityFile>.pub`), else derived from it with `ssh-keygen -y`. */
-async function fencePublicKey(identityFile: string): Promise<{ key: string } | { status: 404 | 500; why: string }> {
+type FenceKeyAnswer = { key: string } | { code: 'STANDBY_ERR_NOT_FOUND' | 'STANDBY_ERR_CONFIG_UNREADABLE'; why: string };
+
+async function fencePublicKey(identityFile: string): Promise<FenceKeyAnswer> {
   const pub = `${identityFile}.pub`;
   const line = (t: string) => t.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#')) ?? '';
   try {
     const key = line(readFileSync(pub, 'utf8'));
     if (key) return { key };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { status: 500, why: `the proxy cannot read its fencing public key ${pub}: ${(err as Error).message}` };
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { code: 'STANDBY_ERR_CONFIG_UNREADABLE', why: `the proxy cannot read its fencing public key ${pub}: ${(err as Error).message}` };
   }
   if (!existsSync(identityFile)) {
-    return { status: 404, why: `this proxy has no fencing key: neither ${pub} nor ${identityFile} (standby.ssh.identityFile in proxy.json) exists; give the standby --fence-key-file with the proxy's public key, or fix standby.ssh.identityFile` };
+    return { code: 'STANDBY_ERR_NOT_FOUND', why: `this proxy has no fencing key: neither ${pub} nor ${identityFile} (standby.ssh.identityFile in proxy.json) exists; give the standby --fence-key-file with the proxy's public key, or fix standby.ssh.identityFile` };
   }
   return new Promise((resolve) => {
     execFile('ssh-keygen', ['-y', '-f', identityFile], { encoding: 'utf8', timeout: 5_000 }, (err, stdout, stderr) => {
       const key = line(stdout ?? '');
       if (!err && key) return resolve({ key });
       const why = (stderr ?? '').trim().split('\n')[0] || (err?.message ?? 'no output');
-      resolve({ status: 500, why: `${pub} is missing and ssh-keygen -y -f ${identityFile} could not derive it (${why}); write it with: ssh-keygen -y -f ${identityFile} > ${pub}` });
+      resolve({ code: 'STANDBY_ERR_CONFIG_UNREADABLE', why: `${pub} is missing and ssh-keygen -y -f ${identityFile} could not derive it (${why}); write it with: ssh-keygen -y -f ${identityFile} > ${pub}` });
     });
   });
 }
@@ -147,32 +150,35 @@ export interface InstallServing {
   /** the URL install.sh names (proxyPublicUrl), or undefined: install.sh is refused with `noUrl` */
   publicUrl: string | undefined;
   noUrl: string;
-  /** whether the request carries a credential that may download the program (the bundle and its checksum) */
-  /** whether the request may download the program; when it may not, this has answered it (401 or 429) */
+  /** whether the request may download the program (the bundle and its checksum); when it may not, this has answered it (401 or 429) */
   mayDownload: (req: IncomingMessage, res: ServerResponse) => boolean;
   source?: string;
   fenceIdentityFile?: string;
 }
 
-/** Serves one of INSTALL_PATHS: install.sh and fence-key.pub to anyone (no secrets), the program only with a credential. */
-export async function serveInstall(path: string, o: InstallServing, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const source = o.source ?? PROGRAM_SOURCE;
-  if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, `${path} takes GET\n`);
+/**
+ * Serves one of INSTALL_PATHS: install.sh and fence-key.pub to anyone (no secrets), the program only with a
+ * credential. Refusals are text lines ending in their code (problem.ts), the 401/429 of the throttle JSON.
+ */
+export async function serveInstall(path: string, serving: InstallServing, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const source = serving.source ?? PROGRAM_SOURCE;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return sendTextProblem(res, 'STANDBY_ERR_METHOD_NOT_ALLOWED', `${path} takes GET`, { headers: { allow: 'GET, HEAD' } });
   if (path === FENCE_KEY_PATH) {
-    const found = o.fenceIdentityFile === undefined ? { status: 404 as const, why: 'this proxy has no fencing key configured (standby.ssh.identityFile)' } : await fencePublicKey(o.fenceIdentityFile);
-    return 'key' in found ? text(res, 200, found.key + '\n') : text(res, found.status, found.why.replace(/\s*\n\s*/g, ' ') + '\n');
+    const found: FenceKeyAnswer = serving.fenceIdentityFile === undefined ? { code: 'STANDBY_ERR_NOT_FOUND', why: 'this proxy has no fencing key configured (standby.ssh.identityFile)' } : await fencePublicKey(serving.fenceIdentityFile);
+    // an unreadable key is the proxy's fault, not the request's: 500, as before the codes
+    return 'key' in found ? text(res, 200, found.key + '\n') : sendTextProblem(res, found.code, found.why, { status: found.code === 'STANDBY_ERR_NOT_FOUND' ? 404 : 500 });
   }
   if (path === '/_standby/install.sh') {
-    if (o.publicUrl === undefined) return text(res, 503, o.noUrl + '\n');
-    const script = readFileSync(join(source, 'installer', 'install.sh'), 'utf8').replace('__STANDBY_PROXY_URL__', o.publicUrl);
+    if (serving.publicUrl === undefined) return sendTextProblem(res, 'STANDBY_ERR_NO_PUBLIC_URL', serving.noUrl);
+    const script = readFileSync(join(source, 'installer', 'install.sh'), 'utf8').replace('__STANDBY_PROXY_URL__', serving.publicUrl);
     return text(res, 200, script, 'text/x-shellscript; charset=utf-8');
   }
-  if (!o.mayDownload(req, res)) return;
+  if (!serving.mayDownload(req, res)) return;
   let bundle: Bundle;
   try {
-    bundle = await programBundle(o.stateDir, source);
+    bundle = await programBundle(serving.stateDir, source);
   } catch (err) {
-    return text(res, 500, `the proxy could not build the bundle: ${(err as Error).message}\n`);
+    return sendTextProblem(res, 'STANDBY_ERR_INSTALL_FAILED', `the proxy could not build the bundle: ${(err as Error).message}`);
   }
   if (path === '/_standby/bundle.sha256') return text(res, 200, `${bundle.sha256}  bundle.tar.gz\n`);
   res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': bundle.bytes, 'cache-control': 'no-store' });

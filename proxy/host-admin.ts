@@ -6,7 +6,7 @@
 // The registry file is in host-registry.ts; the standby requests in fence.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { fingerprintOf, parsePublicKey } from '../core/authorized-keys.ts';
+import { fingerprintOf, parsePublicKey, type PublicKey } from '../core/authorized-keys.ts';
 import type { Logger } from '../core/log.ts';
 import { tokensEqual } from '../protocol/auth.ts';
 import { StandbyError } from '../core/errors.ts';
@@ -28,7 +28,14 @@ const enrollRequestSchema = z.strictObject({
   hostname: z.string().max(255).optional(),
 });
 
-
+/** The enrolling host's key line, or a bad request (parsePublicKey's own message names the installer's flag). */
+function enrollingKey(text: string): PublicKey {
+  try {
+    return parsePublicKey(text);
+  } catch (err) {
+    throw new StandbyError('STANDBY_ERR_BAD_REQUEST', `the enrollment's publicKey ${JSON.stringify(text.slice(0, 40))}... is not one ssh public key line such as "ssh-ed25519 AAAA... agent@gpu"`, {}, { cause: err });
+  }
+}
 
 export class HostAdmin {
   readonly registry: HostRegistry;
@@ -104,7 +111,7 @@ export class HostAdmin {
 
   invite(id: string, ttlMs: number): { id: string; token: string; expiresAt: string } {
     if (id === this.#config.standby.id) {
-      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${id} is the standby (standby.id in proxy.json): invite GPU hosts; the standby gets the proxy's key with its own install`, { id });
+      throw new StandbyError('STANDBY_ERR_BAD_REQUEST', `${id} is the standby (standby.id in proxy.json): invite GPU hosts; the standby gets the proxy's key with its own install`, { id });
     }
     const { token, expiresAt } = this.registry.invite(id, ttlMs);
     this.#log.info({ hostId: id, expiresAt }, 'host invited');
@@ -122,13 +129,13 @@ export class HostAdmin {
     let authorized: AuthorizeResult;
     let publicKey: string;
     let keyFingerprint: string;
-    let key: ReturnType<typeof parsePublicKey>;
+    let key: PublicKey;
     let hostname: string | undefined;
     try {
       const parsed = enrollRequestSchema.safeParse(await body());
-      if (!parsed.success) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
+      if (!parsed.success) throw new StandbyError('STANDBY_ERR_BAD_REQUEST', `the enrollment request is not {publicKey, hostname?}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {});
       hostname = parsed.data.hostname;
-      key = parsePublicKey(parsed.data.publicKey);
+      key = enrollingKey(parsed.data.publicKey);
       publicKey = `${key.type} ${key.blob}`; // without the host's own comment
       keyFingerprint = fingerprintOf(key.blob);
       authorized = await this.#keys.authorize(id, `${publicKey} standby-agent@${id}`);

@@ -62,10 +62,10 @@ function parseErrorStatus(code: string | undefined): number {
   return 400;
 }
 
-export function createProxyServer(p: ServerParts): { server: Server; sockets: Set<Socket>; limits: ClientLimits } {
-  const L = p.config.limits;
-  const forwarded = p.forwarded;
-  const limits = new ClientLimits(L, forwarded, p.log);
+export function createProxyServer(parts: ServerParts): { server: Server; sockets: Set<Socket>; limits: ClientLimits } {
+  const L = parts.config.limits;
+  const forwarded = parts.forwarded;
+  const limits = new ClientLimits(L, forwarded, parts.log);
   const watchBodies = L.bodyMinBytesPerSecond > 0;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // refused by the per-client cap: its 429 is written, the socket closes
@@ -76,21 +76,21 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     const url = req.url ?? '/';
     const owner = pathOwner(url);
     if (owner === 'own') {
-      p.api(req, res).catch((err: unknown) => {
-        p.log.error({ err, url }, 'proxy endpoint failed');
+      parts.api(req, res).catch((err: unknown) => {
+        parts.log.error({ err, url }, 'proxy endpoint failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
       });
       return;
     }
     if (owner === 'ambiguous') return answer(res, 400, AMBIGUOUS);
-    const to = p.target();
+    const to = parts.target();
     if (to) {
       if (!forwarded.apply(req, false)) return void req.socket.destroy();
-      return p.router.web(req, res, to);
+      return parts.router.web(req, res, to);
     }
     if (wantsPage(req)) {
-      const page = p.transitionPage();
+      const page = parts.transitionPage();
       res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': Buffer.byteLength(page) });
       res.end(req.method === 'HEAD' ? undefined : page);
       return;
@@ -106,8 +106,8 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     // how often Node looks for expired header/request timers (its default, 30 s, would stretch a 20 s limit to 50)
     connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(L.headersTimeoutMs / 4))),
   };
-  const server: Server = p.config.tls
-    ? createHttpsServer({ ...readTls(p.config.tls), ...options, handshakeTimeout: L.headersTimeoutMs }, onRequest)
+  const server: Server = parts.config.tls
+    ? createHttpsServer({ ...readTls(parts.config.tls), ...options, handshakeTimeout: L.headersTimeoutMs }, onRequest)
     : createHttpServer(options, onRequest);
   // one more than allowed, so that a request over the limit shows in rawHeaders (request-framing.ts)
   server.maxHeadersCount = L.maxHeaders + 1;
@@ -117,7 +117,7 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
   // Client sockets: an 'error' handler from the moment the proxy owns them (a reset
   // client must never crash the process; Node drops its own handler on upgrades).
   const onSocketError = function (this: Duplex, err: NodeJS.ErrnoException): void {
-    p.log.debug({ err: err.code ?? err.message }, 'client socket error');
+    parts.log.debug({ err: err.code ?? err.message }, 'client socket error');
     this.destroy();
   };
   // every client connection, so close() leaves none behind
@@ -126,9 +126,9 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     s.on('error', onSocketError);
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
-    if (!p.config.tls) limits.admit(s);
+    if (!parts.config.tls) limits.admit(s);
   });
-  if (p.config.tls) {
+  if (parts.config.tls) {
     // counted once the handshake is done, so a refusal is an HTTP answer, not a reset
     server.prependListener('secureConnection', (s: Socket) => {
       s.on('error', onSocketError);
@@ -144,11 +144,11 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     const owner = pathOwner(url);
     if (owner === 'ambiguous') return answerRaw(socket, 400, AMBIGUOUS);
     if (owner === 'own') {
-      if (url.split('?')[0] === AGENT_PATH) return p.hub.upgrade(req, socket, head);
+      if (url.split('?')[0] === AGENT_PATH) return parts.hub.upgrade(req, socket, head);
       return answerRaw(socket, 404, 'not found: no WebSocket here\n');
     }
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return answerRaw(socket, 400, 'bad request: only WebSocket upgrades (GET, Upgrade: websocket) are forwarded\n');
-    const to = p.target();
+    const to = parts.target();
     if (!to) {
       if (!socket.writable) return void socket.destroy();
       socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -156,7 +156,7 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
       return;
     }
     if (!forwarded.apply(req, true)) return void socket.destroy();
-    p.router.ws(req, socket, head, to);
+    parts.router.ws(req, socket, head, to);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => answerRaw(socket, 405, 'CONNECT is not served here\n'));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -164,7 +164,7 @@ export function createProxyServer(p: ServerParts): { server: Server; sockets: Se
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
     const status = parseErrorStatus(err.code);
-    p.log.debug({ err: err.code ?? err.message, status }, 'request refused by the HTTP parser');
+    parts.log.debug({ err: err.code ?? err.message, status }, 'request refused by the HTTP parser');
     answerRaw(socket, status, status === 431 ? 'request header fields too large\n' : status === 408 ? 'request timeout\n' : 'bad request\n');
   });
   server.on('close', () => limits.close());

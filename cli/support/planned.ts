@@ -3,8 +3,8 @@
 import type { CommandModule } from 'yargs';
 
 const PLANNED: ReadonlyArray<[command: string, describe: string, issue: number | undefined]> = [
-  ['report', 'the failover report', 3],
-  ['drill', 'a full failover-and-back rehearsal, measured', 3],
+  ['report', 'the failover report', 12],
+  ['drill', 'a full failover-and-back rehearsal, measured', 12],
   ['snapshots', 'list restic snapshots of the standby copy', undefined],
   ['restore', 'restore a snapshot beside the workspace', undefined],
 ];

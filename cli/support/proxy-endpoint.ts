@@ -39,31 +39,31 @@ export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
   const config = args.config ?? (!url && !token && existsSync(INSTALLED_PROXY_CONFIG) ? INSTALLED_PROXY_CONFIG : undefined);
   if ((!url || !token) && config) {
     requirePrivateFile(config, 'the admin token');
-    const c = readConfigFile(config) as { listen?: { host?: string; port?: number }; adminToken?: string; tls?: unknown };
-    if (!url && c.listen) {
-      const host = !c.listen.host || c.listen.host === '0.0.0.0' || c.listen.host === '::' ? '127.0.0.1' : c.listen.host;
-      url = `${c.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${c.listen.port ?? 8888}`;
+    const settings = readConfigFile(config) as { listen?: { host?: string; port?: number }; adminToken?: string; tls?: unknown };
+    if (!url && settings.listen) {
+      const host = !settings.listen.host || settings.listen.host === '0.0.0.0' || settings.listen.host === '::' ? '127.0.0.1' : settings.listen.host;
+      url = `${settings.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${settings.listen.port ?? 8888}`;
     }
-    token ??= c.adminToken;
+    token ??= settings.adminToken;
   }
   if (!url) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'which proxy? pass --proxy URL, set STANDBY_PROXY_URL, or pass --config with the proxy\'s proxy.json (on the proxy machine /etc/standby/proxy.json is read by default)');
   if (!token) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'no admin token: pass --token, set STANDBY_ADMIN_TOKEN, or pass --config with the proxy\'s proxy.json');
   return { url: url.replace(/\/$/, ''), token };
 }
 
-export async function callProxy(ep: ProxyEndpoint, name: string, method: 'GET' | 'POST' = 'GET', body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
+export async function callProxy(endpoint: ProxyEndpoint, name: string, method: 'GET' | 'POST' = 'GET', body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
-    res = await fetch(`${ep.url}/_standby/api/v1/${name}`, {
+    res = await fetch(`${endpoint.url}/_standby/api/v1/${name}`, {
       method,
-      headers: { authorization: `Bearer ${ep.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${endpoint.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
-    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `no proxy answers at ${ep.url}: is \`standby proxy\` running there? (${(err as Error).message})`, { url: ep.url }, { cause: err });
+    throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `no proxy answers at ${endpoint.url}: is \`standby proxy\` running there? (${(err as Error).message})`, { url: endpoint.url }, { cause: err });
   }
   const answer: unknown = await res.json().catch(() => null);
-  if (res.status === 401) throw new StandbyError('STANDBY_ERR_UNAUTHORIZED', `the proxy at ${ep.url} refused the admin token: use adminToken from its proxy.json`, { url: ep.url });
+  if (res.status === 401) throw new StandbyError('STANDBY_ERR_UNAUTHORIZED', `the proxy at ${endpoint.url} refused the admin token: use adminToken from its proxy.json`, { url: endpoint.url });
   return { status: res.status, body: answer };
 }

@@ -14,7 +14,7 @@ export interface VastStatusSettings {
 }
 
 export class VastStatusWatcher {
-  #s: VastStatusSettings;
+  #settings: VastStatusSettings;
   #log: Logger;
   #onNotice: (source: string, reason: string) => void;
   #timer: NodeJS.Timeout | undefined;
@@ -25,8 +25,8 @@ export class VastStatusWatcher {
   #seenRunning = false;
   #fired = false;
 
-  constructor(s: VastStatusSettings, onNotice: (source: string, reason: string) => void, log: Logger) {
-    this.#s = s;
+  constructor(settings: VastStatusSettings, onNotice: (source: string, reason: string) => void, log: Logger) {
+    this.#settings = settings;
     this.#onNotice = onNotice;
     this.#log = log;
   }
@@ -37,13 +37,13 @@ export class VastStatusWatcher {
 
   async #poll(): Promise<void> {
     if (this.#closed) return;
-    const url = `${this.#s.apiUrl.replace(/\/$/, '')}/instances/${this.#s.instanceId}/?owner=me`;
+    const url = `${this.#settings.apiUrl.replace(/\/$/, '')}/instances/${this.#settings.instanceId}/?owner=me`;
     try {
-      const res = await fetch(url, { headers: { authorization: `Bearer ${this.#s.apiKey}`, accept: 'application/json' }, signal: AbortSignal.timeout(Math.max(2_000, this.#s.everyMs)) });
+      const res = await fetch(url, { headers: { authorization: `Bearer ${this.#settings.apiKey}`, accept: 'application/json' }, signal: AbortSignal.timeout(Math.max(2_000, this.#settings.everyMs)) });
       if (res.status === 401 || res.status === 403) throw new Error(`the Vast API refused the key (HTTP ${res.status}): check primary.notices.vast.apiKey`);
-      if (!res.ok) throw new Error(`the Vast API answered HTTP ${res.status} for instance ${this.#s.instanceId}`);
+      if (!res.ok) throw new Error(`the Vast API answered HTTP ${res.status} for instance ${this.#settings.instanceId}`);
       const body = (await res.json()) as { instances?: { actual_status?: string | null } | null };
-      if (!body.instances) throw new Error(`the Vast API does not know instance ${this.#s.instanceId}`);
+      if (!body.instances) throw new Error(`the Vast API does not know instance ${this.#settings.instanceId}`);
       this.#ok();
       this.#see(body.instances.actual_status ?? null);
     } catch (err) {
@@ -51,7 +51,7 @@ export class VastStatusWatcher {
       if (message !== this.#lastError) this.#log.warn({ err: message }, 'cannot read the GPU\'s status from Vast.ai: no preemption notice from there until it answers');
       this.#lastError = message;
     }
-    if (!this.#closed) this.#timer = setTimeout(() => void this.#poll(), this.#s.everyMs);
+    if (!this.#closed) this.#timer = setTimeout(() => void this.#poll(), this.#settings.everyMs);
   }
 
   #ok(): void {
@@ -60,7 +60,7 @@ export class VastStatusWatcher {
   }
 
   #see(status: string | null): void {
-    if (status !== this.status) this.#log.info({ instanceId: this.#s.instanceId, actualStatus: status }, 'Vast.ai instance status');
+    if (status !== this.status) this.#log.info({ instanceId: this.#settings.instanceId, actualStatus: status }, 'Vast.ai instance status');
     this.status = status;
     if (status === 'running') {
       this.#seenRunning = true;
@@ -70,7 +70,7 @@ export class VastStatusWatcher {
     // leaving `running` is the notice (an instance still starting is not preempted)
     if (this.#seenRunning && !this.#fired) {
       this.#fired = true;
-      this.#onNotice('vast-status', `Vast.ai instance ${this.#s.instanceId} is ${status ?? 'gone'} (was running)`);
+      this.#onNotice('vast-status', `Vast.ai instance ${this.#settings.instanceId} is ${status ?? 'gone'} (was running)`);
     }
   }
 

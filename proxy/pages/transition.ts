@@ -51,12 +51,12 @@ export interface TransitionScriptConfig {
   defaultText: string;
 }
 
-export function transitionPage(o: TransitionPageOptions): string {
-  const statusPath = o.statusPath ?? PUBLIC_STATUS_PATH;
-  const pollMs = o.pollMs ?? 1000;
+export function transitionPage(options: TransitionPageOptions): string {
+  const statusPath = options.statusPath ?? PUBLIC_STATUS_PATH;
+  const pollMs = options.pollMs ?? 1000;
   for (const [field, value] of [
-    ['from.id', o.from.id ?? ''], ['from.kind', o.from.kind], ['to.id', o.to.id ?? ''], ['to.kind', o.to.kind],
-    ['phase', o.phase], ['message', o.message],
+    ['from.id', options.from.id ?? ''], ['from.kind', options.from.kind], ['to.id', options.to.id ?? ''], ['to.kind', options.to.kind],
+    ['phase', options.phase], ['message', options.message],
   ] as const) {
     if (typeof value !== 'string') throw new TypeError(`transitionPage: ${field} is ${JSON.stringify(value)}, expected a string`);
   }
@@ -78,8 +78,8 @@ export function transitionPage(o: TransitionPageOptions): string {
     defaultText: DEFAULT_MESSAGE,
   };
   const nonce = randomBytes(16).toString('base64');
-  const from = { id: escapeHtml(o.from.id ?? ''), kind: escapeHtml(o.from.kind) };
-  const to = { id: escapeHtml(o.to.id ?? ''), kind: escapeHtml(o.to.kind) };
+  const from = { id: escapeHtml(options.from.id ?? ''), kind: escapeHtml(options.from.kind) };
+  const to = { id: escapeHtml(options.to.id ?? ''), kind: escapeHtml(options.to.kind) };
   const idSpan = (id: string) => (id === '' ? '' : `\n        <span class="id">${id}</span>`);
   const named = (m: { id: string; kind: string }) => (m.id === '' ? `the ${m.kind}` : `${m.kind} ${m.id}`);
   const csp = [
@@ -112,13 +112,13 @@ export function transitionPage(o: TransitionPageOptions): string {
   <figure class="move">
     <div class="machines" aria-hidden="true">
       <div class="machine from">
-        ${iconFor(o.from.kind)}
+        ${iconFor(options.from.kind)}
         <span class="kind">${from.kind}</span>${idSpan(from.id)}
         <span class="tag">was serving</span>
       </div>
       <div class="arrow">${ARROW}</div>
       <div class="machine to">
-        ${iconFor(o.to.kind)}
+        ${iconFor(options.to.kind)}
         <span class="kind">${to.kind}</span>${idSpan(to.id)}
         <span class="tag">taking over</span>
       </div>
@@ -127,11 +127,11 @@ export function transitionPage(o: TransitionPageOptions): string {
   </figure>
   <div class="status">
     <span class="spinner" aria-hidden="true"></span>
-    <p id="status" role="status" aria-live="polite" aria-atomic="true">${escapeHtml(o.message || DEFAULT_MESSAGE)}</p>
+    <p id="status" role="status" aria-live="polite" aria-atomic="true">${escapeHtml(options.message || DEFAULT_MESSAGE)}</p>
   </div>
   <p class="explain">Your workspace is moving to <strong>${named(to)}</strong>. Files saved up to the last sync are there; this page reloads by itself.</p>
   <noscript><p class="noscript">This page updates itself with JavaScript, which is turned off. Reload the page in a few seconds to reach your workspace.</p></noscript>
-  <p class="meta">Phase <code id="phase">${escapeHtml(o.phase)}</code></p>
+  <p class="meta">Phase <code id="phase">${escapeHtml(options.phase)}</code></p>
 </main>
 <footer>Served by the Standby failover proxy while your workspace changes machine.</footer>
 <script nonce="${nonce}">

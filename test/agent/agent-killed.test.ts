@@ -1,4 +1,4 @@
-// A SIGKILLed agent takes its ssh children along (issue #10, first run #6):
+// A SIGKILLed agent takes its ssh children along:
 // its ControlMaster, any pass's rsync and ssh, and so its session on the
 // standby's sshd. Before, the master (ssh -M -N) outlived the agent for good.
 import assert from 'node:assert/strict';

@@ -95,7 +95,7 @@ function rsyncSends(patterns: readonly string[]): Set<string> {
   return sent;
 }
 
-/** what the watcher would skip: the path, or a folder above it, matches (chokidar does not descend into skipped folders) */
+/** what the watcher would skip: the path, or a folder above it, matches (the watcher does not descend into skipped folders) */
 function watcherSkips(match: (p: string, d: boolean | undefined) => boolean, path: string, isDir: boolean): boolean {
   if (match(path, isDir)) return true;
   for (let d = dirname(path); d !== '.'; d = dirname(d)) if (match(d, true)) return true;

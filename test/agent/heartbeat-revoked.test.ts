@@ -1,4 +1,4 @@
-// An agent whose credentials the proxy revoked (issue #10, first run #4): the
+// An agent whose credentials the proxy revoked: the
 // proxy refuses its upgrade with 403, or closes its socket with
 // CLOSE_REVOKED. The agent then says it is revoked and pushes nothing; it must
 // not also log "proxy unreachable ... sync goes on under the last grant"
@@ -27,8 +27,10 @@ interface World {
   close(): Promise<void>;
 }
 
-/** A stand-in for the proxy's /_standby/agent that refuses the way agent-hub.ts does: 403 at the upgrade, or a grant then close 4003. */
-async function refusingProxy(how: '403' | 'close'): Promise<World> {
+type Refusal = '403' | '403-text' | 'close';
+
+/** A stand-in for the proxy's /_standby/agent that refuses the way agent-hub.ts does: 403 at the upgrade (a problem body; an older proxy's text), or a grant then close 4003. */
+async function refusingProxy(how: Refusal): Promise<World> {
   let upgrades = 0;
   let closed = 0;
   const wss = new WebSocketServer({ noServer: true });
@@ -37,9 +39,11 @@ async function refusingProxy(how: '403' | 'close'): Promise<World> {
     upgrades++;
     socket.on('error', () => undefined);
     socket.once('close', () => closed++);
-    if (how === '403') {
-      const body = 'revoked: the credentials of gpu-1 were revoked (fenced at epoch 2); this host may not sync any more\n';
-      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    if (how !== 'close') {
+      const why = 'revoked: the credentials of gpu-1 were revoked (fenced at epoch 2); this host may not sync any more';
+      const body = how === '403' ? JSON.stringify({ error: { code: 'STANDBY_ERR_HOST_REVOKED', message: why } }) + '\n' : `${why}\n`;
+      const type = how === '403' ? 'application/json; charset=utf-8' : 'text/plain';
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: ${type}\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -63,8 +67,10 @@ async function refusingProxy(how: '403' | 'close'): Promise<World> {
   };
 }
 
-for (const how of ['403', 'close'] as const) {
-  test(`revoked (${how === '403' ? '403 at the upgrade' : 'closed with CLOSE_REVOKED'}): the agent logs that it is revoked, never "sync goes on under the last grant", and pushes nothing`, async (t) => {
+const REFUSALS: Record<Refusal, string> = { '403': '403 at the upgrade', '403-text': "403 at the upgrade with an older proxy's text body", close: 'closed with CLOSE_REVOKED' };
+
+for (const how of ['403', '403-text', 'close'] as const) {
+  test(`revoked (${REFUSALS[how]}): the agent logs that it is revoked, never "sync goes on under the last grant", and pushes nothing`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'standby-revoked-'));
     const proxy = await refusingProxy(how);
     const lines: { level: number; msg: string }[] = [];
@@ -99,5 +105,6 @@ for (const how of ['403', 'close'] as const) {
     assert.ok(!messages.some((m) => /proxy unreachable/.test(m)), messages.join('\n'));
     assert.equal(engine.pushing, false);
     assert.equal(proxy.upgrades(), 1, 'a revoked agent does not connect again');
+    if (how !== 'close') assert.match(client.revoked!, /^revoked: the credentials of gpu-1 were revoked \(fenced at epoch 2\)/, "the reason is the proxy's message, not its wire form");
   });
 }

@@ -67,7 +67,7 @@ describe('sync basics', () => {
     assert.deepEqual(await pair.verify(), []);
   });
 
-  test('a rewrite of the same size within the same second is not skipped (regression: chokidar drops such an event, and the rsync quick check would skip the file)', async () => {
+  test('a rewrite of the same size within the same second is not skipped (regression: a watcher that compares size and mtime drops the event, and the rsync quick check skips such a file)', async () => {
     writeFileSync(g('same.txt'), 'AAAA');
     const t = new Date('2024-05-05T05:05:05Z');
     utimesSync(g('same.txt'), t, t);

@@ -1,4 +1,4 @@
-// Secrets on disk (issue #10): the daemons refuse to start on a config file
+// Secrets on disk: the daemons refuse to start on a config file
 // (it holds tokens) or a private key that group or others can read, naming the
 // file, its mode and the chmod that fixes it; nothing runs before that.
 import assert from 'node:assert/strict';

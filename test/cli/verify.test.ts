@@ -1,4 +1,4 @@
-// `standby verify` as an operator meets it (issue #10, first run #5): without
+// `standby verify` as an operator meets it: without
 // --config it reads the installed agent.json and, when that is missing, says
 // so instead of "hostId: got nothing"; on a host a failover fenced it says
 // "this host was fenced (epoch N)" instead of "standby unreachable or login

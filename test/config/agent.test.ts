@@ -1,4 +1,4 @@
-// The agent's settings schema: defaults for the minimal agent.json of issue 2,
+// The agent's settings schema: defaults for the minimal agent.json (the first version's),
 // and a table of bad values, each stopping start-up with a StandbyError whose
 // message names the field, the bad value and what was expected.
 import assert from 'node:assert/strict';
@@ -39,7 +39,7 @@ function configError(raw: unknown): StandbyError {
 }
 
 describe('agent config defaults', () => {
-  test('the minimal agent.json of issue 2 is accepted and every other setting defaulted', () => {
+  test('the minimal agent.json of the first version is accepted and every other setting defaulted', () => {
     const config = validate(MINIMAL);
     assert.deepEqual(config, {
       hostId: 'gpu-1',

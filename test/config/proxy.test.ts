@@ -1,5 +1,5 @@
-// proxy.json: the minimal file of issue 3 is accepted with every other setting
-// defaulted, and the agent's proxy section of that issue too.
+// proxy.json: the first version's minimal file is accepted with every other
+// setting defaulted, and the agent's proxy section of that version too.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { agentConfigSchema } from '../../config/agent.ts';
@@ -15,7 +15,7 @@ const MINIMAL = {
   detector: { heartbeatIntervalMs: 500, missedHeartbeats: 3 },
 };
 
-test('the minimal proxy.json of issue 3 is accepted, the rest defaulted', () => {
+test('the minimal proxy.json of the first version is accepted, the rest defaulted', () => {
   const c = validateSettings(proxyConfigSchema, MINIMAL, 'proxy.json');
   assert.equal(c.listen.port, 8888);
   assert.equal(c.primary.agentToken, 'secret-1');
@@ -26,7 +26,7 @@ test('the minimal proxy.json of issue 3 is accepted, the rest defaulted', () => 
   assert.equal(c.logLevel, 'info');
 });
 
-test('the agent gains "proxy": { url, token } (issue 3), with a 500 ms heartbeat by default', () => {
+test('the agent gains "proxy": { url, token }, with a 500 ms heartbeat by default', () => {
   const c = validateSettings(agentConfigSchema, {
     hostId: 'gpu-1',
     standby: { host: '127.0.0.1', path: '/standby/workspace' },

@@ -1,4 +1,4 @@
-// Fuzzer for the admin API's bodies (issue 10): random methods, paths under
+// Fuzzer for the admin API's bodies: random methods, paths under
 // /_standby/api/v1/ (and /_standby/enroll), JSON and non-JSON bodies, with
 // the admin token, a wrong one or none. No 500, no crash; without the token
 // only 401 or 429 and no change at all; with it, state (hosts.json, the
@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { ErrorCodes } from '../../core/errors.ts';
 import { pathOwner } from '../../proxy/request-path.ts';
 import { seededRandom, withSeed, type Random } from '../fixtures/fuzz-random.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
@@ -126,6 +127,7 @@ test(`admin API fuzzer: ${ROUNDS} requests, no 500, state changes only on an aut
       if (a.type.startsWith('application/json') && method !== 'HEAD') {
         const parsed = JSON.parse(a.body) as { error?: { code?: unknown; message?: unknown } };
         if (a.status >= 400) assert.ok(typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string', `${what}: a problem answer`);
+        if (a.status >= 400) assert.ok(Object.hasOwn(ErrorCodes, parsed.error!.code as string), `${what}: ${String(parsed.error!.code)} is not a STANDBY_ERR_* code of core/errors.ts`);
       }
       if (!authorized) {
         // outside the API once normalized (/_standby/api/v1/../x): a plain 404; enroll takes POST only
@@ -133,7 +135,7 @@ test(`admin API fuzzer: ${ROUNDS} requests, no 500, state changes only on an aut
         // a path a backend could read as another (/hosts/%2e%2e) is refused at the front door, before any token
         const ambiguous = pathOwner(p) === 'ambiguous';
         assert.ok([401, 429].includes(a.status) || (outside && a.status === 404) || (p.startsWith('/_standby/enroll') && a.status === 405) || (ambiguous && a.status === 400), `${what}: without the admin token only 401/429, got ${a.status}`);
-        if (a.status === 401 && method !== 'HEAD') assert.deepEqual(JSON.parse(a.body), { error: { code: 'unauthorized', message: 'unauthorized' } });
+        if (a.status === 401 && method !== 'HEAD') assert.deepEqual(JSON.parse(a.body), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
       } else {
         assert.ok([200, 201, 202, 400, 401, 404, 405, 409].includes(a.status), `${what}: answered ${a.status}`);
         if (a.status === 401) assert.ok(p.startsWith('/_standby/enroll'), `${what}: the admin token is refused only at enroll (it is no invitation)`);

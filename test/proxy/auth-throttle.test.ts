@@ -1,4 +1,4 @@
-// Failed authentication (issue 10, finding 4): wrong tokens are not answered
+// Failed authentication: wrong tokens are not answered
 // at full speed for ever. After maxFailures from one address it is locked
 // out (429, Retry-After) on every surface (admin API, agent socket,
 // enrollment, metrics), other addresses are untouched, the log samples the
@@ -14,7 +14,7 @@ import { clientKey } from '../../proxy/client-address.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, agentSocketAnswer, startProxyWithBackends, type ProxyWithBackends, type TestProxy } from '../fixtures/proxy.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-const UNIFORM = { error: { code: 'unauthorized', message: 'unauthorized' } };
+const UNIFORM = { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } };
 
 interface Answer { status: number; body: string; retryAfter: string | undefined }
 

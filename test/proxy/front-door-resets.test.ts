@@ -1,4 +1,4 @@
-// Regression (issue 10, finding 1): a client that sends a WebSocket upgrade
+// Regression: a client that sends a WebSocket upgrade
 // the proxy refuses (/_standby/x, the agent socket without a token, any path
 // while no backend is ready) and then resets its TCP connection crashed the
 // proxy with an unhandled 'error' (ECONNRESET). The proxy runs here as a real

@@ -1,6 +1,6 @@
 // The front door over HTTPS: the per-client cap is counted after the TLS
 // handshake and answered 429 over TLS, and TLS clients that reset after a
-// refused upgrade leave the proxy serving (issue 10, findings 1 and 6).
+// refused upgrade leave the proxy serving.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

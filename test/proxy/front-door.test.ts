@@ -1,8 +1,8 @@
-// The proxy's front door, what any internet client can do before auth
-// (issue 10, findings 6 and 7): the /_standby/ decision on the path as the
-// backend will see it, forwarded and hop-by-hop headers, framing the parser
-// lets through, header limits, timeouts, the body rate and the per-client
-// connection cap. A recording backend shows what got through.
+// The proxy's front door, what any internet client can do before auth: the
+// /_standby/ decision on the path as the backend will see it, forwarded and
+// hop-by-hop headers, framing the parser lets through, header limits,
+// timeouts, the body rate and the per-client connection cap. A recording
+// backend shows what got through.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,4 +1,4 @@
-// Heartbeats checked against what the proxy knows (issue 10, finding 5), over
+// Heartbeats checked against what the proxy knows, over
 // a real agent WebSocket: an epoch nobody granted closes the connection; a
 // replayed or out-of-order heartbeat, a watermark that goes back or passes
 // lastSeq, and a stale epoch are dropped: not recorded, not liveness. A new

@@ -1,4 +1,4 @@
-// Fuzzer for the heartbeat (issue 10): mutated heartbeats (types, ranges,
+// Fuzzer for the heartbeat: mutated heartbeats (types, ranges,
 // huge strings, extra or missing fields, wrong host, wrong epoch, replays,
 // non-JSON, binary frames) over a real agent WebSocket. Nothing but a valid
 // heartbeat from the right host, moving forward, changes the hub's record of

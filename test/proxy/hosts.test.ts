@@ -107,7 +107,7 @@ describe('credentials per host, issued and revoked by the proxy', () => {
     const authorizedBefore = readFileSync(sshd.authorizedKeysFile, 'utf8');
     const wrong = await enroll('sbi_not-an-invitation', { publicKey: key.pub });
     assert.equal(wrong.status, 401);
-    assert.deepEqual(await wrong.json(), { error: { code: 'unauthorized', message: 'unauthorized' } });
+    assert.deepEqual(await wrong.json(), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
     const inv = await invite('gpu-1');
     const badKey = await enroll(inv.token, { publicKey: 'ssh-ed25519 not*a*key' });
     assert.equal(badKey.status, 400);

@@ -1,4 +1,4 @@
-// HTTP framing fuzzer in front of the proxy (issue 10): thousands of mutated
+// HTTP framing fuzzer in front of the proxy: thousands of mutated
 // raw requests over TCP (request lines, paths, headers, bodies, early
 // resets), seeded and bounded in count and time. Whatever comes in, the
 // proxy stays up and serves; the backend never sees a /_standby/ path, two

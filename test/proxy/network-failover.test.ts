@@ -88,7 +88,7 @@ describe('network failures', { skip, concurrency: false }, () => {
       assert.equal(readFileSync(join(w.receiveState, 'epoch'), 'utf8').trim(), '2');
 
       // The partition heals: the old GPU's agent is heard again, is told it is fenced, and stops pushing.
-      // Its heartbeats of the old epoch are dropped (issue 10): a fenced agent is no sign the GPU lives.
+      // Its heartbeats of the old epoch are dropped: a fenced agent is no sign the GPU lives.
       const gpuRecord = w.proxy.hub.agents.get('gpu-1')!;
       const heartbeatsBefore = gpuRecord.heartbeats;
       const droppedBefore = gpuRecord.dropped;

@@ -1,4 +1,4 @@
-// What anyone who reaches the URL learns (issue 10, finding 3): the public
+// What anyone who reaches the URL learns: the public
 // status and the transition page say what happens in fixed words, with the
 // phase, readiness and the backend's role only. A fence that fails with an
 // error naming the standby's user@host:port, the receiver's command line and
@@ -58,7 +58,7 @@ describe('public pages in fixed words', () => {
       const r = await fetch(`${proxy.url}/_standby/metrics`, { headers, signal: AbortSignal.timeout(5_000) });
       assert.equal(r.status, 401);
       const body = await r.text();
-      assert.deepEqual(JSON.parse(body), { error: { code: 'unauthorized', message: 'unauthorized' } });
+      assert.deepEqual(JSON.parse(body), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
       assert.ok(!body.includes('gpu-1') && !/nodejs_version/.test(body));
     }
     const ok = await fetch(`${proxy.url}/_standby/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });

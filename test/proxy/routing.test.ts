@@ -93,7 +93,7 @@ describe('routing to the active backend', () => {
   test('the admin API wants the admin token: missing or wrong is 401, right is 200', async () => {
     const none = await send(proxy.url, { path: '/_standby/api/v1/status' });
     assert.equal(none.status, 401);
-    assert.deepEqual(JSON.parse(none.body), { error: { code: 'unauthorized', message: 'unauthorized' } });
+    assert.deepEqual(JSON.parse(none.body), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
     const wrong = await send(proxy.url, { path: '/_standby/api/v1/status', headers: { authorization: 'Bearer nope-nope-nope' } });
     assert.equal(wrong.status, 401);
     const ok = await proxy.api('status');

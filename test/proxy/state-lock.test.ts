@@ -1,4 +1,4 @@
-// One proxy per state folder (issue #10, first run #3): a second `standby
+// One proxy per state folder: a second `standby
 // proxy` on a live one's state folder, on the same port or another, stops
 // before it writes anything, naming the live one's pid; the lock is a real
 // flock held by the process, so a SIGKILLed proxy leaves it free.

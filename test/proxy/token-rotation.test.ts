@@ -1,4 +1,4 @@
-// Tokens rotated without downtime (issue 10): `standby hosts rotate ID`
+// Tokens rotated without downtime: `standby hosts rotate ID`
 // issues a new agent token while the old one stays valid for a grace window,
 // both shown in the host list; the agent reads proxy.tokenFile at every
 // connection, so replacing the file is enough; when the window ends the old
