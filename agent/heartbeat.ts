@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import type { Logger } from '../core/log.ts';
+import type { Problem } from '../protocol/admin-api.ts';
 import { CLOSE_REVOKED, parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
 import { Backoff } from '../core/backoff.ts';
 import type { AgentConfig } from '../config/agent.ts';
@@ -16,7 +17,7 @@ type ProxySettings = NonNullable<AgentConfig['proxy']>;
 /** The message of a refused upgrade's body: the proxy's {error: {code, message}}, or its text as it is (an older proxy). */
 function refusalMessage(body: string): string {
   try {
-    const message = (JSON.parse(body) as { error?: { message?: unknown } } | null)?.error?.message;
+    const message: unknown = (JSON.parse(body) as Partial<Problem> | null)?.error?.message;
     if (typeof message === 'string') return message;
   } catch {
     // not JSON: the text itself says why

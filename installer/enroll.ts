@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
-import { INVITE_PREFIX, type EnrollAnswer } from '../protocol/admin-api.ts';
+import { INVITE_PREFIX, type EnrollAnswer, type Problem } from '../protocol/admin-api.ts';
 import { ensureAgentKey } from './keys.ts';
 import type { Layout } from './layout.ts';
 import { proxyHttpUrl, type RoleFlags } from './role-config.ts';
@@ -30,7 +30,7 @@ async function askProxy(url: string, invitation: string, publicKey: string): Pro
   } catch (err) {
     throw new StandbyError('STANDBY_ERR_PROXY_UNREACHABLE', `cannot reach the proxy at ${url} to enroll this host: ${(err as Error).message} (is it up, and is --proxy its URL?)`, { url }, { cause: err });
   }
-  const body = (await res.json().catch(() => null)) as (EnrollAnswer & { error?: { code: string; message: string } }) | null;
+  const body = (await res.json().catch(() => null)) as (EnrollAnswer & Partial<Problem>) | null;
   if (!res.ok || !body || typeof body.agentToken !== 'string') {
     const said = body?.error?.message ?? `HTTP ${res.status}`;
     throw new StandbyError(res.status === 401 ? 'STANDBY_ERR_UNAUTHORIZED' : 'STANDBY_ERR_INSTALL_FAILED', `the proxy refused to enroll this host: ${said}. Nothing was installed`, { url, status: res.status });

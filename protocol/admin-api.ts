@@ -1,7 +1,14 @@
-// The proxy's HTTP contract with the CLI and the installer: the answer shapes
-// of the admin API and of enrollment, the token prefixes that tell one kind
-// of credential from another, and the install downloads' paths. The proxy
-// serves these; cli/ and installer/ read them; neither imports the other.
+// The proxy's HTTP contract with the CLI, the installer and the agent: the
+// answer shapes of the admin API and of enrollment, the error answer, the
+// token prefixes that tell one kind of credential from another, and the
+// install downloads' paths. The proxy serves these; the others read them;
+// none imports another's code.
+import type { ErrorCode } from '../core/errors.ts';
+
+/** Every error answer in JSON (admin API, enrollment, the agent socket's refusals): a STANDBY_ERR_* code and what to do. */
+export interface Problem {
+  error: { code: ErrorCode; message: string };
+}
 
 /** A one-time invitation to enroll (`standby hosts add`). */
 export const INVITE_PREFIX = 'sbi_';

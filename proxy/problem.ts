@@ -6,11 +6,7 @@
 // as the CLI prints it for scripts.
 import type { ServerResponse } from 'node:http';
 import { ErrorCodes, type ErrorCode } from '../core/errors.ts';
-
-/** Every error answer in JSON (admin API, enrollment, the agent socket's refusals). */
-export interface Problem {
-  error: { code: ErrorCode; message: string };
-}
+import type { Problem } from '../protocol/admin-api.ts';
 
 export interface ProblemOptions {
   /** the HTTP status when it is not the code's own (ErrorCodes[code].status) */

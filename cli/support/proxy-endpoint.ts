@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { existsSync } from 'node:fs';
 import { readConfigFile, requirePrivateFile } from '../../config/file.ts';
 import { StandbyError } from '../../core/errors.ts';
+import type { Problem } from '../../protocol/admin-api.ts';
 import { configFile, layoutOf } from '../../installer/layout.ts';
 
 export interface ProxyArgs {
@@ -30,7 +31,7 @@ const INSTALLED_PROXY_CONFIG = configFile(layoutOf('/'), 'proxy')!;
 
 /** The message of the API's problem answer ({error: {message}}), or `fallback`. */
 export function problemOf(body: unknown, status: number, fallback = `the proxy answered ${status}`): string {
-  return (body as { error?: { message?: string } } | null)?.error?.message ?? fallback;
+  return (body as Partial<Problem> | null)?.error?.message ?? fallback;
 }
 
 export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
