@@ -138,7 +138,9 @@ describe('the local provider', { timeout: 180_000 }, () => {
     assert.ok(found.ok);
     const offer = found.offers[0];
     const gpu = await p.gpu.create(offer!, launch);
-    const standby = await p.standby.ensure(spec);
+    // two at once (a retry racing the first call): one host
+    const [standby, twin] = await Promise.all([p.standby.ensure(spec), p.standby.ensure(spec)]);
+    assert.deepEqual(twin, standby);
     for (const [host, id] of [[gpu, gpuId], [standby, standbyId]] as const) {
       assert.equal(host.id, id);
       assert.equal(host.state, 'running', host.detail);
@@ -260,6 +262,18 @@ describe('the local provider', { timeout: 180_000 }, () => {
     assert.equal(await p.standby.get(standbyId), undefined);
     assert.equal(await p.gpu.get(gpu.id), undefined);
     assert.deepEqual(await p.gpu.list(WS), []);
+    await p.close();
+  });
+
+  test('a host record that cannot be read is an error naming it, never taken as no host; destroy still removes the host', async () => {
+    const p = provider();
+    const name = { workspace: 'broken', epoch: 1 };
+    const host = await p.standby.ensure({ ...spec, name });
+    writeFileSync(join(p.details(host.id)!.dir, 'host.json'), '{"version": 1, "role": "gpu"');
+    await assert.rejects(p.standby.get(host.id), (err: unknown) => err instanceof StandbyError && err.code === 'STANDBY_ERR_STATE_CORRUPT' && err.message.includes('host.json'));
+    await assert.rejects(p.standby.list('broken'), (err: unknown) => err instanceof StandbyError && err.code === 'STANDBY_ERR_STATE_CORRUPT');
+    await p.standby.destroy(host.id);
+    assert.deepEqual(await p.standby.list('broken'), []);
     await p.close();
   });
 
