@@ -133,7 +133,11 @@ export class LocalProvider {
 
   constructor(o: LocalProviderOptions) {
     this.baseDir = o.baseDir;
-    this.#fenceKey = parsePublicKey(o.fenceKey);
+    try {
+      this.#fenceKey = parsePublicKey(o.fenceKey);
+    } catch (err) {
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "the local provider's fenceKey is not one OpenSSH public key line (\"ssh-ed25519 AAAA... comment\"): give the proxy's fencing public key (standby.ssh.identityFile's .pub)", { provider: 'local' }, { cause: err });
+    }
     this.#program = o.program ?? join(PROGRAM_SOURCE, 'bin', 'standby');
     this.#path = o.path;
     this.#startTimeoutMs = o.startTimeoutMs ?? 10_000;

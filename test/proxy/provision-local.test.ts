@@ -130,6 +130,8 @@ describe('the local provider', { timeout: 180_000 }, () => {
     assert.equal(localBaseDir(localProviderSchema.parse({ baseDir: '/srv/hosts' }), '/x'), '/srv/hosts');
     assert.equal(localProviderSchema.safeParse({ baseDir: 'relative' }).success, false);
     assert.equal(localProviderSchema.safeParse({ zone: 'x' }).success, false);
+    assert.throws(() => new LocalProvider({ baseDir, fenceKey: 'not a key' }), (err: unknown) => err instanceof StandbyError && err.code === 'STANDBY_ERR_CONFIG_INVALID' && /fenceKey/.test(err.message));
+    assert.throws(() => new LocalProvider({ baseDir: '/tmp/a b', fenceKey: fencePub }), (err: unknown) => err instanceof StandbyError && err.code === 'STANDBY_ERR_CONFIG_INVALID');
   });
 
   test('create a GPU and ensure a standby: each runs its sshd with the receiver laid down as the installer does, and a workspace server; both calls are idempotent', async () => {
