@@ -4,7 +4,7 @@ import { requirePrivateFile } from '../config/file.ts';
 import type { Logger } from '../core/log.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import { HeartbeatClient } from './heartbeat.ts';
-import { parentDeathAvailable } from './parent-death.ts';
+import { parentDeathAvailable } from '../core/parent-death.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';

@@ -2,7 +2,7 @@
 // deleted or refused to delete. Owns the child: abort() kills it.
 import { spawn } from 'node:child_process';
 import { missingBinary } from '../core/errors.ts';
-import { dieWithAgent } from './parent-death.ts';
+import { dieWithParent } from '../core/parent-death.ts';
 
 export interface RsyncStats {
   /** files in the sender's list ("Number of files") */
@@ -105,7 +105,7 @@ export function onlyMissing(result: RsyncResult): boolean {
 
 export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean } = {}): RsyncRun {
   const started = performance.now();
-  const [program, argv] = dieWithAgent('rsync', args); // a killed agent takes its rsync along (parent-death.ts)
+  const [program, argv] = dieWithParent('rsync', args); // a killed agent takes its rsync along (parent-death.ts)
   const child = spawn(program, argv, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   const result = new Promise<RsyncResult>((resolve, reject) => {
     let stdout = '';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { quoteWord } from '../protocol/command-words.ts';
 import type { StandbyTarget } from '../config/agent.ts';
-import { dieWithAgent, dieWithParentPrefix } from './parent-death.ts';
+import { dieWithParent, dieWithParentPrefix } from '../core/parent-death.ts';
 
 /** A control socket path short enough for a unix socket (108 bytes). */
 export function controlPath(target: StandbyTarget, runDir: string | undefined): string {
@@ -60,7 +60,7 @@ export function rsyncShell(target: StandbyTarget, control?: string): string {
 export function runRemote(target: StandbyTarget, control: string | undefined, command: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const line = [...Object.entries(env).map(([k, v]) => `${k}=${quoteWord(v)}`), ...command.map(quoteWord)].join(' ');
   return new Promise((resolve, reject) => {
-    const [program, args] = dieWithAgent('ssh', [...sshArgs(target, control), destination(target), line]);
+    const [program, args] = dieWithParent('ssh', [...sshArgs(target, control), destination(target), line]);
     const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
     let stdout = '';
     let stderr = '';
@@ -98,7 +98,7 @@ export class ControlMaster {
     if (this.#closed || this.#child) return;
     rmSync(this.path, { force: true }); // a stale socket from a killed agent would make ssh refuse to listen
     // ControlPersist=no: the master stays in the foreground as this process's child (a persisting one forks away, out of reach of parent-death)
-    const [program, args] = dieWithAgent('ssh', [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)]);
+    const [program, args] = dieWithParent('ssh', [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)]);
     const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     let stderr = '';

@@ -1,0 +1,25 @@
+// The `local` provider's settings: hosts on this machine, each a folder under
+// baseDir with its workspace, a loopback sshd whose only key is the proxy's
+// fencing key (the receiver's forced command, as the installer lays it down)
+// and the built-in workspace server. What a `recovery` section gets when it
+// names no provider; not wired into proxyConfigSchema yet
+// (docs/configuration.md, "recovery").
+import { join } from 'node:path';
+import { z } from 'zod';
+import { absolutePath, ms } from './fields.ts';
+
+export const localProviderSchema = z.strictObject({
+  /** where the hosts' folders go (default <stateDir>/local-hosts) */
+  baseDir: absolutePath.optional(),
+  /** the standby program the hosts' sshd runs as the receiver (default: the one the proxy runs from, its bin/standby) */
+  program: absolutePath.optional(),
+  /** how long a host's sshd and workspace server may take to listen, ms (default 10000) */
+  startTimeoutMs: ms('recovery.local.startTimeoutMs', 500, 600_000).default(10_000),
+}, { error: 'an object of local provider settings' });
+
+export type LocalProviderSettings = z.output<typeof localProviderSchema>;
+
+/** baseDir, or its default under the proxy's state folder. */
+export function localBaseDir(settings: LocalProviderSettings, stateDir: string): string {
+  return settings.baseDir ?? join(stateDir, 'local-hosts');
+}

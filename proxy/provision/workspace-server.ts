@@ -1,0 +1,129 @@
+// The small built-in workspace server: what a `local` host serves where a
+// GPU or standby would run code-server (the demo's, and the tests' stand-in
+// wherever they need many of them, fast). /healthz like code-server's (what
+// the proxy probes), /whoami, an echo of the request (method, url, headers,
+// body), and a WebSocket echo. It runs as its own process, so it can be
+// SIGKILLed or SIGSTOPped like a real one:
+//   node proxy/provision/workspace-server.ts <host> <port> <name>
+// and from code through startWorkspaceServer().
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocketServer } from 'ws';
+import { freePort } from '../../core/free-port.ts';
+import { StandbyError } from '../../core/errors.ts';
+
+export interface WorkspaceServer {
+  name: string;
+  url: string;
+  port: number;
+  pid: number;
+  /** signals the server (default SIGKILL), as a crash or a test would */
+  kill(signal?: NodeJS.Signals): void;
+  /** whether the process still runs */
+  running(): boolean;
+  /** kills it (after a SIGCONT, should it be stopped) and resolves once it has exited */
+  close(): Promise<void>;
+}
+
+export interface WorkspaceServerOptions {
+  name: string;
+  host?: string;
+  port?: number;
+  /** run it through this wrapper, e.g. ['ip', 'netns', 'exec', 'ns1'] or core/parent-death.ts's prefix (each execs) */
+  wrap?: string[];
+  /** how long it may take to listen, ms (default 10000) */
+  startTimeoutMs?: number;
+}
+
+/** A request body larger than this is refused (413): the proxy forwards the internet's requests here. */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<WorkspaceServer> {
+  const host = o.host ?? '127.0.0.1';
+  // a namespace has its own ports, all free: pick one free on loopback here
+  const port = o.port ?? (await freePort(o.wrap ? '127.0.0.1' : host));
+  const args = [import.meta.filename, host, String(port), o.name];
+  const [cmd, ...rest] = [...(o.wrap ?? []), process.execPath, ...args];
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.once('error', (e) => (err += `${e.message}\n`));
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const close = async () => {
+    if (running()) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    await exited;
+  };
+  const timeoutMs = o.startTimeoutMs ?? 10_000;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (out.includes('listening')) break;
+    if (!running() || performance.now() > deadline) {
+      const how = !running() ? `exited (${child.exitCode ?? child.signalCode})` : `did not listen within ${timeoutMs} ms`;
+      await close();
+      throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `the workspace server ${o.name} on ${host}:${port} ${how}: ${err.trim().slice(-500) || 'no message'}`, { name: o.name, host, port });
+    }
+    await sleep(20);
+  }
+  return {
+    name: o.name,
+    url,
+    port,
+    pid: child.pid!,
+    kill: (signal = 'SIGKILL') => {
+      if (running()) child.kill(signal);
+    },
+    running,
+    close,
+  };
+}
+
+/** Serves until the process ends. */
+function serve(host: string, port: number, name: string): void {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('error', () => res.destroy());
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        res.writeHead(413, { connection: 'close' }).end();
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'alive', name }));
+      } else if (req.url === '/whoami') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(name);
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': `served-by=${name}; Path=/` });
+        res.end(JSON.stringify({ name, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() }));
+      }
+    });
+  });
+  const wss = new WebSocketServer({ server, maxPayload: MAX_BODY_BYTES });
+  wss.on('connection', (ws, req) => {
+    ws.on('error', () => ws.terminate());
+    ws.send(JSON.stringify({ hello: name, url: req.url, host: req.headers.host }));
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(port, host, () => process.stdout.write(`listening ${name}\n`));
+}
+
+if (import.meta.filename === process.argv[1]) {
+  const [host = '127.0.0.1', port = '', name = 'workspace'] = process.argv.slice(2);
+  serve(host, Number(port), name);
+}
