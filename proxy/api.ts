@@ -16,6 +16,7 @@ import { INSTALL_PATHS } from '../protocol/admin-api.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
 import type { Failover } from './failover.ts';
+import { failoverReport, reportDays } from './failover-report.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
 import type { Prober } from './prober.ts';
@@ -306,6 +307,14 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
       json(res, 202, { accepted: true, phase: ctx.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
+    case 'failover/report':
+      if (!allow('GET')) return;
+      try {
+        json(res, 200, failoverReport(await ctx.store.history(), { now: new Date(), days: reportDays(new URL(req.url ?? '/', 'http://proxy').searchParams.get('days')) }));
+      } catch (err) {
+        failure(ctx, res, err);
+      }
+      return;
     case 'verify': {
       // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
       if (!allow('POST')) return;
@@ -338,6 +347,6 @@ export async function serveApi(ctx: ApiContext, req: IncomingMessage, res: Serve
       return;
     }
     default:
-      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts, verify)`);
+      problem(res, 404, 'not_found', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, failover/report, switch-back, hosts, verify)`);
   }
 }
