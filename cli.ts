@@ -10,6 +10,7 @@ import { hostsCommand } from './cli/hosts.ts';
 import { installCommand, uninstallCommand } from './cli/install.ts';
 import { plannedCommands } from './cli/support/planned.ts';
 import { receiveCommand } from './cli/receive.ts';
+import { reportCommand } from './cli/report.ts';
 import { proxyCommand } from './cli/proxy.ts';
 import { statusCommand } from './cli/status.ts';
 import { syncCommand } from './cli/sync.ts';
@@ -24,6 +25,7 @@ await yargs(hideBin(process.argv))
   .command(failoverCommand)
   .command(switchBackCommand)
   .command(statusCommand)
+  .command(reportCommand)
   .command(hostsCommand)
   .command(syncCommand)
   .command(verifyCommand)

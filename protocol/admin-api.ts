@@ -55,3 +55,98 @@ export interface HostView {
   keyRevoked: boolean | null;
   keyRevokeError: string | null;
 }
+
+/**
+ * The phases a failover report times, in the order they happen. Today's: detection (unplanned), final-pass
+ * (planned: freeze, final pass, an agent notice's corroboration), fence, route; switch-back (the standby frozen
+ * to the GPU serving). Recovery's, when it is built: gpu-search, provisioning, ssh-ready, restore.
+ */
+export type ReportPhase = 'detection' | 'final-pass' | 'fence' | 'route' | 'gpu-search' | 'provisioning' | 'ssh-ready' | 'restore' | 'switch-back';
+
+/** Why a failover began, as the report groups them (unknown: an old log's reason the report cannot read). */
+export type ReportCauseKind = 'silence' | 'connection-lost' | 'preemption' | 'manual' | 'drill' | 'unknown';
+
+/** Durations measured on the proxy's monotonic clock where they happened, ms. */
+export interface TimeStat {
+  /** how many had the figure */
+  measured: number;
+  /** how many did not (logs written before it was recorded, a switch a restarted proxy resumed) */
+  unknown: number;
+  /** null when nothing was measured */
+  meanMs: number | null;
+  p95Ms: number | null;
+  maxMs: number | null;
+}
+
+/** One failover of GET /_standby/api/v1/failover/report. */
+export interface FailoverView {
+  epoch: number;
+  /** the new epoch's wall-clock time (for people; nothing is measured with it) */
+  at: string;
+  planned: boolean;
+  drill: boolean;
+  cause: {
+    kind: ReportCauseKind;
+    /** a preemption notice's source (gcp-metadata, vast-status, ...) and who had it (the proxy's own watcher, or the agent's, corroborated) */
+    source: string | null;
+    by: 'proxy' | 'agent' | null;
+    /** an unplanned failover's failing code-server probe (its error code) */
+    probeError: string | null;
+    /** read from the event's reason text: a log written before causes were recorded */
+    inferred: boolean;
+    /** one line for people */
+    label: string;
+  };
+  /** succeeded: the standby served; failed: aborted, or a later failover began before its fence; in-progress: neither yet */
+  outcome: 'succeeded' | 'failed' | 'in-progress';
+  /** why it failed, or null */
+  failure: string | null;
+  /** the phases that apply to it; ms null: not recorded (an older log) */
+  phases: { name: ReportPhase; ms: number | null }[];
+  /** from the last heartbeat (unplanned) or the failover's start (planned) to the standby serving; null: unknown */
+  toStandbyMs: number | null;
+  /**
+   * The RPO, from the last heartbeat's sync state: `rpoMs` is how old the oldest change the standby lacked was
+   * (0: nothing outstanding; null: an older log that did not record it), `unsyncedChanges` how many changes were
+   * numbered above the watermark, `heartbeatAgeMs` how long before the new epoch that heartbeat arrived (the
+   * GPU's writes after it are unseen). null: no heartbeat from the GPU since the proxy started.
+   */
+  rpo: { rpoMs: number | null; unsyncedChanges: number | null; watermark: number; heartbeatAgeMs: number | null } | null;
+  /** a proxy restart came between its new epoch and its end (its whole time is unknown) */
+  resumed: boolean;
+}
+
+/** The standby's monthly cost estimate (proxy/provision/gcp-cost.ts), or why there is none. */
+export type StandbyCostView =
+  | { known: true; monthly: number; machine: number; disk: number; externalIp: number; perHour: number; summary: string }
+  | { known: false; reason: string };
+
+/** GET /_standby/api/v1/failover/report?days=N: the failovers that began in the last N days (docs/operations.md, "The failover report"). */
+export interface FailoverReport {
+  window: { days: number; from: string; to: string };
+  failovers: {
+    total: number;
+    succeeded: number;
+    failed: number;
+    inProgress: number;
+    /** drills among them (counted like the others) */
+    drills: number;
+    /** succeeded / (succeeded + failed), 0..1; null when none ended */
+    successRate: number | null;
+  };
+  /** mean time to repair: to the standby serving, and to a new GPU serving (recovery) */
+  mttr: { toStandby: TimeStat; toNewGpu: TimeStat & { note: string | null } };
+  /** per phase, in order; only the phases this proxy runs */
+  phases: (TimeStat & { name: ReportPhase })[];
+  /** recovery's counts: 0 of 0 (with the reason) until recovery is configured */
+  recovery: { configured: boolean; note: string | null; gpusProvisioned: { done: number; of: number }; dataRestored: { done: number; of: number } };
+  /** most frequent first */
+  causes: { kind: ReportCauseKind; label: string; count: number }[];
+  /** the RPO over the failovers that recorded it */
+  rpo: TimeStat;
+  /** switches back to the GPU that began in the window: done (the GPU served) and aborted */
+  switchBacks: { total: number; done: number; aborted: number };
+  standbyCost: StandbyCostView;
+  /** oldest first */
+  list: FailoverView[];
+}

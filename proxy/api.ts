@@ -18,6 +18,7 @@ import { HOST_ID } from '../protocol/host-id.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
 import type { Failover } from './failover.ts';
+import { failoverReport, reportDays } from './failover-report.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { PublicStatus } from './pages/public-status.ts';
 import type { Prober } from './prober.ts';
@@ -314,6 +315,14 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       json(res, 202, { accepted: true, phase: context.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
+    case 'failover/report':
+      if (!allow('GET')) return;
+      try {
+        json(res, 200, failoverReport(await context.store.history(), { now: new Date(), days: reportDays(new URL(req.url ?? '/', 'http://proxy').searchParams.get('days')) }));
+      } catch (err) {
+        failure(context, res, err);
+      }
+      return;
     case 'verify': {
       // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
       if (!allow('POST')) return;
@@ -346,6 +355,6 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       return;
     }
     default:
-      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, switch-back, hosts, verify)`);
+      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, failover/report, switch-back, hosts, verify)`);
   }
 }

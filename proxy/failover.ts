@@ -17,7 +17,7 @@ import type { AgentHub } from './agent-hub.ts';
 import { judge, phaseOf, probeDown, type Verdict } from './detector.ts';
 import type { Prober } from './prober.ts';
 import type { Router } from './router.ts';
-import { awaitingGpu, unfinished, type NewEvent, type Phase, type ProxyState, type Side } from './state.ts';
+import { awaitingGpu, unfinished, type FailoverCause, type NewEvent, type Phase, type ProxyState, type Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface FenceOutcome {
@@ -84,6 +84,11 @@ interface Telling {
 
 /** An answer to an admin's request (abort, switch-back): accepted, or refused with the HTTP status and why. */
 export type Answer = { accepted: true; message: string } | { accepted: false; status: number; why: string };
+
+/** ms since `from` on the monotonic clock, to the microsecond: what the durable events record (a route takes well under a ms). */
+function msSince(from: number): number {
+  return Math.round((performance.now() - from) * 1000) / 1000;
+}
 
 /** The fence loop stops: the failover was aborted (or the proxy closes). */
 class Stopped extends Error {
@@ -209,9 +214,10 @@ export class Failover {
       this.#run(this.#corroborate(agentNotice.source));
       return;
     }
+    const connectionLost = agent !== undefined && !agent.connected && agent.disconnectedAt !== undefined;
     const verdict = judge({
       silenceMs: agent ? now - agent.lastHeartbeatAt : Infinity,
-      connectionLost: agent !== undefined && !agent.connected && agent.disconnectedAt !== undefined,
+      connectionLost,
       windowMs: this.#deps.windowMs,
       probeFailures: probe.failures,
       probeError: probe.last?.error ?? null,
@@ -227,7 +233,8 @@ export class Failover {
     if (verdict.kind !== 'healthy' || silenceMs > this.#deps.windowMs / 2 || probe.failures > 0) this.#deps.prepareFence?.();
     if (verdict.kind !== 'failed') this.#armSilence(silenceMs);
     if (verdict.kind === 'failed') {
-      this.#run(this.#failover(verdict.planned, verdict.reason));
+      const cause: FailoverCause = verdict.planned ? { kind: 'preemption', source: this.notice?.source ?? 'unknown', by: 'proxy' } : { kind: connectionLost ? 'connection-lost' : 'silence', probeError: probe.last?.error ?? null };
+      this.#run(this.#failover(cause, verdict.reason));
       return;
     }
     this.#setPhase(phaseOf(verdict), verdict.kind === 'healthy' ? 'heartbeats flowing' : verdict.reason);
@@ -250,7 +257,7 @@ export class Failover {
       return { accepted: true, why: reason };
     }
     if (this.#busy || this.state.phase === 'failing_over') return { accepted: false, why: 'a failover is already under way' };
-    this.#run(this.#failover(true, reason));
+    this.#run(this.#failover({ kind: 'manual' }, reason));
     return { accepted: true, why: reason };
   }
 
@@ -336,7 +343,7 @@ export class Failover {
         if (why) {
           this.#enter({ event: { type: 'notice', source, outcome: 'corroborated', reason: `preemption notice (${source}) corroborated: ${why}` } }, { msg: 'preemption notice corroborated', level: 'warn', fields: { source } });
           this.corroborating = undefined;
-          return await this.#failover(true, `preemption notice (${source}), corroborated: ${why}`, { startedAt: started, freezeMs });
+          return await this.#failover({ kind: 'preemption', source, by: 'agent' }, `preemption notice (${source}), corroborated: ${why}`, { startedAt: started, freezeMs });
         }
         if (performance.now() - started >= confirmMs) break;
         await new Promise((r) => setTimeout(r, 50));
@@ -359,7 +366,8 @@ export class Failover {
     }
   }
 
-  async #failover(planned: boolean, reason: string, pre: { startedAt: number; freezeMs: number } | undefined = undefined): Promise<void> {
+  async #failover(cause: FailoverCause, reason: string, pre: { startedAt: number; freezeMs: number } | undefined = undefined): Promise<void> {
+    const planned = cause.kind !== 'silence' && cause.kind !== 'connection-lost';
     const started = pre?.startedAt ?? performance.now();
     const detectMs = this.#suspectSince !== undefined && !pre ? started - this.#suspectSince : null;
     this.#deps.log.warn({ planned, reason }, 'failing over to the standby');
@@ -375,24 +383,33 @@ export class Failover {
       if (synced?.ok) this.#deps.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
       else this.#deps.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }
-    const hb = this.#deps.hub.agents.get(this.#deps.primaryId)?.last;
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    const hb = agent?.last;
+    // the last sign of life, on this proxy's clock: where an unplanned failover's detection (and its MTTR) starts
+    const heartbeatAt = agent && agent.heartbeats > 0 ? agent.lastHeartbeatAt : undefined;
     this.#aborting = false;
     this.#enter(
-      { event: { type: 'epoch', epoch: this.state.epoch + 1, planned, watermark: hb?.sync.watermark ?? null, pending: hb ? hb.sync.lastSeq - hb.sync.watermark : null, reason } },
+      {
+        event: {
+          type: 'epoch', epoch: this.state.epoch + 1, planned, watermark: hb?.sync.watermark ?? null, pending: hb ? hb.sync.lastSeq - hb.sync.watermark : null, reason,
+          cause, heartbeatAgeMs: heartbeatAt === undefined ? null : msSince(heartbeatAt), oldestPendingAgeMs: hb?.sync.oldestPendingAgeMs ?? null, leadMs: msSince(started),
+        },
+      },
       { msg: 'new epoch: fencing the standby under it', level: 'warn', fields: { epoch: this.state.epoch + 1, planned } },
     );
     // the old primary hears "fenced" at once if it can still hear (a grant, not a revocation: that waits for the fence)
     this.#deps.hub.regrant(this.#deps.primaryId);
     const fenceMs = await this.#fence('failover');
-    const routeMs = this.#route('standby');
+    const routeMs = this.#route('standby', planned ? started : heartbeatAt);
     this.lastTiming = { detectMs, freezeMs, finalSyncMs, fenceMs, routeMs, totalMs: performance.now() - started + (detectMs ?? 0) };
     this.#deps.log.warn({ epoch: this.state.epoch, timing: this.lastTiming }, 'failed over: the standby serves');
   }
 
-  async #resume(step: 'fence' | 'route', to: Side): Promise<void> {
+  /** `startedAt`: the switch's start on this process's clock (unknown when resuming a previous run's) */
+  async #resume(step: 'fence' | 'route', to: Side, startedAt?: number): Promise<void> {
     if (to === 'primary' && !this.#frozen) this.#enter({ frozen: true }, { msg: 'resuming a switch back: the standby stays frozen until the GPU serves' });
     if (step === 'fence') await this.#fence(to === 'standby' ? 'failover' : 'switch-back');
-    this.#route(to);
+    this.#route(to, startedAt);
     if (to === 'primary') this.#deps.hub.regrant(this.#deps.primaryId);
   }
 
@@ -408,7 +425,7 @@ export class Failover {
         const r = await tried;
         const ms = performance.now() - started;
         this.lastFenceError = null;
-        this.#enter({ event: { type: 'fenced', epoch, waitedMs: r.waitedMs, killed: r.killed, reason: `fenced in ${Math.round(ms)} ms` } }, { msg: 'standby fenced', fields: { epoch, purpose } });
+        this.#enter({ event: { type: 'fenced', epoch, waitedMs: r.waitedMs, killed: r.killed, ms: msSince(started), reason: `fenced in ${Math.round(ms)} ms` } }, { msg: 'standby fenced', fields: { epoch, purpose } });
         return ms;
       } catch (err) {
         this.lastFenceError = (err as Error).message;
@@ -422,11 +439,13 @@ export class Failover {
     throw new Stopped('proxy closed while fencing');
   }
 
-  #route(side: Side): number {
+  /** `startedAt`: the switch's start (see the routed event's totalMs), when this process knows it */
+  #route(side: Side, startedAt?: number): number {
     const t = performance.now();
     const from: Side = side === 'standby' ? 'primary' : 'standby';
     const closed = this.#deps.router.closeAll(from);
-    this.#enter({ event: { type: 'routed', side, epoch: this.state.epoch, ms: null, reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` }, frozen: false }, { msg: 'routed', fields: { side } });
+    const event: NewEvent = { type: 'routed', side, epoch: this.state.epoch, ms: msSince(t), ...(startedAt === undefined ? {} : { totalMs: msSince(startedAt) }), reason: `closed ${closed} connections to the ${from === 'primary' ? 'GPU' : 'standby'}` };
+    this.#enter({ event, frozen: false }, { msg: 'routed', fields: { side } });
     // a notice is about the GPU that was left: a GPU switched back to later starts without one
     this.notice = undefined;
     return performance.now() - t;
@@ -530,6 +549,7 @@ export class Failover {
       return { accepted: false, status: 409, why: `the proxy cannot yet have ${id}'s agent compare its workspace with the standby's: restore it from the standby by hand (docs/operations.md, Switching back by hand), then confirm with --restored; work on the standby that is not on ${id} is overwritten by its first pass` };
     }
     this.#checking = true;
+    const started = performance.now();
     let done = false;
     try {
       // freeze first: the standby's copy stops changing, so what was compared (or restored) still holds when the GPU takes over
@@ -551,7 +571,7 @@ export class Failover {
       this.#checking = false;
       if (!done) this.#enter({ frozen: false }, { msg: 'switch back refused: the standby serves on, unfrozen' });
     }
-    this.#run(this.#resume('fence', 'primary'));
+    this.#run(this.#resume('fence', 'primary', started));
     return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver under it, then the route moves and ${id} is granted primary` };
   }
 }

@@ -4,6 +4,7 @@
 // folder). On open, the snapshot is read and the log's later events replayed,
 // which covers a crash between the two writes.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../core/durable-file.ts';
 import { StandbyError } from '../core/errors.ts';
@@ -20,6 +21,10 @@ function readEvents(file: string): ProxyEvent[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+  return parseEvents(text, file);
+}
+
+function parseEvents(text: string, file: string): ProxyEvent[] {
   const events: ProxyEvent[] = [];
   const lines = text.split('\n');
   for (const [i, line] of lines.entries()) {
@@ -76,6 +81,12 @@ export class StateStore {
   /** the last events, oldest first (the API's history) */
   events(limit = 200): ProxyEvent[] {
     return this.#recent.slice(-limit);
+  }
+
+  /** Every event of the log, oldest first, read from disk (the failover report's history; `events()` keeps the last 1000). */
+  async history(): Promise<ProxyEvent[]> {
+    const file = join(this.dir, LOG);
+    return parseEvents(await readFile(file, 'utf8'), file);
   }
 
   /** Writes the event durably, then applies it; returns the new state. */

@@ -47,6 +47,18 @@ export const INITIAL_STATE: ProxyState = Object.freeze({
   seq: 0,
 });
 
+/**
+ * Why a failover began; stable words (they go to disk and to the report). silence: heartbeats missing for the
+ * window; connection-lost: the agent's socket closed; both with the proxy's probe of code-server failing.
+ * preemption: a notice, from the proxy's own watcher or an agent's (corroborated). manual: an admin's request.
+ * drill: a rehearsal (standby drill, coming).
+ */
+export type FailoverCause =
+  | { kind: 'silence' | 'connection-lost'; probeError: string | null }
+  | { kind: 'preemption'; source: string; by: 'proxy' | 'agent' }
+  | { kind: 'manual' }
+  | { kind: 'drill' };
+
 interface EventBase {
   /** position in the log, from 1 */
   seq: number;
@@ -59,9 +71,30 @@ export type ProxyEvent = EventBase & (
   | { type: 'started' }
   | { type: 'phase'; phase: Phase }
   /** failover begins: the new epoch is logged before anything else happens */
-  | { type: 'epoch'; epoch: number; planned: boolean; watermark: number | null; pending: number | null }
-  | { type: 'fenced'; epoch: number; waitedMs: number; killed: number }
-  | { type: 'routed'; side: Side; epoch: number; ms: number | null }
+  | {
+      type: 'epoch';
+      epoch: number;
+      planned: boolean;
+      /** the last heartbeat's sync state (null: no heartbeat): its watermark, and the changes numbered above it */
+      watermark: number | null;
+      pending: number | null;
+      /** why the failover began (absent in logs written before the failover report) */
+      cause?: FailoverCause;
+      /** ms from the last heartbeat's arrival to this event, on the proxy's monotonic clock; null: none since this proxy started */
+      heartbeatAgeMs?: number | null;
+      /** the last heartbeat's age of the oldest change the standby lacked, ms; null: none outstanding (the RPO) */
+      oldestPendingAgeMs?: number | null;
+      /** ms from the failover's start (the verdict, the admin's request, a notice) to this event: a planned one's freeze and final pass */
+      leadMs?: number;
+    }
+  /** `ms`: the fence's whole time, every attempt (absent in older logs) */
+  | { type: 'fenced'; epoch: number; waitedMs: number; killed: number; ms?: number }
+  /**
+   * `ms`: moving the route (the left side's sockets closed); null in older logs. `totalMs`: from the switch's
+   * start (a failover's last heartbeat, or its start when planned; a switch back's freeze) to here; absent when
+   * unknown (older logs, a switch a restarted proxy resumed)
+   */
+  | { type: 'routed'; side: Side; epoch: number; ms: number | null; totalMs?: number }
   /** the GPU's agent heartbeated at this epoch while the GPU served: from now on its silence means something */
   | { type: 'gpu-seen'; epoch: number }
   /**

@@ -16,7 +16,7 @@ import type { Heartbeat, Synced } from '../../protocol/messages.ts';
 import type { AgentRecord } from '../../proxy/agent-hub.ts';
 import { Failover, type FailoverDeps, type FenceOutcome, type FencePurpose, type Transition } from '../../proxy/failover.ts';
 import type { ProbeResult } from '../../proxy/prober.ts';
-import type { Side } from '../../proxy/state.ts';
+import type { FailoverCause, Side } from '../../proxy/state.ts';
 import { StateStore } from '../../proxy/state-store.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -381,6 +381,8 @@ test('restart mid-fence: a new state machine on the same state fences at the log
   assert.deepEqual(r.fences, [{ epoch: 2, purpose: 'failover' }]);
   assert.deepEqual({ epoch: r.store.state.epoch, active: r.store.state.active, phase: r.store.state.phase }, { epoch: 2, active: 'standby', phase: 'failed_over' });
   assert.deepEqual(r.eventTypes().slice(-2), ['fenced', 'routed']);
+  const routed = r.store.events().at(-1);
+  assert.ok(routed?.type === 'routed' && routed.totalMs === undefined, 'its whole time is unknown: the clock it began on died with the first process');
   assert.ok(r.logs.some((l) => l.msg === 'resuming a failover the previous run left unfinished'));
 });
 
@@ -514,4 +516,87 @@ test('listeners: each hears every transition once, a stopped one nothing more, a
   assert.deepEqual(r.transitions.map((t) => t.to.phase), ['suspect', 'failing_over', 'failing_over', 'failed_over']);
   assert.equal(r.store.state.active, 'standby', 'a throwing listener stopped no transition');
   assert.ok(r.logs.some((l) => l.msg === 'a transition listener failed'));
+});
+
+/** What each failover's events carry for the report (proxy/failover-report.ts): its cause, and durations on the proxy's clock. */
+const RECORDS: { name: string; start(r: Rig, f: Failover): Promise<void> | void; cause: FailoverCause }[] = [
+  {
+    name: 'heartbeats missing for the window, code-server refusing',
+    start: (r, f) => {
+      gpuDies(r);
+      f.evaluate();
+    },
+    cause: { kind: 'silence', probeError: 'ECONNREFUSED' },
+  },
+  {
+    name: "the agent's connection closed, code-server refusing",
+    start: (r, f) => {
+      r.agent.connected = false;
+      r.agent.disconnectedAt = performance.now();
+      r.probes.primary.failures = 1;
+      r.probes.primary.last = probe(false, 'ECONNREFUSED');
+      f.evaluate();
+    },
+    cause: { kind: 'connection-lost', probeError: 'ECONNREFUSED' },
+  },
+  { name: 'an admin asked', start: (_r, f) => void f.manual('asked'), cause: { kind: 'manual' } },
+  { name: "the proxy's own preemption notice", start: (_r, f) => f.preemptionNotice('vast-status', 'stopping'), cause: { kind: 'preemption', source: 'vast-status', by: 'proxy' } },
+  {
+    name: "an agent's preemption notice, corroborated",
+    start: async (r, f) => {
+      r.heartbeating({ preemption: { source: 'gcp-metadata', ageMs: 10 } });
+      f.evaluate();
+      await waitFor('corroborating', () => f.corroborating !== undefined, { timeoutMs: 2_000 });
+      r.agent.connected = false;
+    },
+    cause: { kind: 'preemption', source: 'gcp-metadata', by: 'agent' },
+  },
+];
+
+for (const row of RECORDS) {
+  test(`the events record the cause and the phases' durations: ${row.name}`, async () => {
+    const r = rig();
+    const failover = r.build({ preemptionConfirmMs: 5_000 });
+    r.seen();
+    r.heartbeating(); // its sync state (oldest pending 120 ms) is the RPO
+    await row.start(r, failover);
+    await failover.idle();
+    assert.equal(r.store.state.active, 'standby');
+    const events = r.store.events();
+    const epoch = events.find((e) => e.type === 'epoch');
+    const fenced = events.find((e) => e.type === 'fenced');
+    const routed = events.find((e) => e.type === 'routed');
+    assert.ok(epoch?.type === 'epoch' && fenced?.type === 'fenced' && routed?.type === 'routed');
+    assert.deepEqual(epoch.cause, row.cause);
+    const unplanned = row.cause.kind === 'silence' || row.cause.kind === 'connection-lost';
+    assert.equal(epoch.planned, !unplanned);
+    assert.equal(epoch.oldestPendingAgeMs, 120, "the last heartbeat's oldest unsynced change");
+    assert.ok(typeof epoch.heartbeatAgeMs === 'number' && epoch.heartbeatAgeMs >= 0);
+    if (row.cause.kind === 'silence') assert.ok(epoch.heartbeatAgeMs >= WINDOW_MS, `detection spans the silent window: ${epoch.heartbeatAgeMs} ms`);
+    assert.ok(typeof epoch.leadMs === 'number' && epoch.leadMs >= 0);
+    assert.ok(typeof fenced.ms === 'number' && fenced.ms >= 0);
+    assert.ok(typeof routed.ms === 'number' && routed.ms >= 0);
+    // one clock from the failover's start (unplanned: the last heartbeat) to the route: the parts fit inside the whole
+    const before = (unplanned ? epoch.heartbeatAgeMs : epoch.leadMs) + fenced.ms + routed.ms;
+    assert.ok(typeof routed.totalMs === 'number' && routed.totalMs >= before - 0.003, `total ${routed.totalMs} ms >= ${before} ms`);
+  });
+}
+
+test('a switch back records its whole time, from the freeze of the standby to the GPU serving; a resumed one does not', async () => {
+  const r = rig();
+  r.verify = async () => ({ ok: true, differences: 0 });
+  const failover = r.build();
+  r.seen();
+  gpuDies(r);
+  failover.evaluate();
+  await failover.idle();
+  r.heartbeating();
+  r.probes.primary.failures = 0;
+  r.probes.primary.last = probe(true);
+  assert.equal((await failover.switchBack('test')).accepted, true);
+  await failover.idle();
+  const routed = r.store.events().filter((e) => e.type === 'routed').at(-1);
+  const fenced = r.store.events().filter((e) => e.type === 'fenced').at(-1);
+  assert.ok(routed?.type === 'routed' && routed.side === 'primary' && fenced?.type === 'fenced' && fenced.epoch === 3);
+  assert.ok(typeof routed.totalMs === 'number' && typeof fenced.ms === 'number' && routed.totalMs >= fenced.ms + (routed.ms ?? 0) - 0.002);
 });
