@@ -182,7 +182,7 @@ export function fullStatus(c: ApiContext): Record<string, unknown> {
       side,
       id: cfg.id,
       url: cfg.url,
-      probe: p.last ? { ok: p.last.ok, ageMs: Math.round(now - p.last.at), ms: Math.round(p.last.ms), error: p.last.error, failuresInARow: p.failures } : null,
+      probe: p.last ? { ok: p.last.ok, ageMs: Math.round(now - p.last.at), ms: Math.round(p.last.ms), error: p.last.error, failuresInARow: p.failures, fromTraffic: p.last.fromTraffic } : null,
     };
   };
   const agents = [...c.hub.agents.values()].map((a) => ({

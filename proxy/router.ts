@@ -38,9 +38,25 @@ export class Router {
     standby: (err, req, res) => this.#onError(err, req, res, 'standby'),
   };
 
+  /**
+   * Answers below 500 each side gave to forwarded HTTP requests: a plain counter per response
+   * (passive health, proxy/prober.ts: the daemon lets an answer stand in for a probe).
+   */
+  readonly answered: Record<Side, number> = { primary: 0, standby: 0 };
+  /** a forwarded request to `side` got no answer (refused, reset, timed out) or a 5xx: evidence against it */
+  onForwardFailed: ((side: Side) => void) | undefined;
+
   constructor(log: Logger) {
     this.#log = log;
     this.#proxy.on('error', (err, req, target) => this.#onError(err, req, target));
+    this.#proxy.on('proxyRes', (proxyRes) => {
+      // the side is the keep-alive pool the request went through
+      const agent = (proxyRes as IncomingMessage & { req?: { agent?: unknown } }).req?.agent;
+      const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
+      if (side === undefined) return;
+      if ((proxyRes.statusCode ?? 500) < 500) this.answered[side]++;
+      else this.onForwardFailed?.(side);
+    });
     this.#proxy.on('proxyReqWs', (proxyReq, req) => {
       const side = this.#sideOf.get(req);
       if (!side) return;
@@ -95,6 +111,7 @@ export class Router {
 
   #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown, known?: Side): void {
     const side = known ?? this.#sideOf.get(req);
+    if (side !== undefined) this.onForwardFailed?.(side);
     this.#log.debug({ err: (err as NodeJS.ErrnoException).code ?? err.message, side, url: req.url }, 'backend request failed');
     if (target && typeof (target as ServerResponse).writeHead === 'function') {
       const res = target as ServerResponse;
