@@ -26,6 +26,12 @@ export class Router {
   #sockets: Record<Side, Set<Duplex>> = { primary: new Set(), standby: new Set() };
   /** upstream keep-alive pools, one per side, destroyed on a switch */
   #agents: Record<Side, Agent> = { primary: new Agent({ keepAlive: true }), standby: new Agent({ keepAlive: true }) };
+  /**
+   * What each side's plain requests are forwarded with, made once per backend URL and pool: the
+   * target as a URL object, which http-proxy-3 would otherwise parse from the string on every
+   * request (its toURL), and no options object allocated per request.
+   */
+  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent } } | undefined> = { primary: undefined, standby: undefined };
   /** the side of each WebSocket upgrade, for its upstream socket (upgrades are rare: a WeakMap is fine here) */
   #sideOf = new WeakMap<IncomingMessage, Side>();
   /**
@@ -79,7 +85,9 @@ export class Router {
 
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
     this.#own(to.side, req.socket);
-    void this.#proxy.web(req, res, { target: to.url, agent: this.#agents[to.side] }, this.#webError[to.side]);
+    let o = this.#webOptions[to.side];
+    if (o === undefined || o.url !== to.url) o = this.#webOptions[to.side] = { url: to.url, options: { target: new URL(to.url), agent: this.#agents[to.side] } };
+    void this.#proxy.web(req, res, o.options, this.#webError[to.side]);
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
@@ -95,6 +103,7 @@ export class Router {
     this.#sockets[side].clear();
     this.#agents[side].destroy();
     this.#agents[side] = new Agent({ keepAlive: true });
+    this.#webOptions[side] = undefined;
     return sockets.length;
   }
 
