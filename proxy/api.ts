@@ -192,7 +192,7 @@ export function fullStatus(context: ApiContext): Record<string, unknown> {
       side,
       id: settings.id,
       url: settings.url,
-      probe: probe.last ? { ok: probe.last.ok, ageMs: Math.round(now - probe.last.at), ms: Math.round(probe.last.ms), error: probe.last.error, failuresInARow: probe.failures } : null,
+      probe: probe.last ? { ok: probe.last.ok, ageMs: Math.round(now - probe.last.at), ms: Math.round(probe.last.ms), error: probe.last.error, failuresInARow: probe.failures, fromTraffic: probe.last.fromTraffic } : null,
     };
   };
   const agents = [...context.hub.agents.values()].map((agent) => ({

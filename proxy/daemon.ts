@@ -79,6 +79,17 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     standby: new Prober(config.standby.url, d.probePath, () => probePace('standby'), d.probeTimeoutMs),
   };
   const router = new Router(log);
+  // passive health (proxy/prober.ts): in steady phases the serving side's answers to forwarded requests
+  // stand in for its probes, so under traffic it is not probed; a failed forwarded request probes it
+  for (const side of ['primary', 'standby'] as const) {
+    let seen = 0;
+    probes[side].answeredSinceTick = () => {
+      const answered = router.answered[side] !== seen;
+      seen = router.answered[side];
+      return answered && store.state.active === side && steady.has(store.state.phase);
+    };
+  }
+  router.onForwardFailed = (side) => probes[side].forwardFailed();
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
   const forwarded = new ForwardedHeaders(config.trustedProxies, config.tls !== undefined);

@@ -1,5 +1,11 @@
 // Probes a backend's code-server directly (GET /healthz), on its own timer,
 // so the detector has a fresh answer the moment heartbeats go missing.
+// Passive health (as HAProxy's `observe layer7`): when the backend answered
+// requests the proxy forwarded to it since the last tick, and none of them
+// failed, that answer stands in for the tick's probe (no connection made);
+// a failed forwarded request makes the next probe real, and runs one at once
+// when the last tick was stood in for, so a backend that dies under traffic
+// is noticed no later than by the probe alone (docs/benchmarks.md).
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
@@ -9,6 +15,8 @@ export interface ProbeResult {
   at: number;
   ms: number;
   error: string | null;
+  /** answers to forwarded requests stood in for this probe (passive health): no probe was sent */
+  fromTraffic: boolean;
 }
 
 export class Prober {
@@ -24,6 +32,15 @@ export class Prober {
   /** failed probes in a row */
   failures = 0;
   onResult: ((r: ProbeResult) => void) | undefined;
+  /**
+   * Passive health: asked at every tick, true when forwarded requests got answers from this
+   * backend since the previous tick (the tick then probes nothing). Unset: every tick probes.
+   */
+  answeredSinceTick: (() => boolean) | undefined;
+  /** a forwarded request failed since the last tick: the next tick probes, whatever answered */
+  #failedSinceTick = false;
+  /** the last tick was stood in for by forwarded answers (no probe was sent) */
+  #stoodIn = false;
 
   constructor(base: string, path: string, everyMs: number | (() => number), timeoutMs: number) {
     this.url = new URL(path, base);
@@ -38,20 +55,43 @@ export class Prober {
   #tick(): void {
     if (this.#closed) return;
     this.#timer = setTimeout(() => this.#tick(), this.#everyMs());
+    // asked at every tick: it counts from the last one
+    const answered = this.answeredSinceTick?.() === true;
+    const failed = this.#failedSinceTick;
+    this.#failedSinceTick = false;
+    this.#stoodIn = false;
     if (this.#inFlight) return; // a slow probe is still out: its timeout decides
+    if (answered && !failed) {
+      this.#stoodIn = true;
+      this.#record({ ok: true, at: performance.now(), ms: 0, error: null, fromTraffic: true });
+      return;
+    }
     this.#inFlight = true;
     void this.probe().then((r) => {
       this.#inFlight = false;
-      if (this.#closed) return;
-      this.last = r;
-      if (r.ok) {
-        this.lastOkAt = r.at;
-        this.failures = 0;
-      } else {
-        this.failures++;
-      }
-      this.onResult?.(r);
+      if (!this.#closed) this.#record(r);
     });
+  }
+
+  #record(r: ProbeResult): void {
+    this.last = r;
+    if (r.ok) {
+      this.lastOkAt = r.at;
+      this.failures = 0;
+    } else {
+      this.failures++;
+    }
+    this.onResult?.(r);
+  }
+
+  /**
+   * A request forwarded to this backend failed (no answer, or a 5xx): the next tick probes.
+   * When the last tick sent no probe (forwarded answers stood in), one is sent now: at most
+   * one such probe per tick, so a dead backend under traffic is probed no later than before.
+   */
+  forwardFailed(): void {
+    this.#failedSinceTick = true;
+    if (this.#stoodIn) this.hurry();
   }
 
   /** Probes now and goes on at the current pace (the pace just changed: the side is about to matter). */
@@ -70,7 +110,7 @@ export class Prober {
         if (done) return;
         done = true;
         const at = performance.now();
-        resolve({ ok, at, ms: at - started, error });
+        resolve({ ok, at, ms: at - started, error, fromTraffic: false });
       };
       const req = (this.url.protocol === 'https:' ? httpsRequest : request)(this.url, { method: 'GET', agent: false, timeout: this.#timeoutMs, rejectUnauthorized: false }, (res) => {
         res.resume();

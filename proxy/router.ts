@@ -26,6 +26,12 @@ export class Router {
   #sockets: Record<Side, Set<Duplex>> = { primary: new Set(), standby: new Set() };
   /** upstream keep-alive pools, one per side, destroyed on a switch */
   #agents: Record<Side, Agent> = { primary: new Agent({ keepAlive: true }), standby: new Agent({ keepAlive: true }) };
+  /**
+   * What each side's plain requests are forwarded with, made once per backend URL and pool: the
+   * target as a URL object, which http-proxy-3 would otherwise parse from the string on every
+   * request (its toURL), and no options object allocated per request.
+   */
+  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent } } | undefined> = { primary: undefined, standby: undefined };
   /** the side of each WebSocket upgrade, for its upstream socket (upgrades are rare: a WeakMap is fine here) */
   #sideOf = new WeakMap<IncomingMessage, Side>();
   /**
@@ -38,9 +44,25 @@ export class Router {
     standby: (err, req, res) => this.#onError(err, req, res, 'standby'),
   };
 
+  /**
+   * Answers below 500 each side gave to forwarded HTTP requests: a plain counter per response
+   * (passive health, proxy/prober.ts: the daemon lets an answer stand in for a probe).
+   */
+  readonly answered: Record<Side, number> = { primary: 0, standby: 0 };
+  /** a forwarded request to `side` got no answer (refused, reset, timed out) or a 5xx: evidence against it */
+  onForwardFailed: ((side: Side) => void) | undefined;
+
   constructor(log: Logger) {
     this.#log = log;
     this.#proxy.on('error', (err, req, target) => this.#onError(err, req, target));
+    this.#proxy.on('proxyRes', (proxyRes) => {
+      // the side is the keep-alive pool the request went through
+      const agent = (proxyRes as IncomingMessage & { req?: { agent?: unknown } }).req?.agent;
+      const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
+      if (side === undefined) return;
+      if ((proxyRes.statusCode ?? 500) < 500) this.answered[side]++;
+      else this.onForwardFailed?.(side);
+    });
     this.#proxy.on('proxyReqWs', (proxyReq, req) => {
       const side = this.#sideOf.get(req);
       if (!side) return;
@@ -63,7 +85,9 @@ export class Router {
 
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
     this.#own(to.side, req.socket);
-    void this.#proxy.web(req, res, { target: to.url, agent: this.#agents[to.side] }, this.#webError[to.side]);
+    let o = this.#webOptions[to.side];
+    if (o === undefined || o.url !== to.url) o = this.#webOptions[to.side] = { url: to.url, options: { target: new URL(to.url), agent: this.#agents[to.side] } };
+    void this.#proxy.web(req, res, o.options, this.#webError[to.side]);
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
@@ -79,6 +103,7 @@ export class Router {
     this.#sockets[side].clear();
     this.#agents[side].destroy();
     this.#agents[side] = new Agent({ keepAlive: true });
+    this.#webOptions[side] = undefined;
     return sockets.length;
   }
 
@@ -95,6 +120,7 @@ export class Router {
 
   #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown, known?: Side): void {
     const side = known ?? this.#sideOf.get(req);
+    if (side !== undefined) this.onForwardFailed?.(side);
     this.#log.debug({ err: (err as NodeJS.ErrnoException).code ?? err.message, side, url: req.url }, 'backend request failed');
     if (target && typeof (target as ServerResponse).writeHead === 'function') {
       const res = target as ServerResponse;

@@ -10,7 +10,10 @@ purpose=${1:-demo}
 # npm dependencies: reinstall only when package-lock.json changed since the last install.
 stamp=node_modules/.standby-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+if [ -L node_modules ] && [ -x node_modules/.bin/node ]; then
+  # a checkout that borrows another's node_modules (a git worktree): npm ci would empty the shared tree
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || echo "standby: node_modules is a link to another checkout's and package-lock.json differs from what it holds: not reinstalling it here (run npm ci where it lives)" >&2
+elif [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "standby: installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"

@@ -37,7 +37,7 @@ function heartbeat(o: Partial<Heartbeat> = {}): Heartbeat {
 }
 
 function probe(ok: boolean, error: string | null = ok ? null : 'ECONNREFUSED'): ProbeResult {
-  return { ok, at: performance.now(), ms: 1, error };
+  return { ok, at: performance.now(), ms: 1, error, fromTraffic: false };
 }
 
 /** A fence's answer to come: the test settles it. */

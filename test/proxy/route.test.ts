@@ -16,8 +16,8 @@ const BACKENDS: Record<Side, Backend> = {
   standby: { side: 'standby', id: 'cpu-1', url: 'http://127.0.0.1:2' },
 };
 
-const up: ProbeResult = { ok: true, at: 0, ms: 1, error: null };
-const down: ProbeResult = { ok: false, at: 0, ms: 1, error: 'ECONNREFUSED' };
+const up: ProbeResult = { ok: true, at: 0, ms: 1, error: null, fromTraffic: false };
+const down: ProbeResult = { ok: false, at: 0, ms: 1, error: 'ECONNREFUSED', fromTraffic: false };
 const failed: Verdict = { kind: 'failed', planned: false, reason: 'gone' };
 
 interface Inputs {
