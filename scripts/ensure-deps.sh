@@ -16,6 +16,14 @@ if [ -L node_modules ] && [ -x node_modules/.bin/node ]; then
 elif [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "standby: installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error
+  # npm skips an optional package whose engines the Node running npm does not meet (the proxy's
+  # @google-cloud/compute needs Node >= 22, the system's may be older): once the pinned Node is
+  # in place, install again with npm running on it
+  missing=$(node_modules/.bin/node -e 'const p = require("./package.json"); const fs = require("fs"); console.log(Object.keys(p.optionalDependencies ?? {}).filter((n) => !fs.existsSync("node_modules/" + n)).join(" "))')
+  if [ -n "$missing" ]; then
+    echo "standby: npm skipped $missing under $(node --version 2>/dev/null || echo 'the system Node'): installing again on the pinned Node" >&2
+    PATH="$PWD/node_modules/.bin:$PATH" npm ci --no-audit --no-fund --loglevel=error
+  fi
   echo "$want" > "$stamp"
 fi
 
