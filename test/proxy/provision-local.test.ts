@@ -19,6 +19,7 @@ import { StandbyError } from '../../core/errors.ts';
 import { authorizeOnStandby, fenceStandby, type FenceTarget } from '../../proxy/fence.ts';
 import { LocalProvider, localBaseDir, localProviderSchema } from '../../proxy/provision/local.ts';
 import type { GpuLaunch, GpuOffer, ProvisionedHost, StandbySpec } from '../../proxy/provision/provider.ts';
+import { runClient as run } from '../fixtures/managed-standby.ts';
 import { pidsWithMarker } from '../fixtures/process-tree.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -28,21 +29,6 @@ const LOCAL_OFFER: GpuOffer = { id: 'local', pricePerHour: 0, gpuName: 'this mac
 
 function alive(pid: number): boolean {
   return existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-}
-
-/** Runs a client to its end (killed after 30 s), keeping its stderr. */
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
 }
 
 describe('the local provider', { timeout: 180_000 }, () => {
