@@ -1,5 +1,5 @@
 // The sync engine: watch -> batch -> pass -> acknowledge or retry, one pass at
-// a time. It owns the watchers, its timers and the standby session
+// a time. It owns the watches (workspace-watch.ts), its timers and the standby session
 // (standby-push.ts); close() ends them all. When a pass is due is batcher.ts's
 // call; whether it may push, push-gate.ts's; what a pass runs, sync-pass.ts;
 // what may be deleted, delete-guard.ts; the status answer, sync-status.ts.
@@ -12,13 +12,11 @@ import type { ConfirmDeletesAnswer, SyncPhase, SyncStatus } from '../protocol/ag
 import { Batcher } from './batcher.ts';
 import { ChangeSet, type Batch, type ChangeKind } from './change-set.ts';
 import { DeleteGuard } from './delete-guard.ts';
-import { excludeMatcher } from './exclude.ts';
 import { PushGate } from './push-gate.ts';
 import { isRefusal, StandbyPush } from './standby-push.ts';
 import { fullPass, incrementalPass, type PassParts } from './sync-pass.ts';
 import { PassStats, syncStatus } from './sync-status.ts';
-import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
-import { watchRoot, type RootWatch } from './watcher.ts';
+import { WorkspaceWatch } from './workspace-watch.ts';
 
 export interface PassEvent {
   full: boolean;
@@ -57,9 +55,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #guard: DeleteGuard;
   #gate: PushGate;
   #stats = new PassStats();
-  #excludes: string[];
-  #watches: RootWatch[] = [];
-  #barrier: WatchBarrier | undefined;
+  #watch: WorkspaceWatch;
   #phase: SyncPhase = 'starting';
   #ready = false;
   #closed = false;
@@ -73,7 +69,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#config = config;
     this.#log = log;
     this.roots = syncRoots(config);
-    this.#excludes = excludesOf(config);
+    this.#watch = new WorkspaceWatch(this.roots, excludesOf(config), log);
     this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#gate = new PushGate(config.proxy !== undefined);
@@ -125,8 +121,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const started = performance.now();
     // a write that finished just before the call may have its event still unread: let the watcher catch up first
     const barrierMs = Math.min(1_000, timeoutMs / 2);
-    const behind = this.#barrier ? await this.#barrier.pass(barrierMs) : 'not watching yet';
-    if (behind !== null && this.#barrier) this.#log.warn({ why: behind }, 'sync-now: could not make sure the watcher has seen every earlier write; the pass covers what it has seen');
+    const behind = await this.#watch.caughtUp(barrierMs);
+    if (behind) this.#log.warn({ why: behind }, 'sync-now: could not make sure the watcher has seen every earlier write; the pass covers what it has seen');
     const target = this.#changes.lastSeq;
     timeoutMs = Math.max(0, timeoutMs - (performance.now() - started));
     return new Promise((resolve) => {
@@ -150,23 +146,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** Sets the watches, then runs the first full reconcile in the background; resolves once watching. */
   async start(): Promise<void> {
-    const excluded = excludeMatcher(this.#excludes);
-    for (const [i, root] of this.roots.entries()) {
-      const w = await watchRoot(i, root.local, excluded, {
-        change: (r, path, kind) => this.#onChange(r, path, kind),
-        error: (err) => this.#onWatchError(err),
-      });
-      if (this.#closed) {
-        await w.close();
-        return;
-      }
-      this.#watches.push(w);
-    }
-    try {
-      this.#barrier = createWatchBarrier();
-    } catch (err) {
-      this.#log.warn({ err }, 'no watch barrier (the temp folder is not writable?): a sync-now covers the writes the watcher has seen when it comes');
-    }
+    const watching = await this.#watch.start({ change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) });
+    if (!watching) return;
     this.#log.info({ roots: this.roots }, 'watching; starting the first full reconcile');
     this.#kick();
   }
@@ -229,8 +210,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#fullTimer) clearTimeout(this.#fullTimer);
     this.#push.abort();
-    await Promise.all(this.#watches.map((w) => w.close()));
-    this.#barrier?.close();
+    await this.#watch.close();
     await this.#passing;
     await this.#push.close();
   }

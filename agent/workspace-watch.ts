@@ -1,0 +1,64 @@
+// Every sync root watched (watcher.ts), plus the barrier that tells sync-now
+// when the watcher has read every event queued before a moment
+// (watch-barrier.ts). The engine hears the changes and the errors; close()
+// releases every watch.
+import type { Logger } from '../core/log.ts';
+import type { SyncRoot } from '../config/agent.ts';
+import type { ChangeKind } from './change-set.ts';
+import { excludeMatcher } from './exclude.ts';
+import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
+import { watchRoot, type RootWatch } from './watcher.ts';
+
+export interface WatchListener {
+  change(root: number, path: string, kind: ChangeKind): void;
+  error(err: Error): void;
+}
+
+export class WorkspaceWatch {
+  #roots: readonly SyncRoot[];
+  #excludes: readonly string[];
+  #log: Logger;
+  #watches: RootWatch[] = [];
+  #barrier: WatchBarrier | undefined;
+  #closed = false;
+
+  constructor(roots: readonly SyncRoot[], excludes: readonly string[], log: Logger) {
+    this.#roots = roots;
+    this.#excludes = excludes;
+    this.#log = log;
+  }
+
+  /** Sets a watch on every root; false when close() came first (nothing is left watching). */
+  async start(listener: WatchListener): Promise<boolean> {
+    const excluded = excludeMatcher([...this.#excludes]);
+    for (const [i, root] of this.#roots.entries()) {
+      const w = await watchRoot(i, root.local, excluded, listener);
+      if (this.#closed) {
+        await w.close();
+        return false;
+      }
+      this.#watches.push(w);
+    }
+    try {
+      this.#barrier = createWatchBarrier();
+    } catch (err) {
+      this.#log.warn({ err }, 'no watch barrier (the temp folder is not writable?): a sync-now covers the writes the watcher has seen when it comes');
+    }
+    return true;
+  }
+
+  /**
+   * Resolves once the watcher has read every event queued before the call (null), or with why it
+   * cannot say within `ms` (a write that finished just before a sync-now may have its event unread);
+   * undefined when there is no barrier to ask (not watching yet, or start() could not make one).
+   */
+  async caughtUp(ms: number): Promise<string | null | undefined> {
+    return this.#barrier?.pass(ms);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#watches.map((w) => w.close()));
+    this.#barrier?.close();
+  }
+}
