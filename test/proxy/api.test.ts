@@ -5,9 +5,8 @@
 // STANDBY_ERR_CONFIG_INVALID (that one is for the proxy's own config).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { ErrorCodes, type ErrorCode } from '../../core/errors.ts';
-import { ADMIN_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, connectAgent, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 
 interface Case {
   name: string;
@@ -94,21 +93,10 @@ describe('error answers carry STANDBY_ERR_* codes', () => {
   });
 
   test('the agent socket: a wrong token is refused with the same STANDBY_ERR_UNAUTHORIZED body', async () => {
-    const refused = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
-      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/_standby/agent`, { headers: { authorization: 'Bearer wrong-agent-token' }, handshakeTimeout: 5_000 });
-      ws.once('open', () => reject(new Error('a wrong token was let in')));
-      ws.once('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.once('end', () => {
-          resolve({ status: res.statusCode, body });
-          ws.terminate();
-        });
-      });
-      ws.on('error', reject);
-    });
+    const refused = await connectAgent(proxy.url, 'wrong-agent-token');
+    refused.ws?.terminate();
     assert.equal(refused.status, 401);
-    assert.deepEqual(JSON.parse(refused.body), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
+    assert.deepEqual(JSON.parse(refused.body ?? ''), { error: { code: 'STANDBY_ERR_UNAUTHORIZED', message: 'unauthorized' } });
   });
 
   test('the downloads are text, and so are their refusals: one line ending in the code', async () => {

@@ -176,6 +176,23 @@ function gpuDies(r: Rig): void {
   r.probes.primary.last = probe(false, 'ECONNREFUSED');
 }
 
+/** The GPU seen, then dead: the machine built and failed over to the standby. */
+async function failedOver(r: Rig): Promise<Failover> {
+  const failover = r.build();
+  r.seen();
+  gpuDies(r);
+  failover.evaluate();
+  await failover.idle();
+  return failover;
+}
+
+/** The GPU back: its agent heartbeating and its code-server answering. */
+function gpuBack(r: Rig): void {
+  r.heartbeating();
+  r.probes.primary.failures = 0;
+  r.probes.primary.last = probe(true);
+}
+
 const VERDICTS: { name: string; set(r: Rig): void; verdict: string; phase: string }[] = [
   { name: 'heartbeats flowing: healthy, normal', set: (r) => r.heartbeating(), verdict: 'healthy', phase: 'normal' },
   { name: 'silent for the window, code-server answering: degraded', set: (r) => r.silentFor(WINDOW_MS + 10), verdict: 'degraded', phase: 'degraded' },
@@ -237,9 +254,7 @@ test('a first run waits for its GPU: no failover while its agent never heartbeat
   assert.equal(failover.lastVerdict.kind, 'waiting');
   assert.equal(r.store.state.phase, 'waiting');
   assert.deepEqual(r.fences, []);
-  r.heartbeating();
-  r.probes.primary.failures = 0;
-  r.probes.primary.last = probe(true);
+  gpuBack(r);
   failover.evaluate();
   assert.equal(r.store.state.phase, 'normal');
   assert.equal(r.store.state.gpuSeenEpoch, 1);
@@ -456,16 +471,10 @@ test('abort once the fence succeeded is refused: the failover is past its point 
 test('switch back: checked by the agent, frozen, new epoch, fence of the receiver under it, route, GPU granted primary', async () => {
   const r = rig();
   r.verify = async () => ({ ok: true, differences: 0 });
-  const failover = r.build();
-  r.seen();
-  gpuDies(r);
-  failover.evaluate();
-  await failover.idle();
+  const failover = await failedOver(r);
   assert.equal(r.store.state.active, 'standby');
   // the GPU comes back
-  r.heartbeating();
-  r.probes.primary.failures = 0;
-  r.probes.primary.last = probe(true);
+  gpuBack(r);
   r.transitions.length = 0;
   const answer = await failover.switchBack('test');
   assert.equal(answer.accepted, true, JSON.stringify(answer));
@@ -479,14 +488,8 @@ test('switch back: checked by the agent, frozen, new epoch, fence of the receive
 test('switch back refused when the GPU differs from the standby: unfrozen, nothing logged, the standby serves on', async () => {
   const r = rig();
   r.verify = async () => ({ ok: true, differences: 7 });
-  const failover = r.build();
-  r.seen();
-  gpuDies(r);
-  failover.evaluate();
-  await failover.idle();
-  r.heartbeating();
-  r.probes.primary.failures = 0;
-  r.probes.primary.last = probe(true);
+  const failover = await failedOver(r);
+  gpuBack(r);
   const events = r.eventTypes().length;
   const answer = await failover.switchBack('test');
   assert.ok(!answer.accepted && answer.why.includes('differs from the standby'));
@@ -585,14 +588,8 @@ for (const row of RECORDS) {
 test('a switch back records its whole time, from the freeze of the standby to the GPU serving; a resumed one does not', async () => {
   const r = rig();
   r.verify = async () => ({ ok: true, differences: 0 });
-  const failover = r.build();
-  r.seen();
-  gpuDies(r);
-  failover.evaluate();
-  await failover.idle();
-  r.heartbeating();
-  r.probes.primary.failures = 0;
-  r.probes.primary.last = probe(true);
+  const failover = await failedOver(r);
+  gpuBack(r);
   assert.equal((await failover.switchBack('test')).accepted, true);
   await failover.idle();
   const routed = r.store.events().filter((e) => e.type === 'routed').at(-1);

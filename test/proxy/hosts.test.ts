@@ -9,28 +9,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { standby } from '../fixtures/cli-run.ts';
-import { ADMIN_TOKEN, AGENT_TOKEN, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
+import { ADMIN_TOKEN, AGENT_TOKEN, connectAgent, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-/** Opens the agent socket with a token: 'open' (and the socket), or the HTTP status it was refused with, and its body. */
-function connectAgent(url: string, token: string): Promise<{ ws?: WebSocket; status?: number; body?: string }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/_standby/agent`, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5_000 });
-    ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.once('end', () => {
-        resolve({ status: res.statusCode, body });
-        ws.terminate();
-      });
-    });
-    ws.on('error', () => resolve({}));
-  });
-}
 
 function heartbeat(hostId: string, seq: number): string {
   return JSON.stringify({
