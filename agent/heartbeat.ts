@@ -209,9 +209,12 @@ export class HeartbeatClient {
         ready: s.ready,
         held: s.held !== null,
         lastError: s.lastError ? s.lastError.message.slice(0, 2000) : null,
+        target: null,
+        progress: null,
       },
       codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
+      frozen: false,
     };
   }
 

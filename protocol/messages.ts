@@ -35,6 +35,25 @@ const syncStateSchema = z.strictObject({
   held: z.boolean(),
   /** the last pass error, or null */
   lastError: z.string().max(2000).nullable(),
+  /**
+   * where this sync state is about: the granted target's id (a restore to a new GPU, grant.target.id), or
+   * null for the agent's configured standby. A target change starts the numbers afresh: watermark and
+   * ready describe the current target only
+   */
+  target: z.string().max(200).nullable().default(null),
+  /** a full pass under way (the first one to a target: a restore), or null: how far it got */
+  progress: z.strictObject({
+    /** files sent and checked so far */
+    files: count,
+    /** bytes sent so far */
+    bytes: count,
+    /** files in the tree, once rsync has counted them (null before) */
+    totalFiles: count.nullable(),
+    /** bytes per second over the pass so far */
+    rateBps: z.number().min(0),
+    /** how long the pass has run, ms */
+    elapsedMs: z.number().min(0),
+  }).nullable().default(null),
 });
 export type SyncState = z.infer<typeof syncStateSchema>;
 
@@ -62,6 +81,13 @@ export const heartbeatSchema = z.strictObject({
   sync: syncStateSchema,
   codeServer: codeServerHealthSchema,
   preemption: preemptionSchema.nullable().default(null),
+  /**
+   * the OpenSSH public key line the agent writes with ("ssh-ed25519 AAAA..."), sent in the first heartbeat
+   * of each connection: the proxy authorizes it on a new GPU's receiver before granting a restore there
+   */
+  publicKey: z.string().min(1).max(16_384).optional(),
+  /** the host's user processes are frozen (the proxy asked: a switch back's freeze) */
+  frozen: z.boolean().default(false),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -93,7 +119,21 @@ export const verifiedSchema = z.strictObject({
 });
 export type Verified = z.infer<typeof verifiedSchema>;
 
-export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema]);
+/** The agent's answer to a freeze request: whether the host's user processes are now stopped (frozen) or running again. */
+export const frozenSchema = z.strictObject({
+  type: z.literal('frozen'),
+  id: z.string().min(1).max(100),
+  /** false: the freeze (or thaw) failed; the reason is in error */
+  ok: z.boolean(),
+  /** the state now: true = stopped */
+  frozen: z.boolean(),
+  /** how many processes were stopped or continued */
+  processes: count,
+  error: z.string().max(2000).nullable(),
+});
+export type Frozen = z.infer<typeof frozenSchema>;
+
+export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema, frozenSchema]);
 export type AgentMessage = z.infer<typeof agentMessageSchema>;
 
 export type Role = 'primary' | 'fenced';
@@ -105,6 +145,20 @@ export const pushedSettingsSchema = z.strictObject({
   exclude: z.array(z.string().max(1000)).max(1000).optional(),
 });
 export type PushedSettings = z.infer<typeof pushedSettingsSchema>;
+
+/** A receiver the proxy grants an agent to push to: a new GPU's `standby receive`, reached over SSH. */
+export const pushTargetSchema = z.strictObject({
+  /** the target's host id (what the heartbeat's sync.target echoes) */
+  id: z.string().min(1).max(200),
+  host: z.string().min(1).max(255),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().min(1).max(100),
+  /** the workspace folder there (the receiver's root): where root 0 goes; extra roots keep their remote paths */
+  path: z.string().min(1).max(4096).startsWith('/'),
+  /** the target's SSH host keys as known_hosts lines ("[host]:port ssh-ed25519 AAAA..."); empty: accept the first key seen */
+  knownHosts: z.array(z.string().max(16_384)).max(20),
+});
+export type PushTarget = z.infer<typeof pushTargetSchema>;
 
 /** The proxy's answer to every heartbeat, and its word whenever the role changes. */
 export const grantSchema = z.strictObject({
@@ -118,6 +172,11 @@ export const grantSchema = z.strictObject({
   /** the heartbeat this answers, or null when the proxy speaks first */
   heartbeatSeq: count.nullable(),
   settings: pushedSettingsSchema.optional(),
+  /**
+   * primary only: push to this receiver instead of the configured standby (the standby's agent restoring
+   * to a new GPU). Absent: the configured standby. A change of target starts with a full pass
+   */
+  target: pushTargetSchema.optional(),
 });
 export type Grant = z.infer<typeof grantSchema>;
 
@@ -135,7 +194,17 @@ export const verifyRequestSchema = z.strictObject({
 });
 export type VerifyRequest = z.infer<typeof verifyRequestSchema>;
 
-export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema]);
+/** The proxy asks the agent to stop (freeze: true) or continue (false) the host's user processes: a switch back's freeze, so nothing writes during the final pass. */
+export const freezeRequestSchema = z.strictObject({
+  type: z.literal('freeze'),
+  id: z.string().min(1).max(100),
+  frozen: z.boolean(),
+  /** a freeze lifts itself after this long, ms, should the proxy never lift it (default: the agent's freeze.maxMs) */
+  maxMs: z.number().int().min(100).max(600_000).optional(),
+});
+export type FreezeRequest = z.infer<typeof freezeRequestSchema>;
+
+export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema, freezeRequestSchema]);
 export type ProxyMessage = z.infer<typeof proxyMessageSchema>;
 
 export class ProtocolError extends Error {

@@ -23,9 +23,10 @@ function heartbeat(seq: number, o: Partial<Heartbeat> = {}): Heartbeat {
     hostId: 'gpu-1',
     epoch: 0,
     seq,
-    sync: { watermark: 0, lastSeq: 0, pending: 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null },
+    sync: { watermark: 0, lastSeq: 0, pending: 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null, target: null, progress: null },
     codeServer: { healthy: true, checkedAgeMs: 10 },
     preemption: null,
+    frozen: false,
     ...o,
   };
 }

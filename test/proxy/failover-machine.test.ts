@@ -29,9 +29,10 @@ function heartbeat(o: Partial<Heartbeat> = {}): Heartbeat {
     hostId: GPU,
     epoch: 1,
     seq: 1,
-    sync: { watermark: 40, lastSeq: 43, pending: 3, oldestPendingAgeMs: 120, lastPassAgeMs: 300, ready: true, held: false, lastError: null },
+    sync: { watermark: 40, lastSeq: 43, pending: 3, oldestPendingAgeMs: 120, lastPassAgeMs: 300, ready: true, held: false, lastError: null, target: null, progress: null },
     codeServer: { healthy: true, checkedAgeMs: 100 },
     preemption: null,
+    frozen: false,
     ...o,
   };
 }

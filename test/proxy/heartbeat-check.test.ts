@@ -21,9 +21,10 @@ export function heartbeat(seq: number, o: { hostId?: string; epoch?: number; wat
     hostId: o.hostId ?? 'gpu-1',
     epoch: o.epoch ?? 0,
     seq,
-    sync: { watermark: o.watermark ?? lastSeq, lastSeq, pending: o.pending ?? 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null },
+    sync: { watermark: o.watermark ?? lastSeq, lastSeq, pending: o.pending ?? 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null, target: null, progress: null },
     codeServer: { healthy: true, checkedAgeMs: 10 },
     preemption: null,
+    frozen: false,
   };
 }
 

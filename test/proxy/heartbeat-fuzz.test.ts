@@ -60,9 +60,10 @@ function valid(c: Conn, r: Random): Heartbeat {
     hostId: c.host,
     epoch: p ? p.epoch : r.pick([0, 1]),
     seq: (p?.seq ?? 0) + r.int(1, 3),
-    sync: { watermark, lastSeq, pending: r.int(0, lastSeq - watermark), oldestPendingAgeMs: r.chance(0.5) ? null : r.int(0, 5000), lastPassAgeMs: null, ready: r.chance(0.8), held: false, lastError: r.chance(0.9) ? null : r.string(r.int(0, 50)) },
+    sync: { watermark, lastSeq, pending: r.int(0, lastSeq - watermark), oldestPendingAgeMs: r.chance(0.5) ? null : r.int(0, 5000), lastPassAgeMs: null, ready: r.chance(0.8), held: false, lastError: r.chance(0.9) ? null : r.string(r.int(0, 50)), target: null, progress: null },
     codeServer: { healthy: r.chance(0.9), checkedAgeMs: r.int(0, 1000) },
     preemption: null,
+    frozen: false,
   };
 }
 
