@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { absolutePath, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+import { recoverySchema } from './recovery.ts';
 
 /** The receiver the proxy runs on the standby unless standby.ssh.command says otherwise. */
 export const DEFAULT_RECEIVER = 'standby receive';
@@ -173,6 +174,8 @@ export const proxyConfigSchema = z.strictObject({
   limits: limitsSchema.default(() => limitsSchema.parse({})),
   /** peers whose X-Forwarded-* the proxy keeps and appends to (a TLS terminator or load balancer in front); default none */
   trustedProxies: z.array(addressOrCidr, { error: 'a list of IP addresses or CIDR blocks' }).max(1000).default([]),
+  /** new GPUs after a failover: providers, timeouts (config/recovery.ts); absent: nothing is ever provisioned */
+  recovery: recoverySchema.optional(),
   logLevel,
 })
   // a token names its host: two hosts (or the admin) sharing one could act as each other

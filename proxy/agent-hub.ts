@@ -16,8 +16,11 @@ import {
   ProtocolError,
   closeReason,
   parseAgentMessage,
+  type FreezeRequest,
+  type Frozen,
   type Grant,
   type Heartbeat,
+  type PushTarget,
   type Role,
   type SyncRequest,
   type Synced,
@@ -44,7 +47,19 @@ export interface AgentRecord {
   dropped: number;
   /** the epoch last granted to this host by this proxy process */
   grantedEpoch: number | undefined;
+  /** the public key the agent writes with, as its heartbeats last gave it (a restore authorizes it on the new GPU) */
+  publicKey: string | undefined;
 }
+
+/** What a host is granted: its role and epoch, why, and for a restore the receiver it pushes to. */
+export interface HubGrant {
+  role: Role;
+  epoch: number;
+  reason: string;
+  target?: PushTarget;
+}
+
+type Answer = Synced | Verified | Frozen;
 
 /**
  * Who presents this token: a host (`until`: Date.now() when a retiring token
@@ -57,7 +72,7 @@ export interface HubHandlers {
   /** the host a bearer token belongs to (constant time, or by hash) */
   authenticate(token: string): Authentication;
   /** the role and epoch to grant this host now */
-  grant(hostId: string): { role: Role; epoch: number; reason: string };
+  grant(hostId: string): HubGrant;
   heartbeat?(hostId: string, hb: Heartbeat): void;
   disconnected?(hostId: string): void;
 }
@@ -67,7 +82,7 @@ export class AgentHub {
   #log: Logger;
   #handlers: HubHandlers;
   #sockets = new Map<string, WebSocket>();
-  #waiting = new Map<string, { type: 'synced' | 'verified'; resolve: (s: Synced | Verified | undefined) => void; timer: NodeJS.Timeout }>();
+  #waiting = new Map<string, { type: Answer['type']; resolve: (s: Answer | undefined) => void; timer: NodeJS.Timeout }>();
   #throttle: AuthThrottle;
   /** per host: when a dropped heartbeat was last logged, and how many since */
   #dropLog = new Map<string, { at: number; unlogged: number; logged: number }>();
@@ -85,7 +100,7 @@ export class AgentHub {
   #record(hostId: string): AgentRecord {
     let record = this.agents.get(hostId);
     if (!record) {
-      record = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined };
+      record = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined };
       this.agents.set(hostId, record);
     }
     return record;
@@ -193,12 +208,13 @@ export class AgentHub {
     record.lastHeartbeatAt = performance.now();
     record.last = hb;
     record.heartbeats++;
+    if (hb.publicKey !== undefined) record.publicKey = hb.publicKey;
     this.#handlers.heartbeat?.(record.hostId, hb);
     this.#send(ws, { type: 'grant', ...this.#grantFor(record), heartbeatSeq: hb.seq });
   }
 
   /** The grant for a host now, remembered as the epoch last granted to it. */
-  #grantFor(record: AgentRecord): { role: Role; epoch: number; reason: string } {
+  #grantFor(record: AgentRecord): HubGrant {
     const g = this.#handlers.grant(record.hostId);
     record.grantedEpoch = g.epoch;
     return g;
@@ -219,7 +235,7 @@ export class AgentHub {
     }
   }
 
-  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest): void {
+  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest | FreezeRequest): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
   }
 
@@ -240,7 +256,12 @@ export class AgentHub {
     return this.#request(hostId, 'verify', 'verified', timeoutMs) as Promise<Verified | undefined>;
   }
 
-  #request(hostId: string, ask: 'sync-now' | 'verify', answer: 'synced' | 'verified', timeoutMs: number): Promise<Synced | Verified | undefined> {
+  /** Asks the host's agent to stop (frozen: true) or continue its user processes; undefined if it is not connected or too slow. */
+  requestFreeze(hostId: string, frozen: boolean, timeoutMs: number, maxMs?: number): Promise<Frozen | undefined> {
+    return this.#request(hostId, 'freeze', 'frozen', timeoutMs, { frozen, ...(maxMs === undefined ? {} : { maxMs }) }) as Promise<Frozen | undefined>;
+  }
+
+  #request(hostId: string, ask: 'sync-now' | 'verify' | 'freeze', answer: Answer['type'], timeoutMs: number, extra: { frozen?: boolean; maxMs?: number } = {}): Promise<Answer | undefined> {
     const ws = this.#sockets.get(hostId);
     if (!ws) return Promise.resolve(undefined);
     const id = `${ask}-${performance.now().toFixed(3)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -250,7 +271,7 @@ export class AgentHub {
         resolve(undefined);
       }, timeoutMs);
       this.#waiting.set(id, { type: answer, resolve, timer });
-      this.#send(ws, { type: ask, id });
+      this.#send(ws, ask === 'freeze' ? { type: 'freeze', id, frozen: extra.frozen ?? true, ...(extra.maxMs === undefined ? {} : { maxMs: extra.maxMs }) } : { type: ask, id });
     });
   }
 

@@ -17,6 +17,7 @@ import { INSTALL_PATHS } from '../protocol/admin-api.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
+import type { Recovery } from './recovery.ts';
 import type { Failover } from './failover.ts';
 import { failoverReport, reportDays } from './failover-report.ts';
 import type { ProxyMetrics } from './metrics.ts';
@@ -41,6 +42,8 @@ export interface ApiContext {
   openSockets(): Record<Side, number>;
   throttle: AuthThrottle;
   adminTokens: AdminTokens;
+  /** the recovery, when proxy.json has a recovery section */
+  recovery: Recovery | undefined;
   log: Logger;
 }
 
@@ -187,7 +190,7 @@ export function fullStatus(context: ApiContext): Record<string, unknown> {
   const state = context.store.state;
   const backend = (side: Side) => {
     const probe = context.probes[side];
-    const settings = side === 'primary' ? context.config.primary : context.config.standby;
+    const settings = side === 'primary' ? state.gpu ?? context.config.primary : context.config.standby;
     return {
       side,
       id: settings.id,
@@ -221,6 +224,7 @@ export function fullStatus(context: ApiContext): Record<string, unknown> {
     lastFailover: context.failover.lastTiming ?? null,
     rpoAtFailover: state.watermarkAtFailover === null ? null : { watermark: state.watermarkAtFailover, unacknowledgedChanges: state.pendingAtFailover },
     backends: [backend('primary'), backend('standby')],
+    recovery: context.recovery?.view() ?? { configured: false, why: 'proxy.json has no recovery section: after a failover the standby serves until standby switch-back' },
     agents,
     refusedAgentConnections: context.hub.refused,
     auth: { failures: context.throttle.failures, lockouts: context.throttle.lockouts, trackedAddresses: context.throttle.tracked, retiringAdminTokensUntil: context.adminTokens.retiring() },
@@ -302,9 +306,36 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
     case 'status':
       if (allow('GET')) json(res, 200, fullStatus(context));
       return;
-    case 'associations':
-      if (allow('GET')) json(res, 200, { associations: [{ gpu: context.config.primary.id, standby: context.config.standby.id, active: context.store.state.active, epoch: context.store.state.epoch }] });
+    case 'associations': {
+      if (!allow('GET')) return;
+      const st = context.store.state;
+      const gpu = st.gpu ?? context.config.primary;
+      const ssh = context.config.standby.ssh;
+      json(res, 200, {
+        associations: [{
+          gpu: gpu.id,
+          gpuProvider: st.gpu?.provider ?? null,
+          gpuProviderId: st.gpu?.providerId ?? null,
+          standby: context.config.standby.id,
+          standbyAddress: `${ssh.host}:${ssh.port}`,
+          standbyZone: context.config.recovery?.standby.provider === 'gcp' ? context.config.recovery.standby.gcp.zone : null,
+          // sync runs GPU -> standby while the GPU serves, and standby -> new GPU while a recovery restores
+          syncEnabled: st.active === 'primary' ? st.phase !== 'failing_over' : st.recovery?.step === 'restore' || st.recovery?.step === 'restored',
+          active: st.active,
+          epoch: st.epoch,
+        }],
+      });
       return;
+    }
+    case 'recovery': {
+      if (method === 'GET') return json(res, 200, context.recovery?.view() ?? { configured: false, why: 'proxy.json has no recovery section: after a failover the standby serves until standby switch-back' });
+      if (!allow('POST')) return;
+      if (!context.recovery) return sendProblem(res, 'STANDBY_ERR_CONFLICT', 'no recovery: proxy.json has no recovery section (docs/configuration.md, recovery)');
+      const begun = context.recovery.begin('asked by the admin (API)');
+      if (!begun.accepted) return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no recovery: ${begun.why}`);
+      json(res, 202, { accepted: true, message: `recovery ${begun.why}: follow GET /_standby/api/v1/recovery` });
+      return;
+    }
     case 'events':
       if (allow('GET')) json(res, 200, { events: context.store.events() });
       return;

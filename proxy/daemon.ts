@@ -19,6 +19,8 @@ import { FenceWarmup } from './fence-warmup.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { VastStatusWatcher } from './notices/vast-status.ts';
 import { Prober } from './prober.ts';
+import { proxyPublicUrl } from './bundle.ts';
+import { setupRecovery, fenceNewGpu, type RecoverySetup } from './recovery-setup.ts';
 import { Route } from './route.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
@@ -43,6 +45,8 @@ export interface Proxy {
   throttle: AuthThrottle;
   /** the metrics listener's URL when metrics.listen is set */
   metricsUrl: string | undefined;
+  /** the recovery (and its local provider), when proxy.json has a recovery section */
+  recovery: RecoverySetup | undefined;
   status(): Record<string, unknown>;
   /** new admin tokens (proxy.json re-read on SIGHUP): the former one stays valid for auth.rotationGraceMs */
   reloadAdminTokens(settings: AdminTokenSettings): void;
@@ -65,8 +69,10 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
 async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlock: () => void): Promise<Proxy> {
   const store = StateStore.open(config.stateDir);
   store.append({ type: 'started', reason: `proxy started (epoch ${store.state.epoch}, ${store.state.active} serves)` });
+  // the GPU in service: the configured one until a recovery switches back to a new one (the durable state says)
+  const gpu = () => store.state.gpu ?? { id: config.primary.id, url: config.primary.url };
   const backends: Record<Side, Backend> = {
-    primary: { side: 'primary', id: config.primary.id, url: config.primary.url },
+    primary: { side: 'primary', id: gpu().id, url: gpu().url },
     standby: { side: 'standby', id: config.standby.id, url: config.standby.url },
   };
   const d = config.detector;
@@ -75,7 +81,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   const steady = new Set(['normal', 'waiting', 'failed_over']);
   const probePace = (side: Side): number => (store.state.active !== side && steady.has(store.state.phase) ? d.passiveProbeIntervalMs : d.probeIntervalMs);
   const probes: Record<Side, Prober> = {
-    primary: new Prober(config.primary.url, d.probePath, () => probePace('primary'), d.probeTimeoutMs),
+    primary: new Prober(gpu().url, d.probePath, () => probePace('primary'), d.probeTimeoutMs),
     standby: new Prober(config.standby.url, d.probePath, () => probePace('standby'), d.probeTimeoutMs),
   };
   const router = new Router(log);
@@ -118,8 +124,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   // a failover's fence revokes the GPU it fences: its key under the fence's lock on the standby, its token
   // only once the fence succeeded (an aborted failover leaves the GPU its credentials); a switch back revokes no GPU
   const fence = async (epoch: number, purpose: FencePurpose): Promise<FenceOutcome> => {
-    const gpu = purpose === 'failover' ? config.primary.id : undefined;
-    const revoke = hosts.fenceRevocations(gpu);
+    const left = purpose === 'failover' ? gpu().id : undefined;
+    const revoke = hosts.fenceRevocations(left);
     let outcome: FenceOutcome;
     let result: FenceResult | undefined;
     if (options.fence) outcome = await options.fence(epoch);
@@ -127,8 +133,10 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       result = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
       outcome = { waitedMs: result.waitedMs, killed: result.killed };
     }
-    if (gpu !== undefined) hosts.revokeFenced(gpu, epoch);
+    if (left !== undefined) hosts.revokeFenced(left, epoch);
     if (result) hosts.fenced(result);
+    // a recovery's switch back: the new GPU's receiver too, so the standby's agent can push there no more
+    if (purpose === 'switch-back' && !options.fence) await fenceNewGpu(store, config, epoch);
     return outcome;
   };
   const failover: Failover = new Failover({
@@ -136,14 +144,14 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     hub,
     router,
     probes,
-    primaryId: config.primary.id,
+    primaryId: () => gpu().id,
     windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
     fence,
     preemptionConfirmMs: d.preemptionConfirmMs,
     prepareFence: () => warmup?.warm(),
     // switch-back: the GPU's agent compares its workspace with the standby's (a dry run through the receiver)
     verifyPrimary: async (timeoutMs) => {
-      const answer = await hub.requestVerify(config.primary.id, timeoutMs);
+      const answer = await hub.requestVerify(gpu().id, timeoutMs);
       if (!answer) return { ok: false, error: `its agent gave no answer within ${Math.round(timeoutMs / 1000)} s` };
       if (!answer.ok) return { ok: false, error: answer.error ?? 'the comparison failed' };
       return { ok: true, differences: answer.total };
@@ -152,6 +160,14 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   });
   failover.onTransition(({ from, to, event }) => {
     metrics.phaseChanged(to.phase);
+    // switched to a new GPU: route and probe it from now on
+    const now = gpu();
+    if (backends.primary.url !== now.url || backends.primary.id !== now.id) {
+      backends.primary = { side: 'primary', id: now.id, url: now.url };
+      probes.primary.retarget(now.url);
+      log.warn({ hostId: now.id, url: now.url }, 'the GPU in service is now the new one');
+    }
+    if (event?.type === 'routed' && event.side === 'standby' && config.recovery?.autoRecovery) queueMicrotask(() => recovery?.recovery.begin('failed over'));
     if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
     if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
   });
@@ -159,7 +175,10 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   // the active side: the server routes by it, the hub grants by it, the public status and the transition page tell it
   const route: Route = new Route({ state: () => store.state, machine: failover, probes, backends });
 
-  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, log };
+  let listenPort = config.listen.port;
+  const withRecovery = config.recovery ? { ...config, recovery: config.recovery } : undefined;
+  const recovery: RecoverySetup | undefined = withRecovery ? setupRecovery({ config: withRecovery, store, hub, hosts, failover, publicUrl: () => proxyPublicUrl(config, listenPort), log }) : undefined;
+  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, recovery: recovery?.recovery, log };
   const { server, sockets, limits } = createProxyServer({
     config,
     router,
@@ -223,9 +242,12 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     metricsUrl = `http://${mh}:${(ms.address() as AddressInfo).port}/metrics`;
     log.info({ url: metricsUrl }, 'metrics listening (no auth: keep this address private)');
   }
+  listenPort = (server.address() as AddressInfo).port;
   probes.primary.start();
   probes.standby.start();
   failover.start();
+  // a recovery a previous run left under way goes on (it finds the GPU it created by name: no second one)
+  if (store.state.phase === 'recovering') recovery?.recovery.begin('resumed at start');
   const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => failover.preemptionNotice(source, reason), log) : undefined;
   vast?.start();
   const port = (server.address() as AddressInfo).port;
@@ -248,7 +270,9 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       const r = adminTokens.reload(settings);
       log.warn({ changed: r.changed, retiringTokens: r.previous, graceMs: config.auth.rotationGraceMs }, r.changed ? 'admin token replaced: the former one stays valid for the grace window' : 'admin tokens reloaded');
     },
+    recovery,
     async close() {
+      await recovery?.close();
       metricsServer?.closeAllConnections();
       metricsServer?.close();
       failover.close();

@@ -17,7 +17,7 @@ import type { AgentHub } from './agent-hub.ts';
 import { judge, phaseOf, probeDown, type Verdict } from './detector.ts';
 import type { Prober } from './prober.ts';
 import type { Router } from './router.ts';
-import { awaitingGpu, unfinished, type FailoverCause, type NewEvent, type Phase, type ProxyState, type Side } from './state.ts';
+import { awaitingGpu, unfinished, type FailoverCause, type GpuRecord, type NewEvent, type Phase, type ProxyState, type Side } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface FenceOutcome {
@@ -31,11 +31,12 @@ export type FencePurpose = 'failover' | 'switch-back';
 export interface FailoverDeps {
   store: StateStore;
   /** the agents' connections and heartbeats; final passes and grants go through it */
-  hub: Pick<AgentHub, 'agents' | 'requestSync' | 'regrant'>;
+  hub: Pick<AgentHub, 'agents' | 'requestSync' | 'regrant' | 'requestFreeze'>;
   /** closes a side's sockets when it is frozen or left */
   router: Pick<Router, 'closeAll'>;
   probes: Record<Side, Pick<Prober, 'failures' | 'last'>>;
-  primaryId: string;
+  /** the GPU in service's host id (the configured one, or the one a recovery switched back to) */
+  primaryId(): string;
   windowMs: number;
   /** fences the standby at `epoch` (idempotent); rejects when the standby cannot be fenced */
   fence(epoch: number, purpose: FencePurpose): Promise<FenceOutcome>;
@@ -185,17 +186,17 @@ export class Failover {
     this.lastEvaluatedAt = performance.now();
     const s = this.state;
     if (this.#closed || this.#busy || s.active !== 'primary' || s.phase === 'failing_over' || s.phase === 'switching_back') return;
-    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId());
     if (awaitingGpu(s)) {
       if (agent?.connected && agent.heartbeats > 0) {
         // durable: a restarted proxy knows this GPU was there, so its silence then means a failure
         this.#enter(
-          { event: { type: 'gpu-seen', epoch: s.epoch, reason: `first heartbeat of ${this.#deps.primaryId} at epoch ${s.epoch}` } },
-          { msg: "the GPU's agent is here: its silence now triggers a failover", fields: { hostId: this.#deps.primaryId, epoch: s.epoch } },
+          { event: { type: 'gpu-seen', epoch: s.epoch, reason: `first heartbeat of ${this.#deps.primaryId()} at epoch ${s.epoch}` } },
+          { msg: "the GPU's agent is here: its silence now triggers a failover", fields: { hostId: this.#deps.primaryId(), epoch: s.epoch } },
         );
       } else {
         // nothing was ever synced from this GPU at this epoch: failing over would fence and revoke a GPU that never was
-        const reason = `waiting for the GPU: ${this.#deps.primaryId}'s agent has not sent a heartbeat at epoch ${s.epoch}`;
+        const reason = `waiting for the GPU: ${this.#deps.primaryId()}'s agent has not sent a heartbeat at epoch ${s.epoch}`;
         this.lastVerdict = { kind: 'waiting', reason };
         if (this.notice) {
           this.#deps.log.warn({ notice: this.notice }, 'a preemption notice while waiting for the GPU: nothing to fail over from; ignored');
@@ -310,7 +311,7 @@ export class Failover {
   /** What corroborates an agent's preemption notice now, or undefined: the provider's word, the GPU's silence, its code-server down. */
   #corroboration(): string | undefined {
     if (this.notice) return `${this.notice.source}: ${this.notice.reason}`;
-    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId());
     if (!agent?.connected) return "the agent's connection closed";
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
     if (silenceMs >= this.#deps.windowMs) return `no heartbeat for ${Math.round(silenceMs)} ms`;
@@ -330,12 +331,12 @@ export class Failover {
     this.corroborating = { source, until: started + confirmMs };
     try {
       this.#enter(
-        { event: { type: 'notice', source, outcome: 'corroborating', reason: `preemption notice from ${this.#deps.primaryId}'s agent (${source}): frozen, final pass, waiting up to ${confirmMs} ms for the proxy to see it too` } },
+        { event: { type: 'notice', source, outcome: 'corroborating', reason: `preemption notice from ${this.#deps.primaryId()}'s agent (${source}): frozen, final pass, waiting up to ${confirmMs} ms for the proxy to see it too` } },
         { msg: "an agent's preemption notice: freezing and taking the final pass; failing over once corroborated", level: 'warn', fields: { source, confirmMs } },
       );
       const freezeMs = this.#freeze('primary');
       const t = performance.now();
-      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId, this.#deps.finalSyncMs ?? 10_000);
+      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId(), this.#deps.finalSyncMs ?? 10_000);
       const finalSyncMs = performance.now() - t;
       this.#deps.log.info({ answer: synced ?? null, ms: Math.round(finalSyncMs) }, 'final pass before the corroboration');
       for (let i = 0; i < 1_000_000 && !this.#closed && !this.#aborting; i++) {
@@ -377,13 +378,13 @@ export class Failover {
       // Freeze: the developer stops writing on the GPU before its last pass.
       if (!pre) freezeMs = this.#freeze('primary');
       const t = performance.now();
-      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId, this.#deps.finalSyncMs ?? 10_000);
+      const synced = await this.#deps.hub.requestSync(this.#deps.primaryId(), this.#deps.finalSyncMs ?? 10_000);
       finalSyncMs = performance.now() - t;
       if (this.#closed) return; // stopped while waiting: nothing was logged, a restarted proxy decides again
       if (synced?.ok) this.#deps.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
       else this.#deps.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }
-    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId());
     const hb = agent?.last;
     // the last sign of life, on this proxy's clock: where an unplanned failover's detection (and its MTTR) starts
     const heartbeatAt = agent && agent.heartbeats > 0 ? agent.lastHeartbeatAt : undefined;
@@ -398,7 +399,7 @@ export class Failover {
       { msg: 'new epoch: fencing the standby under it', level: 'warn', fields: { epoch: this.state.epoch + 1, planned } },
     );
     // the old primary hears "fenced" at once if it can still hear (a grant, not a revocation: that waits for the fence)
-    this.#deps.hub.regrant(this.#deps.primaryId);
+    this.#deps.hub.regrant(this.#deps.primaryId());
     const fenceMs = await this.#fence('failover');
     const routeMs = this.#route('standby', planned ? started : heartbeatAt);
     this.lastTiming = { detectMs, freezeMs, finalSyncMs, fenceMs, routeMs, totalMs: performance.now() - started + (detectMs ?? 0) };
@@ -410,7 +411,7 @@ export class Failover {
     if (to === 'primary' && !this.#frozen) this.#enter({ frozen: true }, { msg: 'resuming a switch back: the standby stays frozen until the GPU serves' });
     if (step === 'fence') await this.#fence(to === 'standby' ? 'failover' : 'switch-back');
     this.#route(to, startedAt);
-    if (to === 'primary') this.#deps.hub.regrant(this.#deps.primaryId);
+    if (to === 'primary') this.#deps.hub.regrant(this.#deps.primaryId());
   }
 
   /** Fences at the current epoch, retrying until it works or the admin aborts: traffic never moves to an unfenced standby. */
@@ -455,7 +456,7 @@ export class Failover {
   #primaryAnswers(): string | undefined {
     const probe = this.#deps.probes.primary;
     if (probe.last?.ok && probe.failures === 0) return 'its code-server answers';
-    const agent = this.#deps.hub.agents.get(this.#deps.primaryId);
+    const agent = this.#deps.hub.agents.get(this.#deps.primaryId());
     if (agent?.connected && agent.heartbeats > 0 && performance.now() - agent.lastHeartbeatAt < this.#deps.windowMs) return 'its agent heartbeats';
     return undefined;
   }
@@ -497,7 +498,7 @@ export class Failover {
     this.#noticeDismissed = true;
     this.lastFenceError = null;
     this.lastVerdict = { kind: 'healthy' };
-    this.#deps.hub.regrant(this.#deps.primaryId); // primary again, at the new epoch
+    this.#deps.hub.regrant(this.#deps.primaryId()); // primary again, at the new epoch
     await this.idle();
     this.#aborting = false;
     return { accepted: true, message: `aborted: the GPU serves again at epoch ${this.state.epoch} (${answers})` };
@@ -521,7 +522,7 @@ export class Failover {
       { msg: 'switch back aborted: the standby serves again', level: 'warn', fields: { epoch: this.state.epoch } },
     );
     this.lastFenceError = null;
-    this.#deps.hub.regrant(this.#deps.primaryId); // still fenced, at the new epoch
+    this.#deps.hub.regrant(this.#deps.primaryId()); // still fenced, at the new epoch
     await this.idle();
     this.#aborting = false;
     return { accepted: true, message: `aborted: the standby serves again at epoch ${this.state.epoch}` };
@@ -538,7 +539,7 @@ export class Failover {
     if (s.active !== 'standby') return { accepted: false, status: 409, why: s.phase === 'switching_back' ? 'a switch back is already under way' : 'the GPU already serves: nothing to switch back from' };
     if (s.phase !== 'failed_over' || this.#busy) return { accepted: false, status: 409, why: `the proxy is busy (phase ${s.phase}): try again when the standby serves` };
     if (this.#checking) return { accepted: false, status: 409, why: 'a switch back is already being checked' };
-    const id = this.#deps.primaryId;
+    const id = this.#deps.primaryId();
     const agent = this.#deps.hub.agents.get(id);
     if (!agent?.connected || !agent.last) return { accepted: false, status: 409, why: `${id}'s agent is not connected: bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects` };
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
@@ -573,5 +574,51 @@ export class Failover {
     }
     this.#run(this.#resume('fence', 'primary', started));
     return { accepted: true, message: `switching back to ${id}: epoch ${this.state.epoch}, fencing the standby's receiver under it, then the route moves and ${id} is granted primary` };
+  }
+
+  /**
+   * A recovery's switch back to the new GPU it restored (proxy/recovery.ts): freeze the standby (its browser
+   * sockets closed, the transition page, its user processes stopped by its agent), the standby's agent's final
+   * pass to the new GPU, then the new epoch with the new GPU as the GPU in service, the fence (the standby's
+   * receiver and the new GPU's, so the standby's agent can push no more), the route, and the new GPU's agent
+   * granted primary. Resolves once routed, or with why it could not start (the standby serves on, unfrozen).
+   */
+  async recoverySwitchBack(gpu: GpuRecord, o: { standbyId: string; finalSyncMs: number; freezeMaxMs: number; reason: string }): Promise<Answer> {
+    const s = this.state;
+    if (s.active !== 'standby' || s.phase !== 'recovering') return { accepted: false, status: 409, why: `the standby does not serve a recovery (phase ${s.phase})` };
+    if (this.#busy || this.#checking) return { accepted: false, status: 409, why: 'a switch is already under way' };
+    this.#checking = true;
+    const started = performance.now();
+    let done = false;
+    let processesFrozen = false;
+    try {
+      const freezeMs = this.#freeze('standby');
+      const frozen = await this.#deps.hub.requestFreeze(o.standbyId, true, 5_000, o.freezeMaxMs);
+      processesFrozen = frozen?.ok === true;
+      if (!processesFrozen) this.#deps.log.warn({ answer: frozen ?? null }, "the standby's user processes could not be stopped: the switch back relies on the transition page alone");
+      const t = performance.now();
+      const synced = await this.#deps.hub.requestSync(o.standbyId, o.finalSyncMs);
+      const finalSyncMs = performance.now() - t;
+      if (this.#closed) return { accepted: false, status: 503, why: 'the proxy is closing' };
+      if (!synced?.ok) return { accepted: false, status: 409, why: `the standby's final pass to ${gpu.id} did not complete (${synced?.error ?? `no answer within ${o.finalSyncMs} ms`}): the standby serves on` };
+      this.#enter(
+        { event: { type: 'switch-back', epoch: s.epoch + 1, gpu, reason: `${o.reason}: final pass to ${gpu.id} done (watermark ${synced.watermark}) in ${Math.round(finalSyncMs)} ms, freeze ${Math.round(freezeMs)} ms${processesFrozen ? ", the standby's processes stopped" : ''}` } },
+        { msg: 'switching back to the new GPU: fencing the standby under the new epoch, then the route moves', level: 'warn', fields: { epoch: s.epoch + 1, hostId: gpu.id } },
+      );
+      done = true;
+    } finally {
+      this.#checking = false;
+      if (!done) {
+        this.#enter({ frozen: false }, { msg: 'switch back not started: the standby serves on, unfrozen' });
+        if (processesFrozen) void this.#deps.hub.requestFreeze(o.standbyId, false, 5_000);
+      }
+    }
+    this.#run(this.#resume('fence', 'primary', started).then(async () => {
+      this.#deps.hub.regrant(o.standbyId);
+      if (processesFrozen) await this.#deps.hub.requestFreeze(o.standbyId, false, 5_000);
+    }));
+    await this.idle();
+    if (this.state.active !== 'primary') return { accepted: false, status: 503, why: 'the switch back did not reach its route (the proxy is closing)' };
+    return { accepted: true, message: `switched back to ${gpu.id} at epoch ${this.state.epoch}` };
   }
 }

@@ -20,7 +20,7 @@ export interface ProbeResult {
 }
 
 export class Prober {
-  readonly url: URL;
+  url: URL;
   /** the pause before the next probe, read at each tick (the side that does not serve is probed less often) */
   #everyMs: () => number;
   #timeoutMs: number;
@@ -50,6 +50,16 @@ export class Prober {
 
   start(): void {
     this.#tick();
+  }
+
+  /** Probes another backend from now on (a recovery's new GPU): what was learnt of the old one is forgotten. */
+  retarget(base: string): void {
+    const next = new URL(this.url.pathname + this.url.search, base);
+    if (next.href === this.url.href) return;
+    this.url = next;
+    this.last = undefined;
+    this.lastOkAt = undefined;
+    this.failures = 0;
   }
 
   #tick(): void {

@@ -4,7 +4,7 @@
 // the failover state machine holds in memory (the freeze, the last verdict, the
 // fence's last error) and the probes; it decides nothing about failing over
 // (failover.ts does) and changes nothing, so every answer follows from those.
-import type { Role } from '../protocol/messages.ts';
+import type { PushTarget, Role } from '../protocol/messages.ts';
 import type { Verdict } from './detector.ts';
 import type { PublicStatus } from './pages/public-status.ts';
 import { transitionPage } from './pages/transition.ts';
@@ -30,12 +30,16 @@ export interface RouteDeps {
   backends: Record<Side, Backend>;
 }
 
-/** The role and epoch a host is granted now, and why. */
+/** The role and epoch a host is granted now, and why; a restore's push target. */
 export interface HostGrant {
   role: Role;
   epoch: number;
   reason: string;
+  target?: PushTarget;
 }
+
+/** Recovery steps during which the standby's agent pushes to the new GPU (until the switch back's fence). */
+const RESTORING = new Set(['restore', 'restored']);
 
 // What anyone at the URL is told, per phase: fixed words only. What went
 // wrong and where (fence errors, addresses, host ids) is in the admin API's
@@ -44,6 +48,7 @@ const MESSAGES: Record<string, string> = {
   waiting: 'Waiting for the GPU: its agent has not connected yet.',
   switching_back: 'Moving your workspace back to the GPU...',
   normal: 'The GPU serves your workspace.',
+  recovering: 'Your workspace runs on the standby while a new GPU is prepared.',
   suspect: 'The GPU stopped answering; checking it...',
   degraded: 'The GPU serves your workspace.',
   failing_over: 'Your workspace is moving to the standby...',
@@ -79,11 +84,24 @@ export class Route {
     return this.#deps.backends[s.active];
   }
 
-  /** What `hostId`'s agent may do now: push to the standby (the GPU while it serves), or nothing (fenced). */
+  /**
+   * What `hostId`'s agent may do now: the GPU in service pushes to the standby while it serves; the
+   * standby's agent pushes to a recovery's new GPU while it restores it (the new GPU's receiver, fenced at
+   * this epoch); everyone else, nothing (fenced).
+   */
   grant(hostId: string): HostGrant {
     const s = this.#deps.state();
     const { primary, standby } = this.#deps.backends;
-    if (hostId !== primary.id) return { role: 'fenced', epoch: s.epoch, reason: 'only the GPU pushes to the standby today' };
+    const r = s.recovery;
+    if (hostId === standby.id && r?.host && RESTORING.has(r.step) && r.epoch === s.epoch && s.active === 'standby' && s.phase === 'recovering') {
+      return {
+        role: 'primary',
+        epoch: s.epoch,
+        reason: `restoring ${r.host.id}: the standby serves, its agent pushes to the new GPU`,
+        target: { id: r.host.id, host: r.host.ssh.host, port: r.host.ssh.port, user: r.host.ssh.user, path: r.host.workspace, knownHosts: r.host.knownHosts },
+      };
+    }
+    if (hostId !== primary.id) return { role: 'fenced', epoch: s.epoch, reason: hostId === standby.id ? 'the standby pushes only while it restores a new GPU' : `${hostId} is not the GPU in service (${primary.id})` };
     if (s.active !== 'primary' || s.phase === 'failing_over') return { role: 'fenced', epoch: s.epoch, reason: `failed over to ${standby.id} at epoch ${s.epoch}` };
     return { role: 'primary', epoch: s.epoch, reason: 'the GPU serves' };
   }
@@ -101,7 +119,7 @@ export class Route {
       ready: to !== undefined,
       message: machine.lastFenceError && s.phase === 'failing_over'
         ? PREPARING_STANDBY
-        : to === undefined && s.phase === 'failed_over'
+        : to === undefined && (s.phase === 'failed_over' || s.phase === 'recovering')
           ? STANDBY_STARTING
           : MESSAGES[phase] ?? OTHER_PHASE,
     };

@@ -11,10 +11,64 @@ export type Side = 'primary' | 'standby';
  * revoked). normal: the GPU serves. suspect: its heartbeats stopped, the proxy
  * is checking. degraded: heartbeats stopped but its code-server answers (no
  * failover). failing_over: a new epoch is logged; fencing the standby.
- * failed_over: the standby serves. switching_back: a new epoch is logged to
- * move back to the GPU; fencing the standby's receiver under it.
+ * failed_over: the standby serves. recovering: the standby serves while a
+ * new GPU is brought up and restored (proxy/recovery.ts). switching_back: a
+ * new epoch is logged to move back to the GPU; fencing the standby's receiver
+ * under it.
  */
-export type Phase = 'waiting' | 'normal' | 'suspect' | 'degraded' | 'failing_over' | 'failed_over' | 'switching_back';
+export type Phase = 'waiting' | 'normal' | 'suspect' | 'degraded' | 'failing_over' | 'failed_over' | 'recovering' | 'switching_back';
+
+/** A GPU the proxy routes to when it serves: the configured one (primary.* in proxy.json) until a recovery replaces it. */
+export interface GpuRecord {
+  /** its agent's host id */
+  id: string;
+  /** its code-server, as the proxy reaches it */
+  url: string;
+  /** the provider that made it and its id there (absent: the configured GPU, made by nobody we know) */
+  provider?: string;
+  providerId?: string;
+}
+
+/** A new GPU being brought up: where it is reached and what it is. */
+export interface RecoveryHost extends GpuRecord {
+  provider: string;
+  providerId: string;
+  /** its receiver over SSH (the fencing key logs in; the standby's agent restores through it) */
+  ssh: { host: string; port: number; user: string };
+  /** its workspace folder (its receiver's root): where a restore pushes */
+  workspace: string;
+  /** its SSH host key lines, known_hosts format, as first seen */
+  knownHosts: string[];
+  /** $/hour, when the provider says */
+  pricePerHour: number | null;
+}
+
+/**
+ * Steps of a recovery, stable words (they go to disk and to the report). started: a recovery began for the
+ * failover's epoch. search: offers were searched (found or not). intent: a GPU is about to be created (written
+ * before the call, so a restarted proxy looks for it instead of creating a second). created: the provider made
+ * it and it runs. ssh-ready: its receiver answers over SSH and is fenced at the epoch. agent-ready: its agent
+ * enrolled and heartbeats (fenced). restore: the standby's agent is granted to push to it. restored: the new
+ * GPU holds the standby's copy. failed: a try failed (rolled back: its GPU destroyed). gave-up: no try is left;
+ * the standby serves on. done: switched back to the new GPU. old-gpu: the GPU that was left was destroyed
+ * (or kept, by config).
+ */
+export type RecoveryStep = 'started' | 'search' | 'intent' | 'created' | 'ssh-ready' | 'agent-ready' | 'restore' | 'restored' | 'failed' | 'gave-up' | 'done' | 'old-gpu';
+
+/** What the durable state knows of the recovery under way, or of the last one. */
+export interface RecoveryState {
+  /** the failover epoch it recovers from */
+  epoch: number;
+  attempt: number;
+  step: RecoveryStep;
+  /** the provider and the name a new GPU gets for this try (hostNameText) */
+  provider: string;
+  name: string;
+  /** the new GPU once created */
+  host: RecoveryHost | null;
+  /** why the last try failed, or null */
+  error: string | null;
+}
 
 export interface ProxyState {
   /** the epoch writers must hold; raised by each failover */
@@ -31,6 +85,10 @@ export interface ProxyState {
   failovers: number;
   /** the last epoch at which the GPU's agent was seen (a heartbeat while the GPU served): below `epoch`, the GPU is awaited */
   gpuSeenEpoch: number;
+  /** the GPU in service (routed to when the primary side serves); null: the configured one (primary.*) */
+  gpu: GpuRecord | null;
+  /** the recovery under way (or the last one, ended: done or gave-up), or null */
+  recovery: RecoveryState | null;
   /** the log sequence this state includes */
   seq: number;
 }
@@ -44,6 +102,8 @@ export const INITIAL_STATE: ProxyState = Object.freeze({
   pendingAtFailover: null,
   failovers: 0,
   gpuSeenEpoch: 0,
+  gpu: null,
+  recovery: null,
   seq: 0,
 });
 
@@ -104,8 +164,30 @@ export type ProxyEvent = EventBase & (
   | { type: 'aborted'; epoch: number; side?: Side }
   /** an agent's preemption notice: the freeze and final pass began (corroborating), then it was corroborated or not */
   | { type: 'notice'; source: string; outcome: 'corroborating' | 'corroborated' | 'not-corroborated' }
-  /** switching back to the GPU begins: the new epoch is logged before the standby is fenced under it */
-  | { type: 'switch-back'; epoch: number }
+  /**
+   * switching back to the GPU begins: the new epoch is logged before the standby is fenced under it.
+   * `gpu`: a recovery's new GPU, which becomes the GPU in service (absent: the same GPU comes back)
+   */
+  | { type: 'switch-back'; epoch: number; gpu?: GpuRecord }
+  /**
+   * a step of a recovery (RecoveryStep). `ms`: the step's own time on the monotonic clock, where it has one;
+   * `host`: the new GPU (created on); `offer`: what the search chose; `error`: why a try failed
+   */
+  | {
+      type: 'recovery';
+      step: RecoveryStep;
+      epoch: number;
+      attempt: number;
+      provider: string;
+      name: string;
+      ms?: number;
+      host?: RecoveryHost;
+      offer?: { id: string; pricePerHour: number; gpuName: string; location: string };
+      error?: string;
+      /** restored: files and bytes on the new GPU */
+      files?: number;
+      bytes?: number;
+    }
 );
 
 export type EventType = ProxyEvent['type'];
@@ -141,8 +223,21 @@ export function reduce(s: ProxyState, e: ProxyEvent): ProxyState {
     case 'notice':
       return next;
     case 'switch-back':
-      return { ...next, epoch: Math.max(s.epoch, e.epoch), phase: 'switching_back' };
+      return { ...next, epoch: Math.max(s.epoch, e.epoch), phase: 'switching_back', gpu: e.gpu ?? s.gpu };
+    case 'recovery':
+      return reduceRecovery(next, e);
   }
+}
+
+function reduceRecovery(s: ProxyState, e: Extract<ProxyEvent, { type: 'recovery' }>): ProxyState {
+  const before = s.recovery?.epoch === e.epoch && s.recovery.attempt === e.attempt ? s.recovery : null;
+  // a failed try loses its host (rolled back); any other step keeps what it knew
+  const host = e.step === 'failed' || e.step === 'started' ? null : e.host ?? before?.host ?? null;
+  const recovery: RecoveryState = { epoch: e.epoch, attempt: e.attempt, step: e.step, provider: e.provider, name: e.name, host, error: e.step === 'failed' || e.step === 'gave-up' ? e.error ?? null : before?.error ?? null };
+  // the phase follows while the standby serves: recovering, or back to failed_over when it gives up
+  const standbyServes = s.active === 'standby' && (s.phase === 'failed_over' || s.phase === 'recovering');
+  const ended = e.step === 'gave-up' || e.step === 'done' || e.step === 'old-gpu';
+  return { ...s, recovery, phase: standbyServes ? (ended ? 'failed_over' : 'recovering') : s.phase };
 }
 
 /** True while the GPU serves but its agent never heartbeated at the current epoch: no automatic failover. */

@@ -18,7 +18,8 @@
 // A host's folder outlives them: a new provider over the same baseDir finds
 // the hosts (list, get), and create/ensure start their processes again
 // (ports kept when they are still free, host keys kept).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -103,6 +104,19 @@ type HostRecord = z.output<typeof recordSchema>;
 interface Running {
   sshd: Sshd;
   server: WorkspaceServer;
+  /** a GPU's first-boot script (GpuLaunch.onstart: its agent's install and start), while it runs */
+  onstart: ChildProcess | undefined;
+}
+
+/** The first-boot script a GPU host runs (GpuLaunch.onstart), in its folder. */
+const ONSTART = 'onstart.sh';
+
+/** SIGKILLs a child's whole tree and resolves once the child has exited. */
+async function endChild(child: ChildProcess | undefined): Promise<void> {
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  killTree(child.pid, 'SIGKILL');
+  await exited;
 }
 
 /** The command line of a pid, '' when it is gone. */
@@ -175,7 +189,7 @@ export class LocalProvider {
   /** Makes the GPU host named `launch.name`, or adopts the one of that name (its processes started again if they are not running). The image, onstart script and environment are not used: the caller starts what the host runs. */
   async create(offer: GpuOffer, launch: GpuLaunch, signal?: AbortSignal): Promise<ProvisionedHost> {
     if (offer.id !== OFFER_ID) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `offer ${JSON.stringify(offer.id.slice(0, 60))} is not the local provider's (its one offer is "${OFFER_ID}", from search())`, { provider: 'local' });
-    return this.#up('gpu', launch.name, this.#fenceKey, signal);
+    return this.#up('gpu', launch.name, this.#fenceKey, signal, launch.onstart);
   }
 
   /** Makes the standby host named `spec.name` or starts it again; its sshPublicKey is the fencing key authorized. Zone, machine type, disk, spot and startup script mean nothing here; sessions log in as the user this process runs as. */
@@ -250,6 +264,7 @@ export class LocalProvider {
     if (run) {
       run.sshd.kill('SIGKILL');
       run.server.kill('SIGKILL');
+      if (run.onstart?.pid !== undefined && run.onstart.exitCode === null) killTree(run.onstart.pid, 'SIGKILL');
     }
     const record = this.#read(role, text, false);
     if (record) for (const pid of this.#foreignPids(role, text, record)) killTree(pid, 'SIGKILL');
@@ -282,10 +297,10 @@ export class LocalProvider {
     await Promise.allSettled([...this.#queues.values()]);
     const all = [...this.#running.values()];
     this.#running.clear();
-    await Promise.all(all.map((r) => Promise.all([r.sshd.close(), r.server.close()])));
+    await Promise.all(all.map((r) => Promise.all([r.sshd.close(), r.server.close(), endChild(r.onstart)])));
   }
 
-  async #up(role: LocalRole, name: HostName, key: PublicKey, signal: AbortSignal | undefined): Promise<ProvisionedHost> {
+  async #up(role: LocalRole, name: HostName, key: PublicKey, signal: AbortSignal | undefined, onstart?: string): Promise<ProvisionedHost> {
     const text = hostNameText(name);
     if (!parseHostName(text)) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${JSON.stringify(name.workspace.slice(0, 60))} is not a workspace id (letters, digits and "-", at most 40)`, { provider: 'local' });
     return this.#serial(`${role}/${text}`, async () => {
@@ -297,6 +312,8 @@ export class LocalProvider {
       }
       for (const d of ['workspace', 'receive-state', 'sshd']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
       this.#layKeys(dir, key);
+      // the first-boot script, as a cloud keeps it with the instance: run at each start of the host's processes
+      if (onstart !== undefined && onstart.trim() !== '') writeFileSync(join(dir, ONSTART), onstart, { mode: 0o700 });
       let record: HostRecord = existing ?? { version: 1, role, name: { workspace: name.workspace.toLowerCase(), epoch: name.epoch }, want: 'running', sshPort: await freePort(), httpPort: await freePort() };
       record = { ...record, want: 'running' };
       const live = this.#liveness(role, text, record);
@@ -343,9 +360,34 @@ export class LocalProvider {
       await sshd.stop();
       throw err;
     }
-    const run = { sshd, server };
+    const run: Running = { sshd, server, onstart: role === 'gpu' ? this.#onstart(dir, wrap) : undefined };
     this.#running.set(`${role}/${text}`, run);
     return run;
+  }
+
+  /**
+   * Runs the host's first-boot script, if it has one, as a cloud would at boot: in its folder, with
+   * STANDBY_HOST_DIR (the folder) and STANDBY_PROGRAM (the standby program) in its environment, its
+   * output in onstart.log. What it starts (the GPU's agent) is part of the host: killed with it.
+   */
+  #onstart(dir: string, wrap: string[]): ChildProcess | undefined {
+    const script = join(dir, ONSTART);
+    if (!existsSync(script)) return undefined;
+    const out = openSync(join(dir, 'onstart.log'), 'a', 0o600);
+    try {
+      const argv = [...wrap, 'sh', script];
+      const child = spawn(argv[0]!, argv.slice(1), {
+        cwd: dir,
+        stdio: ['ignore', out, out],
+        env: { ...process.env, ...(this.#path !== undefined ? { PATH: this.#path } : {}), STANDBY_HOST_DIR: dir, STANDBY_PROGRAM: this.#program },
+        detached: true, // its own process group: the host's kill takes the whole tree
+      });
+      child.on('error', (err) => this.#log?.error({ provider: 'local', dir, err }, 'the host\'s onstart script could not start'));
+      child.on('exit', (code, sig) => this.#log?.info({ provider: 'local', dir, code, signal: sig }, 'the host\'s onstart script ended'));
+      return child;
+    } finally {
+      closeSync(out);
+    }
   }
 
   /** Ends the host's processes, this provider's and any another provider object left (by pid), and waits for this one's to exit. */
@@ -354,7 +396,7 @@ export class LocalProvider {
     const run = this.#running.get(key);
     this.#running.delete(key);
     if (record) for (const pid of this.#foreignPids(role, text, record)) killTree(pid, 'SIGKILL');
-    if (run) await Promise.all([run.sshd.stop(), run.server.close()]);
+    if (run) await Promise.all([run.sshd.stop(), run.server.close(), endChild(run.onstart)]);
   }
 
   /** The recorded pids that still run this host's sshd or server but are not this provider's children. */
@@ -393,6 +435,8 @@ export class LocalProvider {
       ssh: running && state === 'running' ? { host: '127.0.0.1', port: record.sshPort, user: userInfo().username } : undefined,
       pricePerHour: 0,
       detail,
+      url: `http://127.0.0.1:${record.httpPort}`,
+      workspace: join(this.#dir(role, text), 'workspace'),
     };
   }
 

@@ -90,6 +90,10 @@ export interface ProvisionedHost {
   pricePerHour: number | undefined;
   /** the provider's words for the state, for logs and the report */
   detail: string;
+  /** its code-server as the proxy reaches it, once known (local: the workspace server; vast: a mapped port) */
+  url?: string;
+  /** its workspace folder (default /workspace) */
+  workspace?: string;
 }
 
 export interface GpuProvider {

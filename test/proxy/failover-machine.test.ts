@@ -53,7 +53,7 @@ interface PendingFence {
 class Rig {
   readonly dir: string;
   store: StateStore;
-  readonly agent: AgentRecord = { hostId: GPU, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined };
+  readonly agent: AgentRecord = { hostId: GPU, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined };
   readonly probes: Record<Side, { failures: number; last: ProbeResult | undefined }> = { primary: { failures: 0, last: undefined }, standby: { failures: 0, last: undefined } };
   readonly closed: Side[] = [];
   readonly regrants: string[] = [];
@@ -101,6 +101,7 @@ class Rig {
           return this.syncAnswer();
         },
         regrant: (id) => void this.regrants.push(id),
+        requestFreeze: async () => undefined,
       },
       router: {
         closeAll: (side) => {
@@ -109,7 +110,7 @@ class Rig {
         },
       },
       probes: this.probes,
-      primaryId: GPU,
+      primaryId: () => GPU,
       windowMs: WINDOW_MS,
       fence,
       fenceRetryMs: 10,

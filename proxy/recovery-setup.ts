@@ -1,0 +1,159 @@
+// Builds the recovery (proxy/recovery.ts) from proxy.json's `recovery`
+// section: the GPU provider it names, the first-boot script a new GPU runs,
+// and the SSH requests the proxy makes of a new GPU's receiver with its
+// fencing key (fence at the epoch; authorize the standby agent's key).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { workspaceId } from '../config/recovery.ts';
+import type { ProxyConfig } from '../config/proxy.ts';
+import { StandbyError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { quoteWord } from '../protocol/command-words.ts';
+import type { AgentHub } from './agent-hub.ts';
+import type { Failover } from './failover.ts';
+import { authorizeOnStandby, fenceStandby, type FenceTarget } from './fence.ts';
+import type { HostAdmin } from './host-admin.ts';
+import { LocalProvider, localBaseDir } from './provision/local.ts';
+import type { GpuProvider, GpuRequirements, HostName, ProvisionedHost } from './provision/provider.ts';
+import { VastProvider, vastRequirements } from './provision/vast.ts';
+import { Recovery } from './recovery.ts';
+import type { GpuRecord, RecoveryHost } from './state.ts';
+import type { StateStore } from './state-store.ts';
+
+export interface RecoverySetup {
+  recovery: Recovery;
+  /** the local provider, when it is the one (the demo and tests reach its hosts) */
+  local: LocalProvider | undefined;
+  close(): Promise<void>;
+}
+
+export interface RecoveryContext {
+  config: ProxyConfig & { recovery: NonNullable<ProxyConfig['recovery']> };
+  store: StateStore;
+  hub: AgentHub;
+  hosts: HostAdmin;
+  failover: Failover;
+  /** the URL hosts reach this proxy by (publicUrl, or the listen address) */
+  publicUrl: () => string | undefined;
+  log: Logger;
+}
+
+/**
+ * The local provider's first-boot script: the agent installed under the host's folder through the real
+ * installer, enrolled with the one-time invitation (its key goes onto the standby, its own token comes
+ * back), then started in the foreground (the provider owns it; on a real host systemd would).
+ */
+export function localOnstart(proxyUrl: string, invitation: string): string {
+  return [
+    'set -eu',
+    'root="$STANDBY_HOST_DIR/root"',
+    `STANDBY_TOKEN=${quoteWord(invitation)} "$STANDBY_PROGRAM" install agent --root "$root" --proxy ${quoteWord(proxyUrl)} --workspace "$STANDBY_HOST_DIR/workspace" --no-start`,
+    `exec "$STANDBY_PROGRAM" agent --config "$root/etc/standby/agent.json" --status.port 0 --runDir "$STANDBY_HOST_DIR/agent-run"`,
+    '',
+  ].join('\n');
+}
+
+/** The GPU provider the recovery section names, and what it asks of a new GPU. */
+function gpuProvider(ctx: RecoveryContext, local: LocalProvider | undefined): { gpus: GpuProvider; requirements: GpuRequirements; image: string } {
+  const r = ctx.config.recovery;
+  if (r.gpu.provider === 'vast') {
+    return { gpus: new VastProvider(r.gpu.vast, ctx.log), requirements: vastRequirements(r.gpu.vast), image: r.gpu.vast.image };
+  }
+  return { gpus: local!.gpu, requirements: { minGpuRamGb: 0, maxPricePerHour: 0, regions: [], diskGb: 1 }, image: 'local' };
+}
+
+export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
+  const { config, log } = ctx;
+  const r = config.recovery;
+  const fence = config.standby.ssh;
+  let local: LocalProvider | undefined;
+  if (r.gpu.provider === 'local') {
+    let fenceKey: string;
+    try {
+      fenceKey = readFileSync(`${fence.identityFile}.pub`, 'utf8').trim();
+    } catch (err) {
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the local provider authorizes the proxy's fencing public key on its hosts: ${fence.identityFile}.pub cannot be read (${(err as Error).message}); make it with ssh-keygen -y -f ${fence.identityFile} > ${fence.identityFile}.pub`, { file: `${fence.identityFile}.pub` }, { cause: err });
+    }
+    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey, ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, log });
+  }
+  const { gpus, requirements, image } = gpuProvider(ctx, local);
+  const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
+  const knownHostsOf = (h: ProvisionedHost): string[] => {
+    if (!local) return [];
+    const details = local.details(h.id);
+    if (!details) return [];
+    return readFileSync(details.knownHostsFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  };
+  const configured: GpuRecord = { id: config.primary.id, url: config.primary.url };
+  const recovery = new Recovery({
+    store: ctx.store,
+    settings: r,
+    workspace: workspaceId(r, config.primary.id),
+    gpus,
+    requirements,
+    image,
+    standbyId: config.standby.id,
+    hub: ctx.hub,
+    invite: (hostId, ttlMs) => ctx.hosts.invite(hostId, ttlMs).token,
+    revoke: async (hostId, why) => {
+      if (ctx.hosts.knows(hostId)) await ctx.hosts.revoke(hostId, why);
+    },
+    onstart: ({ invitation }: { hostId: string; invitation: string; name: HostName }) => {
+      const url = ctx.publicUrl();
+      if (url === undefined) throw new StandbyError('STANDBY_ERR_NO_PUBLIC_URL', 'a new GPU installs its agent from this proxy, which needs a URL hosts reach it by: set publicUrl in proxy.json', { field: 'publicUrl' });
+      if (r.gpu.provider === 'local') return localOnstart(url, invitation);
+      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `recovery.gpu.provider ${r.gpu.provider}: its first-boot script is not built yet`, { provider: r.gpu.provider });
+    },
+    reach: async (h, epoch) => {
+      if (!h.ssh) throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `${h.id} has no SSH address yet`, { id: h.id });
+      const knownHosts = knownHostsOf(h);
+      await fenceStandby(target({ ssh: h.ssh, knownHosts }), epoch, { timeoutMs: fence.timeoutMs, waitMs: 0 });
+      return { knownHosts };
+    },
+    authorize: async (host: RecoveryHost, hostId, publicKey) => {
+      await authorizeOnStandby(target(host), hostId, publicKey, { timeoutMs: fence.timeoutMs });
+    },
+    currentGpu: () => ctx.store.state.gpu ?? configured,
+    switchBack: (gpu) => ctx.failover.recoverySwitchBack(gpu, { standbyId: config.standby.id, finalSyncMs: r.finalSyncMs, freezeMaxMs: r.freezeMaxMs, reason: 'recovery' }),
+    retire: async (old) => {
+      if (old.provider !== gpus.name || old.providerId === undefined) return `${old.id} was not made by the ${gpus.name} provider: stop it by hand if it still bills`;
+      await gpus.destroy(old.providerId);
+      return `${old.id} destroyed (${gpus.name} ${old.providerId})`;
+    },
+    log: log.child({ part: 'recovery' }),
+  });
+  return {
+    recovery,
+    local,
+    async close() {
+      await recovery.close();
+      await local?.close();
+    },
+  };
+}
+
+/** A new GPU's receiver as the proxy reaches it. */
+interface ReceiverHost {
+  ssh: { host: string; port: number; user: string };
+  knownHosts: string[];
+}
+
+/** The fencing key's way into a new GPU's receiver, its host key pinned once seen (a known_hosts file under the state folder). */
+function receiverTarget(config: ProxyConfig, host: ReceiverHost): FenceTarget {
+  let knownHostsFile: string | undefined;
+  if (host.knownHosts.length > 0) {
+    const dir = join(config.stateDir, 'recovery-hosts');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    knownHostsFile = join(dir, `${host.ssh.host.replace(/[^A-Za-z0-9._-]/g, '_')}_${host.ssh.port}.known_hosts`);
+    writeFileSync(knownHostsFile, host.knownHosts.join('\n') + '\n', { mode: 0o600 });
+  }
+  return { host: host.ssh.host, port: host.ssh.port, user: host.ssh.user, identityFile: config.standby.ssh.identityFile, ...(knownHostsFile ? { knownHostsFile } : {}) };
+}
+
+/** A switch back's fence also fences the new GPU's receiver: the standby's agent may push there no more. */
+export async function fenceNewGpu(store: StateStore, config: ProxyConfig, epoch: number): Promise<void> {
+  const host = store.state.recovery?.host;
+  if (!host) return;
+  const ssh = config.standby.ssh;
+  await fenceStandby(receiverTarget(config, host), epoch, { timeoutMs: ssh.timeoutMs, waitMs: ssh.waitMs });
+}
