@@ -111,6 +111,19 @@ export function vastSshAddress(row: VastInstanceRow): SshAddress | undefined {
   return port === undefined ? undefined : { host, port, user: 'root' };
 }
 
+/** code-server's port inside a new GPU (the installer's unit listens there); mapped to a public port by Vast */
+export const CODE_SERVER_PORT = 8080;
+
+/** code-server on a running instance, as the proxy reaches it: public_ipaddr and the port Vast mapped for CODE_SERVER_PORT. */
+export function vastCodeServerUrl(row: VastInstanceRow): string | undefined {
+  const ports = row.ports;
+  const mapped = ports && typeof ports === 'object' ? (ports as Record<string, unknown>)[`${CODE_SERVER_PORT}/tcp`] : undefined;
+  if (!Array.isArray(mapped) || mapped.length === 0) return undefined;
+  const port = portOf((mapped[0] as { HostPort?: unknown } | null)?.HostPort);
+  const host = typeof row.public_ipaddr === 'string' ? row.public_ipaddr.trim() : '';
+  return port !== undefined && HOSTNAME.test(host) ? `http://${host}:${port}` : undefined;
+}
+
 /** A price as people read it: cents, or a tenth of a cent where cents would round it onto the cap. */
 function dollars(p: number): string {
   return `$${Math.round(p * 100) / 100 === p ? p.toFixed(2) : p.toFixed(3)}/h`;
@@ -223,7 +236,8 @@ export class VastProvider implements GpuProvider {
     const body = {
       client_id: 'me',
       image: launch.image,
-      env: launch.env ?? {},
+      // docker options travel in env, as vast-cli's parse_env puts them: code-server's port mapped to a public one
+      env: { [`-p ${CODE_SERVER_PORT}:${CODE_SERVER_PORT}`]: '1', ...(launch.env ?? {}) },
       disk: launch.diskGb,
       label,
       onstart: launch.onstart,
@@ -341,6 +355,8 @@ export class VastProvider implements GpuProvider {
       ssh: state === 'running' ? vastSshAddress(row) : undefined,
       pricePerHour: typeof row.dph_total === 'number' ? row.dph_total : undefined,
       detail: `${printable(row.actual_status) || 'provisioning'}${msg ? `: ${msg}` : ''}`,
+      url: state === 'running' ? vastCodeServerUrl(row) : undefined,
+      workspace: '/workspace',
     };
   }
 

@@ -77,6 +77,8 @@ interface Instance {
   status?: string | null;
   intended: string;
   sshPort: number;
+  /** code-server's public port, when the test gave hostPorts */
+  httpPort?: number;
 }
 
 export interface FakeVastApiOptions {
@@ -87,6 +89,8 @@ export interface FakeVastApiOptions {
   bootMs?: number;
   /** for boot "dies": ms from create to `exited` (default 300) */
   dieMs?: number;
+  /** the ports a new instance reports (direct SSH, and code-server's 8080 when the create mapped it): point them at real loopback servers */
+  hostPorts?: () => { ssh: number; http: number };
 }
 
 export interface FakeVastApi {
@@ -152,6 +156,10 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
   const failures: { count: number; status: number; method?: string; path?: RegExp }[] = [];
   let lostCreates = 0;
   let nextId = 9_000_001;
+  const hostPortsFor = (id: number): { sshPort: number; httpPort?: number } => {
+    const p = o.hostPorts?.();
+    return p ? { sshPort: p.ssh, httpPort: p.http } : { sshPort: 40_000 + (id % 10_000) };
+  };
   const held = new Set<ServerResponse>();
 
   const row = (i: Instance): Record<string, unknown> => {
@@ -183,7 +191,7 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
       start_date: Date.now() / 1000,
       // the SSH address appears once the container runs, as on the real one
       public_ipaddr: ssh ? (i.offer?.public_ipaddr ?? '127.0.0.1') : null,
-      ports: ssh && direct ? { '22/tcp': [{ HostIp: '0.0.0.0', HostPort: String(i.sshPort) }] } : {},
+      ports: ssh && direct ? { '22/tcp': [{ HostIp: '0.0.0.0', HostPort: String(i.sshPort) }], ...(i.httpPort !== undefined && '-p 8080:8080' in i.env ? { '8080/tcp': [{ HostIp: '0.0.0.0', HostPort: String(i.httpPort) }] } : {}) } : {},
       ssh_host: ssh ? '127.0.0.1' : null,
       ssh_port: ssh ? i.sshPort + 1000 : null,
     };
@@ -275,7 +283,7 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
         createdAt: performance.now(),
         boot: fake.boot,
         intended: 'running',
-        sshPort: 40_000 + (id % 10_000),
+        ...hostPortsFor(id),
       });
       if (lostCreates > 0) {
         // done on the server; the answer never leaves it (the client times out)

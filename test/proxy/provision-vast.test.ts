@@ -190,7 +190,7 @@ test('create: image, onstart, disk, env, runtype ssh and the label; get follows 
   assert.equal(made!.onstart, launch('ws-1', 3).onstart);
   assert.equal(made!.image_runtype, 'ssh');
   assert.equal(made!.disk_space, 40);
-  assert.deepEqual(made!.extra_env, [['STANDBY_ROLE', 'gpu']]);
+  assert.deepEqual(made!.extra_env, [['-p 8080:8080', '1'], ['STANDBY_ROLE', 'gpu']]);
 
   const running = await waitFor('the instance running', async () => {
     const now = await provider.get(host.id);
