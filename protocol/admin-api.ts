@@ -61,7 +61,7 @@ export interface HostView {
  * (planned: freeze, final pass, an agent notice's corroboration), fence, route; switch-back (the standby frozen
  * to the GPU serving). Recovery's, when it is built: gpu-search, provisioning, ssh-ready, restore.
  */
-export type ReportPhase = 'detection' | 'final-pass' | 'fence' | 'route' | 'gpu-search' | 'provisioning' | 'ssh-ready' | 'restore' | 'switch-back';
+export type ReportPhase = 'detection' | 'final-pass' | 'fence' | 'route' | 'gpu-search' | 'provisioning' | 'ssh-ready' | 'agent-ready' | 'restore' | 'switch-back';
 
 /** Why a failover began, as the report groups them (unknown: an old log's reason the report cannot read). */
 export type ReportCauseKind = 'silence' | 'connection-lost' | 'preemption' | 'manual' | 'drill' | 'unknown';
@@ -114,6 +114,13 @@ export interface FailoverView {
   rpo: { rpoMs: number | null; unsyncedChanges: number | null; watermark: number; heartbeatAgeMs: number | null } | null;
   /** a proxy restart came between its new epoch and its end (its whole time is unknown) */
   resumed: boolean;
+  /**
+   * The recovery after it (a new GPU, restored, switched back to), or null when none ran: its outcome, the
+   * tries it took, the new GPU, why its last try failed (e.g. no offer under the price cap)
+   */
+  recovery: { outcome: 'done' | 'gave-up' | 'in-progress'; attempts: number; newGpu: string | null; provisioned: boolean; restored: boolean; error: string | null } | null;
+  /** from the last heartbeat (or the start) to the new GPU serving; null: unknown or not yet */
+  toNewGpuMs: number | null;
 }
 
 /** The standby's monthly cost estimate (proxy/provision/gcp-cost.ts), or why there is none. */

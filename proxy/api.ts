@@ -349,7 +349,12 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
     case 'failover/report':
       if (!allow('GET')) return;
       try {
-        json(res, 200, failoverReport(await context.store.history(), { now: new Date(), days: reportDays(new URL(req.url ?? '/', 'http://proxy').searchParams.get('days')) }));
+        json(res, 200, failoverReport(await context.store.history(), {
+          now: new Date(),
+          days: reportDays(new URL(req.url ?? '/', 'http://proxy').searchParams.get('days')),
+          recoveryConfigured: context.config.recovery !== undefined,
+          ...(context.config.recovery?.standby.provider === 'gcp' ? { gcpStandby: context.config.recovery.standby.gcp } : {}),
+        }));
       } catch (err) {
         failure(context, res, err);
       }

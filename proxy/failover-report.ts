@@ -4,8 +4,9 @@
 // on the proxy's monotonic clock where they happened (failover.ts); the
 // events' wall-clock `at` only says which failovers fall in the window. A
 // figure an older log did not record is counted as unknown, never as zero.
-// Recovery's phases (GPU search, provisioning, SSH ready, restore) slot into
-// PHASES once recovery logs them; until then its counts are 0 of 0, said so.
+// Recovery's steps (proxy/recovery.ts: GPU search, provisioning, SSH ready,
+// agent ready, restore) are phases of the failover they recover from; without
+// a recovery section its counts are 0 of 0, said so.
 import type { GcpStandbyConfig } from '../config/gcp-standby.ts';
 import { StandbyError } from '../core/errors.ts';
 import type { FailoverReport, FailoverView, ReportCauseKind, ReportPhase, StandbyCostView, TimeStat } from '../protocol/admin-api.ts';
@@ -14,11 +15,16 @@ import type { ProxyEvent } from './state.ts';
 
 /** The phases this proxy logs today, in order (ReportPhase lists recovery's too). */
 const PHASES: readonly ReportPhase[] = ['detection', 'final-pass', 'fence', 'route', 'switch-back'];
+/** ...and with a recovery section, recovery's too */
+const RECOVERY_RUN_PHASES: readonly ReportPhase[] = ['detection', 'final-pass', 'fence', 'route', 'gpu-search', 'provisioning', 'ssh-ready', 'agent-ready', 'restore', 'switch-back'];
+
+/** The recovery steps that are report phases, with the phase each one times. */
+const RECOVERY_PHASES: Partial<Record<string, ReportPhase>> = { search: 'gpu-search', created: 'provisioning', 'ssh-ready': 'ssh-ready', 'agent-ready': 'agent-ready', restored: 'restore' };
 
 export const REPORT_DEFAULT_DAYS = 30;
 export const REPORT_MAX_DAYS = 3650;
 
-const RECOVERY_NOTE = 'recovery not configured: the proxy provisions no GPU and restores none yet (proxy.json has no recovery section)';
+const RECOVERY_NOTE = 'recovery not configured: the proxy provisions no GPU and restores none (proxy.json has no recovery section)';
 
 export interface ReportOptions {
   /** the end of the window */
@@ -26,6 +32,8 @@ export interface ReportOptions {
   days: number;
   /** the gcp standby's settings, when the proxy provisions its standby there: the monthly cost estimate */
   gcpStandby?: GcpStandbyConfig;
+  /** proxy.json has a recovery section */
+  recoveryConfigured?: boolean;
 }
 
 /** `?days=` of the report's request: a whole number of days, 1 to 3650 (default 30). */
@@ -151,6 +159,8 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
             heartbeatAgeMs: e.heartbeatAgeMs ?? null,
           },
           resumed: false,
+          recovery: null,
+          toNewGpuMs: null,
         };
         v.drill = v.cause.kind === 'drill';
         if (e.planned) phase(v, 'final-pass', e.leadMs);
@@ -194,6 +204,26 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
         // a restart mid-switch: the monotonic clock it was timed on is gone
         if (open) open.resumed = true;
         break;
+      case 'recovery': {
+        // the failover it recovers from: the last one that reached the standby at that epoch
+        const v = lastSucceeded?.epoch === e.epoch ? lastSucceeded : undefined;
+        if (!v) break;
+        const r = (v.recovery ??= { outcome: 'in-progress', attempts: 0, newGpu: null, provisioned: false, restored: false, error: null });
+        r.attempts = Math.max(r.attempts, e.attempt);
+        const name = RECOVERY_PHASES[e.step];
+        // a resumed step is logged again: its first time counts
+        if (name && !(e.step === 'search' && e.error) && !v.phases.some((p) => p.name === name && p.ms !== null)) phase(v, name, e.ms);
+        if (e.step === 'created') r.provisioned = true;
+        if (e.step === 'created' && e.host) r.newGpu = e.host.id;
+        if (e.step === 'restored') r.restored = true;
+        if (e.step === 'failed' || e.step === 'gave-up') r.error = e.error ?? r.error;
+        if (e.step === 'gave-up') r.outcome = 'gave-up';
+        if (e.step === 'done') {
+          r.outcome = 'done';
+          v.toNewGpuMs = v.toStandbyMs !== null && e.elapsedMs !== undefined ? round(v.toStandbyMs + e.elapsedMs) : null;
+        }
+        break;
+      }
       case 'phase':
       case 'gpu-seen':
       case 'notice':
@@ -213,7 +243,9 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
     c.count++;
     causes.set(label, c);
   }
-  const phases = PHASES.map((name) => {
+  const recovering = inWindow.filter((f) => f.recovery !== null);
+  const recovered = recovering.filter((f) => f.recovery?.outcome === 'done');
+  const phases = (o.recoveryConfigured ? RECOVERY_RUN_PHASES : PHASES).map((name) => {
     const values = name === 'switch-back' ? backs.filter((b) => b.outcome === 'done').map((b) => b.ms) : inWindow.flatMap((f) => f.phases.filter((p) => p.name === name).map((p) => p.ms));
     return { name, ...timeStat(values) };
   });
@@ -229,10 +261,15 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
     },
     mttr: {
       toStandby: timeStat(inWindow.filter((f) => f.outcome === 'succeeded').map((f) => f.toStandbyMs)),
-      toNewGpu: { ...timeStat([]), note: RECOVERY_NOTE },
+      toNewGpu: { ...timeStat(recovered.map((f) => f.toNewGpuMs)), note: o.recoveryConfigured ? null : RECOVERY_NOTE },
     },
     phases,
-    recovery: { configured: false, note: RECOVERY_NOTE, gpusProvisioned: { done: 0, of: 0 }, dataRestored: { done: 0, of: 0 } },
+    recovery: {
+      configured: o.recoveryConfigured === true,
+      note: o.recoveryConfigured ? null : RECOVERY_NOTE,
+      gpusProvisioned: { done: recovering.filter((f) => f.recovery?.provisioned).length, of: recovering.length },
+      dataRestored: { done: recovering.filter((f) => f.recovery?.restored).length, of: recovering.length },
+    },
     causes: [...causes.values()].sort((a, b) => b.count - a.count || a.label.localeCompare(b.label)),
     rpo: timeStat(inWindow.map((f) => f.rpo?.rpoMs ?? null)),
     switchBacks: { total: backs.length, done: backs.filter((b) => b.outcome === 'done').length, aborted: backs.filter((b) => b.outcome === 'aborted').length },

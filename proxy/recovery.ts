@@ -85,6 +85,8 @@ export class Recovery {
   #deps: RecoveryDeps;
   #abort = new AbortController();
   #running: Promise<void> | undefined;
+  /** performance.now() when this process began the recovery it runs; undefined when it resumed one */
+  #began: number | undefined;
 
   constructor(deps: RecoveryDeps) {
     this.#deps = deps;
@@ -101,6 +103,7 @@ export class Recovery {
     if (s.active !== 'standby' || (s.phase !== 'failed_over' && s.phase !== 'recovering')) return { accepted: false, why: `the standby does not serve (phase ${s.phase}): nothing to recover from` };
     const resume = s.recovery && s.recovery.epoch === s.epoch && !TERMINAL.has(s.recovery.step) ? s.recovery : undefined;
     this.#deps.log.warn({ epoch: s.epoch, resume: resume?.step ?? null, why }, resume ? 'resuming the recovery a previous run left' : 'recovery: bringing a new GPU up');
+    this.#began = resume ? undefined : performance.now();
     const run = this.#run(s.epoch, resume).catch((err: unknown) => {
       if (err instanceof Closing) this.#deps.log.info('recovery stopped: the proxy closes (a restarted proxy resumes it)');
       else this.#deps.log.error({ err }, 'recovery failed unexpectedly');
@@ -136,7 +139,7 @@ export class Recovery {
   }
 
   #event(e: Omit<Extract<NewEvent, { type: 'recovery' }>, 'type' | 'reason'>, reason: string): void {
-    this.#deps.store.append({ type: 'recovery', ...e, reason });
+    this.#deps.store.append({ type: 'recovery', ...e, ...(this.#began === undefined ? {} : { elapsedMs: msSince(this.#began) }), reason });
     this.#deps.log.info({ step: e.step, epoch: e.epoch, attempt: e.attempt, ...(e.ms !== undefined ? { ms: e.ms } : {}), ...(e.error ? { error: e.error } : {}) }, `recovery: ${reason}`);
   }
 

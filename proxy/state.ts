@@ -181,6 +181,8 @@ export type ProxyEvent = EventBase & (
       provider: string;
       name: string;
       ms?: number;
+      /** ms since the recovery began in this process, on the monotonic clock (absent: resumed by a restarted proxy) */
+      elapsedMs?: number;
       host?: RecoveryHost;
       offer?: { id: string; pricePerHour: number; gpuName: string; location: string };
       error?: string;
