@@ -206,6 +206,41 @@ const cases: Case[] = [
   },
 ];
 
+/** A recovery as proxy/recovery.ts logs it after failover `epoch`: one try that failed on the price cap, a second that switched back. */
+function recovered(epoch: number, daysAgo: number): [number, NewEvent][] {
+  const base = { epoch, provider: 'vast', name: `standby-ws-e${epoch}` };
+  const host = { id: `standby-ws-e${epoch}-a2`, url: 'http://10.0.0.9:8080', provider: 'vast', providerId: '9000001', ssh: { host: '10.0.0.9', port: 40022, user: 'root' }, workspace: '/workspace', knownHosts: [], pricePerHour: 0.42 };
+  return [
+    [daysAgo, { type: 'recovery', step: 'started', attempt: 1, ...base, elapsedMs: 1, reason: 'try 1' }],
+    [daysAgo, { type: 'recovery', step: 'search', attempt: 1, ...base, ms: 900, elapsedMs: 901, error: 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)', reason: 'no GPU' }],
+    [daysAgo, { type: 'recovery', step: 'failed', attempt: 1, ...base, elapsedMs: 902, error: 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)', reason: 'failed' }],
+    [daysAgo, { type: 'recovery', step: 'started', attempt: 2, ...base, elapsedMs: 30_902, reason: 'try 2' }],
+    [daysAgo, { type: 'recovery', step: 'search', attempt: 2, ...base, ms: 400, elapsedMs: 31_302, offer: { id: '77', pricePerHour: 0.42, gpuName: 'RTX 4090', location: 'Bangkok, TH' }, reason: 'offer' }],
+    [daysAgo, { type: 'recovery', step: 'intent', attempt: 2, ...base, elapsedMs: 31_303, reason: 'creating' }],
+    [daysAgo, { type: 'recovery', step: 'created', attempt: 2, ...base, ms: 150_000, elapsedMs: 181_303, host, reason: 'runs' }],
+    [daysAgo, { type: 'recovery', step: 'ssh-ready', attempt: 2, ...base, ms: 20_000, elapsedMs: 201_303, host, reason: 'ssh' }],
+    [daysAgo, { type: 'recovery', step: 'agent-ready', attempt: 2, ...base, ms: 60_000, elapsedMs: 261_303, host, reason: 'agent' }],
+    [daysAgo, { type: 'recovery', step: 'restore', attempt: 2, ...base, elapsedMs: 261_304, host, reason: 'restore' }],
+    [daysAgo, { type: 'recovery', step: 'restored', attempt: 2, ...base, ms: 300_000, elapsedMs: 561_304, host, reason: 'restored' }],
+    [daysAgo, { type: 'switch-back', epoch: epoch + 1, gpu: { id: host.id, url: host.url, provider: 'vast', providerId: '9000001' }, reason: 'switch back' }],
+    [daysAgo, { type: 'fenced', epoch: epoch + 1, waitedMs: 1, killed: 0, ms: 80, reason: 'fenced' }],
+    [daysAgo, { type: 'routed', side: 'primary', epoch: epoch + 1, ms: 0.3, totalMs: 2_500, reason: 'closed 1' }],
+    [daysAgo, { type: 'recovery', step: 'done', attempt: 2, ...base, elapsedMs: 563_900, host, reason: 'done' }],
+  ];
+}
+
+test('report: a recovery after a failover: its phases, tries, the price-cap failure, GPUs provisioned and data restored, MTTR to the new GPU', () => {
+  const r = failoverReport(log([2, { type: 'started', reason: 'start' }], ...unplanned(2, 1, { total: 1700 }), ...recovered(2, 1), ...unplanned(4, 0.5)), { now: NOW, days: 30, recoveryConfigured: true });
+  const [first, second] = r.list;
+  assert.deepEqual(first!.recovery, { outcome: 'done', attempts: 2, newGpu: 'standby-ws-e2-a2', provisioned: true, restored: true, error: 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)' });
+  assert.deepEqual(first!.phases.map((p) => [p.name, p.ms]), [['detection', 1500], ['fence', 120], ['route', 0.25], ['gpu-search', 400], ['provisioning', 150_000], ['ssh-ready', 20_000], ['agent-ready', 60_000], ['restore', 300_000], ['switch-back', 2_500]]);
+  assert.equal(first!.toNewGpuMs, 1700 + 563_900);
+  assert.equal(second!.recovery, null, 'no recovery ran after the second failover (yet)');
+  assert.deepEqual(r.recovery, { configured: true, note: null, gpusProvisioned: { done: 1, of: 1 }, dataRestored: { done: 1, of: 1 } });
+  assert.equal(r.mttr.toNewGpu.meanMs, 565_600);
+  assert.equal(r.phases.find((p) => p.name === 'provisioning')?.meanMs, 150_000);
+});
+
 for (const c of cases) {
   test(`report: ${c.name}`, () => {
     const r = failoverReport(c.events, { now: NOW, days: c.days ?? 30 });
