@@ -61,6 +61,15 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
+/** A failover's recovery in one cell: its outcome, tries, new GPU, and why its last try failed. */
+function recoveryCell(v: FailoverView): string {
+  const r = v.recovery;
+  if (r === null) return '-';
+  const tries = `${r.attempts} ${r.attempts === 1 ? 'try' : 'tries'}`;
+  if (r.outcome === 'done') return `done (${tries}, ${r.newGpu ?? '?'})`;
+  return `${r.outcome} (${tries}${r.error ? `: ${r.error}` : ''})`;
+}
+
 export function humanReport(r: FailoverReport): string {
   const f = r.failovers;
   const rate = f.successRate === null ? 'no success rate (none ended)' : `success rate ${(f.successRate * 100).toFixed(1)} %`;
@@ -87,7 +96,7 @@ export function humanReport(r: FailoverReport): string {
     lines.push(
       '',
       ...table([
-        ['epoch', 'began (UTC)', 'cause', 'outcome', 'detection', 'final pass', 'fence', 'route', 'to standby', 'RPO'],
+        ['epoch', 'began (UTC)', 'cause', 'outcome', 'detection', 'final pass', 'fence', 'route', 'to standby', 'RPO', 'recovery', 'to new GPU'],
         ...r.list.map((v) => [
           String(v.epoch),
           v.at.slice(0, 19).replace('T', ' '),
@@ -99,6 +108,8 @@ export function humanReport(r: FailoverReport): string {
           phase(v, 'route'),
           v.outcome !== 'succeeded' ? '-' : v.toStandbyMs === null ? '?' : duration(v.toStandbyMs),
           rpo(v),
+          recoveryCell(v),
+          v.toNewGpuMs === null ? '-' : duration(v.toNewGpuMs),
         ]),
       ]),
       '',
