@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { agentCommand } from './cli/agent.ts';
 import { demoCommand } from './cli/demo.ts';
 import { failoverCommand } from './cli/failover.ts';
+import { drillCommand } from './cli/drill.ts';
 import { switchBackCommand } from './cli/switch-back.ts';
 import { hostsCommand } from './cli/hosts.ts';
 import { installCommand, uninstallCommand } from './cli/install.ts';
@@ -23,6 +24,7 @@ await yargs(hideBin(process.argv))
   .command(agentCommand)
   .command(proxyCommand)
   .command(failoverCommand)
+  .command(drillCommand)
   .command(switchBackCommand)
   .command(statusCommand)
   .command(reportCommand)

@@ -41,7 +41,7 @@ export const failoverCommand: CommandModule<object, Args> = {
       let last: { phase?: string; active?: string; lastFenceError?: string | null } = {};
       while (performance.now() < deadline) {
         last = (await callProxy(endpoint, 'status')).body as typeof last;
-        if (last.active === 'standby' && last.phase === 'failed_over') {
+        if (last.active === 'standby' && (last.phase === 'failed_over' || last.phase === 'recovering')) {
           if (argv.json) process.stdout.write(JSON.stringify(last, null, 2) + '\n');
           else process.stdout.write(`the standby serves (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
           return 0;

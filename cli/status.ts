@@ -2,6 +2,7 @@
 // agent knows about its sync.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { summarizeSync, type SyncStatus } from '../protocol/agent-status.ts';
+import type { RecoveryStatus } from '../protocol/admin-api.ts';
 import { StandbyError } from '../core/errors.ts';
 import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
 import { callProxy, proxyEndpoint, proxyOptions, type ProxyArgs } from './support/proxy-endpoint.ts';
@@ -53,6 +54,18 @@ interface ProxyView {
   rpoAtFailover: { watermark: number; unacknowledgedChanges: number | null } | null;
   backends: { side: string; id: string; url: string; probe: { ok: boolean; ageMs: number; error: string | null } | null }[];
   agents: { hostId: string; connected: boolean; heartbeatAgeMs: number; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null } | null }[];
+  recovery?: RecoveryStatus;
+}
+
+/** The recovery in one line (with the restore's progress while it runs). */
+function recoveryLine(r: RecoveryStatus | undefined): string {
+  if (!r) return 'unknown (an older proxy)';
+  if (!r.configured) return `not configured: ${r.why}`;
+  if (r.step === null) return `configured (${r.provider}${r.autoRecovery ? ', automatic' : ', started by hand: POST /_standby/api/v1/recovery'}); none ran`;
+  const gpu = r.newGpu ? `, new GPU ${r.newGpu.id} (${r.newGpu.ssh})` : '';
+  const p = r.restore;
+  const restore = p ? `; restore ${p.files}${p.totalFiles !== null ? `/${p.totalFiles}` : ''} files, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s, ${p.pending} pending${p.ready ? ', level' : ''}` : '';
+  return `${r.running ? 'running' : 'stopped'}: epoch ${r.epoch}, try ${r.attempt}, step ${r.step}${gpu}${restore}${r.error ? `; last error: ${r.error}` : ''}`;
 }
 
 async function proxyStatus(argv: ProxyArgs & { json?: boolean }): Promise<number> {
@@ -71,6 +84,7 @@ async function proxyStatus(argv: ProxyArgs & { json?: boolean }): Promise<number
   }
   if (s.rpoAtFailover) lines.push(`at failover watermark ${s.rpoAtFailover.watermark}, ${s.rpoAtFailover.unacknowledgedChanges ?? '?'} changes not acknowledged (RPO)`);
   if (s.lastFenceError) lines.push(`FENCE       ${s.lastFenceError}`);
+  lines.push(`recovery    ${recoveryLine(s.recovery)}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }

@@ -157,3 +157,28 @@ export interface FailoverReport {
   /** oldest first */
   list: FailoverView[];
 }
+
+/**
+ * GET /_standby/api/v1/recovery (and status's `recovery`): the recovery under way, or the last one
+ * (proxy/recovery.ts); `configured: false` when proxy.json has no recovery section.
+ */
+export type RecoveryStatus =
+  | { configured: false; why: string }
+  | {
+      configured: true;
+      autoRecovery: boolean;
+      /** the GPU provider */
+      provider: string;
+      /** a try runs in this proxy now */
+      running: boolean;
+      /** the failover epoch it recovers from, its try and its last step (null: none ran since the log began) */
+      epoch: number | null;
+      attempt: number | null;
+      step: string | null;
+      /** the new GPU, once created */
+      newGpu: { id: string; url: string; providerId: string; ssh: string; pricePerHour: number | null } | null;
+      /** why the last try failed */
+      error: string | null;
+      /** the restore's progress from the standby agent's heartbeats, while it restores */
+      restore: { files: number; bytes: number; totalFiles: number | null; rateBps: number; elapsedMs: number; pending: number; ready: boolean } | null;
+    };

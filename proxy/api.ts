@@ -346,6 +346,25 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       json(res, 202, { accepted: true, phase: context.store.state.phase, message: 'failing over: freeze, final sync, fence, route; follow GET /_standby/api/v1/status' });
       return;
     }
+    case 'drill':
+    case 'failover/simulate': {
+      // a rehearsal on the real thing: a planned failover (cause drill), then the recovery to a new GPU and the switch back
+      if (!allow('POST')) return;
+      if (!context.recovery) return sendProblem(res, 'STANDBY_ERR_CONFLICT', 'no drill: proxy.json has no recovery section, so nothing would bring a GPU back after the failover (docs/configuration.md, recovery)');
+      if (context.store.state.phase !== 'normal') return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no drill: the GPU must serve in phase normal (now ${context.store.state.phase})`);
+      const started = context.failover.manual('drill (API)', 'drill');
+      if (!started.accepted) return sendProblem(res, 'STANDBY_ERR_CONFLICT', `no drill: ${started.why}`);
+      if (!context.config.recovery?.autoRecovery) {
+        // without automatic recovery the drill starts its own, once the standby serves
+        const stop = context.failover.onTransition((t) => {
+          if (t.event?.type !== 'routed' && t.event?.type !== 'aborted') return;
+          stop();
+          if (t.event.type === 'routed' && t.event.side === 'standby') context.recovery?.begin('drill');
+        });
+      }
+      json(res, 202, { accepted: true, epoch: context.store.state.epoch, message: 'drill: failing over to the standby, then a new GPU, the restore and the switch back; follow GET /_standby/api/v1/recovery, then the report' });
+      return;
+    }
     case 'failover/report':
       if (!allow('GET')) return;
       try {

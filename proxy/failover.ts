@@ -249,7 +249,7 @@ export class Failover {
   }
 
   /** A failover someone asked for (API, CLI): planned, so the agent gets a final pass first. Works while waiting for the GPU too. */
-  manual(reason: string): { accepted: boolean; why: string } {
+  manual(reason: string, kind: 'manual' | 'drill' = 'manual'): { accepted: boolean; why: string } {
     if (this.state.active !== 'primary') return { accepted: false, why: 'the standby already serves' };
     if (this.state.phase === 'switching_back') return { accepted: false, why: 'a switch back to the GPU is under way' };
     if (this.corroborating) {
@@ -258,7 +258,7 @@ export class Failover {
       return { accepted: true, why: reason };
     }
     if (this.#busy || this.state.phase === 'failing_over') return { accepted: false, why: 'a failover is already under way' };
-    this.#run(this.#failover({ kind: 'manual' }, reason));
+    this.#run(this.#failover({ kind }, reason));
     return { accepted: true, why: reason };
   }
 

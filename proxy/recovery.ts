@@ -19,6 +19,7 @@
 import type { RecoveryConfig } from '../config/recovery.ts';
 import { StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import type { RecoveryStatus } from '../protocol/admin-api.ts';
 import type { AgentHub } from './agent-hub.ts';
 import type { Answer } from './failover.ts';
 import { hostNameText, type GpuOffer, type GpuProvider, type GpuRequirements, type HostName, type ProvisionedHost } from './provision/provider.ts';
@@ -58,17 +59,6 @@ export interface RecoveryDeps {
   pollMs?: number;
 }
 
-/** What status and the API tell of the recovery (GET /_standby/api/v1/recovery). */
-export interface RecoveryView {
-  configured: true;
-  autoRecovery: boolean;
-  provider: string;
-  /** running: a try is under way in this process */
-  running: boolean;
-  state: RecoveryState | null;
-  /** the restore's progress, from the standby agent's heartbeats, while it restores */
-  restore: { files: number; bytes: number; totalFiles: number | null; rateBps: number; elapsedMs: number; pending: number; ready: boolean } | null;
-}
 
 /** A try stops: the proxy closes (not a failure of the try). */
 class Closing extends Error {
@@ -115,7 +105,7 @@ export class Recovery {
   }
 
   /** Where the recovery is: for status, the API and `standby status`. */
-  view(): RecoveryView {
+  view(): RecoveryStatus {
     const s = this.#deps.store.state;
     const r = s.recovery;
     const standby = this.#deps.hub.agents.get(this.#deps.standbyId)?.last?.sync;
@@ -125,7 +115,11 @@ export class Recovery {
       autoRecovery: this.#deps.settings.autoRecovery,
       provider: this.#deps.gpus.name,
       running: this.running,
-      state: r,
+      epoch: r?.epoch ?? null,
+      attempt: r?.attempt ?? null,
+      step: r?.step ?? null,
+      newGpu: r?.host ? { id: r.host.id, url: r.host.url, providerId: r.host.providerId, ssh: `${r.host.ssh.user}@${r.host.ssh.host}:${r.host.ssh.port}`, pricePerHour: r.host.pricePerHour } : null,
+      error: r?.error ?? null,
       restore: restoring && standby
         ? { files: standby.progress?.files ?? 0, bytes: standby.progress?.bytes ?? 0, totalFiles: standby.progress?.totalFiles ?? null, rateBps: standby.progress?.rateBps ?? 0, elapsedMs: standby.progress?.elapsedMs ?? 0, pending: standby.pending, ready: standby.ready }
         : null,

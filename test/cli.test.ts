@@ -70,7 +70,6 @@ describe('standby --help and the command list', { concurrency: 2 }, () => {
 
 describe('commands not built yet say so and exit 2', { concurrency: 2 }, () => {
   const cases: { name: string; args: string[] }[] = [
-    { name: 'drill', args: ['drill'] },
     { name: 'snapshots', args: ['snapshots'] },
     { name: 'restore', args: ['restore'] },
   ];

@@ -3,7 +3,6 @@
 import type { CommandModule } from 'yargs';
 
 const PLANNED: ReadonlyArray<[command: string, describe: string, issue: number | undefined]> = [
-  ['drill', 'a full failover-and-back rehearsal, measured', 12],
   ['snapshots', 'list restic snapshots of the standby copy', undefined],
   ['restore', 'restore a snapshot beside the workspace', undefined],
 ];
