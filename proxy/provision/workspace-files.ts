@@ -15,7 +15,11 @@
 // through a symbolic link (each component is lstat'ed; the parent's realpath
 // is checked to be inside the root's). Refusals and failures are 4xx/5xx JSON
 // ({ok: false, error}), never a crash.
-import { createHash } from 'node:crypto';
+//
+// It changes the workspace for whoever reaches it: through the proxy, the
+// internet. Given a token (FILES_TOKEN_ENV), a request without it in its
+// x-standby-files-token header is refused (401) before anything else.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, realpath, rename, rm, unlink } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -25,6 +29,16 @@ import { basename, dirname, join, sep } from 'node:path';
 export const MAX_PATH_BYTES = 1024;
 const NAME_MAX_BYTES = 255;
 const PREFIX = '/files/';
+/** the environment variable the server process takes the file API's token from */
+export const FILES_TOKEN_ENV = 'STANDBY_WORKSPACE_FILES_TOKEN';
+export const FILES_TOKEN_HEADER = 'x-standby-files-token';
+
+function tokenMatches(given: string | string[] | undefined, token: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
 
 /** A refusal or failure with its HTTP status. */
 class FileApiError extends Error {
@@ -41,7 +55,7 @@ let tmpCounter = 0;
  * Serves a /files/... request and returns true; returns false for any other
  * URL (the caller serves it). Without a root every /files/... is 404.
  */
-export function serveFile(req: IncomingMessage, res: ServerResponse, body: Buffer, name: string, root: string | undefined): boolean {
+export function serveFile(req: IncomingMessage, res: ServerResponse, body: Buffer, name: string, root: string | undefined, token?: string): boolean {
   const url = req.url ?? '';
   const q = url.indexOf('?');
   const pathPart = q < 0 ? url : url.slice(0, q);
@@ -54,6 +68,10 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, body: Buffe
   };
   if (root === undefined) {
     answer(404, { ok: false, error: 'this workspace server has no workspace folder: no file API' });
+    return true;
+  }
+  if (token !== undefined && !tokenMatches(req.headers[FILES_TOKEN_HEADER], token)) {
+    answer(401, { ok: false, error: `the file API wants its token in the ${FILES_TOKEN_HEADER} header` });
     return true;
   }
   handle(req.method ?? '', pathPart.slice(PREFIX.length), query, body, root)

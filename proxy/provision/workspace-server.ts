@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { freePort } from '../../core/free-port.ts';
 import { StandbyError } from '../../core/errors.ts';
-import { serveFile } from './workspace-files.ts';
+import { FILES_TOKEN_ENV, serveFile } from './workspace-files.ts';
 
 export interface WorkspaceServer {
   name: string;
@@ -39,6 +39,8 @@ export interface WorkspaceServerOptions {
   startTimeoutMs?: number;
   /** the workspace folder the file API (/files/...) works in; without it /files/... answers 404 */
   root?: string;
+  /** when given, the file API answers 401 to a request without this token in its `x-standby-files-token` header (passed in the environment, not on the command line) */
+  filesToken?: string;
 }
 
 /** A request body larger than this is refused (413): the proxy forwards the internet's requests here. */
@@ -50,7 +52,8 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
   const port = o.port ?? (await freePort(o.wrap ? '127.0.0.1' : host));
   const args = [import.meta.filename, host, String(port), o.name, ...(o.root !== undefined ? [o.root] : [])];
   const [cmd, ...rest] = [...(o.wrap ?? []), process.execPath, ...args];
-  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = o.filesToken !== undefined ? { ...process.env, [FILES_TOKEN_ENV]: o.filesToken } : process.env;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.once('error', (e) => (err += `${e.message}\n`));
@@ -91,7 +94,7 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
 }
 
 /** Serves until the process ends. */
-function serve(host: string, port: number, name: string, root: string | undefined): void {
+function serve(host: string, port: number, name: string, root: string | undefined, filesToken: string | undefined): void {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -106,7 +109,7 @@ function serve(host: string, port: number, name: string, root: string | undefine
       chunks.push(c);
     });
     req.on('end', () => {
-      if (serveFile(req, res, Buffer.concat(chunks), name, root)) return;
+      if (serveFile(req, res, Buffer.concat(chunks), name, root, filesToken)) return;
       if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status: 'alive', name }));
@@ -131,5 +134,6 @@ function serve(host: string, port: number, name: string, root: string | undefine
 
 if (import.meta.filename === process.argv[1]) {
   const [host = '127.0.0.1', port = '', name = 'workspace', root] = process.argv.slice(2);
-  serve(host, Number(port), name, root);
+  const token = process.env[FILES_TOKEN_ENV];
+  serve(host, Number(port), name, root, token === undefined || token === '' ? undefined : token);
 }

@@ -164,6 +164,27 @@ describe('the workspace server file API', () => {
     assert.equal((await raw(server.url, 'PUT', '/files/still-works.txt', 'ok')).status, 200);
   });
 
+  test('with a token, a request without it (or with another) is refused with 401 and writes nothing', async () => {
+    const locked = await startWorkspaceServer({ name: 'locked', root, filesToken: 's3cret-token' });
+    try {
+      const put = (headers: Record<string, string>) =>
+        fetch(`${locked.url}/files/locked/a.txt`, { method: 'PUT', body: 'x', headers, signal: AbortSignal.timeout(5_000) });
+      for (const headers of [{}, { 'x-standby-files-token': 'wrong' }, { 'x-standby-files-token': 's3cret-tokenX' }, { authorization: 'Bearer s3cret-token' }] as Record<string, string>[]) {
+        const r = await put(headers);
+        assert.equal(r.status, 401, JSON.stringify(headers));
+        assert.equal(((await r.json()) as { ok: boolean }).ok, false);
+      }
+      assert.equal(existsSync(join(root, 'locked')), false);
+      const ok = await put({ 'x-standby-files-token': 's3cret-token' });
+      assert.equal(ok.status, 200);
+      assert.equal(readFileSync(join(root, 'locked/a.txt'), 'utf8'), 'x');
+      // the token is not on its command line
+      assert.doesNotMatch(readFileSync(`/proc/${locked.pid}/cmdline`, 'utf8'), /s3cret/);
+    } finally {
+      await locked.close();
+    }
+  });
+
   test('without a workspace folder the file API answers 404 and writes nothing', async () => {
     const r = await raw(bare.url, 'PUT', '/files/a.txt', 'x');
     assert.equal(r.status, 404);
