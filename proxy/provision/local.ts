@@ -355,7 +355,7 @@ export class LocalProvider {
     let server: WorkspaceServer;
     try {
       const httpPort = (await portFree(record.httpPort)) ? record.httpPort : await freePort();
-      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs });
+      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace') });
     } catch (err) {
       await sshd.stop();
       throw err;

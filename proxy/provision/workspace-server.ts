@@ -2,9 +2,11 @@
 // GPU or standby would run code-server (the demo's, and the tests' stand-in
 // wherever they need many of them, fast). /healthz like code-server's (what
 // the proxy probes), /whoami, an echo of the request (method, url, headers,
-// body), and a WebSocket echo. It runs as its own process, so it can be
-// SIGKILLed or SIGSTOPped like a real one:
-//   node proxy/provision/workspace-server.ts <host> <port> <name>
+// body), and a WebSocket echo. Given a workspace folder, a small file API
+// too (workspace-files.ts: the demo's writer edits the workspace through the
+// proxy with it, as a developer would through code-server). It runs as its own
+// process, so it can be SIGKILLed or SIGSTOPped like a real one:
+//   node proxy/provision/workspace-server.ts <host> <port> <name> [<workspace folder>]
 // and from code through startWorkspaceServer().
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -12,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { freePort } from '../../core/free-port.ts';
 import { StandbyError } from '../../core/errors.ts';
+import { FILES_TOKEN_ENV, serveFile } from './workspace-files.ts';
 
 export interface WorkspaceServer {
   name: string;
@@ -34,6 +37,10 @@ export interface WorkspaceServerOptions {
   wrap?: string[];
   /** how long it may take to listen, ms (default 10000) */
   startTimeoutMs?: number;
+  /** the workspace folder the file API (/files/...) works in; without it /files/... answers 404 */
+  root?: string;
+  /** when given, the file API answers 401 to a request without this token in its `x-standby-files-token` header (passed in the environment, not on the command line) */
+  filesToken?: string;
 }
 
 /** A request body larger than this is refused (413): the proxy forwards the internet's requests here. */
@@ -43,9 +50,10 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
   const host = o.host ?? '127.0.0.1';
   // a namespace has its own ports, all free: pick one free on loopback here
   const port = o.port ?? (await freePort(o.wrap ? '127.0.0.1' : host));
-  const args = [import.meta.filename, host, String(port), o.name];
+  const args = [import.meta.filename, host, String(port), o.name, ...(o.root !== undefined ? [o.root] : [])];
   const [cmd, ...rest] = [...(o.wrap ?? []), process.execPath, ...args];
-  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = o.filesToken !== undefined ? { ...process.env, [FILES_TOKEN_ENV]: o.filesToken } : process.env;
+  const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.once('error', (e) => (err += `${e.message}\n`));
@@ -86,7 +94,7 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
 }
 
 /** Serves until the process ends. */
-function serve(host: string, port: number, name: string): void {
+function serve(host: string, port: number, name: string, root: string | undefined, filesToken: string | undefined): void {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -101,6 +109,7 @@ function serve(host: string, port: number, name: string): void {
       chunks.push(c);
     });
     req.on('end', () => {
+      if (serveFile(req, res, Buffer.concat(chunks), name, root, filesToken)) return;
       if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ status: 'alive', name }));
@@ -124,6 +133,7 @@ function serve(host: string, port: number, name: string): void {
 }
 
 if (import.meta.filename === process.argv[1]) {
-  const [host = '127.0.0.1', port = '', name = 'workspace'] = process.argv.slice(2);
-  serve(host, Number(port), name);
+  const [host = '127.0.0.1', port = '', name = 'workspace', root] = process.argv.slice(2);
+  const token = process.env[FILES_TOKEN_ENV];
+  serve(host, Number(port), name, root, token === undefined || token === '' ? undefined : token);
 }
