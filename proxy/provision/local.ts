@@ -19,6 +19,7 @@
 // the hosts (list, get), and create/ensure start their processes again
 // (ports kept when they are still free, host keys kept).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,8 @@ export interface LocalHostDetails {
   sshPort: number;
   /** the workspace server's URL (code-server's place) */
   url: string;
+  /** the token its file API wants (x-standby-files-token): the proxy forwards anyone's requests there, so writes need it */
+  filesToken: string;
 }
 
 const OFFER_ID = 'local';
@@ -110,6 +113,13 @@ interface Running {
 
 /** The first-boot script a GPU host runs (GpuLaunch.onstart), in its folder. */
 const ONSTART = 'onstart.sh';
+
+/** The host's file API token, made once (a file of its folder, 0600): who may write through its workspace server. */
+function filesToken(dir: string): string {
+  const file = join(dir, 'files-token');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  return readFileSync(file, 'utf8').trim();
+}
 
 /** SIGKILLs a child's whole tree and resolves once the child has exited. */
 async function endChild(child: ChildProcess | undefined): Promise<void> {
@@ -288,6 +298,7 @@ export class LocalProvider {
       receiver: `${quoteWord(this.#program)} receive`,
       sshPort: record.sshPort,
       url: `http://127.0.0.1:${record.httpPort}`,
+      filesToken: filesToken(dir),
     };
   }
 
@@ -355,7 +366,7 @@ export class LocalProvider {
     let server: WorkspaceServer;
     try {
       const httpPort = (await portFree(record.httpPort)) ? record.httpPort : await freePort();
-      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace') });
+      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace'), filesToken: filesToken(dir) });
     } catch (err) {
       await sshd.stop();
       throw err;

@@ -1,0 +1,101 @@
+// The whole cycle with the `local` provider and real processes
+// (cli/support/local-world.ts): a GPU whose agent the real installer set up
+// with an invitation, killed with SIGKILL; failover to the standby; writes
+// made on the standby while a new local GPU is created, its agent installed
+// the same way, the standby's copy restored to it by the standby's agent; the
+// switch back (freeze, final pass, fence, route); then every write of both
+// phases is on the new GPU, `verify` through the proxy is clean, the new GPU
+// pushes to the standby again, and the report accounts for it all.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { startLocalWorld, tail, type LocalWorld } from '../../cli/support/local-world.ts';
+import type { FailoverReport, RecoveryStatus } from '../../protocol/admin-api.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+const BOUND = { timeout: 240_000 };
+
+function sha(file: string): string | undefined {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+async function status(w: LocalWorld): Promise<{ phase: string; active: string; epoch: number; recovery: RecoveryStatus; agents: { hostId: string; connected: boolean; sync: { watermark: number; lastSeq: number; pending: number; ready: boolean } | null }[] }> {
+  return (await (await w.api('status')).json()) as never;
+}
+
+test('the whole cycle on the local provider: kill the GPU, fail over, write on the standby, recover to a new GPU, switch back; nothing acknowledged is lost', BOUND, async (t) => {
+  let text = '';
+  const log = pino({ level: 'info' }, new Writable({ write(c: Buffer, _e, cb) { text += c.toString(); cb(); } }));
+  const w = await startLocalWorld({ log });
+  t.after(() => w.close());
+  const why = () => `\nproxy log tail:\n${text.split('\n').slice(-30).join('\n')}\nGPU onstart:\n${tail(join(w.gpu.dir, 'onstart.log'))}\nstandby agent:\n${tail(join(w.dir, 'standby-agent.log'))}`;
+
+  // phase 1: the GPU serves; its agent (installed with an invitation) pushes to the standby
+  await waitFor('the GPU to serve with its agent heartbeating', async () => (await status(w)).phase === 'normal', { timeoutMs: 60_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  const before: Record<string, string> = {};
+  mkdirSync(join(w.gpu.workspace, 'src'), { recursive: true });
+  for (let i = 0; i < 30; i++) {
+    const rel = `src/before-${i}.txt`;
+    writeFileSync(join(w.gpu.workspace, rel), `written on the first GPU ${i}\n`.repeat(i + 1));
+    before[rel] = sha(join(w.gpu.workspace, rel))!;
+  }
+  await waitFor('the first GPU\'s writes on the standby', () => Object.entries(before).every(([rel, h]) => sha(join(w.standby.workspace, rel)) === h), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
+
+  // the GPU dies; the standby serves; the recovery starts
+  w.killGpu();
+  await waitFor('the standby to serve', async () => (await status(w)).active === 'standby', { timeoutMs: 30_000 }).catch((err: Error) => assert.fail(err.message + why()));
+
+  // phase 2: the developer goes on, on the standby, while the new GPU comes up and is restored
+  const during: Record<string, string> = {};
+  let n = 0;
+  const writeOnStandby = () => {
+    const rel = `src/standby-${n++}.txt`;
+    writeFileSync(join(w.standby.workspace, rel), `written on the standby ${n}\n`.repeat(n));
+    during[rel] = sha(join(w.standby.workspace, rel))!;
+  };
+  let last: Awaited<ReturnType<typeof status>> | undefined;
+  await waitFor('the recovery to switch back to a new GPU', async () => {
+    last = await status(w);
+    if (last.recovery.configured && last.recovery.step === 'gave-up') throw new Error(`the recovery gave up: ${last.recovery.error}`);
+    // writes until the restore has landed; the switch back's final pass must carry the last ones
+    if (last.active === 'standby' && (!last.recovery.configured || last.recovery.step !== 'restored')) writeOnStandby();
+    return last.active === 'primary' && last.recovery.configured && (last.recovery.step === 'done' || last.recovery.step === 'old-gpu');
+  }, { timeoutMs: 180_000, everyMs: 100 }).catch((err: Error) => assert.fail(`${err.message}; last status ${JSON.stringify(last?.recovery)}${why()}`));
+  assert.ok(n > 0, 'writes were made on the standby during the recovery');
+
+  const rec = last!.recovery;
+  assert.ok(rec.configured && rec.newGpu, 'a new GPU');
+  const newGpu = w.provider.details(rec.newGpu.providerId);
+  assert.ok(newGpu, `the local provider knows ${rec.newGpu.providerId}`);
+
+  // every write of both phases is on the new GPU
+  for (const [rel, h] of Object.entries({ ...before, ...during })) assert.equal(sha(join(newGpu.workspace, rel)), h, `${rel} on the new GPU`);
+
+  // the new GPU pushes to the standby again: a write there reaches the standby
+  writeFileSync(join(newGpu.workspace, 'src', 'after.txt'), 'written on the new GPU\n');
+  await waitFor('the new GPU\'s write on the standby', () => existsSync(join(w.standby.workspace, 'src', 'after.txt')), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
+
+  // verify through the proxy: the new GPU's agent compares its workspace with the standby's
+  const verified = (await (await w.api('verify', { method: 'POST' })).json()) as { match: boolean; total: number; differences: unknown[] };
+  assert.equal(verified.match, true, `verify: ${JSON.stringify(verified.differences).slice(0, 500)}`);
+
+  // the report accounts for the failover and its recovery
+  const report = (await (await w.api('failover/report')).json()) as FailoverReport;
+  assert.equal(report.failovers.total, 1);
+  assert.deepEqual(report.recovery.gpusProvisioned, { done: 1, of: 1 });
+  assert.deepEqual(report.recovery.dataRestored, { done: 1, of: 1 });
+  const f = report.list[0]!;
+  assert.equal(f.recovery?.outcome, 'done');
+  for (const phase of ['detection', 'fence', 'route', 'gpu-search', 'provisioning', 'ssh-ready', 'agent-ready', 'restore', 'switch-back']) {
+    assert.ok(f.phases.some((p) => p.name === phase && p.ms !== null), `phase ${phase} measured: ${JSON.stringify(f.phases)}`);
+  }
+  assert.ok(f.toNewGpuMs !== null && f.toNewGpuMs > 0);
+});
