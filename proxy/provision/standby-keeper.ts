@@ -85,7 +85,7 @@ export class StandbyKeeper {
 
   constructor(options: StandbyKeeperOptions) {
     const intervalMs = options.intervalMs ?? 10_000;
-    this.#o = { intervalMs, maxBackoffMs: 300_000, ...options };
+    this.#o = { ...options, intervalMs, maxBackoffMs: options.maxBackoffMs ?? 300_000 };
     this.#id = options.id;
     this.#backoff = new Backoff(intervalMs, this.#o.maxBackoffMs);
   }
