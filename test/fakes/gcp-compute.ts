@@ -15,7 +15,8 @@
 // effect, its answer is lost), failNextOperation (an operation ends DONE with
 // an error, as a stockout does), preempt (a spot VM moved to TERMINATED or
 // STOPPED with its disk kept, or deleted if its termination action is DELETE),
-// stallNextOperation (an operation that never ends).
+// stallNextOperation (an operation that never ends), slowNextOperation (one
+// that takes its time), remove (an instance deleted behind our back).
 import { createPublicKey, createVerify, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -99,6 +100,10 @@ export interface FakeGcpCompute {
   failNextOperation(operationType: string, error: { code: string; message: string; httpStatus?: number }): void;
   /** the next operation of this type stays RUNNING until the fake closes (a cloud that is slow, or stuck) */
   stallNextOperation(operationType: string): void;
+  /** the next operation of this type takes `stepMs` per step (PENDING -> RUNNING -> DONE) instead of the fake's stepMs: a slow cloud that gets there */
+  slowNextOperation(operationType: string, stepMs: number): void;
+  /** the instance is deleted behind the provider's back (in the console, by another tool), its disks with it */
+  remove(zone: string, name: string): void;
   /** a spot preemption: the instance moves to `status` (TERMINATED, as GCE reports a stopped VM, or STOPPED), its external IP released and its disk kept; with instanceTerminationAction DELETE it is deleted instead */
   preempt(zone: string, name: string, status?: 'TERMINATED' | 'STOPPED'): void;
   close(): Promise<void>;
@@ -153,6 +158,7 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
   const drops: RegExp[] = [];
   const opFailures = new Map<string, { code: string; message: string; httpStatus?: number }>();
   const opStalls = new Set<string>();
+  const opSlow = new Map<string, number>();
   let seq = 1000;
   const nextId = () => String(BigInt(seq++) * 7919n + 5_000_000_000_000_000n);
   let ipSeq = 1;
@@ -208,13 +214,15 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
     const failure = opFailures.get(op.operationType);
     if (failure) opFailures.delete(op.operationType);
     const stall = opStalls.delete(op.operationType);
-    later(stepMs, () => {
+    const step = opSlow.get(op.operationType) ?? stepMs;
+    opSlow.delete(op.operationType);
+    later(step, () => {
       op.status = 'RUNNING';
       op.progress = 50;
       op.startTime = new Date().toISOString();
       if (!failure) onRunning();
       if (stall) return;
-      later(stepMs, () => {
+      later(step, () => {
         op.status = 'DONE';
         op.progress = 100;
         op.endTime = new Date().toISOString();
@@ -448,6 +456,13 @@ export async function startFakeGcpCompute(options: FakeGcpComputeOptions = {}): 
     dropNextAnswer: (match) => void drops.push(match),
     failNextOperation: (type, error) => void opFailures.set(type, error),
     stallNextOperation: (type) => void opStalls.add(type),
+    slowNextOperation: (type, ms) => void opSlow.set(type, ms),
+    remove(zone, name) {
+      const inst = instances.get(`${zone}/${name}`);
+      if (!inst) throw new Error(`fake GCP: no instance ${zone}/${name} to remove`);
+      for (const d of inst.disks) d.autoDelete = true;
+      dropInstance(zone, inst);
+    },
     preempt(zone, name, status = 'TERMINATED') {
       const inst = instances.get(`${zone}/${name}`);
       if (!inst) throw new Error(`fake GCP: no instance ${zone}/${name} to preempt`);

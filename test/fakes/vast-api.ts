@@ -105,6 +105,8 @@ export interface FakeVastApi {
   delayMs: number;
   /** sets an instance's actual_status by hand (creating a bare one if it does not exist) */
   setStatus(instanceId: number, actualStatus: string | null): void;
+  /** the instance's SSH port: its direct port (ports["22/tcp"]) becomes `port`, its proxy port port + 1000 (tests point it at a real sshd) */
+  setSshPort(instanceId: number, port: number): void;
   /** the instance dies: actual_status "offline" (its host left Vast) */
   kill(instanceId: number): void;
   /** the next `count` requests matching `method` and `path` (a regex on the path) answer `status` (429: Vast's plain-text "API requests too frequent") */
@@ -349,6 +351,11 @@ export async function startFakeVastApi(apiKeyOrOptions: string | FakeVastApiOpti
       const inst = instances.get(id);
       if (inst) inst.status = s;
       else instances.set(id, { id, offer: undefined, label: null, image: 'pytorch/pytorch', onstart: '', env: {}, disk: 8, runtype: 'ssh', createdAt: performance.now(), boot: 'running', status: s, intended: 'running', sshPort: 40_000 + (id % 10_000) });
+    },
+    setSshPort(id, port) {
+      const inst = instances.get(id);
+      if (!inst) throw new Error(`fake Vast: no instance ${id}`);
+      inst.sshPort = port;
     },
     kill(id) {
       const inst = instances.get(id);

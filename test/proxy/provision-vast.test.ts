@@ -149,6 +149,64 @@ test('search: the whole search is bounded by searchTimeoutMs', BOUND, async (t) 
   assert.ok(took < 5_000, `took ${took} ms`);
 });
 
+test('search: slow answers (none within requestTimeoutMs) are retried, then the offers come', BOUND, async (t) => {
+  const { fake, provider } = await world(t, { requestTimeoutMs: 100, searchRetries: 5 });
+  fake.offers = [fakeOffer(1)];
+  fake.delayMs = 400;
+  const searching = provider.search(REQ);
+  await waitFor('a first slow round', () => count(fake, 'POST /api/v0/bundles/') >= 1);
+  fake.delayMs = 0; // the held answer still comes too late
+  const found = await searching;
+  assert.ok(found.ok);
+  assert.deepEqual(found.offers.map((o) => o.id), ['1']);
+  assert.ok(count(fake, 'POST /api/v0/bundles/') >= 2);
+});
+
+test('search: a Vast API that never answers in time ends in PROVIDER_FAILED naming the timeout', BOUND, async (t) => {
+  const { fake, provider } = await world(t, { requestTimeoutMs: 100, searchRetries: 3 });
+  fake.offers = [fakeOffer(1)];
+  fake.delayMs = 1_000;
+  const err = await rejection(provider.search(REQ));
+  assert.equal(err.code, 'STANDBY_ERR_PROVIDER_FAILED');
+  assert.match(err.message, /failed every offer search \(3 tries, last: no answer to POST \/api\/v0\/bundles\/ within 100 ms\)/);
+});
+
+test('search: 429s are retried after a doubling backoff, not at once', BOUND, async (t) => {
+  const { fake, provider } = await world(t, { retryMinMs: 100, retryMaxMs: 1_000, searchRetries: 5 });
+  fake.offers = [fakeOffer(1)];
+  fake.fail(3, 429, { path: /bundles/ });
+  const started = performance.now();
+  const found = await provider.search(REQ);
+  const took = performance.now() - started;
+  assert.ok(found.ok);
+  assert.equal(count(fake, 'POST /api/v0/bundles/'), 4);
+  // 100, 200 and 400 ms, each +-20 %: at least 560 ms
+  assert.ok(took >= 560, `took ${Math.round(took)} ms`);
+});
+
+test('search: a price spike with throttling between rounds still ends in the cap\'s result, naming the cheapest seen', BOUND, async (t) => {
+  const { fake, provider } = await world(t, { searchRetries: 6 });
+  fake.offers = [fakeOffer(1, { geolocation: 'Ohio, US', dph_total: 0.62 }), fakeOffer(2, { geolocation: 'Bangkok, TH', dph_total: 0.9 })];
+  fake.fail(2, 429, { path: /bundles/ });
+  fake.fail(1, 502, { path: /bundles/ });
+  const found = await provider.search(REQ);
+  assert.ok(!found.ok);
+  assert.equal(found.reason, 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)');
+  assert.equal(found.attempts, 6, 'throttled rounds count as rounds');
+  assert.equal(count(fake, 'POST /api/v0/bundles/'), 6);
+});
+
+test('search: an offer under the cap that appears in a later round is taken', BOUND, async (t) => {
+  const { fake, provider } = await world(t, { searchRetries: 200, searchIntervalMs: 50 });
+  fake.offers = [fakeOffer(1, { dph_total: 0.7 })];
+  const searching = provider.search(REQ);
+  await waitFor('two rounds over the cap', () => count(fake, 'POST /api/v0/bundles/') >= 2);
+  fake.offers.push(fakeOffer(2, { dph_total: 0.45, geolocation: 'Tokyo, JP' }));
+  const found = await searching;
+  assert.ok(found.ok);
+  assert.deepEqual(found.offers.map((o) => [o.id, o.region]), [['2', 'JP']]);
+});
+
 test('a key the API refuses: PROVIDER_AUTH at once, naming what to check, never the key', BOUND, async (t) => {
   const { fake, make, logs } = await world(t);
   fake.offers = [fakeOffer(1)];
