@@ -13,7 +13,9 @@ import type { AgentHub } from './agent-hub.ts';
 import type { Failover } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, type FenceTarget } from './fence.ts';
 import type { HostAdmin } from './host-admin.ts';
+import { gpuOnstart } from './provision/gpu-onstart.ts';
 import { LocalProvider, localBaseDir } from './provision/local.ts';
+import { sshHandshake } from './provision/ssh-wait.ts';
 import type { GpuProvider, GpuRequirements, HostName, ProvisionedHost } from './provision/provider.ts';
 import { VastProvider, vastRequirements } from './provision/vast.ts';
 import { Recovery } from './recovery.ts';
@@ -98,15 +100,16 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
     revoke: async (hostId, why) => {
       if (ctx.hosts.knows(hostId)) await ctx.hosts.revoke(hostId, why);
     },
-    onstart: ({ invitation }: { hostId: string; invitation: string; name: HostName }) => {
+    onstart: ({ hostId, invitation }: { hostId: string; invitation: string; name: HostName }) => {
       const url = ctx.publicUrl();
       if (url === undefined) throw new StandbyError('STANDBY_ERR_NO_PUBLIC_URL', 'a new GPU installs its agent from this proxy, which needs a URL hosts reach it by: set publicUrl in proxy.json', { field: 'publicUrl' });
       if (r.gpu.provider === 'local') return localOnstart(url, invitation);
-      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `recovery.gpu.provider ${r.gpu.provider}: its first-boot script is not built yet`, { provider: r.gpu.provider });
+      return gpuOnstart({ proxyUrl: url, invitation, hostId, workspace: '/workspace' });
     },
     reach: async (h, epoch) => {
       if (!h.ssh) throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `${h.id} has no SSH address yet`, { id: h.id });
-      const knownHosts = knownHostsOf(h);
+      // the host key: the local host's own file, or the first one the handshake sees, pinned from then on
+      const knownHosts = local ? knownHostsOf(h) : [(await sshHandshake(h.ssh, fence.timeoutMs)).knownHostsLine];
       await fenceStandby(target({ ssh: h.ssh, knownHosts }), epoch, { timeoutMs: fence.timeoutMs, waitMs: 0 });
       return { knownHosts };
     },

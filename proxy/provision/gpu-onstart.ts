@@ -115,7 +115,8 @@ export function gpuOnstart(input: GpuOnstartInput): string {
     '#!/bin/sh',
     '# Standby: the first boot of a GPU the proxy rented for a recovery.',
     "# Installs the agent through the proxy's installer with a one-time invitation,",
-    '# then starts it; it pushes nothing until the proxy grants it primary.',
+    "# and the receiver the restore writes through (the proxy's fencing key), then",
+    '# starts the agent; it pushes nothing until the proxy grants it primary.',
     '# Run again (a restarted container), it starts the installed agent.',
     'set -eu',
     'PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
@@ -176,6 +177,11 @@ export function gpuOnstart(input: GpuOnstartInput): string {
     '  [ "$root" = / ] || set -- "$@" --root "$root"',
     '  [ -n "$systemd" ] || set -- "$@" --no-start',
     `  STANDBY_TOKEN=${q(invitation)} sh "$tmp/install.sh" "$@" || die "the installer failed (above)"`,
+    // the receiver too: the standby's agent restores this GPU through it (the proxy's fencing key, forced to
+    // `standby receive` into the workspace, fenced by epoch), and the proxy fences it at the switch back
+    '  set -- standby --proxy "$proxy_url" --workspace "$workspace" --no-start',
+    '  [ "$root" = / ] || set -- "$@" --root "$root"',
+    '  "$program" install "$@" || die "installing the receiver failed (above)"',
     '  rm -rf "$tmp"',
     '  trap - EXIT INT TERM',
     'fi',

@@ -93,6 +93,11 @@ test('the start script enrolls a GPU through the proxy\'s real install.sh with i
   assert.equal(config.workspace, gpuWs);
   assert.match(config.proxy!.token ?? '', /^sba_/, "the host's own token, not the invitation");
   assert.ok(readFileSync(sshd.authorizedKeysFile, 'utf8').split('\n').some((l) => l.endsWith('standby-host:gpu-1')), "the GPU's key is on the standby");
+  // the GPU's own receiver: the proxy's fencing key, forced to `standby receive --allow-fence` into its workspace (a restore writes through it)
+  const gpuKeys = readFileSync(join(gpuRoot, 'root/.ssh/authorized_keys'), 'utf8').split('\n').filter((l) => l.includes(' receive '));
+  assert.equal(gpuKeys.length, 1, `one receiver entry on the GPU: ${gpuKeys.join('\n')}`);
+  assert.match(gpuKeys[0]!, /--allow-fence/);
+  assert.ok(gpuKeys[0]!.includes(gpuWs), 'into its workspace');
 
   const hosts = async () => ((await (await proxy.api('hosts')).json()) as { hosts: { id: string; state: string; connected: boolean }[] }).hosts;
   await waitFor('the started agent connected to the proxy', async () => (await hosts()).some((h) => h.id === 'gpu-1' && h.state === 'active' && h.connected), {

@@ -41,10 +41,11 @@ function fakeInstaller(agentScript: string): string {
   ].join('\n');
 }
 
-/** The stand-in agent: appends its arguments and CA variable per run; exits 1 while `fail-runs` says to. */
+/** The stand-in program: `install ...` (the receiver's install) records its arguments; as the agent, appends its arguments and CA variable per run and exits 1 while `fail-runs` says to. */
 const FAKE_AGENT = [
   '#!/bin/sh',
   'root=$(cd "$(dirname "$0")/../../.." && pwd)',
+  'if [ "$1" = install ]; then printf "%s\\0" "$@" > "$root/receiver-install-args"; exit 0; fi',
   'printf "%s\\0" "$@" >> "$root/agent-args"',
   'printf "%s\\n" "${NODE_EXTRA_CA_CERTS:-}" >> "$root/agent-ca"',
   'echo run >> "$root/agent-runs"',
@@ -126,6 +127,7 @@ test('the script downloads install.sh from the proxy, runs it for an invited age
 
   assert.deepEqual(nulList(join(root, 'install-args')), ['agent', '--host-id', 'gpu-e4', '--workspace', join(dir, 'workspace'), '--root', root, '--no-start']);
   assert.equal(readFileSync(join(root, 'install-token'), 'utf8'), INVITATION, 'the invitation reaches the installer as STANDBY_TOKEN');
+  assert.deepEqual(nulList(join(root, 'receiver-install-args')), ['install', 'standby', '--proxy', proxy.url, '--workspace', join(dir, 'workspace'), '--no-start', '--root', root], "the receiver (the proxy's fencing key, forced to standby receive) is installed by the program the agent's install laid down");
   assert.equal(readFileSync(join(root, 'install-ca'), 'utf8'), '|', 'no CA asked for, none set');
   assert.ok(statSync(join(dir, 'workspace')).isDirectory(), 'the workspace is made');
   await waitFor('the agent started', () => existsSync(join(root, 'agent-args')), { timeoutMs: 10_000 });
