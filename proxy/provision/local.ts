@@ -82,7 +82,7 @@ export interface LocalHostDetails {
   sshPort: number;
   /** the workspace server's URL (code-server's place) */
   url: string;
-  /** the token its file API wants (x-standby-files-token): the proxy forwards anyone's requests there, so writes need it */
+  /** the token its file API wants (x-standby-files-token), the same for every host of this baseDir: the proxy forwards anyone's requests there, so writes need it */
   filesToken: string;
 }
 
@@ -114,10 +114,19 @@ interface Running {
 /** The first-boot script a GPU host runs (GpuLaunch.onstart), in its folder. */
 const ONSTART = 'onstart.sh';
 
-/** The host's file API token, made once (a file of its folder, 0600): who may write through its workspace server. */
+/**
+ * The file API token of the hosts under `baseDir`, made once (a 0600 file there): who may write through
+ * their workspace servers. One for all, as one code-server login would be: a writer going through the
+ * proxy's URL reaches whichever host serves.
+ */
 function filesToken(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'files-token');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, randomBytes(24).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // made already (by this provider or another over the same folder)
+  }
   return readFileSync(file, 'utf8').trim();
 }
 
@@ -298,7 +307,7 @@ export class LocalProvider {
       receiver: `${quoteWord(this.#program)} receive`,
       sshPort: record.sshPort,
       url: `http://127.0.0.1:${record.httpPort}`,
-      filesToken: filesToken(dir),
+      filesToken: filesToken(this.baseDir),
     };
   }
 
@@ -366,7 +375,7 @@ export class LocalProvider {
     let server: WorkspaceServer;
     try {
       const httpPort = (await portFree(record.httpPort)) ? record.httpPort : await freePort();
-      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace'), filesToken: filesToken(dir) });
+      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace'), filesToken: filesToken(this.baseDir) });
     } catch (err) {
       await sshd.stop();
       throw err;
