@@ -82,6 +82,7 @@ export function humanReport(r: FailoverReport): string {
     `causes       ${r.causes.length === 0 ? '-' : r.causes.map((c) => `${c.count} x ${c.label}`).join('; ')}`,
     `switch backs ${r.switchBacks.total} (${r.switchBacks.done} done, ${r.switchBacks.aborted} aborted)`,
     `standby cost ${r.standbyCost.known ? r.standbyCost.summary : r.standbyCost.reason}`,
+    `standby down ${r.standbyOutages.count === 0 ? 'never (or not watched: recovery.standby.id)' : `${r.standbyOutages.count} times (${r.standbyOutages.recreated} made anew); no standby copy reachable: ${stat(r.standbyOutages.window)}`}`,
     '',
     ...table([
       ['phase', 'mean', 'p95', 'max', 'measured', 'not recorded'],

@@ -25,7 +25,12 @@ export const recoveryStandbySchema = z.strictObject({
   provider: z.enum(['none', 'local', 'gcp'], { error: 'none, local or gcp' }).default('none'),
   /** GCP's settings (the defaults when absent): zone, machine type, disk, spot, prices */
   gcp: gcpStandbySchema.default(() => gcpStandbySchema.parse({})),
-}, { error: 'an object {provider, gcp?}' });
+  /** the standby's id at its provider (gcp: "zone/name"; local: "standby/<name>"): the proxy watches it and starts it again when it is preempted (absent: not watched) */
+  id: z.string({ error: 'the standby\'s id at its provider, e.g. "europe-west1-b/standby-ws-e0"' }).min(1).max(200).optional(),
+  /** how often the proxy asks the provider whether the standby runs, ms (default 10000) */
+  watchMs: z.number({ error: 'recovery.standby.watchMs: ms 1000-3600000' }).int().min(1_000).max(3_600_000).default(10_000),
+}, { error: 'an object {provider, gcp?, id?}' })
+  .refine((s) => s.id === undefined || s.provider !== 'none', { error: 'recovery.standby.provider (gcp or local) to watch recovery.standby.id', path: ['provider'] });
 
 export const recoverySchema = z.strictObject({
   /** after a failover, bring a new GPU up, restore it and switch back by itself (default true); false: only `standby recover` starts it */

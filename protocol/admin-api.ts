@@ -149,6 +149,8 @@ export interface FailoverReport {
   recovery: { configured: boolean; note: string | null; gpusProvisioned: { done: number; of: number }; dataRestored: { done: number; of: number } };
   /** most frequent first */
   causes: { kind: ReportCauseKind; label: string; count: number }[];
+  /** the standby machine's own outages (preempted, stopped, gone) while the proxy watched it: how many, how many made anew, and the windows without a reachable standby copy */
+  standbyOutages: { count: number; recreated: number; window: TimeStat };
   /** the RPO over the failovers that recorded it */
   rpo: TimeStat;
   /** switches back to the GPU that began in the window: done (the GPU served) and aborted */

@@ -200,6 +200,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   // the phase this start begins in (waiting for the GPU, or normal) is logged before anyone can connect:
   // the first client never sees a phase that a tick later changes by itself
   failover.evaluate();
+  // the standby machine's watch (recovery.standby.id): a provider that cannot start (no credentials) stops the start here, before anything listens
+  await recovery?.watchStandby();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => {

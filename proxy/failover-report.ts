@@ -128,6 +128,7 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
   const from = to - o.days * 86_400_000;
   const all: { view: FailoverView; at: number }[] = [];
   const switchBacks: SwitchBack[] = [];
+  const outages: { at: number; windowMs: number | null; recreated: boolean }[] = [];
   let open: FailoverView | undefined;
   let openBack: SwitchBack | undefined;
   // the last failover that succeeded: a switch back returns from it
@@ -224,12 +225,16 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
         }
         break;
       }
+      case 'standby':
+        if (e.kind === 'up') outages.push({ at: Date.parse(e.at), windowMs: e.windowMs ?? null, recreated: e.recreated === true });
+        break;
       case 'phase':
       case 'gpu-seen':
       case 'notice':
         break;
     }
   }
+  const outagesIn = outages.filter((x) => x.at >= from);
 
   const inWindow = all.filter((f) => f.at >= from).map((f) => f.view);
   const backs = switchBacks.filter((b) => b.at >= from);
@@ -271,6 +276,7 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
       dataRestored: { done: recovering.filter((f) => f.recovery?.restored).length, of: recovering.length },
     },
     causes: [...causes.values()].sort((a, b) => b.count - a.count || a.label.localeCompare(b.label)),
+    standbyOutages: { count: outagesIn.length, recreated: outagesIn.filter((x) => x.recreated).length, window: timeStat(outagesIn.map((x) => x.windowMs)) },
     rpo: timeStat(inWindow.map((f) => f.rpo?.rpoMs ?? null)),
     switchBacks: { total: backs.length, done: backs.filter((b) => b.outcome === 'done').length, aborted: backs.filter((b) => b.outcome === 'aborted').length },
     standbyCost: standbyCost(o.gcpStandby),

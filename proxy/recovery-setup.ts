@@ -16,7 +16,9 @@ import type { HostAdmin } from './host-admin.ts';
 import { gpuOnstart } from './provision/gpu-onstart.ts';
 import { LocalProvider, localBaseDir } from './provision/local.ts';
 import { sshHandshake } from './provision/ssh-wait.ts';
-import type { GpuProvider, GpuRequirements, HostName, ProvisionedHost } from './provision/provider.ts';
+import { GcpStandbyProvider } from './provision/gcp.ts';
+import { parseHostName, type GpuProvider, type GpuRequirements, type HostName, type ProvisionedHost, type StandbyProvider, type StandbySpec } from './provision/provider.ts';
+import { StandbyKeeper } from './provision/standby-keeper.ts';
 import { VastProvider, vastRequirements } from './provision/vast.ts';
 import { Recovery } from './recovery.ts';
 import type { GpuRecord, RecoveryHost } from './state.ts';
@@ -26,6 +28,10 @@ export interface RecoverySetup {
   recovery: Recovery;
   /** the local provider, when it is the one (the demo and tests reach its hosts) */
   local: LocalProvider | undefined;
+  /** the standby's watch, when recovery.standby names its provider and id (started by watchStandby) */
+  keeper: StandbyKeeper | undefined;
+  /** starts watching the standby machine through its provider (recovery.standby.id): started again when preempted */
+  watchStandby(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,13 +76,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   const fence = config.standby.ssh;
   let local: LocalProvider | undefined;
   if (r.gpu.provider === 'local') {
-    let fenceKey: string;
-    try {
-      fenceKey = readFileSync(`${fence.identityFile}.pub`, 'utf8').trim();
-    } catch (err) {
-      throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the local provider authorizes the proxy's fencing public key on its hosts: ${fence.identityFile}.pub cannot be read (${(err as Error).message}); make it with ssh-keygen -y -f ${fence.identityFile} > ${fence.identityFile}.pub`, { file: `${fence.identityFile}.pub` }, { cause: err });
-    }
-    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey, ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, log });
+    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, log });
   }
   const { gpus, requirements, image } = gpuProvider(ctx, local);
   const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
@@ -125,14 +125,61 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
     },
     log: log.child({ part: 'recovery' }),
   });
-  return {
+  const watch = new AbortController();
+  let watching: Promise<void> | undefined;
+  let ownLocal: LocalProvider | undefined;
+  const setup: RecoverySetup = {
     recovery,
     local,
+    keeper: undefined,
+    async watchStandby() {
+      const sb = r.standby;
+      if (sb.provider === 'none' || sb.id === undefined) return;
+      let provider: StandbyProvider;
+      if (sb.provider === 'gcp') provider = await GcpStandbyProvider.create(sb.gcp, { log });
+      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, log }))).standby;
+      const last = sb.id.split('/').pop() ?? '';
+      const spec: StandbySpec = {
+        name: parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 },
+        zone: sb.gcp.zone,
+        machineType: sb.gcp.machineType,
+        diskGb: sb.gcp.diskGb,
+        spot: sb.gcp.spot,
+        sshPublicKey: fencePublicKey(fence.identityFile),
+        sshUser: fence.user,
+      };
+      const keeper = new StandbyKeeper({
+        provider,
+        spec,
+        id: sb.id,
+        intervalMs: sb.watchMs,
+        log: log.child({ part: 'standby-keeper' }),
+        onEvent: (e) => {
+          if (e.kind === 'standby-down') ctx.store.append({ type: 'standby', kind: 'down', id: e.id, detail: e.detail, reason: `the standby is ${e.state}: no standby copy reachable until it runs again (${e.detail})` });
+          else if (e.kind === 'standby-up') ctx.store.append({ type: 'standby', kind: 'up', id: e.id, detail: e.host.detail, downMs: e.downMs, windowMs: e.windowMs, recreated: e.recreated, reason: `the standby runs again after at most ${Math.round(e.windowMs / 1000)} s${e.recreated ? ': made anew, its copy empty until the GPU\'s agent resyncs it fully' : ''}` });
+        },
+      });
+      setup.keeper = keeper;
+      watching = keeper.run(watch.signal);
+    },
     async close() {
+      watch.abort();
+      await watching;
       await recovery.close();
       await local?.close();
+      await ownLocal?.close();
     },
   };
+  return setup;
+}
+
+/** The fencing key's public line (identityFile.pub), which local hosts and a new standby authorize. */
+function fencePublicKey(identityFile: string): string {
+  try {
+    return readFileSync(`${identityFile}.pub`, 'utf8').trim();
+  } catch (err) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the proxy's fencing public key ${identityFile}.pub cannot be read (${(err as Error).message}); make it with ssh-keygen -y -f ${identityFile} > ${identityFile}.pub`, { file: `${identityFile}.pub` }, { cause: err });
+  }
 }
 
 /** A new GPU's receiver as the proxy reaches it. */

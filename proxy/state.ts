@@ -170,6 +170,12 @@ export type ProxyEvent = EventBase & (
    */
   | { type: 'switch-back'; epoch: number; gpu?: GpuRecord }
   /**
+   * the standby machine as its provider says (proxy/provision/standby-keeper.ts): down (preempted, stopped,
+   * gone: no standby copy reachable) or up again (`windowMs`: the window's upper bound; `recreated`: made anew,
+   * its copy empty until the GPU's agent resyncs it fully)
+   */
+  | { type: 'standby'; kind: 'down' | 'up'; id: string; detail: string; downMs?: number; windowMs?: number; recreated?: boolean }
+  /**
    * a step of a recovery (RecoveryStep). `ms`: the step's own time on the monotonic clock, where it has one;
    * `host`: the new GPU (created on); `offer`: what the search chose; `error`: why a try failed
    */
@@ -228,6 +234,8 @@ export function reduce(s: ProxyState, e: ProxyEvent): ProxyState {
       return { ...next, epoch: Math.max(s.epoch, e.epoch), phase: 'switching_back', gpu: e.gpu ?? s.gpu };
     case 'recovery':
       return reduceRecovery(next, e);
+    case 'standby':
+      return next;
   }
 }
 
