@@ -99,3 +99,27 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
   }
   assert.ok(f.toNewGpuMs !== null && f.toNewGpuMs > 0);
 });
+
+test("the standby machine preempted (its processes SIGKILLed): the proxy's watch starts it again, logs the window without a standby copy, and the GPU's agent syncs to it again", BOUND, async (t) => {
+  let text = '';
+  const log = pino({ level: 'info' }, new Writable({ write(c: Buffer, _e, cb) { text += c.toString(); cb(); } }));
+  const w = await startLocalWorld({ log, settings: { recovery: { standby: { provider: 'local', id: 'standby/standby-demo-e0', watchMs: 1_000 } } } });
+  t.after(() => w.close());
+  const why = () => `\nproxy log tail:\n${text.split('\n').slice(-30).join('\n')}`;
+  await waitFor('the GPU to serve', async () => (await status(w)).phase === 'normal', { timeoutMs: 60_000 }).catch((err: Error) => assert.fail(err.message + why()));
+
+  w.provider.kill(w.standby.id);
+  const events = async () => ((await (await w.api('events')).json()) as { events: { type: string; kind?: string; windowMs?: number; recreated?: boolean }[] }).events.filter((e) => e.type === 'standby');
+  await waitFor('the standby down, then up again', async () => (await events()).some((e) => e.kind === 'up'), { timeoutMs: 30_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  const [down, up] = await events();
+  assert.equal(down?.kind, 'down');
+  assert.equal(up?.recreated, false, 'started again on its own disk');
+  assert.ok((up?.windowMs ?? 0) > 0);
+
+  // the GPU's agent syncs to it again
+  writeFileSync(join(w.gpu.workspace, 'after-preemption.txt'), 'still synced\n');
+  await waitFor('a write on the standby after it came back', () => existsSync(join(w.standby.workspace, 'after-preemption.txt')), { timeoutMs: 30_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  const report = (await (await w.api('failover/report')).json()) as FailoverReport;
+  assert.equal(report.standbyOutages.count, 1);
+  assert.equal(report.failovers.total, 0, 'the standby going down is no failover');
+});
