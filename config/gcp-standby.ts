@@ -1,7 +1,7 @@
 // The gcp standby provider's settings (SPEC.md's defaults: a spot e2-medium
 // in europe-west1-b with 100 GB), and the price table its monthly cost
-// estimate reads. A fragment for proxy.json's coming `recovery` section; not
-// wired into proxyConfigSchema yet (docs/configuration.md, "recovery").
+// estimate reads: recovery.standby.gcp in proxy.json (config/recovery.ts;
+// docs/configuration.md, "recovery").
 import { z } from 'zod';
 import { ms } from './fields.ts';
 

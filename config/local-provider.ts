@@ -2,8 +2,8 @@
 // baseDir with its workspace, a loopback sshd whose only key is the proxy's
 // fencing key (the receiver's forced command, as the installer lays it down)
 // and the built-in workspace server. What a `recovery` section gets when it
-// names no provider; not wired into proxyConfigSchema yet
-// (docs/configuration.md, "recovery").
+// names no provider: recovery.local in proxy.json (docs/configuration.md,
+// "recovery").
 import { join } from 'node:path';
 import { z } from 'zod';
 import { absolutePath, ms } from './fields.ts';
