@@ -12,6 +12,7 @@ import { localRsyncVersion } from './rsync-version.ts';
 import { summarizeSync } from '../protocol/agent-status.ts';
 import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
+import { writePublicKey } from './write-identity.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -28,7 +29,8 @@ export interface Agent {
 }
 
 export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
-  if (config.standby.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
+  if (config.standby?.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
+  if (config.identityFile) requirePrivateFile(config.identityFile, "the agent's private ssh key for granted targets (identityFile)");
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
@@ -37,7 +39,10 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
-  if (heartbeat) heartbeat.verifier = () => verify(config, engine.toldEpoch);
+  if (heartbeat) {
+    heartbeat.verifier = () => verify(config, engine.toldEpoch);
+    heartbeat.publicKey = writePublicKey(config, log);
+  }
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))
