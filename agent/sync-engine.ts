@@ -15,7 +15,7 @@ import { ChangeSet, type Batch, type ChangeKind } from './change-set.ts';
 import { DeleteGuard } from './delete-guard.ts';
 import { PushGate } from './push-gate.ts';
 import { PassProgress } from './pass-progress.ts';
-import { sameTarget, standbyDestination, targetDestination } from './push-destination.ts';
+import { sameTarget, standbyDestination, targetDestination, type Destination } from './push-destination.ts';
 import { DestinationEnded, isRefusal, StandbyPush } from './standby-push.ts';
 import { fullPass, incrementalPass, type PassParts } from './sync-pass.ts';
 import { PassStats, syncStatus } from './sync-status.ts';
@@ -62,6 +62,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   /** the target the proxy granted (undefined: the configured standby) */
   #target: PushTarget | undefined;
   #targetKeys = '';
+  /** the last failure to take up a target (logged once) */
+  #retargetError: string | undefined;
   /** monotonic ms when the current destination was taken up after another (undefined: the one the agent started with) */
   #destinationSince: number | undefined;
   /** counts destination changes: a pass that began under an older one no longer counts */
@@ -151,11 +153,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    * then a full pass to it, then incremental passes as usual.
    */
   #retarget(target: PushTarget | undefined, epoch: number, reason: string): boolean {
-    if (sameTarget(this.#target, target)) {
+    // (a target whose known_hosts could not be written is taken up again at the next grant)
+    if (sameTarget(this.#target, target) && !(target && !this.#push)) {
       const keys = JSON.stringify(target?.knownHosts ?? []);
       if (target && keys !== this.#targetKeys) {
-        targetDestination(this.#config, target, { fresh: false }); // the same receiver's keys, listed anew
-        this.#targetKeys = keys;
+        try {
+          targetDestination(this.#config, target, { fresh: false }); // the same receiver's keys, listed anew
+          this.#targetKeys = keys;
+        } catch (err) {
+          this.#log.error({ err: (err as Error).message, target: target.id }, `cannot write the host keys the proxy now lists for target ${target.id}: keeping the ones written before`);
+        }
       }
       return false;
     }
@@ -173,7 +180,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
     this.#target = target;
     this.#targetKeys = JSON.stringify(target?.knownHosts ?? []);
-    const destination = target ? targetDestination(this.#config, target, { fresh: true }) : standbyDestination(this.#config);
+    let destination: Destination | undefined;
+    try {
+      destination = target ? targetDestination(this.#config, target, { fresh: true }) : standbyDestination(this.#config);
+    } catch (err) {
+      // its known_hosts could not be written (run folder full, not writable): pushing there unverified is not an option
+      const message = (err as Error).message;
+      if (message !== this.#retargetError) this.#log.error({ err: message, target: target?.id }, `cannot take up target ${target?.id}: writing its known_hosts in the run folder failed; pushing nothing, trying again at the next grant`);
+      this.#retargetError = message;
+    }
+    if (destination) this.#retargetError = undefined;
     this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch) : undefined;
     this.#roots = destination ? syncRoots(this.#config, destination.ssh.path) : [];
     this.#destinationSince = performance.now();
@@ -193,7 +209,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#ready = false;
     this.#needFull = true;
     if (destination) this.#log.info({ epoch, reason, from, to: destination.label, target: destination.target }, `pushing to ${destination.label} from now on (was ${from}): a full pass first`);
-    else this.#log.warn({ epoch, reason, from }, 'granted primary without a target, and agent.json has no standby section: pushing nothing (nowhere to push) until the proxy grants a target');
+    else if (!target) this.#log.warn({ epoch, reason, from }, 'granted primary without a target, and agent.json has no standby section: pushing nothing (nowhere to push) until the proxy grants a target');
     return true;
   }
 

@@ -114,6 +114,7 @@ describe('restore to a granted target', () => {
   let agent: Agent | undefined;
   let a: Target;
   let b: Target;
+  let c: Target;
   let agentPub: string;
   const logs: { msg: string }[] = [];
 
@@ -127,13 +128,15 @@ describe('restore to a granted target', () => {
     agentPub = readFileSync(`${key}.pub`, 'utf8').trim();
     a = await startTarget(top, 'gpu-a', agentPub);
     b = await startTarget(top, 'gpu-b', agentPub);
+    c = await startTarget(top, 'gpu-c', agentPub);
     proxy = await startTestProxy();
     const config = validateSettings(agentConfigSchema, {
       hostId: 'cpu-1',
       workspace: ws,
       identityFile: key,
       proxy: { url: proxy.url, token: 'agent-token-cpu-1', heartbeatIntervalMs: 50 },
-      sync: { delayMs: 50, retryMinMs: 50, retryMaxMs: 500 },
+      // a guard that trips on 500 of 4000 files: the tree's five folders deleted
+      sync: { delayMs: 50, retryMinMs: 50, retryMaxMs: 500, deleteGuard: { fraction: 0.05, minFiles: 50 } },
       status: { port: 0 },
       runDir: join(top, 'run'),
       notices: { gcpMetadata: false },
@@ -152,9 +155,12 @@ describe('restore to a granted target', () => {
     await proxy?.close();
     await a?.sshd.close();
     await b?.sshd.close();
+    await c?.sshd.close();
     rmSync(top, { recursive: true, force: true });
   });
 
+  /** C as the switch to A left it */
+  let cutC: { connections: number; snapshot: Record<string, string> } | undefined;
   /** heartbeats sent after `from` (an index into proxy.beats) */
   const beatsSince = (from: number) => proxy.beats.slice(from).map((x) => x.hb);
 
@@ -178,10 +184,26 @@ describe('restore to a granted target', () => {
     assert.match(sync.error ?? '', /nowhere to push/);
   });
 
-  test('a grant naming target A: the whole workspace goes there, with progress in the heartbeats, then changes follow', async () => {
+  test('a new target granted in the middle of a full pass: the pass to the old one is cut, nothing there is half-applied, and it gets nothing more', async (t) => {
     const from = proxy.beats.length;
+    proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-c', heartbeatSeq: null, target: c.grant };
+    proxy.push();
+    await waitFor('the full pass to C under way', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-c' && (hb.sync.progress?.files ?? 0) > 0), { timeoutMs: 60_000 });
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-a', heartbeatSeq: null, target: a.grant };
     proxy.push();
+    await waitFor('the agent on A', () => agent!.engine.status().destination?.target === 'gpu-a', { timeoutMs: 10_000 });
+    await agent!.engine.settled(); // the pass that was under way when A was granted (C's, or A's own first)
+    const source = snapshot(ws);
+    const onC = snapshot(c.root);
+    const landed = Object.keys(onC).filter((p) => !p.split('/').includes('.~tmp~'));
+    t.diagnostic(`C got ${landed.length} of ${Object.keys(source).length} entries before the switch`);
+    for (const p of landed) assert.equal(onC[p], source[p], `${p} on C is whole: rsync's delayed updates leave nothing half-applied`);
+    const connectionsToC = c.sshd.connections();
+    cutC = { connections: connectionsToC, snapshot: onC };
+  });
+
+  test('a grant naming target A: the whole workspace goes there, with progress in the heartbeats, then changes follow', async () => {
+    const from = 0;
     await waitFor('target A ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-a' && hb.sync.ready), { timeoutMs: 60_000 });
     assert.deepEqual(snapshot(a.root), snapshot(ws), 'A holds the whole workspace');
     const onA = beatsSince(from).filter((hb) => hb.sync.target === 'gpu-a');
@@ -196,6 +218,11 @@ describe('restore to a granted target', () => {
     assert.equal(last.sync.progress, null, 'no progress once the pass is done');
     writeFileSync(join(ws, 'src/new-on-a.txt'), 'written while A is the target\n');
     await waitFor('the change on A', () => existsSync(join(a.root, 'src/new-on-a.txt')), { timeoutMs: 20_000 });
+    // most of a tree deleted: the guard holds it on A (the next test's target starts without it)
+    for (let d = 0; d < 5; d++) rmSync(join(ws, `src/d${d}`), { recursive: true });
+    const held = proxy.beats.length;
+    await waitFor('the deletions held on A', () => beatsSince(held).find((hb) => hb.sync.target === 'gpu-a' && hb.sync.held), { timeoutMs: 20_000 });
+    assert.ok(existsSync(join(a.root, 'src/d0/f0.py')), 'nothing deleted on A');
   });
 
   test('a grant naming target B: B gets the whole workspace, afresh; A gets nothing more', async () => {
@@ -205,7 +232,8 @@ describe('restore to a granted target', () => {
     await waitFor('target B ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-b' && hb.sync.ready), { timeoutMs: 60_000 });
     const connectionsToA = a.sshd.connections();
     const aBefore = snapshot(a.root);
-    assert.deepEqual(snapshot(b.root), snapshot(ws), 'B holds the whole workspace');
+    assert.deepEqual(snapshot(b.root), snapshot(ws), 'B holds the whole workspace (without what was deleted here)');
+    assert.ok(beatsSince(from).filter((hb) => hb.sync.target === 'gpu-b').every((hb) => !hb.sync.held), "the guard does not hold the first full pass to an empty target, nor carry A's hold over");
     const firstOnB = beatsSince(from).find((hb) => hb.sync.target === 'gpu-b')!;
     assert.equal(firstOnB.sync.ready, false, 'ready describes the new target only');
     assert.ok(firstOnB.sync.lastSeq <= 1, `the numbers start afresh: ${JSON.stringify(firstOnB.sync)}`);
@@ -214,6 +242,13 @@ describe('restore to a granted target', () => {
     assert.ok(!existsSync(join(a.root, 'src/after-switch.txt')), 'A gets nothing after the switch');
     assert.deepEqual(snapshot(a.root), aBefore);
     assert.equal(a.sshd.connections(), connectionsToA, 'no ssh connection to A after the switch');
+    assert.equal(c.sshd.connections(), cutC!.connections, 'nor to C, given up before A');
+    assert.deepEqual(snapshot(c.root), cutC!.snapshot);
+    // ...and it still guards the passes after the first
+    for (let d = 5; d < 10; d++) rmSync(join(ws, `src/d${d}`), { recursive: true });
+    const held = proxy.beats.length;
+    await waitFor('the deletions held on B', () => beatsSince(held).find((hb) => hb.sync.target === 'gpu-b' && hb.sync.held), { timeoutMs: 20_000 });
+    assert.ok(existsSync(join(b.root, 'src/d5/f0.py')), 'nothing deleted on B');
   });
 
   test('publicKey: in the first heartbeat of each connection, and only there', async () => {
