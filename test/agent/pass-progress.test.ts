@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { parseProgressLine, PassProgress } from '../../agent/pass-progress.ts';
+import { describeProgress } from '../../protocol/agent-status.ts';
 import { fullArgs } from '../../agent/rsync-args.ts';
 import { localRsyncVersion } from '../../agent/rsync-version.ts';
 import { StandbyPush } from '../../agent/standby-push.ts';
@@ -33,6 +34,13 @@ describe('parseProgressLine', () => {
     for (const line of ['Number of files: 3,031 (reg: 3,000, dir: 31)', 'Total bytes sent: 184,666', 'sent 184,666 bytes  received 57,173 bytes  483,678.00 bytes/sec', 'rsync: [sender] write error: Broken pipe (32)', '']) {
       assert.equal(parseProgressLine(line), undefined, line);
     }
+  });
+});
+
+describe('describeProgress (status, the periodic log)', () => {
+  test('files of the total, bytes, rate, time, and the time left by files', () => {
+    assert.equal(describeProgress({ files: 1000, bytes: 12_300_000, totalFiles: 4000, rateBps: 4_100_000, elapsedMs: 3000 }), '1000 of 4000 files, 12.3 MB at 4.1 MB/s, 3.0 s, about 9 s left');
+    assert.equal(describeProgress({ files: 10, bytes: 0, totalFiles: null, rateBps: 0, elapsedMs: 500 }), '10 files (still counting), 0.0 MB at 0.0 MB/s, 0.5 s');
   });
 });
 

@@ -182,6 +182,9 @@ describe('restore to a granted target', () => {
     const sync = await agent!.engine.syncNow(2_000);
     assert.equal(sync.ok, false);
     assert.match(sync.error ?? '', /nowhere to push/);
+    const status = await run(STANDBY_CLI, ['status', '--agent', '--agent-url', `http://127.0.0.1:${agent!.status.port}`], {}, 20_000, '');
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^pushing to  nowhere \(no standby configured, no target granted\)$/m);
   });
 
   test('a new target granted in the middle of a full pass: the pass to the old one is cut, nothing there is half-applied, and it gets nothing more', async (t) => {
@@ -214,6 +217,8 @@ describe('restore to a granted target', () => {
       assert.ok(p.elapsedMs >= 0 && p.rateBps >= 0 && p.bytes >= 0);
       if (p.totalFiles !== null) assert.ok(p.files <= p.totalFiles, JSON.stringify(p));
     }
+    const status = await run(STANDBY_CLI, ['status', '--agent', '--agent-url', `http://127.0.0.1:${agent!.status.port}`], {}, 20_000, '');
+    assert.match(status.stdout, new RegExp(`^pushing to  target gpu-a ${a.grant.user}@127\\.0\\.0\\.1:${a.grant.port}:${a.root}$`, 'm'), status.stdout);
     const last = onA.at(-1)!;
     assert.equal(last.sync.progress, null, 'no progress once the pass is done');
     writeFileSync(join(ws, 'src/new-on-a.txt'), 'written while A is the target\n');
