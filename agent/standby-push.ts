@@ -40,6 +40,9 @@ export class DestinationEnded extends Error {
   override name = 'DestinationEnded';
 }
 
+/** sessions so far in this process: each gets a control socket of its own (a destination given up may still be closing its own when it is taken up again) */
+let sessions = 0;
+
 export class StandbyPush {
   /** where this session pushes (one per destination: a new target gets a new session) */
   readonly destination: Destination;
@@ -61,7 +64,7 @@ export class StandbyPush {
     this.#log = log;
     this.#epoch = epoch;
     this.#excludes = excludesOf(config);
-    this.#master = new ControlMaster(destination.ssh, config.runDir, log);
+    this.#master = new ControlMaster(destination.ssh, config.runDir, log, String(++sessions));
     this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
   }
 
