@@ -147,7 +147,7 @@ describe('restore to a granted target', () => {
         done();
       },
     }));
-    agent = await startAgent(config, log, { statusEveryMs: 60_000 });
+    agent = await startAgent(config, log, { statusEveryMs: 60_000, progressEveryMs: 100 });
   });
 
   after(async () => {
@@ -219,6 +219,7 @@ describe('restore to a granted target', () => {
     }
     const status = await run(STANDBY_CLI, ['status', '--agent', '--agent-url', `http://127.0.0.1:${agent!.status.port}`], {}, 20_000, '');
     assert.match(status.stdout, new RegExp(`^pushing to  target gpu-a ${a.grant.user}@127\\.0\\.0\\.1:${a.grant.port}:${a.root}$`, 'm'), status.stdout);
+    assert.ok(logs.some((l) => /^full pass to target gpu-a .*: \d+ (of \d+ )?files/.test(l.msg)), 'the log says how far the restore got');
     const last = onA.at(-1)!;
     assert.equal(last.sync.progress, null, 'no progress once the pass is done');
     writeFileSync(join(ws, 'src/new-on-a.txt'), 'written while A is the target\n');
@@ -286,3 +287,72 @@ describe('restore to a granted target', () => {
 function readdirNames(dir: string): string[] {
   return Object.keys(snapshot(dir));
 }
+
+describe('back to the configured standby: a grant of primary without a target', () => {
+  let top: string;
+  let ws: string;
+  let proxy: TestProxy;
+  let agent: Agent | undefined;
+  let standby: Target;
+  let a: Target;
+
+  before(async () => {
+    top = mkdtempSync(join(tmpdir(), 'standby-restore-back-'));
+    ws = join(top, 'workspace');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    for (let f = 0; f < 50; f++) writeFileSync(join(ws, `src/f${f}.py`), `# ${f}\n`);
+    const key = join(top, 'agent_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-agent@gpu-1', '-f', key]);
+    const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+    standby = await startTarget(top, 'cpu-1', pub);
+    a = await startTarget(top, 'gpu-a', pub);
+    proxy = await startTestProxy();
+    const config = validateSettings(agentConfigSchema, {
+      hostId: 'gpu-1',
+      workspace: ws,
+      standby: { host: standby.sshd.host, port: standby.sshd.port, user: standby.sshd.user, identityFile: key, path: standby.root, sshOptions: standby.sshd.sshOptions },
+      proxy: { url: proxy.url, token: 'agent-token-gpu-1', heartbeatIntervalMs: 50 },
+      sync: { delayMs: 50, retryMinMs: 50, retryMaxMs: 500 },
+      status: { port: 0 },
+      runDir: join(top, 'run'),
+      notices: { gcpMetadata: false },
+    }, 'test');
+    agent = await startAgent(config, pino({ level: 'silent' }), { statusEveryMs: 60_000 });
+  });
+
+  after(async () => {
+    await agent?.close();
+    await proxy?.close();
+    await standby?.sshd.close();
+    await a?.sshd.close();
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  const beatsSince = (from: number) => proxy.beats.slice(from).map((x) => x.hb);
+
+  test('standby, then target A, then the standby again with a full pass: each gets what was written while it was the destination and after', async () => {
+    proxy.grant = { type: 'grant', epoch: 2, role: 'primary', reason: 'primary', heartbeatSeq: null };
+    proxy.push();
+    await waitFor('the standby ready', () => proxy.beats.find((x) => x.hb.sync.target === null && x.hb.sync.ready), { timeoutMs: 30_000 });
+    assert.deepEqual(snapshot(standby.root), snapshot(ws));
+
+    let from = proxy.beats.length;
+    proxy.grant = { type: 'grant', epoch: 2, role: 'primary', reason: 'restore to gpu-a', heartbeatSeq: null, target: a.grant };
+    proxy.push();
+    await waitFor('target A ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-a' && hb.sync.ready), { timeoutMs: 30_000 });
+    writeFileSync(join(ws, 'src/while-on-a.txt'), 'written while A was the destination\n');
+    await waitFor('the change on A', () => existsSync(join(a.root, 'src/while-on-a.txt')), { timeoutMs: 20_000 });
+    assert.ok(!existsSync(join(standby.root, 'src/while-on-a.txt')), 'the standby was not the destination');
+
+    from = proxy.beats.length;
+    proxy.grant = { type: 'grant', epoch: 2, role: 'primary', reason: 'back to the standby', heartbeatSeq: null };
+    proxy.push();
+    await waitFor('the standby ready again', () => beatsSince(from).find((hb) => hb.sync.target === null && hb.sync.ready), { timeoutMs: 30_000 });
+    assert.equal(beatsSince(from).find((hb) => hb.sync.target === null)!.sync.ready, false, 'its numbers start afresh too');
+    assert.deepEqual(snapshot(standby.root), snapshot(ws), 'the full pass brought what was written while A was the destination');
+    writeFileSync(join(ws, 'src/back.txt'), 'written after the return\n');
+    await waitFor('the change on the standby', () => existsSync(join(standby.root, 'src/back.txt')), { timeoutMs: 20_000 });
+    assert.ok(!existsSync(join(a.root, 'src/back.txt')), 'A gets nothing after the return');
+    assert.deepEqual(agent!.engine.status().destination, { target: null, host: standby.sshd.host, port: standby.sshd.port, user: standby.sshd.user, path: standby.root });
+  });
+});
