@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeIdentityOf, type AgentConfig, type StandbyTarget } from '../config/agent.ts';
 import type { PushTarget } from '../protocol/messages.ts';
+import { StandbyError } from '../core/errors.ts';
 
 export interface Destination {
   /** the granted target's id; null for the configured standby */
@@ -25,6 +26,11 @@ export function standbyDestination(config: AgentConfig): Destination | undefined
   if (!s) return undefined;
   return { target: null, ssh: s, label: `the standby ${s.user}@${s.host}:${s.port}` };
 }
+
+/** a host name, IPv4 or IPv6 address (no leading "-") */
+const HOST = /^[A-Za-z0-9_:][A-Za-z0-9._:%-]*$/;
+/** a POSIX-ish user name (no leading "-") */
+const USER = /^[A-Za-z0-9_][A-Za-z0-9._-]*\$?$/;
 
 /** Whether two grants name the same receiver (by id, address and folder): a change starts over with a full pass. */
 export function sameTarget(a: PushTarget | undefined, b: PushTarget | undefined): boolean {
@@ -73,6 +79,10 @@ export function knownHostsFileOf(config: AgentConfig, target: PushTarget): strin
  * first use, accept-new, stays for the rest of that target's life).
  */
 export function targetDestination(config: AgentConfig, target: PushTarget, { fresh }: { fresh: boolean }): Destination {
+  // the address and user go on ssh's command line: one starting with "-" would be read as an option (-oProxyCommand=...)
+  if (!HOST.test(target.host) || !USER.test(target.user)) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `the proxy granted target ${JSON.stringify(target.id)} at ${JSON.stringify(`${target.user}@${target.host}`)}, which is not a host name or address and a user name ssh can be given safely: pushing nothing there`, { target: target.id });
+  }
   const file = knownHostsFileOf(config, target);
   const text = knownHostsText(target);
   if (fresh || text !== '') writeFileSync(file, text, { mode: 0o600 });

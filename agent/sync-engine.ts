@@ -153,7 +153,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    * then a full pass to it, then incremental passes as usual.
    */
   #retarget(target: PushTarget | undefined, epoch: number, reason: string): boolean {
-    // (a target whose known_hosts could not be written is taken up again at the next grant)
+    // (a target that could not be taken up is tried again at the next grant)
     if (sameTarget(this.#target, target) && !(target && !this.#push)) {
       const keys = JSON.stringify(target?.knownHosts ?? []);
       if (target && keys !== this.#targetKeys) {
@@ -184,9 +184,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     try {
       destination = target ? targetDestination(this.#config, target, { fresh: true }) : standbyDestination(this.#config);
     } catch (err) {
-      // its known_hosts could not be written (run folder full, not writable): pushing there unverified is not an option
+      // an address ssh would misread, or its known_hosts not written (run folder full, not writable): pushing there unverified is not an option
       const message = (err as Error).message;
-      if (message !== this.#retargetError) this.#log.error({ err: message, target: target?.id }, `cannot take up target ${target?.id}: writing its known_hosts in the run folder failed; pushing nothing, trying again at the next grant`);
+      if (message !== this.#retargetError) this.#log.error({ err: message, target: target?.id }, `cannot take up target ${target?.id}: ${message}; pushing nothing, trying again at the next grant`);
       this.#retargetError = message;
     }
     if (destination) this.#retargetError = undefined;

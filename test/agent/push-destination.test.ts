@@ -14,6 +14,7 @@ import { publicKeyOf, writePublicKey } from '../../agent/write-identity.ts';
 import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import type { PushTarget } from '../../protocol/messages.ts';
+import { StandbyError } from '../../core/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'standby-destination-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,6 +41,13 @@ describe('targetDestination', () => {
     assert.deepEqual(d.ssh.sshOptions.slice(4), ['-o', 'StrictHostKeyChecking=accept-new']);
     assert.equal(readFileSync(d.ssh.sshOptions[1]!.replace('UserKnownHostsFile=', ''), 'utf8'), '');
     assert.equal(d.ssh.identityFile, undefined, "no identity configured: ssh's own choice");
+  });
+
+  test('an address or user ssh would read as an option is refused', () => {
+    for (const bad of [{ host: '-oProxyCommand=touch /tmp/x' }, { user: '-oProxyCommand=x' }, { host: 'a b' }, { user: 'u@h' }]) {
+      assert.throws(() => targetDestination(config(), { ...TARGET, ...bad }, { fresh: true }), (err: unknown) => err instanceof StandbyError && /pushing nothing there/.test(err.message), JSON.stringify(bad));
+    }
+    for (const good of [{ host: '::1' }, { host: 'fe80::1%eth0' }, { host: 'gpu-2.example.com' }, { user: 'ubuntu' }, { user: 'svc_standby' }]) targetDestination(config(), { ...TARGET, ...good }, { fresh: true });
   });
 
   test('the identity falls back to standby.identityFile', () => {
