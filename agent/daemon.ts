@@ -9,9 +9,10 @@ import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
 import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { localRsyncVersion } from './rsync-version.ts';
-import { summarizeSync } from '../protocol/agent-status.ts';
+import { describeDestination, describeProgress, summarizeSync } from '../protocol/agent-status.ts';
 import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
+import { writePublicKey } from './write-identity.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -27,8 +28,9 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000 } = {}): Promise<Agent> {
-  if (config.standby.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
+export async function startAgent(config: AgentConfig, log: Logger, { statusEveryMs = 30_000, progressEveryMs = 5_000 } = {}): Promise<Agent> {
+  if (config.standby?.identityFile) requirePrivateFile(config.standby.identityFile, "the agent's private ssh key (standby.identityFile)");
+  if (config.identityFile) requirePrivateFile(config.identityFile, "the agent's private ssh key for granted targets (identityFile)");
   requireBinary('rsync', 'rsync');
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
@@ -37,7 +39,10 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
-  if (heartbeat) heartbeat.verifier = () => verify(config, engine.toldEpoch);
+  if (heartbeat) {
+    heartbeat.verifier = () => verify(config, engine.toldEpoch);
+    heartbeat.publicKey = writePublicKey(config, log);
+  }
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))
@@ -69,6 +74,12 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
     log.info({ sync: s }, summarizeSync(s));
   }, statusEveryMs);
   timer.unref();
+  // a full pass (a restore to a new GPU above all) says how far it got more often than the status line
+  const progressTimer = setInterval(() => {
+    const s = engine.status();
+    if (s.progress) log.info({ destination: s.destination, progress: s.progress }, `full pass to ${describeDestination(s.destination)}: ${describeProgress(s.progress)}`);
+  }, progressEveryMs);
+  progressTimer.unref();
   return {
     engine,
     status,
@@ -83,6 +94,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
     },
     async close() {
       clearInterval(timer);
+      clearInterval(progressTimer);
       stopReporting();
       await status.close();
       await engine.close();

@@ -50,6 +50,8 @@ export class HeartbeatClient {
   verifier: (() => Promise<readonly { root: string; path: string; kind: string }[]>) | undefined;
   /** why the proxy revoked this host's credentials, once it did: the agent no longer connects or pushes */
   revoked: string | undefined;
+  /** the OpenSSH public key line the agent writes to granted targets with (set by the daemon): the first heartbeat of each connection carries it */
+  publicKey: string | undefined;
 
   constructor(settings: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
     this.#settings = settings;
@@ -118,7 +120,7 @@ export class HeartbeatClient {
       this.#backoff.reset();
       if (this.#state !== 'connected') this.#log.info({ url: this.#settings.url }, 'connected to the proxy');
       this.#state = 'connected';
-      this.#beat();
+      this.#beat({ first: true });
       this.#timer = setInterval(() => this.#beat(), this.#settings.heartbeatIntervalMs);
     });
     ws.on('message', (data, isBinary) => {
@@ -165,7 +167,7 @@ export class HeartbeatClient {
     if (message.type === 'grant') {
       this.grants++;
       this.role = message.role;
-      this.#engine.grant(message.role, message.epoch, message.reason);
+      this.#engine.grant(message.role, message.epoch, message.reason, message.target);
       return;
     }
     if (message.type === 'verify') return this.#verify(message.id);
@@ -209,8 +211,8 @@ export class HeartbeatClient {
         ready: s.ready,
         held: s.held !== null,
         lastError: s.lastError ? s.lastError.message.slice(0, 2000) : null,
-        target: null,
-        progress: null,
+        target: s.destination?.target ?? null,
+        progress: s.progress,
       },
       codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
@@ -218,9 +220,12 @@ export class HeartbeatClient {
     };
   }
 
-  #beat(): void {
+  #beat({ first = false } = {}): void {
     const ws = this.#ws;
-    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(this.heartbeat()));
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    const beat = this.heartbeat();
+    if (first && this.publicKey !== undefined) beat.publicKey = this.publicKey;
+    ws.send(JSON.stringify(beat));
   }
 
   /** A preemption notice: carried by every heartbeat from now on, the first sent at once. */

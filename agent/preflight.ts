@@ -14,7 +14,7 @@ export function requireBinary(name: string, debianPackage: string): void {
   }
 }
 
-export function requireRoots(roots: readonly SyncRoot[]): void {
+export function requireRoots(roots: readonly Pick<SyncRoot, 'local'>[]): void {
   for (const root of roots) {
     let isDir = false;
     try {

@@ -51,6 +51,15 @@ export class PushGate {
     return { now: 'fenced', wasPushing };
   }
 
+  /**
+   * The proxy named another destination: a refusal by the old one (fenced
+   * there under a newer epoch) says nothing about the new one, whose own
+   * receiver checks the epoch again.
+   */
+  retarget(): void {
+    this.#refusedEpoch = undefined;
+  }
+
   /** The standby refused the current epoch (0 without one). Returns that epoch: the owner then takes it as fenced there. */
   refuse(): number {
     const epoch = this.#epoch ?? 0;

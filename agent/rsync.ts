@@ -103,7 +103,8 @@ export function onlyMissing(result: RsyncResult): boolean {
   return result.code === 23 && result.missing.length > 0 && !result.otherErrors;
 }
 
-export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean } = {}): RsyncRun {
+/** `onStdout`: every chunk rsync writes to stdout, as it comes (its progress output, pass-progress.ts) */
+export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean; onStdout?: (chunk: string) => void } = {}): RsyncRun {
   const started = performance.now();
   const [program, argv] = dieWithParent('rsync', args); // a killed agent takes its rsync along (parent-death.ts)
   const child = spawn(program, argv, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
@@ -118,6 +119,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     let errPartial = '';
     child.stdout.on('data', (d: Buffer) => {
       const text = d.toString();
+      options.onStdout?.(text);
       if (options.itemize) {
         const lines = (partial + text).split('\n');
         partial = lines.pop() ?? '';

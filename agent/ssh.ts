@@ -14,9 +14,9 @@ import { quoteWord } from '../protocol/command-words.ts';
 import type { StandbyTarget } from '../config/agent.ts';
 import { dieWithParent, dieWithParentPrefix } from '../core/parent-death.ts';
 
-/** A control socket path short enough for a unix socket (108 bytes). */
-export function controlPath(target: StandbyTarget, runDir: string | undefined): string {
-  const id = createHash('sha256').update(`${target.user}@${target.host}:${target.port}:${process.pid}`).digest('hex').slice(0, 12);
+/** A control socket path short enough for a unix socket (108 bytes); `session` tells apart two sessions with one host (a target given up and its successor). */
+export function controlPath(target: StandbyTarget, runDir: string | undefined, session = ''): string {
+  const id = createHash('sha256').update(`${target.user}@${target.host}:${target.port}:${process.pid}${session ? `:${session}` : ''}`).digest('hex').slice(0, 12);
   const dir = runDir ?? join(tmpdir(), 'standby-ssh');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return join(dir, `cm-${id}`);
@@ -83,9 +83,9 @@ export class ControlMaster {
   #child: ChildProcess | undefined;
   #closed = false;
 
-  constructor(target: StandbyTarget, runDir: string | undefined, log: Logger) {
+  constructor(target: StandbyTarget, runDir: string | undefined, log: Logger, session = '') {
     this.#target = target;
-    this.path = controlPath(target, runDir);
+    this.path = controlPath(target, runDir, session);
     this.#log = log;
   }
 

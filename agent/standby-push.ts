@@ -10,7 +10,9 @@ import { PassLiveness } from './liveness.ts';
 import type { RootEnds, RsyncSettings } from './rsync-args.ts';
 import { asDir, describeExit, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
-import { ControlMaster, remoteDir, rsyncShell, runRemote } from './ssh.ts';
+import { ControlMaster, destination, remoteDir, rsyncShell, runRemote } from './ssh.ts';
+import type { Destination } from './push-destination.ts';
+import { PassProgress } from './pass-progress.ts';
 
 /** The receiver's refusals that mean this host must stop pushing: fenced under a newer epoch, or its key revoked. */
 export type Refusal = 'EPOCH_STALE' | 'HOST_REVOKED';
@@ -33,9 +35,21 @@ export function isRefusal(err: unknown): boolean {
   return err instanceof StandbyError && err.code === 'STANDBY_ERR_EPOCH_STALE';
 }
 
+/** What a pass to a destination that was ended fails with: not a failure of that destination, nothing is retried there. */
+export class DestinationEnded extends Error {
+  override name = 'DestinationEnded';
+}
+
+/** sessions so far in this process: each gets a control socket of its own (a destination given up may still be closing its own when it is taken up again) */
+let sessions = 0;
+
 export class StandbyPush {
+  /** where this session pushes (one per destination: a new target gets a new session) */
+  readonly destination: Destination;
   #config: AgentConfig;
   #log: Logger;
+  #ended = false;
+  #progress: PassProgress | undefined;
   #epoch: () => number | undefined;
   #excludes: string[];
   #master: ControlMaster;
@@ -44,12 +58,13 @@ export class StandbyPush {
   #rsyncVersions: { here?: string; standby?: string } = {};
 
   /** `epoch`: the one the proxy granted this writer now (undefined: no proxy, or not primary), told to the receiver with every run */
-  constructor(config: AgentConfig, log: Logger, epoch: () => number | undefined) {
+  constructor(config: AgentConfig, destination: Destination, log: Logger, epoch: () => number | undefined) {
+    this.destination = destination;
     this.#config = config;
     this.#log = log;
     this.#epoch = epoch;
     this.#excludes = excludesOf(config);
-    this.#master = new ControlMaster(config.standby, config.runDir, log);
+    this.#master = new ControlMaster(destination.ssh, config.runDir, log, String(++sessions));
     this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
   }
 
@@ -62,20 +77,25 @@ export class StandbyPush {
   settings(): RsyncSettings {
     return {
       ioTimeoutS: this.#config.sync.ioTimeoutS,
-      shell: rsyncShell(this.#config.standby, this.#control()),
+      shell: rsyncShell(this.destination.ssh, this.#control()),
       excludes: this.#excludes,
       epoch: this.#epoch(),
-      rsyncPath: this.#config.standby.rsyncPath,
+      rsyncPath: this.destination.ssh.rsyncPath,
     };
   }
 
   ends(root: SyncRoot): RootEnds {
-    return { from: asDir(root.local), to: remoteDir(this.#config.standby, root.remote) };
+    return { from: asDir(root.local), to: remoteDir(this.destination.ssh, root.remote) };
   }
 
   /** Runs one rsync; abort() cuts it, alive() watches it. */
   async rsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
-    const run = runRsync(args, stdin ? { stdin } : {});
+    this.#stillOn();
+    // a full pass reports how far it got: rsync's own progress output (--info=progress2, rsync >= 3.1.0), keyed by the run's destination folder
+    const progress = this.#progress;
+    const at = `${destination(this.destination.ssh)}:`;
+    const onStdout = progress?.run(args.find((a) => a.startsWith(at)) ?? '');
+    const run = runRsync(progress ? ['--info=progress2', ...args] : args, { ...(stdin ? { stdin } : {}), ...(onStdout ? { onStdout } : {}) });
     this.#rsync = run;
     this.#liveness.track(run.pid);
     try {
@@ -101,6 +121,30 @@ export class StandbyPush {
     this.#rsync?.abort();
   }
 
+  /**
+   * This destination is given up (the proxy granted another): the rsync in
+   * flight is cut (--delay-updates: nothing half-applied there) and no run of
+   * the pass in flight starts after it; close() then ends the ssh master.
+   */
+  end(): void {
+    this.#ended = true;
+    this.abort();
+  }
+
+  /** A full pass starts (its progress is counted from now) or ends (undefined). */
+  set fullPassProgress(progress: PassProgress | undefined) {
+    this.#progress = progress;
+  }
+
+  /** How far the full pass in flight got, or null when none runs. */
+  get progress(): ReturnType<PassProgress['figures']> | null {
+    return this.#progress?.figures() ?? null;
+  }
+
+  #stillOn(): void {
+    if (this.#ended) throw new DestinationEnded(`${this.destination.label} was given up for another destination: the pass to it stops here`);
+  }
+
   /** Idle, or the rsync in flight moving data (liveness.ts). */
   alive(): boolean {
     return this.#liveness.alive();
@@ -112,7 +156,8 @@ export class StandbyPush {
    * makes at the end, at a fraction of the cost of rsync's per-file --fsync.
    */
   async flush(root: SyncRoot): Promise<void> {
-    const { code, stderr } = await runRemote(this.#config.standby, this.#control(), ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epochEnv());
+    this.#stillOn();
+    const { code, stderr } = await runRemote(this.destination.ssh, this.#control(), ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epochEnv());
     const refusal = refusalOf(stderr);
     if (refusal) throw refusedError(refusal, this.#epoch());
     if (code !== 0) {
@@ -128,7 +173,8 @@ export class StandbyPush {
    * it like a write (inside a root, epoch, lock).
    */
   async prepare(roots: readonly SyncRoot[]): Promise<void> {
-    const target = this.#config.standby;
+    this.#stillOn();
+    const target = this.destination.ssh;
     const control = this.#control();
     const env = this.#epochEnv();
     const timeoutMs = this.#config.sync.ioTimeoutS * 1000;

@@ -7,13 +7,16 @@ import { EventEmitter } from 'node:events';
 import { StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { Backoff } from '../core/backoff.ts';
-import { excludesOf, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
+import { excludesOf, localRoots, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
 import type { ConfirmDeletesAnswer, SyncPhase, SyncStatus } from '../protocol/agent-status.ts';
+import type { PushTarget } from '../protocol/messages.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, type Batch, type ChangeKind } from './change-set.ts';
 import { DeleteGuard } from './delete-guard.ts';
 import { PushGate } from './push-gate.ts';
-import { isRefusal, StandbyPush } from './standby-push.ts';
+import { PassProgress } from './pass-progress.ts';
+import { sameTarget, standbyDestination, targetDestination, type Destination } from './push-destination.ts';
+import { DestinationEnded, isRefusal, StandbyPush } from './standby-push.ts';
 import { fullPass, incrementalPass, type PassParts } from './sync-pass.ts';
 import { PassStats, syncStatus } from './sync-status.ts';
 import { WorkspaceWatch } from './workspace-watch.ts';
@@ -45,13 +48,28 @@ interface EngineEvents {
 }
 
 export class SyncEngine extends EventEmitter<EngineEvents> {
-  readonly roots: readonly SyncRoot[];
+  /** the folders synced from this host (what is watched) */
+  readonly roots: readonly { local: string }[];
   #config: AgentConfig;
   #log: Logger;
   #changes = new ChangeSet();
   #batcher: Batcher;
   #backoff: Backoff;
-  #push: StandbyPush;
+  /** the session with where passes go now; undefined: nowhere (no standby section, no target granted) */
+  #push: StandbyPush | undefined;
+  /** the roots as the current destination takes them */
+  #roots: SyncRoot[] = [];
+  /** the target the proxy granted (undefined: the configured standby) */
+  #target: PushTarget | undefined;
+  #targetKeys = '';
+  /** the last failure to take up a target (logged once) */
+  #retargetError: string | undefined;
+  /** monotonic ms when the current destination was taken up after another (undefined: the one the agent started with) */
+  #destinationSince: number | undefined;
+  /** counts destination changes: a pass that began under an older one no longer counts */
+  #generation = 0;
+  /** sessions with given-up destinations, ending (their pass cut, then ssh closed) */
+  #retiring = new Set<Promise<void>>();
   #guard: DeleteGuard;
   #gate: PushGate;
   #stats = new PassStats();
@@ -68,18 +86,22 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     super();
     this.#config = config;
     this.#log = log;
-    this.roots = syncRoots(config);
+    this.roots = localRoots(config);
     this.#watch = new WorkspaceWatch(this.roots, excludesOf(config), log);
     this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#gate = new PushGate(config.proxy !== undefined);
-    this.#push = new StandbyPush(config, log, () => this.#gate.epoch);
+    const standby = standbyDestination(config);
+    if (standby) {
+      this.#push = new StandbyPush(config, standby, log, () => this.#gate.epoch);
+      this.#roots = syncRoots(config, standby.ssh.path);
+    }
     this.#guard = new DeleteGuard(config.sync.deleteGuard, log, (held) => this.emit('held', held));
   }
 
-  /** Whether passes may run: always without a proxy; with one, only while it grants primary. */
+  /** Whether passes may run: always without a proxy; with one, only while it grants primary; and only with somewhere to push. */
   get pushing(): boolean {
-    return this.#gate.pushing;
+    return this.#gate.pushing && this.#push !== undefined;
   }
 
   get epoch(): number | undefined {
@@ -101,11 +123,17 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    * receiver that epoch), or fenced (push nothing from now on; a pass in flight
    * is cut, and rsync's delayed renames mean it leaves no torn file).
    */
-  grant(role: 'primary' | 'fenced', epoch: number, reason: string): void {
+  grant(role: 'primary' | 'fenced', epoch: number, reason: string, target?: PushTarget): void {
+    // primary names where to push: `target`, or without one the configured standby
+    const moved = role === 'primary' && this.#retarget(target, epoch, reason);
     const change = this.#gate.grant(role, epoch);
-    if (!change) return;
+    if (!change) {
+      if (moved) this.#kick();
+      return;
+    }
     if (change.now === 'primary') {
-      this.#log.info({ epoch, reason }, 'granted primary: pushing to the standby');
+      if (this.#push) this.#log.info({ epoch, reason, destination: this.#push.destination.label }, `granted primary: pushing to ${this.#push.destination.label}`);
+      else this.#log.warn({ epoch, reason }, 'granted primary, but there is nowhere to push: agent.json has no standby section and the grant names no target; pushing nothing until the proxy grants a target');
       this.#kick();
       return;
     }
@@ -113,7 +141,76 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#log.warn({ epoch, reason, outstandingPaths: outstanding, watermark: this.#changes.watermark, lastSeq: this.#changes.lastSeq }, change.wasPushing
       ? `fenced: pushing nothing more; ${outstanding} changes here are not on the standby (reported, not pushed)`
       : 'not primary: pushing nothing until the proxy grants it');
-    this.#push.abort();
+    this.#push?.abort();
+  }
+
+  /**
+   * Makes `target` (undefined: the configured standby) where passes go.
+   * Returns false when it already is. A change ends the old destination (its
+   * pass in flight cut: --delay-updates leaves nothing half-applied there, and
+   * no later run of that pass starts) and starts afresh: new change numbers,
+   * stats and guard (watermark and ready describe the new destination only),
+   * then a full pass to it, then incremental passes as usual.
+   */
+  #retarget(target: PushTarget | undefined, epoch: number, reason: string): boolean {
+    // (a target that could not be taken up is tried again at the next grant)
+    if (sameTarget(this.#target, target) && !(target && !this.#push)) {
+      const keys = JSON.stringify(target?.knownHosts ?? []);
+      if (target && keys !== this.#targetKeys) {
+        try {
+          targetDestination(this.#config, target, { fresh: false }); // the same receiver's keys, listed anew
+          this.#targetKeys = keys;
+        } catch (err) {
+          this.#log.error({ err: (err as Error).message, target: target.id }, `cannot write the host keys the proxy now lists for target ${target.id}: keeping the ones written before`);
+        }
+      }
+      return false;
+    }
+    const old = this.#push;
+    const from = old?.destination.label ?? 'nowhere';
+    this.#generation++;
+    if (old) {
+      old.end();
+      const passing = this.#passing;
+      const ending: Promise<void> = (async () => {
+        await passing;
+        await old.close();
+      })().finally(() => this.#retiring.delete(ending));
+      this.#retiring.add(ending);
+    }
+    this.#target = target;
+    this.#targetKeys = JSON.stringify(target?.knownHosts ?? []);
+    let destination: Destination | undefined;
+    try {
+      destination = target ? targetDestination(this.#config, target, { fresh: true }) : standbyDestination(this.#config);
+    } catch (err) {
+      // an address ssh would misread, or its known_hosts not written (run folder full, not writable): pushing there unverified is not an option
+      const message = (err as Error).message;
+      if (message !== this.#retargetError) this.#log.error({ err: message, target: target?.id }, `cannot take up target ${target?.id}: ${message}; pushing nothing, trying again at the next grant`);
+      this.#retargetError = message;
+    }
+    if (destination) this.#retargetError = undefined;
+    this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch) : undefined;
+    this.#roots = destination ? syncRoots(this.#config, destination.ssh.path) : [];
+    this.#destinationSince = performance.now();
+    // the numbers start afresh: nothing is known to be at the new destination
+    this.#changes = new ChangeSet();
+    this.#stats = new PassStats();
+    const entries = this.#guard.treeEntries;
+    this.#guard = new DeleteGuard(this.#config.sync.deleteGuard, this.#log, (held) => this.emit('held', held));
+    this.#guard.treeEntries = entries;
+    this.#backoff.reset();
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    if (this.#fullTimer) clearTimeout(this.#fullTimer);
+    this.#fullTimer = undefined;
+    this.#batcher.clear();
+    this.#gate.retarget();
+    this.#ready = false;
+    this.#needFull = true;
+    if (destination) this.#log.info({ epoch, reason, from, to: destination.label, target: destination.target }, `pushing to ${destination.label} from now on (was ${from}): a full pass first`);
+    else if (!target) this.#log.warn({ epoch, reason, from }, 'granted primary without a target, and agent.json has no standby section: pushing nothing (nowhere to push) until the proxy grants a target');
+    return true;
   }
 
   /** Runs a pass now and resolves once every change made before the call is on the standby's disk (or the pass failed). */
@@ -137,6 +234,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       };
       const timer = setTimeout(() => done({ ok: false, watermark: this.#changes.watermark, error: `no pass within ${timeoutMs} ms` }), timeoutMs);
       this.on('pass', onPass);
+      if (!this.#push) return done({ ok: false, watermark: this.#changes.watermark, error: 'nowhere to push: no standby section in agent.json and no target granted' });
       if (!this.pushing) return done({ ok: false, watermark: this.#changes.watermark, error: 'not primary: this agent may not push' });
       if (this.#changes.watermark >= target && !this.#passing) return done({ ok: true, watermark: this.#changes.watermark, error: null });
       this.#batcher.hurry();
@@ -148,7 +246,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   async start(): Promise<void> {
     const watching = await this.#watch.start({ change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) });
     if (!watching) return;
-    this.#log.info({ roots: this.roots }, 'watching; starting the first full reconcile');
+    this.#log.info({ roots: this.#roots, destination: this.#push?.destination.label ?? null }, this.#push ? 'watching; starting the first full reconcile' : 'watching; nowhere to push yet (no standby section): waiting for the proxy to grant a target');
     this.#kick();
   }
 
@@ -182,7 +280,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   }
 
   status(): SyncStatus {
+    const d = this.#push?.destination;
     return syncStatus({
+      destination: d ? { target: d.target, host: d.ssh.host, port: d.ssh.port, user: d.ssh.user, path: d.ssh.path } : null,
+      progress: this.#push?.progress ?? null,
+      unsentSince: this.#ready ? undefined : this.#destinationSince,
       hostId: this.#config.hostId,
       ready: this.#ready,
       phase: this.#phase,
@@ -191,14 +293,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       failingFor: this.#backoff.attempts,
       held: this.#guard.held,
       treeEntries: this.#guard.treeEntries,
-      rsync: this.#push.rsyncVersions,
+      rsync: this.#push?.rsyncVersions ?? { here: null, standby: null },
       epoch: this.#gate.epoch,
     });
   }
 
   /** The loop is doing its work: idle, or its rsync moving data (see liveness.ts); systemd's watchdog asks. */
   alive(): boolean {
-    return !this.#closed && this.#push.alive();
+    return !this.#closed && (this.#push?.alive() ?? true);
   }
 
   /** Stops watching, cancels the pass in flight (rsync lands files atomically, so a cut pass leaves no torn file) and closes ssh. */
@@ -209,10 +311,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.#batcher.clear();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#fullTimer) clearTimeout(this.#fullTimer);
-    this.#push.abort();
+    this.#push?.abort();
     await this.#watch.close();
     await this.#passing;
-    await this.#push.close();
+    await this.#push?.close();
+    await Promise.all(this.#retiring);
   }
 
   /** Waits for the pass in flight, if any (tests and drains). */
@@ -239,7 +342,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** Starts a pass if one is wanted and none is running or backing off. */
   #kick(): void {
-    if (this.#closed || this.#passing || this.#retryTimer || !this.pushing) return;
+    if (this.#closed || this.#passing || this.#retryTimer || !this.pushing || !this.#push) return;
     const full = this.#needFull;
     // a full reconcile goes at once; changes wait until the batcher says their batch is due
     if (!full && (this.#changes.pendingCount === 0 || !this.#batcher.passDue())) return;
@@ -249,7 +352,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const batch = this.#changes.take(full);
     if (full) this.#needFull = false;
     this.#phase = 'syncing';
-    this.#passing = this.#runPass(batch).finally(() => {
+    this.#passing = this.#runPass(batch, this.#push).finally(() => {
       this.#passing = undefined;
       if (this.#closed) return;
       if (this.#phase === 'syncing') this.#phase = 'idle';
@@ -258,12 +361,17 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     });
   }
 
-  async #runPass(batch: Batch): Promise<void> {
+  async #runPass(batch: Batch, push: StandbyPush): Promise<void> {
     const started = performance.now();
-    this.#push.ensureLink();
-    const parts: PassParts = { roots: this.roots, push: this.#push, guard: this.#guard };
+    const generation = this.#generation;
+    push.ensureLink();
+    const parts: PassParts = { roots: this.#roots, push, guard: this.#guard };
+    if (batch.full) push.fullPassProgress = new PassProgress();
     try {
       const out = batch.full ? await fullPass(parts, batch) : await incrementalPass(parts, batch);
+      push.fullPassProgress = undefined;
+      // the destination changed while the pass ran: it no longer counts (the new one starts with a full pass)
+      if (generation !== this.#generation) return;
       let filesSent = 0;
       let bytesSent = 0;
       for (const r of out.results) {
@@ -273,6 +381,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#changes.complete(batch, out.held, out.requeue);
       this.#onPassOk(batch, started, filesSent, bytesSent);
     } catch (err) {
+      push.fullPassProgress = undefined;
+      if (generation !== this.#generation || err instanceof DestinationEnded) return;
       this.#changes.fail(batch);
       if (batch.full) this.#needFull = true;
       this.#onPassFailed(batch, started, err);
@@ -294,7 +404,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#scheduleNextFull();
       if (!this.#ready) {
         this.#ready = true;
-        this.#log.info({ durationMs: Math.round(durationMs), entries: this.#guard.treeEntries }, 'first full reconcile done: standby in sync');
+        const d = this.#push?.destination;
+        this.#log.info({ durationMs: Math.round(durationMs), entries: this.#guard.treeEntries, target: d?.target ?? null }, d?.target ? `first full pass to ${d.label} done: it holds the workspace, kept current from now on` : 'first full reconcile done: standby in sync');
         this.emit('ready');
       }
     }

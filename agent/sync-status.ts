@@ -58,6 +58,10 @@ export class PassStats {
 /** The engine's parts the snapshot reads. */
 export interface StatusParts {
   hostId: string;
+  destination: SyncStatus['destination'];
+  progress: SyncStatus['progress'];
+  /** monotonic ms since when nothing is known to be at the current destination (taken up after another, its first full pass not landed), or undefined */
+  unsentSince: number | undefined;
   ready: boolean;
   phase: SyncPhase;
   changes: ChangeSet;
@@ -73,8 +77,11 @@ export interface StatusParts {
 export function syncStatus(p: StatusParts, now = performance.now()): SyncStatus {
   const age = (at: number | undefined): number | null => (at === undefined ? null : Math.round(now - at));
   const { stats } = p;
-  const outstandingPaths = p.changes.outstandingCount;
-  const oldestOutstandingAgeMs = age(p.changes.oldestOutstandingAt);
+  // a destination taken up after another has nothing until its first full pass lands: every path is outstanding there, since it was taken up
+  const unsent = p.unsentSince !== undefined;
+  const outstandingPaths = p.changes.outstandingCount + (unsent ? p.treeEntries : 0);
+  const changesAge = age(p.changes.oldestOutstandingAt);
+  const oldestOutstandingAgeMs = unsent ? Math.max(changesAge ?? 0, age(p.unsentSince)!) : changesAge;
   return {
     hostId: p.hostId,
     ready: p.ready,
@@ -99,5 +106,7 @@ export function syncStatus(p: StatusParts, now = performance.now()): SyncStatus 
     treeEntries: p.treeEntries,
     rsync: p.rsync,
     epoch: p.epoch ?? null,
+    destination: p.destination,
+    progress: p.progress,
   };
 }

@@ -53,25 +53,30 @@ export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError
     return new StandbyError('STANDBY_ERR_EPOCH_STALE', `this host was fenced (epoch ${epoch ?? '?'}): the standby accepts epoch ${epoch ?? '?'} or newer only. ${after}`, { epoch: epoch ?? null });
   }
   if (/Permission denied \(publickey/.test(stderr)) {
-    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `the standby ${config.standby.user}@${config.standby.host}:${config.standby.port} refused this host's ssh key${config.standby.identityFile ? ` (${config.standby.identityFile})` : ''}. A failover removes the key of the host it fences, so this host was most likely fenced: \`standby status\` on the proxy shows the epoch and who serves. If there was no failover, authorize this host's key on the standby (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`, {});
+    const s = config.standby;
+    return new StandbyError('STANDBY_ERR_HOST_REVOKED', `the standby ${s ? `${s.user}@${s.host}:${s.port} ` : ''}refused this host's ssh key${s?.identityFile ? ` (${s.identityFile})` : ''}. A failover removes the key of the host it fences, so this host was most likely fenced: \`standby status\` on the proxy shows the epoch and who serves. If there was no failover, authorize this host's key on the standby (standby hosts add ${config.hostId} on the proxy, then the install line it prints)`, {});
   }
   return undefined;
 }
 
 /** `epoch`: the one the proxy granted this host (the daemon's, for verify --proxy), sent as the receiver's STANDBY_EPOCH like a pass's */
 export async function verify(config: AgentConfig, epoch?: number): Promise<Difference[]> {
+  const standby = config.standby;
+  if (!standby) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'verify compares this host with its configured standby, and agent.json has no standby section: add one (standby.host, standby.path) to compare', {});
+  }
   // an rsync too old on either end is named, not taken for a difference
   await Promise.all([
     localRsyncVersion(),
-    standbyRsyncVersion(config.standby, undefined, config.sync.ioTimeoutS * 1000).catch((err: unknown) => {
+    standbyRsyncVersion(standby, undefined, config.sync.ioTimeoutS * 1000).catch((err: unknown) => {
       throw (err instanceof Error ? fencedRefusal(err.message, config) : undefined) ?? err;
     }),
   ]);
   const excludes = excludesOf(config);
   const out: Difference[] = [];
-  const settings = { shell: rsyncShell(config.standby), excludes, epoch, rsyncPath: config.standby.rsyncPath };
+  const settings = { shell: rsyncShell(standby), excludes, epoch, rsyncPath: standby.rsyncPath };
   for (const root of syncRoots(config)) {
-    const args = verifyArgs(settings, { from: asDir(root.local), to: remoteDir(config.standby, root.remote) });
+    const args = verifyArgs(settings, { from: asDir(root.local), to: remoteDir(standby, root.remote) });
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
       const fenced = fencedRefusal(result.stderr, config);

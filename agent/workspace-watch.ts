@@ -15,14 +15,14 @@ export interface WatchListener {
 }
 
 export class WorkspaceWatch {
-  #roots: readonly SyncRoot[];
+  #roots: readonly Pick<SyncRoot, 'local'>[];
   #excludes: readonly string[];
   #log: Logger;
   #watches: RootWatch[] = [];
   #barrier: WatchBarrier | undefined;
   #closed = false;
 
-  constructor(roots: readonly SyncRoot[], excludes: readonly string[], log: Logger) {
+  constructor(roots: readonly Pick<SyncRoot, 'local'>[], excludes: readonly string[], log: Logger) {
     this.#roots = roots;
     this.#excludes = excludes;
     this.#log = log;

@@ -1,7 +1,7 @@
 // `standby status`: what the proxy knows, or with --agent what the local
 // agent knows about its sync.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { summarizeSync, type SyncStatus } from '../protocol/agent-status.ts';
+import { describeDestination, describeProgress, summarizeSync, type SyncStatus } from '../protocol/agent-status.ts';
 import type { RecoveryStatus } from '../protocol/admin-api.ts';
 import { StandbyError } from '../core/errors.ts';
 import { agentUrl, callAgent, endpointOptions, type EndpointArgs } from './support/agent-endpoint.ts';
@@ -37,6 +37,9 @@ export const statusCommand: CommandModule<object, Args> = {
         `pass time   last ${s.passDurationMs.last ?? '-'} ms, p50 ${s.passDurationMs.p50?.toFixed(0) ?? '-'} ms, p95 ${s.passDurationMs.p95?.toFixed(0) ?? '-'} ms`,
         `rsync       ${s.rsync.here ?? '?'} here, ${s.rsync.standby ?? '?'} on the standby${s.rsync.standby === null ? ' (not checked yet)' : ''}`,
       ];
+      // an older agent's answer has neither
+      if (s.destination !== undefined) lines.splice(1, 0, `pushing to  ${describeDestination(s.destination)}`);
+      if (s.progress) lines.push(`full pass   ${describeProgress(s.progress)}`);
       if (s.lastError) lines.push(`last error  ${s.lastError.message} (${(s.lastError.ageMs / 1000).toFixed(0)} s ago)`);
       if (s.held) lines.push(`HELD        ${s.held.deletions} deletions: ${s.held.reason}; apply with: standby sync --confirm-deletes`);
       process.stdout.write(lines.join('\n') + '\n');

@@ -1,6 +1,7 @@
 // The agent's settings (agent.json), with defaults and units. Messages in the
 // schema are the "expected ..." half of a config error.
 import { z } from 'zod';
+import { StandbyError } from '../core/errors.ts';
 import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
 
 /** GCP's metadata server: instance/preempted turns TRUE about 30 s before a spot VM stops (agent/notices/gcp-metadata.ts waits on it). */
@@ -109,7 +110,10 @@ export const agentConfigSchema = z.strictObject({
   hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
   /** the folder mirrored to the standby (default /workspace) */
   workspace: absolutePath.default('/workspace'),
-  standby: standbyTargetSchema,
+  /** the configured standby the copy goes to; optional under a proxy, whose grants may name a target instead (a restore to a new GPU) */
+  standby: standbyTargetSchema.optional(),
+  /** the private key the agent writes to a granted target with (default: standby.identityFile; without either, ssh's own choice) */
+  identityFile: absolutePath.optional(),
   sync: syncSchema.default(() => syncSchema.parse({})),
   /** local status endpoint, loopback only (default 127.0.0.1:7611; port 0 picks a free one) */
   status: z.strictObject({
@@ -123,10 +127,14 @@ export const agentConfigSchema = z.strictObject({
   codeServer: codeServerSchema.optional(),
   notices: noticesSchema.default(() => noticesSchema.parse({})),
   logLevel,
+}).refine((c) => c.standby !== undefined || c.proxy !== undefined, {
+  error: 'a standby section (where the copy goes) or a proxy section (whose grants name where it goes): an agent with neither standby nor proxy has nowhere to sync',
+  path: ['standby'],
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
-export type StandbyTarget = AgentConfig['standby'];
+/** How the agent reaches a receiver over ssh, and where root 0 lands there: the configured standby, or a granted target in the same shape (agent/push-destination.ts). */
+export type StandbyTarget = NonNullable<AgentConfig['standby']>;
 export type SyncSettings = AgentConfig['sync'];
 
 /** A folder synced to the standby: the workspace is root 0, then sync.paths. */
@@ -135,8 +143,27 @@ export interface SyncRoot {
   remote: string;
 }
 
-export function syncRoots(config: AgentConfig): SyncRoot[] {
-  return [{ local: config.workspace, remote: config.standby.path }, ...config.sync.paths];
+/**
+ * The roots as one destination takes them: the workspace lands in
+ * `workspaceRemote` (a granted target's path; default standby.path), sync.paths
+ * keep their remote paths on any destination. Without a standby section the
+ * caller names where root 0 goes (there is no default).
+ */
+export function syncRoots(config: AgentConfig, workspaceRemote: string | undefined = config.standby?.path): SyncRoot[] {
+  if (workspaceRemote === undefined) {
+    throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'this agent has no standby section, and no target was named: there is nowhere to sync the workspace to. Add a standby section to agent.json, or let the proxy grant a target', {});
+  }
+  return [{ local: config.workspace, remote: workspaceRemote }, ...config.sync.paths];
+}
+
+/** The folders synced from this host (what is watched): the workspace, then sync.paths' local folders. */
+export function localRoots(config: AgentConfig): { local: string }[] {
+  return [{ local: config.workspace }, ...config.sync.paths.map((p) => ({ local: p.local }))];
+}
+
+/** The private key the agent writes to a granted target with: identityFile, else standby.identityFile (undefined: ssh's own choice). */
+export function writeIdentityOf(config: AgentConfig): string | undefined {
+  return config.identityFile ?? config.standby?.identityFile;
 }
 
 /** The rsync exclude patterns in force: the defaults (unless turned off), then the user's. */

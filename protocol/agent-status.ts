@@ -47,6 +47,43 @@ export interface SyncStatus {
   rsync: { here: string | null; standby: string | null };
   /** the epoch the proxy granted this host (null: not primary, or no proxy); what `standby verify` tells the receiver */
   epoch: number | null;
+  /**
+   * where passes go now: the configured standby (target null) or the receiver the proxy granted (target:
+   * its id, a restore to a new GPU); null when there is nowhere to push (no standby section, no target).
+   * A change of destination starts the numbers above afresh: they describe this destination only
+   */
+  destination: { target: string | null; host: string; port: number; user: string; path: string } | null;
+  /** the full pass under way, how far it got (rsync's own progress), or null when none runs */
+  progress: SyncProgress | null;
+}
+
+/** How far a full pass got (the heartbeat's sync.progress). */
+export interface SyncProgress {
+  /** files sent and checked so far */
+  files: number;
+  /** bytes sent so far */
+  bytes: number;
+  /** files in the tree, once rsync has counted them all (null before) */
+  totalFiles: number | null;
+  /** bytes per second over the pass so far */
+  rateBps: number;
+  /** how long the pass has run, ms */
+  elapsedMs: number;
+}
+
+/** A full pass's progress in a few words: "1200 of 5000 files, 12.3 MB at 4.1 MB/s, 3.0 s, about 9 s left". */
+export function describeProgress(p: SyncProgress): string {
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  const files = p.totalFiles === null ? `${p.files} files (still counting)` : `${p.files} of ${p.totalFiles} files`;
+  // the time left by files: the bytes to go are not known until rsync has compared them
+  const left = p.totalFiles !== null && p.files > 0 && p.totalFiles >= p.files ? `, about ${Math.ceil(((p.totalFiles - p.files) * p.elapsedMs) / p.files / 1000)} s left` : '';
+  return `${files}, ${mb(p.bytes)} at ${mb(p.rateBps)}/s, ${(p.elapsedMs / 1000).toFixed(1)} s${left}`;
+}
+
+/** Where passes go, in a few words. */
+export function describeDestination(d: SyncStatus['destination']): string {
+  if (!d) return 'nowhere (no standby configured, no target granted)';
+  return `${d.target === null ? 'the standby' : `target ${d.target}`} ${d.user}@${d.host}:${d.port}:${d.path}`;
 }
 
 /** POST /confirm-deletes: how many deletions were held (they go in a full reconcile now). */
@@ -61,5 +98,8 @@ export function summarizeSync(s: SyncStatus): string {
   const oldest = s.oldestOutstandingAgeMs === null ? '' : `, oldest ${(s.oldestOutstandingAgeMs / 1000).toFixed(1)} s`;
   const failing = s.failingFor > 0 ? `, failing (${s.lastError?.message ?? 'unknown'})` : '';
   const held = s.held ? `, ${s.held.deletions} deletions held` : '';
-  return `${synced}, ${outstanding}${oldest}${failing}${held}`;
+  // older agents' answers lack these two
+  const where = s.destination === undefined ? '' : s.destination === null ? ', nowhere to push (no standby configured, no target granted)' : s.destination.target !== null ? `, to target ${s.destination.target}` : '';
+  const progress = s.progress ? `, full pass: ${describeProgress(s.progress)}` : '';
+  return `${synced}, ${outstanding}${oldest}${failing}${held}${where}${progress}`;
 }

@@ -40,6 +40,14 @@ describe('a daemon refuses secrets that group or others can read', { concurrency
     assert.match(r.stderr, new RegExp(`${key} holds the agent's private ssh key \\(standby\\.identityFile\\) and is mode 0640: .*chmod 600 ${key}$`, 'm'));
   });
 
+  test("standby agent with no standby section and its key for granted targets (identityFile) at 0640", async () => {
+    const key = write('id_target', 'key\n', 0o640);
+    const config = write('agent-target-key.json', { hostId: 'cpu-1', workspace: dir, identityFile: key, proxy: { url: 'ws://127.0.0.1:1/_standby/agent', token: 'agent-token-cpu-1' }, status: { port: 0 } }, 0o600);
+    const r = await run(NODE, ['cli.ts', 'agent', '--config', config], {}, 20_000);
+    assert.equal(r.code, EXIT, r.stderr);
+    assert.match(r.stderr, new RegExp(`${key} holds the agent's private ssh key for granted targets \\(identityFile\\) and is mode 0640: .*chmod 600 ${key}$`, 'm'));
+  });
+
   test("standby proxy with its fencing key at 0644, and with proxy.json at 0604", async () => {
     const key = write('id_fence', 'key\n', 0o644);
     const settings = {

@@ -3,7 +3,7 @@
 // message names the field, the bad value and what was expected.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { agentConfigSchema, DEFAULT_EXCLUDES, type AgentConfig } from '../../config/agent.ts';
+import { agentConfigSchema, DEFAULT_EXCLUDES, localRoots, syncRoots, writeIdentityOf, type AgentConfig } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import { StandbyError } from '../../core/errors.ts';
 
@@ -73,11 +73,11 @@ describe('agent config defaults', () => {
   test('with only hostId and standby host/path, the documented defaults are filled', () => {
     const config = validate(BASE);
     assert.equal(config.workspace, '/workspace');
-    assert.equal(config.standby.port, 22);
-    assert.equal(config.standby.user, 'root');
-    assert.deepEqual(config.standby.sshOptions, []);
-    assert.equal(config.standby.identityFile, undefined);
-    assert.equal(config.standby.rsyncPath, undefined);
+    assert.equal(config.standby!.port, 22);
+    assert.equal(config.standby!.user, 'root');
+    assert.deepEqual(config.standby!.sshOptions, []);
+    assert.equal(config.standby!.identityFile, undefined);
+    assert.equal(config.standby!.rsyncPath, undefined);
     assert.equal(config.runDir, undefined);
     assert.equal(config.sync.delayMs, 250);
     assert.equal(config.sync.maxDelayMs, 1000);
@@ -88,7 +88,7 @@ describe('agent config defaults', () => {
 
   test('the result is deeply frozen', () => {
     const config = validate(MINIMAL);
-    for (const obj of [config, config.standby, config.standby.sshOptions, config.sync, config.sync.exclude, config.sync.paths, config.sync.deleteGuard, config.status]) {
+    for (const obj of [config, config.standby!, config.standby!.sshOptions, config.sync, config.sync.exclude, config.sync.paths, config.sync.deleteGuard, config.status]) {
       assert.ok(Object.isFrozen(obj));
     }
     assert.throws(() => {
@@ -167,7 +167,8 @@ describe('agent config bad values', () => {
     { name: 'sync.ioTimeoutS 0 names the allowed range', raw: { ...BASE, sync: { ioTimeoutS: 0 } }, field: 'sync.ioTimeoutS', got: '0', expected: /at least 1|1-3600/ },
     { name: 'standby.sshOptions holding a number', raw: { ...BASE, standby: { ...BASE.standby, sshOptions: [1] } }, field: 'standby.sshOptions.0', got: '1', expected: /ssh argument/ },
     { name: 'standby.rsyncPath empty', raw: { ...BASE, standby: { ...BASE.standby, rsyncPath: '' } }, field: 'standby.rsyncPath', got: '""', expected: /program|command|path/ },
-    { name: 'standby section missing', raw: { hostId: 'gpu-1' }, field: 'standby', got: 'nothing', expected: /host.*path|standby/ },
+    { name: 'standby section missing (and no proxy): the error names both', raw: { hostId: 'gpu-1' }, field: 'standby', got: 'nothing', expected: /a standby section .* or a proxy section .*neither standby nor proxy/ },
+    { name: 'identityFile relative', raw: { ...BASE, identityFile: 'id_ed25519' }, field: 'identityFile', got: '"id_ed25519"', expected: /an absolute path/ },
     { name: 'sync section null', raw: { ...BASE, sync: null }, field: 'sync', got: 'null', expected: /object|settings/ },
     { name: 'status section a string', raw: { ...BASE, status: 'x' }, field: 'status', got: '"x"', expected: /object|host.*port/ },
   ];
@@ -232,8 +233,33 @@ describe('agent config leniency for values as flags deliver them', () => {
   test('a single string becomes a one-item list, "false" a boolean, a numeric host id a string', () => {
     const c = validateSettings(agentConfigSchema, { ...BASE, hostId: 5, standby: { ...BASE.standby, sshOptions: '-v' }, sync: { exclude: '*.log', defaultExcludes: 'false' } }, 'flags');
     assert.equal(c.hostId, '5');
-    assert.deepEqual(c.standby.sshOptions, ['-v']);
+    assert.deepEqual(c.standby!.sshOptions, ['-v']);
     assert.deepEqual(c.sync.exclude, ['*.log']);
     assert.equal(c.sync.defaultExcludes, false);
+  });
+});
+
+describe('agent config without a standby section (a standby host restoring a new GPU under a proxy\'s grants)', () => {
+  const PROXY = { url: 'wss://proxy.example/_standby/agent', token: 'agent-token-cpu-1' };
+
+  test('standby is optional when proxy is set; identityFile is optional and defaults to none', () => {
+    const c = validate({ hostId: 'cpu-1', proxy: PROXY });
+    assert.equal(c.standby, undefined);
+    assert.equal(c.identityFile, undefined);
+    assert.equal(writeIdentityOf(c), undefined, "without either key, ssh's own choice");
+  });
+
+  test('identityFile is the key written to targets with; standby.identityFile is the fallback', () => {
+    assert.equal(writeIdentityOf(validate({ hostId: 'cpu-1', proxy: PROXY, identityFile: '/etc/standby/id_ed25519' })), '/etc/standby/id_ed25519');
+    assert.equal(writeIdentityOf(validate({ ...BASE, standby: { ...BASE.standby, identityFile: '/etc/standby/standby_key' } })), '/etc/standby/standby_key');
+    assert.equal(writeIdentityOf(validate({ ...BASE, identityFile: '/k/top', standby: { ...BASE.standby, identityFile: '/k/standby' } })), '/k/top');
+  });
+
+  test('syncRoots: root 0 goes where it is told (a target\'s path), sync.paths keep their remote paths; without a standby and a path it is an error', () => {
+    const c = validate({ hostId: 'cpu-1', proxy: PROXY, workspace: '/srv/ws', sync: { paths: [{ local: '/home/u/User', remote: '/standby/User' }] } });
+    assert.deepEqual(syncRoots(c, '/workspace'), [{ local: '/srv/ws', remote: '/workspace' }, { local: '/home/u/User', remote: '/standby/User' }]);
+    assert.deepEqual(localRoots(c), [{ local: '/srv/ws' }, { local: '/home/u/User' }]);
+    assert.throws(() => syncRoots(c), (err: unknown) => err instanceof StandbyError && /no standby section/.test(err.message));
+    assert.deepEqual(syncRoots(validate(BASE))[0], { local: '/workspace', remote: '/standby/workspace' });
   });
 });

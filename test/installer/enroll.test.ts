@@ -69,7 +69,7 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
     const config = validateSettings(agentConfigSchema, JSON.parse(readFileSync(configFile, 'utf8')), configFile);
     assert.equal(config.hostId, 'gpu-1');
     assert.match(config.proxy!.token ?? '', /^sba_/, "the host's own token, not the invitation");
-    assert.deepEqual({ host: config.standby.host, port: config.standby.port, user: config.standby.user, path: config.standby.path }, { host: sshd.host, port: sshd.port, user: sshd.user, path: standbyWs });
+    assert.deepEqual({ host: config.standby!.host, port: config.standby!.port, user: config.standby!.user, path: config.standby!.path }, { host: sshd.host, port: sshd.port, user: sshd.user, path: standbyWs });
     assert.ok(readFileSync(join(gpuRoot, 'etc/standby/known_hosts'), 'utf8').includes(readFileSync(sshd.knownHostsFile, 'utf8').trim()), "the standby's host key came from the proxy");
     const writerLine = readFileSync(sshd.authorizedKeysFile, 'utf8').split('\n').find((l) => l.endsWith('standby-host:gpu-1'));
     assert.ok(writerLine?.startsWith(`command="${join(standbyRoot, 'opt/standby/bin/standby')} receive --root ${standbyWs} --state-dir ${join(standbyRoot, 'var/lib/standby/receive')} --host gpu-1",restrict ssh-ed25519 `), writerLine);

@@ -45,8 +45,8 @@ describe('standby install agent', () => {
       const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
       assert.equal(settings.hostId, 'gpu-7');
       assert.equal(settings.workspace, workspace);
-      assert.equal(settings.standby.host, 'cpu-1.example');
-      assert.equal(settings.standby.identityFile, join(keyDir, 'id_ed25519'));
+      assert.equal(settings.standby!.host, 'cpu-1.example');
+      assert.equal(settings.standby!.identityFile, join(keyDir, 'id_ed25519'));
       assert.equal(settings.proxy?.url, 'wss://proxy.example:8443/_standby/agent');
       assert.equal(settings.proxy?.token, 'token-from-env-123');
 
@@ -62,7 +62,7 @@ describe('standby install agent', () => {
       assert.equal(r2.code, 0, r2.stderr);
       assert.deepEqual(readFileSync(join(keyDir, 'id_ed25519')), key1, 'the key is never regenerated');
       const again = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
-      assert.equal(again.standby.port, 2222);
+      assert.equal(again.standby!.port, 2222);
       assert.equal(again.proxy?.token, 'token-from-env-123');
       assert.equal(again.hostId, 'gpu-7');
       assert.notEqual(readlinkSync(current), '', 'current points at the new version');
@@ -114,7 +114,7 @@ test('under --root the agent\'s workspace defaults to ROOT/workspace, as the sta
     const config = join(root, 'etc/standby/agent.json');
     const settings = validateSettings(agentConfigSchema, JSON.parse(readFileSync(config, 'utf8')), config);
     assert.equal(settings.workspace, join(root, 'workspace'));
-    assert.equal(settings.standby.path, join(root, 'workspace'));
+    assert.equal(settings.standby!.path, join(root, 'workspace'));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
