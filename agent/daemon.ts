@@ -12,6 +12,7 @@ import { localRsyncVersion } from './rsync-version.ts';
 import { summarizeSync } from '../protocol/agent-status.ts';
 import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
+import { Freezer } from './freeze.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -38,6 +39,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
   if (heartbeat) heartbeat.verifier = () => verify(config, engine.toldEpoch);
+  if (heartbeat) heartbeat.freezer = new Freezer(config.freeze, log);
   heartbeat?.start();
   const n = config.notices;
   const gcp = heartbeat && (n.gcpMetadata === true || (n.gcpMetadata === 'auto' && onGcp()))
