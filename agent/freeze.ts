@@ -6,14 +6,16 @@
 //  - pidFiles: SIGSTOP / SIGCONT of the process tree of each pid file.
 // Never the agent itself or what it runs (rsync, ssh: the final pass), never
 // sshd or what runs under it (the receiver, the fence), never pid 1. A freeze
-// lifts itself after maxMs, at close() and at the agent's exit, so a frozen
-// code-server never outlives its agent frozen.
+// lifts itself after maxMs, at close() and at the agent's exit, and a guard
+// process (freeze-guard.ts) lifts it should the agent be killed or stopped:
+// a frozen code-server never outlives its agent frozen.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FreezeSettings } from '../config/agent.ts';
 import type { Logger } from '../core/log.ts';
 import { descendants } from '../core/process-tree.ts';
+import { startFreezeGuard, thawStopped, type FreezeGuard } from './freeze-guard.ts';
 
 /** What an agent without a `freeze` section answers a freeze request. */
 export const NOTHING_TO_FREEZE = 'nothing to freeze: set freeze.cgroup or freeze.pidFiles in agent.json';
@@ -70,6 +72,7 @@ export class Freezer {
   readonly #held = new Map<number, string>();
   #cgroupFrozen = false;
   #timer: NodeJS.Timeout | undefined;
+  #guard: FreezeGuard | undefined;
   /** counts thaws: a freeze still waiting for its processes to settle sees one happened */
   #thaws = 0;
   #closed = false;
@@ -112,6 +115,15 @@ export class Freezer {
       this.#timer.unref(); // the agent's exit thaws too (#onExit); the timer must not hold the process up
       process.removeListener('exit', this.#onExit);
       process.once('exit', this.#onExit);
+      // a guard for what is frozen now (a freeze while frozen may have stopped more), then the old one goes
+      const old = this.#guard;
+      this.#guard = undefined;
+      try {
+        this.#guard = startFreezeGuard(this.#held, this.#cgroupFrozen ? settings.cgroup : undefined, ms);
+      } catch (err) {
+        this.#log.error({ err }, 'cannot start the freeze guard: should this agent be killed while frozen, the frozen processes stay stopped until someone continues them');
+      }
+      old?.stop();
     }
     await this.#settle(settings.cgroup, errors, () => this.#thaws !== thaws);
     if (this.#thaws !== thaws) return { ok: false, frozen: this.frozen, processes: this.#count(), error: 'thawed before the freeze had settled' };
@@ -127,30 +139,15 @@ export class Freezer {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     process.removeListener('exit', this.#onExit);
+    this.#guard?.stop();
+    this.#guard = undefined;
     if (!this.frozen) return { ok: true, frozen: false, processes: 0, error: null };
-    const errors: string[] = [];
-    let processes = 0;
-    if (this.#cgroupFrozen && this.#settings?.cgroup !== undefined) {
-      const cgroup = this.#settings.cgroup;
-      processes += this.#cgroupPids(cgroup).length;
-      try {
-        writeFileSync(join(cgroup, 'cgroup.freeze'), '0');
-        this.#cgroupFrozen = false;
-      } catch (err) {
-        errors.push(`cannot write 0 to ${join(cgroup, 'cgroup.freeze')} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): its processes stay frozen; write it by hand`);
-      }
-    }
-    for (const [pid, start] of this.#held) {
-      // a pid reused since (another start time) is not ours to continue
-      if (procStat(pid)?.start === start) {
-        try {
-          process.kill(pid, 'SIGCONT');
-          processes++;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') errors.push(`cannot continue pid ${pid}: ${(err as Error).message}`);
-        }
-      }
-    }
+    const cgroup = this.#cgroupFrozen ? this.#settings?.cgroup : undefined;
+    const inCgroup = cgroup !== undefined ? this.#cgroupPids(cgroup).length : 0;
+    const { processes: continued, cgroupThawed, errors } = thawStopped(this.#held, cgroup);
+    const processes = continued + (cgroup !== undefined && cgroupThawed ? inCgroup : 0);
+    // a cgroup that could not be thawed stays frozen (the error says so); every stopped process was tried
+    if (cgroupThawed) this.#cgroupFrozen = false;
     this.#held.clear();
     const error = errors.length > 0 ? errors.join('; ').slice(0, 2000) : null;
     if (error) this.#log.error({ why, error }, "could not thaw all of the host's user processes");

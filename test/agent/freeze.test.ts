@@ -18,15 +18,22 @@ import { waitFor } from '../fixtures/wait-for.ts';
 
 const log = pino({ level: 'silent' });
 
+/** A folder for the test, removed after the writers started in it (writers()) have ended. */
+const started = new Map<string, AppendWriters[]>();
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'standby-freeze-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  started.set(dir, []);
+  t.after(async () => {
+    for (const w of started.get(dir) ?? []) await w.kill();
+    started.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
-async function writers(t: TestContext, dir: string, name: string, enter?: string): Promise<AppendWriters> {
+async function writers(_t: TestContext, dir: string, name: string, enter?: string): Promise<AppendWriters> {
   const w = await startAppendWriters(dir, name, enter);
-  t.after(() => w.kill());
+  started.get(dir)?.push(w);
   return w;
 }
 
@@ -179,10 +186,9 @@ test('cgroup v2: cgroup.freeze stops every process in it, thaw continues them', 
     }
   });
   // the writers move themselves in before the grandchild starts, so both are in it
-  const w = await startAppendWriters(dir, 'unit', `echo $$ > '${join(cgroup, 'cgroup.procs')}' || exit 3`);
+  const w = await writers(t, dir, 'unit', `echo $$ > '${join(cgroup, 'cgroup.procs')}' || exit 3`);
   t.after(async () => {
-    await w.kill();
-    // a cgroup can be removed once empty: the killed writers leave it shortly
+    // the writers were killed by the folder's hook (SIGKILL ends frozen processes too); they leave the cgroup shortly
     await waitFor('the test cgroup empty', () => readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').trim() === '', { timeoutMs: 5_000 });
     rmdirSync(cgroup);
   });
