@@ -61,12 +61,12 @@ export interface FreezeGuard {
 /** Time the guard gives the agent's own timer to lift the freeze first (and log it) before it does. */
 const GUARD_SLACK_MS = 1_000;
 
-/** Starts a guard that thaws `held` and `cgroup` when this process dies or after `ms`. Throws when it cannot start. */
-export function startFreezeGuard(held: Iterable<Held>, cgroup: string | undefined, ms: number): FreezeGuard {
+/** Starts a guard that thaws `held` and `cgroup` when this process dies or after `ms`; `failed` hears of a guard that could not start. */
+export function startFreezeGuard(held: Iterable<Held>, cgroup: string | undefined, ms: number, failed: (err: Error) => void): FreezeGuard {
   const spec = JSON.stringify({ ms: ms + GUARD_SLACK_MS, cgroup: cgroup ?? null, held: [...held] });
   // not through setpriv --pdeathsig: it must outlive the agent. stderr is the agent's (the journal under systemd)
   const child = spawn(process.execPath, [import.meta.filename], { stdio: ['pipe', 'ignore', 'inherit'] });
-  child.on('error', () => undefined); // a spawn that failed: the freeze goes on without its guard (the caller logs)
+  child.on('error', failed); // a spawn that failed: the freeze goes on without its guard
   child.stdin!.on('error', () => undefined); // the guard gone first: nothing to tell it
   child.stdin!.write(`${spec}\n`);
   // neither the guard nor its pipe holds the agent's exit up

@@ -104,6 +104,7 @@ export class Freezer {
     if (settings.cgroup !== undefined) this.#freezeCgroup(settings.cgroup, errors);
     for (const file of settings.pidFiles) this.#stopTree(file, errors);
     const thaws = this.#thaws;
+    const guardFailed = (err: Error): void => this.#log.error({ err }, 'cannot start the freeze guard: should this agent be killed while frozen, the frozen processes stay stopped until someone continues them (kill -CONT, or 0 to cgroup.freeze)');
     if (this.frozen) {
       const ms = maxMs ?? settings.maxMs;
       if (this.#timer) clearTimeout(this.#timer);
@@ -119,9 +120,9 @@ export class Freezer {
       const old = this.#guard;
       this.#guard = undefined;
       try {
-        this.#guard = startFreezeGuard(this.#held, this.#cgroupFrozen ? settings.cgroup : undefined, ms);
+        this.#guard = startFreezeGuard(this.#held, this.#cgroupFrozen ? settings.cgroup : undefined, ms, guardFailed);
       } catch (err) {
-        this.#log.error({ err }, 'cannot start the freeze guard: should this agent be killed while frozen, the frozen processes stay stopped until someone continues them');
+        guardFailed(err as Error);
       }
       old?.stop();
     }
@@ -165,7 +166,6 @@ export class Freezer {
     const inCgroup = this.#cgroupFrozen && this.#settings?.cgroup !== undefined ? this.#cgroupPids(this.#settings.cgroup).length : 0;
     return inCgroup + this.#held.size;
   }
-
 
   #freezeCgroup(cgroup: string, errors: string[]): void {
     const file = join(cgroup, 'cgroup.freeze');

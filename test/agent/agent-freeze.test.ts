@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
-import { startAppendWriters, type AppendWriters } from '../fixtures/append-writers.ts';
+import { processState, startAppendWriters, type AppendWriters } from '../fixtures/append-writers.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 type Message = Record<string, unknown>;
@@ -118,14 +118,17 @@ test('SIGKILL to a frozen agent: its freeze guard thaws the host', async (t) => 
   // the guard sees its pipe end: no wait for maxMs (60 s)
   await w.writers.wrote(5, 10_000);
   assert.ok(!w.writers.states().includes('T'));
+  await waitFor("the guard's line in the agent's stderr", () => /freeze guard: thawed the host's user processes.*the agent is gone/.test(w.agent.logTail()), { timeoutMs: 5_000 });
 });
 
 test('a stopped (hung) frozen agent: the guard thaws the host once maxMs has passed', async (t) => {
   const w = await world(t, 60_000);
-  await frozen(w, 500);
-  const started = performance.now();
+  await frozen(w, 2_000);
   w.agent.kill('SIGSTOP'); // the agent's own timer cannot run
+  await waitFor('the agent stopped', () => processState(w.agent.pid) === 'T', { timeoutMs: 5_000 });
+  // still frozen once the agent is stopped: what thaws the writers now is not the agent
+  assert.deepEqual(w.writers.states(), ['T', 'T']);
   await w.writers.wrote(5, 15_000);
-  assert.ok(performance.now() - started >= 500 - 50, `not before the freeze's maxMs (${Math.round(performance.now() - started)} ms)`);
+  await waitFor("the guard's line in the agent's stderr", () => /freeze guard: thawed the host's user processes.*maxMs/.test(w.agent.logTail()), { timeoutMs: 5_000 });
   w.agent.kill('SIGCONT');
 });

@@ -17,7 +17,7 @@ import { Freezer } from '../../agent/freeze.ts';
 import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { SyncEngine } from '../../agent/sync-engine.ts';
 import { validateSettings } from '../../config/file.ts';
-import { startAppendWriters } from '../fixtures/append-writers.ts';
+import { startAppendWriters, type AppendWriters } from '../fixtures/append-writers.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 type Message = Record<string, unknown>;
@@ -71,11 +71,16 @@ async function connected(t: TestContext, freeze: Record<string, unknown> | undef
 
 test('freeze over the socket: answered under its id, heartbeats say frozen, a lift continues, a close thaws', async (t) => {
   const writersDir = mkdtempSync(join(tmpdir(), 'standby-hb-freeze-w-'));
-  t.after(() => rmSync(writersDir, { recursive: true, force: true }));
+  const started: AppendWriters[] = [];
+  // one hook: the writers end before their folder goes
+  t.after(async () => {
+    for (const w of started) await w.kill();
+    rmSync(writersDir, { recursive: true, force: true });
+  });
   const w = await startAppendWriters(writersDir, 'code-server');
-  t.after(() => w.kill());
+  started.push(w);
   const control = await startAppendWriters(writersDir, 'control');
-  t.after(() => control.kill());
+  started.push(control);
   const { ws, client, answer, nextBeat } = await connected(t, { pidFiles: [w.pidFile] });
   assert.equal((await nextBeat())['frozen'], false);
 
