@@ -13,6 +13,7 @@ import { describeDestination, describeProgress, summarizeSync } from '../protoco
 import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
 import { writePublicKey } from './write-identity.ts';
+import { Freezer } from './freeze.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -42,6 +43,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   if (heartbeat) {
     heartbeat.verifier = () => verify(config, engine.toldEpoch);
     heartbeat.publicKey = writePublicKey(config, log);
+    heartbeat.freezer = new Freezer(config.freeze, log);
   }
   heartbeat?.start();
   const n = config.notices;

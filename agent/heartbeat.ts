@@ -11,6 +11,7 @@ import { CLOSE_REVOKED, parseProxyMessage, ProtocolError, type Heartbeat, type P
 import { Backoff } from '../core/backoff.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import type { SyncEngine } from './sync-engine.ts';
+import type { Freezer } from './freeze.ts';
 
 type ProxySettings = NonNullable<AgentConfig['proxy']>;
 
@@ -52,6 +53,8 @@ export class HeartbeatClient {
   revoked: string | undefined;
   /** the OpenSSH public key line the agent writes to granted targets with (set by the daemon): the first heartbeat of each connection carries it */
   publicKey: string | undefined;
+  /** stops and continues the host's user processes on the proxy's freeze requests (set by the daemon); close() thaws it */
+  freezer: Freezer | undefined;
 
   constructor(settings: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
     this.#settings = settings;
@@ -171,6 +174,7 @@ export class HeartbeatClient {
       return;
     }
     if (message.type === 'verify') return this.#verify(message.id);
+    if (message.type === 'freeze') return this.#freeze(message.id, message.frozen, message.maxMs);
     void this.#engine.syncNow(30_000).then((r) => {
       const ws = this.#ws;
       if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: message.id, watermark: r.watermark, ok: r.ok, error: r.error }));
@@ -191,6 +195,18 @@ export class HeartbeatClient {
       (diffs) => reply({ ok: true, total: diffs.length, differences: diffs.slice(0, 1000).map((d) => ({ root: d.root, path: d.path, kind: d.kind })), error: null }),
       (err: unknown) => reply({ ok: false, total: 0, differences: [], error: (err instanceof Error ? err.message : String(err)).slice(0, 2000) }),
     );
+  }
+
+  /** A switch back's freeze (or its lift): answered under the request's id with the state now. */
+  #freeze(id: string, frozen: boolean, maxMs: number | undefined): void {
+    const reply = (answer: object): void => {
+      const ws = this.#ws;
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'frozen', id, ...answer }));
+    };
+    const freezer = this.freezer;
+    if (!freezer) return reply({ ok: false, frozen: false, processes: 0, error: 'this agent cannot freeze' });
+    if (!frozen) return reply(freezer.thaw('the proxy lifted the freeze'));
+    freezer.freeze(maxMs).then(reply, (err: unknown) => reply({ ok: false, frozen: freezer.frozen, processes: 0, error: (err instanceof Error ? err.message : String(err)).slice(0, 2000) }));
   }
 
   heartbeat(): Heartbeat {
@@ -216,7 +232,7 @@ export class HeartbeatClient {
       },
       codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
-      frozen: false,
+      frozen: this.freezer?.frozen ?? false,
     };
   }
 
@@ -257,5 +273,6 @@ export class HeartbeatClient {
     if (this.#retry) clearTimeout(this.#retry);
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     this.#ws?.terminate();
+    this.freezer?.close(); // a frozen code-server never outlives its agent frozen
   }
 }

@@ -105,6 +105,17 @@ const noticesSchema = z.strictObject({
   stopGraceMs: ms('notices.stopGraceMs', 0, 600_000).default(25_000),
 }, { error: 'an object of notice settings' });
 
+/** The host's user processes the proxy may freeze (a switch back's final pass: nothing writes during it); agent/freeze.ts. */
+export const freezeSchema = z.strictObject({
+  /** a cgroup v2 folder whose cgroup.freeze is written, e.g. /sys/fs/cgroup/system.slice/code-server@dev.service (the preferred way: the kernel stops the whole unit at once) */
+  cgroup: absolutePath.optional(),
+  /** files holding one pid each (code-server's, the workspace server's): that process and its descendants get SIGSTOP / SIGCONT */
+  pidFiles: flagList(z.array(absolutePath, { error: 'a list of absolute paths' })).default([]),
+  /** a freeze lifts itself after this long, ms, should the proxy never lift it (default 30000; a request may say less or more) */
+  maxMs: ms('freeze.maxMs', 100, 600_000).default(30_000),
+}, { error: 'an object {cgroup, pidFiles, maxMs}' })
+  .refine((f) => f.cgroup !== undefined || f.pidFiles.length > 0, { error: 'freeze.cgroup or freeze.pidFiles (at least one): what to freeze', path: ['cgroup'] });
+
 export const agentConfigSchema = z.strictObject({
   /** this host's id, as the proxy knows it */
   hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
@@ -126,6 +137,8 @@ export const agentConfigSchema = z.strictObject({
   proxy: agentProxySchema.optional(),
   codeServer: codeServerSchema.optional(),
   notices: noticesSchema.default(() => noticesSchema.parse({})),
+  /** what a freeze request stops (none: the agent answers that it has nothing to freeze) */
+  freeze: freezeSchema.optional(),
   logLevel,
 }).refine((c) => c.standby !== undefined || c.proxy !== undefined, {
   error: 'a standby section (where the copy goes) or a proxy section (whose grants name where it goes): an agent with neither standby nor proxy has nowhere to sync',
@@ -136,6 +149,7 @@ export type AgentConfig = z.output<typeof agentConfigSchema>;
 /** How the agent reaches a receiver over ssh, and where root 0 lands there: the configured standby, or a granted target in the same shape (agent/push-destination.ts). */
 export type StandbyTarget = NonNullable<AgentConfig['standby']>;
 export type SyncSettings = AgentConfig['sync'];
+export type FreezeSettings = NonNullable<AgentConfig['freeze']>;
 
 /** A folder synced to the standby: the workspace is root 0, then sync.paths. */
 export interface SyncRoot {

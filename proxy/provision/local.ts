@@ -8,6 +8,8 @@
 //                    `standby install standby` does (`receive --allow-fence --root --authorized-keys`):
 //                    the proxy fences through it and adds each writer's entry
 //   sshd/            a real OpenSSH sshd on loopback (loopback-sshd.ts): its host key, config, known_hosts
+//   workspace-server.pid  the workspace server's pid while this provider runs it: what an agent on the
+//                    host freezes at a switch back (agent.json freeze.pidFiles)
 // and runs two processes: that sshd and the built-in workspace server
 // (workspace-server.ts). GPU hosts and standby hosts live in folders of their
 // own (`gpu/`, `standby/`): both are named for the workspace and the epoch,
@@ -84,10 +86,13 @@ export interface LocalHostDetails {
   url: string;
   /** the token its file API wants (x-standby-files-token), the same for every host of this baseDir: the proxy forwards anyone's requests there, so writes need it */
   filesToken: string;
+  /** a file holding the workspace server's pid while it runs (removed when it is stopped; left by a kill, as a crash leaves it): an agent's freeze.pidFiles */
+  pidFile: string;
 }
 
 const OFFER_ID = 'local';
 const RECORD = 'host.json';
+const PID_FILE = 'workspace-server.pid';
 
 const recordSchema = z.strictObject({
   version: z.literal(1),
@@ -308,6 +313,7 @@ export class LocalProvider {
       sshPort: record.sshPort,
       url: `http://127.0.0.1:${record.httpPort}`,
       filesToken: filesToken(this.baseDir),
+      pidFile: join(dir, PID_FILE),
     };
   }
 
@@ -315,9 +321,9 @@ export class LocalProvider {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#queues.values()]);
-    const all = [...this.#running.values()];
+    const all = [...this.#running.entries()];
     this.#running.clear();
-    await Promise.all(all.map((r) => Promise.all([r.sshd.close(), r.server.close(), endChild(r.onstart)])));
+    await Promise.all(all.map(([key, r]) => Promise.all([r.sshd.close(), r.server.close(), endChild(r.onstart)]).then(() => rmSync(join(this.baseDir, key, PID_FILE), { force: true }))));
   }
 
   async #up(role: LocalRole, name: HostName, key: PublicKey, signal: AbortSignal | undefined, onstart?: string): Promise<ProvisionedHost> {
@@ -382,6 +388,7 @@ export class LocalProvider {
     }
     const run: Running = { sshd, server, onstart: role === 'gpu' ? this.#onstart(dir, wrap) : undefined };
     this.#running.set(`${role}/${text}`, run);
+    writeStateFile(join(dir, PID_FILE), `${server.pid}\n`, { what: "the workspace server's pid file" });
     return run;
   }
 
@@ -417,6 +424,7 @@ export class LocalProvider {
     this.#running.delete(key);
     if (record) for (const pid of this.#foreignPids(role, text, record)) killTree(pid, 'SIGKILL');
     if (run) await Promise.all([run.sshd.stop(), run.server.close(), endChild(run.onstart)]);
+    rmSync(join(this.#dir(role, text), PID_FILE), { force: true });
   }
 
   /** The recorded pids that still run this host's sshd or server but are not this provider's children. */

@@ -263,3 +263,23 @@ describe('agent config without a standby section (a standby host restoring a new
     assert.deepEqual(syncRoots(validate(BASE))[0], { local: '/workspace', remote: '/standby/workspace' });
   });
 });
+
+describe('agent config: freeze (what a switch back stops; agent/freeze.ts)', () => {
+  test('absent by default; maxMs defaults to 30000; a pid file as a flag is a one-item list', () => {
+    assert.equal(validate(BASE).freeze, undefined);
+    assert.deepEqual(validate({ ...BASE, freeze: { cgroup: '/sys/fs/cgroup/system.slice/code-server@dev.service' } }).freeze, { cgroup: '/sys/fs/cgroup/system.slice/code-server@dev.service', pidFiles: [], maxMs: 30_000 });
+    assert.deepEqual(validate({ ...BASE, freeze: { pidFiles: '/run/code-server.pid' } }).freeze, { pidFiles: ['/run/code-server.pid'], maxMs: 30_000 });
+  });
+
+  for (const [name, freeze, expected] of [
+    ['nothing to freeze', {}, /freeze\.cgroup: .*freeze\.cgroup or freeze\.pidFiles/],
+    ['a relative pid file', { pidFiles: ['code-server.pid'] }, /freeze\.pidFiles\.0: .*an absolute path/],
+    ['a relative cgroup', { cgroup: 'code-server.service' }, /freeze\.cgroup: .*an absolute path/],
+    ['maxMs too small', { pidFiles: ['/run/a.pid'], maxMs: 10 }, /freeze\.maxMs: at least 100 ms/],
+    ['an unknown key', { pidFiles: ['/run/a.pid'], signal: 'SIGSTOP' }, /signal/],
+  ] as const) {
+    test(`refused: ${name}`, () => {
+      assert.throws(() => validate({ ...BASE, freeze }), (err: unknown) => err instanceof StandbyError && expected.test(err.message));
+    });
+  }
+});

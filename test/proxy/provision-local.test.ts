@@ -6,7 +6,8 @@
 // proxy's key fences it; create and ensure are idempotent; a new provider
 // object finds the hosts; stop keeps the data, destroy removes everything;
 // kill leaves no process; a killed owner takes its hosts' processes along;
-// close() leaves nothing running.
+// close() leaves nothing running; the workspace server's pid file is there
+// while it runs, for an agent on the host to freeze it.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,8 @@ import { descendants } from '../../core/process-tree.ts';
 import { StandbyError } from '../../core/errors.ts';
 import { authorizeOnStandby, fenceStandby, type FenceTarget } from '../../proxy/fence.ts';
 import { LocalProvider, localBaseDir, localProviderSchema } from '../../proxy/provision/local.ts';
+import { Freezer } from '../../agent/freeze.ts';
+import { pino } from 'pino';
 import type { GpuLaunch, GpuOffer, ProvisionedHost, StandbySpec } from '../../proxy/provision/provider.ts';
 import { runClient as run } from '../fixtures/managed-standby.ts';
 import { pidsWithMarker } from '../fixtures/process-tree.ts';
@@ -255,6 +258,33 @@ describe('the local provider', { timeout: 180_000 }, () => {
     assert.equal(await p.gpu.get(gpu.id), undefined);
     assert.deepEqual(await p.gpu.list(WS), []);
     await p.close();
+  });
+
+  test("the workspace server's pid file: there while it runs (an agent's freeze.pidFiles stops it), gone when it stops", async () => {
+    const p = provider();
+    const standby = await p.standby.ensure(spec);
+    const d = p.details(standby.id)!;
+    const record = JSON.parse(readFileSync(join(d.dir, 'host.json'), 'utf8')) as { serverPid: number };
+    assert.equal(d.pidFile, join(d.dir, 'workspace-server.pid'));
+    assert.equal(readFileSync(d.pidFile, 'utf8'), `${record.serverPid}\n`);
+    // an agent on the host freezes it at a switch back: it answers nothing until the thaw
+    const freezer = new Freezer({ pidFiles: [d.pidFile], maxMs: 30_000 }, pino({ level: 'silent' }));
+    try {
+      const frozen = await freezer.freeze();
+      assert.equal(frozen.ok, true, frozen.error ?? '');
+      await assert.rejects(fetch(`${d.url}/healthz`, { signal: AbortSignal.timeout(500) }), /timeout|aborted/i, 'a frozen workspace server does not answer');
+      assert.equal(freezer.thaw('test').ok, true);
+    } finally {
+      freezer.close();
+    }
+    assert.deepEqual(await healthz(d.url), { status: 'alive', name: standby.id });
+    await p.standby.stop(standby.id);
+    assert.equal(existsSync(d.pidFile), false, 'removed when the server stops');
+    await p.standby.ensure(spec);
+    const again = JSON.parse(readFileSync(join(d.dir, 'host.json'), 'utf8')) as { serverPid: number };
+    assert.equal(readFileSync(d.pidFile, 'utf8'), `${again.serverPid}\n`, 'written anew when it starts again');
+    await p.close();
+    assert.equal(existsSync(d.pidFile), false, 'removed by close()');
   });
 
   test('a host record that cannot be read is an error naming it, never taken as no host; destroy still removes the host', async () => {
