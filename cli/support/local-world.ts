@@ -117,7 +117,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       workspace: standby.workspace,
       identityFile: standbyKey.identityFile,
       proxy: { url: proxy.url.replace(/^http/, 'ws') + '/_standby/agent', token: STANDBY_AGENT_TOKEN, heartbeatIntervalMs: 250 },
-      freeze: { pidFiles: [join(standby.dir, 'workspace-server.pid')] },
+      freeze: { pidFiles: [standby.pidFile] },
       status: { port: 0 },
       runDir: join(dir, 'standby-agent-run'),
       logLevel: 'info',
