@@ -79,7 +79,8 @@ export function syncStatus(p: StatusParts, now = performance.now()): SyncStatus 
   const { stats } = p;
   // a destination taken up after another has nothing until its first full pass lands: every path is outstanding there, since it was taken up
   const unsent = p.unsentSince !== undefined;
-  const outstandingPaths = p.changes.outstandingCount + (unsent ? p.treeEntries : 0);
+  // treeEntries is the delete guard's running estimate (a deletion event can take it below 0 before a reconcile counts the tree)
+  const outstandingPaths = p.changes.outstandingCount + (unsent ? Math.max(0, p.treeEntries) : 0);
   const changesAge = age(p.changes.oldestOutstandingAt);
   const oldestOutstandingAgeMs = unsent ? Math.max(changesAge ?? 0, age(p.unsentSince)!) : changesAge;
   return {

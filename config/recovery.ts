@@ -53,6 +53,8 @@ export const recoverySchema = z.strictObject({
   attempts: z.number({ error: 'recovery.attempts: a count 1-100' }).int().min(1).max(100).default(3),
   /** the pause between tries, s (default 30) */
   retryDelayS: seconds('recovery.retryDelayS', 0, 86_400).default(30),
+  /** the restore counts as level, and the switch back may begin, once the new GPU's first full pass landed and the oldest change it lacks is younger than this, ms (default 3000): the developer keeps writing, and the switch back's final pass carries the rest */
+  levelLagMs: z.number({ error: 'recovery.levelLagMs: ms 0-600000' }).int().min(0).max(600_000).default(3_000),
   /** at switch back, how long the standby's agent has for its final pass while the standby is frozen, ms (default 10000) */
   finalSyncMs: z.number({ error: 'recovery.finalSyncMs: ms 100-600000' }).int().min(100).max(600_000).default(10_000),
   /** a freeze of the standby's user processes lifts itself after this long should the proxy never lift it, ms (default 30000) */

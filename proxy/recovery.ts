@@ -11,7 +11,7 @@
 //   agent-ready its agent enrolled with a one-time invitation and heartbeats (granted fenced)
 //   restore     the standby's agent is granted to push to it (route.ts), straight, no relay through here
 //   restored    the standby's agent reports the new GPU level with the standby (its first full pass landed,
-//               nothing outstanding)
+//               what the developer wrote since at most levelLagMs behind)
 //   done        switched back (failover.ts recoverySwitchBack): freeze, final pass, new epoch, fence, route
 //   old-gpu     the GPU that was left is destroyed (or kept, by config)
 // A try that fails is rolled back (its host destroyed, its invitation or token revoked) and tried again
@@ -258,7 +258,9 @@ export class Recovery {
       const sync = a?.connected ? a.last?.sync : undefined;
       if (sync?.target !== hostId) return undefined;
       if (sync.lastError && !sync.ready) this.#deps.log.debug({ error: sync.lastError }, 'recovery: the restore retries');
-      return sync.ready && sync.pending === 0 && sync.lastError === null ? sync : undefined;
+      // level: the first full pass landed and what the developer wrote since is at most levelLagMs behind (the final pass carries it)
+      const behindMs = sync.pending === 0 ? 0 : sync.oldestPendingAgeMs ?? Infinity;
+      return sync.ready && sync.lastError === null && behindMs <= settings.levelLagMs ? sync : undefined;
     });
     this.#event({ ...base, step: 'restored', ms: msSince(t), host: newHost }, `${hostId} holds the standby's copy (watermark ${restored.watermark})`);
 

@@ -77,7 +77,7 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
     revoked: [],
     reach: async () => ({ knownHosts: ['[127.0.0.1]:2222 ssh-ed25519 AAAAhostkey'] }),
     make(settings = {}) {
-      const settingsParsed = recoverySchema.parse({ gpu: { provider: 'vast' }, provisionS: 5, sshWaitS: 2, agentWaitS: 5, restoreS: 5, attempts: 2, retryDelayS: 0, ...settings });
+      const settingsParsed = recoverySchema.parse({ gpu: { provider: 'vast' }, provisionS: 5, sshWaitS: 2, agentWaitS: 5, restoreS: 5, attempts: 2, retryDelayS: 0, levelLagMs: 0, ...settings });
       const provider = new VastProvider(vastProviderSchema.parse({ apiUrl: fake.apiUrl, apiKey: fake.apiKey, retryMinMs: 5, retryMaxMs: 20, searchIntervalMs: 5, searchRetries: 2, requestTimeoutMs: 2_000, ...vast }), log);
       const deps: RecoveryDeps = {
         store,
