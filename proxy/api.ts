@@ -381,7 +381,7 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
     case 'verify': {
       // the GPU's agent runs the checksum comparison (agent/verify.ts) and reports: the proxy holds no copy to compare
       if (!allow('POST')) return;
-      const id = context.config.primary.id;
+      const id = (context.store.state.gpu ?? context.config.primary).id;
       const answer = await context.hub.requestVerify(id, VERIFY_TIMEOUT_MS);
       if (!answer) return sendProblem(res, 'STANDBY_ERR_AGENT_UNREACHABLE', `the agent of ${id} is not connected, or gave no answer within ${VERIFY_TIMEOUT_MS / 1000} s: run standby verify on the GPU itself`);
       json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });

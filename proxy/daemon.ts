@@ -250,7 +250,11 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   failover.start();
   // a recovery a previous run left under way goes on (it finds the GPU it created by name: no second one)
   if (store.state.phase === 'recovering') recovery?.recovery.begin('resumed at start');
-  const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => failover.preemptionNotice(source, reason), log) : undefined;
+  // the configured GPU's Vast instance: once a recovery replaced that GPU, its status (destroyed) says nothing of the new one
+  const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => {
+    if (store.state.gpu !== null) log.info({ source, reason }, 'a notice about the configured GPU, which a recovery replaced: ignored');
+    else failover.preemptionNotice(source, reason);
+  }, log) : undefined;
   vast?.start();
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
