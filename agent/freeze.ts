@@ -9,7 +9,7 @@
 // lifts itself after maxMs, at close() and at the agent's exit, and a guard
 // process (freeze-guard.ts) lifts it should the agent be killed or stopped:
 // a frozen code-server never outlives its agent frozen.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FreezeSettings } from '../config/agent.ts';
@@ -52,6 +52,15 @@ function procStat(pid: number): ProcStat | undefined {
     return { state: rest[0] ?? '?', start: rest[19] ?? '', comm: stat.slice(stat.indexOf('(') + 1, close) };
   } catch {
     return undefined; // gone
+  }
+}
+
+/** The uids owning a pid file and the process it names, or undefined when either is gone. */
+function ownersOf(file: string, pid: number): { file: number; process: number } | undefined {
+  try {
+    return { file: statSync(file).uid, process: statSync(`/proc/${pid}`).uid };
+  } catch {
+    return undefined;
   }
 }
 
@@ -230,6 +239,13 @@ export class Freezer {
     }
     if (root === 1 || root === process.pid || isSshd(rootStat.comm)) {
       errors.push(`freeze.pidFiles: pid ${root} from ${file} is ${root === 1 ? 'pid 1' : root === process.pid ? 'the agent itself' : 'sshd'}: not stopped`);
+      return;
+    }
+    // a pid file its user can write names only that user's processes (systemd's PIDFile= rule): a
+    // root agent must not stop a root daemon because a user's pid file says so
+    const owners = ownersOf(file, root);
+    if (owners && owners.file !== 0 && owners.file !== owners.process) {
+      errors.push(`freeze.pidFiles: pid ${root} from ${file} runs as uid ${owners.process} but the file belongs to uid ${owners.file}: not stopped (a pid file not owned by root may only name its owner's processes)`);
       return;
     }
     // the walk stops at the agent (code-server's terminal may have started it) and at sshd: they and
