@@ -9,7 +9,7 @@
 // lifts itself after maxMs, at close() and at the agent's exit, and a guard
 // process (freeze-guard.ts) lifts it should the agent be killed or stopped:
 // a frozen code-server never outlives its agent frozen.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FreezeSettings } from '../config/agent.ts';
@@ -38,6 +38,7 @@ export interface FreezerOptions {
 
 interface ProcStat {
   state: string;
+  ppid: number;
   /** start time in clock ticks since boot: with the pid, names one process (pids are reused) */
   start: string;
   comm: string;
@@ -49,9 +50,18 @@ function procStat(pid: number): ProcStat | undefined {
     // the command name is in parentheses and may hold spaces and parentheses: the last ')' ends it
     const close = stat.lastIndexOf(')');
     const rest = stat.slice(close + 2).split(' ');
-    return { state: rest[0] ?? '?', start: rest[19] ?? '', comm: stat.slice(stat.indexOf('(') + 1, close) };
+    return { state: rest[0] ?? '?', ppid: Number(rest[1]), start: rest[19] ?? '', comm: stat.slice(stat.indexOf('(') + 1, close) };
   } catch {
     return undefined; // gone
+  }
+}
+
+/** The uids owning a pid file and the process it names, or undefined when either is gone. */
+function ownersOf(file: string, pid: number): { file: number; process: number } | undefined {
+  try {
+    return { file: statSync(file).uid, process: statSync(`/proc/${pid}`).uid };
+  } catch {
+    return undefined;
   }
 }
 
@@ -232,6 +242,13 @@ export class Freezer {
       errors.push(`freeze.pidFiles: pid ${root} from ${file} is ${root === 1 ? 'pid 1' : root === process.pid ? 'the agent itself' : 'sshd'}: not stopped`);
       return;
     }
+    // a pid file its user can write names only that user's processes (systemd's PIDFile= rule): a
+    // root agent must not stop a root daemon because a user's pid file says so
+    const owners = ownersOf(file, root);
+    if (owners && owners.file !== 0 && owners.file !== owners.process) {
+      errors.push(`freeze.pidFiles: pid ${root} from ${file} runs as uid ${owners.process} but the file belongs to uid ${owners.file}: not stopped (a pid file not owned by root may only name its owner's processes)`);
+      return;
+    }
     // the walk stops at the agent (code-server's terminal may have started it) and at sshd: they and
     // what they run go on (the final pass, the fence). A tree under the agent is stopped like any other.
     const untouchable = new Set<number>([1]);
@@ -260,7 +277,13 @@ export class Freezer {
   /** Waits (up to settleMs) until the stopped processes are stopped for real and the cgroup says frozen. */
   async #settle(cgroup: string | undefined, errors: string[], thawed: () => boolean): Promise<void> {
     const deadline = performance.now() + this.#settleMs;
-    const running = (): number[] => [...this.#held.keys()].filter((pid) => !isStopped(procStat(pid)));
+    const running = (): string[] => {
+      const stats = new Map([...this.#held.keys()].map((pid) => [pid, procStat(pid)] as const));
+      const stoppedParents = new Set([...stats.values()].filter((s) => s !== undefined && isStopped(s)).map((s) => s!.ppid));
+      // a parent in D with a stopped child: a vfork() (dash, posix_spawn) waiting for a child we stopped
+      // before its exec. It cannot run until the child does, and takes its SIGSTOP then: it is stopped
+      return [...stats].filter(([pid, s]) => !isStopped(s) && !(s!.state === 'D' && stoppedParents.has(pid))).map(([pid, s]) => `${pid} (${s!.state})`);
+    };
     const cgroupSettled = (): boolean => {
       if (!this.#cgroupFrozen || cgroup === undefined) return true;
       try {
@@ -275,7 +298,7 @@ export class Freezer {
       const settled = cgroupSettled();
       if (left.length === 0 && settled) return;
       if (performance.now() > deadline) {
-        if (left.length > 0) errors.push(`${left.length} process(es) not stopped within ${this.#settleMs} ms (pids ${left.slice(0, 10).join(', ')}): in uninterruptible I/O? they stop once it ends`);
+        if (left.length > 0) errors.push(`${left.length} process(es) not stopped within ${this.#settleMs} ms (pid and state: ${left.slice(0, 10).join(', ')}): in uninterruptible I/O? they stop once it ends`);
         if (!settled) errors.push(`freeze.cgroup ${cgroup} not frozen within ${this.#settleMs} ms (cgroup.events says frozen 0)`);
         return;
       }
