@@ -24,6 +24,8 @@ interface Args {
   json?: boolean;
 }
 
+/** The writer's pace: about 20 writes a second, a busy developer and a training job together. */
+const WRITE_EVERY_MS = 50;
 /** How long the GPU serves (and the writer writes to it) before the kill, ms. */
 const BEFORE_KILL_MS = 6_000;
 /** The whole demo's bound, ms: it fails rather than hangs. */
@@ -36,7 +38,7 @@ interface StatusView {
   active: string;
   epoch: number;
   recovery: RecoveryStatus;
-  agents: { hostId: string; connected: boolean; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null; lastPassAgeMs: number | null } | null }[];
+  agents: { hostId: string; connected: boolean; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null; lastPassAgeMs: number | null; ready: boolean } | null }[];
 }
 
 function seconds(ms: number): string {
@@ -87,10 +89,23 @@ export const demoCommand: CommandModule<object, Args> = {
 };
 
 async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: number, own: (w: Writer) => void): Promise<number> {
-  const status = async (): Promise<StatusView> => (await (await w.api('status')).json()) as StatusView;
+  // a switch closes the client sockets that carried traffic to the side it leaves; a request on one of them
+  // fails, as a browser's would, and is sent again (the writer's are not: it records them as refused)
+  const apiJson = async <T>(path: string): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await (await w.api(path)).json()) as T;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  };
+  const status = (): Promise<StatusView> => apiJson<StatusView>('status');
   const deadline = t0 + DEMO_BOUND_MS;
-  const until = async (what: string, test: (s: StatusView) => boolean, onTick?: (s: StatusView) => void): Promise<StatusView> => {
+  const until = async (what: string, test: (s: StatusView) => boolean, onTick?: (s: StatusView) => void, alsoTick?: () => Promise<void>): Promise<StatusView> => {
     for (;;) {
+      await alsoTick?.();
       const s = await status();
       onTick?.(s);
       if (test(s)) return s;
@@ -101,10 +116,10 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   say(`proxy      ${w.proxy.url} (the developer's one URL)`);
   say(`standby    cpu-1: ${w.standby.url}, ssh 127.0.0.1:${w.standby.sshPort}, its agent fenced`);
   say(`GPU        gpu-1: ${w.gpu.url}, ssh 127.0.0.1:${w.gpu.sshPort}; its agent installed by the real installer with a one-time invitation`);
-  await until('the GPU serving with its agent heartbeating', (s) => s.phase === 'normal');
+  await until('the GPU serving, its agent heartbeating and its first full pass done', (s) => s.phase === 'normal' && s.agents.some((a) => a.hostId === 'gpu-1' && a.sync?.ready === true));
   say('normal     the GPU serves; its agent pushes every change to the standby (inotify, then rsync over ssh)');
 
-  const writer = new Writer({ baseUrl: w.proxy.url, headers: { 'x-standby-files-token': w.gpu.filesToken }, seed: 7 });
+  const writer = new Writer({ baseUrl: w.proxy.url, headers: { 'x-standby-files-token': w.gpu.filesToken }, seed: 7, everyMs: WRITE_EVERY_MS });
   own(writer);
   writer.start();
   say('writer     started: small edits, renames, deletes and a growing checkpoint, through the proxy URL; it never pauses');
@@ -117,41 +132,69 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   const c = writer.counts();
   say(`writing    ${c.acknowledged} writes acknowledged so far; sync ${lastLag}`);
 
+  // the timeline: each durable event as the proxy logged it, with the time it measured for its step
+  let shown = '';
+  const tell = (e: ProxyEvent): string | undefined => {
+    const ms = (v: number | null | undefined) => (v === null || v === undefined ? '' : ` (${seconds(v)})`);
+    switch (e.type) {
+      case 'epoch':
+        return `epoch ${e.epoch}    failover begun: ${e.reason}; detection${ms(e.heartbeatAgeMs)}`;
+      case 'fenced':
+        return `fenced     the ${e.epoch === 2 ? 'standby' : 'standby and the new GPU'} at epoch ${e.epoch}${ms(e.ms)}`;
+      case 'routed':
+        return `routed     to the ${e.side === 'standby' ? 'standby' : 'new GPU'}${e.totalMs !== undefined ? `, ${seconds(e.totalMs)} after ${e.side === 'standby' ? 'the last heartbeat' : 'the freeze'}` : ''}`;
+      case 'switch-back':
+        return `switch     ${e.reason}`;
+      case 'recovery': {
+        const words: Partial<Record<string, string>> = {
+          started: `recovery   try ${e.attempt}: a new GPU from the ${e.provider} provider`,
+          search: e.error ? `search     no GPU: ${e.error}` : `search     offer ${e.offer?.id ?? '?'}: ${e.offer?.gpuName ?? ''}`,
+          intent: 'intent     logged before the create: a restarted proxy adopts this GPU, never makes a second',
+          created: `created    ${e.host?.id ?? ''} runs; its first boot installs the agent and the receiver`,
+          'ssh-ready': 'ssh ready  its receiver answers over SSH, fenced at this epoch',
+          'agent-ready': 'agent      its agent enrolled with a one-time invitation and heartbeats (fenced)',
+          restore: "restore    the standby's agent pushes the workspace straight to the new GPU",
+          restored: 'restored   the new GPU is level with the standby; switching back: freeze, final pass, fence, route',
+          done: `done       ${e.host?.id ?? 'the new GPU'} serves; it pushes to the standby again`,
+          'old-gpu': `retired    ${e.reason}`,
+          failed: `failed     ${e.error ?? ''}: rolled back, trying again`,
+          'gave-up': `gave up    ${e.error ?? ''}`,
+        };
+        const w = words[e.step];
+        return w === undefined ? undefined : w + ms(e.ms);
+      }
+      default:
+        return undefined;
+    }
+  };
+  const startSeq = ((await apiJson<{ events: ProxyEvent[] }>('events')).events.at(-1)?.seq ?? 0);
+  let printed = startSeq;
+  const timeline = async () => {
+    const events = (await apiJson<{ events: ProxyEvent[] }>('events')).events;
+    for (const e of events) {
+      if (e.seq <= printed) continue;
+      printed = e.seq;
+      const line = tell(e);
+      if (line) say(line);
+    }
+  };
   say('KILL       SIGKILL of the GPU: its sshd, its workspace server and its agent, mid-write');
   const killed = performance.now();
   w.killGpu();
-  await until('the failover', (s) => s.active === 'standby');
+  await until('the failover', (s) => s.active === 'standby', undefined, timeline);
   say(`failover   the standby serves (${seconds(performance.now() - killed)} after the kill); the writer goes on, on the standby`);
 
-  let step = '';
-  let shownBar = '';
-  await until('the recovery and the switch back', (s) => s.active === 'primary' && s.recovery.configured && (s.recovery.step === 'done' || s.recovery.step === 'old-gpu'), (s) => {
+  await until('the recovery and the switch back', (s) => s.active === 'primary' && s.recovery.configured && s.recovery.step === 'old-gpu', (s) => {
     const r = s.recovery;
-    if (!r.configured) return;
-    if (r.step === 'gave-up') throw new Error(`the recovery gave up: ${r.error ?? '?'}`);
-    if (r.step !== null && r.step !== step) {
-      step = r.step;
-      const words: Record<string, string> = {
-        started: 'recovery   begun: a new GPU from the local provider',
-        search: 'recovery   offer found',
-        intent: 'recovery   creating the new GPU (its intent logged first: a restart would adopt it, not make a second)',
-        created: `recovery   ${r.newGpu?.id ?? 'the new GPU'} runs; its onstart installs the agent and the receiver`,
-        'ssh-ready': "recovery   its receiver answers over SSH, fenced at this epoch",
-        'agent-ready': 'recovery   its agent enrolled and heartbeats (fenced)',
-        restore: "restore    the standby's agent pushes the workspace straight to the new GPU",
-        restored: 'restore    the new GPU holds the standby\'s copy; switching back: freeze, final pass, fence, route',
-        done: `switched   the new GPU ${r.newGpu?.id ?? ''} serves`,
-        'old-gpu': 'retired    the old GPU',
-        failed: `recovery   a try failed: ${r.error ?? '?'}; rolled back, trying again`,
-      };
-      say(words[r.step] ?? `recovery   ${r.step}`);
+    if (r.configured && r.step === 'gave-up') throw new Error(`the recovery gave up: ${r.error ?? '?'}`);
+    if (r.configured && r.restore) {
+      const p = r.restore;
+      const line = p.ready ? `level: ${p.pending} changes behind` : bar(p.files, p.totalFiles) + `, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s`;
+      if (line !== shown) say(`restore    ${line}`);
+      shown = line;
     }
-    if (r.restore) {
-      const line = bar(r.restore.files, r.restore.totalFiles) + `, ${(r.restore.bytes / 1e6).toFixed(1)} MB`;
-      if (line !== shownBar) say(`restore    ${line}`);
-      shownBar = line;
-    }
-  });
+  }, timeline);
+  await timeline();
   // a few writes on the new GPU, then the writer stops: what it had acknowledged is checked there
   const back = performance.now();
   await new Promise((r) => setTimeout(r, 1_500));
@@ -159,7 +202,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   say(`writer     stopped, ${seconds(performance.now() - back)} after the switch back`);
 
   const records = writer.records();
-  const events = ((await (await w.api('events')).json()) as { events: ProxyEvent[] }).events;
+  const events = (await apiJson<{ events: ProxyEvent[] }>('events')).events;
   const epochEvent = events.find((e): e is Extract<ProxyEvent, { type: 'epoch' }> => e.type === 'epoch');
   if (!epochEvent) throw new Error('no failover in the log');
   // writes above the watermark at failover (the RPO, reported, not hidden): acknowledged by the GPU after the
@@ -174,7 +217,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   const newGpu = w.proxy.recovery?.local?.details(rec.newGpu.providerId);
   if (!newGpu) throw new Error(`the new GPU ${rec.newGpu.providerId} is not a local host`);
   const check = checkWorkspace(newGpu.workspace, records, acknowledged);
-  const report = (await (await w.api('failover/report')).json()) as FailoverReport;
+  const report = await apiJson<FailoverReport>('failover/report');
   const f = report.list[report.list.length - 1];
   const phases = (f?.phases ?? []).map((p) => ({ name: p.name, ms: p.ms }));
   const counts = writer.counts();

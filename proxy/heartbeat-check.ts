@@ -2,7 +2,7 @@
 // knows: the epoch is one the proxy could have granted this host, and the
 // numbers only move forward on one connection (the agent numbers heartbeats
 // and changes for the life of its process; a restarted agent, on a new
-// connection, starts again). A pure function of the last accepted heartbeat
+// connection, starts again, and so do the sync numbers of a new push target). A pure function of the last accepted heartbeat
 // of the connection, so the hub decides and logs in one place.
 import type { Heartbeat } from '../protocol/messages.ts';
 
@@ -35,8 +35,10 @@ export function checkHeartbeat(hb: Heartbeat, known: HeartbeatContext): Heartbea
   const previous = known.previous;
   if (previous) {
     if (hb.seq <= previous.seq) return { accept: false, kind: 'replayed', reason: `seq ${hb.seq} after ${previous.seq}: replayed or out of order` };
-    if (hb.sync.lastSeq < previous.sync.lastSeq) return { accept: false, kind: 'inconsistent', reason: `lastSeq went back from ${previous.sync.lastSeq} to ${hb.sync.lastSeq}` };
-    if (hb.sync.watermark < previous.sync.watermark) return { accept: false, kind: 'inconsistent', reason: `watermark went back from ${previous.sync.watermark} to ${hb.sync.watermark}` };
+    // a new push target (a restore granted, or given up) starts the sync numbers afresh
+    const sameTarget = hb.sync.target === previous.sync.target;
+    if (sameTarget && hb.sync.lastSeq < previous.sync.lastSeq) return { accept: false, kind: 'inconsistent', reason: `lastSeq went back from ${previous.sync.lastSeq} to ${hb.sync.lastSeq}` };
+    if (sameTarget && hb.sync.watermark < previous.sync.watermark) return { accept: false, kind: 'inconsistent', reason: `watermark went back from ${previous.sync.watermark} to ${hb.sync.watermark}` };
     if (hb.epoch < previous.epoch) return { accept: false, kind: 'stale-epoch', reason: `epoch went back from ${previous.epoch} to ${hb.epoch}` };
   }
   return { accept: true };

@@ -14,14 +14,14 @@ import { startWorkspaceServer, type WorkspaceServer } from '../fixtures/workspac
 
 const STANDBY_TOKEN = 'agent-token-cpu-1';
 
-export function heartbeat(seq: number, o: { hostId?: string; epoch?: number; watermark?: number; lastSeq?: number; pending?: number } = {}): Heartbeat {
+export function heartbeat(seq: number, o: { hostId?: string; epoch?: number; watermark?: number; lastSeq?: number; pending?: number; target?: string | null } = {}): Heartbeat {
   const lastSeq = o.lastSeq ?? 0;
   return {
     type: 'heartbeat',
     hostId: o.hostId ?? 'gpu-1',
     epoch: o.epoch ?? 0,
     seq,
-    sync: { watermark: o.watermark ?? lastSeq, lastSeq, pending: o.pending ?? 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null, target: null, progress: null },
+    sync: { watermark: o.watermark ?? lastSeq, lastSeq, pending: o.pending ?? 0, oldestPendingAgeMs: null, lastPassAgeMs: null, ready: true, held: false, lastError: null, target: o.target ?? null, progress: null },
     codeServer: { healthy: true, checkedAgeMs: 10 },
     preemption: null,
     frozen: false,
@@ -161,6 +161,8 @@ describe('checkHeartbeat', () => {
     { name: 'watermark above lastSeq', hb: heartbeat(1, { watermark: 5, lastSeq: 4 }), want: 'inconsistent' },
     { name: 'watermark back', hb: heartbeat(3, { watermark: 4, lastSeq: 9 }), previous: heartbeat(2, { watermark: 5, lastSeq: 9 }), want: 'inconsistent' },
     { name: 'everything forward', hb: heartbeat(3, { watermark: 6, lastSeq: 10 }), previous: heartbeat(2, { watermark: 5, lastSeq: 9 }), want: 'accept' },
+    { name: 'a new push target starts the numbers afresh (a restore granted)', hb: heartbeat(3, { watermark: 0, lastSeq: 12, target: 'gpu-e2' }), previous: heartbeat(2, { watermark: 900, lastSeq: 916 }), want: 'accept' },
+    { name: 'regression: numbers going back on the same target are still refused', hb: heartbeat(3, { watermark: 0, lastSeq: 12, target: 'gpu-e2' }), previous: heartbeat(2, { watermark: 13, lastSeq: 20, target: 'gpu-e2' }), want: 'inconsistent' },
   ];
   for (const c of cases) {
     test(c.name, () => {
