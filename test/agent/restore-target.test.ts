@@ -282,6 +282,18 @@ describe('restore to a granted target', () => {
     assert.equal(agent!.engine.pushing, false);
     assert.ok(!existsSync(join(b.root, 'src/after-fence.txt')));
   });
+
+  test('a target whose address ssh would read as an option is refused: nothing runs, the heartbeat says why', async () => {
+    const marker = join(top, 'proxy-command-ran');
+    proxy.grant = { type: 'grant', epoch: 6, role: 'primary', reason: 'a hostile grant', heartbeatSeq: null, target: { ...a.grant, id: 'gpu-evil', host: `-oProxyCommand=touch ${marker}` } };
+    proxy.push();
+    const from = proxy.beats.length;
+    const told = await waitFor('the refusal in a heartbeat', () => beatsSince(from).find((hb) => /cannot take up target gpu-evil/.test(hb.sync.lastError ?? '')), { timeoutMs: 10_000 });
+    assert.equal(told.sync.target, null);
+    assert.equal(agent!.engine.status().destination, null);
+    assert.equal(agent!.engine.pushing, false);
+    assert.ok(!existsSync(marker), 'no ssh ran with the address as an option');
+  });
 });
 
 function readdirNames(dir: string): string[] {
