@@ -104,6 +104,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     return this.#gate.pushing && this.#push !== undefined;
   }
 
+  /** where passes go now (undefined: nowhere) */
+  get destination(): Destination | undefined {
+    return this.#push?.destination;
+  }
+
   get epoch(): number | undefined {
     return this.#gate.epoch;
   }
