@@ -41,7 +41,8 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   // Connect first: nothing is pushed until the proxy grants primary.
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
   if (heartbeat) {
-    heartbeat.verifier = () => verify(config, engine.toldEpoch);
+    // with where passes go now: a granted target (a restore) included
+    heartbeat.verifier = () => verify(config, engine.toldEpoch, engine.destination?.ssh ?? config.standby);
     heartbeat.publicKey = writePublicKey(config, log);
     heartbeat.freezer = new Freezer(config.freeze, log);
   }

@@ -104,6 +104,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     return this.#gate.pushing && this.#push !== undefined;
   }
 
+  /** where passes go now (undefined: nowhere) */
+  get destination(): Destination | undefined {
+    return this.#push?.destination;
+  }
+
   get epoch(): number | undefined {
     return this.#gate.epoch;
   }
@@ -196,6 +201,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     // the numbers start afresh: nothing is known to be at the new destination
     this.#changes = new ChangeSet();
     this.#stats = new PassStats();
+    // why nothing is pushed goes out as the heartbeat's lastError
+    if (target && !destination && this.#retargetError) this.#stats.lastError = { message: `cannot take up target ${target.id}: ${this.#retargetError}`, at: performance.now() };
     const entries = this.#guard.treeEntries;
     this.#guard = new DeleteGuard(this.#config.sync.deleteGuard, this.#log, (held) => this.emit('held', held));
     this.#guard.treeEntries = entries;

@@ -52,6 +52,10 @@ async function startTarget(top: string, id: string, agentPub: string): Promise<T
 interface TestProxy {
   url: string;
   beats: { connection: number; hb: Heartbeat }[];
+  /** the agent's other messages (answers to requests) */
+  answers: Record<string, unknown>[];
+  /** sends a message to the agent now */
+  send(message: Record<string, unknown>): void;
   connections: () => number;
   grant: Record<string, unknown>;
   /** sends the grant now, without waiting for a heartbeat */
@@ -69,6 +73,8 @@ async function startTestProxy(): Promise<TestProxy> {
   const proxy: TestProxy = {
     url: '',
     beats: [],
+    answers: [],
+    send: (message) => socket?.send(JSON.stringify(message)),
     connections: () => connections,
     grant: { type: 'grant', epoch: 3, role: 'fenced', reason: 'not yet', heartbeatSeq: null },
     push: () => socket?.send(JSON.stringify(proxy.grant)),
@@ -87,7 +93,7 @@ async function startTestProxy(): Promise<TestProxy> {
       socket = ws;
       ws.on('message', (data) => {
         const m = JSON.parse(data.toString()) as Heartbeat;
-        if (m.type !== 'heartbeat') return;
+        if (m.type !== 'heartbeat') return void proxy.answers.push(m as unknown as Record<string, unknown>);
         proxy.beats.push({ connection, hb: m });
         ws.send(JSON.stringify({ ...proxy.grant, heartbeatSeq: m.seq }));
       });
@@ -240,6 +246,10 @@ describe('restore to a granted target', () => {
     const aBefore = snapshot(a.root);
     assert.deepEqual(snapshot(b.root), snapshot(ws), 'B holds the whole workspace (without what was deleted here)');
     assert.ok(beatsSince(from).filter((hb) => hb.sync.target === 'gpu-b').every((hb) => !hb.sync.held), "the guard does not hold the first full pass to an empty target, nor carry A's hold over");
+    // the proxy's verify compares with where the agent pushes now: B, through its receiver
+    proxy.send({ type: 'verify', id: 'verify-b' });
+    const verified = await waitFor('the verify answer', () => proxy.answers.find((m) => m['id'] === 'verify-b'), { timeoutMs: 30_000 });
+    assert.deepEqual(verified, { type: 'verified', id: 'verify-b', ok: true, total: 0, differences: [], error: null });
     const firstOnB = beatsSince(from).find((hb) => hb.sync.target === 'gpu-b')!;
     assert.equal(firstOnB.sync.ready, false, 'ready describes the new target only');
     assert.ok(firstOnB.sync.lastSeq <= 1, `the numbers start afresh: ${JSON.stringify(firstOnB.sync)}`);
@@ -281,6 +291,18 @@ describe('restore to a granted target', () => {
     await waitFor('more heartbeats', () => beatsSince(again).length >= 5, { timeoutMs: 10_000 });
     assert.equal(agent!.engine.pushing, false);
     assert.ok(!existsSync(join(b.root, 'src/after-fence.txt')));
+  });
+
+  test('a target whose address ssh would read as an option is refused: nothing runs, the heartbeat says why', async () => {
+    const marker = join(top, 'proxy-command-ran');
+    proxy.grant = { type: 'grant', epoch: 6, role: 'primary', reason: 'a hostile grant', heartbeatSeq: null, target: { ...a.grant, id: 'gpu-evil', host: `-oProxyCommand=touch ${marker}` } };
+    proxy.push();
+    const from = proxy.beats.length;
+    const told = await waitFor('the refusal in a heartbeat', () => beatsSince(from).find((hb) => /cannot take up target gpu-evil/.test(hb.sync.lastError ?? '')), { timeoutMs: 10_000 });
+    assert.equal(told.sync.target, null);
+    assert.equal(agent!.engine.status().destination, null);
+    assert.equal(agent!.engine.pushing, false);
+    assert.ok(!existsSync(marker), 'no ssh ran with the address as an option');
   });
 });
 
