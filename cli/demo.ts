@@ -134,6 +134,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
 
   // the timeline: each durable event as the proxy logged it, with the time it measured for its step
   let shown = '';
+  let shownAt = 0;
   const tell = (e: ProxyEvent): string | undefined => {
     const ms = (v: number | null | undefined) => (v === null || v === undefined ? '' : ` (${seconds(v)})`);
     switch (e.type) {
@@ -189,9 +190,14 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     if (r.configured && r.step === 'gave-up') throw new Error(`the recovery gave up: ${r.error ?? '?'}`);
     if (r.configured && r.restore) {
       const p = r.restore;
-      const line = p.ready ? `level: ${p.pending} changes behind` : bar(p.files, p.totalFiles) + `, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s`;
-      if (line !== shown) say(`restore    ${line}`);
-      shown = line;
+      // the full pass's bar while it runs; then, once a second, how far the new GPU is behind the developer
+      const line = p.ready ? `kept current: ${p.pending} changes behind` : bar(p.files, p.totalFiles) + `, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s`;
+      const now = performance.now();
+      if (line !== shown && (!p.ready || now - shownAt >= 1_000)) {
+        say(`restore    ${line}`);
+        shown = line;
+        shownAt = now;
+      }
     }
   }, timeline);
   await timeline();
@@ -219,7 +225,8 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   const check = checkWorkspace(newGpu.workspace, records, acknowledged);
   const report = await apiJson<FailoverReport>('failover/report');
   const f = report.list[report.list.length - 1];
-  const phases = (f?.phases ?? []).map((p) => ({ name: p.name, ms: p.ms }));
+  // the report's phases, and 'failover' (from the last heartbeat to the standby serving) after the route
+  const phases = (f?.phases ?? []).flatMap((p) => (p.name === 'route' ? [{ name: p.name, ms: p.ms }, { name: 'failover', ms: f?.toStandbyMs ?? null }] : [{ name: p.name, ms: p.ms }]));
   const counts = writer.counts();
   const out = {
     lostFiles: check.lost.length,

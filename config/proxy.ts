@@ -43,6 +43,9 @@ export const primarySchema = z.strictObject({
   url: httpUrl,
   /** the token its agent presents on /_standby/agent; optional: a GPU invited with `standby hosts add` gets its own at enrollment */
   agentToken: token.optional(),
+  /** the provider that made this GPU (local, vast) and its id there: a recovery destroys it through them once the new GPU serves (recovery.gpu.old); absent: it is left for you to stop */
+  provider: z.enum(['local', 'vast'], { error: 'local or vast' }).optional(),
+  providerId: z.string({ error: "the GPU's id at its provider (a Vast instance id, a local gpu/<name>)" }).min(1).max(200).optional(),
   /** preemption notices the proxy watches itself (the agent reports the host's own) */
   notices: z.strictObject({ vast: vastNoticeSchema.optional() }, { error: 'an object {vast}' }).default({}),
 }, { error: 'an object {id, url}' });
@@ -181,6 +184,7 @@ export const proxyConfigSchema = z.strictObject({
   // a token names its host: two hosts (or the admin) sharing one could act as each other
   .refine((c) => c.standby.agentToken === undefined || c.standby.agentToken !== c.primary.agentToken, { error: 'a token of its own, not primary.agentToken', path: ['standby', 'agentToken'] })
   .refine((c) => c.standby.id !== c.primary.id, { error: 'an id of its own, not primary.id', path: ['standby', 'id'] })
+  .refine((c) => (c.primary.provider === undefined) === (c.primary.providerId === undefined), { error: 'primary.provider and primary.providerId together (or neither)', path: ['primary', 'providerId'] })
   .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] });
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;

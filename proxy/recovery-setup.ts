@@ -86,7 +86,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
     if (!details) return [];
     return readFileSync(details.knownHostsFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
   };
-  const configured: GpuRecord = { id: config.primary.id, url: config.primary.url };
+  const configured: GpuRecord = { id: config.primary.id, url: config.primary.url, ...(config.primary.provider && config.primary.providerId ? { provider: config.primary.provider, providerId: config.primary.providerId } : {}) };
   const recovery = new Recovery({
     store: ctx.store,
     settings: r,

@@ -94,7 +94,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       listen: { host: '127.0.0.1', port: 0 },
       stateDir,
       adminToken: WORLD_ADMIN_TOKEN,
-      primary: { id: 'gpu-1', url: gpu.url },
+      primary: { id: 'gpu-1', url: gpu.url, provider: 'local', providerId: gpuHost.id },
       standby: {
         id: 'cpu-1',
         url: standby.url,
