@@ -202,6 +202,8 @@ export class Recovery {
     const { settings, gpus } = this.#deps;
     // a host of this name already asked for (the intent was logged, then the proxy stopped): adopt it
     let host: ProvisionedHost | undefined;
+    // provisioning: from the create call (or the adoption) to the host running with its addresses
+    let provisionFrom = performance.now();
     if (resume && resume.step !== 'started' && resume.step !== 'search') {
       host = (await gpus.list(name.workspace, this.#abort.signal)).find((h) => h.name?.epoch === name.epoch && h.state !== 'gone');
       if (host) this.#deps.log.warn({ id: host.id, state: host.state }, 'recovery: found the GPU a previous run created: adopting it, not creating a second');
@@ -219,10 +221,10 @@ export class Recovery {
       const invitation = this.#deps.invite(hostId, (settings.provisionS + settings.sshWaitS + settings.agentWaitS) * 1000);
       this.#event({ ...base, step: 'intent' }, `creating ${hostNameText(name)} (its agent: ${hostId})`);
       t = performance.now();
+      provisionFrom = t;
       host = await gpus.create(offer, { name, image: this.#deps.image, onstart: this.#deps.onstart({ hostId, invitation, name }), diskGb: this.#deps.requirements.diskGb }, this.#abort.signal);
       this.#deps.log.info({ id: host.id, ms: msSince(t) }, 'recovery: the provider accepted the create');
     }
-    const t0 = performance.now();
     const id = host.id;
     const running = await this.#until(`${id} did not run`, settings.provisionS * 1000, async () => {
       const h = await gpus.get(id, this.#abort.signal);
@@ -231,7 +233,7 @@ export class Recovery {
     });
     const ssh = running.ssh!;
     const partial = { id: hostId, url: running.url!, provider: gpus.name, providerId: id, ssh, workspace: running.workspace ?? '/workspace', knownHosts: [] as string[], pricePerHour: running.pricePerHour ?? null };
-    this.#event({ ...base, step: 'created', ms: msSince(t0), host: partial }, `${id} runs (ssh ${ssh.user}@${ssh.host}:${ssh.port})`);
+    this.#event({ ...base, step: 'created', ms: msSince(provisionFrom), host: partial }, `${id} runs (ssh ${ssh.user}@${ssh.host}:${ssh.port})`);
 
     let t = performance.now();
     const reached = await this.#until(`${id}'s receiver did not answer over SSH`, settings.sshWaitS * 1000, () => this.#deps.reach(running, base.epoch));
