@@ -135,16 +135,19 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   // the timeline: each durable event as the proxy logged it, with the time it measured for its step
   let shown = '';
   let shownAt = 0;
+  /** the switch back began: a fence now is the switch back's */
+  let switching = false;
   const tell = (e: ProxyEvent): string | undefined => {
     const ms = (v: number | null | undefined) => (v === null || v === undefined ? '' : ` (${seconds(v)})`);
     switch (e.type) {
       case 'epoch':
         return `epoch ${e.epoch}    failover begun: ${e.reason}; detection${ms(e.heartbeatAgeMs)}`;
       case 'fenced':
-        return `fenced     the ${e.epoch === 2 ? 'standby' : 'standby and the new GPU'} at epoch ${e.epoch}${ms(e.ms)}`;
+        return `fenced     ${switching ? "the standby's and the new GPU's receivers" : 'the standby'} at epoch ${e.epoch}${ms(e.ms)}`;
       case 'routed':
         return `routed     to the ${e.side === 'standby' ? 'standby' : 'new GPU'}${e.totalMs !== undefined ? `, ${seconds(e.totalMs)} after ${e.side === 'standby' ? 'the last heartbeat' : 'the freeze'}` : ''}`;
       case 'switch-back':
+        switching = true;
         return `switch     ${e.reason}`;
       case 'recovery': {
         const words: Partial<Record<string, string>> = {
@@ -191,10 +194,10 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     if (r.configured && r.restore) {
       const p = r.restore;
       // the full pass's bar while it runs; then, once a second, how far the new GPU is behind the developer
-      const line = p.ready ? `kept current: ${p.pending} changes behind` : bar(p.files, p.totalFiles) + `, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s`;
+      const line = p.ready ? `kept current: ${p.pending} changes behind` : bar(p.files, p.totalFiles);
       const now = performance.now();
       if (line !== shown && (!p.ready || now - shownAt >= 1_000)) {
-        say(`restore    ${line}`);
+        say(`restore    ${line}${p.ready ? '' : `, ${(p.bytes / 1e6).toFixed(1)} MB at ${(p.rateBps / 1e6).toFixed(1)} MB/s`}`);
         shown = line;
         shownAt = now;
       }
