@@ -13,12 +13,15 @@ want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ -L node_modules ] && [ -x node_modules/.bin/node ]; then
   # a checkout that borrows another's node_modules (a git worktree): npm ci would empty the shared tree
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || echo "standby: node_modules is a link to another checkout's and package-lock.json differs from what it holds: not reinstalling it here (run npm ci where it lives)" >&2
-elif [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "standby: installing npm dependencies (npm ci)" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+else
+  if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "standby: installing npm dependencies (npm ci)" >&2
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
   # npm skips an optional package whose engines the Node running npm does not meet (the proxy's
   # @google-cloud/compute needs Node >= 22, the system's may be older): once the pinned Node is
-  # in place, install again with npm running on it
+  # in place, install again with npm running on it (checked every time: a tree installed by an
+  # older version of this script may lack them)
   missing=$(node_modules/.bin/node -e 'const p = require("./package.json"); const fs = require("fs"); console.log(Object.keys(p.optionalDependencies ?? {}).filter((n) => !fs.existsSync("node_modules/" + n)).join(" "))')
   if [ -n "$missing" ]; then
     echo "standby: npm skipped $missing under $(node --version 2>/dev/null || echo 'the system Node'): installing again on the pinned Node" >&2
