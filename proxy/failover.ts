@@ -374,6 +374,7 @@ export class Failover {
     this.#deps.log.warn({ planned, reason }, 'failing over to the standby');
     let freezeMs: number | null = pre?.freezeMs ?? null;
     let finalSyncMs: number | null = null;
+    let finalWatermark: number | undefined;
     if (planned) {
       // Freeze: the developer stops writing on the GPU before its last pass.
       if (!pre) freezeMs = this.#freeze('primary');
@@ -381,6 +382,7 @@ export class Failover {
       const synced = await this.#deps.hub.requestSync(this.#deps.primaryId(), this.#deps.finalSyncMs ?? 10_000);
       finalSyncMs = performance.now() - t;
       if (this.#closed) return; // stopped while waiting: nothing was logged, a restarted proxy decides again
+      if (synced?.ok) finalWatermark = synced.watermark;
       if (synced?.ok) this.#deps.log.info({ watermark: synced.watermark, ms: Math.round(finalSyncMs) }, 'final sync pass done');
       else this.#deps.log.warn({ answer: synced ?? null }, 'no final sync pass from the agent: failing over with what the standby has');
     }
@@ -388,12 +390,17 @@ export class Failover {
     const hb = agent?.last;
     // the last sign of life, on this proxy's clock: where an unplanned failover's detection (and its MTTR) starts
     const heartbeatAt = agent && agent.heartbeats > 0 ? agent.lastHeartbeatAt : undefined;
+    // the RPO: what the last heartbeat said, unless a final pass landed since (its watermark covers every change
+    // numbered before it; what the last heartbeat numbered above it, if anything, is still outstanding)
+    const watermark = finalWatermark ?? hb?.sync.watermark ?? null;
+    const pending = hb && watermark !== null ? Math.max(0, hb.sync.lastSeq - watermark) : null;
+    const oldestPendingAgeMs = finalWatermark !== undefined && pending === 0 ? null : hb?.sync.oldestPendingAgeMs ?? null;
     this.#aborting = false;
     this.#enter(
       {
         event: {
-          type: 'epoch', epoch: this.state.epoch + 1, planned, watermark: hb?.sync.watermark ?? null, pending: hb ? hb.sync.lastSeq - hb.sync.watermark : null, reason,
-          cause, heartbeatAgeMs: heartbeatAt === undefined ? null : msSince(heartbeatAt), oldestPendingAgeMs: hb?.sync.oldestPendingAgeMs ?? null, leadMs: msSince(started),
+          type: 'epoch', epoch: this.state.epoch + 1, planned, watermark, pending, reason,
+          cause, heartbeatAgeMs: heartbeatAt === undefined ? null : msSince(heartbeatAt), oldestPendingAgeMs, leadMs: msSince(started),
         },
       },
       { msg: 'new epoch: fencing the standby under it', level: 'warn', fields: { epoch: this.state.epoch + 1, planned } },

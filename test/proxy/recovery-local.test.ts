@@ -123,3 +123,39 @@ test("the standby machine preempted (its processes SIGKILLed): the proxy's watch
   assert.equal(report.standbyOutages.count, 1);
   assert.equal(report.failovers.total, 0, 'the standby going down is no failover');
 });
+
+test('standby drill on the local provider: a planned failover marked as a drill (final pass: RPO 0), a new GPU, the switch back; the report counts it as a drill', BOUND, async (t) => {
+  let text = '';
+  const log = pino({ level: 'info' }, new Writable({ write(c: Buffer, _e, cb) { text += c.toString(); cb(); } }));
+  const w = await startLocalWorld({ log });
+  t.after(() => w.close());
+  const why = () => `\nproxy log tail:\n${text.split('\n').slice(-30).join('\n')}`;
+  await waitFor('the GPU to serve with its first pass done', async () => {
+    const s = await status(w);
+    return s.phase === 'normal' && s.agents.some((a) => a.hostId === 'gpu-1' && a.sync?.ready);
+  }, { timeoutMs: 60_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  writeFileSync(join(w.gpu.workspace, 'before-drill.txt'), 'written just before the drill\n');
+
+  const answer = await w.api('drill', { method: 'POST' });
+  assert.equal(answer.status, 202, await answer.text());
+  await waitFor('the drill to end on a new GPU', async () => {
+    const s = await status(w);
+    if (s.recovery.configured && s.recovery.step === 'gave-up') throw new Error(`the recovery gave up: ${s.recovery.error}`);
+    return s.active === 'primary' && s.recovery.configured && s.recovery.step === 'old-gpu';
+  }, { timeoutMs: 120_000 }).catch((err: Error) => assert.fail(err.message + why()));
+
+  const rec = (await status(w)).recovery;
+  assert.ok(rec.configured && rec.newGpu);
+  const newGpu = w.proxy.recovery?.local?.details(rec.newGpu.providerId);
+  assert.equal(readFileSync(join(newGpu!.workspace, 'before-drill.txt'), 'utf8'), 'written just before the drill\n', "the final pass carried the GPU's last write");
+  const report = (await (await w.api('failover/report')).json()) as FailoverReport;
+  assert.equal(report.failovers.drills, 1);
+  const f = report.list[0]!;
+  assert.equal(f.drill, true);
+  assert.equal(f.cause.kind, 'drill');
+  assert.equal(f.planned, true);
+  assert.equal(f.rpo?.rpoMs, 0, 'a planned failover: nothing above the watermark');
+  assert.equal(f.recovery?.outcome, 'done');
+  // the GPU the drill left was destroyed through its provider
+  assert.equal(w.provider.details(w.gpu.id), undefined);
+});
