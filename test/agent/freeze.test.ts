@@ -187,7 +187,8 @@ test('sshd under a tree goes on (and what it runs); a pid file naming sshd is re
   // a real process named sshd (the rule is by name: sshd, sshd-session, sshd-auth), with a child of its own
   const sshd = join(dir, 'sshd');
   copyFileSync('/bin/sh', sshd);
-  const w = await writers(t, dir, 'code-server', `${dieWithParentPrefix().join(' ')} '${sshd}' -c 'sleep 300' &`);
+  // `sleep 300; exit 0`, not `sleep 300`: dash execs a -c string's last command in place, and the sshd-named shell would become sleep
+  const w = await writers(t, dir, 'code-server', `${dieWithParentPrefix().join(' ')} '${sshd}' -c 'sleep 300; exit 0' &`);
   const sshdPid = await waitFor('the sshd-named process', () => descendants(w.pid).find((p) => commandLine(p).startsWith(`${sshd} `)), { timeoutMs: 10_000 });
   const session = await waitFor("the sshd-named process's child", () => descendants(sshdPid).find((p) => p !== sshdPid), { timeoutMs: 10_000 });
   const sshdPidFile = join(dir, 'sshd.pid');
