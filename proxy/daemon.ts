@@ -128,6 +128,9 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     const revoke = hosts.fenceRevocations(left);
     let outcome: FenceOutcome;
     let result: FenceResult | undefined;
+    // a recovery's switch back fences the new GPU's receiver too (so the standby's agent can push there no more), side by side with the standby's
+    const alsoNewGpu = purpose === 'switch-back' && !options.fence ? fenceNewGpu(store, config, epoch) : undefined;
+    alsoNewGpu?.catch(() => {}); // awaited below; a rejection before then is not unhandled
     if (options.fence) outcome = await options.fence(epoch);
     else {
       result = await fenceStandby(ssh, epoch, { ...onStandby, waitMs: ssh.waitMs, revoke, client: warmup?.take() });
@@ -135,8 +138,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     }
     if (left !== undefined) hosts.revokeFenced(left, epoch);
     if (result) hosts.fenced(result);
-    // a recovery's switch back: the new GPU's receiver too, so the standby's agent can push there no more
-    if (purpose === 'switch-back' && !options.fence) await fenceNewGpu(store, config, epoch);
+    await alsoNewGpu;
     return outcome;
   };
   const failover: Failover = new Failover({
