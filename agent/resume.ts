@@ -2,7 +2,10 @@
 // with resume: true, protocol/messages.ts), what this host's own config or
 // workspace says to run (agent.json `resume`: a command for sh -c, else the
 // executable file .standby/resume in the workspace), e.g. relaunch training
-// from the newest complete checkpoint. The proxy never says what to run.
+// from the newest complete checkpoint. The proxy never says what to run. A
+// workspace file runs as its owner (an agent running as root lends its root to
+// nobody who can write the workspace), and not at all when group or others may
+// write it.
 //
 // It runs at most once per agent process and once per epoch: the run is
 // recorded in the run folder BEFORE the spawn, so a reconnect, a regrant or a
@@ -13,7 +16,7 @@
 // killed when the agent exits: a training job outlives the agent's restart.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, fchmodSync, lstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fchmodSync, lstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from '../config/agent.ts';
 import { readStateFile, writeStateFile } from '../core/durable-file.ts';
@@ -109,6 +112,9 @@ export class Resumer {
     const workspace = this.#config.workspace;
     let argv: [string, string[]];
     let what: string;
+    /** a workspace file runs as its owner: the agent's root is not lent to whoever can write the workspace */
+    let as: { uid: number; gid: number } | undefined;
+    let refused: string | undefined;
     if (settings.command !== undefined) {
       argv = ['sh', ['-c', settings.command]];
       what = 'command';
@@ -122,11 +128,19 @@ export class Resumer {
       }
       argv = [file, []];
       what = file;
+      try {
+        const st = statSync(file);
+        if ((st.mode & 0o022) !== 0) refused = `${file} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}): chmod go-w it`;
+        else if (process.getuid?.() === 0 && st.uid !== 0) as = { uid: st.uid, gid: st.gid };
+      } catch (err) {
+        refused = `did not start: ${errorText(err)}`; // a link to nothing: said below as it is
+      }
     }
     this.#startedMono = performance.now();
     this.#record = { epoch, what, startedAt: Date.now() };
     // recorded before the spawn: a crash now never leads to a second run
     if (!this.#save()) return this.#ended({ exitCode: null, signal: null, error: 'the run folder could not record the run, so it did not start', failedToStart: true });
+    if (refused !== undefined) return this.#ended({ exitCode: null, signal: null, error: refused, failedToStart: true });
     const logFile = settings.logFile ?? join(runDirOf(this.#config), 'resume.log');
     let fd: number;
     try {
@@ -138,7 +152,7 @@ export class Resumer {
     this.#log.warn({ epoch, what, logFile }, 'resume: switched back to this host: running the resume command');
     try {
       // its own session and process group: the agent's end (or a signal to its group) does not reach it
-      const child = spawn(argv[0], argv[1], { cwd: workspace, detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, STANDBY_RESUME_EPOCH: String(epoch) } });
+      const child = spawn(argv[0], argv[1], { cwd: workspace, detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, STANDBY_RESUME_EPOCH: String(epoch) }, ...as });
       child.on('error', (err) => {
         if (child.pid === undefined) this.#ended({ exitCode: null, signal: null, error: `did not start: ${errorText(err)}`, failedToStart: true });
         else this.#log.warn({ err: errorText(err) }, 'resume: its process reported an error');

@@ -3,9 +3,10 @@
 // command (or the workspace's .standby/resume) once, its exit is in the
 // heartbeats; a grant without resume runs nothing; a second grant, a
 // reconnect or a restarted agent does not run it again; a file that cannot be
-// executed fails to start; a timeout kills it; the agent's end does not.
+// executed (or that group or others may write) fails to start; a workspace
+// file runs as its owner; a timeout kills it; the agent's end does not.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -233,4 +234,30 @@ test('timeoutS ends its process group; the agent stopping does not end it', asyn
   process.kill(pid, 'SIGKILL');
   const gone = await again.resumeWhere('its end seen by the restarted agent', (x) => x?.state === 'exited');
   assert.match(gone?.error ?? '', /not seen/);
+});
+
+test('a workspace file runs as its owner (an agent running as root lends its root to nobody), and not at all when group or others may write it', async (t) => {
+  const w = await world(t, {});
+  mkdirSync(join(w.workspace, '.standby'));
+  const file = join(w.workspace, '.standby', 'resume');
+  writeFileSync(file, '#!/bin/sh\necho "uid $(id -u)"\n', { mode: 0o755 });
+  chmodSync(file, 0o775);
+  const agent = await w.agent();
+  agent.grant({ epoch: 2, resume: true });
+  const refused = await agent.resumeWhere('refused', (x) => x !== null && x.state !== 'running');
+  assert.equal(refused?.state, 'failed-to-start');
+  assert.match(refused?.error ?? '', /writable by group or others \(mode 775\)/);
+
+  if (process.getuid?.() !== 0) return t.skip('not root: the owner case needs root');
+  const nobody = await world(t, {});
+  chmodSync(nobody.dir, 0o755); // the owner must reach the workspace, its cwd
+  mkdirSync(join(nobody.workspace, '.standby'));
+  const theirs = join(nobody.workspace, '.standby', 'resume');
+  writeFileSync(theirs, '#!/bin/sh\necho "uid $(id -u)"\n', { mode: 0o755 });
+  chownSync(theirs, 65534, 65534);
+  const a = await nobody.agent();
+  a.grant({ epoch: 2, resume: true });
+  const r = await a.resumeWhere('it ran', (x) => x?.state === 'exited');
+  assert.equal(r?.exitCode, 0);
+  assert.match(readFileSync(join(nobody.runDir, 'resume.log'), 'utf8'), /^uid 65534$/m);
 });
