@@ -14,6 +14,7 @@ import { SyncEngine } from './sync-engine.ts';
 import { verify } from './verify.ts';
 import { writePublicKey } from './write-identity.ts';
 import { Freezer } from './freeze.ts';
+import { Resumer } from './resume.ts';
 
 export interface Agent {
   engine: SyncEngine;
@@ -45,6 +46,9 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
     heartbeat.verifier = () => verify(config, engine.toldEpoch, engine.destination?.ssh ?? config.standby);
     heartbeat.publicKey = writePublicKey(config, log);
     heartbeat.freezer = new Freezer(config.freeze, log);
+    const resumer = new Resumer(config, log);
+    resumer.onChange = () => heartbeat.beatNow();
+    heartbeat.resumer = resumer;
   }
   heartbeat?.start();
   const n = config.notices;

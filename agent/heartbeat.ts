@@ -12,6 +12,7 @@ import { Backoff } from '../core/backoff.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import type { SyncEngine } from './sync-engine.ts';
 import type { Freezer } from './freeze.ts';
+import type { Resumer } from './resume.ts';
 
 type ProxySettings = NonNullable<AgentConfig['proxy']>;
 
@@ -55,6 +56,8 @@ export class HeartbeatClient {
   publicKey: string | undefined;
   /** stops and continues the host's user processes on the proxy's freeze requests (set by the daemon); close() thaws it */
   freezer: Freezer | undefined;
+  /** runs the resume command on a grant that says so (set by the daemon); heartbeats carry its state */
+  resumer: Resumer | undefined;
 
   constructor(settings: ProxySettings, hostId: string, engine: SyncEngine, log: Logger, codeServerUrl?: string) {
     this.#settings = settings;
@@ -171,6 +174,7 @@ export class HeartbeatClient {
       this.grants++;
       this.role = message.role;
       this.#engine.grant(message.role, message.epoch, message.reason, message.target);
+      this.resumer?.granted(message);
       return;
     }
     if (message.type === 'verify') return this.#verify(message.id);
@@ -233,6 +237,7 @@ export class HeartbeatClient {
       codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,
       frozen: this.freezer?.frozen ?? false,
+      resume: this.resumer?.view() ?? null,
     };
   }
 
@@ -242,6 +247,11 @@ export class HeartbeatClient {
     const beat = this.heartbeat();
     if (first && this.publicKey !== undefined) beat.publicKey = this.publicKey;
     ws.send(JSON.stringify(beat));
+  }
+
+  /** A heartbeat now (the resume command started or ended: the proxy hears it without waiting a period). */
+  beatNow(): void {
+    this.#beat();
   }
 
   /** A preemption notice: carried by every heartbeat from now on, the first sent at once. */
@@ -274,5 +284,6 @@ export class HeartbeatClient {
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     this.#ws?.terminate();
     this.freezer?.close(); // a frozen code-server never outlives its agent frozen
+    this.resumer?.close(); // its timers only: the command outlives the agent
   }
 }

@@ -70,6 +70,16 @@ function recoveryCell(v: FailoverView): string {
   return `${r.outcome} (${tries}${r.error ? `: ${r.error}` : ''})`;
 }
 
+/** The resume command on the new GPU in one cell: "-" when none was reported. */
+function resumeCell(v: FailoverView): string {
+  const r = v.resume;
+  if (r === null) return '-';
+  if (!r.exited) return r.started ? 'running' : '?';
+  const how = r.signal ? `killed (${r.signal})` : r.exitCode === null ? 'ended' : `exit ${r.exitCode}`;
+  if (!r.started) return `did not start${r.error ? ` (${r.error})` : ''}`;
+  return `${how}${r.error ? `: ${r.error}` : ''}`;
+}
+
 export function humanReport(r: FailoverReport): string {
   const f = r.failovers;
   const rate = f.successRate === null ? 'no success rate (none ended)' : `success rate ${(f.successRate * 100).toFixed(1)} %`;
@@ -97,7 +107,7 @@ export function humanReport(r: FailoverReport): string {
     lines.push(
       '',
       ...table([
-        ['epoch', 'began (UTC)', 'cause', 'outcome', 'detection', 'final pass', 'fence', 'route', 'to standby', 'RPO', 'recovery', 'to new GPU'],
+        ['epoch', 'began (UTC)', 'cause', 'outcome', 'detection', 'final pass', 'fence', 'route', 'to standby', 'RPO', 'recovery', 'to new GPU', 'resume'],
         ...r.list.map((v) => [
           String(v.epoch),
           v.at.slice(0, 19).replace('T', ' '),
@@ -111,6 +121,7 @@ export function humanReport(r: FailoverReport): string {
           rpo(v),
           recoveryCell(v),
           v.toNewGpuMs === null ? '-' : duration(v.toNewGpuMs),
+          resumeCell(v),
         ]),
       ]),
       '',

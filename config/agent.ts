@@ -116,6 +116,24 @@ export const freezeSchema = z.strictObject({
 }, { error: 'an object {cgroup, pidFiles, maxMs}' })
   .refine((f) => f.cgroup !== undefined || f.pidFiles.length > 0, { error: 'freeze.cgroup or freeze.pidFiles (at least one): what to freeze', path: ['cgroup'] });
 
+/**
+ * What this host runs when a recovery switches back to it (agent/resume.ts): its own config or workspace
+ * says, never the proxy. `command` (sh -c, in the workspace), else the executable `file` in the workspace
+ * when present.
+ */
+export const resumeSchema = z.strictObject({
+  /** a shell command, run with sh -c in the workspace, e.g. "python train.py --resume latest" */
+  command: z.string({ error: 'a shell command string' }).min(1, { error: 'a non-empty shell command' }).max(16_384, { error: 'a shell command of at most 16384 characters' }).optional(),
+  /** an executable file, relative to the workspace, run when `command` is absent and the file is there (default .standby/resume) */
+  file: z.string({ error: 'a path relative to the workspace' }).min(1, { error: 'a path relative to the workspace' })
+    .refine((f) => !f.startsWith('/') && !f.split('/').includes('..'), { error: 'a path inside the workspace (relative, no ..)' })
+    .default('.standby/resume'),
+  /** the command is killed (its process group, SIGTERM then SIGKILL) after this many seconds; 0 = no limit (default 0) */
+  timeoutS: z.number({ error: 'a number of seconds' }).min(0, { error: 'a number of seconds, 0 or more' }).default(0),
+  /** its output (stdout and stderr, appended, mode 0600); default <runDir>/resume.log */
+  logFile: absolutePath.optional(),
+}, { error: 'an object {command, file, timeoutS, logFile}' });
+
 export const agentConfigSchema = z.strictObject({
   /** this host's id, as the proxy knows it */
   hostId: flagString(z.string({ error: 'a host id string' }).min(1, { error: 'a non-empty host id' })),
@@ -139,6 +157,8 @@ export const agentConfigSchema = z.strictObject({
   notices: noticesSchema.default(() => noticesSchema.parse({})),
   /** what a freeze request stops (none: the agent answers that it has nothing to freeze) */
   freeze: freezeSchema.optional(),
+  /** what runs here after a recovery switches back to this host (default: the workspace's .standby/resume, if any) */
+  resume: resumeSchema.default(() => resumeSchema.parse({})),
   logLevel,
 }).refine((c) => c.standby !== undefined || c.proxy !== undefined, {
   error: 'a standby section (where the copy goes) or a proxy section (whose grants name where it goes): an agent with neither standby nor proxy has nowhere to sync',
@@ -150,6 +170,7 @@ export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type StandbyTarget = NonNullable<AgentConfig['standby']>;
 export type SyncSettings = AgentConfig['sync'];
 export type FreezeSettings = NonNullable<AgentConfig['freeze']>;
+export type ResumeSettings = AgentConfig['resume'];
 
 /** A folder synced to the standby: the workspace is root 0, then sync.paths. */
 export interface SyncRoot {

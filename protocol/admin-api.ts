@@ -121,6 +121,12 @@ export interface FailoverView {
   recovery: { outcome: 'done' | 'gave-up' | 'in-progress'; attempts: number; newGpu: string | null; provisioned: boolean; restored: boolean; error: string | null } | null;
   /** from the last heartbeat (or the start) to the new GPU serving; null: unknown or not yet */
   toNewGpuMs: number | null;
+  /**
+   * The resume command on the new GPU after the switch back (agent.json resume, as its agent reported it), or
+   * null when none was reported. `started`: it ran; `exited`: its end was seen, with its exit code or the
+   * signal that ended it; `error`: it did not start, was killed on its timeout, or ended unseen
+   */
+  resume: { hostId: string; epoch: number; started: boolean; exited: boolean; exitCode: number | null; signal: string | null; error: string | null } | null;
 }
 
 /** The standby's monthly cost estimate (proxy/provision/gcp-cost.ts), or why there is none. */

@@ -71,6 +71,23 @@ const preemptionSchema = z.strictObject({
   ageMs: z.number().min(0),
 });
 
+/** The resume command's run as the agent reports it (ages on the agent's clock). */
+export const resumeStateSchema = z.strictObject({
+  /** the epoch of the grant that ran it (a switch back's) */
+  epoch: count,
+  state: z.enum(['running', 'exited', 'failed-to-start']),
+  pid: z.number().int().min(1).optional(),
+  /** its exit code once exited (null: running, killed by a signal, or not seen) */
+  exitCode: z.number().int().nullable(),
+  /** the signal that ended it (e.g. SIGKILL on its timeout), or null */
+  signal: z.string().max(20).nullable(),
+  startedAgeMs: z.number().min(0),
+  endedAgeMs: z.number().min(0).nullable(),
+  /** why it did not start or how it ended badly (timed out, not seen), or null */
+  error: z.string().max(500).nullable(),
+});
+export type ResumeState = z.infer<typeof resumeStateSchema>;
+
 export const heartbeatSchema = z.strictObject({
   type: z.literal('heartbeat'),
   hostId: z.string().min(1).max(200),
@@ -88,6 +105,8 @@ export const heartbeatSchema = z.strictObject({
   publicKey: z.string().min(1).max(16_384).optional(),
   /** the host's user processes are frozen (the proxy asked: a switch back's freeze) */
   frozen: z.boolean().default(false),
+  /** the resume command this agent ran on a grant with resume: true (agent/resume.ts), or null: none ran */
+  resume: resumeStateSchema.nullable().default(null),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -177,6 +196,11 @@ export const grantSchema = z.strictObject({
    * to a new GPU). Absent: the configured standby. A change of target starts with a full pass
    */
   target: pushTargetSchema.optional(),
+  /**
+   * primary only: this grant makes a recovery's new GPU primary (the switch back to it): its agent runs its
+   * own resume command (agent.json resume), once per epoch. The proxy never says what to run
+   */
+  resume: z.literal(true).optional(),
 });
 export type Grant = z.infer<typeof grantSchema>;
 

@@ -57,6 +57,8 @@ export interface HubGrant {
   epoch: number;
   reason: string;
   target?: PushTarget;
+  /** a recovery's switch back to this host: it runs its resume command */
+  resume?: true;
 }
 
 type Answer = Synced | Verified | Frozen;

@@ -21,6 +21,7 @@ import { VastStatusWatcher } from './notices/vast-status.ts';
 import { Prober } from './prober.ts';
 import { proxyPublicUrl } from './bundle.ts';
 import { setupRecovery, fenceNewGpu, type RecoverySetup } from './recovery-setup.ts';
+import { ResumeEvents } from './resume-events.ts';
 import { Route } from './route.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
@@ -106,13 +107,16 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     revoke: (hostIds) => revokeOnStandby(ssh, hostIds, { ...onStandby, waitMs: ssh.waitMs }),
   }, log);
 
+  // the new GPU's resume command, as its heartbeats report it: durable events for the failover report
+  const resumeEvents = new ResumeEvents(store, () => gpu().id);
   // forward references (the state machine and the route are built below, before anything can connect):
   // the hub asks the route what to grant, and tells the state machine of every heartbeat and disconnect
   const hub: AgentHub = new AgentHub(config.standby.agentToken ? [config.primary.id, config.standby.id] : [config.primary.id], {
     authenticate: (token) => hosts.authenticate(token),
     grant: (hostId) => route.grant(hostId),
-    heartbeat: (hostId) => {
+    heartbeat: (hostId, hb) => {
       metrics.heartbeats.inc({ host: hostId });
+      resumeEvents.heartbeat(hostId, hb);
       failover.evaluate();
     },
     disconnected: () => failover.evaluate(),

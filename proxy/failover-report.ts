@@ -133,6 +133,8 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
   let openBack: SwitchBack | undefined;
   // the last failover that succeeded: a switch back returns from it
   let lastSucceeded: FailoverView | undefined;
+  // a recovery's new GPU (its agent's host id) -> the failover it recovers from: its resume command's events
+  const byNewGpu = new Map<string, FailoverView>();
   const phase = (v: FailoverView, name: ReportPhase, ms: number | null | undefined) => v.phases.push({ name, ms: ms ?? null });
 
   for (const e of events) {
@@ -162,6 +164,7 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
           resumed: false,
           recovery: null,
           toNewGpuMs: null,
+          resume: null,
         };
         v.drill = v.cause.kind === 'drill';
         if (e.planned) phase(v, 'final-pass', e.leadMs);
@@ -215,13 +218,31 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
         // a resumed step is logged again: its first time counts
         if (name && !(e.step === 'search' && e.error) && !v.phases.some((p) => p.name === name && p.ms !== null)) phase(v, name, e.ms);
         if (e.step === 'created') r.provisioned = true;
-        if (e.step === 'created' && e.host) r.newGpu = e.host.id;
+        if (e.step === 'created' && e.host) {
+          r.newGpu = e.host.id;
+          byNewGpu.set(e.host.id, v);
+        }
         if (e.step === 'restored') r.restored = true;
         if (e.step === 'failed' || e.step === 'gave-up') r.error = e.error ?? r.error;
         if (e.step === 'gave-up') r.outcome = 'gave-up';
         if (e.step === 'done') {
           r.outcome = 'done';
           v.toNewGpuMs = v.toStandbyMs !== null && e.elapsedMs !== undefined ? round(v.toStandbyMs + e.elapsedMs) : null;
+        }
+        break;
+      }
+      case 'resume': {
+        // the failover whose recovery made this GPU
+        const v = byNewGpu.get(e.hostId);
+        if (!v) break;
+        const r = (v.resume ??= { hostId: e.hostId, epoch: e.epoch, started: false, exited: false, exitCode: null, signal: null, error: null });
+        if (r.epoch !== e.epoch) break; // the first run counts (the agent runs it once)
+        if (e.state === 'started') r.started = true;
+        else if (!r.exited) {
+          r.exited = true;
+          r.exitCode = e.exitCode ?? null;
+          r.signal = e.signal ?? null;
+          r.error = e.error ?? null;
         }
         break;
       }

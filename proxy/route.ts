@@ -36,10 +36,17 @@ export interface HostGrant {
   epoch: number;
   reason: string;
   target?: PushTarget;
+  /** this grant makes a recovery's new GPU primary: its agent runs its own resume command (agent/resume.ts) */
+  resume?: true;
 }
 
 /** Recovery steps during which the standby's agent pushes to the new GPU (until the switch back's fence). */
 const RESTORING = new Set(['restore', 'restored']);
+/**
+ * Recovery steps at which the GPU in service, when it is the recovery's new one, was switched back to (the
+ * switch back is routed before `done` is logged: `restored` with state.gpu already the new host is that window).
+ */
+const SWITCHED_BACK = new Set(['restored', 'done', 'old-gpu']);
 
 // What anyone at the URL is told, per phase: fixed words only. What went
 // wrong and where (fence errors, addresses, host ids) is in the admin API's
@@ -103,6 +110,10 @@ export class Route {
     }
     if (hostId !== primary.id) return { role: 'fenced', epoch: s.epoch, reason: hostId === standby.id ? 'the standby pushes only while it restores a new GPU' : `${hostId} is not the GPU in service (${primary.id})` };
     if (s.active !== 'primary' || s.phase === 'failing_over') return { role: 'fenced', epoch: s.epoch, reason: `failed over to ${standby.id} at epoch ${s.epoch}` };
+    // the switch back's grant to the new GPU (state.gpu is set to it only by the switch back): it may resume work
+    if (r?.host?.id === hostId && s.gpu?.id === hostId && SWITCHED_BACK.has(r.step) && s.epoch > r.epoch) {
+      return { role: 'primary', epoch: s.epoch, reason: `the GPU serves: switched back to it after the recovery from epoch ${r.epoch}`, resume: true };
+    }
     return { role: 'primary', epoch: s.epoch, reason: 'the GPU serves' };
   }
 

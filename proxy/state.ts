@@ -196,6 +196,12 @@ export type ProxyEvent = EventBase & (
       files?: number;
       bytes?: number;
     }
+  /**
+   * the resume command on a recovery's new GPU (agent/resume.ts), as its heartbeats said, each change logged
+   * once (proxy/resume-events.ts): started, then exited (with its code or signal; `error`: it did not start, or
+   * was killed on its timeout, or ended unseen). Changes nothing in the state: the report reads it
+   */
+  | { type: 'resume'; hostId: string; epoch: number; state: 'started' | 'exited'; exitCode?: number | null; signal?: string | null; error?: string | null }
 );
 
 export type EventType = ProxyEvent['type'];
@@ -235,6 +241,7 @@ export function reduce(s: ProxyState, e: ProxyEvent): ProxyState {
     case 'recovery':
       return reduceRecovery(next, e);
     case 'standby':
+    case 'resume':
       return next;
   }
 }

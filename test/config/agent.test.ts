@@ -66,6 +66,7 @@ describe('agent config defaults', () => {
       },
       status: { host: '127.0.0.1', port: 7611 },
       notices: { gcpMetadata: 'auto', gcpMetadataUrl: 'http://metadata.google.internal/computeMetadata/v1/instance/preempted', stopSignal: false, stopGraceMs: 25_000 },
+      resume: { file: '.standby/resume', timeoutS: 0 },
       logLevel: 'info',
     });
   });
@@ -282,4 +283,18 @@ describe('agent config: freeze (what a switch back stops; agent/freeze.ts)', () 
       assert.throws(() => validate({ ...BASE, freeze }), (err: unknown) => err instanceof StandbyError && expected.test(err.message));
     });
   }
+});
+
+test('resume: a command, or a file inside the workspace (relative, no ..); a timeout of 0 or more seconds', () => {
+  assert.deepEqual(validate({ ...BASE, resume: { command: 'python train.py --resume latest', timeoutS: 3600, logFile: '/var/log/standby-resume.log' } }).resume, { command: 'python train.py --resume latest', file: '.standby/resume', timeoutS: 3600, logFile: '/var/log/standby-resume.log' });
+  assert.equal(validate({ ...BASE, resume: { file: 'scripts/resume.sh' } }).resume.file, 'scripts/resume.sh');
+  for (const [resume, words] of [
+    [{ file: '/etc/passwd' }, /resume\.file.*inside the workspace/],
+    [{ file: '../outside' }, /resume\.file.*inside the workspace/],
+    [{ file: 'a/../../b' }, /resume\.file.*inside the workspace/],
+    [{ command: '' }, /resume\.command.*non-empty/],
+    [{ timeoutS: -1 }, /resume\.timeoutS.*0 or more/],
+    [{ logFile: 'relative.log' }, /resume\.logFile.*absolute path/],
+    [{ commands: 'x' }, /resume/],
+  ] as const) assert.match(configError({ ...BASE, resume }).message, words, JSON.stringify(resume));
 });

@@ -27,6 +27,7 @@ function heartbeat(seq: number, o: Partial<Heartbeat> = {}): Heartbeat {
     codeServer: { healthy: true, checkedAgeMs: 10 },
     preemption: null,
     frozen: false,
+    resume: null,
     ...o,
   };
 }

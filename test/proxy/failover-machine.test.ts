@@ -33,6 +33,7 @@ function heartbeat(o: Partial<Heartbeat> = {}): Heartbeat {
     codeServer: { healthy: true, checkedAgeMs: 100 },
     preemption: null,
     frozen: false,
+    resume: null,
     ...o,
   };
 }

@@ -25,6 +25,7 @@ export function heartbeat(seq: number, o: { hostId?: string; epoch?: number; wat
     codeServer: { healthy: true, checkedAgeMs: 10 },
     preemption: null,
     frozen: false,
+    resume: null,
   };
 }
 

@@ -64,6 +64,7 @@ function valid(c: Conn, r: Random): Heartbeat {
     codeServer: { healthy: r.chance(0.9), checkedAgeMs: r.int(0, 1000) },
     preemption: null,
     frozen: false,
+    resume: null,
   };
 }
 

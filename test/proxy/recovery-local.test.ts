@@ -42,6 +42,10 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
   await waitFor('the GPU to serve with its agent heartbeating', async () => (await status(w)).phase === 'normal', { timeoutMs: 60_000 }).catch((err: Error) => assert.fail(err.message + why()));
   const before: Record<string, string> = {};
   mkdirSync(join(w.gpu.workspace, 'src'), { recursive: true });
+  // the developer's resume file (agent.json resume's default): it comes back with the workspace and runs on the new GPU after the switch back
+  mkdirSync(join(w.gpu.workspace, '.standby'), { recursive: true });
+  writeFileSync(join(w.gpu.workspace, '.standby', 'resume'), '#!/bin/sh\necho "resuming at epoch $STANDBY_RESUME_EPOCH"\nexit 7\n', { mode: 0o755 });
+  before['.standby/resume'] = sha(join(w.gpu.workspace, '.standby', 'resume'))!;
   for (let i = 0; i < 30; i++) {
     const rel = `src/before-${i}.txt`;
     writeFileSync(join(w.gpu.workspace, rel), `written on the first GPU ${i}\n`.repeat(i + 1));
@@ -98,6 +102,13 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
     assert.ok(f.phases.some((p) => p.name === phase && p.ms !== null), `phase ${phase} measured: ${JSON.stringify(f.phases)}`);
   }
   assert.ok(f.toNewGpuMs !== null && f.toNewGpuMs > 0);
+
+  // the resume file ran once on the new GPU, and the report has its start and exit
+  const resumed = await waitFor('the resume command\'s exit in the report', async () => {
+    const r = ((await (await w.api('failover/report')).json()) as FailoverReport).list[0]?.resume;
+    return r?.exited ? r : undefined;
+  }, { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  assert.deepEqual(resumed, { hostId: rec.newGpu.id, epoch: last!.epoch, started: true, exited: true, exitCode: 7, signal: null, error: null });
 });
 
 test("the standby machine preempted (its processes SIGKILLed): the proxy's watch starts it again, logs the window without a standby copy, and the GPU's agent syncs to it again", BOUND, async (t) => {

@@ -30,7 +30,7 @@ function agent(hostId: string, sync: Partial<Heartbeat['sync']> = {}, publicKey?
   const last: Heartbeat = {
     type: 'heartbeat', hostId, epoch: 2, seq: 1,
     sync: { watermark: 10, lastSeq: 10, pending: 0, oldestPendingAgeMs: null, lastPassAgeMs: 5, ready: true, held: false, lastError: null, target: null, progress: null, ...sync },
-    codeServer: { healthy: true, checkedAgeMs: 5 }, preemption: null, frozen: false,
+    codeServer: { healthy: true, checkedAgeMs: 5 }, preemption: null, frozen: false, resume: null,
   };
   return { hostId, connected: true, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last, heartbeats: 1, rejected: 0, dropped: 0, grantedEpoch: 2, publicKey };
 }
