@@ -67,9 +67,15 @@ describe('systemd units', { skip }, () => {
       assert.deepEqual(u.get('ProtectSystem'), ['strict']);
       assert.deepEqual(u.get('WantedBy'), ['multi-user.target']);
       const role = name.includes('agent') ? 'agent' : 'proxy';
-      assert.deepEqual(u.get('ExecStart'), [`/opt/standby/current/bin/standby ${role} --config /etc/standby/${role}.json`]);
+      assert.deepEqual(u.get('ExecStart'), [`/opt/standby/current/bin/standby ${role} --config /etc/standby/${role}.json${role === 'agent' ? ' --runDir /var/lib/standby-agent' : ''}`]);
     });
   }
+
+  test("the agent's runDir is its state folder, kept across restarts (the resume command's run-once record), not the private /tmp", () => {
+    const u = unit('standby-agent.service');
+    assert.deepEqual(u.get('StateDirectory'), ['standby-agent']);
+    assert.match(u.get('ExecStart')?.[0] ?? '', / --runDir \/var\/lib\/standby-agent$/);
+  });
 
   test("the agent may write the standby's host key (accept-new pins it), nothing else under /etc", () => {
     assert.deepEqual(unit('standby-agent.service').get('ReadWritePaths'), ['-/etc/standby/known_hosts']);
