@@ -16,8 +16,8 @@ export const recoveryGpuSchema = z.strictObject({
   provider: z.enum(['local', 'vast'], { error: 'local or vast' }).default('local'),
   /** Vast.ai's settings (the defaults when absent) */
   vast: vastProviderSchema.default(() => vastProviderSchema.parse({})),
-  /** what becomes of the GPU that was left, once it is fenced: destroy (default: it stops billing) or keep */
-  old: z.enum(['destroy', 'keep'], { error: 'destroy or keep' }).default('destroy'),
+  /** what becomes of the GPU that was left, once the new one serves: destroy (default: it stops billing), stop (its disk kept, billed for storage) or keep */
+  old: z.enum(['destroy', 'stop', 'keep'], { error: 'destroy, stop or keep' }).default('destroy'),
 }, { error: 'an object {provider, vast?, old?}' });
 
 export const recoveryStandbySchema = z.strictObject({

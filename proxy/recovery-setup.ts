@@ -120,8 +120,12 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
     switchBack: (gpu) => ctx.failover.recoverySwitchBack(gpu, { standbyId: config.standby.id, finalSyncMs: r.finalSyncMs, freezeMaxMs: r.freezeMaxMs, reason: 'recovery' }),
     retire: async (old) => {
       if (old.provider !== gpus.name || old.providerId === undefined) return `${old.id} was not made by the ${gpus.name} provider: stop it by hand if it still bills`;
+      if (r.gpu.old === 'stop' && gpus.stop) {
+        await gpus.stop(old.providerId);
+        return `${old.id} stopped, its disk kept (${gpus.name} ${old.providerId})`;
+      }
       await gpus.destroy(old.providerId);
-      return `${old.id} destroyed (${gpus.name} ${old.providerId})`;
+      return `${old.id} destroyed (${gpus.name} ${old.providerId})${r.gpu.old === 'stop' ? `: the ${gpus.name} provider cannot stop a host` : ''}`;
     },
     log: log.child({ part: 'recovery' }),
   });

@@ -193,6 +193,7 @@ export class LocalProvider {
       get: (id, signal) => self.get(id, signal),
       list: (workspace, signal) => self.list('gpu', workspace, signal),
       destroy: (id, signal) => self.destroy(id, signal),
+      stop: (id, signal) => self.stop(id, signal),
     };
     this.standby = {
       name: 'local',

@@ -108,6 +108,8 @@ export interface GpuProvider {
   list(workspace: string, signal?: AbortSignal): Promise<ProvisionedHost[]>;
   /** destroys the host; resolves when it is gone or was already gone */
   destroy(id: string, signal?: AbortSignal): Promise<void>;
+  /** stops the host, its disk kept (it bills for storage only), where the provider can; resolves once asked (or it is gone) */
+  stop?(id: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** The standby machine's shape (SPEC.md: a spot e2-medium, 100 GB, europe-west1-b). */

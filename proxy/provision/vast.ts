@@ -313,6 +313,18 @@ export class VastProvider implements GpuProvider {
     throw this.#failed(`destroy instance ${id}`, answer, `destroy it by hand (vastai destroy instance ${id}) so it stops billing`);
   }
 
+  /** Stops the instance, its disk kept (vast-cli's stop instance: PUT /instances/{id}/ {state: "stopped"}); one that is gone is done. */
+  async stop(id: string, signal?: AbortSignal): Promise<void> {
+    this.#checkId(id);
+    const answer = await this.#retrying(`stop instance ${id}`, () => this.#once('PUT', `/instances/${id}/`, { body: { state: 'stopped' }, signal }), signal);
+    if (answer.status === 404) return; // gone: nothing bills
+    if (answer.status === 200 && (answer.body as { success?: unknown } | null)?.success !== false) {
+      this.#log?.info({ id }, 'Vast.ai instance stopped (its disk kept)');
+      return;
+    }
+    throw this.#failed(`stop instance ${id}`, answer, `stop or destroy it by hand (vastai stop instance ${id}) so it stops billing for its GPU`);
+  }
+
   /** Our instance labelled `label`, if Vast has one that is not destroyed. */
   async #byLabel(label: string, signal: AbortSignal | undefined): Promise<ProvisionedHost | undefined> {
     const rows = await this.#instances({ label: { in: [label] } }, signal);

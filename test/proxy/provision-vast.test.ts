@@ -446,3 +446,20 @@ test('Vast states map to ours', BOUND, () => {
 function fakeAsOffer(id: number): GpuOffer {
   return { id: String(id), pricePerHour: 0.4, gpuName: 'RTX 4090', gpuCount: 1, gpuRamGb: 24.564, location: 'Bangkok, TH', region: 'TH', reliability: 0.99 };
 }
+
+test('stop: the instance is asked to stop with its disk kept (intended stopped), a 5xx is retried, a gone one is done', BOUND, async (t) => {
+  const { fake, provider } = await world(t);
+  fake.offers = [fakeOffer(41)];
+  const found = await provider.search(REQ);
+  assert.ok(found.ok);
+  const host = await provider.create(found.offers[0]!, launch('ws-stop', 2));
+  await waitFor('the instance running', async () => (await provider.get(host.id))?.state === 'running', { timeoutMs: 5_000 });
+  fake.fail(1, 503, { method: 'PUT', path: /instances/ });
+  await provider.stop(host.id);
+  const row = fake.instances().find((i) => String(i['id']) === host.id);
+  assert.equal(row?.['intended_status'], 'stopped');
+  assert.ok(['stopping', 'stopped'].includes((await provider.get(host.id))!.state));
+  assert.equal(count(fake, `PUT /api/v0/instances/${host.id}/`), 2, 'the 503 was retried');
+  await provider.destroy(host.id);
+  await provider.stop(host.id); // gone: nothing bills, nothing to do
+});
