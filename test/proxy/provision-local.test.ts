@@ -144,8 +144,11 @@ describe('the local provider', { timeout: 180_000 }, () => {
       assert.match(lines[0]!, new RegExp(`^command=".*/bin/standby receive --allow-fence --state-dir ${d.receiveState} --root ${d.workspace} --authorized-keys ${d.authorizedKeys}",restrict ${fencePub.split(' ').slice(0, 2).join(' ').replace(/[+/]/g, '\\$&')}`));
       assert.deepEqual(await healthz(d.url), { status: 'alive', name: id });
       // its workspace server's file API writes into the host's workspace (the demo's writer)
-      const put = await fetch(`${d.url}/files/probe/hello.txt`, { method: 'PUT', body: 'hi', signal: AbortSignal.timeout(5_000) });
+      const put = await fetch(`${d.url}/files/probe/hello.txt`, { method: 'PUT', body: 'hi', headers: { 'x-standby-files-token': d.filesToken }, signal: AbortSignal.timeout(5_000) });
       assert.equal(put.status, 200);
+      // without the provider's file token: refused (the proxy forwards anyone's requests here)
+      const anon = await fetch(`${d.url}/files/probe/other.txt`, { method: 'PUT', body: 'x', signal: AbortSignal.timeout(5_000) });
+      assert.equal(anon.status, 401);
       assert.equal(readFileSync(join(d.workspace, 'probe/hello.txt'), 'utf8'), 'hi');
     }
     const before = processesOf(p, gpuId);

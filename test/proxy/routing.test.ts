@@ -103,7 +103,7 @@ describe('routing to the active backend', () => {
     assert.equal(body.epoch, 1);
     assert.deepEqual(body.backends.map((b) => b.id), ['gpu-1', 'cpu-1']);
     const assoc = (await (await proxy.api('associations')).json()) as { associations: unknown[] };
-    assert.deepEqual(assoc.associations, [{ gpu: 'gpu-1', standby: 'cpu-1', active: 'primary', epoch: 1 }]);
+    assert.deepEqual(assoc.associations, [{ gpu: 'gpu-1', gpuProvider: null, gpuProviderId: null, standby: 'cpu-1', standbyAddress: '127.0.0.1:22', standbyZone: null, syncEnabled: true, active: 'primary', epoch: 1 }]);
     const events = (await (await proxy.api('events')).json()) as { events: { type: string }[] };
     assert.equal(events.events[0]?.type, 'started');
     const wrongMethod = await proxy.api('failover');
