@@ -109,11 +109,14 @@ test('SSH at a port that accepts and never answers, or that is closed: the hands
   const { fake, provider } = await vast(t);
   const silent = await silentPort(t);
   const mute = await rent(fake, provider, 104, 'running', silent);
+  // running with its address before the wait starts: on a loaded machine the fake's boot could otherwise take the whole wait
+  await waitFor('the instance running', async () => (await provider.get(mute))?.ssh !== undefined);
   const err = await rejection(waitForSsh(provider, mute, 1_500, undefined, { pollMs: 50, handshakeTimeoutMs: 300 }));
   assert.match(err.message, new RegExp(`last seen: running at 127\\.0\\.0\\.1:${silent}, where SSH does not answer yet \\(no SSH handshake within \\d+ ms\\)`));
 
   const closed = await freePort('127.0.0.1');
   const refused = await rent(fake, provider, 105, 'running', closed);
+  await waitFor('the instance running', async () => (await provider.get(refused))?.ssh !== undefined);
   const err2 = await rejection(waitForSsh(provider, refused, 1_000, undefined, { pollMs: 50 }));
   assert.match(err2.message, new RegExp(`last seen: running at 127\\.0\\.0\\.1:${closed}, where SSH does not answer yet \\(.*ECONNREFUSED`));
 });
