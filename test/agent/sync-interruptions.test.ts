@@ -18,11 +18,13 @@ test('sshd killed mid-stream and back: every change is kept, retried, and lands;
   try {
     const log = new WriterLog(pair.gpu, pair.engine);
     const acks = watchAcknowledgements(pair.engine, log, pair.cpu);
-    const deadline = performance.now() + 8_000;
+    // 8 s of writes at least; then on until six acknowledgements were checked (a loaded machine makes fewer passes), at most 40 s
+    const minimum = performance.now() + 8_000;
+    const deadline = performance.now() + 40_000;
     let killed = false;
     let restarted = false;
     const failedBefore = pair.engine.status().failedPasses;
-    for (let i = 0; performance.now() < deadline && i < 2_000; i++) {
+    for (let i = 0; (performance.now() < minimum || acks.checks() <= 5) && performance.now() < deadline && i < 10_000; i++) {
       log.write(`notes/n-${i % 40}.txt`, 'x'.repeat(i % 3000));
       if (i % 7 === 0) log.remove(`notes/n-${(i + 13) % 40}.txt`);
       if (!killed && i === 60) {
