@@ -256,6 +256,10 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   failover.start();
   // a recovery a previous run left under way goes on (it finds the GPU it created by name: no second one)
   if (store.state.phase === 'recovering') recovery?.recovery.begin('resumed at start');
+  // a recovery's switch back resumed by the state machine: once it routed, the recovery logs done and retires the old GPU
+  if (store.state.phase === 'switching_back' && store.state.recovery?.step === 'restored') {
+    void failover.idle().then(() => recovery?.recovery.finishSwitchedBack()).catch((err: unknown) => log.error({ err }, 'finishing the resumed switch back failed'));
+  }
   // the configured GPU's Vast instance: once a recovery replaced that GPU, its status (destroyed) says nothing of the new one
   const vast = config.primary.notices.vast ? new VastStatusWatcher(config.primary.notices.vast, (source, reason) => {
     if (store.state.gpu !== null) log.info({ source, reason }, 'a notice about the configured GPU, which a recovery replaced: ignored');

@@ -104,6 +104,18 @@ export class Recovery {
     return { accepted: true, why: resume ? `resuming (step ${resume.step})` : 'started' };
   }
 
+  /**
+   * A switch back a previous run left mid-way and the state machine finished at start (its fence and route
+   * resumed from the log): the recovery's last steps, `done` and the old GPU's retirement, are logged now.
+   */
+  async finishSwitchedBack(): Promise<void> {
+    const s = this.#deps.store.state;
+    const r = s.recovery;
+    if (!r?.host || r.step !== 'restored' || s.active !== 'primary' || s.gpu?.id !== r.host.id) return;
+    this.#event({ epoch: r.epoch, attempt: r.attempt, provider: r.provider, name: r.name, step: 'done', host: r.host }, `switched back (finished by a restarted proxy): ${r.host.id} serves`);
+    if (r.old) await this.#retire(r.old);
+  }
+
   /** Where the recovery is: for status, the API and `standby status`. */
   view(): RecoveryStatus {
     const s = this.#deps.store.state;
@@ -264,9 +276,9 @@ export class Recovery {
       const behindMs = sync.pending === 0 ? 0 : sync.oldestPendingAgeMs ?? Infinity;
       return sync.ready && sync.lastError === null && behindMs <= settings.levelLagMs ? sync : undefined;
     });
-    this.#event({ ...base, step: 'restored', ms: msSince(t), host: newHost }, `${hostId} holds the standby's copy (watermark ${restored.watermark})`);
-
     const old = this.#deps.currentGpu();
+    this.#event({ ...base, step: 'restored', ms: msSince(t), host: newHost, old }, `${hostId} holds the standby's copy (watermark ${restored.watermark})`);
+
     const answer = await this.#deps.switchBack({ id: hostId, url: newHost.url, provider: gpus.name, providerId: id });
     if (!answer.accepted) throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `the switch back to ${hostId} failed: ${answer.why}`, { hostId });
     this.#event({ ...base, step: 'done', host: newHost }, `switched back: ${hostId} serves`);

@@ -66,6 +66,8 @@ export interface RecoveryState {
   name: string;
   /** the new GPU once created */
   host: RecoveryHost | null;
+  /** the GPU in service when the switch back began (logged with `restored`): what is retired once the new one serves */
+  old?: GpuRecord;
   /** why the last try failed, or null */
   error: string | null;
 }
@@ -190,6 +192,8 @@ export type ProxyEvent = EventBase & (
       /** ms since the recovery began in this process, on the monotonic clock (absent: resumed by a restarted proxy) */
       elapsedMs?: number;
       host?: RecoveryHost;
+      /** restored: the GPU in service then, which the switch back leaves */
+      old?: GpuRecord;
       offer?: { id: string; pricePerHour: number; gpuName: string; location: string };
       error?: string;
       /** restored: files and bytes on the new GPU */
@@ -250,7 +254,8 @@ function reduceRecovery(s: ProxyState, e: Extract<ProxyEvent, { type: 'recovery'
   const before = s.recovery?.epoch === e.epoch && s.recovery.attempt === e.attempt ? s.recovery : null;
   // a failed try loses its host (rolled back); any other step keeps what it knew
   const host = e.step === 'failed' || e.step === 'started' ? null : e.host ?? before?.host ?? null;
-  const recovery: RecoveryState = { epoch: e.epoch, attempt: e.attempt, step: e.step, provider: e.provider, name: e.name, host, error: e.step === 'failed' || e.step === 'gave-up' ? e.error ?? null : before?.error ?? null };
+  const old = e.step === 'failed' || e.step === 'started' ? undefined : e.old ?? before?.old;
+  const recovery: RecoveryState = { epoch: e.epoch, attempt: e.attempt, step: e.step, provider: e.provider, name: e.name, host, ...(old ? { old } : {}), error: e.step === 'failed' || e.step === 'gave-up' ? e.error ?? null : before?.error ?? null };
   // the phase follows while the standby serves: recovering, or back to failed_over when it gives up
   const standbyServes = s.active === 'standby' && (s.phase === 'failed_over' || s.phase === 'recovering');
   const ended = e.step === 'gave-up' || e.step === 'done' || e.step === 'old-gpu';

@@ -41,6 +41,7 @@ interface Rig {
   dir: string;
   agents: Map<string, AgentRecord>;
   switchedTo: GpuRecord[];
+  retired: GpuRecord[];
   revoked: string[];
   /** what reach() does (default: answers) */
   reach: () => Promise<{ knownHosts: string[] }>;
@@ -74,6 +75,7 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
     dir,
     agents: new Map([[STANDBY, agent(STANDBY, {}, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStandbyAgentKey standby')]]),
     switchedTo: [],
+    retired: [],
     revoked: [],
     reach: async () => ({ knownHosts: ['[127.0.0.1]:2222 ssh-ed25519 AAAAhostkey'] }),
     make(settings = {}) {
@@ -100,7 +102,10 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
           store.append({ type: 'routed', side: 'primary', epoch: store.state.epoch, ms: 0, reason: 'test' });
           return { accepted: true, message: 'switched' };
         },
-        retire: async (old) => `${old.id} destroyed`,
+        retire: async (old) => {
+          r.retired.push(old);
+          return `${old.id} destroyed`;
+        },
         log,
         pollMs: 20,
       };
@@ -199,4 +204,22 @@ test('the restore is waited for: no switch back while the standby agent has not 
   assert.equal(r.switchedTo.length, 0, 'never switched back');
   assert.match(r.store.state.recovery!.error!, /restore of standby-ws1-e2-a1 did not finish within 1 s/);
   assert.equal(r.store.state.active, 'standby');
+});
+
+test('a switch back a restarted proxy finished from the log: the recovery logs done and retires the GPU it left (recorded with restored)', BOUND, async (t) => {
+  const r = await rig(t);
+  const host = { id: 'standby-ws1-e2-a1', url: 'http://127.0.0.1:8080', provider: 'vast', providerId: '9000001', ssh: { host: '127.0.0.1', port: 2222, user: 'root' }, workspace: '/workspace', knownHosts: [], pricePerHour: 0.4 };
+  const base = { epoch: 2, attempt: 1, provider: 'vast', name: 'standby-ws1-e2' };
+  r.store.append({ type: 'recovery', step: 'started', ...base, reason: 'try 1' });
+  r.store.append({ type: 'recovery', step: 'restored', ...base, host, old: { id: 'gpu-1', url: 'http://127.0.0.1:1', provider: 'vast', providerId: '777' }, reason: 'restored' });
+  // the previous run logged the switch back and died; the state machine of the next one fenced and routed from the log
+  r.store.append({ type: 'switch-back', epoch: 3, gpu: { id: host.id, url: host.url, provider: 'vast', providerId: '9000001' }, reason: 'switch back' });
+  r.store.append({ type: 'fenced', epoch: 3, waitedMs: 0, killed: 0, reason: 'fenced' });
+  r.store.append({ type: 'routed', side: 'primary', epoch: 3, ms: 0, reason: 'routed' });
+  await r.make().finishSwitchedBack();
+  assert.deepEqual(r.steps(), ['1:started', '1:restored', '1:done', '1:old-gpu']);
+  assert.deepEqual(r.retired.map((g) => g.providerId), ['777'], 'the GPU that was left, as recorded with restored');
+  // once done, a second call does nothing
+  await r.make().finishSwitchedBack();
+  assert.equal(r.steps().length, 4);
 });
