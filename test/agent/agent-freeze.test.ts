@@ -6,17 +6,13 @@
 // pushes nothing and needs no standby.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
+import { startAgentSocket, type Message } from '../fixtures/agent-socket.ts';
 import { processState, startAppendWriters, type AppendWriters } from '../fixtures/append-writers.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-type Message = Record<string, unknown>;
 
 interface World {
   agent: Agent;
@@ -38,24 +34,8 @@ async function world(t: TestContext, maxMs: number): Promise<World> {
   closers.push(() => writers.kill());
   const control = await startAppendWriters(dir, 'control');
   closers.push(() => control.kill());
-  const received: Message[] = [];
-  let socket: WebSocket | undefined;
-  const wss = new WebSocketServer({ noServer: true });
-  const server = createServer((_req, res) => res.writeHead(404).end());
-  server.on('upgrade', (req, s, head) => {
-    s.on('error', () => undefined);
-    wss.handleUpgrade(req, s, head, (ws) => {
-      ws.on('error', () => undefined);
-      socket = ws;
-      ws.on('message', (data) => received.push(JSON.parse(data.toString()) as Message));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    wss.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  const proxy = await startAgentSocket();
+  t.after(() => proxy.close());
   const workspace = join(dir, 'workspace');
   mkdirSync(workspace);
   const identityFile = join(dir, 'id_unused');
@@ -67,7 +47,7 @@ async function world(t: TestContext, maxMs: number): Promise<World> {
     target: { host: '127.0.0.1', port: 9, user: 'nobody', identityFile, sshOptions: [] },
     settings: {
       hostId: 'standby-1',
-      proxy: { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/_standby/agent`, token: 'agent-token-standby-1', heartbeatIntervalMs: 100 },
+      proxy: { url: proxy.url, token: 'agent-token-standby-1', heartbeatIntervalMs: 100 },
       freeze: { pidFiles: [writers.pidFile], maxMs },
     },
   });
@@ -77,14 +57,14 @@ async function world(t: TestContext, maxMs: number): Promise<World> {
   });
   let exited = false;
   void agent.exited.then(() => (exited = true));
-  await waitFor('the agent connected', () => socket, { timeoutMs: 20_000, failIf: () => (exited ? `the agent exited: ${agent.logTail()}` : undefined) });
+  await proxy.connected({ timeoutMs: 20_000, failIf: () => (exited ? `the agent exited: ${agent.logTail()}` : undefined) });
   return {
     agent,
     writers,
     control,
     async freeze(id, body) {
-      socket!.send(JSON.stringify({ type: 'freeze', id, ...body }));
-      return waitFor(`the answer to ${id}`, () => received.find((m) => m['type'] === 'frozen' && m['id'] === id), { timeoutMs: 10_000 });
+      proxy.send({ type: 'freeze', id, ...body });
+      return waitFor(`the answer to ${id}`, () => proxy.received.find((m) => m['type'] === 'frozen' && m['id'] === id), { timeoutMs: 10_000 });
     },
   };
 }

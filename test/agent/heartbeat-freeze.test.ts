@@ -5,61 +5,28 @@
 // without a freeze section answers that it has nothing to freeze.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { agentConfigSchema } from '../../config/agent.ts';
 import { Freezer } from '../../agent/freeze.ts';
-import { HeartbeatClient } from '../../agent/heartbeat.ts';
-import { SyncEngine } from '../../agent/sync-engine.ts';
-import { validateSettings } from '../../config/file.ts';
+import { agentOnSocket, type Message } from '../fixtures/agent-socket.ts';
 import { startAppendWriters, type AppendWriters } from '../fixtures/append-writers.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-type Message = Record<string, unknown>;
-
 /** A proxy's agent socket on loopback and an agent's heartbeat client connected to it, with `freeze` settings. */
 async function connected(t: TestContext, freeze: Record<string, unknown> | undefined) {
-  const dir = mkdtempSync(join(tmpdir(), 'standby-hb-freeze-'));
-  const received: Message[] = [];
-  let agentSocket: WebSocket | undefined;
-  const wss = new WebSocketServer({ noServer: true });
-  const server = createServer((_req, res) => res.writeHead(404).end());
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => undefined);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => undefined);
-      agentSocket = ws;
-      ws.on('message', (data) => received.push(JSON.parse(data.toString()) as Message));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/_standby/agent`;
-  const log = pino({ level: 'silent' });
-  const config = validateSettings(agentConfigSchema, {
+  const { dir, proxy, client, config } = await agentOnSocket(t, 'standby-hb-freeze-', (dir, url) => ({
     hostId: 'standby-1',
     workspace: dir,
     standby: { host: '127.0.0.1', path: '/nonexistent' },
     proxy: { url, token: 'agent-token-standby-1', heartbeatIntervalMs: 50 },
     ...(freeze ? { freeze } : {}),
-  }, 'test');
-  const engine = new SyncEngine(config, log);
-  const client = new HeartbeatClient(config.proxy!, config.hostId, engine, log);
-  client.freezer = new Freezer(config.freeze, log);
-  t.after(async () => {
-    client.close();
-    await engine.close();
-    wss.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  }));
+  client.freezer = new Freezer(config.freeze, pino({ level: 'silent' }));
+  const received = proxy.received;
   client.start();
-  const ws = await waitFor('the agent connected', () => agentSocket, { timeoutMs: 10_000 });
+  const ws = await proxy.connected();
   const answer = (id: string) => waitFor(`the answer to ${id}`, () => received.find((m) => m['type'] === 'frozen' && m['id'] === id), { timeoutMs: 10_000 });
   /** the next heartbeat after now */
   const nextBeat = async (): Promise<Message> => {

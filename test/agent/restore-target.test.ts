@@ -10,19 +10,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { startAgent, type Agent } from '../../agent/daemon.ts';
-import { agentConfigSchema } from '../../config/agent.ts';
+import { agentConfigSchema, type AgentConfig } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import type { Heartbeat, PushTarget } from '../../protocol/messages.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
+import { startAgentSocket, type AgentSocket } from '../fixtures/agent-socket.ts';
 import { run } from '../fixtures/cli-run.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { snapshot } from '../fixtures/tree-snapshot.ts';
@@ -49,59 +47,42 @@ async function startTarget(top: string, id: string, agentPub: string): Promise<T
 }
 
 /** The proxy's side: records every heartbeat with its connection number, answers each with the grant of the moment. */
-interface TestProxy {
-  url: string;
+interface TestProxy extends AgentSocket {
   beats: { connection: number; hb: Heartbeat }[];
   /** the agent's other messages (answers to requests) */
   answers: Record<string, unknown>[];
-  /** sends a message to the agent now */
-  send(message: Record<string, unknown>): void;
-  connections: () => number;
   grant: Record<string, unknown>;
-  /** sends the grant now, without waiting for a heartbeat */
-  push(): void;
-  /** closes the agent's socket from this side (the agent reconnects) */
-  drop(): void;
-  close(): Promise<void>;
 }
 
 async function startTestProxy(): Promise<TestProxy> {
-  const wss = new WebSocketServer({ noServer: true });
-  const server: Server = createServer((_req, res) => res.writeHead(404).end());
-  let connections = 0;
-  let socket: WebSocket | undefined;
-  const proxy: TestProxy = {
-    url: '',
-    beats: [],
-    answers: [],
-    send: (message) => socket?.send(JSON.stringify(message)),
-    connections: () => connections,
-    grant: { type: 'grant', epoch: 3, role: 'fenced', reason: 'not yet', heartbeatSeq: null },
-    push: () => socket?.send(JSON.stringify(proxy.grant)),
-    drop: () => socket?.terminate(),
-    close: () => new Promise<void>((resolve) => {
-      wss.close();
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+  const socket = await startAgentSocket();
+  const proxy = Object.assign(socket, { beats: [] as TestProxy['beats'], answers: [] as TestProxy['answers'] });
+  proxy.grant = { type: 'grant', epoch: 3, role: 'fenced', reason: 'not yet', heartbeatSeq: null };
+  proxy.onMessage = (m, connection) => {
+    if (m['type'] !== 'heartbeat') return void proxy.answers.push(m);
+    proxy.beats.push({ connection, hb: m as unknown as Heartbeat });
   };
-  server.on('upgrade', (req, s, head) => {
-    s.on('error', () => undefined);
-    wss.handleUpgrade(req, s, head, (ws) => {
-      ws.on('error', () => undefined);
-      const connection = ++connections;
-      socket = ws;
-      ws.on('message', (data) => {
-        const m = JSON.parse(data.toString()) as Heartbeat;
-        if (m.type !== 'heartbeat') return void proxy.answers.push(m as unknown as Record<string, unknown>);
-        proxy.beats.push({ connection, hb: m });
-        ws.send(JSON.stringify({ ...proxy.grant, heartbeatSeq: m.seq }));
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/_standby/agent`;
-  return proxy;
+  return proxy as TestProxy;
+}
+
+/** The agent's key pair, made in `top`: its private key's path and its public key's line. */
+function agentKey(top: string, hostId: string): { key: string; pub: string } {
+  const key = join(top, 'agent_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `standby-agent@${hostId}`, '-f', key]);
+  return { key, pub: readFileSync(`${key}.pub`, 'utf8').trim() };
+}
+
+/** The agent's config for a restore: `more` (its sync and push settings) with heartbeats every 50 ms to `proxy`, a status port, nothing asked of GCP. */
+function agentConfig(top: string, hostId: string, workspace: string, proxy: TestProxy, more: Record<string, unknown>): AgentConfig {
+  return validateSettings(agentConfigSchema, {
+    hostId,
+    workspace,
+    ...more,
+    proxy: { url: proxy.url, token: `agent-token-${hostId}`, heartbeatIntervalMs: 50 },
+    status: { port: 0 },
+    runDir: join(top, 'run'),
+    notices: { gcpMetadata: false },
+  }, 'test');
 }
 
 /** The workspace of the standby that served after the failover: enough files that a full pass spans many heartbeats. */
@@ -129,24 +110,17 @@ describe('restore to a granted target', () => {
     ws = join(top, 'standby-workspace');
     mkdirSync(ws);
     seed(ws);
-    const key = join(top, 'agent_key');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-agent@cpu-1', '-f', key]);
-    agentPub = readFileSync(`${key}.pub`, 'utf8').trim();
+    const { key, pub } = agentKey(top, 'cpu-1');
+    agentPub = pub;
     a = await startTarget(top, 'gpu-a', agentPub);
     b = await startTarget(top, 'gpu-b', agentPub);
     c = await startTarget(top, 'gpu-c', agentPub);
     proxy = await startTestProxy();
-    const config = validateSettings(agentConfigSchema, {
-      hostId: 'cpu-1',
-      workspace: ws,
+    const config = agentConfig(top, 'cpu-1', ws, proxy, {
       identityFile: key,
-      proxy: { url: proxy.url, token: 'agent-token-cpu-1', heartbeatIntervalMs: 50 },
       // a guard that trips on 500 of 4000 files: the tree's five folders deleted
       sync: { delayMs: 50, retryMinMs: 50, retryMaxMs: 500, deleteGuard: { fraction: 0.05, minFiles: 50 } },
-      status: { port: 0 },
-      runDir: join(top, 'run'),
-      notices: { gcpMetadata: false },
-    }, 'test');
+    });
     const log = pino({ level: 'debug' }, new Writable({
       write(chunk: Buffer, _enc, done) {
         for (const l of chunk.toString().split('\n')) if (l) logs.push(JSON.parse(l) as { msg: string });
@@ -323,22 +297,14 @@ describe('back to the configured standby: a grant of primary without a target', 
     ws = join(top, 'workspace');
     mkdirSync(join(ws, 'src'), { recursive: true });
     for (let f = 0; f < 50; f++) writeFileSync(join(ws, `src/f${f}.py`), `# ${f}\n`);
-    const key = join(top, 'agent_key');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-agent@gpu-1', '-f', key]);
-    const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+    const { key, pub } = agentKey(top, 'gpu-1');
     standby = await startTarget(top, 'cpu-1', pub);
     a = await startTarget(top, 'gpu-a', pub);
     proxy = await startTestProxy();
-    const config = validateSettings(agentConfigSchema, {
-      hostId: 'gpu-1',
-      workspace: ws,
+    const config = agentConfig(top, 'gpu-1', ws, proxy, {
       standby: { host: standby.sshd.host, port: standby.sshd.port, user: standby.sshd.user, identityFile: key, path: standby.root, sshOptions: standby.sshd.sshOptions },
-      proxy: { url: proxy.url, token: 'agent-token-gpu-1', heartbeatIntervalMs: 50 },
       sync: { delayMs: 50, retryMinMs: 50, retryMaxMs: 500 },
-      status: { port: 0 },
-      runDir: join(top, 'run'),
-      notices: { gcpMetadata: false },
-    }, 'test');
+    });
     agent = await startAgent(config, pino({ level: 'silent' }), { statusEveryMs: 60_000 });
   });
 

@@ -7,22 +7,14 @@
 // file runs as its owner; a timeout kills it; the agent's end does not.
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { agentConfigSchema } from '../../config/agent.ts';
-import { HeartbeatClient } from '../../agent/heartbeat.ts';
 import { Resumer } from '../../agent/resume.ts';
-import { SyncEngine } from '../../agent/sync-engine.ts';
-import { validateSettings } from '../../config/file.ts';
 import type { ResumeState } from '../../protocol/messages.ts';
+import { inProcessAgent, startAgentSocket } from '../fixtures/agent-socket.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-type Message = Record<string, unknown>;
 
 interface World {
   dir: string;
@@ -47,27 +39,13 @@ async function world(t: TestContext, resume: Record<string, unknown>): Promise<W
   const workspace = join(dir, 'workspace');
   const runDir = join(dir, 'run');
   mkdirSync(workspace);
-  let agentSocket: WebSocket | undefined;
-  const received: Message[] = [];
-  const wss = new WebSocketServer({ noServer: true });
-  const server = createServer((_req, res) => res.writeHead(404).end());
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => undefined);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => undefined);
-      agentSocket = ws;
-      ws.on('message', (data) => received.push(JSON.parse(data.toString()) as Message));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/_standby/agent`;
+  const proxy = await startAgentSocket();
+  const received = proxy.received;
   const log = pino({ level: 'silent' });
   const closers: (() => Promise<void>)[] = [];
   t.after(async () => {
     for (const c of closers.reverse()) await c();
-    wss.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await proxy.close();
     rmSync(dir, { recursive: true, force: true });
   });
   return {
@@ -76,23 +54,14 @@ async function world(t: TestContext, resume: Record<string, unknown>): Promise<W
     runDir,
     async agent() {
       // no standby section: a primary grant has nowhere to push (this test is about the resume command only)
-      const config = validateSettings(agentConfigSchema, { hostId: 'gpu-new', workspace, runDir, proxy: { url, token: 'agent-token-gpu-new', heartbeatIntervalMs: 50 }, resume }, 'test');
-      const engine = new SyncEngine(config, log);
-      const client = new HeartbeatClient(config.proxy!, config.hostId, engine, log);
+      const { config, client, close } = inProcessAgent({ hostId: 'gpu-new', workspace, runDir, proxy: { url: proxy.url, token: 'agent-token-gpu-new', heartbeatIntervalMs: 50 }, resume });
       const resumer = new Resumer(config, log);
       resumer.onChange = () => client.beatNow();
       client.resumer = resumer;
-      agentSocket = undefined;
-      let closed = false;
-      const close = async () => {
-        if (closed) return;
-        closed = true;
-        client.close();
-        await engine.close();
-      };
+      const before = proxy.connections();
       closers.push(close);
       client.start();
-      const ws = await waitFor('the agent connected', () => agentSocket, { timeoutMs: 10_000 });
+      const ws = await proxy.connected({ after: before });
       const beats = () => received.filter((m) => m['type'] === 'heartbeat');
       return {
         grant: ({ epoch, role = 'primary', resume: r }) => ws.send(JSON.stringify({ type: 'grant', epoch, role, reason: 'test', heartbeatSeq: null, ...(r ? { resume: true } : {}) })),

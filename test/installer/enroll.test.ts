@@ -6,52 +6,30 @@
 // then the installed agent run: its writes land on the standby through its
 // own key. Revoking it stops it for good.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
-import { run } from '../fixtures/cli-run.ts';
-import { startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { killTree } from '../../core/process-tree.ts';
-import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
+import { run } from '../fixtures/cli-run.ts';
+import { startInstalledStandby, type InstalledStandby } from '../fixtures/installed-standby.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 
 test('standby and GPU installed by their one lines: the GPU enrolls, its installed agent syncs with its own key, and stops when revoked', { timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'standby-enroll-e2e-'));
-  const standbyRoot = join(dir, 'standby-root');
   const gpuRoot = join(dir, 'gpu-root');
-  const standbyWs = join(standbyRoot, 'ws');
   const gpuWs = join(dir, 'gpu-workspace');
   mkdirSync(gpuWs);
   writeFileSync(join(gpuWs, 'notes.txt'), 'written on the GPU\n');
-  const fenceKey = join(dir, 'proxy_fence_key');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-proxy', '-f', fenceKey]);
-  let sshd: Sshd | undefined;
-  let proxy: TestProxy | undefined;
+  let world: InstalledStandby | undefined;
   let agent: ChildProcess | undefined;
   try {
-    // the standby's sshd reads the authorized_keys the standby's installer writes
-    sshd = await startSshd({ authorizedKeysFile: join(standbyRoot, 'root/.ssh/authorized_keys') });
-    proxy = await startTestProxy({
-      primaryUrl: 'http://127.0.0.1:1',
-      standbyUrl: 'http://127.0.0.1:2',
-      stateDir: join(dir, 'proxy-state'),
-      settings: {
-        standby: { ssh: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: fenceKey, knownHostsFile: sshd.knownHostsFile, stateDir: join(standbyRoot, 'var/lib/standby/receive'), waitMs: 2_000 } },
-        // the GPU's code-server is not part of this test: no failover from silence while it installs
-        detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 },
-      },
-    });
-
-    // the standby's line, as `standby hosts add cpu-1` prints it (a download-only token), run with a prefix
-    const forStandby = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'cpu-1' }) });
-    assert.equal(forStandby.status, 201);
-    const standbyLine = ((await forStandby.json()) as { command: string }).command.replace('sudo bash -s -- standby', `sh -s -- standby --root ${standbyRoot} --no-start --workspace ${standbyWs}`);
-    const s = await run('bash', ['-o', 'pipefail', '-c', standbyLine], {}, 180_000);
-    assert.equal(s.code, 0, `${s.stdout}\n${s.stderr}`);
+    // the standby's line run with a prefix; its sshd reads the authorized_keys the standby's installer writes
+    world = await startInstalledStandby(dir);
+    const { sshd, proxy, standbyRoot, standbyWs } = world;
 
     const invited = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'gpu-1' }) });
     assert.equal(invited.status, 201);
@@ -81,7 +59,7 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
     agent.stderr!.on('data', (d: Buffer) => (logs = (logs + d.toString()).slice(-20_000)));
     await waitFor('the GPU\'s file on the standby', () => existsSync(join(standbyWs, 'notes.txt')), { timeoutMs: 60_000, failIf: () => exitOf('the installed agent', agent!, () => logs) });
     assert.equal(readFileSync(join(standbyWs, 'notes.txt'), 'utf8'), 'written on the GPU\n');
-    const hosts = async () => ((await (await proxy!.api('hosts')).json()) as { hosts: { id: string; state: string; connected: boolean }[] }).hosts;
+    const hosts = async () => ((await (await proxy.api('hosts')).json()) as { hosts: { id: string; state: string; connected: boolean }[] }).hosts;
     assert.deepEqual((await hosts()).map((h) => [h.id, h.state, h.connected]), [['gpu-1', 'active', true]]);
 
     // revoked by the admin: the agent hears it, stops pushing and does not reconnect
@@ -97,8 +75,7 @@ test('standby and GPU installed by their one lines: the GPU enrolls, its install
     assert.equal(agent.exitCode, null, 'the agent stays up (systemd would restart it only to be refused again)');
   } finally {
     if (agent?.pid !== undefined && agent.exitCode === null) killTree(agent.pid, 'SIGKILL');
-    await proxy?.close();
-    await sshd?.close();
+    await world?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

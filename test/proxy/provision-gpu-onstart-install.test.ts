@@ -6,7 +6,7 @@
 // key on the standby), the agent is installed, and the script starts it, which
 // connects to the proxy with its own token.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,44 +15,22 @@ import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import { killTree } from '../../core/process-tree.ts';
 import { gpuOnstart } from '../../proxy/provision/gpu-onstart.ts';
-import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
-import { run } from '../fixtures/cli-run.ts';
-import { startTestProxy } from '../fixtures/proxy.ts';
+import { startInstalledStandby } from '../fixtures/installed-standby.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 test('the start script enrolls a GPU through the proxy\'s real install.sh with its invitation, and the agent it starts connects with its own token', { timeout: 300_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'standby-onstart-e2e-'));
-  // undone last first: the agent, the proxy, sshd, then the folder
+  // undone last first: the agent, the proxy and sshd, then the folder
   const cleanups: (() => unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
   t.after(async () => {
     for (const undo of cleanups.reverse()) await undo();
   });
-  const standbyRoot = join(dir, 'standby-root');
-  const standbyWs = join(standbyRoot, 'ws');
   const gpuRoot = join(dir, 'gpu-root');
   const gpuWs = join(dir, 'gpu workspace'); // a space: quoted all the way
   mkdirSync(gpuRoot);
-  const fenceKey = join(dir, 'proxy_fence_key');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'standby-proxy', '-f', fenceKey]);
-  const sshd = await startSshd({ authorizedKeysFile: join(standbyRoot, 'root/.ssh/authorized_keys') });
-  cleanups.push(() => sshd.close());
-  const proxy = await startTestProxy({
-    primaryUrl: 'http://127.0.0.1:1',
-    standbyUrl: 'http://127.0.0.1:2',
-    stateDir: join(dir, 'proxy-state'),
-    settings: {
-      standby: { ssh: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: fenceKey, knownHostsFile: sshd.knownHostsFile, stateDir: join(standbyRoot, 'var/lib/standby/receive'), waitMs: 2_000 } },
-      detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 },
-    },
-  });
-  cleanups.push(() => proxy.close());
-
-  // the standby, by its own line (the proxy authorizes the GPU's key there at enrollment)
-  const forStandby = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'cpu-1' }) });
-  assert.equal(forStandby.status, 201);
-  const standbyLine = ((await forStandby.json()) as { command: string }).command.replace('sudo bash -s -- standby', `sh -s -- standby --root ${standbyRoot} --no-start --workspace ${standbyWs}`);
-  const s = await run('bash', ['-o', 'pipefail', '-c', standbyLine], {}, 180_000);
-  assert.equal(s.code, 0, `${s.stdout}\n${s.stderr}`);
+  // the proxy and the standby, by its own line (the proxy authorizes the GPU's key there at enrollment)
+  const { sshd, proxy, close } = await startInstalledStandby(dir);
+  cleanups.push(close);
 
   // the GPU: invited, and its start script as the recovery would give it to Vast
   const invited = await proxy.api('hosts', { method: 'POST', body: JSON.stringify({ id: 'gpu-1' }) });

@@ -79,6 +79,20 @@ async function standInProxy(t: TestContext, installer: string, tls?: { key: stri
   return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`, downloads: () => downloads };
 }
 
+/** The stand-in agent written into `dir`, and a stand-in proxy serving the stand-in installer that lays it down. */
+function proxyServingFakes(t: TestContext, dir: string, tls?: { key: string; cert: string }): Promise<Proxy> {
+  const agentFile = join(dir, 'fake-agent.sh');
+  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
+  return standInProxy(t, fakeInstaller(agentFile), tls);
+}
+
+/** A folder in `dir` for the script's --root. */
+function madeRoot(dir: string, name: string): string {
+  const root = join(dir, name);
+  mkdirSync(root);
+  return root;
+}
+
 function scratch(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'standby-onstart-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,11 +123,8 @@ function syntaxOk(script: string, dir: string): void {
 
 test('the script downloads install.sh from the proxy, runs it for an invited agent, and starts the agent (no systemd: here, in the background)', BOUND, async (t) => {
   const dir = scratch(t);
-  const agentFile = join(dir, 'fake-agent.sh');
-  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
-  const proxy = await standInProxy(t, fakeInstaller(agentFile));
-  const root = join(dir, 'root');
-  mkdirSync(root);
+  const proxy = await proxyServingFakes(t, dir);
+  const root = madeRoot(dir, 'root');
   const input: GpuOnstartInput = { proxyUrl: `${proxy.url}/`, invitation: INVITATION, hostId: 'gpu-e4', workspace: join(dir, 'workspace'), root };
   const script = gpuOnstart(input);
   syntaxOk(script, dir);
@@ -145,11 +156,8 @@ test('the script downloads install.sh from the proxy, runs it for an invited age
 
 test('an agent that fails is started again; one that exits 0 is left alone', BOUND, async (t) => {
   const dir = scratch(t);
-  const agentFile = join(dir, 'fake-agent.sh');
-  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
-  const proxy = await standInProxy(t, fakeInstaller(agentFile));
-  const root = join(dir, 'root');
-  mkdirSync(root);
+  const proxy = await proxyServingFakes(t, dir);
+  const root = madeRoot(dir, 'root');
   writeFileSync(join(root, 'fail-runs'), '1\n');
   const file = join(dir, 'onstart.sh');
   writeFileSync(file, gpuOnstart({ proxyUrl: proxy.url, invitation: INVITATION, hostId: 'gpu-1', workspace: join(dir, 'ws'), root }), { mode: 0o700 });
@@ -163,22 +171,18 @@ test('https with a private CA: curl and the agent trust the CA the script lays d
   const dir = scratch(t);
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=standby test proxy', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  const agentFile = join(dir, 'fake-agent.sh');
-  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
-  const proxy = await standInProxy(t, fakeInstaller(agentFile), { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert });
+  const proxy = await proxyServingFakes(t, dir, { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert });
   const env = { PATH: process.env.PATH, TMPDIR: dir };
 
   // without the CA, the download is refused (the certificate is not trusted): the script fails and says so
-  const rootNoCa = join(dir, 'root-no-ca');
-  mkdirSync(rootNoCa);
+  const rootNoCa = madeRoot(dir, 'root-no-ca');
   const noCa = join(dir, 'no-ca.sh');
   writeFileSync(noCa, gpuOnstart({ proxyUrl: proxy.url, invitation: INVITATION, hostId: 'gpu-1', workspace: join(dir, 'ws'), root: rootNoCa }).replace('--retry 10', '--retry 0'), { mode: 0o700 });
   assert.equal(await runScript(noCa, env), 1);
   assert.match(readLog(rootNoCa), /could not download https:\/\/127\.0\.0\.1:\d+\/_standby\/install\.sh/);
   assert.equal(existsSync(join(rootNoCa, 'install-args')), false);
 
-  const root = join(dir, 'root');
-  mkdirSync(root);
+  const root = madeRoot(dir, 'root');
   const script = gpuOnstart({ proxyUrl: proxy.url, invitation: INVITATION, hostId: 'gpu-1', workspace: join(dir, 'ws'), root, caPem: cert.replace(/\n/g, '\r\n') });
   syntaxOk(script, dir);
   const file = join(dir, 'onstart.sh');
@@ -193,12 +197,9 @@ test('https with a private CA: curl and the agent trust the CA the script lays d
 
 test('hostile values reach the installer as plain text; nothing in them runs', BOUND, async (t) => {
   const dir = scratch(t);
-  const agentFile = join(dir, 'fake-agent.sh');
-  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
-  const proxy = await standInProxy(t, fakeInstaller(agentFile));
+  const proxy = await proxyServingFakes(t, dir);
   // no "/" inside a value's commands: a path's folders would be made of them
-  const root = join(dir, `root 'r' "$(touch PWNED-root)"`);
-  mkdirSync(root);
+  const root = madeRoot(dir, `root 'r' "$(touch PWNED-root)"`);
   const workspace = join(dir, `ws 'q' "d" $(touch PWNED) \`touch PWNED2\` ; touch PWNED3 \\ $HOME *`);
   const script = gpuOnstart({ proxyUrl: proxy.url, invitation: INVITATION, hostId: 'gpu-1', workspace, root });
   syntaxOk(script, dir);
