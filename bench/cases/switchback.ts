@@ -149,9 +149,9 @@ async function makeChanges(root: string, everyMs: number, seed: number): Promise
   return counts;
 }
 
-/** Differences between two local trees, by checksum (what `standby verify` compares). */
-async function differences(from: string, to: string): Promise<Difference[]> {
-  const r = await runRsync(['-a', '--dry-run', '--checksum', '--delete', '--itemize-changes', `${from}/`, `${to}/`], { itemize: true }).result;
+/** Differences between two local trees, by checksum (what `standby verify` compares), or by size and mtime. */
+async function differences(from: string, to: string, { checksum = true } = {}): Promise<Difference[]> {
+  const r = await runRsync(['-a', '--dry-run', ...(checksum ? ['--checksum'] : []), '--delete', '--itemize-changes', `${from}/`, `${to}/`], { itemize: true }).result;
   if (r.code !== 0) throw new Error(`comparing ${from} with ${to} failed (${r.code}): ${r.stderr}`);
   return r.items.map((line) => classifyItem(line, to)).filter((d): d is Difference => d !== undefined);
 }
@@ -173,7 +173,7 @@ async function rawRun(sshd: Sshd, src: string, dst: string): Promise<RawRun> {
   const t0 = performance.now();
   execFileSync('ssh', [...sshd.clientArgs(), `${sshd.user}@${sshd.host}`, `sync -f ${dst}`]);
   const flushMs = performance.now() - t0;
-  const diff = await differences(src, dst);
+  const diff = await differences(src, dst, { checksum: false }); // the yardstick: a sanity check is enough
   if (diff.length > 0) throw new Error(`raw rsync left ${diff.length} differences, e.g. ${JSON.stringify(diff[0])}`);
   return { ms: r.durationMs, flushMs };
 }
@@ -308,6 +308,10 @@ export async function run(): Promise<CaseResult> {
   const rawFlush = med(raws.map((r) => r.ms + r.flushMs));
   const agent = med(agents.map((a) => a.ms));
   const ratio = agent !== undefined && raw !== undefined ? agent / raw : undefined;
+  const fromPass = agents.map((a) => (a.watchingMs === undefined ? undefined : a.ms - a.watchingMs));
+  const agentFromPass = med(fromPass);
+  const ratioFromPass = agentFromPass !== undefined && raw !== undefined ? agentFromPass / raw : undefined;
+  const verdict = (r: number | undefined): string => (r === undefined ? 'no figure' : r <= TARGET ? 'met' : 'MISSED');
   const counts = agents[0]?.counts;
   return {
     tables: [
@@ -323,7 +327,15 @@ export async function run(): Promise<CaseResult> {
             list(agents.map((a) => a.ms)),
             ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
             `<= ${TARGET.toFixed(1)}x raw rsync`,
-            ratio === undefined ? 'no figure' : ratio <= TARGET ? 'met' : 'MISSED',
+            verdict(ratio),
+          ],
+          [
+            'the same, from the start of its first full pass (an agent already running, as the standby\'s is when the new GPU is granted)',
+            seconds(agentFromPass),
+            list(fromPass),
+            ratioFromPass === undefined ? '-' : `${ratioFromPass.toFixed(2)}x`,
+            `<= ${TARGET.toFixed(1)}x raw rsync`,
+            verdict(ratioFromPass),
           ],
         ],
       },
@@ -344,7 +356,7 @@ export async function run(): Promise<CaseResult> {
       `Workspace: ${made.files.toLocaleString('en')} files, ${megabytes(made.bytes)}: ${(FILES - BIG_FILES).toLocaleString('en')} small sources (200 B to 8 KiB, 100 per folder, 3 levels of folders, bench/tree.ts) and ${BIG_FILES} checkpoints of ${megabytes(BIG_BYTES)} (random bytes).`,
       `Changes during the agent's restore: ${CHANGES}, one every ${(CHANGE_WINDOW * 100).toFixed(0)} % of the raw rsync's time / ${CHANGES} from the agent's spawn${counts ? ` (${counts.edits} edits, one a checkpoint rewritten through a temp name, half of the others the same size; ${counts.creations} new files, some in new folders; ${counts.renames} file renames and ${counts.folderRenames} folder renames; ${counts.deletions} deletions)` : ''}. The raw rsync gets no changes: it is the floor.`,
       'Both go through the same sshd on loopback and the same forced command (`standby receive --root`, as the installer lays it down), each to an empty folder; the page cache is flushed (sync -f) before each run. The agent is `bin/standby agent` at its defaults (delayMs 250), started for the run: its time includes its start-up, which a standby\'s agent already running does not pay.',
-      'Equal: the agent reports nothing pending and its watermark at the last change, then `rsync -a --dry-run --checksum --delete --itemize-changes` between the two folders lists no difference (the time stops before the comparison; a comparison that finds one waits for the next pass). The raw rsync\'s copy is compared the same way.',
+      'Equal: the agent reports nothing pending and its watermark at the last change, then `rsync -a --dry-run --checksum --delete --itemize-changes` between the two folders lists no difference (the time stops before the comparison; a comparison that finds one waits for the next pass). The raw rsync\'s copy is compared by size and mtime.',
       'The agent\'s passes end with `sync -f` on the target (what it acknowledges is on disk); the raw rsync does not flush: the second row shows it with the same flush.',
       'Partial run: BENCH_ROUNDS=n (default 3), BENCH_FILES=n (default 100000).',
     ],
