@@ -178,11 +178,16 @@ export class StandbyPush {
     const control = this.#control();
     const env = this.#epochEnv();
     const timeoutMs = this.#config.sync.ioTimeoutS * 1000;
-    const [here, standby] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env)]);
+    // the checks and the folders at once: each is a session and a receiver start on the standby, and
+    // neither needs the other's answer (a failed check still fails the pass before any rsync runs)
+    const making = runRemote(target, control, ['mkdir', '-p', ...roots.map((r) => r.remote)], timeoutMs, env);
+    const [here, standby, made] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env), making]).catch(async (err: unknown) => {
+      await making.catch(() => undefined); // no session of this pass outlives it
+      throw err;
+    });
     const known = this.#rsyncVersions;
     if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
     this.#rsyncVersions = { here: here.version, standby: standby.version };
-    const made = await runRemote(target, control, ['mkdir', '-p', ...roots.map((r) => r.remote)], timeoutMs, env);
     const refusal = refusalOf(made.stderr);
     if (refusal) throw refusedError(refusal, this.#epoch());
     if (made.code !== 0) {

@@ -19,6 +19,44 @@ import type { StandbyPush } from './standby-push.ts';
  */
 const RULES_MAX = 1000;
 
+/**
+ * While a full pass's rsync runs, the standby's disk is flushed every this many
+ * ms (the same `sync -f` that ends each pass), so the flush that makes the pass
+ * count finds little left to write: restoring a big tree to an empty host
+ * otherwise ends by waiting for all of it to leave the page cache at once (3.6 s
+ * for 554 MB here, docs/benchmarks.md, switchback). A shorter pass runs none.
+ */
+export const EARLY_FLUSH_MS = 2_000;
+
+/** Runs `work` (a full pass's rsync) and flushes `root` on the standby every EARLY_FLUSH_MS until it ends; resolves with its result once no flush runs. */
+async function flushingWhile<T>(push: StandbyPush, root: SyncRoot, work: Promise<T>): Promise<T> {
+  let done = false;
+  let wake: (() => void) | undefined;
+  const ended = work.finally(() => {
+    done = true;
+    wake?.();
+  });
+  const flushes = (async () => {
+    while (!done) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, EARLY_FLUSH_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      // an early flush only shortens the last one, which runs after the rsync whatever happens here and
+      // reports every failure (a fence, a lost link): its own outcome decides nothing
+      if (!done) await push.flush(root).catch(() => undefined);
+    }
+  })();
+  try {
+    return await ended;
+  } finally {
+    await flushes; // no session of the pass outlives it
+  }
+}
+
 export interface PassParts {
   roots: readonly SyncRoot[];
   push: StandbyPush;
@@ -98,7 +136,7 @@ export async function fullPass({ roots, push, guard }: PassParts, batch: Batch):
     const ends = push.ends(root);
     const settings = push.settings();
     // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
-    const first = await push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed }));
+    const first = await flushingWhile(push, root, push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed })));
     if (first.code === RSYNC_MAX_DELETE) {
       const skipped = first.stats.deletionsSkipped;
       const before = first.stats.files + skipped;
@@ -110,7 +148,7 @@ export async function fullPass({ roots, push, guard }: PassParts, batch: Batch):
         entries += first.stats.files;
         continue;
       }
-      results.push(push.check(await push.rsync(fullArgs(settings, ends)), `full reconcile of ${root.local}`));
+      results.push(push.check(await flushingWhile(push, root, push.rsync(fullArgs(settings, ends))), `full reconcile of ${root.local}`));
     } else {
       results.push(push.check(first, `full reconcile of ${root.local}`));
     }

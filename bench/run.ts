@@ -10,7 +10,7 @@ import { describeMachine, machineLines, waitForQuiet } from './machine.ts';
 import { markdownTable, textTable, type BenchCase, type CaseResult } from './report.ts';
 import { onInterrupt } from './scratch.ts';
 
-const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead', 'proxy-profile', 'recovery'] as const;
+const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead', 'proxy-profile', 'switchback', 'recovery'] as const;
 type CaseName = (typeof CASES)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,10 +1,18 @@
 // The receiver's refusals told apart from other failures on the standby: read
 // from stderr as the receiver prints them (`[STANDBY_ERR_<CODE>]`), and the
-// error a refused pass fails with, on which the engine stops pushing.
+// error a refused pass fails with, on which the engine stops pushing; and the
+// check before a full reconcile, against a real sshd.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { pino } from 'pino';
 import { StandbyError } from '../../core/errors.ts';
-import { isRefusal, refusalOf, refusedError, type Refusal } from '../../agent/standby-push.ts';
+import { agentConfigSchema, syncRoots } from '../../config/agent.ts';
+import { isRefusal, refusalOf, refusedError, StandbyPush, type Refusal } from '../../agent/standby-push.ts';
+import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
 
 describe('refusalOf', () => {
   const cases: { name: string; stderr: string; want: Refusal | undefined }[] = [
@@ -36,5 +44,38 @@ describe('refusedError', () => {
   test('other failures are not refusals', () => {
     assert.ok(!isRefusal(new StandbyError('STANDBY_ERR_RSYNC_FAILED', 'x', {})));
     assert.ok(!isRefusal(new Error('[STANDBY_ERR_EPOCH_STALE]')));
+  });
+});
+
+describe('prepare, before a full reconcile (real sshd)', () => {
+  // A restore to a new GPU starts with this check: each of its sessions is a login and a receiver
+  // start on the far end, so the rsync check and the folders must not wait for each other.
+  test('asks for the standby\'s rsync and makes the folders at the same time', async (t) => {
+    const top = mkdtempSync(join(tmpdir(), 'standby-prepare-'));
+    t.after(() => rmSync(top, { recursive: true, force: true }));
+    const bin = join(top, 'bin');
+    const marks = join(top, 'marks');
+    mkdirSync(bin);
+    mkdirSync(marks);
+    // on the standby's PATH: each says it started, then waits (at most 10 s) for the other to have started too
+    const waiter = (me: string, other: string, real: string): string =>
+      `#!/bin/sh\n[ "$1" = --version ] || [ ${me} = mkdir ] || exec ${real} "$@"\n: > ${marks}/${me}\n` +
+      `i=0; while [ ! -e ${marks}/${other} ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "${me}: ${other} never ran beside it" >&2; exit 1; }; sleep 0.05; done\nexec ${real} "$@"\n`;
+    writeFileSync(join(bin, 'rsync'), waiter('rsync', 'mkdir', execFileSync('sh', ['-c', 'command -v rsync'], { encoding: 'utf8' }).trim()), { mode: 0o755 });
+    writeFileSync(join(bin, 'mkdir'), waiter('mkdir', 'rsync', '/bin/mkdir'), { mode: 0o755 });
+    const sshd = await startSshd({ path: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+    t.after(() => sshd.close());
+    const cpu = join(top, 'cpu', 'deep', 'workspace');
+    const config = agentConfigSchema.parse({
+      hostId: 'gpu-prepare',
+      workspace: join(top, 'gpu'),
+      standby: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, path: cpu, sshOptions: sshd.sshOptions },
+      runDir: join(top, 'run'),
+    });
+    const push = new StandbyPush(config, pino({ level: 'silent' }), () => undefined);
+    t.after(() => push.close());
+    await push.prepare(syncRoots(config));
+    assert.ok(existsSync(cpu), 'the standby\'s folder was made');
+    assert.ok(push.rsyncVersions.standby, 'the standby\'s rsync was checked');
   });
 });

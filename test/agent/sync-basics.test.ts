@@ -165,3 +165,32 @@ test('a batch of more than 1,000 changed paths with a deletion among them (a --f
     await pair.close();
   }
 });
+
+test('a long full pass flushes the standby\'s disk while its rsync runs, so its last flush finds little left (a restore to a new GPU)', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { execFileSync } = await import('node:child_process');
+  const bin = mkdtempSync(join(tmpdir(), 'standby-flush-bin-'));
+  try {
+    // on the standby's PATH: its rsync receiver starts only once a flush ran while it waited (at most 10 s), else fails
+    const realRsync = execFileSync('sh', ['-c', 'command -v rsync'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(bin, 'sync'), `#!/bin/sh\n: > ${bin}/flushed\nexec /bin/sync "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'rsync'), `#!/bin/sh\n[ "$1" = --server ] || exec ${realRsync} "$@"\n` +
+      `i=0; while [ ! -e ${bin}/flushed ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "no flush while the rsync ran" >&2; exit 1; }; sleep 0.05; done\nexec ${realRsync} "$@"\n`, { mode: 0o755 });
+    const pair = await startPair({
+      sshd: { path: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` },
+      before: (gpu) => writeFileSync(join(gpu, 'a.txt'), 'restored\n'),
+      noStart: true,
+    });
+    try {
+      await pair.engine.start();
+      await waitFor('the first full pass landed', () => pair.engine.status().ready, { timeoutMs: 30_000 });
+      assert.equal(readFileSync(join(pair.cpu, 'a.txt'), 'utf8'), 'restored\n');
+      assert.equal(pair.engine.status().failedPasses, 0, 'the first full pass succeeded at once');
+    } finally {
+      await pair.close();
+    }
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
