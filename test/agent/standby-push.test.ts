@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { StandbyError } from '../../core/errors.ts';
 import { agentConfigSchema, syncRoots } from '../../config/agent.ts';
 import { isRefusal, refusalOf, refusedError, StandbyPush, type Refusal } from '../../agent/standby-push.ts';
+import { standbyDestination } from '../../agent/push-destination.ts';
 import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
 
 describe('refusalOf', () => {
@@ -72,7 +73,7 @@ describe('prepare, before a full reconcile (real sshd)', () => {
       standby: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, path: cpu, sshOptions: sshd.sshOptions },
       runDir: join(top, 'run'),
     });
-    const push = new StandbyPush(config, pino({ level: 'silent' }), () => undefined);
+    const push = new StandbyPush(config, standbyDestination(config)!, pino({ level: 'silent' }), () => undefined);
     t.after(() => push.close());
     await push.prepare(syncRoots(config));
     assert.ok(existsSync(cpu), 'the standby\'s folder was made');
