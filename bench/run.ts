@@ -28,7 +28,7 @@ Reproduce (installs the npm and Debian packages it needs when run as root):
 
 \`\`\`sh
 npm run bench -- all              # every case, then this file is rewritten
-npm run bench -- sync-lag         # or one case: sync-lag, slow-link, agent-resources, pass-cost
+npm run bench -- sync-lag         # or one case: sync-lag, slow-link, agent-resources, pass-cost, failover, proxy-overhead, proxy-profile, switchback, recovery
 npm run bench:sync-lag            # the same, one npm script per case
 \`\`\`
 
