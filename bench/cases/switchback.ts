@@ -20,6 +20,7 @@ import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { megabytes, percentile, seconds, type CaseResult } from '../report.ts';
 import { removeOnInterrupt, removeScratch, scratchDir } from '../scratch.ts';
 import { makeTree } from '../tree.ts';
+import { seededRandom } from '../../core/seeded-random.ts';
 
 const FILES = Number(process.env.BENCH_FILES ?? 100_000);
 const BIG_FILES = 4;
@@ -31,17 +32,6 @@ const TARGET = 1.2;
 const CHANGE_WINDOW = 0.8;
 const RESTORE_TIMEOUT_MS = 15 * 60_000;
 
-/** A deterministic generator (mulberry32): the same changes every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every file under `dir`, relative to it. */
 function listFiles(dir: string, rel = ''): string[] {
@@ -60,7 +50,7 @@ function makeWorkspace(root: string): { files: number; bytes: number; ms: number
   const tree = makeTree(join(root, 'src'), FILES - BIG_FILES);
   mkdirSync(join(root, 'checkpoints'));
   const chunk = Buffer.alloc(1024 * 1024);
-  const next = random(7);
+  const next = seededRandom(7);
   for (let i = 0; i < BIG_FILES; i++) {
     const fd = openSync(join(root, 'checkpoints', `step-${i}.pt`), 'w');
     for (let left = BIG_BYTES; left > 0; left -= chunk.length) {
@@ -88,7 +78,7 @@ interface ChangeCounts {
  * folders), deletions. Resolves when the last one is made.
  */
 async function makeChanges(root: string, everyMs: number, seed: number): Promise<ChangeCounts> {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const files = listFiles(root).filter((p) => p.startsWith('src/'));
   const pick = (): string => {
     for (;;) {

@@ -14,6 +14,7 @@
 // of a missing one a 404, recorded as not acknowledged).
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { seededRandom } from '../../core/seeded-random.ts';
 
 export type WriteOp = 'create' | 'edit' | 'rename' | 'delete' | 'append';
 
@@ -62,17 +63,6 @@ const FOLDERS = ['src', 'src/lib', 'docs', 'notes', 'data'];
 const MAX_FILES = 150;
 const WORDS = ['tensor', 'loss', 'epoch', 'batch', 'grad', 'model', 'layer', 'step', 'lr', 'eval', 'token', 'cache', 'shard', 'seed', 'norm', 'attn'];
 
-/** mulberry32: a tiny deterministic PRNG, [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -115,7 +105,7 @@ export class Writer {
     this.#headers = o.headers ?? {};
     this.#maxCheckpoint = o.maxCheckpointBytes ?? 4 * 1024 * 1024;
     this.#maxOps = o.maxOps ?? 100_000;
-    this.#rand = prng(o.seed ?? 1);
+    this.#rand = seededRandom(o.seed ?? 1);
   }
 
   /** Starts writing (once). */
