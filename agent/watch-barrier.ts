@@ -9,7 +9,11 @@
 // file's event arrives, every event queued before it (the workspace writes
 // that finished before the barrier was written) has been delivered, and the
 // watcher records changes synchronously in its callback.
-import { mkdtempSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+//
+// The folder's name carries the agent's pid: an agent killed with SIGKILL
+// (a GPU's death, in tests and for real) cannot remove its own, so the next
+// barrier made in the same parent removes those whose process is gone.
+import { mkdtempSync, readdirSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,8 +26,35 @@ export interface WatchBarrier {
   close(): void;
 }
 
+const PREFIX = 'standby-barrier-';
+
+/** Whether a process of that pid exists (EPERM: it does, as another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the barrier folders in `parent` left by processes that are gone (killed before their close()). */
+function sweepOrphans(parent: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return; // mkdtempSync below names the problem
+  }
+  for (const entry of entries) {
+    const pid = /^standby-barrier-(\d+)-/.exec(entry)?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && !alive(Number(pid))) rmSync(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
 export function createWatchBarrier(parent = tmpdir()): WatchBarrier {
-  const dir = mkdtempSync(join(parent, 'standby-barrier-'));
+  sweepOrphans(parent);
+  const dir = mkdtempSync(join(parent, `${PREFIX}${process.pid}-`));
   const waiting = new Map<string, (why: string | null) => void>();
   let watcher: FSWatcher;
   try {

@@ -2,8 +2,8 @@
 // before it was asked for, also one whose inotify event the agent had not read
 // yet: the watch barrier makes the watcher catch up first.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -50,6 +50,30 @@ test('the barrier says why when it cannot pass: its folder removed under it', as
     assert.match(why ?? '', /could not write .*standby-barrier-.*ENOENT|no event for .* within 500 ms|failed/);
   } finally {
     barrier.close();
+  }
+});
+
+test('a barrier folder left by a killed agent is removed by the next barrier in the same parent; a live one is kept', async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'barrier-tmp-'));
+  try {
+    // the pid of a process that has ended, as an agent killed with SIGKILL has
+    const child = spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' });
+    const deadPid = Number(child.stdout.trim());
+    mkdirSync(join(parent, `standby-barrier-${deadPid}-AbC123`));
+    mkdirSync(join(parent, `standby-barrier-${process.ppid}-XyZ789`)); // alive: kept
+    mkdirSync(join(parent, 'standby-barrier-noPid1')); // not of this format: kept
+    const barrier = createWatchBarrier(parent);
+    try {
+      const left = readdirSync(parent).sort();
+      assert.ok(!left.includes(`standby-barrier-${deadPid}-AbC123`), `the dead agent's folder is gone: ${left.join(', ')}`);
+      assert.ok(left.includes(`standby-barrier-${process.ppid}-XyZ789`));
+      assert.ok(left.includes('standby-barrier-noPid1'));
+      assert.equal(left.filter((e) => e.startsWith(`standby-barrier-${process.pid}-`)).length, 1, 'its own folder carries its pid');
+    } finally {
+      barrier.close();
+    }
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
   }
 });
 
