@@ -1,7 +1,7 @@
 // The program as it runs: programFiles() copied to /opt/standby/<version>,
 // with `current` swapped atomically so an upgrade never leaves a half-copied
 // program in use.
-import { cpSync, existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
 import { PROGRAM_SOURCE, programFiles, programVersion } from '../core/program-files.ts';
@@ -30,7 +30,7 @@ export function installProgram(layout: Layout, source = PROGRAM_SOURCE, now = ne
   try {
     for (const f of files) {
       mkdirSync(dirname(join(staging, f)), { recursive: true, mode: 0o755 });
-      cpSync(join(source, f), join(staging, f), { verbatimSymlinks: true, preserveTimestamps: true });
+      placeFile(join(source, f), join(staging, f));
     }
     renameSync(staging, join(layout.programDir, name));
   } catch (err) {
@@ -50,6 +50,26 @@ export function installProgram(layout: Layout, source = PROGRAM_SOURCE, now = ne
     removed.push(join(layout.programDir, entry));
   }
   return { version, dir: join(layout.programDir, name), ...(previous && previous !== name ? { kept: join(layout.programDir, previous) } : {}), removed };
+}
+
+/**
+ * One program file into the staging folder: a hard link where the source is this user's own and
+ * writable by nobody else (the installer's unpacked bundle; no copy of the 120 MB Node binary per
+ * install), else a copy. A file someone else may write is always copied: a link would let them change
+ * what root runs. Symlinks are copied as they are.
+ */
+function placeFile(from: string, to: string): void {
+  const st = lstatSync(from);
+  if (st.isFile() && st.uid === process.geteuid?.() && (st.mode & 0o022) === 0) {
+    try {
+      linkSync(from, to);
+      return;
+    } catch (err) {
+      // another filesystem (EXDEV), links refused (EPERM, EMLINK): a copy does
+      if (!['EXDEV', 'EPERM', 'EMLINK', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    }
+  }
+  cpSync(from, to, { verbatimSymlinks: true, preserveTimestamps: true });
 }
 
 /** Points `link` at `target` atomically: a new symlink beside it, renamed over it. */

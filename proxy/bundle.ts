@@ -45,13 +45,23 @@ async function sha256Of(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-function tar(args: string[]): Promise<void> {
+/**
+ * Runs tar; resolves with its exit code when it is 0, or 1 with only "file changed as we read it" lines:
+ * the caller decides whether that change matters (a new hard link to a program file, made by an install
+ * running beside the build, changes the file's ctime only).
+ */
+function tar(args: string[]): Promise<0 | 1> {
   return new Promise((resolve, reject) => {
     const child = spawn('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-10_000)));
     child.on('error', (e) => reject(new Error(`tar could not start (${e.message}): install tar and gzip on the proxy`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar exited ${code}: ${err.trim()}`))));
+    child.on('close', (code) => {
+      if (code === 0) return resolve(0);
+      const lines = err.split('\n').filter((l) => l.trim() !== '');
+      if (code === 1 && lines.every((l) => /: file changed as we read it$/.test(l))) return resolve(1);
+      reject(new Error(`tar exited ${code}: ${err.trim()}`));
+    });
   });
 }
 
@@ -72,7 +82,9 @@ async function buildBundle(stateDir: string, source: string): Promise<Bundle> {
   writeFileSync(list, files.join('\n') + '\n');
   try {
     // gzip -1: a 2.6x faster build for a 12% larger download (docs/operations.md); the list names every file, so no recursion
-    await tar(['--use-compress-program=gzip -1', '-cf', tmp, '-C', source, '--no-recursion', '-T', list]);
+    const changed = await tar(['--use-compress-program=gzip -1', '-cf', tmp, '-C', source, '--no-recursion', '-T', list]);
+    // tar saw a file change: a new content has a new size or mtime; the same ones mean a ctime-only change (a hard link)
+    if (changed === 1 && cacheKey(source, files) !== key) throw new Error('a program file changed while the bundle was built (an upgrade under way?): try again');
     const sha256 = await sha256Of(tmp);
     writeFileSync(sumFile, sha256 + '\n');
     renameSync(tmp, file);
