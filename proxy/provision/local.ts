@@ -22,7 +22,7 @@
 // (ports kept when they are still free, host keys kept).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -114,6 +114,22 @@ interface Running {
   server: WorkspaceServer;
   /** a GPU's first-boot script (GpuLaunch.onstart: its agent's install and start), while it runs */
   onstart: ChildProcess | undefined;
+}
+
+/** The last lines of a log file (at most 2,000 characters), or why it cannot be read. */
+function logTail(file: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, 2000));
+    readSync(fd, buf, 0, buf.length, size - buf.length); // the agent's own log goes on in this file: read its end only
+    return buf.toString('utf8').split('\n').slice(-15).join('\n');
+  } catch (err) {
+    return `(cannot read it: ${(err as Error).message})`;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** The first-boot script a GPU host runs (GpuLaunch.onstart), in its folder. */
@@ -411,7 +427,11 @@ export class LocalProvider {
         detached: true, // its own process group: the host's kill takes the whole tree
       });
       child.on('error', (err) => this.#log?.error({ provider: 'local', dir, err }, 'the host\'s onstart script could not start'));
-      child.on('exit', (code, sig) => this.#log?.info({ provider: 'local', dir, code, signal: sig }, 'the host\'s onstart script ended'));
+      child.on('exit', (code, sig) => {
+        if (code === 0 || code === null) return this.#log?.info({ provider: 'local', dir, code, signal: sig }, 'the host\'s onstart script ended');
+        // what a cloud's boot log would show: why the host's agent never came
+        this.#log?.error({ provider: 'local', dir, code, tail: logTail(join(dir, 'onstart.log')) }, `the host's onstart script failed (exit ${code}): see ${join(dir, 'onstart.log')}`);
+      });
       return child;
     } finally {
       closeSync(out);
