@@ -101,6 +101,11 @@ export class ChangeSet {
     return this.#pending.size + (this.#inFlight?.changes.length ?? 0) + this.#held.size;
   }
 
+  /** Every change not on the standby (pending, in flight, held), oldest first within each place. */
+  outstanding(): Change[] {
+    return [...(this.#inFlight?.changes ?? []), ...this.#held.values(), ...this.#pending.values()];
+  }
+
   get heldCount(): number {
     return this.#held.size;
   }

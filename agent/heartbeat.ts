@@ -179,6 +179,13 @@ export class HeartbeatClient {
     }
     if (message.type === 'verify') return this.#verify(message.id);
     if (message.type === 'freeze') return this.#freeze(message.id, message.frozen, message.maxMs);
+    if (message.type === 'conflicts') {
+      void this.#engine.copyConflicts(message.path).then((outcome) => {
+        const ws = this.#ws;
+        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'conflicts-sent', id: message.id, ...outcome }));
+      });
+      return;
+    }
     void this.#engine.syncNow(30_000).then((r) => {
       const ws = this.#ws;
       if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'synced', id: message.id, watermark: r.watermark, ok: r.ok, error: r.error }));

@@ -15,6 +15,8 @@ export interface RsyncStats {
   deletionsSkipped: number;
   bytesSent: number;
   bytesReceived: number;
+  /** the size of the regular files sent ("Total transferred file size"), not what crossed the wire */
+  transferredSize: number;
 }
 
 export interface RsyncResult {
@@ -66,6 +68,7 @@ export function parseStats(text: string): RsyncStats {
     deletionsSkipped: skipped?.[1] ? Number(skipped[1].replace(/[,.]/g, '')) : 0,
     bytesSent: readNumber(text, 'Total bytes sent'),
     bytesReceived: readNumber(text, 'Total bytes received'),
+    transferredSize: readNumber(text, 'Total transferred file size'),
   };
 }
 

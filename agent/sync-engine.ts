@@ -12,6 +12,7 @@ import type { ConfirmDeletesAnswer, SyncPhase, SyncStatus } from '../protocol/ag
 import type { PushTarget } from '../protocol/messages.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, type Batch, type ChangeKind } from './change-set.ts';
+import { copyConflicts, type ConflictsOutcome } from './conflicts.ts';
 import { DeleteGuard } from './delete-guard.ts';
 import { PushGate } from './push-gate.ts';
 import { PassProgress } from './pass-progress.ts';
@@ -51,6 +52,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   /** the folders synced from this host (what is watched) */
   readonly roots: readonly { local: string }[];
   #config: AgentConfig;
+  #copyingConflicts = false;
   #log: Logger;
   #changes = new ChangeSet();
   #batcher: Batcher;
@@ -218,6 +220,23 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (destination) this.#log.info({ epoch, reason, from, to: destination.label, target: destination.target }, `pushing to ${destination.label} from now on (was ${from}): a full pass first`);
     else if (!target) this.#log.warn({ epoch, reason, from }, 'granted primary without a target, and agent.json has no standby section: pushing nothing (nowhere to push) until the proxy grants a target');
     return true;
+  }
+
+  /**
+   * A fenced host's unsent changes (every change not acknowledged by its destination) copied into a
+   * conflicts folder the proxy opened on the standby (agent/conflicts.ts). Only while not pushing: a
+   * primary's changes go to the standby as usual. One copy at a time.
+   */
+  async copyConflicts(folder: string): Promise<ConflictsOutcome> {
+    const none = { ok: false, files: 0, bytes: 0, deletions: 0, paths: [] };
+    if (this.pushing) return { ...none, error: 'this agent is primary: its changes go to the standby as usual, not to a conflicts folder' };
+    if (this.#copyingConflicts) return { ...none, error: 'a copy into a conflicts folder is already running' };
+    this.#copyingConflicts = true;
+    try {
+      return await copyConflicts(this.#config, this.#changes.outstanding(), folder, this.#log);
+    } finally {
+      this.#copyingConflicts = false;
+    }
   }
 
   /** Runs a pass now and resolves once every change made before the call is on the standby's disk (or the pass failed). */

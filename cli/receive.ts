@@ -24,6 +24,8 @@ interface Args {
   revoke?: string[];
   authorize?: string;
   key?: string;
+  conflicts?: string;
+  conflictsOnly?: boolean;
 }
 
 /** The options, once for both readers (yargs in cli.ts, parseArgs when run directly). */
@@ -39,6 +41,8 @@ const OPTIONS = {
   revoke: { type: 'string', array: true, describe: 'revoke this host (repeat for more): with --fence, under the same lock; alone, at the current epoch' },
   authorize: { type: 'string', describe: 'authorize a writer key for this host (with --key and --authorized-keys)' },
   key: { type: 'string', describe: 'the ssh public key line --authorize puts in' },
+  conflicts: { type: 'string', describe: "with --authorize: the key may write only into <first root>.conflicts/<this name> (made now), for a fenced GPU's unsent changes" },
+  'conflicts-only': { type: 'boolean', describe: "a writer entry for a conflicts folder (what --authorize --conflicts writes): any epoch, no lock, nothing deleted" },
 } as const satisfies Record<string, Options>;
 
 function wholeNumber(name: string, value: number | undefined): void {
@@ -59,6 +63,7 @@ async function run(args: Args): Promise<number> {
     const words = ['standby', 'receive', ...fenceRequestArgs(args.fence, { revoke: args.revoke ?? [] })];
     if (args.authorize !== undefined) words.push(RECEIVER_FLAGS.authorize, args.authorize);
     if (args.key !== undefined) words.push(RECEIVER_FLAGS.key, args.key);
+    if (args.conflicts !== undefined) words.push(RECEIVER_FLAGS.conflicts, args.conflicts);
     return receive({ ...common(args), command: quoteWords(words), allowFence: true });
   }
   return receive({ ...common(args), command: process.env['SSH_ORIGINAL_COMMAND'], allowFence: args.allowFence === true });
@@ -73,6 +78,7 @@ function common(args: Args) {
     out: (line: string) => process.stdout.write(line + '\n'),
     ...(args.host === undefined ? {} : { host: args.host }),
     ...(args.authorizedKeys === undefined ? {} : { authorizedKeys: args.authorizedKeys }),
+    ...(args.conflictsOnly ? { conflictsOnly: true } : {}),
   };
 }
 

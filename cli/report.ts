@@ -127,6 +127,13 @@ export function humanReport(r: FailoverReport): string {
       '',
       '?: not recorded (a log written before it was, or a switch a restarted proxy resumed); -: does not apply',
     );
+    // a GPU that was left with changes the standby never got: where they are, so nobody loses them unseen
+    const conflicts = r.list.filter((v) => v.recovery?.conflicts && v.recovery.conflicts.files + v.recovery.conflicts.deletions > 0);
+    if (conflicts.length > 0) lines.push('', 'unsent changes of the GPUs that were left (copied beside the standby\'s workspace, never into it):');
+    for (const v of conflicts) {
+      const c = v.recovery!.conflicts!;
+      lines.push(`  epoch ${v.epoch}: ${c.files} files (${c.bytes} bytes) in ${c.folder}, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}${c.paths.length ? ` (${c.paths.slice(0, 5).join(', ')}${c.paths.length > 5 ? ', ...' : ''})` : ''}`);
+    }
   }
   return lines.join('\n') + '\n';
 }

@@ -56,7 +56,7 @@ interface ProxyView {
   lastFenceError: string | null;
   rpoAtFailover: { watermark: number; unacknowledgedChanges: number | null } | null;
   backends: { side: string; id: string; url: string; probe: { ok: boolean; ageMs: number; error: string | null } | null }[];
-  agents: { hostId: string; connected: boolean; heartbeatAgeMs: number; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null } | null }[];
+  agents: { hostId: string; connected: boolean; fenced?: string | null; heartbeatAgeMs: number; sync: { watermark: number; lastSeq: number; oldestPendingAgeMs: number | null } | null }[];
   recovery?: RecoveryStatus;
 }
 
@@ -83,7 +83,8 @@ async function proxyStatus(argv: ProxyArgs & { json?: boolean }): Promise<number
   for (const b of s.backends) lines.push(`${b.side.padEnd(11)} ${b.id} ${b.url}: ${b.probe ? (b.probe.ok ? 'code-server answers' : `code-server down (${b.probe.error})`) : 'not probed yet'}`);
   for (const a of s.agents) {
     const sync = a.sync ? `, watermark ${a.sync.watermark} of ${a.sync.lastSeq}${a.sync.oldestPendingAgeMs !== null ? `, oldest pending ${a.sync.oldestPendingAgeMs} ms` : ''}` : '';
-    lines.push(`agent       ${a.hostId}: ${a.connected ? 'connected' : 'not connected'}, last heartbeat ${(a.heartbeatAgeMs / 1000).toFixed(1)} s ago${sync}`);
+    const fenced = a.fenced ? ` (fenced for good: ${a.fenced.split(':')[0]}; what it never synced goes to the standby's conflicts folder when a recovery retires it)` : '';
+    lines.push(`agent       ${a.hostId}: ${a.connected ? 'connected' : 'not connected'}${fenced}, last heartbeat ${(a.heartbeatAgeMs / 1000).toFixed(1)} s ago${sync}`);
   }
   if (s.rpoAtFailover) lines.push(`at failover watermark ${s.rpoAtFailover.watermark}, ${s.rpoAtFailover.unacknowledgedChanges ?? '?'} changes not acknowledged (RPO)`);
   if (s.lastFenceError) lines.push(`FENCE       ${s.lastFenceError}`);

@@ -59,6 +59,8 @@ export const recoverySchema = z.strictObject({
   finalSyncMs: z.number({ error: 'recovery.finalSyncMs: ms 100-600000' }).int().min(100).max(600_000).default(10_000),
   /** a freeze of the standby's user processes lifts itself after this long should the proxy never lift it, ms (default 30000) */
   freezeMaxMs: z.number({ error: 'recovery.freezeMaxMs: ms 1000-600000' }).int().min(1_000).max(600_000).default(30_000),
+  /** before the GPU that was left goes, its agent (if it is connected) has this long to copy its unsent changes into the standby's conflicts folder, s (default 600) */
+  conflictsWaitS: seconds('recovery.conflictsWaitS', 1, 86_400).default(600),
 }, { error: 'an object of recovery settings' });
 
 export type RecoveryConfig = z.output<typeof recoverySchema>;

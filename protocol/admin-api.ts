@@ -118,7 +118,18 @@ export interface FailoverView {
    * The recovery after it (a new GPU, restored, switched back to), or null when none ran: its outcome, the
    * tries it took, the new GPU, why its last try failed (e.g. no offer under the price cap)
    */
-  recovery: { outcome: 'done' | 'gave-up' | 'in-progress'; attempts: number; newGpu: string | null; provisioned: boolean; restored: boolean; error: string | null } | null;
+  recovery: {
+    outcome: 'done' | 'gave-up' | 'in-progress';
+    attempts: number;
+    newGpu: string | null;
+    provisioned: boolean;
+    restored: boolean;
+    error: string | null;
+    /** what became of the GPU that was left (its unsent changes, then destroyed, stopped or kept), or null before */
+    oldGpu: string | null;
+    /** its unsent changes, copied beside the standby's workspace (`<workspace>.conflicts/<time>-<host>`), or null: none collected (oldGpu says why) */
+    conflicts: { folder: string; files: number; bytes: number; deletions: number; paths: string[]; error: string | null } | null;
+  } | null;
   /** from the last heartbeat (or the start) to the new GPU serving; null: unknown or not yet */
   toNewGpuMs: number | null;
   /**

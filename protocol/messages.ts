@@ -152,7 +152,24 @@ export const frozenSchema = z.strictObject({
 });
 export type Frozen = z.infer<typeof frozenSchema>;
 
-export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema, frozenSchema]);
+/** The agent's answer to a conflicts request: what of its unsent changes it copied into the standby's conflicts folder. */
+export const conflictsSentSchema = z.strictObject({
+  type: z.literal('conflicts-sent'),
+  id: z.string().min(1).max(100),
+  /** false: the copy failed (or could not start); the reason is in error. What landed before the failure stays */
+  ok: z.boolean(),
+  /** files and bytes copied */
+  files: count,
+  bytes: count,
+  /** unsent deletions: paths deleted here that the standby still has (not applied there; listed) */
+  deletions: count,
+  /** the first paths copied or deleted, for the report */
+  paths: z.array(z.string().max(4096)).max(50),
+  error: z.string().max(2000).nullable(),
+});
+export type ConflictsSent = z.infer<typeof conflictsSentSchema>;
+
+export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema, frozenSchema, conflictsSentSchema]);
 export type AgentMessage = z.infer<typeof agentMessageSchema>;
 
 export type Role = 'primary' | 'fenced';
@@ -228,7 +245,20 @@ export const freezeRequestSchema = z.strictObject({
 });
 export type FreezeRequest = z.infer<typeof freezeRequestSchema>;
 
-export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema, freezeRequestSchema]);
+/**
+ * The proxy asks a fenced GPU's agent (a recovery retires its host) to copy the changes it never got onto
+ * the standby into the conflicts folder the proxy opened for its key there (`<workspace>.conflicts/<name>`):
+ * added and changed files as they are now, deletions listed, nothing deleted there.
+ */
+export const conflictsRequestSchema = z.strictObject({
+  type: z.literal('conflicts'),
+  id: z.string().min(1).max(100),
+  /** the folder on the configured standby, absolute */
+  path: z.string().min(2).max(4096).startsWith('/'),
+});
+export type ConflictsRequest = z.infer<typeof conflictsRequestSchema>;
+
+export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema, freezeRequestSchema, conflictsRequestSchema]);
 export type ProxyMessage = z.infer<typeof proxyMessageSchema>;
 
 export class ProtocolError extends Error {

@@ -110,7 +110,20 @@ export const RECEIVER_FLAGS = {
   stateDir: '--state-dir',
   authorize: '--authorize',
   key: '--key',
+  conflicts: '--conflicts',
 } as const;
+
+/**
+ * The name of one conflicts folder (`--authorize <host> --key <key> --conflicts <name>`): where a
+ * failed-over GPU's unsent changes land, `<workspace>.conflicts/<name>` on the standby, beside the
+ * workspace and never in it. Letters, digits, ".", "_", "-"; not starting with a dot.
+ */
+export const CONFLICTS_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** The folder beside `root` (the standby's workspace) that conflicts folders are made in. */
+export function conflictsParent(root: string): string {
+  return `${root.replace(/\/+$/, '')}.conflicts`;
+}
 
 /** What a fence (or a revocation alone) asks of the standby, besides its epoch. */
 export interface FenceRequest {
@@ -128,9 +141,13 @@ export function fenceRequestArgs(epoch: number | undefined, request: FenceReques
   return args;
 }
 
-/** `--authorize <host> --key <public key line>`: put a host's writer key in. */
-export function authorizeRequestArgs(host: string, publicKey: string): string[] {
-  return [RECEIVER_FLAGS.authorize, host, RECEIVER_FLAGS.key, publicKey];
+/**
+ * `--authorize <host> --key <public key line>`: put a host's writer key in. With `conflicts`, the key
+ * may write only into the conflicts folder of that name (made by the request), whatever its epoch,
+ * without deleting anything; a revoked host stays revoked for the workspace.
+ */
+export function authorizeRequestArgs(host: string, publicKey: string, conflicts?: string): string[] {
+  return [RECEIVER_FLAGS.authorize, host, RECEIVER_FLAGS.key, publicKey, ...(conflicts === undefined ? [] : [RECEIVER_FLAGS.conflicts, conflicts])];
 }
 
 /** One signal the fence sent to a writer of an older epoch (or of a revoked host). */

@@ -16,6 +16,8 @@ import {
   ProtocolError,
   closeReason,
   parseAgentMessage,
+  type ConflictsRequest,
+  type ConflictsSent,
   type FreezeRequest,
   type Frozen,
   type Grant,
@@ -49,6 +51,12 @@ export interface AgentRecord {
   grantedEpoch: number | undefined;
   /** the public key the agent writes with, as its heartbeats last gave it (a restore authorizes it on the new GPU) */
   publicKey: string | undefined;
+  /**
+   * why this host is fenced for good (a failover revoked its credentials): it may stay connected, granted
+   * fenced whatever happens, its heartbeats shown but counted for nothing, until a recovery retires it
+   * (its unsent changes copied to the standby's conflicts folder first) or the admin revokes it
+   */
+  fenced: string | undefined;
 }
 
 /** What a host is granted: its role and epoch, why, and for a restore the receiver it pushes to. */
@@ -61,14 +69,14 @@ export interface HubGrant {
   resume?: true;
 }
 
-type Answer = Synced | Verified | Frozen;
+type Answer = Synced | Verified | Frozen | ConflictsSent;
 
 /**
  * Who presents this token: a host (`until`: Date.now() when a retiring token
  * stops being accepted; `issued`: a token the proxy issued, too random to
  * guess), or why nobody may.
  */
-export type Authentication = { hostId: string; until?: number; issued?: boolean } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
+export type Authentication = { hostId: string; until?: number; issued?: boolean; fenced?: string } | { refused: 'unknown' } | { refused: 'revoked'; hostId: string; why: string };
 
 export interface HubHandlers {
   /** the host a bearer token belongs to (constant time, or by hash) */
@@ -102,7 +110,7 @@ export class AgentHub {
   #record(hostId: string): AgentRecord {
     let record = this.agents.get(hostId);
     if (!record) {
-      record = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined };
+      record = { hostId, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined, fenced: undefined };
       this.agents.set(hostId, record);
     }
     return record;
@@ -137,7 +145,7 @@ export class AgentHub {
       return;
     }
     if (wait === 0) this.#throttle.succeeded(remote);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, remote, auth.until));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(auth.hostId, ws, remote, auth.until, auth.fenced));
   }
 
   /** The host's credentials were revoked: it hears its grant (fenced) and its connection closes for good. */
@@ -146,8 +154,9 @@ export class AgentHub {
     this.#sockets.get(hostId)?.close(CLOSE_REVOKED, closeReason(`revoked: ${why}`));
   }
 
-  #attach(hostId: string, ws: WebSocket, remote: string, tokenUntil: number | undefined): void {
+  #attach(hostId: string, ws: WebSocket, remote: string, tokenUntil: number | undefined, fenced: string | undefined): void {
     const record = this.#record(hostId);
+    record.fenced = fenced;
     // a retiring token (rotated) keeps its connection only while it is valid; the agent then reconnects with its new one
     const expiry = tokenUntil === undefined ? undefined : setTimeout(() => {
       this.#log.info({ hostId }, 'the retired agent token this connection used has expired: closing it (the agent reconnects with its new token)');
@@ -211,7 +220,8 @@ export class AgentHub {
     record.last = hb;
     record.heartbeats++;
     if (hb.publicKey !== undefined) record.publicKey = hb.publicKey;
-    this.#handlers.heartbeat?.(record.hostId, hb);
+    // a host fenced for good says how it is (and what it holds unsent), but its word moves nothing
+    if (record.fenced === undefined) this.#handlers.heartbeat?.(record.hostId, hb);
     this.#send(ws, { type: 'grant', ...this.#grantFor(record), heartbeatSeq: hb.seq });
   }
 
@@ -219,7 +229,7 @@ export class AgentHub {
   #grantFor(record: AgentRecord): HubGrant {
     const g = this.#handlers.grant(record.hostId);
     record.grantedEpoch = g.epoch;
-    return g;
+    return record.fenced === undefined ? g : { role: 'fenced', epoch: g.epoch, reason: record.fenced };
   }
 
   /** Sampled: a host's first 3 dropped heartbeats, then one line a minute with the count. */
@@ -237,8 +247,17 @@ export class AgentHub {
     }
   }
 
-  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest | FreezeRequest): void {
+  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest | FreezeRequest | ConflictsRequest): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+  }
+
+  /**
+   * A failover fenced this host for good (its credentials revoked on the standby): it stays connected if it
+   * is, granted fenced from now on, until revoke() (a recovery retiring it, or the admin) closes it.
+   */
+  fence(hostId: string, why: string): void {
+    this.#record(hostId).fenced = why;
+    this.regrant(hostId);
   }
 
   /** Tells a connected host its role now (after a failover), without waiting for its next heartbeat. */
@@ -263,7 +282,12 @@ export class AgentHub {
     return this.#request(hostId, 'freeze', 'frozen', timeoutMs, { frozen, ...(maxMs === undefined ? {} : { maxMs }) }) as Promise<Frozen | undefined>;
   }
 
-  #request(hostId: string, ask: 'sync-now' | 'verify' | 'freeze', answer: Answer['type'], timeoutMs: number, extra: { frozen?: boolean; maxMs?: number } = {}): Promise<Answer | undefined> {
+  /** Asks a fenced host's agent to copy its unsent changes into `path`, the conflicts folder opened to its key on the standby; undefined if it is not connected or too slow. */
+  requestConflicts(hostId: string, path: string, timeoutMs: number): Promise<ConflictsSent | undefined> {
+    return this.#request(hostId, 'conflicts', 'conflicts-sent', timeoutMs, { path }) as Promise<ConflictsSent | undefined>;
+  }
+
+  #request(hostId: string, ask: 'sync-now' | 'verify' | 'freeze' | 'conflicts', answer: Answer['type'], timeoutMs: number, extra: { frozen?: boolean; maxMs?: number; path?: string } = {}): Promise<Answer | undefined> {
     const ws = this.#sockets.get(hostId);
     if (!ws) return Promise.resolve(undefined);
     const id = `${ask}-${performance.now().toFixed(3)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -273,7 +297,9 @@ export class AgentHub {
         resolve(undefined);
       }, timeoutMs);
       this.#waiting.set(id, { type: answer, resolve, timer });
-      this.#send(ws, ask === 'freeze' ? { type: 'freeze', id, frozen: extra.frozen ?? true, ...(extra.maxMs === undefined ? {} : { maxMs: extra.maxMs }) } : { type: ask, id });
+      if (ask === 'freeze') this.#send(ws, { type: 'freeze', id, frozen: extra.frozen ?? true, ...(extra.maxMs === undefined ? {} : { maxMs: extra.maxMs }) });
+      else if (ask === 'conflicts') this.#send(ws, { type: 'conflicts', id, path: extra.path ?? '' });
+      else this.#send(ws, { type: ask, id });
     });
   }
 

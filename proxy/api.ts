@@ -201,6 +201,8 @@ export function fullStatus(context: ApiContext): Record<string, unknown> {
   const agents = [...context.hub.agents.values()].map((agent) => ({
     hostId: agent.hostId,
     connected: agent.connected,
+    /** fenced for good by a failover (connected only to hand over its unsent changes), or null */
+    fenced: agent.fenced ?? null,
     heartbeatAgeMs: Math.round(now - agent.lastHeartbeatAt),
     heartbeats: agent.heartbeats,
     rejectedMessages: agent.rejected,

@@ -212,7 +212,7 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
         // the failover it recovers from: the last one that reached the standby at that epoch
         const v = lastSucceeded?.epoch === e.epoch ? lastSucceeded : undefined;
         if (!v) break;
-        const r = (v.recovery ??= { outcome: 'in-progress', attempts: 0, newGpu: null, provisioned: false, restored: false, error: null });
+        const r = (v.recovery ??= { outcome: 'in-progress', attempts: 0, newGpu: null, provisioned: false, restored: false, error: null, oldGpu: null, conflicts: null });
         r.attempts = Math.max(r.attempts, e.attempt);
         const name = RECOVERY_PHASES[e.step];
         // a resumed step is logged again: its first time counts
@@ -225,6 +225,10 @@ export function failoverReport(events: readonly ProxyEvent[], o: ReportOptions):
         if (e.step === 'restored') r.restored = true;
         if (e.step === 'failed' || e.step === 'gave-up') r.error = e.error ?? r.error;
         if (e.step === 'gave-up') r.outcome = 'gave-up';
+        if (e.step === 'old-gpu') {
+          r.oldGpu = e.reason;
+          r.conflicts = e.conflicts ?? null;
+        }
         if (e.step === 'done') {
           r.outcome = 'done';
           v.toNewGpuMs = v.toStandbyMs !== null && e.elapsedMs !== undefined ? round(v.toStandbyMs + e.elapsedMs) : null;

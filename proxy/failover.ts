@@ -549,6 +549,7 @@ export class Failover {
     const id = this.#deps.primaryId();
     const agent = this.#deps.hub.agents.get(id);
     if (!agent?.connected || !agent.last) return { accepted: false, status: 409, why: `${id}'s agent is not connected: bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects` };
+    if (agent.fenced !== undefined) return { accepted: false, status: 409, why: `${id}'s agent is connected but fenced for good (${agent.fenced.split(':')[0]}): bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects with its new credentials` };
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
     if (silenceMs >= this.#deps.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
     const probe = this.#deps.probes.primary;

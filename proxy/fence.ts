@@ -66,6 +66,21 @@ export interface AuthorizeResult {
 }
 
 /** Puts `publicKey` in as host `hostId`'s writer key on the standby (restricted to the receiver, host pinned). */
+/**
+ * Lets a fenced host's key write its unsent changes into a conflicts folder beside the standby's
+ * workspace (`<workspace>.conflicts/<name>`, made by the request): any epoch, nothing deleted, never
+ * into the workspace; the host stays revoked there. Resolves with the folder. revokeOnStandby takes the line back.
+ */
+export async function authorizeConflictsOnStandby(target: FenceTarget, hostId: string, publicKey: string, name: string, options: StandbyRequestOptions = {}): Promise<string> {
+  const { answer } = await askStandby(target, authorizeRequestArgs(hostId, publicKey, name), `opening the conflicts folder ${name} to ${hostId}`, options);
+  const report = parseAuthorizeReport(answer);
+  const folder = report?.roots[0];
+  if (report?.authorized !== hostId || folder === undefined || !folder.endsWith(`/${name}`)) {
+    throw new StandbyError('STANDBY_ERR_FENCE_FAILED', `opening the conflicts folder ${name} to ${hostId} on the standby ${target.host}: unexpected answer ${JSON.stringify(answer).slice(0, 300)} (a receiver older than this proxy answers without one: upgrade the standby's program)`, { host: target.host });
+  }
+  return folder;
+}
+
 export async function authorizeOnStandby(target: FenceTarget, hostId: string, publicKey: string, options: StandbyRequestOptions = {}): Promise<AuthorizeResult> {
   const { answer } = await askStandby(target, authorizeRequestArgs(hostId, publicKey), `authorizing the writer key of ${hostId}`, options);
   const report = parseAuthorizeReport(answer);

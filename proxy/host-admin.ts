@@ -37,6 +37,11 @@ function enrollingKey(text: string): PublicKey {
   }
 }
 
+/** What a host fenced for good hears as its grant's reason. */
+function fencedReason(revokedWhy: string | undefined): string {
+  return `${revokedWhy ?? 'fenced by a failover'}: this host's credentials are revoked; it may not sync again (enroll it again to bring it back)`;
+}
+
 export class HostAdmin {
   readonly registry: HostRegistry;
   #config: ProxyConfig;
@@ -67,7 +72,11 @@ export class HostAdmin {
     if (token === '') return { refused: 'unknown' };
     const found = this.registry.hostForToken(token);
     if (found) {
-      if (found.state === 'revoked') return { refused: 'revoked', hostId: found.id, why: found.revokedWhy ?? 'revoked' };
+      if (found.state === 'revoked') {
+        // fenced by a failover: connected, fenced for good, so a recovery can collect its unsent changes before it retires the host
+        if (found.connectFenced) return { hostId: found.id, issued: true, fenced: fencedReason(found.revokedWhy) };
+        return { refused: 'revoked', hostId: found.id, why: found.revokedWhy ?? 'revoked' };
+      }
       // the current issued token is 192 random bits (sba_...); a rotated-away one may be a hand-set proxy.json token
       return found.until === undefined ? { hostId: found.id, issued: true } : { hostId: found.id, until: found.until };
     }
@@ -75,7 +84,11 @@ export class HostAdmin {
     for (const [id, expected] of this.#staticTokens()) if (tokensEqual(token, expected)) hostId = id;
     if (!hostId) return { refused: 'unknown' };
     const record = this.registry.get(hostId);
-    if (record?.state === 'revoked') return { refused: 'revoked', hostId, why: record.revokedWhy ?? 'revoked' };
+    if (record?.state === 'revoked') {
+      // a proxy.json token stays a fenced host's credential only if it never enrolled (else its issued token is)
+      if (record.connectFenced && record.tokenHash === undefined) return { hostId, fenced: fencedReason(record.revokedWhy) };
+      return { refused: 'revoked', hostId, why: record.revokedWhy ?? 'revoked' };
+    }
     // once a host is enrolled (or its token rotated), only the token issued to it counts (a rotated proxy.json token matched above, in its grace window)
     if (record?.tokenHash !== undefined) return { refused: 'unknown' };
     return { hostId };
@@ -196,11 +209,17 @@ export class HostAdmin {
     return [...new Set([...(gpuId === undefined ? [] : [gpuId]), ...this.registry.pendingKeyRevocations()])];
   }
 
-  /** A failover's fence succeeded: the fenced GPU's token is revoked now (refused, its connection closed). */
+  /**
+   * A failover's fence succeeded: the fenced GPU's credentials are revoked now (its key on the standby
+   * went with the fence). Its agent may stay connected, or connect again, fenced for good: a recovery
+   * asks it for its unsent changes (into the standby's conflicts folder) before it retires the host with
+   * revoke(), which closes the connection; so does the admin's `standby hosts revoke`.
+   */
   revokeFenced(gpuId: string, epoch: number): void {
-    if (this.registry.revoke(gpuId, `fenced at epoch ${epoch} by a failover`)) {
-      this.#hub?.revoke(gpuId, `fenced at epoch ${epoch}`);
-      this.#log.warn({ hostId: gpuId, epoch }, "the fenced GPU's credentials are revoked");
+    const why = `fenced at epoch ${epoch} by a failover`;
+    if (this.registry.revoke(gpuId, why, Date.now(), { connectFenced: true })) {
+      this.#hub?.fence(gpuId, fencedReason(why));
+      this.#log.warn({ hostId: gpuId, epoch }, "the fenced GPU's credentials are revoked: its agent may stay connected, fenced for good, until the host is retired");
     }
   }
 

@@ -31,6 +31,11 @@ const hostSchema = z.object({
   enrolledAt: z.string().optional(),
   revokedAt: z.string().optional(),
   revokedWhy: z.string().optional(),
+  /**
+   * revoked by a failover's fence: its agent may stay connected, fenced for good, until a recovery retires
+   * the host (its unsent changes go to the standby's conflicts folder first) or the admin revokes it
+   */
+  connectFenced: z.boolean().optional(),
   /** the standby confirmed the writer key gone (false: to be retried, with the next fence or revoke) */
   keyRevoked: z.boolean().optional(),
   keyRevokeError: z.string().optional(),
@@ -139,7 +144,7 @@ export class HostRegistry {
     const host = this.#hosts.get(id);
     if (!host || !this.#enrolling.has(id)) throw new StandbyError('STANDBY_ERR_CONFLICT', `host ${id} has no enrollment under way`, { id });
     const token = newSecret(AGENT_TOKEN_PREFIX);
-    const { invite: _used, revokedAt: _r, revokedWhy: _w, keyRevoked: _k, keyRevokeError: _e, previousTokenHash: _p, previousTokenUntil: _u, rotatedAt: _t, ...rest } = host;
+    const { invite: _used, revokedAt: _r, revokedWhy: _w, keyRevoked: _k, keyRevokeError: _e, previousTokenHash: _p, previousTokenUntil: _u, rotatedAt: _t, connectFenced: _f, ...rest } = host;
     this.#hosts.set(id, { ...rest, state: 'active', tokenHash: hashToken(token), key, enrolledAt: new Date(now).toISOString() });
     try {
       this.#save();
@@ -182,12 +187,23 @@ export class HostRegistry {
     return { agentToken: token, previousValidUntil };
   }
 
-  /** Revokes the host's token (and invitation) durably; its key on the standby is marked to be removed. Returns false when it was revoked already. */
-  revoke(id: string, why: string, now = Date.now()): boolean {
+  /**
+   * Revokes the host's token (and invitation) durably; its key on the standby is marked to be removed.
+   * Returns false when it was revoked already (a host a fence let stay connected may not any more).
+   * `connectFenced`: a failover's fence: its agent may stay connected, fenced, until it is revoked again.
+   */
+  revoke(id: string, why: string, now = Date.now(), { connectFenced = false } = {}): boolean {
     const host = this.#hosts.get(id);
-    if (host?.state === 'revoked') return false;
+    if (host?.state === 'revoked') {
+      if (host.connectFenced && !connectFenced) {
+        const { connectFenced: _c, ...rest } = host;
+        this.#hosts.set(id, rest);
+        this.#save();
+      }
+      return false;
+    }
     const { invite: _gone, previousTokenHash: _p, previousTokenUntil: _u, ...rest } = host ?? { id, state: 'revoked' as const };
-    this.#hosts.set(id, { ...rest, state: 'revoked', revokedAt: new Date(now).toISOString(), revokedWhy: why, keyRevoked: false });
+    this.#hosts.set(id, { ...rest, state: 'revoked', revokedAt: new Date(now).toISOString(), revokedWhy: why, keyRevoked: false, ...(connectFenced ? { connectFenced: true } : {}) });
     this.#save();
     return true;
   }

@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.ts';
 import { quoteWord } from '../protocol/command-words.ts';
 import type { AgentHub } from './agent-hub.ts';
 import type { Failover } from './failover.ts';
-import { authorizeOnStandby, fenceStandby, type FenceTarget } from './fence.ts';
+import { authorizeConflictsOnStandby, authorizeOnStandby, fenceStandby, type FenceTarget } from './fence.ts';
 import type { HostAdmin } from './host-admin.ts';
 import { gpuOnstart } from './provision/gpu-onstart.ts';
 import { LocalProvider, localBaseDir } from './provision/local.ts';
@@ -21,7 +21,7 @@ import { parseHostName, type GpuProvider, type GpuRequirements, type HostName, t
 import { StandbyKeeper } from './provision/standby-keeper.ts';
 import { VastProvider, vastRequirements } from './provision/vast.ts';
 import { Recovery } from './recovery.ts';
-import type { GpuRecord, RecoveryHost } from './state.ts';
+import type { ConflictsCollected, GpuRecord, RecoveryHost } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface RecoverySetup {
@@ -127,6 +127,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       await gpus.destroy(old.providerId);
       return `${old.id} destroyed (${gpus.name} ${old.providerId})${r.gpu.old === 'stop' ? `: the ${gpus.name} provider cannot stop a host` : ''}`;
     },
+    collectConflicts: (old) => collectConflicts(ctx, old),
     log: log.child({ part: 'recovery' }),
   });
   const watch = new AbortController();
@@ -202,6 +203,31 @@ function receiverTarget(config: ProxyConfig, host: ReceiverHost): FenceTarget {
     writeFileSync(knownHostsFile, host.knownHosts.join('\n') + '\n', { mode: 0o600 });
   }
   return { host: host.ssh.host, port: host.ssh.port, user: host.ssh.user, identityFile: config.standby.ssh.identityFile, ...(knownHostsFile ? { knownHostsFile } : {}) };
+}
+
+/** A conflicts folder's name: when (UTC, to the second) and whose, e.g. 20261205T091503Z-gpu-1. */
+function conflictsName(hostId: string, now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${hostId}`;
+}
+
+/**
+ * The unsent changes of the GPU that was left: if its agent is connected (fenced since the failover, so it
+ * kept them), the standby's receiver opens a conflicts folder beside the workspace to its key alone, the
+ * agent copies them there, and the proxy reports what landed. The key's line goes with the host's
+ * revocation that follows (recovery.ts #retire). Resolves with why nothing was collected otherwise.
+ */
+async function collectConflicts(ctx: RecoveryContext, old: GpuRecord): Promise<ConflictsCollected | string> {
+  const agent = ctx.hub.agents.get(old.id);
+  if (!agent?.connected) return `${old.id}'s agent is not connected: whatever it wrote after the fence was not collected`;
+  if (agent.fenced === undefined) return `${old.id}'s agent is not fenced for good: nothing collected from it`;
+  const key = agent.publicKey ?? ctx.hosts.registry.get(old.id)?.key?.publicKey;
+  if (key === undefined) return `${old.id}'s agent gave no public key (an agent older than this proxy): its unsent changes were not collected`;
+  const ssh = ctx.config.standby.ssh;
+  const folder = await authorizeConflictsOnStandby(ssh, old.id, key, conflictsName(old.id), { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs });
+  ctx.log.warn({ part: 'recovery', hostId: old.id, folder }, `recovery: ${old.id} is connected: its unsent changes go to ${folder} on the standby`);
+  const answer = await ctx.hub.requestConflicts(old.id, folder, ctx.config.recovery.conflictsWaitS * 1000);
+  if (!answer) return `${old.id}'s agent did not copy its unsent changes within ${ctx.config.recovery.conflictsWaitS} s (or its connection closed): see ${folder} on the standby for what landed`;
+  return { folder, files: answer.files, bytes: answer.bytes, deletions: answer.deletions, paths: answer.paths, error: answer.ok ? null : answer.error ?? 'failed' };
 }
 
 /** A switch back's fence also fences the new GPU's receiver: the standby's agent may push there no more. */

@@ -23,7 +23,7 @@ import type { RecoveryStatus } from '../protocol/admin-api.ts';
 import type { AgentHub } from './agent-hub.ts';
 import type { Answer } from './failover.ts';
 import { hostNameText, type GpuOffer, type GpuProvider, type GpuRequirements, type HostName, type ProvisionedHost } from './provision/provider.ts';
-import type { GpuRecord, NewEvent, RecoveryHost, RecoveryState, RecoveryStep } from './state.ts';
+import type { ConflictsCollected, GpuRecord, NewEvent, RecoveryHost, RecoveryState, RecoveryStep } from './state.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface RecoveryDeps {
@@ -54,6 +54,11 @@ export interface RecoveryDeps {
   switchBack(gpu: GpuRecord): Promise<Answer>;
   /** the GPU that was left, once the new one serves: destroyed through its provider; resolves with what was done */
   retire(gpu: GpuRecord): Promise<string>;
+  /**
+   * before it goes: the unsent changes of the GPU that was left, copied by its agent (if it is connected) into
+   * a conflicts folder beside the standby's workspace; resolves with what landed, or with why nothing was collected
+   */
+  collectConflicts(gpu: GpuRecord): Promise<ConflictsCollected | string>;
   log: Logger;
   /** how often the waits look again, ms (default 200) */
   pollMs?: number;
@@ -297,11 +302,30 @@ export class Recovery {
     await this.#deps.revoke(hostId, `recovery try failed: ${error}`).catch((err: unknown) => this.#deps.log.error({ err, hostId }, 'recovery: rolling back, the new host\'s credentials could not be revoked'));
   }
 
-  /** After the switch back: the GPU that was left goes (destroyed, or kept by config); logged as `old-gpu`. */
+  /**
+   * After the switch back: what the GPU that was left never got onto the standby is copied beside the
+   * standby's workspace (its agent, if connected, fenced since the failover), then the host goes
+   * (destroyed, or kept by config) and its credentials for good; logged as `old-gpu`.
+   */
   async #retire(old: GpuRecord): Promise<void> {
     const s = this.#deps.store.state;
     const r = s.recovery;
     if (!r || r.step !== 'done') return;
+    let conflicts: ConflictsCollected | undefined;
+    let found: string;
+    try {
+      const c = await this.#deps.collectConflicts(old);
+      if (typeof c === 'string') found = c;
+      else {
+        conflicts = c;
+        found = c.files + c.deletions === 0 && c.error === null
+          ? `${old.id} had nothing unsent`
+          : `${old.id}'s unsent changes: ${c.files} files (${c.bytes} bytes) copied to ${c.folder} on the standby, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}`;
+      }
+    } catch (err) {
+      found = `${old.id}'s unsent changes could not be collected: ${(err as Error).message}`;
+      this.#deps.log.error({ err, id: old.id }, 'recovery: the unsent changes of the GPU that was left could not be collected');
+    }
     let what: string;
     try {
       what = this.#deps.settings.gpu.old === 'keep' ? `${old.id} kept (recovery.gpu.old is keep)` : await this.#deps.retire(old);
@@ -309,6 +333,8 @@ export class Recovery {
       what = `${old.id} could not be destroyed: ${(err as Error).message}; destroy it by hand`;
       this.#deps.log.error({ err, id: old.id }, 'recovery: the GPU that was left could not be destroyed');
     }
-    this.#event({ epoch: r.epoch, attempt: r.attempt, provider: r.provider, name: r.name, step: 'old-gpu' }, what);
+    // its agent's connection (fenced since the failover) closes; its key's lines go from the standby
+    await this.#deps.revoke(old.id, `retired after the recovery from epoch ${r.epoch}`).catch((err: unknown) => this.#deps.log.error({ err, id: old.id }, "recovery: the retired GPU's credentials could not be revoked: standby hosts revoke it"));
+    this.#event({ epoch: r.epoch, attempt: r.attempt, provider: r.provider, name: r.name, step: 'old-gpu', ...(conflicts ? { conflicts } : {}) }, `${found}; ${what}`);
   }
 }

@@ -77,8 +77,14 @@ export function receiverCommand(args: readonly string[], options: StandbyRequest
   return `${options.command ?? DEFAULT_RECEIVER} ${quoteWords(all)}`;
 }
 
+/** The last non-empty line, whole (stdout is kept to its last 8 KiB): an authorize answer carries a key line and paths. */
+function wholeLastLine(text: string): string {
+  return text.trim().split('\n').filter((l) => l.trim()).pop() ?? '';
+}
+
+/** The same, cut for a message. */
 function lastLine(text: string): string {
-  return text.trim().split('\n').filter((l) => l.trim()).pop()?.slice(0, 500) ?? '';
+  return wholeLastLine(text).slice(0, 500);
 }
 
 /** Runs the receiver with `args` on the standby; `what` names the request in errors ("fencing ... at epoch 3"). */
@@ -143,7 +149,7 @@ export function askStandby(target: FenceTarget, args: readonly string[], what: s
           }
           let answer: unknown;
           try {
-            answer = JSON.parse(lastLine(stdout));
+            answer = JSON.parse(wholeLastLine(stdout));
           } catch {
             answer = undefined;
           }

@@ -55,6 +55,20 @@ export interface RecoveryHost extends GpuRecord {
  */
 export type RecoveryStep = 'started' | 'search' | 'intent' | 'created' | 'ssh-ready' | 'agent-ready' | 'restore' | 'restored' | 'failed' | 'gave-up' | 'done' | 'old-gpu';
 
+/** A retired GPU's unsent changes, copied beside the standby's workspace (never into it) before it went. */
+export interface ConflictsCollected {
+  /** the folder on the standby: <workspace>.conflicts/<time>-<host id> */
+  folder: string;
+  files: number;
+  bytes: number;
+  /** deletions it had not got onto the standby: listed, not applied */
+  deletions: number;
+  /** the first paths (the folder holds them all) */
+  paths: string[];
+  /** the copy failed part way (what landed stays), or null */
+  error: string | null;
+}
+
 /** What the durable state knows of the recovery under way, or of the last one. */
 export interface RecoveryState {
   /** the failover epoch it recovers from */
@@ -199,6 +213,8 @@ export type ProxyEvent = EventBase & (
       /** restored: files and bytes on the new GPU */
       files?: number;
       bytes?: number;
+      /** old-gpu: what the GPU that was left had not got onto the standby, copied into the conflicts folder there (absent: nothing was collected, the message says why) */
+      conflicts?: ConflictsCollected;
     }
   /**
    * the resume command on a recovery's new GPU (agent/resume.ts), as its heartbeats said, each change logged

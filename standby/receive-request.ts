@@ -14,7 +14,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
 import { CommandWordsError, splitCommand, type Word } from '../protocol/command-words.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
-import { EPOCH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
+import { CONFLICTS_NAME, EPOCH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
 
 // agent/sync-engine.ts still imports it from here: it goes once that file imports protocol/receiver.ts
 
@@ -25,7 +25,7 @@ export type ReceiveRequest =
   | { kind: 'version' }
   | { kind: 'fence'; epoch: number; waitMs: number | undefined; revoke: string[] }
   | { kind: 'revoke'; waitMs: number | undefined; revoke: string[] }
-  | { kind: 'authorize'; host: string; key: string };
+  | { kind: 'authorize'; host: string; key: string; conflicts?: string };
 
 export interface RequestPolicy {
   /** sync roots, as realPath() resolved them */
@@ -37,6 +37,8 @@ export interface RequestPolicy {
   allowFence: boolean;
   /** the receiver's state folder: a fence request may name it, but no other */
   stateDir: string;
+  /** the key writes a fenced GPU's unsent changes into a conflicts folder (--conflicts-only): nothing may be deleted */
+  conflictsOnly?: boolean;
 }
 
 /** Short options rsync may bundle for a receiving server (before the `e.<capabilities>` part). No `s`: secluded args hide the destination; no `K`: it follows symlinked folders out of the root. */
@@ -137,6 +139,7 @@ function checkRsyncOption(opt: string): void {
 }
 
 function rsyncRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
+  const conflictsOnly = policy.conflictsOnly === true;
   if (words[1]?.text === '--version' && words.length === 2) return { kind: 'version' };
   if (words[1]?.text !== '--server') refuse('only rsync --server (a transfer into the standby) or rsync --version is accepted');
   const args = ['--server'];
@@ -145,6 +148,7 @@ function rsyncRequest(epoch: number, words: Word[], policy: RequestPolicy): Rece
     const opt = words[i]!.text;
     if (!opt.startsWith('-')) refuse(`expected rsync options, then ".", then the destination; got "${opt}"`);
     checkRsyncOption(opt);
+    if (conflictsOnly && (opt.startsWith('--delete') || opt.startsWith('--max-delete'))) refuse(`${opt}: this key only adds to a conflicts folder, it deletes nothing`);
     args.push(opt);
   }
   if (i >= words.length) refuse('no destination: expected rsync --server OPTIONS . DESTINATION');
@@ -178,6 +182,7 @@ function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
   let waitMs: number | undefined;
   let authorize: string | undefined;
   let key: string | undefined;
+  let conflicts: string | undefined;
   const revoke: string[] = [];
   const hostId = (name: string, value: string): string => {
     if (!HOST_ID.test(value)) refuse(`${name} ${JSON.stringify(value.slice(0, 80))}: expected a host id (letters, digits, ".", "_", "-")`);
@@ -200,16 +205,20 @@ function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {
       authorize = hostId(name, value);
     } else if (name === FLAG.key) {
       key = value;
+    } else if (name === FLAG.conflicts) {
+      if (!CONFLICTS_NAME.test(value)) refuse(`${name} ${JSON.stringify(value.slice(0, 80))}: expected a folder name (letters, digits, ".", "_", "-", not starting with a dot)`);
+      conflicts = value;
     } else {
-      refuse(`${name} is not accepted in a fence request (only --fence, --wait-ms, --state-dir, --revoke, --authorize, --key)`);
+      refuse(`${name} is not accepted in a fence request (only --fence, --wait-ms, --state-dir, --revoke, --authorize, --key, --conflicts)`);
     }
   }
   if (authorize !== undefined) {
     if (key === undefined) refuse('--authorize <host> needs --key "<ssh public key line>"');
     if (epoch !== undefined || revoke.length) refuse('--authorize is a request of its own: not with --fence or --revoke');
-    return { kind: 'authorize', host: authorize, key };
+    return { kind: 'authorize', host: authorize, key, ...(conflicts === undefined ? {} : { conflicts }) };
   }
   if (key !== undefined) refuse('--key goes with --authorize <host>');
+  if (conflicts !== undefined) refuse('--conflicts goes with --authorize <host> --key <key>');
   if (epoch !== undefined) return { kind: 'fence', epoch, waitMs, revoke };
   if (revoke.length) return { kind: 'revoke', waitMs, revoke };
   refuse('only "standby receive --fence <epoch>", "--revoke <host>" or "--authorize <host> --key <key>" is accepted');

@@ -7,10 +7,11 @@
 // descriptor too, so a writer outliving this process still holds the lock.
 // Output: stdout belongs to rsync's protocol; this file writes nothing there.
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { missingBinary, StandbyError } from '../core/errors.ts';
-import { revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
+import { conflictsParent, revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
 import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
@@ -38,6 +39,11 @@ export interface ReceiveOptions {
   authorizedKeys?: string;
   /** the standby program as sshd should run it in a writer entry (default: $STANDBY_COMMAND, set by bin/standby) */
   program?: string;
+  /**
+   * this key writes a fenced GPU's unsent changes into a conflicts folder (its one root, beside the
+   * workspace): no epoch check, no lock (it never touches the workspace), nothing deleted
+   */
+  conflictsOnly?: boolean;
 }
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -56,6 +62,7 @@ export async function receive(options: ReceiveOptions): Promise<number> {
     home: process.env['HOME'] ?? '/',
     allowFence: options.allowFence,
     stateDir: options.stateDir,
+    conflictsOnly: options.conflictsOnly === true,
   });
   if (request.kind === 'fence' || request.kind === 'revoke') {
     const epoch = request.kind === 'fence' ? request.epoch : 'current';
@@ -69,11 +76,17 @@ export async function receive(options: ReceiveOptions): Promise<number> {
     if (!options.authorizedKeys || options.roots.length === 0) {
       throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', "this key cannot authorize writers: its forced command lacks --authorized-keys FILE and --root DIR (install the standby with `standby install standby --proxy URL`, which writes them)", {});
     }
-    const { line, replaced } = authorizeHostKey(options.authorizedKeys, request.host, request.key, {
-      program: options.program ?? process.env['STANDBY_COMMAND'] ?? 'standby',
-      roots: options.roots,
-      stateDir: options.stateDir,
-    });
+    const program = options.program ?? process.env['STANDBY_COMMAND'] ?? 'standby';
+    if (request.conflicts !== undefined) {
+      // a fenced host's key, for its unsent changes: a folder of their own beside the workspace, never in it;
+      // the host stays revoked for the workspace (its line goes with the proxy's next --revoke)
+      const dir = join(conflictsParent(options.roots[0]!), request.conflicts);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const { line, replaced } = authorizeHostKey(options.authorizedKeys, request.host, request.key, { program, roots: [dir], stateDir: options.stateDir, conflictsOnly: true });
+      options.out(JSON.stringify({ authorized: request.host, replaced, lifted: false, line, roots: [dir] } satisfies AuthorizeReport));
+      return 0;
+    }
+    const { line, replaced } = authorizeHostKey(options.authorizedKeys, request.host, request.key, { program, roots: options.roots, stateDir: options.stateDir });
     const lifted = liftRevoked(options.stateDir, request.host);
     const report: AuthorizeReport = { authorized: request.host, replaced, lifted, line, roots: [...options.roots] };
     options.out(JSON.stringify(report));
@@ -121,17 +134,18 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
   for (const s of signals) process.on(s, onSignal);
   try {
-    if (!(await lock.acquire('shared', options.lockWaitMs))) {
+    // a conflicts key writes beside the workspace, never in it: no fence concerns it (its line goes with --revoke)
+    if (!options.conflictsOnly && !(await lock.acquire('shared', options.lockWaitMs))) {
       throw new StandbyError('STANDBY_ERR_LOCK_TIMEOUT', `the standby's write lock ${lockPath} stayed held exclusively for ${options.lockWaitMs} ms (a fence is running or stuck): nothing was written; retry, and if it persists look for a stuck "standby receive --fence" on the standby`, { lockPath });
     }
     if (stopped) return exitCodeOf(null, stopped);
     const { host } = options;
-    const r = host === undefined ? undefined : readRevoked(options.stateDir)[host];
+    const r = host === undefined || options.conflictsOnly ? undefined : readRevoked(options.stateDir)[host];
     if (host !== undefined && r) {
       throw new StandbyError('STANDBY_ERR_HOST_REVOKED', revokedHostMessage(host, r.at, r.epoch), { host });
     }
     const stored = readEpoch(options.stateDir);
-    if (request.epoch < stored) {
+    if (request.epoch < stored && !options.conflictsOnly) {
       throw new StandbyError('STANDBY_ERR_EPOCH_STALE', staleEpochMessage(request.epoch, stored), { epoch: request.epoch, standbyEpoch: stored });
     }
     const program = request.kind;

@@ -20,10 +20,12 @@ export interface WriterCommand {
   program: string;
   roots: readonly string[];
   stateDir: string;
+  /** the entry writes a fenced GPU's unsent changes into a conflicts folder (its only root): any epoch, nothing deleted */
+  conflictsOnly?: boolean;
 }
 
 function writerCommand(c: WriterCommand, id: string): string {
-  const args = ['receive', ...c.roots.flatMap((r) => ['--root', r]), '--state-dir', c.stateDir, '--host', id];
+  const args = ['receive', ...c.roots.flatMap((r) => ['--root', r]), '--state-dir', c.stateDir, '--host', id, ...(c.conflictsOnly ? ['--conflicts-only'] : [])];
   return `${quoteWord(c.program)} ${quoteWords(args)}`;
 }
 

@@ -53,6 +53,7 @@ describe('parseStats on real rsync --stats output', () => {
       deletionsSkipped: 0,
       bytesSent: summary.sent,
       bytesReceived: summary.received,
+      transferredSize: [...Array(1500).keys()].reduce((n, i) => n + `file ${i}\n`.length, 0),
     });
     assert.ok(stats.bytesSent > 1000, 'more than a thousand bytes sent');
   });
@@ -91,7 +92,7 @@ describe('parseStats on real rsync --stats output', () => {
   });
 
   const textCases: { name: string; text: string; want: Partial<ReturnType<typeof parseStats>> }[] = [
-    { name: 'empty text gives zeros', text: '', want: { files: 0, filesTransferred: 0, filesDeleted: 0, deletionsSkipped: 0, bytesSent: 0, bytesReceived: 0 } },
+    { name: 'empty text gives zeros', text: '', want: { files: 0, filesTransferred: 0, filesDeleted: 0, deletionsSkipped: 0, bytesSent: 0, bytesReceived: 0, transferredSize: 0 } },
     { name: 'a locale that separates thousands with dots', text: 'Number of files: 1.501 (reg: 1.500, dir: 1)\nTotal bytes sent: 93.266\n', want: { files: 1501, bytesSent: 93266 } },
     { name: 'a million', text: 'Total bytes received: 1,234,567\n', want: { bytesReceived: 1_234_567 } },
     { name: 'a skipped count with a separator', text: 'Deletions stopped due to --max-delete limit (12,345 skipped)\n', want: { deletionsSkipped: 12_345 } },

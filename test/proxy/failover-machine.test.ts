@@ -54,7 +54,7 @@ interface PendingFence {
 class Rig {
   readonly dir: string;
   store: StateStore;
-  readonly agent: AgentRecord = { hostId: GPU, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined };
+  readonly agent: AgentRecord = { hostId: GPU, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined, fenced: undefined };
   readonly probes: Record<Side, { failures: number; last: ProbeResult | undefined }> = { primary: { failures: 0, last: undefined }, standby: { failures: 0, last: undefined } };
   readonly closed: Side[] = [];
   readonly regrants: string[] = [];

@@ -226,13 +226,20 @@ function recovered(epoch: number, daysAgo: number): [number, NewEvent][] {
     [daysAgo, { type: 'fenced', epoch: epoch + 1, waitedMs: 1, killed: 0, ms: 80, reason: 'fenced' }],
     [daysAgo, { type: 'routed', side: 'primary', epoch: epoch + 1, ms: 0.3, totalMs: 2_500, reason: 'closed 1' }],
     [daysAgo, { type: 'recovery', step: 'done', attempt: 2, ...base, elapsedMs: 563_900, host, reason: 'done' }],
+    [daysAgo, { type: 'recovery', step: 'old-gpu', attempt: 2, ...base, elapsedMs: 570_000, conflicts: CONFLICTS, reason: "gpu-1's unsent changes: 2 files (30 bytes) copied to /ws.conflicts/20261205T090000Z-gpu-1 on the standby, 1 deletions listed; gpu-1 destroyed (vast 8000001)" }],
   ];
 }
+
+const CONFLICTS = { folder: '/ws.conflicts/20261205T090000Z-gpu-1', files: 2, bytes: 30, deletions: 1, paths: ['a.txt', 'b/c.txt', 'gone.txt (deleted here)'], error: null };
 
 test('report: a recovery after a failover: its phases, tries, the price-cap failure, GPUs provisioned and data restored, MTTR to the new GPU', () => {
   const r = failoverReport(log([2, { type: 'started', reason: 'start' }], ...unplanned(2, 1, { total: 1700 }), ...recovered(2, 1), ...unplanned(4, 0.5)), { now: NOW, days: 30, recoveryConfigured: true });
   const [first, second] = r.list;
-  assert.deepEqual(first!.recovery, { outcome: 'done', attempts: 2, newGpu: 'standby-ws-e2-a2', provisioned: true, restored: true, error: 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)' });
+  assert.deepEqual(first!.recovery, {
+    outcome: 'done', attempts: 2, newGpu: 'standby-ws-e2-a2', provisioned: true, restored: true, error: 'no offer under $0.50/h in TH, VN, JP, EU (cheapest seen: $0.62/h in US)',
+    oldGpu: "gpu-1's unsent changes: 2 files (30 bytes) copied to /ws.conflicts/20261205T090000Z-gpu-1 on the standby, 1 deletions listed; gpu-1 destroyed (vast 8000001)",
+    conflicts: CONFLICTS,
+  });
   assert.deepEqual(first!.phases.map((p) => [p.name, p.ms]), [['detection', 1500], ['fence', 120], ['route', 0.25], ['gpu-search', 400], ['provisioning', 150_000], ['ssh-ready', 20_000], ['agent-ready', 60_000], ['restore', 300_000], ['switch-back', 2_500]]);
   assert.equal(first!.toNewGpuMs, 1700 + 563_900);
   assert.equal(second!.recovery, null, 'no recovery ran after the second failover (yet)');

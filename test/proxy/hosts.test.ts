@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { CLOSE_REVOKED } from '../../protocol/messages.ts';
 import { standby } from '../fixtures/cli-run.ts';
 import { ADMIN_TOKEN, AGENT_TOKEN, connectAgent, startTestProxy, type TestProxy } from '../fixtures/proxy.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
@@ -31,6 +32,7 @@ describe('credentials per host, issued and revoked by the proxy', () => {
   let proxy: TestProxy;
   const sockets: WebSocket[] = [];
   let gpu1: WebSocket | undefined;
+  let gpu1Token = '';
 
   const newKey = (name: string): HostKey => m.newKey(name);
   const enroll = (token: string, body: unknown) =>
@@ -125,6 +127,7 @@ describe('credentials per host, issued and revoked by the proxy', () => {
     const admin = await fetch(`${proxy.url}/_standby/api/v1/status`, { headers: { authorization: `Bearer ${answer.agentToken}` }, signal: AbortSignal.timeout(5_000) });
     assert.equal(admin.status, 401, "a host's token is not the admin's");
     gpu1 = conn.ws; // kept open: its loss is the failover of the last test
+    gpu1Token = answer.agentToken;
   });
 
   test('an unreachable standby: enrollment fails with the reason and the invitation stays usable', async () => {
@@ -175,10 +178,31 @@ describe('credentials per host, issued and revoked by the proxy', () => {
     await waitFor('the key revocation recorded', async () => (await hosts()).find((h) => h.id === 'gpu-1')!.keyRevoked === true, { timeoutMs: 5_000 });
     const listed = (await hosts()).find((h) => h.id === 'gpu-1')!;
     assert.equal(listed.state, 'revoked');
-    assert.match((await connectAgent(proxy.url, AGENT_TOKEN)).body ?? '', new RegExp(`credentials of gpu-1 were revoked \\(fenced at epoch ${proxy.store.state.epoch} by a failover\\)`));
+    const epoch = proxy.store.state.epoch;
     assert.ok(!readFileSync(sshd.authorizedKeysFile, 'utf8').includes('standby-host:gpu-1'), "the GPU's key line is gone");
     const revoked = JSON.parse(readFileSync(join(state, 'revoked-hosts.json'), 'utf8')) as Record<string, { epoch: number }>;
-    assert.equal(revoked['gpu-1']!.epoch, proxy.store.state.epoch, 'revoked at the epoch of the fence');
+    assert.equal(revoked['gpu-1']!.epoch, epoch, 'revoked at the epoch of the fence');
+
+    // its agent may still connect, fenced for good (a recovery collects its unsent changes before it retires the host); its word moves nothing
+    const back = await connectAgent(proxy.url, gpu1Token);
+    assert.ok(back.ws, 'the fenced GPU connects with its issued token');
+    sockets.push(back.ws);
+    const closed = new Promise<number>((resolve) => back.ws!.once('close', (code) => resolve(code)));
+    const grant = new Promise<Record<string, unknown>>((resolve) => back.ws!.once('message', (d) => resolve(JSON.parse(d.toString()) as Record<string, unknown>)));
+    back.ws.send(heartbeat('gpu-1', 1));
+    const g = await grant;
+    assert.equal(g['role'], 'fenced');
+    assert.match(String(g['reason']), new RegExp(`^fenced at epoch ${epoch} by a failover: this host's credentials are revoked; it may not sync again`));
+    assert.equal(proxy.store.state.active, 'standby', 'its heartbeat changes nothing');
+    const view = (await (await proxy.api('status')).json()) as { agents: { hostId: string; connected: boolean; fenced: string | null }[] };
+    const shown = view.agents.find((a) => a.hostId === 'gpu-1');
+    assert.equal(shown?.connected, true);
+    assert.match(shown?.fenced ?? '', new RegExp(`^fenced at epoch ${epoch} by a failover`), 'the status says it is fenced for good');
+    assert.match((await connectAgent(proxy.url, AGENT_TOKEN)).body ?? '', new RegExp(`credentials of gpu-1 were revoked \\(fenced at epoch ${epoch} by a failover\\)`), "the proxy.json token it had before it enrolled is refused");
+    // revoked by the admin (or retired by a recovery): the connection closes, and it may not come back
+    assert.equal((await proxy.api('hosts/gpu-1/revoke', { method: 'POST' })).status, 200);
+    assert.equal(await closed, CLOSE_REVOKED);
+    assert.match((await connectAgent(proxy.url, gpu1Token)).body ?? '', /credentials of gpu-1 were revoked/);
   });
 
   test('standby hosts: add prints the line to run, the list shows the host, revoke takes it away; bad input says what is wrong', async () => {

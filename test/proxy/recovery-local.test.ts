@@ -9,12 +9,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { humanReport } from '../../cli/report.ts';
 import { startLocalWorld, tail, type LocalWorld } from '../../cli/support/local-world.ts';
 import type { FailoverReport, RecoveryStatus } from '../../protocol/admin-api.ts';
+import type { ProxyEvent } from '../../proxy/state.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const BOUND = { timeout: 240_000 };
@@ -149,6 +151,11 @@ test('standby drill on the local provider: a planned failover marked as a drill 
 
   const answer = await w.api('drill', { method: 'POST' });
   assert.equal(answer.status, 202, await answer.text());
+  // the GPU the drill leaves still runs: what it writes after the fence never reaches the standby's workspace,
+  // but its agent (fenced, still connected) copies it into the conflicts folder before the host goes
+  await waitFor('the standby to serve', async () => (await status(w)).active === 'standby', { timeoutMs: 30_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  writeFileSync(join(w.gpu.workspace, 'after-the-fence.txt'), 'written on the old GPU after the fence\n');
+  rmSync(join(w.gpu.workspace, 'before-drill.txt'));
   await waitFor('the drill to end on a new GPU', async () => {
     const s = await status(w);
     if (s.recovery.configured && s.recovery.step === 'gave-up') throw new Error(`the recovery gave up: ${s.recovery.error}`);
@@ -169,4 +176,17 @@ test('standby drill on the local provider: a planned failover marked as a drill 
   assert.equal(f.recovery?.outcome, 'done');
   // the GPU the drill left was destroyed through its provider
   assert.equal(w.provider.details(w.gpu.id), undefined);
+  // ...after its agent copied what it wrote after the fence beside the standby's workspace, never into it
+  const retired = w.proxy.store.events().find((e): e is Extract<ProxyEvent, { type: 'recovery' }> => e.type === 'recovery' && e.step === 'old-gpu');
+  const c = retired?.conflicts;
+  assert.ok(c, `the old GPU's unsent changes were collected: ${JSON.stringify(retired)}`);
+  assert.equal(dirname(c.folder), `${w.standby.workspace}.conflicts`);
+  assert.match(basename(c.folder), /^\d{8}T\d{6}Z-gpu-1$/);
+  assert.equal(readFileSync(join(c.folder, 'after-the-fence.txt'), 'utf8'), 'written on the old GPU after the fence\n');
+  assert.deepEqual([c.files, c.deletions, c.error], [1, 1, null]);
+  assert.deepEqual(c.paths.sort(), ['after-the-fence.txt', 'before-drill.txt (deleted here)']);
+  assert.ok(!existsSync(join(w.standby.workspace, 'after-the-fence.txt')) && !existsSync(join(newGpu!.workspace, 'after-the-fence.txt')), 'nothing in the workspaces');
+  assert.ok(existsSync(join(newGpu!.workspace, 'before-drill.txt')), 'a deletion after the fence is listed, not applied');
+  assert.match(f.recovery?.oldGpu ?? '', /gpu-1's unsent changes: 1 files \(\d+ bytes\) copied to .*\.conflicts\/.* on the standby, 1 deletions listed; gpu-1 destroyed/);
+  assert.ok(humanReport(report).includes(`epoch 2: 1 files (${c.bytes} bytes) in ${c.folder}, 1 deletions listed (`), humanReport(report));
 });

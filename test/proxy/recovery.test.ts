@@ -32,7 +32,7 @@ function agent(hostId: string, sync: Partial<Heartbeat['sync']> = {}, publicKey?
     sync: { watermark: 10, lastSeq: 10, pending: 0, oldestPendingAgeMs: null, lastPassAgeMs: 5, ready: true, held: false, lastError: null, target: null, progress: null, ...sync },
     codeServer: { healthy: true, checkedAgeMs: 5 }, preemption: null, frozen: false, resume: null,
   };
-  return { hostId, connected: true, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last, heartbeats: 1, rejected: 0, dropped: 0, grantedEpoch: 2, publicKey };
+  return { hostId, connected: true, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last, heartbeats: 1, rejected: 0, dropped: 0, grantedEpoch: 2, publicKey, fenced: undefined };
 }
 
 interface Rig {
@@ -106,6 +106,7 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
           r.retired.push(old);
           return `${old.id} destroyed`;
         },
+        collectConflicts: async (old) => `${old.id}'s agent is not connected: whatever it wrote after the fence was not collected`,
         log,
         pollMs: 20,
       };

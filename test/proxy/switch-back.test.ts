@@ -107,10 +107,10 @@ describe('standby switch-back', () => {
     assert.equal(await whoami(), 'cpu');
     assert.equal(readFileSync(join(m.state, 'epoch'), 'utf8').trim(), '2');
 
-    // nothing connected as the GPU: refused, naming what to do
+    // the GPU's agent, fenced for good by the failover (it stays connected until the host is retired): refused, naming what to do
     const none = await switchBack({ confirmRestored: true });
     assert.equal(none.status, 409);
-    assert.match(none.message, /gpu-1's agent is not connected: bring the GPU back \(standby hosts add gpu-1/);
+    assert.match(none.message, /gpu-1's agent is connected but fenced for good \(fenced at epoch 2 by a failover\): bring the GPU back \(standby hosts add gpu-1/);
 
     // the operator brings the GPU back: invited and enrolled again, its agent connects and is granted fenced
     const second = m.newKey('gpu-1');

@@ -5,10 +5,10 @@
 // even with its line put back (or a newer epoch claimed) the receiver refuses
 // it; enrolling again lifts the revocation.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
+import { authorizeConflictsOnStandby, authorizeOnStandby, fenceStandby, revokeOnStandby } from '../../proxy/fence.ts';
 import type { FenceTarget } from '../../proxy/standby-ssh.ts';
 import { startManagedStandby, type HostKey, type ManagedStandby } from '../fixtures/managed-standby.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
@@ -103,6 +103,30 @@ describe("per-host writer keys, managed through the proxy's key", () => {
     const revoked = JSON.parse(readFileSync(join(state, 'revoked-hosts.json'), 'utf8')) as Record<string, { epoch: number }>;
     assert.deepEqual(Object.keys(revoked).sort(), ['gpu-1', 'gpu-2']);
     assert.equal(revoked['gpu-2']!.epoch, 5);
+  });
+
+  test("a revoked host's conflicts folder: it writes there only, at any epoch, deleting nothing; the workspace still refuses it; --revoke takes the line back", async () => {
+    // gpu-2 was revoked by the fence above (epoch 5); its agent holds changes the standby never got
+    writeFileSync(join(src, 'unsent.txt'), 'written after the fence\n');
+    const folder = await authorizeConflictsOnStandby(target, 'gpu-2', keys['gpu-2']!.pub, '2026-12-05T0900Z-gpu-2');
+    assert.equal(folder, `${root}.conflicts/2026-12-05T0900Z-gpu-2`, 'beside the workspace, never in it');
+    const line = authorizedLines().find((l) => l.endsWith('standby-host:gpu-2'));
+    assert.match(line ?? '', new RegExp(`^command="${STANDBY_CLI} receive --root ${folder} --state-dir ${state} --host gpu-2 --conflicts-only",restrict `));
+    const sent = await rsyncAs(keys['gpu-2']!.file, 1, folder);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(readFileSync(join(folder, 'unsent.txt'), 'utf8'), 'written after the fence\n');
+    assert.ok(!existsSync(join(root, 'unsent.txt')), 'nothing in the workspace');
+    const intoWorkspace = await rsyncAs(keys['gpu-2']!.file, 99, root);
+    assert.match(intoWorkspace.stderr, /outside the sync roots/, 'the workspace is not its root');
+    const deleting = await m.sshAs(keys['gpu-2']!.file, `rsync --server -logDtpre.iLsfxCIvu --delete-during . ${folder}/`);
+    assert.match(deleting.stderr, /--delete-during: this key only adds to a conflicts folder, it deletes nothing/);
+    await assert.rejects(authorizeConflictsOnStandby(target, 'gpu-2', keys['gpu-2']!.pub, '../escape'), /expected a folder name/);
+    await assert.rejects(authorizeConflictsOnStandby(target, 'gpu-2', keys['gpu-2']!.pub, '.hidden'), /expected a folder name/);
+    const r = await revokeOnStandby(target, ['gpu-2'], { waitMs: 2_000 });
+    assert.equal(r.keysRemoved, 1);
+    assert.match((await rsyncAs(keys['gpu-2']!.file, 5, folder)).stderr, /Permission denied/);
+    assert.deepEqual(readdirSync(`${root}.conflicts`), ['2026-12-05T0900Z-gpu-2']);
+    rmSync(join(src, 'unsent.txt'));
   });
 
   test('enrolling a revoked host again lifts its revocation, for its new key only', async () => {
