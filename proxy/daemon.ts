@@ -96,7 +96,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       return answered && store.state.active === side && steady.has(store.state.phase);
     };
   }
-  router.onForwardFailed = (side) => probes[side].forwardFailed();
+  router.onForwardFailed = (side, refused) => probes[side].forwardFailed(refused);
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
   const forwarded = new ForwardedHeaders(config.trustedProxies, config.tls !== undefined);

@@ -41,6 +41,8 @@ export class Prober {
   #failedSinceTick = false;
   /** the last tick was stood in for by forwarded answers (no probe was sent) */
   #stoodIn = false;
+  /** a refused forward made this tick's probe early (forwardFailed): no second one until the next tick */
+  #hurriedThisTick = false;
 
   constructor(base: string, path: string, everyMs: number | (() => number), timeoutMs: number) {
     this.url = new URL(path, base);
@@ -64,7 +66,10 @@ export class Prober {
 
   #tick(): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => this.#tick(), this.#everyMs());
+    this.#timer = setTimeout(() => {
+      this.#hurriedThisTick = false;
+      this.#tick();
+    }, this.#everyMs());
     // asked at every tick: it counts from the last one
     const answered = this.answeredSinceTick?.() === true;
     const failed = this.#failedSinceTick;
@@ -96,12 +101,19 @@ export class Prober {
 
   /**
    * A request forwarded to this backend failed (no answer, or a 5xx): the next tick probes.
-   * When the last tick sent no probe (forwarded answers stood in), one is sent now: at most
-   * one such probe per tick, so a dead backend under traffic is probed no later than before.
+   * When the last tick sent no probe (forwarded answers stood in), or `refused` (the connection
+   * was refused or reset), one is sent now: at most one such probe per tick, so a dead backend
+   * under traffic, or met by a reload in the detection window, is probed at once.
    */
-  forwardFailed(): void {
+  forwardFailed(refused = false): void {
     this.#failedSinceTick = true;
-    if (this.#stoodIn) this.hurry();
+    if (this.#stoodIn) return this.hurry();
+    // a connection refused or reset is the backend's own word: probed now, not at the next tick (once
+    // a tick: a storm of refused requests is one probe, and counts as one failure)
+    if (refused && !this.#inFlight && !this.#hurriedThisTick) {
+      this.hurry();
+      this.#hurriedThisTick = true;
+    }
   }
 
   /** Probes now and goes on at the current pace (the pace just changed: the side is about to matter). */

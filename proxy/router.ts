@@ -15,8 +15,11 @@ export interface Backend {
   url: string;
 }
 
-/** What a client hears when the backend fails its request: no side, no error code. */
+/** What a client hears when the backend fails its request and nobody set onBackendFailed: no side, no error code. */
 const BACKEND_FAILED = 'standby proxy: your workspace did not answer this request; retry shortly\n';
+
+/** Errors that are the backend's own word that it is not there: refused, or reset mid-request. */
+const REFUSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 export class Router {
   #log: Logger;
@@ -49,8 +52,13 @@ export class Router {
    * (passive health, proxy/prober.ts: the daemon lets an answer stand in for a probe).
    */
   readonly answered: Record<Side, number> = { primary: 0, standby: 0 };
-  /** a forwarded request to `side` got no answer (refused, reset, timed out) or a 5xx: evidence against it */
-  onForwardFailed: ((side: Side) => void) | undefined;
+  /** a forwarded request to `side` got no answer (refused, reset, timed out) or a 5xx: evidence against it; `refused`: the connection was refused or reset */
+  onForwardFailed: ((side: Side, refused: boolean) => void) | undefined;
+  /**
+   * What a client hears when its request's backend failed before answering (proxy/server.ts: what it
+   * hears while no backend is ready, the transition page for a navigation): never a bare 502
+   */
+  onBackendFailed: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   constructor(log: Logger) {
     this.#log = log;
@@ -61,7 +69,7 @@ export class Router {
       const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
       if (side === undefined) return;
       if ((proxyRes.statusCode ?? 500) < 500) this.answered[side]++;
-      else this.onForwardFailed?.(side);
+      else this.onForwardFailed?.(side, false);
     });
     this.#proxy.on('proxyReqWs', (proxyReq, req) => {
       const side = this.#sideOf.get(req);
@@ -120,12 +128,14 @@ export class Router {
 
   #onError(err: Error, req: IncomingMessage, target: ServerResponse | Socket | unknown, known?: Side): void {
     const side = known ?? this.#sideOf.get(req);
-    if (side !== undefined) this.onForwardFailed?.(side);
-    this.#log.debug({ err: (err as NodeJS.ErrnoException).code ?? err.message, side, url: req.url }, 'backend request failed');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (side !== undefined) this.onForwardFailed?.(side, REFUSED.has(code ?? '') || err.message === 'socket hang up');
+    this.#log.debug({ err: code ?? err.message, side, url: req.url }, 'backend request failed');
     if (target && typeof (target as ServerResponse).writeHead === 'function') {
       const res = target as ServerResponse;
       if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+        if (this.onBackendFailed) return this.onBackendFailed(req, res);
+        res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' });
         // fixed words: which side and why are in the log (docs/security.md)
         res.end(BACKEND_FAILED);
       } else {

@@ -89,6 +89,14 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
       if (!forwarded.apply(req, false)) return void req.socket.destroy();
       return parts.router.web(req, res, to);
     }
+    switching(req, res);
+  };
+  /**
+   * What a client hears while no backend can answer it: no backend is ready (a switch), or the one it
+   * was sent to failed before answering (the detection window: the GPU just died). A navigation gets
+   * the transition page, which retries by itself; anything else 503 with Retry-After. Never a 502.
+   */
+  const switching = (req: IncomingMessage, res: ServerResponse): void => {
     if (wantsPage(req)) {
       const page = parts.transitionPage();
       res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': Buffer.byteLength(page) });
@@ -98,6 +106,7 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' });
     res.end('standby proxy: switching machine, no backend ready yet; retry shortly\n');
   };
+  parts.router.onBackendFailed = switching;
   const options = {
     headersTimeout: L.headersTimeoutMs,
     requestTimeout: L.requestTimeoutMs,

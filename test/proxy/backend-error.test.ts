@@ -1,7 +1,9 @@
-// A backend that drops a request: the proxy answers 502 (retry soon), logs the
-// failure with the side it was sent to, and goes on serving. The router learns
-// the side from the error callback it gives http-proxy-3 per side (not from a
-// per-request map: docs/benchmarks.md, proxy-profile), so this guards that path.
+// A backend that drops a request: the proxy never answers 502: a navigation
+// gets the transition page (which retries by itself), anything else 503 with
+// Retry-After; it logs the failure with the side it was sent to, and goes on
+// serving. The router learns the side from the error callback it gives
+// http-proxy-3 per side (not from a per-request map: docs/benchmarks.md,
+// proxy-profile), so this guards that path.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,9 +38,20 @@ describe('a backend that fails a request', () => {
     await new Promise((resolve) => gpu?.close(resolve));
   });
 
-  test('gets 502 with Retry-After in fixed words, the failure is logged with its side, and the next request is served', async () => {
+  test('a navigation gets the transition page (503, no-store), never an error page', async () => {
+    const page = await fetch(`${proxy.url}/drop-me-page`, { headers: { accept: 'text/html,application/xhtml+xml' }, signal: AbortSignal.timeout(5_000) });
+    assert.equal(page.status, 503);
+    assert.equal(page.headers.get('retry-after'), '1');
+    assert.equal(page.headers.get('cache-control'), 'no-store');
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<html/i);
+    assert.doesNotMatch(html, /ECONNRESET|socket hang up|primary/);
+  });
+
+  test('anything else gets 503 with Retry-After in fixed words, the failure is logged with its side, and the next request is served', async () => {
     const failed = await fetch(`${proxy.url}/drop-me`, { signal: AbortSignal.timeout(5_000) });
-    assert.equal(failed.status, 502);
+    assert.equal(failed.status, 503);
     assert.equal(failed.headers.get('retry-after'), '1');
     // fixed words: not the side, not the error code (the log has them)
     const said = await failed.text();

@@ -134,3 +134,30 @@ test('a backend SIGKILLed under traffic is probed at once by the failing request
     await Promise.all([gpu.close(), cpu.close()]);
   }
 });
+
+test('no traffic, a slow pace: a reload in the detection window (the GPU just killed) gets the transition page, and its refused connection probes the GPU at once', async () => {
+  const [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
+  let proxy: TestProxy | undefined;
+  const PACE_MS = 4_000;
+  try {
+    proxy = await startTestProxy({ primaryUrl: gpu.url, standbyUrl: cpu.url, settings: { detector: { probeIntervalMs: PACE_MS, heartbeatIntervalMs: 60_000, missedHeartbeats: 10 } } });
+    const p = proxy;
+    await waitFor('the first probe', () => probeOf(p, 'primary')?.ok === true, { timeoutMs: 5_000 });
+    const killedAt = performance.now();
+    gpu.kill('SIGKILL');
+    await waitFor('the GPU gone', async () => (await fetch(`${gpu.url}/`, { signal: AbortSignal.timeout(1_000) }).then(() => false, () => true)), { timeoutMs: 5_000 });
+    const reload = await fetch(`${p.url}/some/page`, { headers: { accept: 'text/html' }, signal: AbortSignal.timeout(5_000) });
+    assert.equal(reload.status, 503, 'the transition page, not a 502');
+    assert.match(await reload.text(), /<html/i);
+    const seen = await waitFor('the probe failing', () => {
+      const probe = probeOf(p, 'primary');
+      return probe && !probe.ok ? probe : undefined;
+    }, { timeoutMs: PACE_MS * 3, everyMs: 10 });
+    const detectMs = performance.now() - killedAt;
+    assert.match(seen.error ?? '', /ECONNREFUSED|ECONNRESET/);
+    assert.ok(detectMs < PACE_MS / 2, `probed ${Math.round(detectMs)} ms after the kill, on the reload's refused connection (the regular tick: up to ${PACE_MS} ms)`);
+  } finally {
+    await proxy?.close();
+    await Promise.all([gpu.close(), cpu.close()]);
+  }
+});
