@@ -28,10 +28,13 @@ function conflictRoots(config: AgentConfig, folder: string): SyncRoot[] {
   return localRoots(config).map((r, i) => ({ local: r.local, remote: i === 0 ? folder : join(folder, `root-${i}`) }));
 }
 
-/** Copies `changes` (this agent's outstanding ones) into `folder` on the configured standby; never throws. */
-export async function copyConflicts(config: AgentConfig, changes: readonly Change[], folder: string, log: Logger): Promise<ConflictsOutcome> {
+/**
+ * Copies `changes` (this agent's outstanding ones) into `folder` on the configured standby; never throws.
+ * `complete`: the agent completed a pass to the standby since it started, so `changes` are all it lacks.
+ */
+export async function copyConflicts(config: AgentConfig, changes: readonly Change[], folder: string, log: Logger, complete = true): Promise<ConflictsOutcome> {
   const named: string[] = [];
-  const outcome: ConflictsOutcome = { ok: false, files: 0, bytes: 0, deletions: 0, paths: named, error: null };
+  const outcome: ConflictsOutcome = { ok: false, files: 0, bytes: 0, deletions: 0, paths: named, complete, error: null };
   const standby = standbyDestination(config);
   if (!standby) return { ...outcome, error: 'this agent has no standby section in agent.json: it knows no standby to copy its unsent changes to' };
   const roots = conflictRoots(config, folder);

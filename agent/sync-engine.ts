@@ -228,12 +228,13 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
    * primary's changes go to the standby as usual. One copy at a time.
    */
   async copyConflicts(folder: string): Promise<ConflictsOutcome> {
-    const none = { ok: false, files: 0, bytes: 0, deletions: 0, paths: [] };
+    const none = { ok: false, files: 0, bytes: 0, deletions: 0, paths: [], complete: this.#ready };
     if (this.pushing) return { ...none, error: 'this agent is primary: its changes go to the standby as usual, not to a conflicts folder' };
     if (this.#copyingConflicts) return { ...none, error: 'a copy into a conflicts folder is already running' };
     this.#copyingConflicts = true;
     try {
-      return await copyConflicts(this.#config, this.#changes.outstanding(), folder, this.#log);
+      // an agent that never completed a pass since it started (restarted after the fence) knows only the changes since its start
+      return await copyConflicts(this.#config, this.#changes.outstanding(), folder, this.#log, this.#ready);
     } finally {
       this.#copyingConflicts = false;
     }

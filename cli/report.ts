@@ -132,7 +132,7 @@ export function humanReport(r: FailoverReport): string {
     if (conflicts.length > 0) lines.push('', 'unsent changes of the GPUs that were left (copied beside the standby\'s workspace, never into it):');
     for (const v of conflicts) {
       const c = v.recovery!.conflicts!;
-      lines.push(`  epoch ${v.epoch}: ${c.files} files (${c.bytes} bytes) in ${c.folder}, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}${c.paths.length ? ` (${c.paths.slice(0, 5).join(', ')}${c.paths.length > 5 ? ', ...' : ''})` : ''}`);
+      lines.push(`  epoch ${v.epoch}: ${c.files} files (${c.bytes} bytes) in ${c.folder}, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}${c.complete ? '' : '; not all: its agent had restarted since its last pass'}${c.paths.length ? ` (${c.paths.slice(0, 5).join(', ')}${c.paths.length > 5 ? ', ...' : ''})` : ''}`);
     }
   }
   return lines.join('\n') + '\n';

@@ -128,7 +128,7 @@ export interface FailoverView {
     /** what became of the GPU that was left (its unsent changes, then destroyed, stopped or kept), or null before */
     oldGpu: string | null;
     /** its unsent changes, copied beside the standby's workspace (`<workspace>.conflicts/<time>-<host>`), or null: none collected (oldGpu says why) */
-    conflicts: { folder: string; files: number; bytes: number; deletions: number; paths: string[]; error: string | null } | null;
+    conflicts: { folder: string; files: number; bytes: number; deletions: number; paths: string[]; complete: boolean; error: string | null } | null;
   } | null;
   /** from the last heartbeat (or the start) to the new GPU serving; null: unknown or not yet */
   toNewGpuMs: number | null;

@@ -165,6 +165,8 @@ export const conflictsSentSchema = z.strictObject({
   deletions: count,
   /** the first paths copied or deleted, for the report */
   paths: z.array(z.string().max(4096)).max(50),
+  /** false: the agent never completed a pass to the standby since it started (it restarted after the fence): changes from before its start are not known to it */
+  complete: z.boolean().default(true),
   error: z.string().max(2000).nullable(),
 });
 export type ConflictsSent = z.infer<typeof conflictsSentSchema>;

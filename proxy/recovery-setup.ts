@@ -227,7 +227,7 @@ async function collectConflicts(ctx: RecoveryContext, old: GpuRecord): Promise<C
   ctx.log.warn({ part: 'recovery', hostId: old.id, folder }, `recovery: ${old.id} is connected: its unsent changes go to ${folder} on the standby`);
   const answer = await ctx.hub.requestConflicts(old.id, folder, ctx.config.recovery.conflictsWaitS * 1000);
   if (!answer) return `${old.id}'s agent did not copy its unsent changes within ${ctx.config.recovery.conflictsWaitS} s (or its connection closed): see ${folder} on the standby for what landed`;
-  return { folder, files: answer.files, bytes: answer.bytes, deletions: answer.deletions, paths: answer.paths, error: answer.ok ? null : answer.error ?? 'failed' };
+  return { folder, files: answer.files, bytes: answer.bytes, deletions: answer.deletions, paths: answer.paths, complete: answer.complete, error: answer.ok ? null : answer.error ?? 'failed' };
 }
 
 /** A switch back's fence also fences the new GPU's receiver: the standby's agent may push there no more. */

@@ -318,9 +318,10 @@ export class Recovery {
       if (typeof c === 'string') found = c;
       else {
         conflicts = c;
+        const unknown = c.complete ? '' : ` (its agent restarted since its last pass to the standby: what it changed before that restart is not known; look at ${old.id} itself)`;
         found = c.files + c.deletions === 0 && c.error === null
-          ? `${old.id} had nothing unsent`
-          : `${old.id}'s unsent changes: ${c.files} files (${c.bytes} bytes) copied to ${c.folder} on the standby, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}`;
+          ? `${old.id} had nothing unsent${unknown}`
+          : `${old.id}'s unsent changes: ${c.files} files (${c.bytes} bytes) copied to ${c.folder} on the standby, ${c.deletions} deletions listed${c.error ? `; the copy failed part way: ${c.error}` : ''}${unknown}`;
       }
     } catch (err) {
       found = `${old.id}'s unsent changes could not be collected: ${(err as Error).message}`;

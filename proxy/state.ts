@@ -65,6 +65,8 @@ export interface ConflictsCollected {
   deletions: number;
   /** the first paths (the folder holds them all) */
   paths: string[];
+  /** false: its agent had restarted since its last pass to the standby: what it changed before that restart is not known */
+  complete: boolean;
   /** the copy failed part way (what landed stays), or null */
   error: string | null;
 }

@@ -57,16 +57,18 @@ describe("a fenced host's unsent changes, into the standby's conflicts folder", 
     assert.equal(out.files, 2);
     assert.equal(out.bytes, 'epoch 7 done\n'.length + 'try a smaller lr\n'.length);
     assert.equal(out.deletions, 1);
+    assert.equal(out.complete, true);
     assert.deepEqual(out.paths.sort(), ['kept.txt (deleted here)', 'notes', 'train.log']);
     assert.ok(!existsSync(join(folder, 'vanished.tmp')));
     assert.equal(readFileSync(join(m.root, 'kept.txt'), 'utf8'), 'the standby\'s own\n', 'nothing deleted in the workspace');
     assert.ok(!existsSync(join(m.root, 'train.log')), 'nothing written into the workspace');
   });
 
-  test('with its conflicts line gone (revoked), the copy is refused and the outcome says so', async () => {
+  test('with its conflicts line gone (revoked), the copy is refused and the outcome says so; an agent that never completed a pass says its list is not all', async () => {
     await revokeOnStandby(m.target, ['gpu-1'], { waitMs: 2_000 });
-    const out = await copyConflicts(config(key.file), [change('train.log', 'change', 1)], `${m.root}.conflicts/20261205T090500Z-gpu-1`, log);
+    const out = await copyConflicts(config(key.file), [change('train.log', 'change', 1)], `${m.root}.conflicts/20261205T090500Z-gpu-1`, log, false);
     assert.equal(out.ok, false);
+    assert.equal(out.complete, false);
     assert.match(out.error ?? '', /Permission denied|failed/);
     assert.equal(out.files, 0);
   });

@@ -230,7 +230,7 @@ function recovered(epoch: number, daysAgo: number): [number, NewEvent][] {
   ];
 }
 
-const CONFLICTS = { folder: '/ws.conflicts/20261205T090000Z-gpu-1', files: 2, bytes: 30, deletions: 1, paths: ['a.txt', 'b/c.txt', 'gone.txt (deleted here)'], error: null };
+const CONFLICTS = { folder: '/ws.conflicts/20261205T090000Z-gpu-1', files: 2, bytes: 30, deletions: 1, paths: ['a.txt', 'b/c.txt', 'gone.txt (deleted here)'], complete: true, error: null };
 
 test('report: a recovery after a failover: its phases, tries, the price-cap failure, GPUs provisioned and data restored, MTTR to the new GPU', () => {
   const r = failoverReport(log([2, { type: 'started', reason: 'start' }], ...unplanned(2, 1, { total: 1700 }), ...recovered(2, 1), ...unplanned(4, 0.5)), { now: NOW, days: 30, recoveryConfigured: true });

@@ -183,7 +183,7 @@ test('standby drill on the local provider: a planned failover marked as a drill 
   assert.equal(dirname(c.folder), `${w.standby.workspace}.conflicts`);
   assert.match(basename(c.folder), /^\d{8}T\d{6}Z-gpu-1$/);
   assert.equal(readFileSync(join(c.folder, 'after-the-fence.txt'), 'utf8'), 'written on the old GPU after the fence\n');
-  assert.deepEqual([c.files, c.deletions, c.error], [1, 1, null]);
+  assert.deepEqual([c.files, c.deletions, c.complete, c.error], [1, 1, true, null]);
   assert.deepEqual(c.paths.sort(), ['after-the-fence.txt', 'before-drill.txt (deleted here)']);
   assert.ok(!existsSync(join(w.standby.workspace, 'after-the-fence.txt')) && !existsSync(join(newGpu!.workspace, 'after-the-fence.txt')), 'nothing in the workspaces');
   assert.ok(existsSync(join(newGpu!.workspace, 'before-drill.txt')), 'a deletion after the fence is listed, not applied');
