@@ -73,9 +73,13 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function describe(value: unknown): string {
+/** Fields whose values are secrets: an error names them, never shows them (it may end up in a log). */
+const SECRET_FIELD = /(token|password|secret|apikey)$/i;
+
+function describe(value: unknown, field?: PropertyKey): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
+  if (field !== undefined && SECRET_FIELD.test(String(field))) return `a ${typeof value} (hidden: a secret)`;
+  const text = JSON.stringify(value, (k, v: unknown) => (k !== '' && SECRET_FIELD.test(k) && v !== undefined ? '(hidden)' : v));
   return text === undefined ? String(value) : text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
@@ -97,7 +101,7 @@ export function validateSettings<S extends z.ZodType>(schema: S, raw: unknown, s
     if (issue.code === 'unrecognized_keys') {
       return `${field === '(top level)' ? '' : `${field}: `}unknown field(s) ${issue.keys.join(', ')} (check the spelling; see docs/configuration.md)`;
     }
-    return `${field}: got ${describe(valueAt(raw, issue.path))}, expected ${issue.message}`;
+    return `${field}: got ${describe(valueAt(raw, issue.path), issue.path.at(-1))}, expected ${issue.message}`;
   });
   throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `invalid settings in ${source}:\n  ${lines.join('\n  ')}`, { source, fields: result.error.issues.map((i) => i.path.join('.')) });
 }

@@ -179,12 +179,26 @@ export const proxyConfigSchema = z.strictObject({
   trustedProxies: z.array(addressOrCidr, { error: 'a list of IP addresses or CIDR blocks' }).max(1000).default([]),
   /** new GPUs after a failover: providers, timeouts (config/recovery.ts); absent: nothing is ever provisioned */
   recovery: recoverySchema.optional(),
+  /**
+   * A login in front of code-server (proxy/login.ts), for deployments that do not use code-server's own
+   * auth; absent: none. Its cookie is Secure: the proxy must be reached over HTTPS (tls, or a TLS
+   * proxy in trustedProxies), or on a loopback address (an SSH tunnel), which browsers treat as secure
+   */
+  login: z.strictObject({
+    /** the developer's password, 12-1024 characters */
+    password: z.string({ error: 'a password of 12-1024 characters' }).min(12, { error: 'a password of 12-1024 characters' }).max(1024, { error: 'a password of 12-1024 characters' }),
+    /** how long a login lasts, hours (default 168: a week) */
+    sessionHours: z.number({ error: 'hours 1-8760' }).int().min(1, { error: 'hours 1-8760' }).max(8760, { error: 'hours 1-8760' }).default(168),
+  }, { error: 'an object {password, sessionHours}' }).optional(),
   logLevel,
 })
   // a token names its host: two hosts (or the admin) sharing one could act as each other
   .refine((c) => c.standby.agentToken === undefined || c.standby.agentToken !== c.primary.agentToken, { error: 'a token of its own, not primary.agentToken', path: ['standby', 'agentToken'] })
   .refine((c) => c.standby.id !== c.primary.id, { error: 'an id of its own, not primary.id', path: ['standby', 'id'] })
   .refine((c) => (c.primary.provider === undefined) === (c.primary.providerId === undefined), { error: 'primary.provider and primary.providerId together (or neither)', path: ['primary', 'providerId'] })
-  .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] });
+  .refine((c) => c.adminToken !== c.primary.agentToken && c.adminToken !== c.standby.agentToken, { error: 'a token of its own, not an agent token', path: ['adminToken'] })
+  // a Secure cookie over plain HTTP to a non-loopback address is never sent back: the developer could never log in
+  .refine((c) => c.login === undefined || c.tls !== undefined || c.trustedProxies.length > 0 || /^(127\.|::1$|localhost$)/.test(c.listen.host), { error: 'login needs HTTPS: set tls, or put a TLS proxy in front and list it in trustedProxies, or listen on 127.0.0.1 and reach it through an SSH tunnel', path: ['login'] })
+  .refine((c) => c.login === undefined || c.login.password !== c.adminToken, { error: 'a password of its own, not the admin token', path: ['login', 'password'] });
 
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;

@@ -23,6 +23,7 @@ import { proxyPublicUrl } from './bundle.ts';
 import { setupRecovery, fenceNewGpu, type RecoverySetup } from './recovery-setup.ts';
 import { ResumeEvents } from './resume-events.ts';
 import { Route } from './route.ts';
+import { Login } from './login.ts';
 import { Router, type Backend } from './router.ts';
 import { createProxyServer } from './server.ts';
 import type { Side } from './state.ts';
@@ -194,6 +195,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     target: () => route.target(),
     transitionPage: () => route.transitionPage(),
     api: (req, res) => serveApi(ctx, req, res),
+    ...(config.login ? { login: new Login(config.login, config.stateDir, throttle, log) } : {}),
   });
   metrics.watchRefusals(() => ({
     perClientCap: limits.refused,

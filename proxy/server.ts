@@ -19,6 +19,7 @@ import type { ProxyConfig } from '../config/proxy.ts';
 import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
+import type { Login } from './login.ts';
 import type { Backend, Router } from './router.ts';
 
 export interface ServerParts {
@@ -32,6 +33,8 @@ export interface ServerParts {
   target(): Backend | undefined;
   transitionPage(): string;
   api(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** the developer's login in front of code-server (proxy.json `login`), or undefined: none */
+  login?: Login;
 }
 
 function wantsPage(req: IncomingMessage): boolean {
@@ -76,6 +79,15 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
     const url = req.url ?? '/';
     const owner = pathOwner(url);
     if (owner === 'own') {
+      const login = parts.login;
+      if (login?.owns(url.split('?')[0]!)) {
+        login.handle(req, res).catch((err: unknown) => {
+          parts.log.error({ err }, 'the login failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        });
+        return;
+      }
       parts.api(req, res).catch((err: unknown) => {
         parts.log.error({ err, url }, 'proxy endpoint failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -84,6 +96,7 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
       return;
     }
     if (owner === 'ambiguous') return answer(res, 400, AMBIGUOUS);
+    if (parts.login && !parts.login.allows(req)) return parts.login.refuse(req, res);
     const to = parts.target();
     if (to) {
       if (!forwarded.apply(req, false)) return void req.socket.destroy();
@@ -157,6 +170,8 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
       return answerRaw(socket, 404, 'not found: no WebSocket here\n');
     }
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return answerRaw(socket, 400, 'bad request: only WebSocket upgrades (GET, Upgrade: websocket) are forwarded\n');
+    const refused = parts.login?.refusesUpgrade(req);
+    if (refused) return answerRaw(socket, refused.status, `${refused.why}\n`);
     const to = parts.target();
     if (!to) {
       if (!socket.writable) return void socket.destroy();
