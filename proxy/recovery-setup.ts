@@ -218,7 +218,7 @@ function conflictsName(hostId: string, now = new Date()): string {
  */
 async function collectConflicts(ctx: RecoveryContext, old: GpuRecord): Promise<ConflictsCollected | string> {
   const agent = ctx.hub.agents.get(old.id);
-  if (!agent?.connected) return `${old.id}'s agent is not connected: whatever it wrote after the fence was not collected`;
+  if (!agent?.connected) return `${old.id}'s agent is not connected: nothing to collect from it (what it never synced is the failover's RPO)`;
   if (agent.fenced === undefined) return `${old.id}'s agent is not fenced for good: nothing collected from it`;
   const key = agent.publicKey ?? ctx.hosts.registry.get(old.id)?.key?.publicKey;
   if (key === undefined) return `${old.id}'s agent gave no public key (an agent older than this proxy): its unsent changes were not collected`;

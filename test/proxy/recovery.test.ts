@@ -106,7 +106,7 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
           r.retired.push(old);
           return `${old.id} destroyed`;
         },
-        collectConflicts: async (old) => `${old.id}'s agent is not connected: whatever it wrote after the fence was not collected`,
+        collectConflicts: async (old) => `${old.id}'s agent is not connected: nothing to collect from it (what it never synced is the failover's RPO)`,
         log,
         pollMs: 20,
       };
