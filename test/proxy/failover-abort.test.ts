@@ -12,13 +12,30 @@ import { standby } from '../fixtures/cli-run.ts';
 import { heartbeatsFlowing, startWorld, type World } from '../fixtures/failover-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { StateStore } from '../../proxy/state-store.ts';
+import { descendants } from '../../core/process-tree.ts';
 
-/** The proxy's fencing key file, swapped for the GPU's writer key (sshd lets it in, its forced command refuses a fence) and back. */
+/**
+ * The proxy's fencing key file, swapped for the GPU's writer key (sshd lets it in, its forced command
+ * refuses a fence) and back. The swap also ends the sessions sshd serves: a connection the proxy opened
+ * ahead of a fence (fence-warmup.ts, after any heartbeat that came late under load) was logged in with
+ * the good key, and would fence with it whatever the file says now.
+ */
 function fencingKey(world: World): { refuse(): void; restore(): void } {
   const file = world.sshd.keys.admin!;
   const good = readFileSync(file);
   return {
-    refuse: () => copyFileSync(world.sshd.identityFile, file),
+    refuse: () => {
+      copyFileSync(world.sshd.identityFile, file);
+      const listener = world.sshd.pid();
+      for (const pid of listener === undefined ? [] : descendants(listener)) {
+        if (pid === listener) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // ended on its own
+        }
+      }
+    },
     restore: () => writeFileSync(file, good, { mode: 0o600 }),
   };
 }
