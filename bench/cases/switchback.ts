@@ -33,7 +33,7 @@ const CHANGE_WINDOW = 0.8;
 const RESTORE_TIMEOUT_MS = 15 * 60_000;
 /**
  * How often the run asks the agent whether its first full pass landed. Every
- * 20 ms (the fixture's default) cost this process 1.1 to 1.9 CPU-s more per
+ * 20 ms (the fixture's default) cost this process 0.7 to 1.9 CPU-s more per
  * 50,000-file pass than every 500 ms, on the 2-core machine that also runs the
  * rsync being timed (the raw rsync runs unasked). The time ready is read from
  * the agent's log; the clock still stops within 250 ms of the last pass (the
