@@ -1,14 +1,16 @@
 // The SSH side of sync: the ssh command rsync runs (-e), and one long-lived
 // ControlMaster connection the agent owns, so a pass does not pay a handshake.
 // If the master is down, ssh falls back to a direct connection, so passes never
-// depend on it; the agent restarts it when a pass next needs the link.
+// depend on it; the agent restarts it when a pass next needs the link. The check
+// before a full pass waits for a master just started (whenUp): its sessions
+// would otherwise each make a connection of their own.
 // Every ssh the agent starts dies with it, SIGKILL included (parent-death.ts),
 // so a killed agent leaves no master and no session on the standby.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { quoteWord } from '../protocol/command-words.ts';
 import type { StandbyTarget } from '../config/agent.ts';
@@ -22,13 +24,16 @@ export function controlPath(target: StandbyTarget, runDir: string | undefined, s
   return join(dir, `cm-${id}`);
 }
 
+/** ssh's ConnectTimeout: a connection not made within it fails (so does a master's). */
+export const CONNECT_TIMEOUT_S = 10;
+
 /** ssh arguments (without the program and the destination). User options come first: ssh keeps the first value it sees. */
 export function sshArgs(target: StandbyTarget, control?: string): string[] {
   const args = [...target.sshOptions, '-p', String(target.port)];
   if (target.identityFile) args.push('-i', target.identityFile, '-o', 'IdentitiesOnly=yes');
   args.push(
     '-o', 'BatchMode=yes', // never prompt: a daemon has no one to answer
-    '-o', 'ConnectTimeout=10',
+    '-o', `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
     '-o', 'ServerAliveInterval=5', // a dead link fails within ~15 s instead of hanging
     '-o', 'ServerAliveCountMax=3',
   );
@@ -81,6 +86,8 @@ export class ControlMaster {
   #target: StandbyTarget;
   #log: Logger;
   #child: ChildProcess | undefined;
+  /** the running master's: true once it listens on its socket, false if it exits first */
+  #up: Promise<boolean> | undefined;
   #closed = false;
 
   constructor(target: StandbyTarget, runDir: string | undefined, log: Logger, session = '') {
@@ -93,7 +100,7 @@ export class ControlMaster {
     return this.#child !== undefined;
   }
 
-  /** Starts the master if it is not running. Returns at once: passes do not wait for it. */
+  /** Starts the master if it is not running. Returns at once: only the check before a full pass waits for it (whenUp). */
   ensure(): void {
     if (this.#closed || this.#child) return;
     rmSync(this.path, { force: true }); // a stale socket from a killed agent would make ssh refuse to listen
@@ -101,6 +108,7 @@ export class ControlMaster {
     const [program, args] = dieWithParent('ssh', [...sshArgs(this.#target), '-M', '-N', '-o', `ControlPath=${this.path}`, '-o', 'ControlPersist=no', destination(this.#target)]);
     const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
+    this.#up = this.#listening(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-2000);
@@ -111,6 +119,49 @@ export class ControlMaster {
     child.once('exit', (code, signal) => {
       if (this.#child === child) this.#child = undefined;
       if (!this.#closed) this.#log.debug({ code, signal, stderr: stderr.trim() }, 'ssh control master exited');
+    });
+  }
+
+  /**
+   * Resolves true once the running master listens on its socket (ssh sessions then share its
+   * connection), false when none runs, it exits first, or `timeoutMs` passes.
+   */
+  async whenUp(timeoutMs: number): Promise<boolean> {
+    const up = this.#up;
+    if (!this.#child || !up) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([up, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Whether `child` comes to listen on the socket (ssh makes it once logged in), told by a watch on its folder, not by polling. */
+  #listening(child: ChildProcess): Promise<boolean> {
+    return new Promise((resolve) => {
+      let watcher: FSWatcher | undefined;
+      const done = (up: boolean): void => {
+        watcher?.close();
+        child.off('exit', gone);
+        resolve(up);
+      };
+      const gone = (): void => done(false);
+      child.once('exit', gone);
+      const name = basename(this.path);
+      try {
+        watcher = watch(dirname(this.path), (_event, file) => {
+          if (file === name && existsSync(this.path)) done(true);
+        });
+        watcher.on('error', () => done(existsSync(this.path)));
+      } catch {
+        done(false); // no watch to be had (inotify watches exhausted): nobody waits for the master
+        return;
+      }
+      if (existsSync(this.path)) done(true); // made before the watch was set
     });
   }
 

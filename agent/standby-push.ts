@@ -10,7 +10,7 @@ import { PassLiveness } from './liveness.ts';
 import type { RootEnds, RsyncSettings } from './rsync-args.ts';
 import { asDir, describeExit, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
 import { localRsyncVersion, standbyRsyncVersion } from './rsync-version.ts';
-import { ControlMaster, destination, remoteDir, rsyncShell, runRemote } from './ssh.ts';
+import { CONNECT_TIMEOUT_S, ControlMaster, destination, remoteDir, rsyncShell, runRemote } from './ssh.ts';
 import type { Destination } from './push-destination.ts';
 import { PassProgress } from './pass-progress.ts';
 
@@ -68,7 +68,7 @@ export class StandbyPush {
     this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
   }
 
-  /** Starts the ssh ControlMaster if it is down; passes never wait for it (ssh falls back to its own connection). */
+  /** Starts the ssh ControlMaster if it is down; only the check before a full pass waits for it (prepare), other runs fall back to their own connection. */
   ensureLink(): void {
     this.#master.ensure();
   }
@@ -173,6 +173,11 @@ export class StandbyPush {
    * it like a write (inside a root, epoch, lock).
    */
   async prepare(roots: readonly SyncRoot[]): Promise<void> {
+    this.#stillOn();
+    // a master just started (the first pass, a new destination, after a drop) is still logging in: without it each
+    // session below and the rsync after make a connection of their own (a key exchange and a login each, 0.5 s
+    // apiece on the bench machine); it is up within ConnectTimeout or has failed, and a failed one ends the wait
+    await this.#master.whenUp(CONNECT_TIMEOUT_S * 1000);
     this.#stillOn();
     const target = this.destination.ssh;
     const control = this.#control();

@@ -271,6 +271,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** Sets the watches, then runs the first full reconcile in the background; resolves once watching. */
   async start(): Promise<void> {
+    // the ssh master logs in while the folders are watched (1.2 s at 100,000 files), so the first pass finds it up
+    if (this.pushing) this.#push?.ensureLink();
     const watching = await this.#watch.start({ change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) });
     if (!watching) return;
     this.#log.info({ roots: this.#roots, destination: this.#push?.destination.label ?? null }, this.#push ? 'watching; starting the first full reconcile' : 'watching; nowhere to push yet (no standby section): waiting for the proxy to grant a target');

@@ -14,6 +14,7 @@ import { agentConfigSchema, syncRoots } from '../../config/agent.ts';
 import { isRefusal, refusalOf, refusedError, StandbyPush, type Refusal } from '../../agent/standby-push.ts';
 import { standbyDestination } from '../../agent/push-destination.ts';
 import { startSshd } from '../../proxy/provision/loopback-sshd.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 describe('refusalOf', () => {
   const cases: { name: string; stderr: string; want: Refusal | undefined }[] = [
@@ -78,5 +79,31 @@ describe('prepare, before a full reconcile (real sshd)', () => {
     await push.prepare(syncRoots(config));
     assert.ok(existsSync(cpu), 'the standby\'s folder was made');
     assert.ok(push.rsyncVersions.standby, 'the standby\'s rsync was checked');
+  });
+
+  // The first pass to a new GPU starts its master and checks at once: sessions that do not wait for the
+  // master each log in on their own (3 connections where 1 does, 0.5 s more apiece on the bench machine).
+  test('waits for the ssh master just started, so its sessions and the flush after share its one connection', async (t) => {
+    const top = mkdtempSync(join(tmpdir(), 'standby-prepare-master-'));
+    t.after(() => rmSync(top, { recursive: true, force: true }));
+    const sshd = await startSshd();
+    t.after(() => sshd.close());
+    const config = agentConfigSchema.parse({
+      hostId: 'gpu-prepare-master',
+      workspace: join(top, 'gpu'),
+      standby: { host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, path: join(top, 'cpu'), sshOptions: sshd.sshOptions },
+      runDir: join(top, 'run'),
+    });
+    const push = new StandbyPush(config, standbyDestination(config)!, pino({ level: 'silent' }), () => undefined);
+    t.after(() => push.close());
+    // the fixture's check that sshd listens is a connection too: counted once its log line is in
+    await waitFor('the readiness check\'s connection logged', () => sshd.connections() >= 1, { timeoutMs: 10_000 });
+    const before = sshd.connections();
+    push.ensureLink();
+    const roots = syncRoots(config);
+    await push.prepare(roots);
+    await push.flush(roots[0]!);
+    assert.ok(existsSync(join(top, 'cpu')), 'the standby\'s folder was made');
+    assert.equal(sshd.connections() - before, 1, 'one connection: the master\'s');
   });
 });
