@@ -116,14 +116,14 @@ export class StandbyPush {
     throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `${what} failed: ${describeExit(result.code, result.signal)}${tail ? ` (${tail})` : ''}`, { code: result.code, signal: result.signal });
   }
 
-  /** Cuts the rsync in flight, if any (rsync's delayed renames mean it leaves no torn file). */
+  /** Cuts the rsync in flight, if any (rsync writes each file to a temp name and renames it: it leaves no torn file). */
   abort(): void {
     this.#rsync?.abort();
   }
 
   /**
    * This destination is given up (the proxy granted another): the rsync in
-   * flight is cut (--delay-updates: nothing half-applied there) and no run of
+   * flight is cut (each file lands whole, an incremental pass's not at all) and no run of
    * the pass in flight starts after it; close() then ends the ssh master.
    */
   end(): void {

@@ -128,7 +128,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   /**
    * The proxy's word: primary under `epoch` (push, and tell the standby's
    * receiver that epoch), or fenced (push nothing from now on; a pass in flight
-   * is cut, and rsync's delayed renames mean it leaves no torn file).
+   * is cut, and rsync's temp-then-rename means it leaves no torn file).
    */
   grant(role: 'primary' | 'fenced', epoch: number, reason: string, target?: PushTarget): void {
     // primary names where to push: `target`, or without one the configured standby
@@ -154,7 +154,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   /**
    * Makes `target` (undefined: the configured standby) where passes go.
    * Returns false when it already is. A change ends the old destination (its
-   * pass in flight cut: --delay-updates leaves nothing half-applied there, and
+   * pass in flight cut: each file that landed there is whole, and
    * no later run of that pass starts) and starts afresh: new change numbers,
    * stats and guard (watermark and ready describe the new destination only),
    * then a full pass to it, then incremental passes as usual.
