@@ -16,6 +16,7 @@
 import { mkdtempSync, readdirSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../core/process-tree.ts';
 
 export interface WatchBarrier {
   /**
@@ -28,16 +29,6 @@ export interface WatchBarrier {
 
 const PREFIX = 'standby-barrier-';
 
-/** Whether a process of that pid exists (EPERM: it does, as another user's). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes the barrier folders in `parent` left by processes that are gone (killed before their close()). */
 function sweepOrphans(parent: string): void {
   let entries: string[];
@@ -48,7 +39,7 @@ function sweepOrphans(parent: string): void {
   }
   for (const entry of entries) {
     const pid = /^standby-barrier-(\d+)-/.exec(entry)?.[1];
-    if (pid !== undefined && Number(pid) !== process.pid && !alive(Number(pid))) rmSync(join(parent, entry), { recursive: true, force: true });
+    if (pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid))) rmSync(join(parent, entry), { recursive: true, force: true });
   }
 }
 

@@ -48,3 +48,13 @@ export function killTree(root: number, signal: NodeJS.Signals = 'SIGKILL'): numb
   }
   return n;
 }
+
+/** Whether a process of that pid exists (EPERM: it does, as another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
