@@ -17,6 +17,7 @@ import type { ProxyConfig } from '../config/proxy.ts';
 import { readStateFile, writeStateFile } from '../core/durable-file.ts';
 import type { Logger } from '../core/log.ts';
 import { tooMany, type AuthThrottle } from './auth-throttle.ts';
+import { isNavigation } from './navigation.ts';
 import { LOGIN_PATH, LOGOUT_PATH, loginPage } from './pages/login.ts';
 import { sendProblem } from './problem.ts';
 import { pathOwner } from './request-path.ts';
@@ -124,8 +125,7 @@ export class Login {
 
   /** A request to code-server without a session: a navigation goes to the login page, anything else gets 401. */
   refuse(req: IncomingMessage, res: ServerResponse): void {
-    const navigation = (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
-    if (navigation) {
+    if (isNavigation(req)) {
       res.writeHead(302, { location: `${LOGIN_PATH}?next=${encodeURIComponent(safeNext(req.url))}`, 'cache-control': 'no-store', 'content-length': 0 });
       res.end();
       return;

@@ -20,6 +20,7 @@ import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
 import type { Login } from './login.ts';
+import { isNavigation } from './navigation.ts';
 import type { Backend, Router } from './router.ts';
 
 export interface ServerParts {
@@ -35,10 +36,6 @@ export interface ServerParts {
   api(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** the developer's login in front of code-server (proxy.json `login`), or undefined: none */
   login?: Login;
-}
-
-function wantsPage(req: IncomingMessage): boolean {
-  return (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
 }
 
 const AMBIGUOUS = 'bad request: a path the proxy cannot tell apart from its own /_standby/ (dot segments, %-escapes, backslashes or case); send it in plain form\n';
@@ -110,7 +107,7 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
    * the transition page, which retries by itself; anything else 503 with Retry-After. Never a 502.
    */
   const switching = (req: IncomingMessage, res: ServerResponse): void => {
-    if (wantsPage(req)) {
+    if (isNavigation(req)) {
       const page = parts.transitionPage();
       res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1', 'content-length': Buffer.byteLength(page) });
       res.end(req.method === 'HEAD' ? undefined : page);
