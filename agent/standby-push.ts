@@ -98,8 +98,11 @@ export class StandbyPush {
     const run = runRsync(progress ? ['--info=progress2', ...args] : args, { ...(stdin ? { stdin } : {}), ...(onStdout ? { onStdout } : {}) });
     this.#rsync = run;
     this.#liveness.track(run.pid);
+    const started = performance.now();
     try {
-      return await run.result;
+      const r = await run.result;
+      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all' }, 'rsync run done');
+      return r;
     } finally {
       this.#rsync = undefined;
       this.#liveness.track(undefined);
@@ -157,7 +160,9 @@ export class StandbyPush {
    */
   async flush(root: SyncRoot): Promise<void> {
     this.#stillOn();
+    const started = performance.now();
     const { code, stderr } = await runRemote(this.destination.ssh, this.#control(), ['sync', '-f', root.remote], this.#config.sync.ioTimeoutS * 1000, this.#epochEnv());
+    this.#log.debug({ durationMs: Math.round(performance.now() - started), code }, 'flush done');
     const refusal = refusalOf(stderr);
     if (refusal) throw refusedError(refusal, this.#epoch());
     if (code !== 0) {
