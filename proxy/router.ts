@@ -57,7 +57,8 @@ export class Router {
   };
 
   /**
-   * Answers below 500 each side gave to forwarded HTTP requests: a plain counter per response
+   * Answers below 500 each side gave to forwarded HTTP requests (and any answer for a forwarded port,
+   * whose 5xx is the port's, not code-server's): a plain counter per response
    * (passive health, proxy/prober.ts: the daemon lets an answer stand in for a probe).
    */
   readonly answered: Record<Side, number> = { primary: 0, standby: 0 };

@@ -173,10 +173,13 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
   // a program whose own answer is a 500 without Content-Type, like code-server's refusal
   let failingProgram: Awaited<ReturnType<typeof startProgram>> | undefined;
   let lostPort = 0;
+  /** forwarded requests the router counted against a side's code-server */
+  const counted: string[] = [];
 
   before(async () => {
     const config = validateSettings(proxyConfigSchema, proxySettings({ primaryUrl: 'http://127.0.0.1:9', standbyUrl: 'http://127.0.0.1:9' }, join(top, 'state')), 'test proxy settings');
     router = new Router(log);
+    router.onForwardFailed = (side) => counted.push(side);
     const forwarded = new ForwardedHeaders(config.trustedProxies, false);
     const throttle = new AuthThrottle(config.auth, log);
     const hub = new AgentHub(['gpu-1'], { authenticate: () => ({ refused: 'unknown' }), grant: () => ({ role: 'fenced', epoch: 1, reason: 'no agent in this test' }) }, throttle, log);
@@ -223,6 +226,8 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
     const dead = await send(proxyUrl, `/proxy/${deadPort}/`, { headers: NAV });
     assert.equal(dead.status, 500);
     assert.equal(dead.body, `connect ECONNREFUSED 0.0.0.0:${deadPort}`);
+    // a port's 5xx is that port's: code-server answered, nothing against its health
+    assert.deepEqual(counted, []);
   });
 
   test('after the failover: the port that ran on the GPU gets the page, a short text, or a 503 upgrade; a port on the standby passes through', async () => {
@@ -275,6 +280,7 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
     // the rest of code-server is untouched too
     const health = await send(proxyUrl, '/healthz');
     assert.equal(health.status, 200);
+    assert.deepEqual(counted, [], 'no forwarded port counted against the standby\'s code-server');
   });
 
   test('after the failover, in Chromium: the page shows, fits a phone, breaks no CSP rule and fetches nothing', { skip: noChromium }, async () => {
