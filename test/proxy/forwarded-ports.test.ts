@@ -25,7 +25,7 @@ import { proxyConfigSchema } from '../../config/proxy.ts';
 import { AgentHub } from '../../proxy/agent-hub.ts';
 import { AuthThrottle } from '../../proxy/auth-throttle.ts';
 import { ForwardedHeaders } from '../../proxy/forwarded-headers.ts';
-import { forwardedPort } from '../../proxy/forwarded-port.ts';
+import { forwardedPort, isPortRefusal, mayBeRefusal } from '../../proxy/forwarded-port.ts';
 import { portNotServedPage } from '../../proxy/pages/port-not-served.ts';
 import { Router, type Backend } from '../../proxy/router.ts';
 import { createProxyServer } from '../../proxy/server.ts';
@@ -156,6 +156,15 @@ test('the page: the port and nothing else, a strict CSP, no external assets; a p
   for (const other of ['/proxy/0/', '/proxy/65536/', '/proxy/09/', '/proxy/9abc/', '/proxy/-1/', '/proxy/%38/', '/PROXY/8/', '/x/proxy/8/', '/proxy//8/', '/proxy/8.0/', '/proxy/8%2f/', '/proxyx/8/', '/']) {
     assert.equal(forwardedPort(other), undefined, other);
   }
+  // code-server's refusal names the port the path names, or it is not the refusal
+  assert.equal(isPortRefusal('connect ECONNREFUSED 0.0.0.0:8080', 8080), true);
+  assert.equal(isPortRefusal('connect ECONNREFUSED 0.0.0.0:8080', 808), false);
+  assert.equal(isPortRefusal('connect ECONNREFUSED 0.0.0.0:8080 ', 8080), false);
+  assert.equal(isPortRefusal('connect ECONNRESET 0.0.0.0:8080', 8080), false);
+  assert.equal(mayBeRefusal('conn'), true);
+  assert.equal(mayBeRefusal('connect ECONNREFUSED 0.0.0.0:80'), true);
+  assert.equal(mayBeRefusal('{"error":1}'), false);
+  assert.equal(mayBeRefusal(`connect ECONNREFUSED ${'9'.repeat(60)}`), false);
 });
 
 describe('forwarded ports through the proxy, a real code-server on each side', { skip: noCodeServer, timeout: 180_000 }, () => {
