@@ -160,12 +160,15 @@ export class Router {
     };
     const onEnd = (): void => {
       proxyRes.off('data', onData);
-      if (!isPortRefusal(text, port) || res.headersSent) return forward(held, true);
-      if (!this.onPortNotServed) return forward(held, true);
+      if (!isPortRefusal(text, port) || !this.onPortNotServed || res.headersSent) return forward(held, true);
       this.#log.debug({ port, url: req.url }, 'a forwarded port nothing serves on the standby');
       this.onPortNotServed(req, res, port);
     };
     proxyRes.on('data', onData).on('end', onEnd);
+    // cut off while held (code-server gone mid-answer): the client must not wait for an answer that never comes
+    proxyRes.once('close', () => {
+      if (!res.headersSent) res.destroy();
+    });
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
