@@ -6,7 +6,10 @@ import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
+// what http-proxy-3 does to a response it forwards (status, headers), for the few it lets the router finish (pinned 2.0.1)
+import { OUTGOING_PASSES } from 'http-proxy-3/dist/lib/http-proxy/passes/web-outgoing.js';
 import type { Logger } from '../core/log.ts';
+import { forwardedPort, isPortRefusal, mayBeRefusal } from './forwarded-port.ts';
 import type { Side } from './state.ts';
 
 export interface Backend {
@@ -17,6 +20,12 @@ export interface Backend {
 
 /** What a client hears when the backend fails its request and nobody set onBackendFailed: no side, no error code. */
 const BACKEND_FAILED = 'standby proxy: your workspace did not answer this request; retry shortly\n';
+
+/** On a request whose response the router finishes itself: the forwarded port it names (proxy/forwarded-port.ts). */
+const PORT = Symbol('forwarded port');
+type PortRequest = IncomingMessage & { [PORT]?: number };
+/** The options http-proxy-3's response passes read: the router's proxy sets none of their rewrites (host, protocol, cookies, header case). */
+const AS_IS = {} as Parameters<typeof OUTGOING_PASSES.writeHeaders>[3];
 
 /** Errors that are the backend's own word that it is not there: refused, or reset mid-request. */
 const REFUSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -48,7 +57,8 @@ export class Router {
   };
 
   /**
-   * Answers below 500 each side gave to forwarded HTTP requests: a plain counter per response
+   * Answers below 500 each side gave to forwarded HTTP requests (and any answer for a forwarded port,
+   * whose 5xx is the port's, not code-server's): a plain counter per response
    * (passive health, proxy/prober.ts: the daemon lets an answer stand in for a probe).
    */
   readonly answered: Record<Side, number> = { primary: 0, standby: 0 };
@@ -59,22 +69,41 @@ export class Router {
    * hears while no backend is ready, the transition page for a navigation): never a bare 502
    */
   onBackendFailed: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  /**
+   * What a client hears when the standby's code-server says nothing listens on the forwarded port the
+   * request names (proxy/server.ts: a page naming the port, or a short text); unset, its answer passes
+   * untouched. Only requests routed to the standby are looked at: on the GPU a port answers as it is.
+   */
+  onPortNotServed: ((req: IncomingMessage, res: ServerResponse, port: number) => void) | undefined;
 
   constructor(log: Logger) {
     this.#log = log;
     this.#proxy.on('error', (err, req, target) => this.#onError(err, req, target));
-    this.#proxy.on('proxyRes', (proxyRes) => {
+    this.#proxy.on('proxyRes', (proxyRes, req, res) => {
+      const port = (req as PortRequest)[PORT];
+      if (port !== undefined) this.#finishPort(proxyRes, req, res, port);
       // the side is the keep-alive pool the request went through
       const agent = (proxyRes as IncomingMessage & { req?: { agent?: unknown } }).req?.agent;
       const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
       if (side === undefined) return;
-      if ((proxyRes.statusCode ?? 500) < 500) this.answered[side]++;
+      // a forwarded port's 5xx is that port's (or code-server's word that nothing listens there): code-server answered
+      if ((proxyRes.statusCode ?? 500) < 500 || port !== undefined || forwardedPort(req.url ?? '/') !== undefined) this.answered[side]++;
       else this.onForwardFailed?.(side, false);
     });
     this.#proxy.on('proxyReqWs', (proxyReq, req) => {
       const side = this.#sideOf.get(req);
       if (!side) return;
       proxyReq.once('upgrade', (_res, upstream: Socket) => this.#own(side, upstream));
+      const port = side === 'standby' && this.onPortNotServed ? forwardedPort(req.url ?? '/') : undefined;
+      if (port === undefined) return;
+      // registered before http-proxy-3's own 'response' listener (it adds it after this event), so the
+      // refusal's status line is replaced before it relays it: 503, not code-server's connect error
+      proxyReq.once('response', (proxyRes: IncomingMessage) => {
+        if (proxyRes.statusCode !== 500 || !isPortRefusal(proxyRes.statusMessage ?? '', port)) return;
+        proxyRes.statusCode = 503;
+        proxyRes.statusMessage = 'Service Unavailable';
+        proxyRes.headers['cache-control'] = 'no-store';
+      });
     });
   }
 
@@ -95,7 +124,51 @@ export class Router {
     this.#own(to.side, req.socket);
     let o = this.#webOptions[to.side];
     if (o === undefined || o.url !== to.url) o = this.#webOptions[to.side] = { url: to.url, options: { target: new URL(to.url), agent: this.#agents[to.side] } };
+    const port = to.side === 'standby' && this.onPortNotServed ? forwardedPort(req.url ?? '/') : undefined;
+    if (port !== undefined) {
+      // a forwarded port on the standby: the router finishes the response itself (#finishPort), to tell code-server's refusal from the port's own answer
+      (req as PortRequest)[PORT] = port;
+      return void this.#proxy.web(req, res, { ...o.options, selfHandleResponse: true }, this.#webError[to.side]);
+    }
     void this.#proxy.web(req, res, o.options, this.#webError[to.side]);
+  }
+
+  /**
+   * A forwarded port's response from the standby: code-server's refusal (500, no Content-Type, the
+   * connect error naming the port as the body) goes to onPortNotServed; anything else is forwarded as
+   * http-proxy-3 would, unchanged. The body is held only while it can still be the refusal (64 bytes at
+   * most, decided at the first byte that differs), so a real answer is not delayed.
+   */
+  #finishPort(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse, port: number): void {
+    const forward = (held: Buffer[], ended: boolean): void => {
+      if (res.headersSent || res.destroyed) return void proxyRes.resume();
+      for (const pass of Object.values(OUTGOING_PASSES)) pass(req, res, proxyRes as Parameters<typeof pass>[2], AS_IS);
+      for (const chunk of held) res.write(chunk);
+      if (ended) res.end();
+      else proxyRes.pipe(res);
+    };
+    if (proxyRes.statusCode !== 500 || proxyRes.headers['content-type'] !== undefined || req.method === 'HEAD') return forward([], false);
+    const held: Buffer[] = [];
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      held.push(chunk);
+      text += chunk.toString('latin1');
+      if (mayBeRefusal(text)) return;
+      proxyRes.off('data', onData).off('end', onEnd);
+      // synchronously, so no chunk is emitted between the listener's removal and the pipe
+      forward(held, false);
+    };
+    const onEnd = (): void => {
+      proxyRes.off('data', onData);
+      if (!isPortRefusal(text, port) || !this.onPortNotServed || res.headersSent) return forward(held, true);
+      this.#log.debug({ port, url: req.url }, 'a forwarded port nothing serves on the standby');
+      this.onPortNotServed(req, res, port);
+    };
+    proxyRes.on('data', onData).on('end', onEnd);
+    // cut off while held (code-server gone mid-answer): the client must not wait for an answer that never comes
+    proxyRes.once('close', () => {
+      if (!res.headersSent) res.destroy();
+    });
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {

@@ -21,6 +21,7 @@ import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
 import type { Login } from './login.ts';
 import { isNavigation } from './navigation.ts';
+import { portNotServedPage, portNotServedText } from './pages/port-not-served.ts';
 import type { Backend, Router } from './router.ts';
 
 export interface ServerParts {
@@ -117,6 +118,17 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
     res.end('standby proxy: switching machine, no backend ready yet; retry shortly\n');
   };
   parts.router.onBackendFailed = switching;
+  /**
+   * A forwarded port (/proxy/<port>/, /absproxy/<port>/) the standby's code-server says nothing serves:
+   * the program ran on the GPU, which was lost. A navigation gets a page saying so, anything else a short
+   * text; 503 without Retry-After (it comes back with the switch back, not in a second).
+   */
+  parts.router.onPortNotServed = (req, res, port) => {
+    const html = isNavigation(req);
+    const body = html ? portNotServedPage(port) : portNotServedText(port);
+    res.writeHead(503, { 'content-type': html ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
   const options = {
     headersTimeout: L.headersTimeoutMs,
     requestTimeout: L.requestTimeoutMs,
