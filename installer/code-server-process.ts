@@ -1,0 +1,141 @@
+// A code-server running as a child of this process, on Node 24: the tests'
+// (test/fixtures/code-server.ts) and `standby demo --server code-server`'s.
+// It is a tree, not a process: entry.js forks the server proper, which starts
+// the extension host, the pty host and the file watcher. kill() signals the
+// whole tree (a crash of the host kills all of it), close() kills it and
+// waits until every process of it is gone. It dies with this process
+// (core/parent-death.ts; the forks end when their parent's IPC channel closes).
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StandbyError } from '../core/errors.ts';
+import { freePort } from '../core/free-port.ts';
+import { dieWithParent } from '../core/parent-death.ts';
+import { descendants, processAlive } from '../core/process-tree.ts';
+import { codeServerArgs } from './code-server.ts';
+
+export interface CodeServerProcessOptions {
+  /** out/node/entry.js of an install (ensureCodeServer) */
+  entry: string;
+  /** the folder it opens */
+  folder: string;
+  userDataDir: string;
+  extensionsDir: string;
+  /** default 127.0.0.1 */
+  host?: string;
+  /** default a free one */
+  port?: number;
+  /** Node 24 (default: the Node running this) */
+  node?: string;
+  /** how long /healthz may take to answer, ms (default 30000; it answers in under 1 s on an idle machine) */
+  startTimeoutMs?: number;
+  /** what it inherits (default process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface CodeServerProcess {
+  url: string;
+  port: number;
+  /** the top process (entry.js) */
+  pid: number;
+  userDataDir: string;
+  extensionsDir: string;
+  /** signals every process of the tree (default SIGKILL), as a host's crash would */
+  kill(signal?: NodeJS.Signals): void;
+  /** whether its top process still runs */
+  running(): boolean;
+  /** kills the whole tree (after a SIGCONT, should it be stopped) and resolves once none of it runs */
+  close(): Promise<void>;
+}
+
+/** Starts code-server and resolves once its /healthz answers 200. */
+export async function startCodeServerProcess(o: CodeServerProcessOptions): Promise<CodeServerProcess> {
+  const host = o.host ?? '127.0.0.1';
+  const port = o.port ?? (await freePort(host));
+  // code-server makes neither folder's parent
+  mkdirSync(o.userDataDir, { recursive: true });
+  mkdirSync(o.extensionsDir, { recursive: true });
+  const args = codeServerArgs({ host, port, userDataDir: o.userDataDir, extensionsDir: o.extensionsDir, folder: o.folder });
+  const [cmd, rest] = dieWithParent(o.node ?? process.execPath, [o.entry, ...args]);
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+  let out = '';
+  child.once('error', (e) => (out += `${e.message}\n`));
+  child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  // every pid seen in the tree: a fork outlives its parent's SIGKILL for a moment, reparented
+  const seen = new Set<number>();
+  const tree = (): number[] => {
+    if (child.pid !== undefined && running()) for (const pid of descendants(child.pid)) seen.add(pid);
+    return [...seen];
+  };
+  const signal = (sig: NodeJS.Signals): void => {
+    for (const pid of tree()) {
+      try {
+        process.kill(pid, sig);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  };
+  const close = async (): Promise<void> => {
+    signal('SIGCONT');
+    signal('SIGKILL');
+    await exited;
+    // bounded: SIGKILLed processes end within milliseconds; pid 1 reaps the reparented ones
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      const left = [...seen].filter((pid) => pid !== child.pid && processAlive(pid) && !zombie(pid));
+      if (left.length === 0) return;
+      if (performance.now() > deadline) throw new Error(`code-server's processes ${left.join(', ')} still run 10 s after SIGKILL`);
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await sleep(20);
+    }
+  };
+  const timeoutMs = o.startTimeoutMs ?? 30_000;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    tree();
+    if (!running() || performance.now() > deadline) {
+      const how = !running() ? `exited (${child.exitCode ?? child.signalCode})` : `did not answer /healthz within ${timeoutMs} ms`;
+      await close();
+      throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `code-server (${o.entry}) on ${host}:${port} ${how}: ${out.trim().slice(-800) || 'no output'}`, { entry: o.entry, host, port });
+    }
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  return {
+    url,
+    port,
+    pid: child.pid!,
+    userDataDir: o.userDataDir,
+    extensionsDir: o.extensionsDir,
+    kill: (sig = 'SIGKILL') => signal(sig),
+    running,
+    close,
+  };
+}
+
+/** Whether the process has ended and waits to be reaped (it holds no port, no file, no CPU). */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return true; // gone
+  }
+}
