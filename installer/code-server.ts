@@ -20,6 +20,9 @@ import { dieWithParent } from '../core/parent-death.ts';
 import { PROGRAM_SOURCE } from '../core/program-files.ts';
 import { killTree } from '../core/process-tree.ts';
 
+// the flags live in core (the proxy's local provider runs code-server too); the installer's API names them
+export { codeServerArgs, type CodeServerArgsOptions } from '../core/code-server-process.ts';
+
 /** The code-server every host, test and demo runs: both sides must match (its commit is in every asset path). */
 export const CODE_SERVER_VERSION = '4.139.1';
 
@@ -225,28 +228,4 @@ async function install(cache: string, dir: string, version: string, nodeDir: str
   const installed = installedCodeServer(dir, version);
   if (!installed) throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `code-server ${version} was installed but ${entryOf(dir)} is not there after the rename; remove ${dir} and run again`, { dir });
   return installed;
-}
-
-export interface CodeServerArgsOptions {
-  host: string;
-  port: number;
-  userDataDir: string;
-  extensionsDir: string;
-  /** the folder it opens (the workspace) */
-  folder: string;
-}
-
-/** code-server's flags: no auth of its own (the proxy's login, when any, is in front), no telemetry, no update check, no trust prompt. */
-export function codeServerArgs(o: CodeServerArgsOptions): string[] {
-  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-  return [
-    '--auth', 'none',
-    '--disable-telemetry',
-    '--disable-update-check',
-    '--disable-workspace-trust',
-    '--bind-addr', `${host}:${o.port}`,
-    '--user-data-dir', o.userDataDir,
-    '--extensions-dir', o.extensionsDir,
-    o.folder,
-  ];
 }

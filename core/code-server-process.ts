@@ -1,5 +1,9 @@
-// A code-server running as a child of this process, on Node 24: the tests'
-// (test/fixtures/code-server.ts) and `standby demo --server code-server`'s.
+// code-server's flags, and a code-server running as a child of this process
+// on Node 24: the tests' (test/fixtures/code-server.ts), and the local
+// provider's hosts' in `standby demo --server code-server`
+// (proxy/provision/local.ts); the installer's unit runs the same flags
+// (installer/code-server-unit.ts). Here, in core, as the proxy's local
+// provider and the installer both need them.
 // It is a tree, not a process: entry.js forks the server proper, which starts
 // the extension host, the pty host and the file watcher. kill() signals the
 // whole tree (a crash of the host kills all of it), close() kills it and
@@ -8,11 +12,34 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StandbyError } from '../core/errors.ts';
-import { freePort } from '../core/free-port.ts';
-import { dieWithParent } from '../core/parent-death.ts';
-import { descendants, processAlive } from '../core/process-tree.ts';
-import { codeServerArgs } from './code-server.ts';
+import { StandbyError } from './errors.ts';
+import { freePort } from './free-port.ts';
+import { dieWithParent } from './parent-death.ts';
+import { descendants, processAlive } from './process-tree.ts';
+
+export interface CodeServerArgsOptions {
+  host: string;
+  port: number;
+  userDataDir: string;
+  extensionsDir: string;
+  /** the folder it opens (the workspace) */
+  folder: string;
+}
+
+/** code-server's flags: no auth of its own (the proxy's login, when any, is in front), no telemetry, no update check, no trust prompt. */
+export function codeServerArgs(o: CodeServerArgsOptions): string[] {
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  return [
+    '--auth', 'none',
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--bind-addr', `${host}:${o.port}`,
+    '--user-data-dir', o.userDataDir,
+    '--extensions-dir', o.extensionsDir,
+    o.folder,
+  ];
+}
 
 export interface CodeServerProcessOptions {
   /** out/node/entry.js of an install (ensureCodeServer) */
@@ -31,6 +58,8 @@ export interface CodeServerProcessOptions {
   startTimeoutMs?: number;
   /** what it inherits (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /** what the error of a failed start says it is (default "code-server") */
+  name?: string;
 }
 
 export interface CodeServerProcess {
@@ -107,7 +136,7 @@ export async function startCodeServerProcess(o: CodeServerProcessOptions): Promi
     if (!running() || performance.now() > deadline) {
       const how = !running() ? `exited (${child.exitCode ?? child.signalCode})` : `did not answer /healthz within ${timeoutMs} ms`;
       await close();
-      throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `code-server (${o.entry}) on ${host}:${port} ${how}: ${out.trim().slice(-800) || 'no output'}`, { entry: o.entry, host, port });
+      throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `${o.name ?? 'code-server'} (${o.entry}) on ${host}:${port} ${how}: ${out.trim().slice(-800) || 'no output'}`, { entry: o.entry, host, port });
     }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
