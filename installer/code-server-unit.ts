@@ -339,14 +339,17 @@ export async function setUpCodeServer(o: CodeServerSetup, say: (line: string) =>
   chmodSync(unitFile, 0o644);
   say(`code-server ${CODE_SERVER_VERSION}: ${unitFile}, as ${user.name}, on ${listenText}, opening ${o.workspace}${listen.host === '127.0.0.1' || listen.host === '::1' || listen.host === 'localhost' ? " (loopback: give --code-server-listen an address the proxy reaches, one nobody else does: it has no auth of its own)" : ''}`);
   const record: CodeServerRecord = { mode: 'unit', listen: listenText, version: CODE_SERVER_VERSION, dir: placed.dir, unitFile, user: user.name, userDataDir, extensionsDir };
-  if (o.role === 'agent') {
-    const dropIn = join(layout.unitDir, FREEZE_DROP_IN);
-    mkdirSync(dirname(dropIn), { recursive: true, mode: 0o755 });
-    writeFileSync(dropIn, freezeDropIn());
-    chmodSync(dropIn, 0o644);
-    record.dropIn = dropIn;
-  }
+  if (o.role === 'agent') record.dropIn = writeFreezeDropIn(layout);
   return record;
+}
+
+/** Writes the agent unit's drop-in (freezeDropIn); returns its path. */
+export function writeFreezeDropIn(layout: Layout): string {
+  const dropIn = join(layout.unitDir, FREEZE_DROP_IN);
+  mkdirSync(dirname(dropIn), { recursive: true, mode: 0o755 });
+  writeFileSync(dropIn, freezeDropIn());
+  chmodSync(dropIn, 0o644);
+  return dropIn;
 }
 
 /** Starts (or restarts, on an upgrade) the unit, as installer/units.ts does the role's; says why not where it cannot. */

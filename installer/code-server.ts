@@ -150,7 +150,7 @@ async function takeLock(file: string, timeoutMs: number, say: (line: string) => 
 }
 
 /** The cause of a failed npm install as its output shows it, and what to do. */
-function diagnose(output: string): string {
+export function installFailureHint(output: string): string {
   if (/krb5|gssapi/i.test(output)) return 'the Kerberos headers are missing: install libkrb5-dev (Debian/Ubuntu: apt-get install libkrb5-dev; scripts/ensure-deps.sh test does it)';
   if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|network/i.test(output)) return 'npm could not reach its registry: check the network (or the npm proxy settings, npm config get registry)';
   if (/requires node v24|node v\d+/i.test(output) && /ERROR: code-server/.test(output)) return "npm ran on a Node other than 24: the project's pinned Node must come first on PATH";
@@ -215,7 +215,7 @@ async function install(cache: string, dir: string, version: string, nodeDir: str
     rmSync(partial, { recursive: true, force: true });
     const output = tail.join('\n');
     const why = code === 0 ? `npm said it installed code-server ${version} but ${entryOf(partial)} is missing or not that version` : code === 'SIGKILL' ? `npm install did not finish within ${Math.round(timeoutMs / 1000)} s` : `npm install code-server@${version} exited ${code}`;
-    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `installing code-server ${version} into ${cache} failed: ${why}; ${diagnose(output)}. npm's last lines:\n${output}`, { version, cache });
+    throw new StandbyError('STANDBY_ERR_INSTALL_FAILED', `installing code-server ${version} into ${cache} failed: ${why}; ${installFailureHint(output)}. npm's last lines:\n${output}`, { version, cache });
   }
   // a folder there that is not a whole install (an older layout, a hand-made one): put aside, then gone
   if (existsSync(dir)) {

@@ -9,12 +9,12 @@ import { ensureAgentKey, ensureFenceKey, FENCE_KEY_FILE } from './keys.ts';
 import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
 import { PROGRAM_SOURCE } from '../core/program-files.ts';
 import { installProgram } from './program.ts';
-import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
+import { otherRoles, readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
 import { agentSettings, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
 import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
-import { CODE_SERVER_CGROUP, setUpCodeServer, startCodeServerUnit, type CodeServerFlags, type CodeServerRecord } from './code-server-unit.ts';
+import { CODE_SERVER_CGROUP, setUpCodeServer, startCodeServerUnit, writeFreezeDropIn, type CodeServerFlags, type CodeServerRecord } from './code-server-unit.ts';
 
 export interface InstallOptions extends RoleFlags, CodeServerFlags {
   role: Role;
@@ -119,8 +119,18 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     userCreated: before?.userCreated ?? false,
     ...(before?.receiveDir ? { receiveDir: before.receiveDir } : {}),
   };
-  /** code-server for the workspace (agent and standby): the unit, or the user's own */
+  /** code-server for the workspace (agent and standby): the unit, or the user's own; `sharedUnit`: another role's, not restarted here */
+  let sharedUnit = false;
   const codeServerFor = async (workspace: string): Promise<CodeServerRecord | undefined> => {
+    // one unit per machine: a GPU's onstart installs the agent and then the receiver (the standby role) on the same host
+    const shared = before?.codeServer ? undefined : otherRoles(layout, options.role).map((r) => ({ role: r, cs: readRecord(layout, r)?.codeServer })).find((o) => o.cs?.mode === 'unit');
+    if (shared?.cs && options.codeServer !== false) {
+      say(`code-server: the unit the ${shared.role} role laid down serves this machine (${shared.cs.unitFile}, on ${shared.cs.listen}); kept as it is`);
+      const { dropIn: _dropIn, ...rest } = shared.cs;
+      record.codeServer = options.role === 'agent' ? { ...rest, dropIn: writeFreezeDropIn(layout) } : rest;
+      sharedUnit = true;
+      return record.codeServer;
+    }
     const cs = await setUpCodeServer({ layout, role: options.role as 'agent' | 'standby', flags: options, workspace, before: before?.codeServer }, say);
     if (cs) record.codeServer = cs;
     else delete record.codeServer;
@@ -209,12 +219,12 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     if (unitFile) record.unitFile = unitFile;
     else delete record.unitFile;
     writeRecord(layout, record);
-    startCodeServerUnit(layout, record.codeServer, options.noStart, say);
+    if (!sharedUnit) startCodeServerUnit(layout, record.codeServer, options.noStart, say);
     startUnit(layout, options.role, unitFile, options.noStart, say);
     if (!unitFile && !options.noStart && layout.root === '/') say(`run it by hand: ${howToRun(layout, options.role)}`);
   } else {
     writeRecord(layout, record);
-    startCodeServerUnit(layout, record.codeServer, options.noStart, say);
+    if (!sharedUnit) startCodeServerUnit(layout, record.codeServer, options.noStart, say);
   }
   if (record.configFile) chmodSync(record.configFile, 0o600);
   return record;

@@ -229,3 +229,29 @@ describe('refused, with what to do, before any unit is written', () => {
     }
   });
 });
+
+test("one unit per machine: the standby role installed beside the agent (a GPU's first boot) keeps the agent's unit; uninstalling either keeps it for the other", async () => {
+  const root = scratch();
+  try {
+    mkdirSync(join(root, 'workspace'));
+    const port = await freePort();
+    const a = await standby(['install', 'agent', '--root', root, '--no-start', '--standby-host', 'cpu-1', '--code-server-from', cache, '--code-server-listen', `127.0.0.1:${port}`]);
+    assert.equal(a.code, 0, a.stderr);
+    const unitFile = join(root, 'etc/systemd/system/standby-code-server.service');
+    const unit = readFileSync(unitFile, 'utf8');
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBFbW2RlLGQii4r+S2Vrxxckn+CmNcwttrLO1Aedu9NW proxy';
+    const s = await standby(['install', 'standby', '--root', root, '--no-start', '--fence-key', key, '--workspace', join(root, 'other-workspace'), '--code-server-from', cache]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /code-server: the unit the agent role laid down serves this machine/);
+    assert.equal(readFileSync(unitFile, 'utf8'), unit, "the agent's unit, untouched (it opens the GPU's workspace)");
+    const u1 = await standby(['uninstall', 'standby', '--root', root]);
+    assert.equal(u1.code, 0, u1.stderr);
+    assert.ok(existsSync(unitFile) && existsSync(join(root, 'opt/standby/code-server', CODE_SERVER_VERSION)), 'kept for the agent');
+    assert.ok(existsSync(join(root, 'etc/systemd/system/standby-agent.service.d/standby-code-server.conf')));
+    const u2 = await standby(['uninstall', 'agent', '--root', root]);
+    assert.equal(u2.code, 0, u2.stderr);
+    assert.equal(existsSync(unitFile), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

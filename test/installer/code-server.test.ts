@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { StandbyError } from '../../core/errors.ts';
 import { freePort } from '../../core/free-port.ts';
-import { CODE_SERVER_VERSION, codeServerArgs, codeServerCacheDir, ensureCodeServer, installedCodeServer, type CodeServerProgress } from '../../installer/code-server.ts';
+import { CODE_SERVER_VERSION, codeServerArgs, codeServerCacheDir, ensureCodeServer, installedCodeServer, installFailureHint, type CodeServerProgress } from '../../installer/code-server.ts';
 import { exitOf, waitFor } from '../fixtures/wait-for.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'standby-cs-install-'));
@@ -139,4 +139,16 @@ test("code-server's flags: no auth of its own, no telemetry, no update check, no
     '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
     '--bind-addr', '[::1]:8080', '--user-data-dir', '/u', '--extensions-dir', '/e', '/workspace',
   ]);
+});
+
+test("a failed install's message names the cause npm's lines show, and what to do", () => {
+  const cases = [
+    { name: 'no Kerberos headers', output: "gyp info spawn make\n../src/kerberos.cc:1:10: fatal error: gssapi/gssapi.h: No such file or directory", want: /install libkrb5-dev/ },
+    { name: 'no network', output: 'npm error code EAI_AGAIN\nnpm error request to https://registry.npmjs.org/code-server failed', want: /could not reach its registry/ },
+    { name: 'the wrong Node', output: 'ERROR: code-server currently requires node v24.\nWe have detected that you are on node v20', want: /pinned Node must come first on PATH/ },
+    { name: 'no compiler', output: 'gyp ERR! stack Error: not found: make', want: /build-essential python3 pkg-config/ },
+    { name: 'a full disk', output: 'npm error code ENOSPC', want: /disk is full/ },
+    { name: 'anything else', output: 'npm error something new', want: /libkrb5-dev, build-essential or python3, or no network/ },
+  ];
+  for (const c of cases) assert.match(installFailureHint(c.output), c.want, c.name);
 });
