@@ -22,10 +22,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StandbyError } from '../core/errors.ts';
 import { CODE_SERVER_VERSION, codeServerArgs } from './code-server.ts';
+import { quoteWord, quoteWords } from '../protocol/command-words.ts';
 import type { Layout } from './layout.ts';
 import { placeFile } from './program.ts';
 
 export const CODE_SERVER_UNIT = 'standby-code-server.service';
+/** Beside the version folders: what runs code-server as the unit does, on a host without systemd (a container; proxy/provision/gpu-onstart.ts runs it). */
+export const CODE_SERVER_START = 'start';
 /** The agent unit's drop-in that lets it freeze code-server's cgroup. */
 export const FREEZE_DROP_IN = 'standby-agent.service.d/standby-code-server.conf';
 /** The unit's cgroup on a cgroup v2 host: agent.json freeze.cgroup. */
@@ -59,6 +62,8 @@ export interface CodeServerRecord {
   version?: string;
   /** the version's folder under /opt/standby/code-server */
   dir?: string;
+  /** /opt/standby/code-server/start: the unit's work for a host without systemd */
+  startScript?: string;
   unitFile?: string;
   dropIn?: string;
   user?: string;
@@ -267,6 +272,36 @@ WantedBy=multi-user.target
 `;
 }
 
+export interface CodeServerStartSpec {
+  /** Node and entry.js, relative to the script's folder (so it runs under a --root prefix too) */
+  node: string;
+  entry: string;
+  user: { uid: number; gid: number; home: string };
+  listen: { host: string; port: number };
+  userDataDir: string;
+  extensionsDir: string;
+  workspace: string;
+}
+
+/** The start script's text: the unit's ExecStartPre and ExecStart, as the workspace's user (setpriv when run as root for another user). */
+export function codeServerStartScript(s: CodeServerStartSpec): string {
+  const args = codeServerArgs({ host: s.listen.host, port: s.listen.port, userDataDir: s.userDataDir, extensionsDir: s.extensionsDir, folder: s.workspace });
+  return `#!/bin/sh
+# code-server ${CODE_SERVER_VERSION} as standby-code-server.service runs it, for a host without systemd
+# (a container): the GPU's first-boot script runs it, and again when it ends. Written by \`standby install\`.
+set -eu
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+as=""
+if [ "$(id -u)" = 0 ] && [ ${s.user.uid} != 0 ]; then as="setpriv --reuid=${s.user.uid} --regid=${s.user.gid} --init-groups --"; fi
+# code-server makes neither folder's parent
+$as mkdir -p ${quoteWords([s.userDataDir, s.extensionsDir])}
+cd ${quoteWord(s.workspace)}
+HOME=${quoteWord(s.user.home)}
+export HOME
+exec $as "$here/${s.node}" "$here/${s.entry}" ${quoteWords(args)}
+`;
+}
+
 /** The agent's drop-in: cgroupfs writable, so it can write the code-server unit's cgroup.freeze. */
 export function freezeDropIn(): string {
   return `# Written by \`standby install agent\` with standby-code-server.service: the agent freezes that unit's
@@ -338,7 +373,18 @@ export async function setUpCodeServer(o: CodeServerSetup, say: (line: string) =>
   }));
   chmodSync(unitFile, 0o644);
   say(`code-server ${CODE_SERVER_VERSION}: ${unitFile}, as ${user.name}, on ${listenText}, opening ${o.workspace}${listen.host === '127.0.0.1' || listen.host === '::1' || listen.host === 'localhost' ? " (loopback: give --code-server-listen an address the proxy reaches, one nobody else does: it has no auth of its own)" : ''}`);
-  const record: CodeServerRecord = { mode: 'unit', listen: listenText, version: CODE_SERVER_VERSION, dir: placed.dir, unitFile, user: user.name, userDataDir, extensionsDir };
+  const startScript = join(layout.programDir, 'code-server', CODE_SERVER_START);
+  writeFileSync(startScript, codeServerStartScript({
+    node: placed.kind === 'release' ? `${CODE_SERVER_VERSION}/lib/node` : '../current/node_modules/node/bin/node',
+    entry: placed.kind === 'release' ? `${CODE_SERVER_VERSION}/out/node/entry.js` : `${CODE_SERVER_VERSION}/node_modules/code-server/out/node/entry.js`,
+    user,
+    listen,
+    userDataDir,
+    extensionsDir,
+    workspace: o.workspace,
+  }));
+  chmodSync(startScript, 0o755);
+  const record: CodeServerRecord = { mode: 'unit', listen: listenText, version: CODE_SERVER_VERSION, dir: placed.dir, startScript, unitFile, user: user.name, userDataDir, extensionsDir };
   if (o.role === 'agent') record.dropIn = writeFreezeDropIn(layout);
   return record;
 }
@@ -357,7 +403,7 @@ export function startCodeServerUnit(layout: Layout, record: CodeServerRecord | u
   if (record?.mode !== 'unit') return;
   if (layout.root !== '/') return say(`code-server not started (installed under --root ${layout.root})`);
   if (noStart) return say(`code-server not started (--no-start); start it with: systemctl enable --now ${CODE_SERVER_UNIT}`);
-  if (!existsSync('/run/systemd/system')) return say(`code-server not started: systemd is not running on this machine; start it by hand: ${readFileSync(record.unitFile!, 'utf8').match(/^ExecStart=(.*)$/m)?.[1] ?? ''}`);
+  if (!existsSync('/run/systemd/system')) return say(`code-server not started: systemd is not running on this machine (a container?); start it by hand, as the unit would: ${record.startScript ?? join(layout.programDir, 'code-server', CODE_SERVER_START)}`);
   try {
     execFileSync('systemctl', ['daemon-reload'], { stdio: ['ignore', 'ignore', 'pipe'] });
     execFileSync('systemctl', ['enable', CODE_SERVER_UNIT], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -395,6 +441,7 @@ export function removeCodeServer(layout: Layout, record: CodeServerRecord | unde
   }
   rm(record.unitFile);
   rm(record.dir);
+  rm(record.startScript);
   const base = join(layout.programDir, 'code-server');
   if (existsSync(base) && lstatSync(base).isDirectory() && readdirSync(base).length === 0) rm(base);
   return removed;

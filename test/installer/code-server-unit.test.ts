@@ -121,6 +121,35 @@ describe('standby install agent with code-server from a folder', () => {
     }
   });
 
+  test("without systemd (a container), the start script beside the version runs code-server as the unit would, from under the prefix too", { timeout: 90_000 }, async () => {
+    const start = join(root, 'opt/standby/code-server/start');
+    const text = readFileSync(start, 'utf8');
+    assert.match(text, new RegExp(`--bind-addr 127\\.0\\.0\\.1:${port} `));
+    const data = mkdtempSync(join(tmpdir(), 'standby-cs-start-data-'));
+    // this run's user data folders, not root's real ones; beside the original, so its relative paths hold
+    const copy = join(root, 'opt/standby/code-server/start-test');
+    writeFileSync(copy, text.replaceAll('/root/.local/share/code-server/extensions', join(data, 'ext')).replaceAll('/root/.local/share/code-server', join(data, 'user')), { mode: 0o755 });
+    const child = spawn(copy, [], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    try {
+      await waitFor('code-server from the start script answering /healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })).status === 200, {
+        timeoutMs: 60_000,
+        failIf: () => exitOf('the start script', child, () => err),
+      });
+      const res = await fetch(`http://127.0.0.1:${port}/`, { redirect: 'manual' });
+      await res.arrayBuffer();
+      assert.equal(res.headers.get('location'), `./?folder=${join(root, 'workspace')}`);
+      assert.ok(existsSync(join(data, 'user')) && existsSync(join(data, 'ext')), 'it made the user data folders');
+    } finally {
+      const { killTree } = await import('../../core/process-tree.ts');
+      if (child.pid !== undefined && child.exitCode === null) killTree(child.pid, 'SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('close', r)));
+      rmSync(copy, { force: true });
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
   test('a second install keeps the version laid down (no copy, no download) and the unit', async () => {
     const r = await standby(['install', 'agent', '--root', root, '--no-start']);
     assert.equal(r.code, 0, r.stderr);
