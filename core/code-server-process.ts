@@ -94,11 +94,17 @@ export async function startCodeServerProcess(o: CodeServerProcessOptions): Promi
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   const exited = new Promise<void>((r) => child.once('close', () => r()));
-  // every pid seen in the tree: a fork outlives its parent's SIGKILL for a moment, reparented
-  const seen = new Set<number>();
+  // every process seen in the tree, by pid and start time (a pid is reused): a fork outlives its parent's
+  // SIGKILL for a moment, reparented, and must be found without its parent
+  const seen = new Map<number, string>();
   const tree = (): number[] => {
-    if (child.pid !== undefined && running()) for (const pid of descendants(child.pid)) seen.add(pid);
-    return [...seen];
+    if (child.pid !== undefined && running()) {
+      for (const pid of descendants(child.pid)) {
+        const start = startOf(pid);
+        if (start !== undefined && !seen.has(pid)) seen.set(pid, start);
+      }
+    }
+    return [...seen.keys()].filter((pid) => startOf(pid) === seen.get(pid));
   };
   const signal = (sig: NodeJS.Signals): void => {
     for (const pid of tree()) {
@@ -116,7 +122,7 @@ export async function startCodeServerProcess(o: CodeServerProcessOptions): Promi
     // bounded: SIGKILLed processes end within milliseconds; pid 1 reaps the reparented ones
     const deadline = performance.now() + 10_000;
     for (;;) {
-      const left = [...seen].filter((pid) => pid !== child.pid && processAlive(pid) && !zombie(pid));
+      const left = tree().filter((pid) => pid !== child.pid && processAlive(pid) && !zombie(pid));
       if (left.length === 0) return;
       if (performance.now() > deadline) throw new Error(`code-server's processes ${left.join(', ')} still run 10 s after SIGKILL`);
       for (const pid of left) {
@@ -157,6 +163,16 @@ export async function startCodeServerProcess(o: CodeServerProcessOptions): Promi
     running,
     close,
   };
+}
+
+/** A process's start time (clock ticks since boot): with its pid, it names one process; undefined when it is gone. */
+function startOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether the process has ended and waits to be reaped (it holds no port, no file, no CPU). */
