@@ -151,10 +151,10 @@ async function takeLock(file: string, timeoutMs: number, say: (line: string) => 
 
 /** The cause of a failed npm install as its output shows it, and what to do. */
 export function installFailureHint(output: string): string {
-  if (/krb5|gssapi/i.test(output)) return 'the Kerberos headers are missing: install libkrb5-dev (Debian/Ubuntu: apt-get install libkrb5-dev; scripts/ensure-deps.sh test does it)';
+  if (/krb5|gssapi/i.test(output)) return 'the Kerberos headers are missing: install libkrb5-dev (Debian/Ubuntu: apt-get install libkrb5-dev; as root, sh scripts/ensure-deps.sh code-server installs it and the build tools)';
   if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|network/i.test(output)) return 'npm could not reach its registry: check the network (or the npm proxy settings, npm config get registry)';
   if (/requires node v24|node v\d+/i.test(output) && /ERROR: code-server/.test(output)) return "npm ran on a Node other than 24: the project's pinned Node must come first on PATH";
-  if (/not found: (make|g\+\+|cc|python)|gyp ERR! find Python|make: .*not found|g\+\+: .*not found|No such file.*(g\+\+|make)/i.test(output)) return 'a native build tool is missing: install build-essential python3 pkg-config (Debian/Ubuntu)';
+  if (/not found: (make|g\+\+|cc|python)|gyp ERR! find Python|make: .*not found|g\+\+: .*not found|No such file.*(g\+\+|make)/i.test(output)) return 'a native build tool is missing: install g++ make python3 pkg-config (Debian/Ubuntu; as root, sh scripts/ensure-deps.sh code-server does it)';
   if (/ENOSPC/.test(output)) return 'the disk is full: code-server needs about 600 MB in the cache';
   if (/EACCES|EPERM/.test(output)) return 'permission denied: set STANDBY_CODE_SERVER_CACHE to a folder this user may write';
   return 'see the lines above; the usual causes are a missing libkrb5-dev, build-essential or python3, or no network';

@@ -146,7 +146,7 @@ test("a failed install's message names the cause npm's lines show, and what to d
     { name: 'no Kerberos headers', output: "gyp info spawn make\n../src/kerberos.cc:1:10: fatal error: gssapi/gssapi.h: No such file or directory", want: /install libkrb5-dev/ },
     { name: 'no network', output: 'npm error code EAI_AGAIN\nnpm error request to https://registry.npmjs.org/code-server failed', want: /could not reach its registry/ },
     { name: 'the wrong Node', output: 'ERROR: code-server currently requires node v24.\nWe have detected that you are on node v20', want: /pinned Node must come first on PATH/ },
-    { name: 'no compiler', output: 'gyp ERR! stack Error: not found: make', want: /build-essential python3 pkg-config/ },
+    { name: 'no compiler', output: 'gyp ERR! stack Error: not found: make', want: /g\+\+ make python3 pkg-config/ },
     { name: 'a full disk', output: 'npm error code ENOSPC', want: /disk is full/ },
     { name: 'anything else', output: 'npm error something new', want: /libkrb5-dev, build-essential or python3, or no network/ },
   ];
