@@ -7,7 +7,10 @@
 // timeline; and at the end the report and the ledger's verdict on the new GPU
 // (cli/support/demo-ledger.ts): acknowledged writes lost must be 0, else the
 // demo exits 1 and says what was lost. --keep leaves it running; --json
-// prints the report for machines.
+// prints the report for machines. --server code-server puts a real
+// code-server on every host (installed into its cache on first use,
+// installer/code-server.ts), fronted by the workspace server, whose file API
+// the writer keeps using: what a browser opens at the URL is code-server.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -18,10 +21,12 @@ import { Writer, type WriteRecord } from './support/demo-writer.ts';
 import { startLocalWorld, tail, type LocalWorld } from './support/local-world.ts';
 import { runCommand } from './support/run-command.ts';
 import { join } from 'node:path';
+import { CODE_SERVER_VERSION, codeServerCacheDir, ensureCodeServer } from '../installer/code-server.ts';
 
 interface Args {
   keep?: boolean;
   json?: boolean;
+  server: 'workspace' | 'code-server';
 }
 
 /** The writer's pace: about 20 writes a second, a busy developer and a training job together. */
@@ -30,6 +35,8 @@ const WRITE_EVERY_MS = 50;
 const BEFORE_KILL_MS = 6_000;
 /** The whole demo's bound, ms: it fails rather than hangs. */
 const DEMO_BOUND_MS = 85_000;
+/** With a code-server on every host (its install not counted): three more processes to start, and heavier ones. */
+const CODE_SERVER_DEMO_BOUND_MS = 150_000;
 /** Slack for the RPO cutoff: a write acknowledged this close to the last heartbeat's oldest unsynced change counts as above the watermark. */
 const CUTOFF_SLACK_MS = 50;
 
@@ -57,17 +64,29 @@ export const demoCommand: CommandModule<object, Args> = {
   builder: (y: Argv) =>
     y
       .option('keep', { type: 'boolean', describe: 'leave it running at the end and print the URL and the admin token' })
-      .option('json', { type: 'boolean', describe: 'print the report as JSON (lostFiles, verifiedFiles, rpoMs, phases...)' }) as unknown as Argv<Args>,
+      .option('json', { type: 'boolean', describe: 'print the report as JSON (lostFiles, verifiedFiles, rpoMs, phases...)' })
+      .option('server', { choices: ['workspace', 'code-server'] as const, default: 'workspace' as const, describe: `what each host serves: the small built-in workspace server, or a real code-server ${CODE_SERVER_VERSION} behind it (installed into ${codeServerCacheDir()} on first use: about 100 s and 600 MB; sh scripts/ensure-deps.sh code-server installs what its build needs)` }) as unknown as Argv<Args>,
   handler: (argv: ArgumentsCamelCase<Args>) =>
     runCommand(async () => {
-      const t0 = performance.now();
+      let t0 = performance.now();
       const say = (line: string) => {
         if (!argv.json) process.stdout.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
       };
       let logText = '';
       const log = pino({ level: 'info' }, new Writable({ write(c: Buffer, _e, cb) { logText = (logText + c.toString()).slice(-200_000); cb(); } }));
-      say('starting: a proxy, a CPU standby and a GPU on this machine (the local provider: sshd on loopback, the receiver, a workspace server each)');
-      const w = await startLocalWorld({ log, keep: argv.keep === true });
+      let codeServer: { entry: string } | undefined;
+      if (argv.server === 'code-server') {
+        const found = await ensureCodeServer({
+          // npm's fetch lines are many and say little: its other lines, and a line every 15 s, show it moves
+          onProgress: ({ line, elapsedMs }) => {
+            if (!line.startsWith('npm http ')) process.stderr.write(`[code-server install ${(elapsedMs / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+          },
+        });
+        codeServer = { entry: found.entry };
+        t0 = performance.now(); // the demo's clock starts once code-server is there
+      }
+      say(`starting: a proxy, a CPU standby and a GPU on this machine (the local provider: sshd on loopback, the receiver, ${codeServer ? `a real code-server ${CODE_SERVER_VERSION} behind a workspace server` : 'a workspace server'} each)`);
+      const w = await startLocalWorld({ log, keep: argv.keep === true, ...(codeServer ? { codeServer } : {}) });
       let writer: Writer | undefined;
       try {
         return await story(w, say, argv, t0, (x) => (writer = x));
@@ -77,7 +96,7 @@ export const demoCommand: CommandModule<object, Args> = {
       } finally {
         await writer?.stop();
         if (argv.keep) {
-          process.stdout.write(`\n--keep: running. URL ${w.proxy.url}  admin token ${w.adminToken}\n  standby status --proxy ${w.proxy.url} --token ${w.adminToken}\n  hosts under ${w.dir}\nCtrl-C stops.\n`);
+          process.stdout.write(`\n--keep: running. URL ${w.proxy.url}${codeServer ? ' (open it in a browser: code-server, served by whichever host is active)' : ''}  admin token ${w.adminToken}\n  standby status --proxy ${w.proxy.url} --token ${w.adminToken}\n  hosts under ${w.dir}\nCtrl-C stops.\n`);
           await new Promise<void>((resolve) => {
             process.once('SIGINT', resolve);
             process.once('SIGTERM', resolve);
@@ -102,14 +121,15 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     }
   };
   const status = (): Promise<StatusView> => apiJson<StatusView>('status');
-  const deadline = t0 + DEMO_BOUND_MS;
+  const bound = argv.server === 'code-server' ? CODE_SERVER_DEMO_BOUND_MS : DEMO_BOUND_MS;
+  const deadline = t0 + bound;
   const until = async (what: string, test: (s: StatusView) => boolean, onTick?: (s: StatusView) => void, alsoTick?: () => Promise<void>): Promise<StatusView> => {
     for (;;) {
       await alsoTick?.();
       const s = await status();
       onTick?.(s);
       if (test(s)) return s;
-      if (performance.now() > deadline) throw new Error(`${what}: not within the demo's ${DEMO_BOUND_MS / 1000} s (phase ${s.phase}, recovery ${s.recovery.configured ? s.recovery.step : '-'})`);
+      if (performance.now() > deadline) throw new Error(`${what}: not within the demo's ${bound / 1000} s (phase ${s.phase}, recovery ${s.recovery.configured ? s.recovery.step : '-'})`);
       await new Promise((r) => setTimeout(r, 100));
     }
   };
@@ -182,7 +202,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
       if (line) say(line);
     }
   };
-  say('KILL       SIGKILL of the GPU: its sshd, its workspace server and its agent, mid-write');
+  say(`KILL       SIGKILL of the GPU: its sshd, its workspace server${argv.server === 'code-server' ? ', its code-server' : ''} and its agent, mid-write`);
   const killed = performance.now();
   w.killGpu();
   await until('the failover', (s) => s.active === 'standby', undefined, timeline);
@@ -231,6 +251,18 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   // the report's phases, and 'failover' (from the last heartbeat to the standby serving) after the route
   const phases = (f?.phases ?? []).flatMap((p) => (p.name === 'route' ? [{ name: p.name, ms: p.ms }, { name: 'failover', ms: f?.toStandbyMs ?? null }] : [{ name: p.name, ms: p.ms }]));
   const counts = writer.counts();
+  // what a browser opening the URL gets now, from the new GPU: code-server sends it to the folder it opens
+  let front: Response | undefined;
+  for (let attempt = 1; !front; attempt++) {
+    try {
+      front = await fetch(`${w.proxy.url}/`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+      await front.arrayBuffer();
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+  const backend = { server: argv.server, status: front.status, location: front.headers.get('location') };
   const out = {
     lostFiles: check.lost.length,
     lost: check.lost,
@@ -245,6 +277,8 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     toStandbyMs: f?.toStandbyMs ?? null,
     toNewGpuMs: f?.toNewGpuMs ?? null,
     newGpu: rec.newGpu.id,
+    newGpuWorkspace: newGpu.workspace,
+    backend,
     totalMs: Math.round(performance.now() - t0),
   };
   if (argv.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -258,6 +292,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
       `  writes: ${counts.acknowledged} acknowledged, ${counts.failed} refused while switching (the writer went on)`,
       `  checked on the new GPU: ${check.verifiedFiles} files, ${(check.verifiedBytes / 1e6).toFixed(1)} MB; ${check.uncertain} paths uncertain (touched by an unacknowledged write)`,
       `  acknowledged writes lost: ${check.lost.length}`,
+      ...(argv.server === 'code-server' ? [`  the URL now: code-server on the new GPU (HTTP ${backend.status}${backend.location ? `, to ${backend.location}` : ''})`] : []),
       ...check.lost.slice(0, 20).map((l) => `    LOST #${l.seq} ${l.path}: want ${l.want?.slice(0, 12) ?? 'absent'}, got ${l.got?.slice(0, 12) ?? 'absent'}`),
       `  demo: ${seconds(out.totalMs)}`,
     ];

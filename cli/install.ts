@@ -2,10 +2,12 @@
 // install.sh runs after it unpacked the bundle. The work is in installer/.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { RoleFlags } from '../installer/role-config.ts';
+import type { CodeServerFlags } from '../installer/code-server-unit.ts';
+import { CODE_SERVER_VERSION } from '../installer/code-server.ts';
 import { ROLES, type Role } from '../installer/layout.ts';
 import { runCommand } from './support/run-command.ts';
 
-interface InstallArgs extends RoleFlags {
+interface InstallArgs extends RoleFlags, CodeServerFlags {
   role: Role;
   root: string;
   start: boolean;
@@ -43,6 +45,11 @@ export const installCommand: CommandModule<object, InstallArgs> = {
       .option('standby-user', { type: 'string', describe: 'its ssh user (default root)' })
       .option('standby-path', { type: 'string', describe: 'the workspace copy on the standby (default: --workspace)' })
       .option('workspace', { type: 'string', describe: 'the workspace folder (default /workspace; standby: where the copy lands, ROOT/workspace by default under --root)' })
+      .group(['code-server', 'code-server-from', 'code-server-listen', 'code-server-user'], 'agent and standby, code-server:')
+      .option('code-server', { type: 'boolean', default: true, describe: `install code-server ${CODE_SERVER_VERSION} and its unit standby-code-server.service (--no-code-server: leave code-server to you); one already on PATH or answering on --code-server-listen is used as it is` })
+      .option('code-server-from', { type: 'string', describe: `where code-server comes from: a folder (an unpacked release, or an npm install) or a release tarball URL (default the GitHub release of ${CODE_SERVER_VERSION}; under --root nothing is installed without it)` })
+      .option('code-server-listen', { type: 'string', describe: 'HOST:PORT code-server listens on (default 127.0.0.1:8080; it has no auth of its own: an address only the proxy reaches)' })
+      .option('code-server-user', { type: 'string', describe: "the user code-server runs as (default the workspace folder's owner)" })
       .group(['agent-key', 'agent-key-file', 'fence-key', 'fence-key-file'], 'standby:')
       .option('agent-key', { type: 'string', describe: "the agent's public key line, authorized by hand (optional: the proxy authorizes writers through its fencing key); it may only run `standby receive` into --workspace" })
       .option('agent-key-file', { type: 'string', describe: 'the same, from a file' })

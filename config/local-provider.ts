@@ -15,6 +15,8 @@ export const localProviderSchema = z.strictObject({
   program: absolutePath.optional(),
   /** how long a host's sshd and workspace server may take to listen, ms (default 10000) */
   startTimeoutMs: ms('recovery.local.startTimeoutMs', 500, 600_000).default(10_000),
+  /** each host runs a real code-server behind its workspace server (`standby demo --server code-server`): an install's out/node/entry.js, run on `node` (Node 24; default the proxy's own) (default none: the workspace server alone) */
+  codeServer: z.strictObject({ entry: absolutePath, node: absolutePath.optional() }, { error: 'an object {entry, node}' }).optional(),
 }, { error: 'an object of local provider settings' });
 
 export type LocalProviderSettings = z.output<typeof localProviderSchema>;

@@ -9,13 +9,14 @@ import { ensureAgentKey, ensureFenceKey, FENCE_KEY_FILE } from './keys.ts';
 import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type Layout, type Role } from './layout.ts';
 import { PROGRAM_SOURCE } from '../core/program-files.ts';
 import { installProgram } from './program.ts';
-import { readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
+import { otherRoles, readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
 import { agentSettings, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
 import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
+import { CODE_SERVER_CGROUP, setUpCodeServer, startCodeServerUnit, writeFreezeDropIn, type CodeServerFlags, type CodeServerRecord } from './code-server-unit.ts';
 
-export interface InstallOptions extends RoleFlags {
+export interface InstallOptions extends RoleFlags, CodeServerFlags {
   role: Role;
   /** prefix everything is installed under (default /) */
   root: string;
@@ -118,6 +119,23 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     userCreated: before?.userCreated ?? false,
     ...(before?.receiveDir ? { receiveDir: before.receiveDir } : {}),
   };
+  /** code-server for the workspace (agent and standby): the unit, or the user's own; `sharedUnit`: another role's, not restarted here */
+  let sharedUnit = false;
+  const codeServerFor = async (workspace: string): Promise<CodeServerRecord | undefined> => {
+    // one unit per machine: a GPU's onstart installs the agent and then the receiver (the standby role) on the same host
+    const shared = before?.codeServer ? undefined : otherRoles(layout, options.role).map((r) => ({ role: r, cs: readRecord(layout, r)?.codeServer })).find((o) => o.cs?.mode === 'unit');
+    if (shared?.cs && options.codeServer !== false) {
+      say(`code-server: the unit the ${shared.role} role laid down serves this machine (${shared.cs.unitFile}, on ${shared.cs.listen}); kept as it is`);
+      const { dropIn: _dropIn, ...rest } = shared.cs;
+      record.codeServer = options.role === 'agent' ? { ...rest, dropIn: writeFreezeDropIn(layout) } : rest;
+      sharedUnit = true;
+      return record.codeServer;
+    }
+    const cs = await setUpCodeServer({ layout, role: options.role as 'agent' | 'standby', flags: options, workspace, before: before?.codeServer }, say);
+    if (cs) record.codeServer = cs;
+    else delete record.codeServer;
+    return cs;
+  };
   const keep = (file: string) => {
     if (!record.keyFiles.includes(file)) record.keyFiles.push(file);
   };
@@ -128,7 +146,14 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     say(`${key.created ? 'made' : 'kept'} the agent's ssh key ${key.identityFile}`);
     const file = configFile(layout, 'agent')!;
     const existed = existsSync(file);
-    writeRoleConfig(file, 'agent', agentSettings(readExisting(file), options, layout, key.identityFile));
+    const settings = agentSettings(readExisting(file), options, layout, key.identityFile);
+    const cs = await codeServerFor(String(settings['workspace'] ?? '/workspace'));
+    // the switch back's freeze stops code-server's unit (agent/freeze.ts), unless agent.json says what to freeze
+    if (cs?.mode === 'unit' && settings['freeze'] === undefined) {
+      settings['freeze'] = { cgroup: CODE_SERVER_CGROUP };
+      say(`agent.json freeze.cgroup: ${CODE_SERVER_CGROUP} (a switch back stops code-server during its final pass; the agent's unit may write it: ${cs.dropIn})`);
+    }
+    writeRoleConfig(file, 'agent', settings);
     // ssh pins the standby's host key here (accept-new); the unit can make only an existing file writable
     const knownHosts = join(layout.etcDir, 'known_hosts');
     if (!existsSync(knownHosts)) writeFileSync(knownHosts, '', { mode: 0o644 });
@@ -186,6 +211,7 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
       add(fenceKey, `${commandPath(layout)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${layout.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
     }
     say(`workspace ${workspace} (never removed by uninstall); the receiver runs as root under sshd, no unit`);
+    await codeServerFor(workspace);
   }
 
   if (options.role !== 'standby') {
@@ -193,10 +219,12 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
     if (unitFile) record.unitFile = unitFile;
     else delete record.unitFile;
     writeRecord(layout, record);
+    if (!sharedUnit) startCodeServerUnit(layout, record.codeServer, options.noStart, say);
     startUnit(layout, options.role, unitFile, options.noStart, say);
     if (!unitFile && !options.noStart && layout.root === '/') say(`run it by hand: ${howToRun(layout, options.role)}`);
   } else {
     writeRecord(layout, record);
+    if (!sharedUnit) startCodeServerUnit(layout, record.codeServer, options.noStart, say);
   }
   if (record.configFile) chmodSync(record.configFile, 0o600);
   return record;

@@ -58,7 +58,7 @@ export function installProgram(layout: Layout, source = PROGRAM_SOURCE, now = ne
  * install), else a copy. A file someone else may write is always copied: a link would let them change
  * what root runs. Symlinks are copied as they are.
  */
-function placeFile(from: string, to: string): void {
+export function placeFile(from: string, to: string): void {
   const st = lstatSync(from);
   if (st.isFile() && st.uid === process.geteuid?.() && (st.mode & 0o022) === 0) {
     try {

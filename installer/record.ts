@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileDurably } from '../core/durable-file.ts';
+import type { CodeServerRecord } from './code-server-unit.ts';
 import { ROLES, recordFile, type Layout, type Role } from './layout.ts';
 
 export interface AuthorizedEntry {
@@ -26,6 +27,8 @@ export interface InstallRecord {
   receiveDir?: string;
   /** true when this installer created the system user */
   userCreated: boolean;
+  /** agent and standby: code-server's unit laid down here, or the user's own left alone (none: left out) */
+  codeServer?: CodeServerRecord;
 }
 
 export function readRecord(layout: Layout, role: Role): InstallRecord | undefined {

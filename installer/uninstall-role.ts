@@ -8,6 +8,7 @@ import { checkPrivileges, configFile, layoutOf, recordFile, type Role } from './
 import { otherRoles, readRecord, removeRecord } from './record.ts';
 import { removeServiceUser } from './system-user.ts';
 import { reloadUnits, stopUnit } from './units.ts';
+import { removeCodeServer } from './code-server-unit.ts';
 
 export interface UninstallOptions {
   role: Role;
@@ -32,9 +33,12 @@ export function uninstallRole(options: UninstallOptions, say: (line: string) => 
   };
   stopUnit(layout, options.role, say);
   rm(record.unitFile);
-  if (record.unitFile) reloadUnits(layout);
-
   const others = otherRoles(layout, options.role);
+  // code-server's unit: one per machine, whichever role laid it down
+  const sharedCodeServer = others.some((r) => readRecord(layout, r)?.codeServer?.mode === 'unit');
+  removed.push(...removeCodeServer(layout, record.codeServer, sharedCodeServer, say));
+  if (record.unitFile || record.codeServer?.mode === 'unit') reloadUnits(layout);
+
   if (others.length) {
     say(`kept the program ${layout.programDir}: the ${others.join(' and ')} role(s) use it`);
   } else {

@@ -76,7 +76,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   const fence = config.standby.ssh;
   let local: LocalProvider | undefined;
   if (r.gpu.provider === 'local') {
-    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, log });
+    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log });
   }
   const { gpus, requirements, image } = gpuProvider(ctx, local);
   const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
@@ -142,7 +142,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       if (sb.provider === 'none' || sb.id === undefined) return;
       let provider: StandbyProvider;
       if (sb.provider === 'gcp') provider = await GcpStandbyProvider.create(sb.gcp, { log });
-      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, log }))).standby;
+      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log }))).standby;
       const last = sb.id.split('/').pop() ?? '';
       const spec: StandbySpec = {
         name: parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 },

@@ -2,7 +2,10 @@
 # Installs what `npm run demo`, `npm test`, `npm run test:quick` and `npm run
 # bench` need on a fresh Debian machine: the npm dependencies (which pin Node 24
 # through the npm `node` package) and, as root, the Debian packages. Without
-# root it names what is missing and stops. Usage: ensure-deps.sh [demo|test|quick|bench]
+# root it names what is missing and stops. `code-server`: what `standby demo
+# --server code-server` needs, the build packages and code-server itself in its
+# cache (the plain demo does without: it stays fast). Usage:
+# ensure-deps.sh [demo|test|quick|bench|code-server]
 set -eu
 cd "$(dirname "$0")/.."
 purpose=${1:-demo}
@@ -32,11 +35,15 @@ fi
 
 # Debian packages: command (or a file, when it starts with /) -> package.
 need="rsync:rsync ssh:openssh-client sshd:openssh-server"
+# code-server from npm builds native modules (node-gyp: a C++ compiler, make, python3, pkg-config) and
+# links Kerberos (libkrb5-dev); installer/code-server.ts installs it into a cache outside the repository
+code_server="g++:g++ make:make python3:python3 pkg-config:pkg-config /usr/include/krb5.h:libkrb5-dev /usr/include/stdio.h:libc6-dev"
 case "$purpose" in
   # the unit tests start no process: Node is all they need
   quick) need="" ;;
   # gcc, make, autoconf and automake build the rsync versions of the test matrix
-  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base gcc:gcc make:make autoconf:autoconf aclocal:automake /usr/include/stdio.h:libc6-dev" ;;
+  test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base gcc:gcc make:make autoconf:autoconf aclocal:automake /usr/include/stdio.h:libc6-dev $code_server" ;;
+  code-server) need="$need flock:util-linux $code_server" ;;
   bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;
 esac
 missing=""
@@ -63,4 +70,10 @@ fi
 # The test matrix's rsync versions, built once into a cache outside the repository.
 if [ "$purpose" = test ]; then
   sh scripts/build-rsync-versions.sh
+fi
+
+# code-server, once into its cache ($STANDBY_CODE_SERVER_CACHE, else ~/.cache/standby-code-server):
+# the browser tests start it, and must never install it inside a test's timeout. Quiet when it is there.
+if [ "$purpose" = test ] || [ "$purpose" = code-server ]; then
+  node_modules/.bin/node scripts/ensure-code-server.ts
 fi

@@ -6,7 +6,9 @@
 // the same way whose agent is installed by the real installer with a one-time
 // invitation, exactly as the recovery installs a new GPU's. `standby demo`
 // and the full-cycle test run on it. killGpu() takes the GPU down as a crash
-// would (SIGKILL of its sshd, its workspace server and its agent).
+// would (SIGKILL of its sshd, its workspace server and its agent). With
+// `codeServer`, every host (the new GPU the recovery makes included) runs a
+// real code-server behind its workspace server, and the kill takes it too.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,7 @@ import { killTree } from '../../core/process-tree.ts';
 import { PROGRAM_SOURCE } from '../../core/program-files.ts';
 import { ensureAgentKey, ensureFenceKey } from '../../installer/keys.ts';
 import { startProxy, type Proxy } from '../../proxy/daemon.ts';
-import { LocalProvider, type LocalHostDetails } from '../../proxy/provision/local.ts';
+import { LocalProvider, type LocalCodeServer, type LocalHostDetails } from '../../proxy/provision/local.ts';
 import { localOnstart } from '../../proxy/recovery-setup.ts';
 
 export const WORLD_ADMIN_TOKEN = 'sba_local-world-admin-token-0123456789';
@@ -32,6 +34,8 @@ export interface LocalWorldOptions {
   log: Logger;
   /** keep the folder when closing (--keep) */
   keep?: boolean;
+  /** every host runs this code-server behind its workspace server (installer/code-server.ts's install) */
+  codeServer?: LocalCodeServer;
 }
 
 export interface LocalWorld {
@@ -80,7 +84,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
     const keys = join(dir, 'keys');
     const fence = ensureFenceKey(keys);
     const baseDir = join(dir, 'hosts');
-    const provider = new LocalProvider({ baseDir, fenceKey: fence.publicKey, log: o.log });
+    const provider = new LocalProvider({ baseDir, fenceKey: fence.publicKey, log: o.log, ...(o.codeServer ? { codeServer: o.codeServer } : {}) });
     cleanups.push(() => provider.close());
     const standbyHost = await provider.standby.ensure({ name: { workspace: WORKSPACE, epoch: 0 }, zone: 'local', machineType: 'local', diskGb: 1, spot: false, sshPublicKey: fence.publicKey, sshUser: 'root' });
     const found = await provider.gpu.search({ minGpuRamGb: 0, maxPricePerHour: 0, regions: [], diskGb: 1 });
@@ -102,7 +106,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         ssh: { host: '127.0.0.1', port: standby.sshPort, user: standbyHost.ssh!.user, identityFile: fence.identityFile, knownHostsFile: standby.knownHostsFile, waitMs: 2_000, timeoutMs: 10_000 },
       },
       detector: { heartbeatIntervalMs: 250, missedHeartbeats: 4, probeIntervalMs: 100, probeTimeoutMs: 300 },
-      recovery: { workspace: WORKSPACE, gpu: { provider: 'local' }, local: { baseDir }, retryDelayS: 1, provisionS: 60, sshWaitS: 30, agentWaitS: 60, restoreS: 120 },
+      recovery: { workspace: WORKSPACE, gpu: { provider: 'local' }, local: { baseDir, ...(o.codeServer ? { codeServer: o.codeServer } : {}) }, retryDelayS: 1, provisionS: 60, sshWaitS: 30, agentWaitS: 60, restoreS: 120 },
       logLevel: 'info',
     }, o.settings ?? {}), 'the local world');
     const proxy = await startProxy(config, o.log);
@@ -117,7 +121,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       workspace: standby.workspace,
       identityFile: standbyKey.identityFile,
       proxy: { url: proxy.url.replace(/^http/, 'ws') + '/_standby/agent', token: STANDBY_AGENT_TOKEN, heartbeatIntervalMs: 250 },
-      freeze: { pidFiles: [standby.pidFile] },
+      freeze: { pidFiles: standby.pidFiles },
       status: { port: 0 },
       runDir: join(dir, 'standby-agent-run'),
       logLevel: 'info',

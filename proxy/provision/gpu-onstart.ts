@@ -12,6 +12,8 @@
 //
 // A second run (a restarted container runs its onstart again) finds the
 // installed agent.json and only starts the agent: the invitation is used up.
+// Without systemd (a container) it also runs code-server, through the start
+// script the installer lays down beside it (installer/code-server-unit.ts).
 import { X509Certificate } from 'node:crypto';
 import { posix } from 'node:path';
 import { StandbyError } from '../../core/errors.ts';
@@ -192,7 +194,21 @@ export function gpuOnstart(input: GpuOnstartInput): string {
     `  say "agent started (${AGENT_UNIT})"`,
     '  exit 0',
     'fi',
-    // no systemd (a container): run it here, in the background so this script ends, started again when it fails
+    // no systemd (a container): code-server as its unit would run it (the installer's start script, when it
+    // laid code-server down), then the agent; both here, in the background so this script ends, started again when they end
+    `code_server=${q(at('opt/standby/code-server/start'))}`,
+    'if [ -x "$code_server" ]; then',
+    '  (',
+    "    trap '' HUP",
+    '    while :; do',
+    '      code=0',
+    '      "$code_server" || code=$?',
+    '      echo "standby onstart: code-server exited $code: starting it again in 5 s"',
+    '      sleep 5',
+    '    done',
+    '  ) </dev/null >>"$logs/standby-code-server.log" 2>&1 &',
+    '  say "code-server started (pid $!, log $logs/standby-code-server.log)"',
+    'fi',
     '(',
     "  trap '' HUP",
     '  while :; do',

@@ -10,8 +10,14 @@
 //   sshd/            a real OpenSSH sshd on loopback (loopback-sshd.ts): its host key, config, known_hosts
 //   workspace-server.pid  the workspace server's pid while this provider runs it: what an agent on the
 //                    host freezes at a switch back (agent.json freeze.pidFiles)
+//   code-server/     with `codeServer` set: a real code-server's user data and extensions, and
+//                    code-server.pid beside workspace-server.pid (frozen with it)
 // and runs two processes: that sshd and the built-in workspace server
-// (workspace-server.ts). GPU hosts and standby hosts live in folders of their
+// (workspace-server.ts); with `codeServer` (`standby demo --server
+// code-server`), a third: a real code-server opening the workspace, which the
+// workspace server fronts (the file API its own, everything else forwarded):
+// the browser gets code-server and the demo's writer its file API, through
+// the host's one URL. GPU hosts and standby hosts live in folders of their
 // own (`gpu/`, `standby/`): both are named for the workspace and the epoch,
 // and a new GPU and its standby may share both.
 //
@@ -35,6 +41,7 @@ import { dieWithParentPrefix, parentDeathAvailable } from '../../core/parent-dea
 import { killTree } from '../../core/process-tree.ts';
 import { PROGRAM_SOURCE } from '../../core/program-files.ts';
 import { quoteWord, quoteWords } from '../../protocol/command-words.ts';
+import { startCodeServerProcess, type CodeServerProcess } from '../../core/code-server-process.ts';
 import { startSshd, type Sshd } from './loopback-sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from './workspace-server.ts';
 import {
@@ -66,7 +73,15 @@ export interface LocalProviderOptions {
   path?: string;
   /** how long sshd and the workspace server may take to listen, ms (default 10000) */
   startTimeoutMs?: number;
+  /** each host runs this code-server (an install's out/node/entry.js, on `node`: default this process's Node) behind its workspace server */
+  codeServer?: LocalCodeServer;
   log?: Logger;
+}
+
+/** A real code-server for the local hosts (config/local-provider.ts `codeServer`). */
+export interface LocalCodeServer {
+  entry: string;
+  node?: string;
 }
 
 /** Where a local host's parts are: what a recovery, the demo or a test needs beyond ProvisionedHost. */
@@ -88,11 +103,16 @@ export interface LocalHostDetails {
   filesToken: string;
   /** a file holding the workspace server's pid while it runs (removed when it is stopped; left by a kill, as a crash leaves it): an agent's freeze.pidFiles */
   pidFile: string;
+  /** what an agent on the host freezes (freeze.pidFiles): pidFile, and code-server's when the hosts run one */
+  pidFiles: string[];
 }
 
 const OFFER_ID = 'local';
 const RECORD = 'host.json';
 const PID_FILE = 'workspace-server.pid';
+const CODE_SERVER_PID_FILE = 'code-server.pid';
+/** code-server takes longer than the workspace server to answer, the more so on a loaded machine */
+const CODE_SERVER_START_MS = 60_000;
 
 const recordSchema = z.strictObject({
   version: z.literal(1),
@@ -105,6 +125,7 @@ const recordSchema = z.strictObject({
   /** the processes last started, to find them from another provider object (checked against their command lines) */
   sshdPid: z.number().int().positive().optional(),
   serverPid: z.number().int().positive().optional(),
+  codeServerPid: z.number().int().positive().optional(),
 });
 type HostRecord = z.output<typeof recordSchema>;
 
@@ -112,6 +133,8 @@ type HostRecord = z.output<typeof recordSchema>;
 interface Running {
   sshd: Sshd;
   server: WorkspaceServer;
+  /** the host's code-server, with `codeServer` */
+  codeServer: CodeServerProcess | undefined;
   /** a GPU's first-boot script (GpuLaunch.onstart: its agent's install and start), while it runs */
   onstart: ChildProcess | undefined;
 }
@@ -179,6 +202,7 @@ export class LocalProvider {
   readonly #program: string;
   readonly #path: string | undefined;
   readonly #startTimeoutMs: number;
+  readonly #codeServer: LocalCodeServer | undefined;
   readonly #log: Logger | undefined;
   readonly #running = new Map<string, Running>();
   /** one call at a time per host: a create and a destroy of the same host never interleave */
@@ -195,6 +219,7 @@ export class LocalProvider {
     this.#program = o.program ?? join(PROGRAM_SOURCE, 'bin', 'standby');
     this.#path = o.path;
     this.#startTimeoutMs = o.startTimeoutMs ?? 10_000;
+    this.#codeServer = o.codeServer;
     this.#log = o.log;
     if (/["\s]/.test(this.#program) || /["\s]/.test(this.baseDir)) {
       // the paths go into authorized_keys' command="..." and sshd_config, which take neither
@@ -275,7 +300,7 @@ export class LocalProvider {
       const record = this.#read(role, text);
       if (!record) return;
       await this.#halt(role, text, record);
-      this.#write(role, text, { ...record, want: 'stopped', sshdPid: undefined, serverPid: undefined });
+      this.#write(role, text, { ...record, want: 'stopped', sshdPid: undefined, serverPid: undefined, codeServerPid: undefined });
       this.#log?.info({ provider: 'local', host: `${role}/${text}` }, 'local host stopped (its folder kept)');
     });
   }
@@ -305,6 +330,7 @@ export class LocalProvider {
     if (run) {
       run.sshd.kill('SIGKILL');
       run.server.kill('SIGKILL');
+      run.codeServer?.kill('SIGKILL');
       if (run.onstart?.pid !== undefined && run.onstart.exitCode === null) killTree(run.onstart.pid, 'SIGKILL');
     }
     const record = this.#read(role, text, false);
@@ -331,6 +357,7 @@ export class LocalProvider {
       url: `http://127.0.0.1:${record.httpPort}`,
       filesToken: filesToken(this.baseDir),
       pidFile: join(dir, PID_FILE),
+      pidFiles: [join(dir, PID_FILE), ...(this.#codeServer ? [join(dir, CODE_SERVER_PID_FILE)] : [])],
     };
   }
 
@@ -340,7 +367,10 @@ export class LocalProvider {
     await Promise.allSettled([...this.#queues.values()]);
     const all = [...this.#running.entries()];
     this.#running.clear();
-    await Promise.all(all.map(([key, r]) => Promise.all([r.sshd.close(), r.server.close(), endChild(r.onstart)]).then(() => rmSync(join(this.baseDir, key, PID_FILE), { force: true }))));
+    await Promise.all(all.map(([key, r]) => Promise.all([r.sshd.close(), r.server.close(), r.codeServer?.close(), endChild(r.onstart)]).then(() => {
+      rmSync(join(this.baseDir, key, PID_FILE), { force: true });
+      rmSync(join(this.baseDir, key, CODE_SERVER_PID_FILE), { force: true });
+    })));
   }
 
   async #up(role: LocalRole, name: HostName, key: PublicKey, signal: AbortSignal | undefined, onstart?: string): Promise<ProvisionedHost> {
@@ -368,7 +398,7 @@ export class LocalProvider {
       await this.#halt(role, text, record);
       signal?.throwIfAborted();
       const run = await this.#start(role, text, record);
-      record = { ...record, sshPort: run.sshd.port, httpPort: run.server.port, sshdPid: run.sshd.pid(), serverPid: run.server.pid };
+      record = { ...record, sshPort: run.sshd.port, httpPort: run.server.port, sshdPid: run.sshd.pid(), serverPid: run.server.pid, ...(run.codeServer ? { codeServerPid: run.codeServer.pid } : { codeServerPid: undefined }) };
       this.#write(role, text, record);
       this.#log?.info({ provider: 'local', host: `${role}/${text}`, sshPort: record.sshPort, url: `http://127.0.0.1:${record.httpPort}`, adopted: existing !== undefined }, existing ? 'local host started again' : 'local host created');
       return this.#host(role, text, record);
@@ -396,16 +426,29 @@ export class LocalProvider {
       ...(this.#path !== undefined ? { path: this.#path } : {}),
     });
     let server: WorkspaceServer;
+    let codeServer: CodeServerProcess | undefined;
     try {
+      if (this.#codeServer) {
+        codeServer = await startCodeServerProcess({
+          name: `the code-server of ${role}/${text}`,
+          entry: this.#codeServer.entry,
+          ...(this.#codeServer.node !== undefined ? { node: this.#codeServer.node } : {}),
+          folder: join(dir, 'workspace'),
+          userDataDir: join(dir, 'code-server', 'user-data'),
+          extensionsDir: join(dir, 'code-server', 'extensions'),
+          startTimeoutMs: Math.max(this.#startTimeoutMs, CODE_SERVER_START_MS),
+        });
+      }
       const httpPort = (await portFree(record.httpPort)) ? record.httpPort : await freePort();
-      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace'), filesToken: filesToken(this.baseDir) });
+      server = await startWorkspaceServer({ name: `${role}/${text}`, port: httpPort, wrap, startTimeoutMs: this.#startTimeoutMs, root: join(dir, 'workspace'), filesToken: filesToken(this.baseDir), ...(codeServer ? { upstream: codeServer.url } : {}) });
     } catch (err) {
-      await sshd.stop();
+      await Promise.all([sshd.stop(), codeServer?.close()]);
       throw err;
     }
-    const run: Running = { sshd, server, onstart: role === 'gpu' ? this.#onstart(dir, wrap) : undefined };
+    const run: Running = { sshd, server, codeServer, onstart: role === 'gpu' ? this.#onstart(dir, wrap) : undefined };
     this.#running.set(`${role}/${text}`, run);
     writeStateFile(join(dir, PID_FILE), `${server.pid}\n`, { what: "the workspace server's pid file" });
+    if (codeServer) writeStateFile(join(dir, CODE_SERVER_PID_FILE), `${codeServer.pid}\n`, { what: "code-server's pid file" });
     return run;
   }
 
@@ -444,8 +487,9 @@ export class LocalProvider {
     const run = this.#running.get(key);
     this.#running.delete(key);
     if (record) for (const pid of this.#foreignPids(role, text, record)) killTree(pid, 'SIGKILL');
-    if (run) await Promise.all([run.sshd.stop(), run.server.close(), endChild(run.onstart)]);
+    if (run) await Promise.all([run.sshd.stop(), run.server.close(), run.codeServer?.close(), endChild(run.onstart)]);
     rmSync(join(this.#dir(role, text), PID_FILE), { force: true });
+    rmSync(join(this.#dir(role, text), CODE_SERVER_PID_FILE), { force: true });
   }
 
   /** The recorded pids that still run this host's sshd or server but are not this provider's children. */
@@ -455,6 +499,9 @@ export class LocalProvider {
     const live = this.#liveness(role, text, record);
     if (live.sshdPid !== undefined && live.sshdPid !== run?.sshd.pid()) out.push(live.sshdPid);
     if (live.serverPid !== undefined && live.serverPid !== run?.server.pid) out.push(live.serverPid);
+    // a code-server another provider object started: its command line names this host's user data folder
+    const cs = record.codeServerPid;
+    if (cs !== undefined && cs !== run?.codeServer?.pid && commandLineOf(cs).includes(join(this.#dir(role, text), 'code-server', 'user-data'))) out.push(cs);
     return out;
   }
 
@@ -525,8 +572,8 @@ export class LocalProvider {
   }
 
   #write(role: LocalRole, text: string, record: HostRecord): void {
-    const { sshdPid, serverPid, ...rest } = record;
-    const clean = { ...rest, ...(sshdPid !== undefined ? { sshdPid } : {}), ...(serverPid !== undefined ? { serverPid } : {}) };
+    const { sshdPid, serverPid, codeServerPid, ...rest } = record;
+    const clean = { ...rest, ...(sshdPid !== undefined ? { sshdPid } : {}), ...(serverPid !== undefined ? { serverPid } : {}), ...(codeServerPid !== undefined ? { codeServerPid } : {}) };
     writeStateFile(join(this.#dir(role, text), RECORD), JSON.stringify(clean, null, 2) + '\n', { what: 'the local host record' });
   }
 

@@ -7,10 +7,15 @@
 // proxy with it, as a developer would through code-server). It runs as its own
 // process, so it can be SIGKILLed or SIGSTOPped like a real one:
 //   node proxy/provision/workspace-server.ts <host> <port> <name> [<workspace folder>]
-// and from code through startWorkspaceServer().
+// and from code through startWorkspaceServer(). Given an upstream (a real
+// code-server on the host, `standby demo --server code-server`), it serves
+// the file API itself and forwards everything else there, HTTP and WebSocket,
+// Host kept (code-server's Origin check compares the two): the browser gets
+// code-server, the demo's writer its measured writes, through one URL.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createProxyServer } from 'http-proxy-3';
 import { WebSocketServer } from 'ws';
 import { freePort } from '../../core/free-port.ts';
 import { StandbyError } from '../../core/errors.ts';
@@ -41,7 +46,12 @@ export interface WorkspaceServerOptions {
   root?: string;
   /** when given, the file API answers 401 to a request without this token in its `x-standby-files-token` header (passed in the environment, not on the command line) */
   filesToken?: string;
+  /** a server every request but the file API's is forwarded to (http://HOST:PORT: the host's code-server), instead of the echo */
+  upstream?: string;
 }
+
+/** the environment variable the server process takes its upstream from */
+const UPSTREAM_ENV = 'STANDBY_WORKSPACE_UPSTREAM';
 
 /** A request body larger than this is refused (413): the proxy forwards the internet's requests here. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -52,7 +62,7 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
   const port = o.port ?? (await freePort(o.wrap ? '127.0.0.1' : host));
   const args = [import.meta.filename, host, String(port), o.name, ...(o.root !== undefined ? [o.root] : [])];
   const [cmd, ...rest] = [...(o.wrap ?? []), process.execPath, ...args];
-  const env = o.filesToken !== undefined ? { ...process.env, [FILES_TOKEN_ENV]: o.filesToken } : process.env;
+  const env = { ...process.env, ...(o.filesToken !== undefined ? { [FILES_TOKEN_ENV]: o.filesToken } : {}), ...(o.upstream !== undefined ? { [UPSTREAM_ENV]: o.upstream } : {}) };
   const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
@@ -94,8 +104,21 @@ export async function startWorkspaceServer(o: WorkspaceServerOptions): Promise<W
 }
 
 /** Serves until the process ends. */
-function serve(host: string, port: number, name: string, root: string | undefined, filesToken: string | undefined): void {
+function serve(host: string, port: number, name: string, root: string | undefined, filesToken: string | undefined, upstream: string | undefined): void {
+  // xfwd off and Host kept: code-server sees what the proxy sent
+  const forward = upstream !== undefined ? createProxyServer({ target: upstream, ws: true, xfwd: false, changeOrigin: false }) : undefined;
+  forward?.on('error', (_err, _req, res) => {
+    // the host's code-server is down (killed with the host, or not yet up): a refusal the proxy counts against this host
+    if ('writeHead' in res) {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', connection: 'close' });
+      res.end(`${name}: its code-server did not answer\n`);
+    } else res.destroy();
+  });
   const server = createServer((req, res) => {
+    if (forward && !(req.url ?? '').startsWith('/files/')) {
+      forward.web(req, res);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('error', () => res.destroy());
@@ -122,6 +145,15 @@ function serve(host: string, port: number, name: string, root: string | undefine
       }
     });
   });
+  if (forward) {
+    server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => socket.destroy());
+      forward.ws(req, socket, head);
+    });
+    server.keepAliveTimeout = 60_000;
+    server.listen(port, host, () => process.stdout.write(`listening ${name}\n`));
+    return;
+  }
   const wss = new WebSocketServer({ server, maxPayload: MAX_BODY_BYTES });
   wss.on('connection', (ws, req) => {
     ws.on('error', () => ws.terminate());
@@ -135,5 +167,6 @@ function serve(host: string, port: number, name: string, root: string | undefine
 if (import.meta.filename === process.argv[1]) {
   const [host = '127.0.0.1', port = '', name = 'workspace', root] = process.argv.slice(2);
   const token = process.env[FILES_TOKEN_ENV];
-  serve(host, Number(port), name, root, token === undefined || token === '' ? undefined : token);
+  const upstream = process.env[UPSTREAM_ENV];
+  serve(host, Number(port), name, root, token === undefined || token === '' ? undefined : token, upstream === undefined || upstream === '' ? undefined : upstream);
 }

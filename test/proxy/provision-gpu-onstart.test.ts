@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { StandbyError } from '../../core/errors.ts';
+import { killTree } from '../../core/process-tree.ts';
 import { gpuOnstart, shQuote, type GpuOnstartInput } from '../../proxy/provision/gpu-onstart.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -263,3 +264,29 @@ function readLog(root: string): string {
 function readdirTmp(dir: string): string[] {
   return execFileSync('find', [dir, '-maxdepth', '1', '-name', 'standby-onstart.*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
 }
+
+test("without systemd, the code-server the installer laid down is run through its start script, and again when it ends", BOUND, async (t) => {
+  const dir = scratch(t);
+  const agentFile = join(dir, 'fake-agent.sh');
+  writeFileSync(agentFile, FAKE_AGENT, { mode: 0o700 });
+  // the stand-in installer also lays down a start script, as installer/code-server-unit.ts does; the stand-in records each run and ends
+  const installer = fakeInstaller(agentFile).replace('echo "fake install: done"', [
+    'mkdir -p "$root/opt/standby/code-server"',
+    `printf '%s\\n' '#!/bin/sh' 'root=$(cd "$(dirname "$0")/../../.." && pwd)' 'echo run >> "$root/code-server-runs"' 'exit 3' > "$root/opt/standby/code-server/start"`,
+    'chmod 755 "$root/opt/standby/code-server/start"',
+    'echo "fake install: done"',
+  ].join('\n'));
+  const proxy = await standInProxy(t, installer);
+  const root = madeRoot(dir, 'root');
+  const file = join(dir, 'onstart.sh');
+  writeFileSync(file, gpuOnstart({ proxyUrl: proxy.url, invitation: INVITATION, hostId: 'gpu-e4', workspace: join(dir, 'workspace'), root }), { mode: 0o700 });
+  assert.equal(await runScript(file, { PATH: process.env.PATH, TMPDIR: dir }), 0, readLog(root));
+  const loop = Number(/code-server started \(pid (\d+),/.exec(readLog(root))?.[1]);
+  // the loop runs in the background, as in a container: end it, by the pid the script logged
+  t.after(() => {
+    if (loop > 0) killTree(loop, 'SIGKILL');
+  });
+  assert.ok(loop > 0, readLog(root));
+  await waitFor('code-server started, ended, started again', () => existsSync(join(root, 'code-server-runs')) && readFileSync(join(root, 'code-server-runs'), 'utf8').split('\n').length >= 3, { timeoutMs: 15_000 });
+  assert.match(readFileSync(join(root, 'var/log/standby-code-server.log'), 'utf8'), /code-server exited 3: starting it again in 5 s/);
+});
