@@ -325,6 +325,8 @@ test("editor: absent, nothing of code-server's is synced; present, code-server's
     { local: '/x', remote: '/ru/extensions' },
   ]);
   assert.deepEqual(localRoots(c).map((r) => r.local), ['/workspace', '/data', '/u/User', '/x']);
+  // a restore: the standby's agent pushes to a granted target's path; the editor's roots keep their remote paths there
+  assert.deepEqual(syncRoots(c, '/new-gpu/workspace').slice(2).map((r) => r.remote), ['/ru/User', '/ru/extensions']);
   assert.throws(() => validate({ ...BASE, editor: { userDataDir: 'relative' } }), /editor\.userDataDir/);
   assert.throws(() => validate({ ...BASE, editor: { stateDb: true } }), StandbyError);
 });
