@@ -23,7 +23,7 @@ export type ConflictsOutcome = Omit<ConflictsSent, 'type' | 'id'>;
 /** How many paths the answer names (the report shows them; the folder holds them all). */
 const NAMED = 50;
 
-/** Where each root's unsent files go in the folder: the workspace's at its top, any sync.paths root in `root-<n>`. */
+/** Where each root's unsent files go in the folder: the workspace's at its top, any sync.paths or editor root in `root-<n>` (an editor root keeps its include list). */
 function conflictRoots(config: AgentConfig, folder: string): SyncRoot[] {
   return localRoots(config).map((r, i) => ({ ...r, remote: i === 0 ? folder : join(folder, `root-${i}`) }));
 }

@@ -1,8 +1,10 @@
 // rsync exclude patterns, and a conservative matcher for the watcher built
-// from them; a root's include list (the editor's User folder) as rsync filter
-// rules and as the watcher's matcher. rsync stays the authority on what is sent; the matcher only
+// from them. rsync stays the authority on what is sent; the matcher only
 // spares watches and wake-ups for paths rsync would skip anyway, so where a
 // pattern is beyond it, it matches nothing rather than risk missing a change.
+// Also a root's include list (the editor's User folder), as rsync filter
+// rules and as the watcher's matcher: the two agree exactly (tested against
+// rsync in test/agent/exclude.test.ts).
 
 /** rsync wildcard -> RegExp source: `**` spans folders, `*` and `?` do not. */
 function wildcardToRegExp(glob: string): string | undefined {

@@ -51,7 +51,8 @@ export function ensureEditorRoots(roots: readonly Pick<SyncRoot, 'local'>[]): st
       }
     }
     for (const d of missing) {
-      mkdirSync(d, { mode: 0o755 });
+      // made meanwhile (code-server starting beside the agent): its maker's, left as it is
+      if (mkdirSync(d, { recursive: true, mode: 0o755 }) === undefined) continue;
       if (owner && process.getuid?.() === 0) chownSync(d, owner.uid, owner.gid);
       made.push(d);
     }
