@@ -23,9 +23,9 @@ export type ConflictsOutcome = Omit<ConflictsSent, 'type' | 'id'>;
 /** How many paths the answer names (the report shows them; the folder holds them all). */
 const NAMED = 50;
 
-/** Where each root's unsent files go in the folder: the workspace's at its top, any sync.paths root in `root-<n>`. */
+/** Where each root's unsent files go in the folder: the workspace's at its top, any sync.paths or editor root in `root-<n>` (an editor root keeps its include list). */
 function conflictRoots(config: AgentConfig, folder: string): SyncRoot[] {
-  return localRoots(config).map((r, i) => ({ local: r.local, remote: i === 0 ? folder : join(folder, `root-${i}`) }));
+  return localRoots(config).map((r, i) => ({ ...r, remote: i === 0 ? folder : join(folder, `root-${i}`) }));
 }
 
 /**
@@ -49,7 +49,7 @@ export async function copyConflicts(config: AgentConfig, changes: readonly Chang
       if (plan.entries > 0) {
         const ends = push.ends(root);
         // added to the folder, never deleting there: no --delete, and the receiver refuses one anyway
-        const args = [...baseArgs(push.settings()), '-r', '--files-from=-', '--from0', ends.from, ends.to];
+        const args = [...baseArgs(push.settings(root)), '-r', '--files-from=-', '--from0', ends.from, ends.to];
         const result = await push.rsync(args, plan.list);
         // a path deleted since it was listed is simply not there to copy
         if (!onlyMissing(result)) push.check(result, `copying ${plan.entries} unsent paths of ${root.local} to ${folder}`);

@@ -2,11 +2,11 @@
 // close() stops them in reverse order.
 import { requirePrivateFile } from '../config/file.ts';
 import type { Logger } from '../core/log.ts';
-import type { AgentConfig } from '../config/agent.ts';
+import { editorRoots, type AgentConfig } from '../config/agent.ts';
 import { HeartbeatClient } from './heartbeat.ts';
 import { parentDeathAvailable } from '../core/parent-death.ts';
 import { GcpPreemptionWatcher, onGcp } from './notices/gcp-metadata.ts';
-import { checkInotifyLimits, inotifyWatchesHeld, requireBinary, requireRoots } from './preflight.ts';
+import { checkInotifyLimits, inotifyWatchesHeld, ensureEditorRoots, requireBinary, requireRoots } from './preflight.ts';
 import { startStatusServer, type StatusServer } from './status-server.ts';
 import { localRsyncVersion } from './rsync-version.ts';
 import { describeDestination, describeProgress, summarizeSync } from '../protocol/agent-status.ts';
@@ -37,6 +37,8 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   requireBinary('ssh', 'openssh-client');
   await localRsyncVersion(); // too old here: refused at start, naming the version and what to install
   if (!parentDeathAvailable()) log.warn('setpriv is not installed (Debian/Ubuntu: apt-get install util-linux): if this agent is killed, its ssh and rsync children and its session on the standby outlive it');
+  const made = ensureEditorRoots(editorRoots(config));
+  if (made.length) log.info({ made }, 'made the editor folders code-server has not made yet (owned like the folder above each)');
   const engine = new SyncEngine(config, log);
   requireRoots(engine.roots);
   // Connect first: nothing is pushed until the proxy grants primary.

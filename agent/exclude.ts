@@ -2,6 +2,9 @@
 // from them. rsync stays the authority on what is sent; the matcher only
 // spares watches and wake-ups for paths rsync would skip anyway, so where a
 // pattern is beyond it, it matches nothing rather than risk missing a change.
+// Also a root's include list (the editor's User folder), as rsync filter
+// rules and as the watcher's matcher: the two agree exactly (tested against
+// rsync in test/agent/exclude.test.ts).
 
 /** rsync wildcard -> RegExp source: `**` spans folders, `*` and `?` do not. */
 function wildcardToRegExp(glob: string): string | undefined {
@@ -54,4 +57,15 @@ export function excludeMatcher(patterns: readonly string[]): (relPath: string, i
 /** rsync arguments for the patterns. */
 export function excludeArgs(patterns: readonly string[]): string[] {
   return patterns.map((p) => `--exclude=${p}`);
+}
+
+/** Whether `relPath` is outside a root's include list (names at its top; "name/" a folder and all it holds): the watcher neither watches nor reports it. */
+export function outsideInclude(include: readonly string[], relPath: string): boolean {
+  return !include.some((name) => (name.endsWith('/') ? relPath === name.slice(0, -1) || relPath.startsWith(name) : relPath === name));
+}
+
+/** rsync filter rules that keep a run to the include list: each name anchored at the root ("name/" with all it holds), then nothing else. */
+export function includeArgs(include: readonly string[] | undefined): string[] {
+  if (include === undefined) return [];
+  return [...include.map((name) => `--filter=+ /${name.endsWith('/') ? `${name}***` : name}`), '--filter=- *'];
 }

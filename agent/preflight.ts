@@ -1,7 +1,8 @@
 // Start-up checks that turn a confusing failure later into a clear one now:
 // the binaries sync needs, the roots it watches, the inotify limits.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { missingBinary, StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { SyncRoot } from '../config/agent.ts';
@@ -26,6 +27,37 @@ export function requireRoots(roots: readonly Pick<SyncRoot, 'local'>[]): void {
       throw new StandbyError('STANDBY_ERR_WORKSPACE_MISSING', `sync root ${root.local} is not a folder on this host: create it, or fix "workspace" / "sync.paths" in the agent config`, { path: root.local });
     }
   }
+}
+
+/**
+ * Makes the editor's roots that are not there yet (code-server makes its User folder at its first
+ * start, which may come after the agent's): each folder made is given to the owner of the folder
+ * above it, so a code-server running as the developer can still write there. Returns the folders made.
+ */
+export function ensureEditorRoots(roots: readonly Pick<SyncRoot, 'local'>[]): string[] {
+  const made: string[] = [];
+  for (const root of roots) {
+    const missing: string[] = [];
+    let dir = root.local;
+    let owner: { uid: number; gid: number } | undefined;
+    for (let i = 0; i < 64 && owner === undefined; i++) {
+      try {
+        const st = statSync(dir);
+        owner = { uid: st.uid, gid: st.gid };
+      } catch {
+        missing.unshift(dir);
+        if (dirname(dir) === dir) break;
+        dir = dirname(dir);
+      }
+    }
+    for (const d of missing) {
+      // made meanwhile (code-server starting beside the agent): its maker's, left as it is
+      if (mkdirSync(d, { recursive: true, mode: 0o755 }) === undefined) continue;
+      if (owner && process.getuid?.() === 0) chownSync(d, owner.uid, owner.gid);
+      made.push(d);
+    }
+  }
+  return made;
 }
 
 function readNumber(file: string): number | undefined {

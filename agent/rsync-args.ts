@@ -3,7 +3,7 @@
 // verify's comparison. Pure functions of the settings: table-tested in
 // test/agent/rsync-args.test.ts.
 import { EPOCH_VAR } from '../protocol/receiver.ts';
-import { excludeArgs } from './exclude.ts';
+import { excludeArgs, includeArgs } from './exclude.ts';
 
 /** What every run against the standby shares. */
 export interface RsyncSettings {
@@ -17,6 +17,8 @@ export interface RsyncSettings {
   epoch: number | undefined;
   /** standby.rsyncPath as configured (undefined: the standby's rsync on its PATH) */
   rsyncPath: string | undefined;
+  /** the root's include list (SyncRoot.include): only those paths are sent, compared or deleted; undefined: the whole root */
+  include?: readonly string[] | undefined;
 }
 
 /** The two ends of one sync root, as rsync names them: `local/` and `user@host:/remote/`. */
@@ -36,7 +38,8 @@ export function rsyncPathArgs(epoch: number | undefined, rsyncPath: string | und
 }
 
 /**
- * The options every pass's run starts with. The user's excludes come before any run's own filter rules, so what they exclude stays protected.
+ * The options every pass's run starts with. The user's excludes come before any run's own filter rules, so what they exclude stays protected;
+ * then the root's include list, whose final `- *` keeps everything else out of the run (and, excluded, safe from --delete on the standby).
  * `delayUpdates` (default true): the pass's files land together at its end (rsync's `.~tmp~` folders), so
  * a cut pass leaves nothing of itself applied. Without it each file still lands whole (rsync writes a
  * temp file and renames it), only not together.
@@ -49,6 +52,7 @@ export function baseArgs(s: RsyncSettings, { delayUpdates = true } = {}): string
     '--stats',
     '-e', s.shell,
     ...excludeArgs(s.excludes),
+    ...includeArgs(s.include),
     ...rsyncPathArgs(s.epoch, s.rsyncPath),
   ];
 }
@@ -110,6 +114,7 @@ export function verifyArgs(s: Omit<RsyncSettings, 'ioTimeoutS'>, ends: RootEnds)
     '-a', '--dry-run', '--checksum', '--delete', '--itemize-changes',
     '-e', s.shell,
     ...excludeArgs(s.excludes),
+    ...includeArgs(s.include),
     ...rsyncPathArgs(s.epoch, s.rsyncPath),
     ends.from,
     ends.to,

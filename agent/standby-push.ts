@@ -73,14 +73,15 @@ export class StandbyPush {
     this.#master.ensure();
   }
 
-  /** What every rsync run shares now (through the master while it is up). */
-  settings(): RsyncSettings {
+  /** What every rsync run into `root` shares now (through the master while it is up). */
+  settings(root: Pick<SyncRoot, 'include'>): RsyncSettings {
     return {
       ioTimeoutS: this.#config.sync.ioTimeoutS,
       shell: rsyncShell(this.destination.ssh, this.#control()),
       excludes: this.#excludes,
       epoch: this.#epoch(),
       rsyncPath: this.destination.ssh.rsyncPath,
+      include: root.include,
     };
   }
 

@@ -50,7 +50,7 @@ interface EngineEvents {
 
 export class SyncEngine extends EventEmitter<EngineEvents> {
   /** the folders synced from this host (what is watched) */
-  readonly roots: readonly { local: string }[];
+  readonly roots: readonly Pick<SyncRoot, 'local' | 'include'>[];
   #config: AgentConfig;
   #copyingConflicts = false;
   #log: Logger;

@@ -93,7 +93,7 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     if (deleting && !guard.confirmed && deleted.some((c) => c.kind === 'unlinkDir')) {
       // A folder's deletion takes all it held, which the watcher did not count:
       // rsync counts it first, in a dry run of the deletions.
-      const dry = push.check(await push.rsync(rulesArgs(push.settings(), ends, { dryRun: true }), plan.deletionRules), `counting the deletions in ${root.local}`);
+      const dry = push.check(await push.rsync(rulesArgs(push.settings(root), ends, { dryRun: true }), plan.deletionRules), `counting the deletions in ${root.local}`);
       const count = dry.stats.filesDeleted;
       const before = guard.treeEntries + deleted.length; // the watcher took one entry off per deleted path
       if (guard.trips(count, before)) {
@@ -106,11 +106,11 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     }
     if (deleting && plan.entries <= RULES_MAX) {
       // one run for everything: what is here is sent, what is gone goes (a path deleted since it was seen included)
-      results.push(push.check(await push.rsync(rulesArgs(push.settings(), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`));
+      results.push(push.check(await push.rsync(rulesArgs(push.settings(root), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`));
     } else {
       let gone: string[] = [];
       if (plan.entries > 0) {
-        const sent = await push.rsync(transferArgs(push.settings(), ends), plan.list);
+        const sent = await push.rsync(transferArgs(push.settings(root), ends), plan.list);
         // listed paths deleted since they were seen: rsync sent everything else, and the run below
         // takes them (gone for good: deleted on the standby; back by then: sent as they are)
         if (onlyMissing(sent)) gone = goneFrom(sent, root, plan.paths);
@@ -119,7 +119,7 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
       // what is new or changed landed first, then what is gone goes: a rename never leaves the standby with neither name
       if (deleting || gone.length > 0) {
         const rules = filterRules(deleting ? plan.deleted : [], gone);
-        results.push(push.check(await push.rsync(rulesArgs(push.settings(), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`));
+        results.push(push.check(await push.rsync(rulesArgs(push.settings(root), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`));
       }
     }
     await push.flush(root);
@@ -134,7 +134,7 @@ export async function fullPass({ roots, push, guard }: PassParts, batch: Batch):
   let heldHere = 0;
   for (const root of roots) {
     const ends = push.ends(root);
-    const settings = push.settings();
+    const settings = push.settings(root);
     // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
     const first = await flushingWhile(push, root, push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed })));
     if (first.code === RSYNC_MAX_DELETE) {

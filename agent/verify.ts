@@ -79,7 +79,7 @@ export async function verify(config: AgentConfig, epoch?: number, against: Stand
   const out: Difference[] = [];
   const settings = { shell: rsyncShell(standby), excludes, epoch, rsyncPath: standby.rsyncPath };
   for (const root of syncRoots(config, standby.path)) {
-    const args = verifyArgs(settings, { from: asDir(root.local), to: remoteDir(standby, root.remote) });
+    const args = verifyArgs({ ...settings, include: root.include }, { from: asDir(root.local), to: remoteDir(standby, root.remote) });
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
       const fenced = fencedRefusal(result.stderr, config);

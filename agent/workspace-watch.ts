@@ -5,7 +5,7 @@
 import type { Logger } from '../core/log.ts';
 import type { SyncRoot } from '../config/agent.ts';
 import type { ChangeKind } from './change-set.ts';
-import { excludeMatcher } from './exclude.ts';
+import { excludeMatcher, outsideInclude } from './exclude.ts';
 import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
 import { watchRoot, type RootWatch } from './watcher.ts';
 
@@ -15,14 +15,14 @@ export interface WatchListener {
 }
 
 export class WorkspaceWatch {
-  #roots: readonly Pick<SyncRoot, 'local'>[];
+  #roots: readonly Pick<SyncRoot, 'local' | 'include'>[];
   #excludes: readonly string[];
   #log: Logger;
   #watches: RootWatch[] = [];
   #barrier: WatchBarrier | undefined;
   #closed = false;
 
-  constructor(roots: readonly Pick<SyncRoot, 'local'>[], excludes: readonly string[], log: Logger) {
+  constructor(roots: readonly Pick<SyncRoot, 'local' | 'include'>[], excludes: readonly string[], log: Logger) {
     this.#roots = roots;
     this.#excludes = excludes;
     this.#log = log;
@@ -32,7 +32,10 @@ export class WorkspaceWatch {
   async start(listener: WatchListener): Promise<boolean> {
     const excluded = excludeMatcher([...this.#excludes]);
     for (const [i, root] of this.#roots.entries()) {
-      const w = await watchRoot(i, root.local, excluded, listener);
+      // a root with an include list (the editor's User folder): the rest of it is neither watched nor reported
+      const { include } = root;
+      const skip = include ? (path: string, isDir: boolean | undefined) => outsideInclude(include, path) || excluded(path, isDir) : excluded;
+      const w = await watchRoot(i, root.local, skip, listener);
       if (this.#closed) {
         await w.close();
         return false;

@@ -1,5 +1,7 @@
 // The agent's settings (agent.json), with defaults and units. Messages in the
 // schema are the "expected ..." half of a config error.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { StandbyError } from '../core/errors.ts';
 import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
@@ -42,6 +44,43 @@ export const extraRootSchema = z.strictObject({
   /** where it lives on the standby */
   remote: absolutePath,
 }, { error: 'an object {local, remote}' });
+
+/**
+ * What of code-server's User folder follows the developer (docs/editor.md): the user's settings,
+ * keybindings, tasks and snippets, and the hot-exit backups of unsaved editors (`Backups/`, on the
+ * server). A trailing "/" is a folder and all it holds. Never the rest: `globalStorage/` and
+ * `workspaceStorage/` hold live SQLite databases (state.vscdb) that rsync would tear under a running
+ * code-server, and the rest is caches, logs, locks and per-machine ids.
+ */
+export const EDITOR_USER_FILES: readonly string[] = ['settings.json', 'keybindings.json', 'tasks.json', 'snippets/', 'Backups/'];
+
+/** code-server's own default --user-data-dir for the user this runs as ($XDG_DATA_HOME/code-server, else ~/.local/share/code-server). */
+export function defaultCodeServerDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env['XDG_DATA_HOME'];
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'share'), 'code-server');
+}
+
+/** code-server's folders on this host whose safe part follows the developer to the other side (agent/editor-roots.ts). */
+export const editorSchema = z.strictObject({
+  /** code-server's --user-data-dir here (default: code-server's own, ~/.local/share/code-server of the user the agent runs as) */
+  userDataDir: absolutePath.optional(),
+  /** code-server's --extensions-dir here (default <userDataDir>/extensions, code-server's own) */
+  extensionsDir: absolutePath.optional(),
+  /** the user data dir on the other side (the standby, or a granted target; default: userDataDir) */
+  remoteUserDataDir: absolutePath.optional(),
+  /** the extensions dir on the other side (default: <remoteUserDataDir>/extensions) */
+  remoteExtensionsDir: absolutePath.optional(),
+}, { error: 'an object {userDataDir, extensionsDir, remoteUserDataDir, remoteExtensionsDir}' })
+  .transform((e) => {
+    const userDataDir = e.userDataDir ?? defaultCodeServerDataDir();
+    const remoteUserDataDir = e.remoteUserDataDir ?? userDataDir;
+    return {
+      userDataDir,
+      extensionsDir: e.extensionsDir ?? join(userDataDir, 'extensions'),
+      remoteUserDataDir,
+      remoteExtensionsDir: e.remoteExtensionsDir ?? join(remoteUserDataDir, 'extensions'),
+    };
+  });
 
 export const deleteGuardSchema = z.strictObject({
   /** hold a pass that would delete more than this share of the standby's files (default 0.5) */
@@ -154,6 +193,8 @@ export const agentConfigSchema = z.strictObject({
   /** the failover proxy: heartbeats, and nothing is pushed until it grants primary */
   proxy: agentProxySchema.optional(),
   codeServer: codeServerSchema.optional(),
+  /** code-server's settings, keybindings, snippets, tasks, unsaved-editor backups and extensions synced beside the workspace (none: not synced) */
+  editor: editorSchema.optional(),
   notices: noticesSchema.default(() => noticesSchema.parse({})),
   /** what a freeze request stops (none: the agent answers that it has nothing to freeze) */
   freeze: freezeSchema.optional(),
@@ -172,10 +213,22 @@ export type SyncSettings = AgentConfig['sync'];
 export type FreezeSettings = NonNullable<AgentConfig['freeze']>;
 export type ResumeSettings = AgentConfig['resume'];
 
-/** A folder synced to the standby: the workspace is root 0, then sync.paths. */
+/** A folder synced to the standby: the workspace is root 0, then sync.paths, then the editor's (editor section). */
 export interface SyncRoot {
   local: string;
   remote: string;
+  /** only these paths of the root are synced (names at its top; a trailing "/" is a folder and all it holds); undefined: all of it */
+  include?: readonly string[];
+}
+
+/** The editor's roots, when agent.json has an editor section: code-server's User folder (only EDITOR_USER_FILES) and its extensions folder. */
+export function editorRoots(config: AgentConfig): SyncRoot[] {
+  const e = config.editor;
+  if (!e) return [];
+  return [
+    { local: join(e.userDataDir, 'User'), remote: join(e.remoteUserDataDir, 'User'), include: EDITOR_USER_FILES },
+    { local: e.extensionsDir, remote: e.remoteExtensionsDir },
+  ];
 }
 
 /**
@@ -188,12 +241,12 @@ export function syncRoots(config: AgentConfig, workspaceRemote: string | undefin
   if (workspaceRemote === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'this agent has no standby section, and no target was named: there is nowhere to sync the workspace to. Add a standby section to agent.json, or let the proxy grant a target', {});
   }
-  return [{ local: config.workspace, remote: workspaceRemote }, ...config.sync.paths];
+  return [{ local: config.workspace, remote: workspaceRemote }, ...config.sync.paths, ...editorRoots(config)];
 }
 
-/** The folders synced from this host (what is watched): the workspace, then sync.paths' local folders. */
-export function localRoots(config: AgentConfig): { local: string }[] {
-  return [{ local: config.workspace }, ...config.sync.paths.map((p) => ({ local: p.local }))];
+/** The folders synced from this host (what is watched): the workspace, then sync.paths' local folders, then the editor's. */
+export function localRoots(config: AgentConfig): Pick<SyncRoot, 'local' | 'include'>[] {
+  return [{ local: config.workspace }, ...config.sync.paths.map((p) => ({ local: p.local })), ...editorRoots(config).map(({ local, include }) => (include ? { local, include } : { local }))];
 }
 
 /** The private key the agent writes to a granted target with: identityFile, else standby.identityFile (undefined: ssh's own choice). */

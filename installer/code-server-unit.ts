@@ -20,6 +20,7 @@ import { connect } from 'node:net';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { account } from './accounts.ts';
 import { StandbyError } from '../core/errors.ts';
 import { CODE_SERVER_VERSION, codeServerArgs } from './code-server.ts';
 import { quoteWord, quoteWords } from '../protocol/command-words.ts';
@@ -109,29 +110,6 @@ function answers(host: string, port: number): Promise<boolean> {
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
-}
-
-interface Account {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-}
-
-/** A user of this machine, by name or uid, from /etc/passwd (the real machine's, also under --root: the unit runs there). */
-function account(who: string | number): Account | undefined {
-  let text: string;
-  try {
-    text = readFileSync('/etc/passwd', 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const [name, , uid, gid, , home] = line.split(':');
-    if (name === undefined || uid === undefined || gid === undefined || home === undefined) continue;
-    if (typeof who === 'number' ? Number(uid) === who : name === who) return { name, uid: Number(uid), gid: Number(gid), home };
-  }
-  return undefined;
 }
 
 /** What a folder holds: an unpacked release (lib/node, out/node/entry.js) or an npm tree (node_modules/code-server); its version. */

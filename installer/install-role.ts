@@ -10,7 +10,7 @@ import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type 
 import { PROGRAM_SOURCE } from '../core/program-files.ts';
 import { installProgram } from './program.ts';
 import { otherRoles, readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
-import { agentSettings, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
+import { agentSettings, editorDirs, editorReceiveRoots, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
 import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';
@@ -198,7 +198,10 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
       if (!record.authorized.some((a) => a.blob === key.blob && a.file === entry.file)) record.authorized.push(entry);
       say(`${changed ? 'authorized' : 'kept'} ${what} in ${layout.authorizedKeys}: command="${command}",restrict`);
     };
-    if (agentKey) add(agentKey, `${commandPath(layout)} receive --root ${workspace} --state-dir ${receiveDir}`, "the agent's key");
+    // code-server's User folder and extensions folder, when synced: roots of their own beside the workspace (the workspace stays the first)
+    const editorRoots = editorReceiveRoots(editorDirs(options, workspace, layout));
+    const roots = [workspace, ...editorRoots].map((r) => `--root ${r}`).join(' ');
+    if (agentKey) add(agentKey, `${commandPath(layout)} receive ${roots} --state-dir ${receiveDir}`, "the agent's key");
     // the proxy's key fences, and adds or removes each writer's entry in authorized_keys (a writer key per host, authorized at enrollment)
     if (fenceKey) {
       // one proxy fences: a key this installer authorized for an earlier proxy (reinstalled, or moved) would keep its power to fence and authorize writers
@@ -208,9 +211,10 @@ export async function installRole(given: InstallOptions, say: (line: string) => 
         record.authorized = record.authorized.filter((a) => !(a.blob === old.blob && a.file === layout.authorizedKeys));
         say(`removed the previous proxy's fencing key ${fingerprintOf(old.blob)} from ${layout.authorizedKeys}: it may no longer fence or authorize writers`);
       }
-      add(fenceKey, `${commandPath(layout)} receive --allow-fence --state-dir ${receiveDir} --root ${workspace} --authorized-keys ${layout.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
+      add(fenceKey, `${commandPath(layout)} receive --allow-fence --state-dir ${receiveDir} ${roots} --authorized-keys ${layout.authorizedKeys}`, `the proxy's fencing key ${fingerprintOf(fenceKey.blob)} (${fenceKeyFrom === 'given' ? 'as given' : `from ${fenceKeyFrom}`})`);
     }
     say(`workspace ${workspace} (never removed by uninstall); the receiver runs as root under sshd, no unit`);
+    if (editorRoots.length) say(`code-server's settings, snippets, unsaved-editor backups and extensions land in ${editorRoots.join(' and ')} (--no-editor: not accepted)`);
     await codeServerFor(workspace);
   }
 

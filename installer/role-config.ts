@@ -3,9 +3,10 @@
 // name), tokens generated only when there are none, validated against the
 // daemon's own schema, written 0600 and atomically.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { account } from './accounts.ts';
 import { agentConfigSchema } from '../config/agent.ts';
 import { mergeSettings, readConfigFile, validateSettings } from '../config/file.ts';
 import { writeFileDurably } from '../core/durable-file.ts';
@@ -33,6 +34,45 @@ export interface RoleFlags {
   standbyKey?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** agent and standby: code-server's --user-data-dir on this host, whose settings, snippets, backups and extensions follow the developer (the same path on both hosts) */
+  editorDataDir?: string;
+  /** agent and standby: code-server's --extensions-dir (default <editorDataDir>/extensions) */
+  editorExtensionsDir?: string;
+  /** false (--no-editor): code-server's folders are not synced */
+  editor?: boolean;
+}
+
+/** A user's home folder by uid, from /etc/passwd (undefined when not listed). */
+function homeOfUid(uid: number): string | undefined {
+  if (uid === process.getuid?.()) return homedir();
+  const home = account(uid)?.home;
+  return home?.startsWith('/') ? home : undefined; // no /etc/passwd, or no such user: no default
+}
+
+/**
+ * code-server's folders whose safe part is synced between the hosts (agent.json `editor`, the
+ * receiver's extra roots): --editor-data-dir, else on a real install code-server's own default for
+ * the workspace folder's owner (the user code-server runs as); none under --root without the flag, or
+ * with --no-editor.
+ */
+export function editorDirs(flags: RoleFlags, workspace: string, layout: Layout): { userDataDir: string; extensionsDir: string } | undefined {
+  if (flags.editor === false) return undefined;
+  let userDataDir = flags.editorDataDir;
+  if (userDataDir === undefined && layout.root === '/') {
+    const uid = existsSync(workspace) ? statSync(workspace).uid : (process.getuid?.() ?? 0);
+    const home = homeOfUid(uid);
+    if (home) userDataDir = join(home, '.local', 'share', 'code-server');
+  }
+  if (userDataDir === undefined) return undefined;
+  for (const [flag, dir] of [['--editor-data-dir', userDataDir], ['--editor-extensions-dir', flags.editorExtensionsDir]] as const) {
+    if (dir !== undefined && !dir.startsWith('/')) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${flag} ${dir}: expected an absolute path`, { flag });
+  }
+  return { userDataDir, extensionsDir: flags.editorExtensionsDir ?? join(userDataDir, 'extensions') };
+}
+
+/** The receiver's roots for the editor's folders (what the agent's editor section pushes into): the User folder and the extensions folder. */
+export function editorReceiveRoots(dirs: { userDataDir: string; extensionsDir: string } | undefined): string[] {
+  return dirs ? [join(dirs.userDataDir, 'User'), dirs.extensionsDir] : [];
 }
 
 function newToken(): string {
@@ -154,7 +194,12 @@ export function agentSettings(existing: Json, flags: RoleFlags, layout: Layout, 
     standby: { host: flags.standbyHost, port: flags.standbyPort, user: flags.standbyUser, path: flags.standbyPath, identityFile: get(existing, 'standby', 'identityFile') === undefined ? identityFile : undefined },
     proxy: flags.proxy !== undefined || token !== undefined ? { url: flags.proxy === undefined ? undefined : agentSocketUrl(flags.proxy), token } : undefined,
   });
+  // code-server's folders: written on a first install, or when a flag names them (an upgrade keeps what agent.json says)
+  const editorFlagged = flags.editorDataDir !== undefined || flags.editorExtensionsDir !== undefined;
+  const editor = first || editorFlagged ? editorDirs(flags, String(workspace ?? get(existing, 'workspace') ?? '/workspace'), layout) : undefined;
+  if (editor) overrides['editor'] = { userDataDir: editor.userDataDir, extensionsDir: editor.extensionsDir };
   const merged = mergeSettings(mergeSettings(defaults, existing), overrides);
+  if (flags.editor === false) delete merged['editor'];
   if (get(merged, 'proxy') !== undefined && get(merged, 'proxy', 'url') === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'standby install agent: a token without --proxy: give --proxy https://PROXY too', { flag: '--proxy' });
   }

@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEFAULT_EXCLUDES } from '../../config/agent.ts';
-import { excludeArgs, excludeMatcher } from '../../agent/exclude.ts';
+import { DEFAULT_EXCLUDES, EDITOR_USER_FILES } from '../../config/agent.ts';
+import { excludeArgs, excludeMatcher, includeArgs, outsideInclude } from '../../agent/exclude.ts';
 
 describe('excludeMatcher semantics', () => {
   const cases: { name: string; patterns: string[]; path: string; isDir: boolean | undefined; want: boolean }[] = [
@@ -175,5 +175,43 @@ describe('excludeMatcher against real rsync', () => {
         assert.equal(match(path, false), false, `${JSON.stringify(patterns)} matched file ${path}`);
       }
     }
+  });
+});
+
+describe("a root's include list (code-server's User folder) against real rsync", () => {
+  // what code-server 4.139.1 keeps in <user-data-dir>/User (docs/editor.md), and names that only look alike
+  const USER_TREE = [
+    'settings.json', 'keybindings.json', 'tasks.json', 'snippets/python.json', 'snippets/global.code-snippets',
+    'Backups/62dd17cf/untitled/-7f9c1a2e', 'Backups/62dd17cf/file/-3b1e2a', 'globalStorage/state.vscdb', 'globalStorage/agent-host.db',
+    'workspaceStorage/62dd17cf/vscode.lock', 'workspaceStorage/62dd17cf/state.vscdb', 'History/6cd9a5cd/entries.json',
+    'caches/CachedConfigurations/folder/x/configuration.json', 'machineid', 'chatLanguageModels.json', 'settings.json.bak',
+    'snippetsx/f', 'sub/settings.json', 'Backupsold/f',
+  ];
+  let top = '';
+  before(() => {
+    top = mkdtempSync(join(tmpdir(), 'standby-include-'));
+    for (const entry of USER_TREE) {
+      mkdirSync(dirname(join(top, 'User', entry)), { recursive: true });
+      writeFileSync(join(top, 'User', entry), entry);
+    }
+  });
+  after(() => rmSync(top, { recursive: true, force: true }));
+
+  test('the watcher reports exactly the paths rsync sends: settings, keybindings, tasks, snippets and Backups, never state.vscdb', () => {
+    const r = spawnSync('rsync', ['-a', '--dry-run', '--itemize-changes', ...excludeArgs(DEFAULT_EXCLUDES), ...includeArgs(EDITOR_USER_FILES), `${join(top, 'User')}/`, join(top, 'never') + '/'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const sent = new Set(r.stdout.split('\n').filter((l) => /^[<>ch.][fdLDS]/.test(l)).map((l) => l.slice(12).replace(/\/$/, '')).filter((n) => n !== '.'));
+    const watched = new Set<string>();
+    for (const entry of USER_TREE) {
+      const parts = entry.split('/');
+      for (let i = 1; i <= parts.length; i++) {
+        const path = parts.slice(0, i).join('/');
+        // the watcher does not descend into what it skips
+        if (!parts.slice(0, i).some((_, j) => outsideInclude(EDITOR_USER_FILES, parts.slice(0, j + 1).join('/')))) watched.add(path);
+      }
+    }
+    assert.deepEqual([...watched].sort(), [...sent].sort());
+    for (const never of ['globalStorage/state.vscdb', 'workspaceStorage/62dd17cf/state.vscdb', 'machineid', 'sub/settings.json', 'snippetsx/f']) assert.ok(!sent.has(never), never);
+    for (const always of ['settings.json', 'snippets/python.json', 'Backups/62dd17cf/untitled/-7f9c1a2e']) assert.ok(sent.has(always), always);
   });
 });

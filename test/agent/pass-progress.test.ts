@@ -99,7 +99,7 @@ describe('a full pass\'s progress with every rsync version, on either end', () =
       assert.equal((await localRsyncVersion()).version, sender.name.replace(/-.*/, ''), 'the sender is the version asked for');
       const progress = new PassProgress();
       push.fullPassProgress = progress;
-      const result = push.check(await push.rsync(fullArgs(push.settings(), push.ends({ local: join(top, 'src'), remote: dest }))), 'full pass');
+      const result = push.check(await push.rsync(fullArgs(push.settings({}), push.ends({ local: join(top, 'src'), remote: dest }))), 'full pass');
       const f = progress.figures();
       const why = `${sender.name} -> ${receiver.name}: ${JSON.stringify(f)} vs ${JSON.stringify(result.stats)}`;
       assert.ok(result.stats.files > 300, why);

@@ -120,6 +120,15 @@ describe('what the argument order protects', () => {
       assert.equal(args.includes('--delay-updates'), kind.wholePassAtTheEnd !== false, `${kind.name}: --delay-updates`);
     }
   });
+  test("a root's include list comes after the user's excludes (which stay protected) and before a rules run's own rules, and ends with everything else left out", () => {
+    const args = rulesArgs({ ...s, include: ['settings.json', 'snippets/'] }, ENDS);
+    const at = (a: string) => args.indexOf(a);
+    assert.deepEqual(args.slice(at('--filter=+ /settings.json'), at('--filter=- *') + 1), ['--filter=+ /settings.json', '--filter=+ /snippets/***', '--filter=- *']);
+    assert.ok(at('--exclude=secret/') < at('--filter=+ /settings.json'));
+    assert.ok(at('--filter=- *') < at('--include-from=-'));
+    assert.ok(verifyArgs({ ...s, include: ['tasks.json'] }, ENDS).includes('--filter=+ /tasks.json'), 'verify compares only the same paths');
+    assert.ok(!baseArgs(s).some((a) => a.startsWith('--filter')), 'a root without a list: no filter');
+  });
   test('a guarded full reconcile deletes nothing on its first run', () => {
     assert.ok(fullArgs(s, ENDS, { countDeletionsFirst: true }).includes('--max-delete=0'));
     assert.ok(!fullArgs(s, ENDS).some((a) => a.startsWith('--max-delete')));

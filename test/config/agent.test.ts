@@ -298,3 +298,35 @@ test('resume: a command, or a file inside the workspace (relative, no ..); a tim
     [{ commands: 'x' }, /resume/],
   ] as const) assert.match(configError({ ...BASE, resume }).message, words, JSON.stringify(resume));
 });
+
+test("editor: absent, nothing of code-server's is synced; present, code-server's own folders by default, the same on the other side; two roots after sync.paths, the User one limited to what is safe", () => {
+  assert.equal(validate(BASE).editor, undefined);
+  assert.equal(syncRoots(validate(BASE)).length, 1);
+  const home = process.env['HOME'];
+  const xdg = process.env['XDG_DATA_HOME'];
+  try {
+    process.env['HOME'] = '/home/dev';
+    delete process.env['XDG_DATA_HOME'];
+    const e = validate({ ...BASE, editor: {} }).editor;
+    assert.deepEqual(e, { userDataDir: '/home/dev/.local/share/code-server', extensionsDir: '/home/dev/.local/share/code-server/extensions', remoteUserDataDir: '/home/dev/.local/share/code-server', remoteExtensionsDir: '/home/dev/.local/share/code-server/extensions' });
+    process.env['XDG_DATA_HOME'] = '/data/xdg';
+    assert.equal(validate({ ...BASE, editor: {} }).editor?.userDataDir, '/data/xdg/code-server', "code-server's own rule");
+  } finally {
+    if (home === undefined) delete process.env['HOME'];
+    else process.env['HOME'] = home;
+    if (xdg === undefined) delete process.env['XDG_DATA_HOME'];
+    else process.env['XDG_DATA_HOME'] = xdg;
+  }
+  const c = validate({ ...BASE, sync: { paths: [{ local: '/data', remote: '/standby/data' }] }, editor: { userDataDir: '/u', extensionsDir: '/x', remoteUserDataDir: '/ru' } });
+  assert.deepEqual(syncRoots(c), [
+    { local: '/workspace', remote: '/standby/workspace' },
+    { local: '/data', remote: '/standby/data' },
+    { local: '/u/User', remote: '/ru/User', include: ['settings.json', 'keybindings.json', 'tasks.json', 'snippets/', 'Backups/'] },
+    { local: '/x', remote: '/ru/extensions' },
+  ]);
+  assert.deepEqual(localRoots(c).map((r) => r.local), ['/workspace', '/data', '/u/User', '/x']);
+  // a restore: the standby's agent pushes to a granted target's path; the editor's roots keep their remote paths there
+  assert.deepEqual(syncRoots(c, '/new-gpu/workspace').slice(2).map((r) => r.remote), ['/ru/User', '/ru/extensions']);
+  assert.throws(() => validate({ ...BASE, editor: { userDataDir: 'relative' } }), /editor\.userDataDir/);
+  assert.throws(() => validate({ ...BASE, editor: { stateDb: true } }), StandbyError);
+});
