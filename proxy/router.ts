@@ -7,12 +7,20 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import type { Logger } from '../core/log.ts';
+import { answerWorkbench, mayBeWorkbench } from './editor-inject.ts';
 import type { Side } from './state.ts';
 
 export interface Backend {
   side: Side;
   id: string;
   url: string;
+}
+
+/** The injection into code-server's workbench page (proxy/editor-inject.ts): the generation a page served by a side belongs to. */
+export interface WorkbenchInjection {
+  generationFor(side: Side): string;
+  /** a workbench page was left as it came (its CSP forbids the script, ...) */
+  skipped(why: string): void;
 }
 
 /** What a client hears when the backend fails its request and nobody set onBackendFailed: no side, no error code. */
@@ -34,7 +42,9 @@ export class Router {
    * target as a URL object, which http-proxy-3 would otherwise parse from the string on every
    * request (its toURL), and no options object allocated per request.
    */
-  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent } } | undefined> = { primary: undefined, standby: undefined };
+  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent }; selfHandled: { target: URL; agent: Agent; selfHandleResponse: true } } | undefined> = { primary: undefined, standby: undefined };
+  /** navigations to the workbench route in flight, answered by answerWorkbench (few: a WeakMap is fine), and their side */
+  #workbench = new WeakMap<IncomingMessage, Side>();
   /** the side of each WebSocket upgrade, for its upstream socket (upgrades are rare: a WeakMap is fine here) */
   #sideOf = new WeakMap<IncomingMessage, Side>();
   /**
@@ -59,11 +69,23 @@ export class Router {
    * hears while no backend is ready, the transition page for a navigation): never a bare 502
    */
   onBackendFailed: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  /** set: code-server's workbench page gets the editor script (proxy/editor-inject.ts); unset: nothing is rewritten */
+  injection: WorkbenchInjection | undefined;
 
   constructor(log: Logger) {
     this.#log = log;
     this.#proxy.on('error', (err, req, target) => this.#onError(err, req, target));
-    this.#proxy.on('proxyRes', (proxyRes) => {
+    this.#proxy.on('proxyRes', (proxyRes, req, res) => {
+      const workbench = this.#workbench.get(req);
+      if (workbench !== undefined) {
+        this.#workbench.delete(req);
+        const injection = this.injection;
+        answerWorkbench(proxyRes, res as ServerResponse, {
+          side: workbench,
+          generation: () => injection?.generationFor(workbench) ?? '',
+          onSkip: (why) => injection?.skipped(why),
+        });
+      }
       // the side is the keep-alive pool the request went through
       const agent = (proxyRes as IncomingMessage & { req?: { agent?: unknown } }).req?.agent;
       const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
@@ -94,8 +116,27 @@ export class Router {
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
     this.#own(to.side, req.socket);
     let o = this.#webOptions[to.side];
-    if (o === undefined || o.url !== to.url) o = this.#webOptions[to.side] = { url: to.url, options: { target: new URL(to.url), agent: this.#agents[to.side] } };
+    if (o === undefined || o.url !== to.url) {
+      const target = new URL(to.url);
+      const agent = this.#agents[to.side];
+      o = this.#webOptions[to.side] = { url: to.url, options: { target, agent }, selfHandled: { target, agent, selfHandleResponse: true } };
+    }
+    if (this.injection && mayBeWorkbench(req)) {
+      // the page is rewritten (one script tag): asked for uncompressed, and never as a 304 against a copy we rewrote
+      delete req.headers['accept-encoding'];
+      delete req.headers['if-none-match'];
+      delete req.headers['if-modified-since'];
+      this.#workbench.set(req, to.side);
+      void this.#proxy.web(req, res, o.selfHandled, this.#webError[to.side]);
+      return;
+    }
     void this.#proxy.web(req, res, o.options, this.#webError[to.side]);
+  }
+
+  /** A client socket now carries the proxy's own long answer (the editor's event stream): no switch closes it. */
+  disown(socket: Duplex): void {
+    this.#sockets.primary.delete(socket);
+    this.#sockets.standby.delete(socket);
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {
