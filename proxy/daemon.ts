@@ -102,7 +102,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   }
   router.onForwardFailed = (side, refused) => {
     probes[side].forwardFailed(refused);
-    events.check();
+    editorSignal();
   };
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
@@ -125,11 +125,11 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       metrics.heartbeats.inc({ host: hostId });
       resumeEvents.heartbeat(hostId, hb);
       failover.evaluate();
-      events.check();
+      editorSignal();
     },
     disconnected: () => {
       failover.evaluate();
-      events.check();
+      editorSignal();
     },
   }, throttle, log);
   hosts.attach(hub);
@@ -188,39 +188,50 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
     if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
     if (event?.type === 'routed') events.routed(to.epoch);
-    else events.check();
+    editorSignal();
   });
-  // each side's code-server loads VS Code's server before a browser needs it there (proxy/workbench-warmup.ts)
+  // the side a switch would go to loads VS Code's server before a browser needs it there (proxy/workbench-warmup.ts)
   const workbenches = new WorkbenchWarmup(log);
   probes.primary.onResult = (r) => {
     failover.evaluate();
-    events.check();
+    editorSignal();
     workbenches.probed(backends.primary.url, r.ok);
   };
   probes.standby.onResult = (r) => {
-    events.check();
+    editorSignal();
     workbenches.probed(backends.standby.url, r.ok);
   };
   // the active side: the server routes by it, the hub grants by it, the public status and the transition page tell it
   const route: Route = new Route({ state: () => store.state, machine: failover, probes, backends });
+  // the GPU that serves, in doubt before any verdict: its agent's connection closed, a probe failed, a heartbeat missed
+  function gpuInDoubt(): boolean {
+    const s = store.state;
+    if (s.active !== 'primary' || failover.frozen || (s.phase !== 'normal' && s.phase !== 'suspect')) return false;
+    const agent = hub.agents.get(gpu().id);
+    if (!agent || agent.heartbeats === 0) return false;
+    return doubted({
+      silenceMs: performance.now() - agent.lastHeartbeatAt,
+      connectionLost: !agent.connected && agent.disconnectedAt !== undefined,
+      heartbeatIntervalMs: d.heartbeatIntervalMs,
+      probeFailures: probes.primary.failures,
+      answeredSinceHeartbeat: (probes.primary.lastOkAt ?? -Infinity) > agent.lastHeartbeatAt,
+    });
+  }
+  // A signal the editor may care about: its pages hear the state if it changed, and once a switch may be near
+  // (the GPU in doubt, a switch under way) the side it would go to loads VS Code's server (workbench-warmup.ts).
+  function editorSignal(): void {
+    events.check();
+    const s = store.state;
+    if (failover.frozen || s.phase === 'suspect' || s.phase === 'failing_over' || s.phase === 'switching_back' || gpuInDoubt()) {
+      workbenches.warm(backends[s.active === 'primary' ? 'standby' : 'primary'].url);
+    }
+  }
   // what a page of the editor hears (/_standby/events), and the generation the injected script carries
   const events: EditorEvents = new EditorEvents({
     state: () => store.state,
     publicStatus: () => route.publicStatus(),
     // the GPU that serves, in doubt before any verdict: its agent's connection closed, a heartbeat missed, a probe failed
-    doubt: () => {
-      const s = store.state;
-      if (s.active !== 'primary' || failover.frozen || (s.phase !== 'normal' && s.phase !== 'suspect')) return false;
-      const agent = hub.agents.get(gpu().id);
-      if (!agent || agent.heartbeats === 0) return false;
-      return doubted({
-        silenceMs: performance.now() - agent.lastHeartbeatAt,
-        connectionLost: !agent.connected && agent.disconnectedAt !== undefined,
-        heartbeatIntervalMs: d.heartbeatIntervalMs,
-        probeFailures: probes.primary.failures,
-        answeredSinceHeartbeat: (probes.primary.lastOkAt ?? -Infinity) > agent.lastHeartbeatAt,
-      });
-    },
+    doubt: gpuInDoubt,
     stateDir: config.stateDir,
     maxStreams: config.limits.maxEventStreams,
     log,

@@ -1,10 +1,12 @@
 // code-server loads VS Code's server only when its workbench route is first
 // asked for (out/node/routes/vscode.js, ensureVSCodeLoaded): seconds of CPU
 // that a standby nobody has opened would spend while the developer waits for
-// the editor after a switch. The proxy asks each side's workbench route once
-// when that side's code-server comes up (its probe answers after not having
-// answered), a GET / without a folder, which code-server answers with a
-// redirect once VS Code is loaded: nothing is opened, nothing is written.
+// the editor after a switch. As soon as a switch may be near (the GPU in
+// doubt, a switch under way: proxy/daemon.ts), the proxy asks the side it
+// would go to for its workbench route, once until that side's code-server
+// fails a probe (a restarted code-server is cold again): a GET / without a
+// folder, which code-server answers with a redirect once VS Code is loaded;
+// nothing is opened, nothing is written. In steady phases it asks nothing.
 import { request, type ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from '../core/log.ts';
@@ -22,12 +24,13 @@ export class WorkbenchWarmup {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** A probe of the code-server at `base` answered `ok`: warmed once per coming up. */
+  /** A probe of the code-server at `base` answered: a failed one means it may have restarted, cold. */
   probed(base: string, ok: boolean): void {
-    if (!ok) {
-      this.#warm.delete(base);
-      return;
-    }
+    if (!ok) this.#warm.delete(base);
+  }
+
+  /** Asks `base`'s workbench route, unless it was warmed since it last failed a probe (or is being warmed). */
+  warm(base: string): void {
     if (this.#closed || this.#warm.has(base) || this.#inFlight.has(base)) return;
     const started = performance.now();
     const url = new URL('/', base);
