@@ -83,6 +83,8 @@ h1 { margin: 0 0 20px; font-size: 24px; line-height: 1.25; font-weight: 700; let
 .machine.to { border-color: var(--accent); background: var(--accent-soft); }
 .machine.to svg { color: var(--accent); }
 .kind { font-weight: 600; }
+.tag { margin-top: 6px; font-size: 11.5px; font-weight: 700; letter-spacing: .07em; text-transform: uppercase; }
+.machine.to .tag { color: var(--accent); }
 .arrow { align-self: center; color: var(--accent); }
 .arrow svg { display: block; width: 48px; height: 24px; }
 .flow { stroke-dasharray: 4 6; animation: flow 1.2s linear infinite; }
