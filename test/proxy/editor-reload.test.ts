@@ -5,12 +5,15 @@
 // browser error page), and that page takes it into the standby's workbench
 // by itself. The tab is first taken off the workbench (about:blank): a
 // reload of the workbench itself runs VS Code's shutdown in a busy renderer
-// before the request leaves, which on a loaded machine lands after the
-// switch; the proxy sees the same request either way.
+// before the request leaves; the proxy sees the same request either way. The
+// window is held open for the test: the standby's sshd is stopped (SIGSTOP)
+// as the GPU dies, so the fence (and the route after it) waits until the
+// tab's first answer is in; a slow fence would do the same.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { killTree } from '../../core/process-tree.ts';
 import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
 import { explorerRow, noEditor, openWorkbench, startEditorWorld, type EditorWorld } from '../fixtures/editor-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -48,10 +51,20 @@ for (const login of [true, false]) {
         if (f === page.mainFrame() && f.url().startsWith('chrome-error:')) errorPages.push(f.url());
       });
 
+      const sshd = world.sshd.pid()!;
+      killTree(sshd, 'SIGSTOP');
+      let held = true;
+      const release = (): void => {
+        if (held) killTree(sshd, 'SIGCONT');
+        held = false;
+      };
+      t.after(release);
       killedAt = performance.now();
       world.killGpu();
       await page.goto(workbenchUrl, { waitUntil: 'commit' });
       const first = await documents[0]!;
+      const routedEarly = world.proxy.store.state.active === 'standby';
+      release();
 
       // the transition page reloads itself into the standby's workbench: no click
       await waitFor('a document from the standby', async () => (await Promise.all(documents)).some((d) => d.status === 200), { timeoutMs: 30_000 });
@@ -62,6 +75,7 @@ for (const login of [true, false]) {
       const all = await Promise.all(documents);
 
       t.diagnostic(`the navigation left ${Math.round(sentAt)} ms after the SIGKILL; the proxy routed to the standby ${routedMs(world, killedAt)} after it; documents: ${all.map((d) => `${d.status} ${d.title || d.type} at ${Math.round(d.at)} ms`).join(', ')}; workbench back ${Math.round(backMs)} ms after the kill; test ${Math.round(performance.now() - started)} ms`);
+      assert.equal(routedEarly, false, 'the route had not moved when the first answer came');
       assert.deepEqual({ status: first.status, title: first.title }, { status: 503, title: 'Switching machine' }, 'the reload in the window got the transition page');
       for (const d of all) {
         assert.ok((d.status === 503 && d.title === 'Switching machine') || (d.status === 200 && /^text\/html/.test(d.type)), `every document is the transition page or the workbench, not ${d.status} ${d.type} "${d.title}"`);
