@@ -294,6 +294,8 @@ const SCRIPT = `(() => {
       try { s = JSON.parse(e.data); } catch {}
       if (!valid(s)) return;
       refusals = 0;
+      // says on the page that it follows the proxy (for whoever inspects it, and the tests)
+      document.documentElement.dataset.standby = 'listening';
       const changed = state === null || state.generation !== s.generation || state.ready !== s.ready || state.phase !== s.phase;
       state = s;
       if (changed) checks = 0;
