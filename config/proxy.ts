@@ -110,6 +110,8 @@ export const limitsSchema = z.strictObject({
   maxConnectionsPerClient: z.number({ error: 'limits.maxConnectionsPerClient: a count 1-1000000' }).int().min(1).max(1_000_000).default(256),
   /** open connections in all (default 8192) */
   maxConnections: z.number({ error: 'limits.maxConnections: a count 1-1000000' }).int().min(1).max(1_000_000).default(8_192),
+  /** the editor's event streams (/_standby/events, one per open workbench tab) open at once, all clients together (default 1024); more get 503 */
+  maxEventStreams: z.number({ error: 'limits.maxEventStreams: a count 1-1000000' }).int().min(1).max(1_000_000).default(1_024),
 }, { error: 'an object of connection limits' });
 /** Failed authentication (proxy/auth-throttle.ts): per client address, everywhere a token is checked. */
 export const authSchema = z.strictObject({

@@ -11,6 +11,9 @@ import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { ForwardedHeaders } from './forwarded-headers.ts';
 import type { ProxyConfig } from '../config/proxy.ts';
+import { doubted } from './detector.ts';
+import { EditorEvents } from './editor-events.ts';
+import { WorkbenchWarmup } from './workbench-warmup.ts';
 import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
 import { HostAdmin } from './host-admin.ts';
@@ -97,7 +100,10 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       return answered && store.state.active === side && steady.has(store.state.phase);
     };
   }
-  router.onForwardFailed = (side, refused) => probes[side].forwardFailed(refused);
+  router.onForwardFailed = (side, refused) => {
+    probes[side].forwardFailed(refused);
+    editorSignal();
+  };
   const ssh = config.standby.ssh;
   const onStandby = { command: ssh.command, stateDir: ssh.stateDir, timeoutMs: ssh.timeoutMs };
   const forwarded = new ForwardedHeaders(config.trustedProxies, config.tls !== undefined);
@@ -119,8 +125,12 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       metrics.heartbeats.inc({ host: hostId });
       resumeEvents.heartbeat(hostId, hb);
       failover.evaluate();
+      editorSignal();
     },
-    disconnected: () => failover.evaluate(),
+    disconnected: () => {
+      failover.evaluate();
+      editorSignal();
+    },
   }, throttle, log);
   hosts.attach(hub);
   const metrics = new ProxyMetrics(hub, () => store.state);
@@ -177,10 +187,59 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     if (event?.type === 'routed' && event.side === 'standby' && config.recovery?.autoRecovery) queueMicrotask(() => recovery?.recovery.begin('failed over'));
     if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
     if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
+    if (event?.type === 'routed') events.routed(to.epoch);
+    editorSignal();
   });
-  probes.primary.onResult = () => failover.evaluate();
+  // the side a switch would go to loads VS Code's server before a browser needs it there (proxy/workbench-warmup.ts)
+  const workbenches = new WorkbenchWarmup(log);
+  probes.primary.onResult = (r) => {
+    failover.evaluate();
+    editorSignal();
+    workbenches.probed(backends.primary.url, r.ok);
+  };
+  probes.standby.onResult = (r) => {
+    editorSignal();
+    workbenches.probed(backends.standby.url, r.ok);
+  };
   // the active side: the server routes by it, the hub grants by it, the public status and the transition page tell it
   const route: Route = new Route({ state: () => store.state, machine: failover, probes, backends });
+  // the GPU that serves, in doubt before any verdict: its agent's connection closed, a probe failed, a heartbeat missed
+  function gpuInDoubt(): boolean {
+    const s = store.state;
+    if (s.active !== 'primary' || failover.frozen || (s.phase !== 'normal' && s.phase !== 'suspect')) return false;
+    const agent = hub.agents.get(gpu().id);
+    if (!agent || agent.heartbeats === 0) return false;
+    return doubted({
+      silenceMs: performance.now() - agent.lastHeartbeatAt,
+      connectionLost: !agent.connected && agent.disconnectedAt !== undefined,
+      heartbeatIntervalMs: d.heartbeatIntervalMs,
+      probeFailures: probes.primary.failures,
+      answeredSinceHeartbeat: (probes.primary.lastOkAt ?? -Infinity) > agent.lastHeartbeatAt,
+    });
+  }
+  // A signal the editor may care about: its pages hear the state if it changed, and once a switch may be near
+  // (the GPU in doubt, a switch under way) the side it would go to loads VS Code's server (workbench-warmup.ts).
+  function editorSignal(): void {
+    events.check();
+    const s = store.state;
+    if (failover.frozen || s.phase === 'suspect' || s.phase === 'failing_over' || s.phase === 'switching_back' || gpuInDoubt()) {
+      workbenches.warm(backends[s.active === 'primary' ? 'standby' : 'primary'].url);
+    }
+  }
+  // what a page of the editor hears (/_standby/events), and the generation the injected script carries
+  const events: EditorEvents = new EditorEvents({
+    state: () => store.state,
+    publicStatus: () => route.publicStatus(),
+    // the GPU that serves, in doubt before any verdict: its agent's connection closed, a heartbeat missed, a probe failed
+    doubt: gpuInDoubt,
+    stateDir: config.stateDir,
+    maxStreams: config.limits.maxEventStreams,
+    log,
+  });
+  router.injection = {
+    generationFor: (side) => events.generationFor(side),
+    skipped: (why) => log.warn({ why }, "code-server's workbench page was left without the editor script: the switch will need a reload by hand"),
+  };
 
   let listenPort = config.listen.port;
   const withRecovery = config.recovery ? { ...config, recovery: config.recovery } : undefined;
@@ -196,6 +255,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     transitionPage: () => route.transitionPage(),
     api: (req, res) => serveApi(ctx, req, res),
     ...(config.login ? { login: new Login(config.login, config.stateDir, throttle, log) } : {}),
+    events,
   });
   metrics.watchRefusals(() => ({
     perClientCap: limits.refused,
@@ -299,6 +359,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       probes.primary.close();
       probes.standby.close();
       hub.close();
+      events.close();
+      workbenches.close();
       router.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();

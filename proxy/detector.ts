@@ -62,3 +62,28 @@ export function phaseOf(v: Verdict): Phase {
       return 'suspect';
   }
 }
+
+/** What makes the serving GPU doubtful before any verdict: the earliest signs, for the editor's overlay (proxy/editor-events.ts). */
+export interface Doubt {
+  /** ms since the last heartbeat */
+  silenceMs: number;
+  /** the agent's connection closed after it had connected */
+  connectionLost: boolean;
+  /** the agent's heartbeat interval, ms */
+  heartbeatIntervalMs: number;
+  /** failed probes (or refused forwards, which probe at once) of its code-server in a row */
+  probeFailures: number;
+  /** its code-server answered a probe (or forwarded traffic) since the last heartbeat: the silence is the agent's alone, or load */
+  answeredSinceHeartbeat: boolean;
+}
+
+/**
+ * The GPU is in doubt: its agent's connection closed, its code-server failed a probe, or a whole
+ * heartbeat is missing (one interval past the one due) and its code-server has not answered since the
+ * last one (a busy agent's late heartbeat, its code-server answering, is no sign). Earlier than `judge`
+ * by design: a page may show that something is happening (and hide it again if nothing was); it never
+ * moves a route.
+ */
+export function doubted(s: Doubt): boolean {
+  return s.connectionLost || s.probeFailures > 0 || (s.silenceMs >= 2 * s.heartbeatIntervalMs && !s.answeredSinceHeartbeat);
+}

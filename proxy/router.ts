@@ -10,12 +10,20 @@ import { createProxyServer } from 'http-proxy-3';
 import { OUTGOING_PASSES } from 'http-proxy-3/dist/lib/http-proxy/passes/web-outgoing.js';
 import type { Logger } from '../core/log.ts';
 import { forwardedPort, isPortRefusal, mayBeRefusal } from './forwarded-port.ts';
+import { answerWorkbench, mayBeWorkbench } from './editor-inject.ts';
 import type { Side } from './state.ts';
 
 export interface Backend {
   side: Side;
   id: string;
   url: string;
+}
+
+/** The injection into code-server's workbench page (proxy/editor-inject.ts): the generation a page served by a side belongs to. */
+export interface WorkbenchInjection {
+  generationFor(side: Side): string;
+  /** a workbench page was left as it came (its CSP forbids the script, ...) */
+  skipped(why: string): void;
 }
 
 /** What a client hears when the backend fails its request and nobody set onBackendFailed: no side, no error code. */
@@ -43,7 +51,9 @@ export class Router {
    * target as a URL object, which http-proxy-3 would otherwise parse from the string on every
    * request (its toURL), and no options object allocated per request.
    */
-  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent } } | undefined> = { primary: undefined, standby: undefined };
+  #webOptions: Record<Side, { url: string; options: { target: URL; agent: Agent }; selfHandled: { target: URL; agent: Agent; selfHandleResponse: true } } | undefined> = { primary: undefined, standby: undefined };
+  /** navigations to the workbench route in flight, answered by answerWorkbench (few: a WeakMap is fine), and their side */
+  #workbench = new WeakMap<IncomingMessage, Side>();
   /** the side of each WebSocket upgrade, for its upstream socket (upgrades are rare: a WeakMap is fine here) */
   #sideOf = new WeakMap<IncomingMessage, Side>();
   /**
@@ -75,6 +85,8 @@ export class Router {
    * untouched. Only requests routed to the standby are looked at: on the GPU a port answers as it is.
    */
   onPortNotServed: ((req: IncomingMessage, res: ServerResponse, port: number) => void) | undefined;
+  /** set: code-server's workbench page gets the editor script (proxy/editor-inject.ts); unset: nothing is rewritten */
+  injection: WorkbenchInjection | undefined;
 
   constructor(log: Logger) {
     this.#log = log;
@@ -82,6 +94,16 @@ export class Router {
     this.#proxy.on('proxyRes', (proxyRes, req, res) => {
       const port = (req as PortRequest)[PORT];
       if (port !== undefined) this.#finishPort(proxyRes, req, res, port);
+      const workbench = this.#workbench.get(req);
+      if (workbench !== undefined) {
+        this.#workbench.delete(req);
+        const injection = this.injection;
+        answerWorkbench(proxyRes, res as ServerResponse, {
+          side: workbench,
+          generation: () => injection?.generationFor(workbench) ?? '',
+          onSkip: (why) => injection?.skipped(why),
+        });
+      }
       // the side is the keep-alive pool the request went through
       const agent = (proxyRes as IncomingMessage & { req?: { agent?: unknown } }).req?.agent;
       const side: Side | undefined = agent === this.#agents.primary ? 'primary' : agent === this.#agents.standby ? 'standby' : undefined;
@@ -123,12 +145,26 @@ export class Router {
   web(req: IncomingMessage, res: ServerResponse, to: Backend): void {
     this.#own(to.side, req.socket);
     let o = this.#webOptions[to.side];
-    if (o === undefined || o.url !== to.url) o = this.#webOptions[to.side] = { url: to.url, options: { target: new URL(to.url), agent: this.#agents[to.side] } };
+    if (o === undefined || o.url !== to.url) {
+      const target = new URL(to.url);
+      const agent = this.#agents[to.side];
+      o = this.#webOptions[to.side] = { url: to.url, options: { target, agent }, selfHandled: { target, agent, selfHandleResponse: true } };
+    }
+    if (this.injection && mayBeWorkbench(req)) {
+      // the page is rewritten (one script tag): asked for uncompressed, and never as a 304 against a copy we rewrote
+      delete req.headers['accept-encoding'];
+      delete req.headers['if-none-match'];
+      delete req.headers['if-modified-since'];
+      this.#workbench.set(req, to.side);
+      void this.#proxy.web(req, res, o.selfHandled, this.#webError[to.side]);
+      return;
+    }
     const port = to.side === 'standby' && this.onPortNotServed ? forwardedPort(req.url ?? '/') : undefined;
     if (port !== undefined) {
       // a forwarded port on the standby: the router finishes the response itself (#finishPort), to tell code-server's refusal from the port's own answer
       (req as PortRequest)[PORT] = port;
-      return void this.#proxy.web(req, res, { ...o.options, selfHandleResponse: true }, this.#webError[to.side]);
+      void this.#proxy.web(req, res, o.selfHandled, this.#webError[to.side]);
+      return;
     }
     void this.#proxy.web(req, res, o.options, this.#webError[to.side]);
   }
@@ -169,6 +205,12 @@ export class Router {
     proxyRes.once('close', () => {
       if (!res.headersSent) res.destroy();
     });
+  }
+
+  /** A client socket now carries the proxy's own long answer (the editor's event stream): no switch closes it. */
+  disown(socket: Duplex): void {
+    this.#sockets.primary.delete(socket);
+    this.#sockets.standby.delete(socket);
   }
 
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, to: Backend): void {

@@ -20,6 +20,9 @@ import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
 import type { Login } from './login.ts';
+import { EVENTS_PATH, type EditorEvents } from './editor-events.ts';
+import { serveEditorScript } from './editor-inject.ts';
+import { EDITOR_SCRIPT_PATH } from './pages/editor-script.ts';
 import { isNavigation } from './navigation.ts';
 import { portNotServedPage, portNotServedText } from './pages/port-not-served.ts';
 import type { Backend, Router } from './router.ts';
@@ -37,6 +40,8 @@ export interface ServerParts {
   api(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** the developer's login in front of code-server (proxy.json `login`), or undefined: none */
   login?: Login;
+  /** the editor's event stream (/_standby/events), or undefined: not served */
+  events?: EditorEvents;
 }
 
 const AMBIGUOUS = 'bad request: a path the proxy cannot tell apart from its own /_standby/ (dot segments, %-escapes, backslashes or case); send it in plain form\n';
@@ -78,7 +83,17 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
     const owner = pathOwner(url);
     if (owner === 'own') {
       const login = parts.login;
-      if (login?.owns(url.split('?')[0]!)) {
+      const path = url.split('?')[0]!;
+      // the script is the same text for everyone and tells nothing: served without a session
+      if (path === EDITOR_SCRIPT_PATH) return serveEditorScript(req, res);
+      if (path === EVENTS_PATH && parts.events) {
+        // what the proxy knows, as a page of code-server sees it: behind the login like code-server
+        if (login && !login.allows(req)) return login.refuse(req, res);
+        // a long answer of the proxy's own: a switch's closing of a side's sockets must not cut it
+        parts.router.disown(req.socket);
+        return parts.events.serve(req, res);
+      }
+      if (login?.owns(path)) {
         login.handle(req, res).catch((err: unknown) => {
           parts.log.error({ err }, 'the login failed');
           if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });

@@ -1,7 +1,7 @@
 // The detector's rules, one per behaviour, without timers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { judge, phaseOf, type Signals } from '../../proxy/detector.ts';
+import { doubted, judge, phaseOf, type Doubt, type Signals } from '../../proxy/detector.ts';
 
 const base: Signals = { silenceMs: 0, connectionLost: false, windowMs: 1500, probeFailures: 0, probeError: null, preempted: false };
 const at = (o: Partial<Signals>) => judge({ ...base, ...o });
@@ -39,4 +39,17 @@ test('a lost connection counts as missing heartbeats before the window ends', ()
 test('a preemption notice is a planned failover even with everything alive', () => {
   const v = at({ preempted: true });
   assert.ok(v.kind === 'failed' && v.planned);
+});
+
+test("the editor's doubt comes before any verdict, and not from a busy agent whose code-server answers", () => {
+  const calm: Doubt = { silenceMs: 100, connectionLost: false, heartbeatIntervalMs: 500, probeFailures: 0, answeredSinceHeartbeat: false };
+  const cases: { name: string; signals: Partial<Doubt>; want: boolean }[] = [
+    { name: 'heartbeats on time', signals: {}, want: false },
+    { name: "the agent's connection closed (a SIGKILL)", signals: { connectionLost: true }, want: true },
+    { name: 'a probe (or a refused forward) failed', signals: { probeFailures: 1 }, want: true },
+    { name: 'a whole heartbeat missing, code-server silent since', signals: { silenceMs: 1000 }, want: true },
+    { name: 'a whole heartbeat missing, code-server answering since: load, not death', signals: { silenceMs: 1000, answeredSinceHeartbeat: true }, want: false },
+    { name: 'late, but not a whole heartbeat', signals: { silenceMs: 900 }, want: false },
+  ];
+  for (const c of cases) assert.equal(doubted({ ...calm, ...c.signals }), c.want, c.name);
 });

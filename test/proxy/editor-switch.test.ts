@@ -1,0 +1,81 @@
+// The switch nobody clicks, in Chromium with a real code-server on each side:
+// a file is created in the editor, the GPU (its code-server and agent) is
+// SIGKILLed 2 s later, and the page the developer has open shows the overlay
+// within 1.5 s and is back in a working workbench on the standby within 6 s,
+// the file there, without a click (the injected script reloads it).
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
+import { createFileInExplorer, explorerRow, noEditor, openWorkbench, startEditorWorld, type EditorWorld } from '../fixtures/editor-world.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { TO_STANDBY_TEXT } from '../../proxy/pages/editor-script.ts';
+
+/** the issue's targets, from the SIGKILL */
+const OVERLAY_MS = 1_500;
+const WORKBENCH_BACK_MS = 6_000;
+
+for (const login of [false, true]) {
+  test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 120_000 }, async (t) => {
+    const started = performance.now();
+    let world: EditorWorld | undefined;
+    let browser: Browser | undefined;
+    try {
+      world = await startEditorWorld({ login });
+      writeFileSync(join(world.gpuDir, 'hello.txt'), 'hello\n');
+      await world.agent.settled(15_000);
+      browser = await launchChromium();
+      const page = await browser.context.newPage();
+      page.setDefaultTimeout(30_000);
+      const openedAt = performance.now();
+      await openWorkbench(page, world, { login, file: 'hello.txt' });
+      const openMs = performance.now() - openedAt;
+
+      // a file made in the editor: the explorer's New File action, a name, Enter
+      await createFileInExplorer(page, 'made-in-editor.txt');
+      await waitFor('the file on the GPU', () => existsSync(join(world!.gpuDir, 'made-in-editor.txt')), { timeoutMs: 10_000 });
+      const madeAt = performance.now();
+
+      // every document the tab loads from here on, and whether it was an error
+      const documents: { status: number; url: string; at: number }[] = [];
+      page.on('response', (r) => {
+        if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) documents.push({ status: r.status(), url: r.url(), at: performance.now() });
+      });
+      await sleep(Math.max(0, 2_000 - (performance.now() - madeAt)));
+
+      const killedAt = performance.now();
+      world.killGpu();
+      await page.waitForSelector('#standby-overlay .card', { state: 'visible', timeout: 10_000 });
+      const overlayMs = performance.now() - killedAt;
+      const title = await page.locator('#standby-overlay h1').textContent().catch(() => null);
+
+      // back: a new document (the script reloaded the tab), served by the standby, its workbench and tree up
+      await waitFor('the tab reloaded', () => documents.length > 0, { timeoutMs: 20_000 });
+      await page.waitForSelector('.monaco-workbench', { state: 'visible', timeout: 20_000 });
+      const workbenchMs = performance.now() - killedAt;
+      await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: 20_000 });
+      const backMs = performance.now() - killedAt;
+      const side = await page.locator('script[data-side]').getAttribute('data-side');
+
+      t.diagnostic(`overlay ${Math.round(overlayMs)} ms after the SIGKILL; workbench back on the standby ${Math.round(backMs)} ms after it (the proxy routed at ${routedMs(world, killedAt)}, the tab reloaded at ${documents.map((d) => `${Math.round(d.at - killedAt)} ms (${d.status})`).join(', ')}, .monaco-workbench at ${Math.round(workbenchMs)} ms, the file in its tree at ${Math.round(backMs)} ms); the first open of the workbench took ${Math.round(openMs)} ms; test ${Math.round(performance.now() - started)} ms`);
+      assert.equal(world.proxy.store.state.active, 'standby', 'the standby serves');
+      assert.equal(side, 'standby', 'the workbench now open was served by the standby');
+      if (title !== null) assert.equal(title, TO_STANDBY_TEXT);
+      assert.deepEqual(documents.filter((d) => d.status !== 200), [], 'no error page, no transition page: the tab went straight from the overlay to the workbench');
+      assert.ok(overlayMs <= OVERLAY_MS, `the overlay showed ${Math.round(overlayMs)} ms after the kill (target ${OVERLAY_MS} ms)`);
+      assert.ok(backMs <= WORKBENCH_BACK_MS, `the workbench was back ${Math.round(backMs)} ms after the kill (target ${WORKBENCH_BACK_MS} ms)`);
+    } finally {
+      await browser?.close();
+      await world?.close();
+    }
+  });
+}
+
+/** When the proxy routed to the standby, in ms after `killedAt`, from its log (for the diagnostic). */
+function routedMs(world: EditorWorld, killedAt: number): string {
+  const routed = world.proxy.logs.find((l) => l.msg === 'routed' && l.side === 'standby');
+  const time = typeof routed?.time === 'number' ? routed.time : undefined;
+  return time === undefined ? 'unknown' : `${Math.round(time - (Date.now() - (performance.now() - killedAt)))} ms`;
+}
