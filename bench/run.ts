@@ -10,7 +10,7 @@ import { describeMachine, machineLines, waitForQuiet } from './machine.ts';
 import { markdownTable, textTable, type BenchCase, type CaseResult } from './report.ts';
 import { onInterrupt } from './scratch.ts';
 
-const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead', 'proxy-profile', 'switchback', 'recovery'] as const;
+const CASES = ['sync-lag', 'slow-link', 'agent-resources', 'pass-cost', 'failover', 'proxy-overhead', 'proxy-profile', 'switchback', 'recovery', 'editor'] as const;
 type CaseName = (typeof CASES)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +28,7 @@ Reproduce (installs the npm and Debian packages it needs when run as root):
 
 \`\`\`sh
 npm run bench -- all              # every case, then this file is rewritten
-npm run bench -- sync-lag         # or one case: sync-lag, slow-link, agent-resources, pass-cost, failover, proxy-overhead, proxy-profile, switchback, recovery
+npm run bench -- sync-lag         # or one case: sync-lag, slow-link, agent-resources, pass-cost, failover, proxy-overhead, proxy-profile, switchback, recovery, editor
 npm run bench:sync-lag            # the same, one npm script per case
 \`\`\`
 

@@ -11,6 +11,7 @@
 // (core/parent-death.ts; the forks end when their parent's IPC channel closes).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StandbyError } from './errors.ts';
 import { freePort } from './free-port.ts';
@@ -56,8 +57,13 @@ export interface CodeServerProcessOptions {
   node?: string;
   /** how long /healthz may take to answer, ms (default 30000; it answers in under 1 s on an idle machine) */
   startTimeoutMs?: number;
-  /** what it inherits (default process.env) */
+  /**
+   * what it inherits (default process.env, with XDG_CONFIG_HOME and XDG_DATA_HOME beside userDataDir:
+   * code-server writes its config.yaml and coder.json there, never into the home of whoever runs it)
+   */
   env?: NodeJS.ProcessEnv;
+  /** the command it runs under, given its own (default none): e.g. a mount namespace of its own; the wrapper must exec it */
+  wrap?: (cmd: string, args: string[]) => [string, string[]];
   /** what the error of a failed start says it is (default "code-server") */
   name?: string;
 }
@@ -85,8 +91,10 @@ export async function startCodeServerProcess(o: CodeServerProcessOptions): Promi
   mkdirSync(o.userDataDir, { recursive: true });
   mkdirSync(o.extensionsDir, { recursive: true });
   const args = codeServerArgs({ host, port, userDataDir: o.userDataDir, extensionsDir: o.extensionsDir, folder: o.folder });
-  const [cmd, rest] = dieWithParent(o.node ?? process.execPath, [o.entry, ...args]);
-  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+  const [node, nodeArgs] = dieWithParent(o.node ?? process.execPath, [o.entry, ...args]);
+  const [cmd, rest] = o.wrap ? o.wrap(node, nodeArgs) : [node, nodeArgs];
+  const env = o.env ?? { ...process.env, XDG_CONFIG_HOME: join(dirname(o.userDataDir), 'xdg-config'), XDG_DATA_HOME: join(dirname(o.userDataDir), 'xdg-data') };
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   child.once('error', (e) => (out += `${e.message}\n`));
   child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));

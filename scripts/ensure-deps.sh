@@ -44,7 +44,8 @@ case "$purpose" in
   # gcc, make, autoconf and automake build the rsync versions of the test matrix
   test) need="$need chromium:chromium ip:iproute2 flock:util-linux openssl:openssl systemd-analyze:systemd perl:perl-base gcc:gcc make:make autoconf:autoconf aclocal:automake /usr/include/stdio.h:libc6-dev $code_server" ;;
   code-server) need="$need flock:util-linux $code_server" ;;
-  bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2" ;;
+  # bench/editor drives Chromium against a real code-server on each side
+  bench) need="$need lsyncd:lsyncd haproxy:haproxy nginx:nginx wrk:wrk taskset:util-linux ip:iproute2 chromium:chromium flock:util-linux $code_server" ;;
 esac
 missing=""
 for pair in $need; do
@@ -74,6 +75,6 @@ fi
 
 # code-server, once into its cache ($STANDBY_CODE_SERVER_CACHE, else ~/.cache/standby-code-server):
 # the browser tests start it, and must never install it inside a test's timeout. Quiet when it is there.
-if [ "$purpose" = test ] || [ "$purpose" = code-server ]; then
+if [ "$purpose" = test ] || [ "$purpose" = code-server ] || [ "$purpose" = bench ]; then
   node_modules/.bin/node scripts/ensure-code-server.ts
 fi

@@ -12,12 +12,10 @@
 // browser reaches both code-servers at the same address, as it reaches both
 // through the proxy (code-server keys backups by the workspace's URI,
 // vscode-remote://HOST:PORT/path).
-//
-// A minimal local starter for code-server until test/fixtures/code-server.ts lands on main.
+
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,38 +24,22 @@ import { freePort } from '../../core/free-port.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { startAgent, type Agent } from '../fixtures/agent-process.ts';
 import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
+import { startCodeServer } from '../fixtures/code-server.ts';
 import { killMarked } from '../fixtures/process-tree.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
-const ENTRY = join(homedir(), '.cache', 'standby-code-server', '4.139.1', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
-const skip = noChromium || (existsSync(ENTRY) ? false : `code-server 4.139.1 is not installed at ${ENTRY}`);
+const skip = noChromium;
 
 interface CodeServer {
-  child: ChildProcess;
-  /** SIGKILLs its whole process group (entry.js forks the server, which forks the extension host...) and waits for the top process */
+  /** SIGKILLs its whole tree (entry.js forks the server, which forks the extension host...) and waits until none of it runs */
   kill(): Promise<void>;
 }
 
-async function startCodeServer(port: number, userDataDir: string, folder: string): Promise<CodeServer> {
-  const child = spawn(process.execPath, [ENTRY, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-    '--bind-addr', `127.0.0.1:${port}`, '--user-data-dir', userDataDir, '--extensions-dir', join(userDataDir, 'extensions'), folder], { stdio: 'ignore', detached: true });
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  const kill = async (): Promise<void> => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // the group is gone already
-    }
-    if (child.exitCode === null && child.signalCode === null) await exited;
-  };
-  try {
-    await waitFor('code-server /healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined))?.ok === true, { timeoutMs: 30_000 });
-  } catch (err) {
-    await kill();
-    throw err;
-  }
-  return { child, kill };
+/** A real code-server (test/fixtures/code-server.ts) at 127.0.0.1:`port`, extensions beside its user data. */
+async function codeServerAt(port: number, userDataDir: string, folder: string): Promise<CodeServer> {
+  const cs = await startCodeServer({ folder, port, userDataDir, extensionsDir: join(userDataDir, 'extensions') });
+  return { kill: () => cs.close() };
 }
 
 /** Every backup's text under a user data dir (empty when none). */
@@ -123,7 +105,7 @@ test('text typed in an untitled editor and never saved, 3 s before the GPU dies,
   await agent.ready(30_000);
 
   const port = await freePort();
-  gpuCs = await startCodeServer(port, gpuUd, folder);
+  gpuCs = await codeServerAt(port, gpuUd, folder);
   browser = await launchChromium();
   let page = await browser.context.newPage();
   await openWorkbench(page, `http://127.0.0.1:${port}/`);
@@ -159,7 +141,7 @@ test('text typed in an untitled editor and never saved, 3 s before the GPU dies,
   browser = undefined;
   unlinkSync(folder);
   symlinkSync(wsCpu, folder);
-  cpuCs = await startCodeServer(port, cpuUd, folder);
+  cpuCs = await codeServerAt(port, cpuUd, folder);
   browser = await launchChromium(); // a browser that never saw the GPU: what it shows comes from the standby's disk
   page = await browser.context.newPage();
   await openWorkbench(page, `http://127.0.0.1:${port}/`);

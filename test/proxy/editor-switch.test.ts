@@ -3,6 +3,11 @@
 // SIGKILLed 2 s later, and the page the developer has open shows the overlay
 // within 1.5 s and is back in a working workbench on the standby within 6 s,
 // the file there, without a click (the injected script reloads it).
+// The issue's figures (overlay within 1.5 s, the workbench back within 6 s at
+// p50 over 5 trials) are measured by bench/editor on a quiet machine, beside a
+// plain proxy: this test, run beside others on two cores, asserts what happens
+// and in what order, with bounds that only a broken switch exceeds, and prints
+// its times.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,9 +18,9 @@ import { createFileInExplorer, explorerRow, noEditor, openWorkbench, startEditor
 import { waitFor } from '../fixtures/wait-for.ts';
 import { TO_STANDBY_TEXT } from '../../proxy/pages/editor-script.ts';
 
-/** the issue's targets, from the SIGKILL */
-const OVERLAY_MS = 1_500;
-const WORKBENCH_BACK_MS = 6_000;
+/** bounds from the SIGKILL that only a broken switch exceeds (the targets, 1.5 s and 6 s, are bench/editor's) */
+const OVERLAY_MS = 5_000;
+const WORKBENCH_BACK_MS = 30_000;
 
 for (const login of [false, true]) {
   test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 120_000 }, async (t) => {
@@ -64,8 +69,9 @@ for (const login of [false, true]) {
       assert.equal(side, 'standby', 'the workbench now open was served by the standby');
       if (title !== null) assert.equal(title, TO_STANDBY_TEXT);
       assert.deepEqual(documents.filter((d) => d.status !== 200), [], 'no error page, no transition page: the tab went straight from the overlay to the workbench');
-      assert.ok(overlayMs <= OVERLAY_MS, `the overlay showed ${Math.round(overlayMs)} ms after the kill (target ${OVERLAY_MS} ms)`);
-      assert.ok(backMs <= WORKBENCH_BACK_MS, `the workbench was back ${Math.round(backMs)} ms after the kill (target ${WORKBENCH_BACK_MS} ms)`);
+      assert.ok(overlayMs <= OVERLAY_MS, `the overlay showed ${Math.round(overlayMs)} ms after the kill (bound ${OVERLAY_MS} ms)`);
+      assert.ok(overlayMs < documents[0]!.at - killedAt, 'the overlay showed before the tab reloaded');
+      assert.ok(backMs <= WORKBENCH_BACK_MS, `the workbench was back ${Math.round(backMs)} ms after the kill (bound ${WORKBENCH_BACK_MS} ms)`);
     } finally {
       await browser?.close();
       await world?.close();

@@ -10,16 +10,17 @@
 // (what proxy/route.ts answers in the daemon): the failover machine is tested
 // elsewhere, this is about what crosses the proxy once the route has moved.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { launchChromium, noChromium } from '../fixtures/chromium.ts';
+import { startCodeServer } from '../fixtures/code-server.ts';
+import { freePort } from '../../core/free-port.ts';
 import { validateSettings } from '../../config/file.ts';
 import { proxyConfigSchema } from '../../config/proxy.ts';
 import { AgentHub } from '../../proxy/agent-hub.ts';
@@ -30,57 +31,18 @@ import { portNotServedPage } from '../../proxy/pages/port-not-served.ts';
 import { Router, type Backend } from '../../proxy/router.ts';
 import { createProxyServer } from '../../proxy/server.ts';
 import { proxySettings } from '../fixtures/proxy.ts';
-import { waitFor } from '../fixtures/wait-for.ts';
-
-// A minimal code-server starter, until test/fixtures/code-server.ts (the cs helper's) is on main.
-const CODE_SERVER_ENTRY = join(homedir(), '.cache/standby-code-server/4.139.1/node_modules/code-server/out/node/entry.js');
-const noCodeServer = existsSync(CODE_SERVER_ENTRY) ? false : `no code-server at ${CODE_SERVER_ENTRY}`;
 
 interface CodeServer {
   url: string;
-  /** SIGKILL to its process group, as a lost host; waits for the exit */
+  /** SIGKILL to its whole tree, as a lost host; resolves once none of it runs */
   kill(): Promise<void>;
 }
 
-async function startCodeServer(dir: string): Promise<CodeServer> {
-  for (const d of ['user', 'ext', 'folder', 'config']) mkdirSync(join(dir, d), { recursive: true });
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [
-    CODE_SERVER_ENTRY, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-    '--bind-addr', `127.0.0.1:${port}`, '--user-data-dir', join(dir, 'user'), '--extensions-dir', join(dir, 'ext'), join(dir, 'folder'),
-  ], { detached: true, stdio: 'ignore', env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), XDG_DATA_HOME: join(dir, 'config') } });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const kill = async (): Promise<void> => {
-    if (!gone) {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-      }
-    }
-    await exited;
-  };
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor('code-server answers /healthz', async () => (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok, { timeoutMs: 30_000, everyMs: 100, failIf: () => (gone ? 'code-server exited' : undefined) });
-  } catch (err) {
-    await kill();
-    throw err;
-  }
-  return { url, kill };
-}
-
-function freePort(): Promise<number> {
-  const s = createServer();
-  return new Promise((resolve, reject) => {
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+/** A real code-server (test/fixtures/code-server.ts) with its folder, user data and extensions under `dir`. */
+async function codeServerIn(dir: string): Promise<CodeServer> {
+  mkdirSync(join(dir, 'folder'), { recursive: true });
+  const cs = await startCodeServer({ folder: join(dir, 'folder'), userDataDir: join(dir, 'user'), extensionsDir: join(dir, 'ext') });
+  return { url: cs.url, kill: () => cs.close() };
 }
 
 /** A program listening on a port: answers "<name> <url>" over HTTP, echoes "<name>: <message>" over WebSocket. */
@@ -167,7 +129,7 @@ test('the page: the port and nothing else, a strict CSP, no external assets; a p
   assert.equal(mayBeRefusal(`connect ECONNREFUSED ${'9'.repeat(60)}`), false);
 });
 
-describe('forwarded ports through the proxy, a real code-server on each side', { skip: noCodeServer, timeout: 180_000 }, () => {
+describe('forwarded ports through the proxy, a real code-server on each side', { timeout: 180_000 }, () => {
   const top = mkdtempSync(join(tmpdir(), 'standby-ports-'));
   const log = pino({ level: 'silent' });
   let route: Backend | undefined;
@@ -221,7 +183,7 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
   });
 
   test('before the failover: the GPU\'s port passes through to its program (HTTP and WebSocket), a dead port gets code-server\'s own answer', async () => {
-    codeServer = await startCodeServer(join(top, 'gpu'));
+    codeServer = await codeServerIn(join(top, 'gpu'));
     route = { side: 'primary', id: 'gpu-1', url: codeServer.url };
     for (const prefix of ['/proxy', '/absproxy']) {
       const r = await send(proxyUrl, `${prefix}/${lostPort}/hello?x=1`, { headers: NAV });
@@ -244,7 +206,7 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
     await codeServer!.kill();
     await gpuProgram!.close();
     gpuProgram = undefined;
-    codeServer = await startCodeServer(join(top, 'standby'));
+    codeServer = await codeServerIn(join(top, 'standby'));
     route = { side: 'standby', id: 'cpu-1', url: codeServer.url };
 
     // what the standby's code-server answers by itself (seen in 4.139.1): 500, the connect error as text
@@ -333,7 +295,7 @@ describe('forwarded ports through the proxy, a real code-server on each side', {
 
   test('after the switch back to a new GPU, the port works again once its program is started there', async () => {
     await codeServer!.kill();
-    codeServer = await startCodeServer(join(top, 'new-gpu'));
+    codeServer = await codeServerIn(join(top, 'new-gpu'));
     route = { side: 'primary', id: 'gpu-2', url: codeServer.url };
     // the program is started on the new GPU, on its port
     gpuProgram = await startProgram('gpu-app-again', lostPort);
