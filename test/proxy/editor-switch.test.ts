@@ -6,7 +6,8 @@
 // The issue's figures (overlay within 1.5 s, the workbench back within 6 s at
 // p50 over 5 trials) are measured by bench/editor on a quiet machine, beside a
 // plain proxy: this test, run beside others on two cores, asserts what happens
-// and in what order, with bounds that only a broken switch exceeds, and prints
+// and in what order, with bounds that only a broken switch exceeds (a workbench started beside
+// the whole suite took 20 s to open), and prints
 // its times.
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -20,10 +21,10 @@ import { TO_STANDBY_TEXT } from '../../proxy/pages/editor-script.ts';
 
 /** bounds from the SIGKILL that only a broken switch exceeds (the targets, 1.5 s and 6 s, are bench/editor's) */
 const OVERLAY_MS = 5_000;
-const WORKBENCH_BACK_MS = 30_000;
+const WORKBENCH_BACK_MS = 60_000;
 
 for (const login of [false, true]) {
-  test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 120_000 }, async (t) => {
+  test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 240_000 }, async (t) => {
     const started = performance.now();
     let world: EditorWorld | undefined;
     let browser: Browser | undefined;
@@ -48,6 +49,11 @@ for (const login of [false, true]) {
       page.on('response', (r) => {
         if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) documents.push({ status: r.status(), url: r.url(), at: performance.now() });
       });
+      // the kill comes 2 s after the file was made, and once the agent has acknowledged it (on the
+      // standby's disk): an acknowledged write is never lost; one still in flight is the RPO, which
+      // a loaded machine would otherwise turn into a missing file
+      await world.agent.settled(30_000);
+      const ackMs = performance.now() - madeAt;
       await sleep(Math.max(0, 2_000 - (performance.now() - madeAt)));
 
       const killedAt = performance.now();
@@ -58,13 +64,13 @@ for (const login of [false, true]) {
 
       // back: a new document (the script reloaded the tab), served by the standby, its workbench and tree up
       await waitFor('the tab reloaded', () => documents.length > 0, { timeoutMs: 20_000 });
-      await page.waitForSelector('.monaco-workbench', { state: 'visible', timeout: 20_000 });
+      await page.waitForSelector('.monaco-workbench', { state: 'visible', timeout: WORKBENCH_BACK_MS });
       const workbenchMs = performance.now() - killedAt;
-      await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: 20_000 });
+      await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: WORKBENCH_BACK_MS });
       const backMs = performance.now() - killedAt;
       const side = await page.locator('script[data-side]').getAttribute('data-side');
 
-      t.diagnostic(`overlay ${Math.round(overlayMs)} ms after the SIGKILL; workbench back on the standby ${Math.round(backMs)} ms after it (the proxy routed at ${routedMs(world, killedAt)}, the tab reloaded at ${documents.map((d) => `${Math.round(d.at - killedAt)} ms (${d.status})`).join(', ')}, .monaco-workbench at ${Math.round(workbenchMs)} ms, the file in its tree at ${Math.round(backMs)} ms); the first open of the workbench took ${Math.round(openMs)} ms; test ${Math.round(performance.now() - started)} ms`);
+      t.diagnostic(`overlay ${Math.round(overlayMs)} ms after the SIGKILL; workbench back on the standby ${Math.round(backMs)} ms after it (the proxy routed at ${routedMs(world, killedAt)}, the tab reloaded at ${documents.map((d) => `${Math.round(d.at - killedAt)} ms (${d.status})`).join(', ')}, .monaco-workbench at ${Math.round(workbenchMs)} ms, the file in its tree at ${Math.round(backMs)} ms); the file made in the editor acknowledged ${Math.round(ackMs)} ms after it was made; the first open of the workbench took ${Math.round(openMs)} ms; test ${Math.round(performance.now() - started)} ms`);
       assert.equal(world.proxy.store.state.active, 'standby', 'the standby serves');
       assert.equal(side, 'standby', 'the workbench now open was served by the standby');
       if (title !== null) assert.equal(title, TO_STANDBY_TEXT);
