@@ -23,6 +23,7 @@ test('limits and trustedProxies default to the documented values', () => {
     maxHeaders: 100,
     maxConnectionsPerClient: 256,
     maxConnections: 8_192,
+    maxEventStreams: 1024,
   });
 });
 
