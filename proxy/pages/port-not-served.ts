@@ -5,6 +5,7 @@
 // no script, nothing fetched, a strict CSP; the port is the only variable.
 import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './escape.ts';
+import { PAGE_LOOK_CSS } from './page-look.ts';
 
 /** The plain text every other request for such a port gets (XHR, fetch, assets). */
 export function portNotServedText(port: number): string {
@@ -52,40 +53,7 @@ function checkedPort(port: number): number {
   return port;
 }
 
-// The transition page's look (proxy/pages/transition.ts): its palette, card and brand line.
-const STYLE = `
-:root {
-  color-scheme: light dark;
-  --bg: #f3f5f8; --card: #ffffff; --text: #17202c; --muted: #4e5968; --line: #d9dee5;
-  --accent: #2352c4; --accent-soft: #edf2fd; --panel: #f6f8fa;
-}
-@media (prefers-color-scheme: dark) {
-  :root {
-    --bg: #101419; --card: #181e26; --text: #e7ebf0; --muted: #a6b0bd; --line: #2d3541;
-    --accent: #86a8ff; --accent-soft: #1c2638; --panel: #131920;
-  }
-}
-*, *::before, *::after { box-sizing: border-box; }
-html, body { margin: 0; }
-body {
-  min-height: 100vh; min-height: 100dvh;
-  display: flex; flex-direction: column; align-items: center; justify-content: center;
-  gap: 16px; padding: 24px 16px;
-  background: var(--bg); color: var(--text);
-  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-  -webkit-text-size-adjust: 100%;
-}
-main {
-  width: 100%; max-width: 560px; padding: 32px;
-  background: var(--card); border: 1px solid var(--line); border-radius: 16px;
-  box-shadow: 0 1px 2px rgb(16 24 40 / 4%), 0 12px 32px rgb(16 24 40 / 7%);
-}
-.brand {
-  display: flex; align-items: center; gap: 8px; margin: 0 0 12px;
-  color: var(--muted); font-size: 14px; font-weight: 600; letter-spacing: .02em;
-}
-.brand svg { fill: var(--accent); }
-h1 { margin: 0 0 16px; font-size: 26px; line-height: 1.25; font-weight: 700; letter-spacing: -.01em; }
+const STYLE = `${PAGE_LOOK_CSS}h1 { margin: 0 0 16px; font-size: 26px; line-height: 1.25; font-weight: 700; letter-spacing: -.01em; }
 h2 { margin: 20px 0 8px; font-size: 17px; }
 p, ul { margin: 0 0 12px; overflow-wrap: anywhere; }
 ul { padding-left: 22px; }

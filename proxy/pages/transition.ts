@@ -6,6 +6,7 @@
 // the new backend is ready, so the browser lands in the workspace there.
 import { randomBytes } from 'node:crypto';
 import { escapeHtml, jsonForScript } from './escape.ts';
+import { PAGE_LOOK_CSS } from './page-look.ts';
 import { PUBLIC_STATUS_PATH } from './public-status.ts';
 
 export interface TransitionMachine {
@@ -234,39 +235,7 @@ const SERVER_ICON = `<svg class="icon" viewBox="0 0 40 40" width="40" height="40
 
 const ARROW = `<svg viewBox="0 0 48 24" width="48" height="24" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path class="flow" d="M3 12h36"/><path d="M35 6l7 6-7 6"/></svg>`;
 
-const STYLE = `
-:root {
-  color-scheme: light dark;
-  --bg: #f3f5f8; --card: #ffffff; --text: #17202c; --muted: #4e5968; --line: #d9dee5;
-  --line-strong: #b9c1cc; --accent: #2352c4; --accent-soft: #edf2fd; --panel: #f6f8fa;
-}
-@media (prefers-color-scheme: dark) {
-  :root {
-    --bg: #101419; --card: #181e26; --text: #e7ebf0; --muted: #a6b0bd; --line: #2d3541;
-    --line-strong: #4a5566; --accent: #86a8ff; --accent-soft: #1c2638; --panel: #131920;
-  }
-}
-*, *::before, *::after { box-sizing: border-box; }
-html, body { margin: 0; }
-body {
-  min-height: 100vh; min-height: 100dvh;
-  display: flex; flex-direction: column; align-items: center; justify-content: center;
-  gap: 16px; padding: 24px 16px;
-  background: var(--bg); color: var(--text);
-  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-  -webkit-text-size-adjust: 100%;
-}
-main {
-  width: 100%; max-width: 560px; padding: 32px;
-  background: var(--card); border: 1px solid var(--line); border-radius: 16px;
-  box-shadow: 0 1px 2px rgb(16 24 40 / 4%), 0 12px 32px rgb(16 24 40 / 7%);
-}
-.brand {
-  display: flex; align-items: center; gap: 8px; margin: 0 0 12px;
-  color: var(--muted); font-size: 14px; font-weight: 600; letter-spacing: .02em;
-}
-.brand svg { fill: var(--accent); }
-h1 { margin: 0 0 24px; font-size: 26px; line-height: 1.25; font-weight: 700; letter-spacing: -.01em; }
+const STYLE = `${PAGE_LOOK_CSS}h1 { margin: 0 0 24px; font-size: 26px; line-height: 1.25; font-weight: 700; letter-spacing: -.01em; }
 figure { margin: 0 0 24px; }
 .machines {
   display: grid; grid-template-columns: minmax(0, 1fr) auto minmax(0, 1fr);
