@@ -23,7 +23,11 @@ import { TO_STANDBY_TEXT } from '../../proxy/pages/editor-script.ts';
 const OVERLAY_MS = 5_000;
 const WORKBENCH_BACK_MS = 60_000;
 
-for (const login of [false, true]) {
+// with the login on (its session and the WebSocket's Origin check on every request of the switch);
+// editor-reload.test.ts runs the real editor with it off (editor-events.test.ts checks the stream
+// with and without it): two code-servers and a Chromium per world are heavy on two cores, and the
+// suite's time is bounded
+for (const login of [true]) {
   test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 240_000 }, async (t) => {
     const started = performance.now();
     let world: EditorWorld | undefined;
