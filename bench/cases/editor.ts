@@ -15,7 +15,7 @@
 //    a click on its Reload Window button (the dialog waits for that click).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProxyServer } from 'http-proxy-3';
@@ -116,12 +116,19 @@ async function plainProxy(target: () => string): Promise<{ url: string; close():
     void proxy.ws(req, socket, head, { target: target() });
   });
   server.on('clientError', (_err, socket) => socket.destroy());
+  // every client socket, upgraded ones included (closeAllConnections leaves those, and close() waits for them)
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     async close() {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      const closed = new Promise((r) => server.close(r));
+      for (const socket of sockets) socket.destroy();
+      await closed;
       proxy.close();
     },
   };
