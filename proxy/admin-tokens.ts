@@ -24,6 +24,11 @@ export class AdminTokens {
     this.#previous = settings.previousAdminTokens.map((p) => ({ token: p.token, until: Date.parse(p.until) }));
   }
 
+  /** The admin token of now (proxy.json's adminToken): what a dashboard session is bound to, so a rotation ends them. */
+  get current(): string {
+    return this.#current;
+  }
+
   /** Constant time per token; every listed token is compared, so the answer's time says nothing about which matched. */
   accepts(token: string): boolean {
     const now = this.#now();

@@ -1,18 +1,21 @@
 // The proxy's own endpoints under the reserved prefix /_standby/: public
 // health and status (what the transition page polls, fixed words only),
 // Prometheus metrics and the admin API under /_standby/api/v1/ behind the
-// admin bearer token. Every token check goes through the throttle
+// admin bearer token or the dashboard's session cookie (admin-session.ts:
+// with the cookie, a change must come from this origin). Every token check goes through the throttle
 // (auth-throttle.ts): one answer for every failure, locked out after many.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { bearerToken } from '../protocol/auth.ts';
 import type { Logger } from '../core/log.ts';
+import type { AdminSession } from './admin-session.ts';
 import type { AdminTokens } from './admin-tokens.ts';
 import { tooMany, unauthorized, type AuthThrottle } from './auth-throttle.ts';
 import type { AgentHub } from './agent-hub.ts';
 import { StandbyError } from '../core/errors.ts';
 import { sendProblem } from './problem.ts';
 import type { HostAdmin } from './host-admin.ts';
+import type { LagHistory } from './lag-history.ts';
 import { INSTALL_PATHS } from '../protocol/admin-api.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
@@ -44,6 +47,10 @@ export interface ApiContext {
   adminTokens: AdminTokens;
   /** the recovery, when proxy.json has a recovery section */
   recovery: Recovery | undefined;
+  /** the dashboard's session (its cookie is accepted like the Bearer token), or undefined: none */
+  adminSession?: AdminSession;
+  /** the sync lag's history, for the dashboard's chart */
+  lagHistory?: LagHistory;
   log: Logger;
 }
 
@@ -290,7 +297,9 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
   }
   if (!path.startsWith(API_PREFIX)) return sendProblem(res, 'STANDBY_ERR_NOT_FOUND', 'no such proxy endpoint');
 
-  if (!context.throttle.guard(req, res, 'admin', () => context.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
+  const session = context.adminSession?.admits(req) ?? 'none';
+  if (session === 'cross-origin') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a change with the dashboard session must come from the dashboard (an Origin of this proxy); tools use the Bearer token', { status: 403 });
+  if (session === 'none' && !context.throttle.guard(req, res, 'admin', () => context.adminTokens.accepts(bearerToken(req.headers.authorization) ?? ''))) return;
   const name = path.slice(API_PREFIX.length);
   if (name === 'hosts' || name.startsWith('hosts/')) {
     try {
@@ -338,6 +347,10 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       json(res, 202, { accepted: true, message: `recovery ${begun.why}: follow GET /_standby/api/v1/recovery` });
       return;
     }
+    case 'sync/lag':
+      // the dashboard's chart: [wall-clock ms, lag ms, pending] per sample, oldest first
+      if (allow('GET')) json(res, 200, { sampleMs: context.lagHistory?.sampleMs ?? null, samples: context.lagHistory?.samples() ?? [] });
+      return;
     case 'events':
       if (allow('GET')) json(res, 200, { events: context.store.events() });
       return;
@@ -412,6 +425,6 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       return;
     }
     default:
-      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, failover, failover/abort, failover/report, switch-back, hosts, verify)`);
+      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, sync/lag, failover, failover/abort, failover/report, switch-back, hosts, verify)`);
   }
 }

@@ -34,7 +34,7 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
 };
 
 /** Where a failure happened, for the log. */
-export type AuthSurface = 'admin' | 'agent' | 'enroll' | 'bundle' | 'metrics' | 'login';
+export type AuthSurface = 'admin' | 'agent' | 'enroll' | 'bundle' | 'metrics' | 'login' | 'dashboard';
 
 /** The one message of a failed authentication, wherever it happens: it says nothing about why. */
 const UNAUTHORIZED = 'unauthorized';

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { requirePrivateFile } from '../config/file.ts';
 import type { Logger } from '../core/log.ts';
+import { AdminSession } from './admin-session.ts';
 import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
 import { AgentHub } from './agent-hub.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
@@ -12,7 +13,9 @@ import { AuthThrottle } from './auth-throttle.ts';
 import { ForwardedHeaders } from './forwarded-headers.ts';
 import type { ProxyConfig } from '../config/proxy.ts';
 import { doubted } from './detector.ts';
+import { Dashboard } from './dashboard.ts';
 import { EditorEvents } from './editor-events.ts';
+import { LagHistory } from './lag-history.ts';
 import { WorkbenchWarmup } from './workbench-warmup.ts';
 import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
@@ -114,6 +117,12 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     revoke: (hostIds) => revokeOnStandby(ssh, hostIds, { ...onStandby, waitMs: ssh.waitMs }),
   }, log);
 
+  // the dashboard: its session (the admin token typed into a form), the lag chart's history
+  const adminSession = new AdminSession(config.stateDir, adminTokens, throttle, log);
+  const lagHistory = new LagHistory({ stateDir: config.stateDir, log });
+  // the agent whose sync state is the copy's: the GPU's while it serves, the standby's while it does (a restore)
+  const writerId = () => (store.state.active === 'primary' ? gpu().id : config.standby.id);
+
   // the new GPU's resume command, as its heartbeats report it: durable events for the failover report
   const resumeEvents = new ResumeEvents(store, () => gpu().id);
   // forward references (the state machine and the route are built below, before anything can connect):
@@ -124,6 +133,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     heartbeat: (hostId, hb) => {
       metrics.heartbeats.inc({ host: hostId });
       resumeEvents.heartbeat(hostId, hb);
+      if (hostId === writerId()) events.sendAdmin('lag', lagHistory.record(hb.sync));
       failover.evaluate();
       editorSignal();
     },
@@ -189,6 +199,8 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
     if (event?.type === 'routed') events.routed(to.epoch);
     editorSignal();
+    // the dashboard sees each step of a failover, not only the once-a-second status
+    if (events.adminOpen > 0) events.sendAdmin('status', fullStatus(ctx));
   });
   // the side a switch would go to loads VS Code's server before a browser needs it there (proxy/workbench-warmup.ts)
   const workbenches = new WorkbenchWarmup(log);
@@ -244,7 +256,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   let listenPort = config.listen.port;
   const withRecovery = config.recovery ? { ...config, recovery: config.recovery } : undefined;
   const recovery: RecoverySetup | undefined = withRecovery ? setupRecovery({ config: withRecovery, store, hub, hosts, failover, publicUrl: () => proxyPublicUrl(config, listenPort), log }) : undefined;
-  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, recovery: recovery?.recovery, log };
+  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, recovery: recovery?.recovery, adminSession, lagHistory, log };
   const { server, sockets, limits } = createProxyServer({
     config,
     router,
@@ -256,7 +268,13 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     api: (req, res) => serveApi(ctx, req, res),
     ...(config.login ? { login: new Login(config.login, config.stateDir, throttle, log) } : {}),
     events,
+    dashboard: new Dashboard(adminSession),
   });
+  // the dashboard's live state: once a second to the admin sessions' event streams, while any is open
+  const dashboardLive = setInterval(() => {
+    if (events.adminOpen > 0) events.sendAdmin('status', fullStatus(ctx));
+  }, 1_000);
+  dashboardLive.unref();
   metrics.watchRefusals(() => ({
     perClientCap: limits.refused,
     slowUploads: limits.cutUploads,
@@ -359,7 +377,9 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       probes.primary.close();
       probes.standby.close();
       hub.close();
+      clearInterval(dashboardLive);
       events.close();
+      lagHistory.close();
       workbenches.close();
       router.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -5,8 +5,11 @@
 // goes out on every change: a transition of the state machine, a heartbeat or
 // disconnect, a probe's answer, and a tick (for a heartbeat that does not
 // come) while any stream is open. Fixed words only, as /_standby/status: with
-// the login off it is public (docs/security.md). Streams are bounded (the
-// per-client cap, and limits.maxEventStreams in all) and closed at shutdown.
+// the login off it is public (docs/security.md). A stream opened with the
+// admin's dashboard session (admin-session.ts) also gets named events
+// (`event: status`, `event: lag`: sendAdmin) that no other stream ever sees.
+// Streams are bounded (the per-client cap, and limits.maxEventStreams in all)
+// and closed at shutdown.
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -62,6 +65,8 @@ export class EditorEvents {
   #deps: EditorEventsDeps;
   #key: Buffer;
   #streams = new Set<ServerResponse>();
+  /** the streams of admin sessions (a subset of #streams) */
+  #admin = new Set<ServerResponse>();
   /** the epoch of the last route move (the durable epoch at start): what the generation names */
   #routedEpoch: number;
   #last: string | undefined;
@@ -86,6 +91,18 @@ export class EditorEvents {
   /** streams open now */
   get open(): number {
     return this.#streams.size;
+  }
+
+  /** admin streams open now */
+  get adminOpen(): number {
+    return this.#admin.size;
+  }
+
+  /** A named event to the admin sessions' streams only (the dashboard's status, lag samples). */
+  sendAdmin(event: 'status' | 'lag', data: unknown): void {
+    if (this.#closed || this.#admin.size === 0) return;
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of this.#admin) this.#write(res, frame);
   }
 
   /** The route moved (the state machine's `routed` event): pages loaded before it reload. */
@@ -128,8 +145,8 @@ export class EditorEvents {
     for (const res of this.#streams) this.#write(res, frame);
   }
 
-  /** Answers GET /_standby/events (the caller checked the path and, with the login on, the session). */
-  serve(req: IncomingMessage, res: ServerResponse): void {
+  /** Answers GET /_standby/events (the caller checked the path and, with the login on, the session; `admin`: an admin session's, which also gets sendAdmin's events). */
+  serve(req: IncomingMessage, res: ServerResponse, admin = false): void {
     if (req.method !== 'GET') return sendProblem(res, 'STANDBY_ERR_METHOD_NOT_ALLOWED', `${EVENTS_PATH} takes GET (an EventSource)`, { headers: { allow: 'GET' } });
     if (this.#closed) return sendProblem(res, 'STANDBY_ERR_INTERNAL', 'the proxy is closing; retry shortly', { status: 503, headers: { 'retry-after': '5' } });
     if (this.#streams.size >= this.#deps.maxStreams) {
@@ -146,8 +163,10 @@ export class EditorEvents {
     });
     req.socket.setNoDelay(true);
     this.#streams.add(res);
+    if (admin) this.#admin.add(res);
     res.once('close', () => {
       this.#streams.delete(res);
+      this.#admin.delete(res);
       if (this.#streams.size === 0) this.#stopTimers();
     });
     this.#write(res, `retry: ${RETRY_MS}\n\ndata: ${JSON.stringify(this.current())}\n\n`);
@@ -183,5 +202,6 @@ export class EditorEvents {
     this.#stopTimers();
     for (const res of this.#streams) res.destroy();
     this.#streams.clear();
+    this.#admin.clear();
   }
 }

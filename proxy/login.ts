@@ -5,41 +5,29 @@
 // upgrade must also come from this origin (Origin's host = Host). Failed
 // tries count in the failed-auth throttle like a wrong token.
 //
-// The cookie is stateless, "v1.<expiry s>.<HMAC>": signed with a key kept in
+// The cookie is stateless (session-cookie.ts): signed with a key kept in
 // <stateDir>/login-key and bound to the password, so it survives a proxy
 // restart and a failover (the proxy serves both machines), and a new password
 // (or a deleted key file) logs every browser out. Logout clears the cookie in
 // that browser.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import type { ProxyConfig } from '../config/proxy.ts';
-import { readStateFile, writeStateFile } from '../core/durable-file.ts';
 import type { Logger } from '../core/log.ts';
 import { tooMany, type AuthThrottle } from './auth-throttle.ts';
+import { isForm, readForm } from './form-body.ts';
 import { isNavigation } from './navigation.ts';
 import { LOGIN_PATH, LOGOUT_PATH, loginPage } from './pages/login.ts';
 import { sendProblem } from './problem.ts';
 import { pathOwner } from './request-path.ts';
+import { requestOrigin } from './same-origin.ts';
+import { clearCookieLine, cookieValue, secretsEqual, SessionSigner, setCookieLine, sha256, type CookieScope } from './session-cookie.ts';
 
 export const SESSION_COOKIE = 'standby_session';
+const SCOPE: CookieScope = { name: SESSION_COOKIE, path: '/', sameSite: 'Lax' };
 /** a login form is a password and a path: anything bigger is not one */
 const MAX_FORM_BYTES = 8 * 1024;
 
 type LoginSettings = NonNullable<ProxyConfig['login']>;
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** The value of one cookie in a Cookie header, or undefined. */
-function cookie(req: IncomingMessage, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
 
 /** Where a login may send the browser: a plain path to code-server on this origin, else "/". */
 export function safeNext(next: string | null | undefined): string {
@@ -47,28 +35,9 @@ export function safeNext(next: string | null | undefined): string {
   return pathOwner(next) === 'backend' ? next : '/';
 }
 
-function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
-  return new Promise((resolve) => {
-    let size = 0;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_FORM_BYTES) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', () => resolve(undefined));
-  });
-}
-
 export class Login {
   #settings: LoginSettings;
-  #key: Buffer;
-  #password: Buffer;
+  #signer: SessionSigner;
   #throttle: AuthThrottle;
   #log: Logger;
 
@@ -76,34 +45,18 @@ export class Login {
     this.#settings = settings;
     this.#throttle = throttle;
     this.#log = log;
-    this.#password = sha256(settings.password);
-    const file = join(stateDir, 'login-key');
-    let key = readStateFile(file, { what: "the login's signing key" });
-    if (key === undefined || !/^[0-9a-f]{64}$/.test(key.trim())) {
-      key = randomBytes(32).toString('hex');
-      writeStateFile(file, key + '\n', { what: "the login's signing key" });
-    }
-    this.#key = Buffer.from(key.trim(), 'hex');
-  }
-
-  #mac(expiry: string): string {
-    return createHmac('sha256', this.#key).update(`v1.${expiry}.`).update(this.#password).digest('base64url');
+    const password = sha256(settings.password);
+    this.#signer = new SessionSigner(stateDir, 'login-key', "the login's signing key", () => password);
   }
 
   /** A session cookie's value, good for sessionHours from `now` (ms). */
   sessionValue(now = Date.now()): string {
-    const expiry = String(Math.floor(now / 1000) + this.#settings.sessionHours * 3600);
-    return `v1.${expiry}.${this.#mac(expiry)}`;
+    return this.#signer.value(this.#settings.sessionHours * 3600, now);
   }
 
   /** The request carries a session this proxy signed, not expired. */
   allows(req: IncomingMessage, now = Date.now()): boolean {
-    const value = cookie(req, SESSION_COOKIE);
-    const m = value === undefined ? null : /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
-    if (!m) return false;
-    const given = Buffer.from(m[2]!);
-    const want = Buffer.from(this.#mac(m[1]!));
-    return given.length === want.length && timingSafeEqual(given, want) && Number(m[1]) * 1000 > now;
+    return this.#signer.valid(cookieValue(req, SESSION_COOKIE), now);
   }
 
   /**
@@ -112,14 +65,7 @@ export class Login {
    */
   refusesUpgrade(req: IncomingMessage): { status: 401 | 403; why: string } | undefined {
     if (!this.allows(req)) return { status: 401, why: `log in first: ${LOGIN_PATH}` };
-    const origin = req.headers.origin;
-    let host: string | undefined;
-    try {
-      host = origin === undefined ? undefined : new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (host === undefined || host !== req.headers.host) return { status: 403, why: 'a WebSocket from another origin' };
+    if (requestOrigin(req) !== 'same') return { status: 403, why: 'a WebSocket from another origin' };
     return undefined;
   }
 
@@ -143,8 +89,8 @@ export class Login {
     if (url.pathname === LOGOUT_PATH) {
       // a logout only from this origin's own pages: no other site may log the developer out
       if (req.method !== 'POST') return this.#page(res, 405, safeNext('/'), 'log out with the form (POST)', { allow: 'POST' });
-      if (req.headers.origin !== undefined && new URL(req.headers.origin).host !== req.headers.host) return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a logout from another origin', { status: 403 });
-      res.writeHead(303, { location: LOGIN_PATH, 'set-cookie': `${SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax`, 'cache-control': 'no-store', 'content-length': 0 });
+      if (requestOrigin(req) === 'other') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a logout from another origin', { status: 403 });
+      res.writeHead(303, { location: LOGIN_PATH, 'set-cookie': clearCookieLine(SCOPE), 'cache-control': 'no-store', 'content-length': 0 });
       res.end();
       return;
     }
@@ -153,11 +99,11 @@ export class Login {
     const address = this.#throttle.addressOf(req);
     const wait = this.#throttle.retryAfterMs(address);
     if (wait > 0) return tooMany(res, wait);
-    if (!(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return this.#page(res, 415, '/', 'send the form as application/x-www-form-urlencoded');
-    const form = await readForm(req);
+    if (!isForm(req)) return this.#page(res, 415, '/', 'send the form as application/x-www-form-urlencoded');
+    const form = await readForm(req, MAX_FORM_BYTES);
     if (!form) return this.#page(res, 413, '/', 'that form is too large');
     const next = safeNext(form.get('next'));
-    if (!timingSafeEqual(sha256(form.get('password') ?? ''), this.#password)) {
+    if (!secretsEqual(form.get('password') ?? '', this.#settings.password)) {
       this.#throttle.failed(address, 'login');
       return this.#page(res, 401, next, 'Wrong password.');
     }
@@ -165,7 +111,7 @@ export class Login {
     this.#log.info({ client: address }, 'developer logged in');
     res.writeHead(303, {
       location: next,
-      'set-cookie': `${SESSION_COOKIE}=${this.sessionValue()}; Path=/; Max-Age=${this.#settings.sessionHours * 3600}; Secure; HttpOnly; SameSite=Lax`,
+      'set-cookie': setCookieLine(SCOPE, this.sessionValue(), this.#settings.sessionHours * 3600),
       'cache-control': 'no-store',
       'content-length': 0,
     });

@@ -20,6 +20,7 @@ import type { ForwardedHeaders } from './forwarded-headers.ts';
 import { framingProblem } from './request-framing.ts';
 import { pathOwner } from './request-path.ts';
 import type { Login } from './login.ts';
+import type { Dashboard } from './dashboard.ts';
 import { EVENTS_PATH, type EditorEvents } from './editor-events.ts';
 import { serveEditorScript } from './editor-inject.ts';
 import { EDITOR_SCRIPT_PATH } from './pages/editor-script.ts';
@@ -42,6 +43,8 @@ export interface ServerParts {
   login?: Login;
   /** the editor's event stream (/_standby/events), or undefined: not served */
   events?: EditorEvents;
+  /** the admin's dashboard at /_standby/ (its page, assets, login), or undefined: not served */
+  dashboard?: Dashboard;
 }
 
 const AMBIGUOUS = 'bad request: a path the proxy cannot tell apart from its own /_standby/ (dot segments, %-escapes, backslashes or case); send it in plain form\n';
@@ -87,11 +90,21 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
       // the script is the same text for everyone and tells nothing: served without a session
       if (path === EDITOR_SCRIPT_PATH) return serveEditorScript(req, res);
       if (path === EVENTS_PATH && parts.events) {
+        // the dashboard's session gets the admin's events besides the editor's
+        const admin = parts.dashboard?.session.allows(req) ?? false;
         // what the proxy knows, as a page of code-server sees it: behind the login like code-server
-        if (login && !login.allows(req)) return login.refuse(req, res);
+        if (!admin && login && !login.allows(req)) return login.refuse(req, res);
         // a long answer of the proxy's own: a switch's closing of a side's sockets must not cut it
         parts.router.disown(req.socket);
-        return parts.events.serve(req, res);
+        return parts.events.serve(req, res, admin);
+      }
+      if (parts.dashboard?.owns(path)) {
+        parts.dashboard.handle(req, res).catch((err: unknown) => {
+          parts.log.error({ err }, 'the dashboard failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        });
+        return;
       }
       if (login?.owns(path)) {
         login.handle(req, res).catch((err: unknown) => {

@@ -1,0 +1,49 @@
+// The admin's login to the dashboard (proxy/admin-session.ts): the admin token
+// typed into one field and POSTed to this origin, never put in a URL. No
+// script and no external asset: a strict CSP.
+import { randomBytes } from 'node:crypto';
+import { escapeHtml } from './escape.ts';
+import { PAGE_LOOK_CSS } from './page-look.ts';
+
+const STYLE = `
+main { max-width: 400px; }
+h1 { margin: 0 0 16px; font-size: 22px; }
+label { display: block; margin-bottom: 4px; font-weight: 600; }
+input[type=password] { width: 100%; padding: 10px 12px; font: inherit; color: inherit; background: transparent; border: 1px solid var(--line-strong); border-radius: 8px; }
+button { margin-top: 16px; width: 100%; padding: 10px; font: inherit; font-weight: 600; color: #fff; background: var(--accent); border: 0; border-radius: 8px; cursor: pointer; }
+@media (prefers-color-scheme: dark) { button { color: #101419; } }
+.error { color: #c62828; margin: 0 0 12px; }
+.hint { color: var(--muted); font-size: 14px; margin: 12px 0 0; }
+`;
+
+/** The page and the Content-Security-Policy header it is served with. */
+export function adminLoginPage(error?: string): { html: string; csp: string } {
+  const nonce = randomBytes(16).toString('base64');
+  const csp = ["default-src 'none'", `style-src 'nonce-${nonce}'`, "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
+  const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>Standby dashboard: log in</title>
+<link rel="icon" href="data:,">
+<style nonce="${nonce}">${PAGE_LOOK_CSS}${STYLE}</style>
+</head>
+<body>
+<main id="login">
+  <p class="brand">Standby</p>
+  <h1>Dashboard</h1>
+  ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
+  <form method="post" action="/_standby/admin/login">
+    <label for="token">Admin token</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+    <button type="submit">Log in</button>
+  </form>
+  <p class="hint">The proxy's adminToken (proxy.json). The session ends after 12 hours, at a logout or when the token is rotated.</p>
+</main>
+</body>
+</html>
+`;
+  return { html, csp };
+}
