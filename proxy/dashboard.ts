@@ -78,7 +78,8 @@ export class Dashboard {
     if (!this.#session.allows(req)) return this.#session.loginForm(res);
     this.#uplotVersion ??= uplotVersion();
     const page = dashboardPage({ uplotVersion: this.#uplotVersion, logoutPath: ADMIN_LOGOUT_PATH });
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'content-security-policy': page.csp, 'content-length': Buffer.byteLength(page.html) });
+    // same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the page's form POSTs (the logout), which the Origin check refuses
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'same-origin', 'content-security-policy': page.csp, 'content-length': Buffer.byteLength(page.html) });
     res.end(method === 'HEAD' ? undefined : page.html);
   }
 }

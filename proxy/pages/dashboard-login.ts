@@ -19,7 +19,7 @@ button { margin-top: 16px; width: 100%; padding: 10px; font: inherit; font-weigh
 /** The page and the Content-Security-Policy header it is served with. */
 export function adminLoginPage(error?: string): { html: string; csp: string } {
   const nonce = randomBytes(16).toString('base64');
-  const csp = ["default-src 'none'", `style-src 'nonce-${nonce}'`, "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
+  const csp = ["default-src 'none'", `style-src 'nonce-${nonce}'`, "img-src data:", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
   const html = `<!doctype html>
 <html lang="en">
 <head>

@@ -1,0 +1,86 @@
+// The dashboard in Chromium against the real thing: the proxy, the GPU's
+// agent (a process) syncing to the standby's receiver over a loopback sshd.
+// Log in with the admin token; the page shows the state (the GPU serves, the
+// epoch, its heartbeat) and its lag chart moves while files are written; a
+// failover appears in the history with its phases; logging out brings the
+// login form back. The page runs under its strict CSP with no violation.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { agentUnavailable } from '../fixtures/agent-process.ts';
+import { closePage, launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
+import { heartbeatsFlowing, startWorld } from '../fixtures/failover-world.ts';
+import { ADMIN_TOKEN } from '../fixtures/proxy.ts';
+
+test('the dashboard: log in, the state and the lag chart live while files are written, a failover in the history with its phases, log out', { skip: noChromium || agentUnavailable(), timeout: 90_000 }, async (t) => {
+  // a sync delay of a second: changes wait, so the lag the chart draws is not zero
+  const world = await startWorld({ agentSettings: { sync: { retryMinMs: 100, retryMaxMs: 1_000, delayMs: 1_000, maxDelayMs: 3_000 } } });
+  t.after(() => world.close());
+  await heartbeatsFlowing(world, { normal: true });
+
+  let browser: Browser | undefined;
+  t.after(() => browser?.close());
+  browser = await launchChromium();
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(10_000);
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  // a refused resource is the page's business (the wrong token's 401); a CSP violation is not
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) problems.push(m.text());
+  });
+
+  // 1. log in: a wrong token is refused, the right one opens the page
+  await page.goto(`${world.proxy.url}/_standby/`);
+  await page.fill('#token', 'not-the-token');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('text=Wrong admin token.');
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('body[data-live="yes"]');
+  assert.ok(!page.url().includes(ADMIN_TOKEN), 'the token is never in a URL');
+
+  // 2. the state, and the lag chart moving while files are written
+  assert.equal(await page.textContent('#serving'), 'GPU gpu-1');
+  assert.equal(await page.textContent('#phase'), 'normal');
+  assert.equal(await page.textContent('#epoch'), String(world.proxy.store.state.epoch));
+  await page.waitForSelector('#hosts tr[data-host="gpu-1"] td:has-text("healthy")');
+  assert.match((await page.textContent('#hosts tr[data-host="gpu-1"]')) ?? '', /ms ago|s ago/);
+  assert.equal(await page.locator('#lag-chart canvas').count(), 1, 'uPlot drew the chart');
+  const before = Number(await page.getAttribute('#lag-chart', 'data-samples'));
+  const dir = join(world.gpuDir, 'work');
+  mkdirSync(dir);
+  const writes = performance.now();
+  for (let i = 0; performance.now() - writes < 5_000 && i < 100; i++) {
+    writeFileSync(join(dir, `f${i}.txt`), `line ${i}\n`);
+    await page.waitForTimeout(100); // a writer's pace, not a wait for a condition
+  }
+  await page.waitForSelector('#lag-chart:not([data-max-lag-ms="0"])');
+  const after = Number(await page.getAttribute('#lag-chart', 'data-samples'));
+  assert.ok(after > before, `the chart grew (${before} -> ${after} samples)`);
+  await world.agent!.settled(15_000);
+  await page.waitForSelector('#watermark-age:has-text("nothing pending")');
+
+  // 4. a failover (the admin's, through the API) appears in the history with its phases
+  assert.equal(await page.locator('#failovers .failover').count(), 0);
+  const asked = await world.proxy.api('failover', { method: 'POST' });
+  assert.equal(asked.status, 202, await asked.text());
+  await page.waitForSelector('#serving:has-text("CPU standby cpu-1")', { timeout: 20_000 });
+  const row = page.locator('#failovers .failover[data-outcome="succeeded"]');
+  await row.waitFor({ timeout: 20_000 });
+  const phases: (string | null)[] = [];
+  for (const bar of await row.locator('.bar').all()) phases.push(await bar.getAttribute('data-phase'));
+  assert.deepEqual(phases, ['final-pass', 'fence', 'route']);
+  assert.match((await row.textContent()) ?? '', /planned/);
+  assert.match((await row.locator('.rpo').textContent()) ?? '', /RPO/);
+  await page.waitForSelector('#report-figures dd:has-text("1 of 1 (100%)")');
+
+  // 5. log out: the login form again, also on a reload
+  await page.click('#logout');
+  await page.waitForSelector('#token');
+  await page.goto(`${world.proxy.url}/_standby/`);
+  await page.waitForSelector('#token');
+  assert.deepEqual(problems, [], 'no script error, no CSP violation');
+  await closePage(page);
+});
