@@ -140,7 +140,7 @@ const SCRIPT = String.raw`(() => {
     const box = $('recovery');
     box.replaceChildren();
     if (!r || !r.configured || (!r.running && r.step === null)) return;
-    const done = r.step === 'done' || r.step === 'gave-up';
+    const done = r.step === 'done' || r.step === 'gave-up' || r.step === 'old-gpu';
     if (!r.running && done) return;
     box.append(el('p', 'Recovery' + (r.attempt ? ', try ' + r.attempt : '') + ': ' + (r.step || 'starting') + (r.newGpu ? ' (new GPU ' + r.newGpu.id + ')' : '') + (r.error ? '; last error: ' + r.error : ''), 'warn'));
     if (r.restore) {

@@ -18,7 +18,7 @@ body { display: block; padding: 16px; min-height: 0; }
 .top { display: flex; align-items: center; justify-content: space-between; gap: 12px; max-width: 1180px; margin: 0 auto 16px; }
 .top h1 { margin: 0; font-size: 22px; }
 .top form { margin: 0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 360px), 1fr)); gap: 16px; max-width: 1180px; margin: 0 auto; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 460px), 1fr)); gap: 16px; max-width: 1180px; margin: 0 auto; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 16px 18px; min-width: 0; }
 section.wide { grid-column: 1 / -1; }
 h2 { margin: 0 0 12px; font-size: 17px; }
