@@ -286,7 +286,7 @@ const SCRIPT = String.raw`(() => {
     const price = r && r.configured && r.newGpu ? r.newGpu.pricePerHour : null;
     if (price !== null && price !== undefined) rows.push(['GPU', money(price) + ' an hour (' + r.newGpu.id + ', from ' + r.provider + '), about ' + money(price * 730) + ' a month']);
     else rows.push(['GPU', r && r.configured ? 'the price of the GPU in service is known once a recovery rented it (' + r.provider + ')' : 'unknown: the configured GPU was not rented by this proxy']);
-    const cap = settingsValue(['recovery', 'gpu', 'maxPricePerHour']);
+    const cap = settingsValue(['recovery', 'gpu', 'vast', 'gpuMaxPrice']);
     if (cap !== undefined && cap !== null) rows.push(['GPU price cap', money(cap) + ' an hour']);
     dl($('cost-figures'), rows);
   }
@@ -301,14 +301,16 @@ const SCRIPT = String.raw`(() => {
     }
     return v;
   }
-  function fields(obj, prefix, out) {
-    for (const [k, v] of Object.entries(obj)) {
-      const path = prefix.concat(k);
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) fields(v, path, out);
-      else out.push({ path, value: v });
-    }
-    return out;
-  }
+  // a field set to null (nothing pushed, not set) says nothing of its type: its name does
+  const kindOf = (path, value) => {
+    if (typeof value === 'boolean') return 'boolean';
+    if (typeof value === 'number') return 'number';
+    if (Array.isArray(value)) return 'list';
+    const name = path[path.length - 1];
+    if (/(Ms|Gb|Price|Heartbeats|RamGb)$/.test(name)) return 'nullable-number';
+    if (/^(exclude|regions)$/.test(name)) return 'nullable-list';
+    return value === null ? 'nullable' : 'string';
+  };
   const effectText = { now: 'applies now', agent: 'sent to the agent', 'next standby': 'at the next standby', 'next GPU': 'at the next GPU' };
   async function loadSettings() {
     const box = $('settings-body');
@@ -326,37 +328,44 @@ const SCRIPT = String.raw`(() => {
     box.replaceChildren();
     const form = el('form', null, 'settings');
     form.id = 'settings-form';
-    const list = fields(settings.settings, [], []);
-    for (const f of list) {
-      const key = f.path.join('.');
+    // the fields the API says can be set live, in its order
+    for (const key of Object.keys(settings.effect || {})) {
+      const path = key.split('.');
+      const value = settingsValue(path);
+      const parent = settingsValue(path.slice(0, -1));
+      const unavailable = path.length > 1 && (parent === null || parent === undefined);
       const wrap = el('div');
       const id = 'set-' + key.replace(/[^A-Za-z0-9]/g, '-');
       const label = el('label', key);
       label.htmlFor = id;
-      const eff = (settings.effect || {})[key];
-      if (eff) label.append(el('span', effectText[eff] || eff, 'effect'));
+      const eff = settings.effect[key];
+      label.append(el('span', effectText[eff] || eff, 'effect'));
       if ((settings.overridden || []).includes(key)) label.append(el('span', 'changed live', 'effect'));
       const input = el('input');
       input.id = id;
       input.name = key;
       input.dataset.path = key;
-      if (typeof f.value === 'boolean') {
+      const kind = kindOf(path, value);
+      input.dataset.kind = kind;
+      if (kind === 'boolean') {
         input.type = 'checkbox';
-        input.checked = f.value;
-        input.dataset.kind = 'boolean';
-      } else if (typeof f.value === 'number') {
+        input.checked = value;
+      } else if (kind === 'number' || kind === 'nullable-number') {
         input.type = 'number';
         input.step = 'any';
-        input.value = String(f.value);
-        input.dataset.kind = 'number';
-      } else if (Array.isArray(f.value)) {
+        input.value = value === null || value === undefined ? '' : String(value);
+        if (kind === 'nullable-number') input.placeholder = 'not set';
+      } else if (kind === 'list' || kind === 'nullable-list') {
         input.type = 'text';
-        input.value = f.value.join(', ');
-        input.dataset.kind = 'list';
+        input.value = Array.isArray(value) ? value.join(', ') : '';
+        if (kind === 'nullable-list') input.placeholder = 'not set';
       } else {
         input.type = 'text';
-        input.value = f.value === null || f.value === undefined ? '' : String(f.value);
-        input.dataset.kind = f.value === null ? 'nullable' : 'string';
+        input.value = value === null || value === undefined ? '' : String(value);
+      }
+      if (unavailable) {
+        input.disabled = true;
+        wrap.title = 'proxy.json has no such section';
       }
       input.dataset.initial = input.type === 'checkbox' ? String(input.checked) : input.value;
       wrap.append(label, input);
@@ -370,14 +379,40 @@ const SCRIPT = String.raw`(() => {
     result.id = 'settings-result';
     actions.append(save, result);
     form.append(actions);
-    const agent = settings.agent;
-    if (agent) form.append(el('p', 'Agent ' + agent.hostId + ' applies: delay ' + ms(agent.applied.delayMs) + ', at most ' + ms(agent.applied.maxDelayMs) + (agent.applied.exclude && agent.applied.exclude.length ? ', excludes ' + agent.applied.exclude.join(', ') : ''), 'note agent-applied'));
-    else form.append(el('p', 'No agent has reported its sync settings yet.', 'note agent-applied'));
+    const note = el('p', '', 'note');
+    note.id = 'agent-applied';
+    form.append(note);
+    renderAgentNote();
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       submitSettings(form, result);
     });
     box.append(form);
+  }
+  function renderAgentNote() {
+    const note = $('agent-applied');
+    if (!note) return;
+    const agent = settings.agent;
+    note.textContent = agent ? 'The agent of ' + agent.hostId + ' applies: delay ' + ms(agent.applied.delayMs) + ', at most ' + ms(agent.applied.maxDelayMs) + (agent.applied.exclude && agent.applied.exclude.length ? ', excludes ' + agent.applied.exclude.join(', ') : ', no excludes of its own') : 'No agent has reported its sync settings yet.';
+    if (agent) {
+      note.dataset.delayMs = String(agent.applied.delayMs);
+      note.dataset.maxDelayMs = String(agent.applied.maxDelayMs);
+    }
+  }
+  // after a save, the agent's next heartbeats say whether it applied what was pushed: asked a few times, the form left as it is
+  let following = 0;
+  async function followAgent() {
+    const mine = ++following;
+    for (let i = 0; i < 15 && mine === following; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await api('settings');
+      if (r.status !== 200 || !r.body || mine !== following) return;
+      settings.agent = r.body.agent;
+      renderAgentNote();
+      const want = r.body.settings.agentSync;
+      const got = r.body.agent && r.body.agent.applied;
+      if (got && (want.delayMs === null || want.delayMs === got.delayMs) && (want.maxDelayMs === null || want.maxDelayMs === got.maxDelayMs)) return;
+    }
   }
   async function submitSettings(form, result) {
     const patch = {};
@@ -387,10 +422,13 @@ const SCRIPT = String.raw`(() => {
       if (now === input.dataset.initial) continue;
       let v;
       const kind = input.dataset.kind;
+      const text = input.value.trim();
       if (kind === 'boolean') v = input.checked;
-      else if (kind === 'number') v = input.value.trim() === '' ? null : Number(input.value);
-      else if (kind === 'list') v = input.value.split(',').map((x) => x.trim()).filter((x) => x !== '');
-      else if (kind === 'nullable') v = input.value.trim() === '' ? null : input.value.trim();
+      else if (kind === 'number') v = text === '' ? null : Number(text);
+      else if (kind === 'nullable-number') v = text === '' ? null : Number(text);
+      else if (kind === 'list') v = text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+      else if (kind === 'nullable-list') v = text === '' ? null : text.split(',').map((x) => x.trim()).filter((x) => x !== '');
+      else if (kind === 'nullable') v = text === '' ? null : text;
       else v = input.value;
       const path = input.dataset.path.split('.');
       let o = patch;
@@ -408,6 +446,7 @@ const SCRIPT = String.raw`(() => {
       settings = r.body;
       renderSettings();
       $('settings-result').textContent = 'Saved.';
+      followAgent();
     } else {
       result.textContent = r.body && r.body.error ? r.body.error.message : 'Not saved (' + r.status + ').';
       result.className = 'note bad';
