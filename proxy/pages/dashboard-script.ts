@@ -134,6 +134,17 @@ const SCRIPT = String.raw`(() => {
       loadReport();
     }
     renderCosts();
+    if (settings && Date.now() - agentAt > 5000) refreshAgent();
+  }
+
+  // what the serving agent applies, from its heartbeats (the settings API's agent): kept current beside the form
+  let agentAt = 0;
+  async function refreshAgent() {
+    agentAt = Date.now();
+    const r = await api('settings');
+    if (r.status !== 200 || !r.body || !settings) return;
+    settings.agent = r.body.agent;
+    renderAgentNote();
   }
 
   function renderRecovery(r) {
@@ -329,6 +340,7 @@ const SCRIPT = String.raw`(() => {
     const form = el('form', null, 'settings');
     form.id = 'settings-form';
     // the fields the API says can be set live, in its order
+    const missing = [];
     for (const key of Object.keys(settings.effect || {})) {
       const path = key.split('.');
       const value = settingsValue(path);
@@ -364,8 +376,8 @@ const SCRIPT = String.raw`(() => {
         input.value = value === null || value === undefined ? '' : String(value);
       }
       if (unavailable) {
-        input.disabled = true;
-        wrap.title = 'proxy.json has no such section';
+        missing.push(key);
+        continue;
       }
       input.dataset.initial = input.type === 'checkbox' ? String(input.checked) : input.value;
       wrap.append(label, input);
@@ -382,12 +394,13 @@ const SCRIPT = String.raw`(() => {
     const note = el('p', '', 'note');
     note.id = 'agent-applied';
     form.append(note);
-    renderAgentNote();
+    if (missing.length) form.append(el('p', 'Not shown: ' + missing.join(', ') + ' (proxy.json has no such section, so they cannot be set live).', 'note'));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       submitSettings(form, result);
     });
     box.append(form);
+    renderAgentNote();
   }
   function renderAgentNote() {
     const note = $('agent-applied');
