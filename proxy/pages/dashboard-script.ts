@@ -471,7 +471,7 @@ const SCRIPT = String.raw`(() => {
     if (!confirm('Release the deletions the agent holds? The files go from the standby too.')) return;
     $('confirm-deletes').disabled = true;
     const r = await api('sync/confirm-deletes', { method: 'POST' });
-    $('confirm-result').textContent = r.status === 200 ? 'Released.' : (r.body && r.body.error ? r.body.error.message : 'Failed (' + r.status + ').');
+    $('confirm-result').textContent = r.status === 200 && r.body ? 'Released: ' + r.body.deletions + ' deletions go to the standby now.' : (r.body && r.body.error ? r.body.error.message : 'Failed (' + r.status + ').');
     $('confirm-deletes').disabled = false;
   });
 
