@@ -76,6 +76,14 @@ test('the dashboard: log in, the state and the lag chart live while files are wr
   assert.match((await row.locator('.rpo').textContent()) ?? '', /RPO/);
   await page.waitForSelector('#report-figures dd:has-text("1 of 1 (100%)")');
 
+  // on a phone's width nothing is wider than the screen (the same session: the browser's cookie)
+  const phone = await browser.context.newPage();
+  await phone.setViewportSize({ width: 375, height: 800 });
+  await phone.goto(`${world.proxy.url}/_standby/`);
+  await phone.waitForSelector('#failovers .failover');
+  assert.ok(Number(await phone.evaluate('document.documentElement.scrollWidth')) <= 375, 'readable on a phone: no sideways scrolling');
+  await closePage(phone);
+
   // 5. log out: the login form again, also on a reload
   await page.click('#logout');
   await page.waitForSelector('#token');
