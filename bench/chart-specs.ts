@@ -39,7 +39,7 @@ export function lagEcdfChart(rows: readonly LagRow[], runLabel: string): Chart |
       const idx = Math.max(0, Math.ceil((i / k) * n) - 1);
       if (idx === last) continue;
       last = idx;
-      data.push({ system: r.system, workload: workloadName(r.workload, r.tree), lagS: sorted[idx]! / 1000, landed: (idx + 1) / r.expected });
+      data.push({ system: r.system, workload: workloadName(r.workload, r.tree), lagS: Math.round(sorted[idx]!) / 1000, landed: (idx + 1) / r.expected });
     }
   }
   if (data.length === 0) return undefined;

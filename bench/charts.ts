@@ -68,10 +68,16 @@ export async function saveChart(docsDir: string, caseName: string, chart: Chart)
   const paths = chartPaths(docsDir, caseName, chart.name);
   const svg = await renderSvg(chart.spec, chart.rows);
   mkdirSync(join(docsDir, 'bench'), { recursive: true });
-  const saved: SavedChart = { case: caseName, ...chart };
-  writeFileSync(paths.json, JSON.stringify(saved, null, 1) + '\n');
+  writeFileSync(paths.json, savedJson({ case: caseName, ...chart }));
   writeFileSync(paths.svg, svg + '\n');
   return chartMarkdown(caseName, chart);
+}
+
+/** The saved chart as JSON: the spec indented, one row a line (a diff of a rerun reads row by row). */
+export function savedJson(saved: SavedChart): string {
+  const { rows, ...rest } = saved;
+  const head = JSON.stringify(rest, null, 1);
+  return `${head.slice(0, -2)},\n "rows": [\n${rows.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n ]\n}\n`;
 }
 
 /** Every chart saved under docs/bench/, in file-name order. */
