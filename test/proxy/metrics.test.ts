@@ -4,6 +4,9 @@
 // phases by cause, the phase and recovery-step gauges, recovery failures and
 // whether a standby copy is reachable. Label values come from fixed lists.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { CAUSES, PHASES, RECOVERY_STEPS } from '../../proxy/metrics.ts';
@@ -160,5 +163,48 @@ describe('/_standby/metrics follows heartbeats, failovers and recoveries', () =>
       if (s.labels['step'] !== undefined) assert.ok((RECOVERY_STEPS as readonly string[]).includes(s.labels['step']));
       for (const v of Object.values(s.labels)) assert.ok(v.length <= 200 && !/\s/.test(v), `${s.name}: a label value ${JSON.stringify(v)}`);
     }
+  });
+});
+
+describe('/_standby/metrics after a restart', () => {
+  let gpu: WorkspaceServer;
+  let cpu: WorkspaceServer;
+  let proxy: TestProxy | undefined;
+  const stateDir = mkdtempSync(join(tmpdir(), 'standby-metrics-restart-'));
+  const start = () => startTestProxy({
+    primaryUrl: gpu.url,
+    standbyUrl: cpu.url,
+    stateDir,
+    fence: () => Promise.resolve({ waitedMs: 0, killed: 0 }),
+    settings: { detector: { heartbeatIntervalMs: 60_000, missedHeartbeats: 100 } },
+  });
+  before(async () => {
+    [gpu, cpu] = await Promise.all([startWorkspaceServer({ name: 'gpu' }), startWorkspaceServer({ name: 'cpu' })]);
+  });
+  after(async () => {
+    await proxy?.close();
+    await Promise.all([gpu?.close(), cpu?.close()]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test("counters start again at 0, the phase and step gauges come from the durable state, and a recovery's phases keep the failover's cause", async () => {
+    proxy = await start();
+    assert.equal((await proxy.api('failover', { method: 'POST' })).status, 202);
+    await waitFor('failed over', () => proxy!.store.state.phase === 'failed_over', { timeoutMs: 15_000 });
+    const base = { type: 'recovery' as const, epoch: proxy.store.state.epoch, attempt: 1, provider: 'local', name: 'standby-gpu-test' };
+    proxy.store.append({ ...base, step: 'started', reason: 'test: recovery started' });
+    await proxy.close();
+    proxy = undefined;
+
+    proxy = await start();
+    let m = await scrape(proxy.url);
+    assert.equal(sampleValue(m, 'standby_failovers_total', { cause: 'manual', planned: 'true' }), 0, 'what the log held before the start is not counted again');
+    assert.equal(sampleValue(m, 'standby_phase', { phase: 'recovering' }), 1);
+    assert.equal(sampleValue(m, 'standby_recovery_step', { step: 'started' }), 1);
+    assert.equal(sampleValue(m, 'standby_failover_phase_duration_seconds_count', { phase: 'fence', cause: 'manual' }), undefined, 'nothing observed twice');
+    proxy.store.append({ ...base, step: 'search', ms: 800, offer: { id: 'o1', pricePerHour: 0.5, gpuName: 'RTX 4090', location: 'here' }, reason: 'test: found an offer' });
+    m = await scrape(proxy.url);
+    assert.equal(sampleValue(m, 'standby_failover_phase_duration_seconds_sum', { phase: 'gpu-search', cause: 'manual' }), 0.8, 'the failover it recovers from was read back from the log');
+    assert.equal(sampleValue(m, 'standby_recovery_step', { step: 'search' }), 1);
   });
 });
