@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { missingBinary } from '../core/errors.ts';
 import { dieWithParent } from '../core/parent-death.ts';
+import { PROGRESS_READ_MS, ProgressFile } from './progress-file.ts';
 
 export interface RsyncStats {
   /** files in the sender's list ("Number of files") */
@@ -106,11 +107,26 @@ export function onlyMissing(result: RsyncResult): boolean {
   return result.code === 23 && result.missing.length > 0 && !result.otherErrors;
 }
 
-/** `onStdout`: every chunk rsync writes to stdout, as it comes (its progress output, pass-progress.ts) */
-export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean; onStdout?: (chunk: string) => void } = {}): RsyncRun {
+/**
+ * `progress`: rsync's stdout (its --info=progress2 lines, pass-progress.ts) goes to a file read every
+ * PROGRESS_READ_MS, and each read's complete lines are handed over (progress-file.ts says why not a pipe)
+ */
+export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean; progress?: (lines: string) => void } = {}): RsyncRun {
   const started = performance.now();
   const [program, argv] = dieWithParent('rsync', args); // a killed agent takes its rsync along (parent-death.ts)
-  const child = spawn(program, argv, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const progress = options.progress;
+  const file = progress ? new ProgressFile() : undefined;
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(program, argv, { cwd: options.cwd, stdio: ['pipe', file?.fd ?? 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  } catch (err) {
+    file?.close();
+    throw err;
+  }
+  const reader = file && progress ? setInterval(() => {
+    const lines = file.read();
+    if (lines) progress(lines);
+  }, PROGRESS_READ_MS) : undefined;
   const result = new Promise<RsyncResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
@@ -120,9 +136,8 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     let otherErrors = false;
     let partial = '';
     let errPartial = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       const text = d.toString();
-      options.onStdout?.(text);
       if (options.itemize) {
         const lines = (partial + text).split('\n');
         partial = lines.pop() ?? '';
@@ -131,7 +146,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
       // stats are at the end: keep a bounded tail only
       stdout = (stdout + text).slice(-8192);
     });
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr!.on('data', (d: Buffer) => {
       const text = d.toString();
       // every vanished file is kept (not only the tail): the owner must not count them as sent
       const lines = (errPartial + text).split('\n');
@@ -146,10 +161,18 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
       stderr = (stderr + text).slice(-8192);
     });
     child.once('error', (err) => {
+      clearInterval(reader);
+      file?.close();
       const e = err as NodeJS.ErrnoException;
       reject(e.code === 'ENOENT' ? missingBinary('rsync', 'rsync', 'this host', err) : err);
     });
     child.once('close', (code, signal) => {
+      clearInterval(reader);
+      if (file) {
+        // the last progress lines, then the --stats block
+        stdout = file.finish();
+        progress?.(stdout);
+      }
       if (options.itemize && partial) items.push(partial);
       resolve({
         code,
@@ -165,8 +188,8 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     });
   });
   // rsync may exit before reading all of stdin (e.g. ssh failed): that EPIPE is expected and reported through the exit code.
-  child.stdin.on('error', () => {});
-  child.stdin.end(options.stdin ?? Buffer.alloc(0));
+  child.stdin!.on('error', () => {});
+  child.stdin!.end(options.stdin ?? Buffer.alloc(0));
   return {
     result,
     pid: child.pid,

@@ -95,8 +95,8 @@ export class StandbyPush {
     // a full pass reports how far it got: rsync's own progress output (--info=progress2, rsync >= 3.1.0), keyed by the run's destination folder
     const progress = this.#progress;
     const at = `${destination(this.destination.ssh)}:`;
-    const onStdout = progress?.run(args.find((a) => a.startsWith(at)) ?? '');
-    const run = runRsync(progress ? ['--info=progress2', ...args] : args, { ...(stdin ? { stdin } : {}), ...(onStdout ? { onStdout } : {}) });
+    const onProgress = progress?.run(args.find((a) => a.startsWith(at)) ?? '');
+    const run = runRsync(progress ? ['--info=progress2', ...args] : args, { ...(stdin ? { stdin } : {}), ...(onProgress ? { progress: onProgress } : {}) });
     this.#rsync = run;
     this.#liveness.track(run.pid);
     const started = performance.now();

@@ -1,6 +1,8 @@
 // What a benchmark case returns, and how the runner shows it: aligned text for
 // the terminal, markdown for docs/benchmarks.md. Figures arrive already
 // formatted as strings so the text and the markdown say exactly the same.
+// Charts (bench/charts.ts) are drawn from the raw figures beside them.
+import type { Chart } from './charts.ts';
 
 export interface Table {
   title: string;
@@ -14,6 +16,8 @@ export interface CaseResult {
   tables: Table[];
   /** lines printed under all the case's tables */
   notes?: string[];
+  /** the case's figures as charts: drawn to docs/bench/<case>-<chart>.svg, their data kept as .json, embedded after the tables */
+  charts?: Chart[];
 }
 
 /** A case is `bench/<name>.ts` exporting `run`. */

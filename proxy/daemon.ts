@@ -131,7 +131,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     authenticate: (token) => hosts.authenticate(token),
     grant: (hostId) => route.grant(hostId),
     heartbeat: (hostId, hb) => {
-      metrics.heartbeats.inc({ host: hostId });
+      metrics.heartbeat(hostId, hb);
       resumeEvents.heartbeat(hostId, hb);
       if (hostId === writerId()) events.sendAdmin('lag', lagHistory.record(hb.sync));
       failover.evaluate();
@@ -143,7 +143,14 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     },
   }, throttle, log);
   hosts.attach(hub);
-  const metrics = new ProxyMetrics(hub, () => store.state);
+  const metrics = new ProxyMetrics(hub, () => store.state, store.events());
+  store.onAppend((e) => {
+    try {
+      metrics.event(e);
+    } catch (err) {
+      log.error({ err, type: e.type }, 'the metrics could not follow an event');
+    }
+  });
 
   const warmup = options.fence ? undefined : new FenceWarmup(ssh, log);
   // a failover's fence revokes the GPU it fences: its key under the fence's lock on the standby, its token
@@ -196,7 +203,6 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     }
     if (event?.type === 'routed' && event.side === 'standby' && config.recovery?.autoRecovery) queueMicrotask(() => recovery?.recovery.begin('failed over'));
     if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
-    if (event?.type === 'epoch') metrics.failovers.inc({ planned: String(event.planned) });
     if (event?.type === 'routed') events.routed(to.epoch);
     editorSignal();
     // the dashboard sees each step of a failover, not only the once-a-second status
@@ -275,6 +281,11 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     if (events.adminOpen > 0) events.sendAdmin('status', fullStatus(ctx));
   }, 1_000);
   dashboardLive.unref();
+  metrics.watchStandbyCopy(() => ({
+    active: store.state.active,
+    standbyProbeOk: probes.standby.last?.ok,
+    gpuSync: hub.agents.get(gpu().id)?.last?.sync,
+  }));
   metrics.watchRefusals(() => ({
     perClientCap: limits.refused,
     slowUploads: limits.cutUploads,

@@ -45,6 +45,7 @@ export class StateStore {
   #state: ProxyState;
   #fd: number;
   #recent: ProxyEvent[];
+  #appended = new Set<(e: ProxyEvent) => void>();
 
   private constructor(dir: string, state: ProxyState, fd: number, recent: ProxyEvent[]) {
     this.dir = dir;
@@ -89,6 +90,12 @@ export class StateStore {
     return parseEvents(await readFile(file, 'utf8'), file);
   }
 
+  /** Calls `listener` with each event once it is written and applied (the metrics follow the log so); returns what stops it. It must not throw. */
+  onAppend(listener: (e: ProxyEvent) => void): () => void {
+    this.#appended.add(listener);
+    return () => this.#appended.delete(listener);
+  }
+
   /** Writes the event durably, then applies it; returns the new state. */
   append(e: NewEvent): ProxyState {
     const event = { ...e, seq: this.#state.seq + 1, at: new Date().toISOString() } as ProxyEvent;
@@ -98,6 +105,7 @@ export class StateStore {
     this.#recent.push(event);
     if (this.#recent.length > 1000) this.#recent.splice(0, this.#recent.length - 1000);
     this.#snapshot();
+    for (const listener of this.#appended) listener(event);
     return this.#state;
   }
 

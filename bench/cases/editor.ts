@@ -23,6 +23,7 @@ import type { Page } from 'playwright-core';
 import { launchChromium, noChromium, type Browser } from '../../test/fixtures/chromium.ts';
 import { startCodeServer } from '../../test/fixtures/code-server.ts';
 import { explorerRow, noEditor, openWorkbench, startEditorWorld, type CodeServer, type EditorWorld } from '../../test/fixtures/editor-world.ts';
+import { editorTimesChart } from '../chart-specs.ts';
 import { percentile, seconds, type CaseResult } from '../report.ts';
 import { removeScratch, scratchDir } from '../scratch.ts';
 
@@ -241,5 +242,14 @@ export async function run(): Promise<CaseResult> {
       ...(missed.length ? [`Steps not reached: ${missed.join('; ')}.`] : []),
       'Partial run: BENCH_TRIALS=n (default 5).',
     ],
+    charts: [editorTimesChart(
+      ([['Standby proxy, fresh browser', runs.standby], ['Standby proxy, warm browser', runs.warm], ['plain proxy (http-proxy-3)', runs.plain]] as const).flatMap(([system, trials]) =>
+        trials.flatMap((t, i) => [
+          ...(t.shownMs === undefined ? [] : [{ system, measure: 'shown' as const, trial: i + 1, seconds: t.shownMs / 1000 }]),
+          ...(t.backMs === undefined ? [] : [{ system, measure: 'back' as const, trial: i + 1, seconds: t.backMs / 1000 }]),
+        ])),
+      `Every trial of this run (a dot each; a black tick is the median), from the SIGKILL; steps a trial did not reach are not drawn. Targets: the overlay <= ${seconds(OVERLAY_TARGET_MS)}, back <= ${seconds(BACK_TARGET_MS)}.`,
+      'run',
+    )],
   };
 }

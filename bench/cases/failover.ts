@@ -21,6 +21,7 @@ import { startNetWorld, type NetWorld } from '../../test/fixtures/netns-world.ts
 import { freePort } from '../../core/free-port.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { startWorkspaceServer } from '../../test/fixtures/workspace-server.ts';
+import { switchTimesChart } from '../chart-specs.ts';
 import { startHaproxy } from '../haproxy-process.ts';
 import { foreignCpu } from '../foreign-cpu.ts';
 import { percent, percentile, seconds, type CaseResult, type Table } from '../report.ts';
@@ -298,5 +299,11 @@ export async function run(): Promise<CaseResult> {
       stepsTable([standbyKill, standbyBlackhole]),
     ],
     notes,
+    charts: [switchTimesChart(
+      runs.flatMap((r) => r.trials.map((t) => ({ system: `${r.label}: ${r.failure}`, stat: 'trial', seconds: t.switchMs / 1000 }))),
+      SWITCH_TARGET_MS / 1000,
+      `Every trial of this run (a tick each; the black tick is the median), from the failure to the first answer from the standby; trials that did not switch are not drawn (${runs.reduce((n, r) => n + r.timeouts.length, 0)} of them).`,
+      'run',
+    )],
   };
 }

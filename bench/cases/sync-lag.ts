@@ -6,6 +6,7 @@
 // Every system reaches sshd through a pass-through relay that counts bytes.
 import { join } from 'node:path';
 import { AGENT_1000, AGENT_DEFAULTS, LOOP, LSYNCD, ONE_SHOT, lagTable, measureSystem, type LagContext, type LagRow, type SystemSpec } from '../lag.ts';
+import { lagEcdfChart } from '../chart-specs.ts';
 import { startRelay, type RelayOptions } from '../relay.ts';
 import { percentile, seconds, mebibytes, type CaseResult, type Table } from '../report.ts';
 import { removeScratch, scratchDir } from '../scratch.ts';
@@ -139,5 +140,6 @@ export async function run(): Promise<CaseResult> {
       targetsTable(result, 'Targets'),
     ],
     notes,
+    charts: [lagEcdfChart([...result.fresh, ...result.base], 'this run')].filter((c) => c !== undefined),
   };
 }
