@@ -50,6 +50,8 @@ try {
   await waitFor('a recovery under way', () => proxy.store.state.phase === 'recovering', { timeoutMs: 60_000 });
   // the restore's progress bar if the page catches it (a small workspace restores in a second or two), else the step it shows
   await page.waitForSelector('#recovery .progress', { timeout: 120_000 }).catch(() => page.waitForSelector('#recovery p'));
+  // and some of it done, if it lasts that long
+  await page.waitForSelector('#recovery .note:not(:text-matches("^restore: 0 files"))', { timeout: 5_000 }).catch(() => undefined);
   await page.screenshot({ path: join(docs, 'dashboard-recovery.png'), animations: 'disabled' });
 
   await waitFor('the new GPU serves', () => proxy.store.state.phase === 'normal' && proxy.store.state.gpu !== null, { timeoutMs: 180_000 });
