@@ -65,8 +65,8 @@ export class EditorEvents {
   #deps: EditorEventsDeps;
   #key: Buffer;
   #streams = new Set<ServerResponse>();
-  /** the streams of admin sessions (a subset of #streams) */
-  #admin = new Set<ServerResponse>();
+  /** the streams of admin sessions (a subset of #streams), each with the check that its session still holds */
+  #admin = new Map<ServerResponse, () => boolean>();
   /** the epoch of the last route move (the durable epoch at start): what the generation names */
   #routedEpoch: number;
   #last: string | undefined;
@@ -102,7 +102,11 @@ export class EditorEvents {
   sendAdmin(event: 'status' | 'lag', data: unknown): void {
     if (this.#closed || this.#admin.size === 0) return;
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of this.#admin) this.#write(res, frame);
+    for (const [res, holds] of this.#admin) {
+      // a session that ended (expired, the admin token rotated) hears no more: the stream ends, the browser asks again
+      if (holds()) this.#write(res, frame);
+      else res.destroy();
+    }
   }
 
   /** The route moved (the state machine's `routed` event): pages loaded before it reload. */
@@ -145,8 +149,11 @@ export class EditorEvents {
     for (const res of this.#streams) this.#write(res, frame);
   }
 
-  /** Answers GET /_standby/events (the caller checked the path and, with the login on, the session; `admin`: an admin session's, which also gets sendAdmin's events). */
-  serve(req: IncomingMessage, res: ServerResponse, admin = false): void {
+  /**
+   * Answers GET /_standby/events (the caller checked the path and, with the login on, the session). `admin`: an
+   * admin session's stream, which also gets sendAdmin's events while the check says the session holds.
+   */
+  serve(req: IncomingMessage, res: ServerResponse, admin?: () => boolean): void {
     if (req.method !== 'GET') return sendProblem(res, 'STANDBY_ERR_METHOD_NOT_ALLOWED', `${EVENTS_PATH} takes GET (an EventSource)`, { headers: { allow: 'GET' } });
     if (this.#closed) return sendProblem(res, 'STANDBY_ERR_INTERNAL', 'the proxy is closing; retry shortly', { status: 503, headers: { 'retry-after': '5' } });
     if (this.#streams.size >= this.#deps.maxStreams) {
@@ -163,7 +170,7 @@ export class EditorEvents {
     });
     req.socket.setNoDelay(true);
     this.#streams.add(res);
-    if (admin) this.#admin.add(res);
+    if (admin) this.#admin.set(res, admin);
     res.once('close', () => {
       this.#streams.delete(res);
       this.#admin.delete(res);

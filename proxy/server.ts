@@ -90,8 +90,9 @@ export function createProxyServer(parts: ServerParts): { server: Server; sockets
       // the script is the same text for everyone and tells nothing: served without a session
       if (path === EDITOR_SCRIPT_PATH) return serveEditorScript(req, res);
       if (path === EVENTS_PATH && parts.events) {
-        // the dashboard's session gets the admin's events besides the editor's
-        const admin = parts.dashboard?.session.allows(req) ?? false;
+        // the dashboard's session gets the admin's events besides the editor's, while it holds
+        const session = parts.dashboard?.session;
+        const admin = session?.allows(req) ? () => session.allows(req) : undefined;
         // what the proxy knows, as a page of code-server sees it: behind the login like code-server
         if (!admin && login && !login.allows(req)) return login.refuse(req, res);
         // a long answer of the proxy's own: a switch's closing of a side's sockets must not cut it

@@ -146,11 +146,29 @@ describe('the dashboard session', () => {
     assert.match(out.headers.get('set-cookie') ?? '', /^standby_admin=; Path=\/_standby\/; Max-Age=0; Secure; HttpOnly; SameSite=Strict$/);
   });
 
-  test('a rotated admin token ends every session', async () => {
+  test('a rotated admin token ends every session, and its open event stream', async () => {
     const fresh = (await postForm(base, '/_standby/admin/login', { token: ADMIN_TOKEN })).headers.get('set-cookie')!.split(';')[0]!;
     assert.equal((await req(base, '/_standby/api/v1/status', { headers: { cookie: fresh } })).status, 200);
+    const stream = await fetch(`${base}/_standby/events`, { headers: { cookie: fresh }, signal: AbortSignal.timeout(10_000) });
+    const reader = stream.body!.getReader();
+    let heard = '';
+    while (!heard.includes('event: status')) heard += Buffer.from((await reader.read()).value ?? []).toString();
     w.proxy.reloadAdminTokens({ adminToken: 'a-new-admin-token-for-tests', previousAdminTokens: [] });
     assert.equal((await req(base, '/_standby/api/v1/status', { headers: { cookie: fresh } })).status, 401);
+    // the stream ends at its next admin event instead of telling a session that no longer holds
+    let ended = false;
+    let after = '';
+    const until = performance.now() + 5_000;
+    while (!ended && performance.now() < until) {
+      try {
+        const r = await reader.read();
+        ended = r.done;
+        if (r.value) after += Buffer.from(r.value).toString();
+      } catch {
+        ended = true; // the connection cut: ended too
+      }
+    }
+    assert.ok(ended, `the stream ended (it heard meanwhile: ${JSON.stringify(after.slice(0, 200))})`);
     // the former token still works as a Bearer token in its grace window; the session did not survive
     assert.equal((await w.proxy.api('status')).status, 200);
   });
