@@ -45,8 +45,11 @@ export class AdminSession {
   #throttle: AuthThrottle;
   #tokens: AdminTokens;
   #log: Logger;
+  #publicUrl: string | undefined;
 
-  constructor(stateDir: string, tokens: AdminTokens, throttle: AuthThrottle, log: Logger) {
+  /** `publicUrl`: proxy.json's publicUrl, whose origin is this proxy's too (behind a front end that rewrites Host) */
+  constructor(stateDir: string, tokens: AdminTokens, throttle: AuthThrottle, log: Logger, publicUrl?: string) {
+    this.#publicUrl = publicUrl;
     this.#tokens = tokens;
     this.#throttle = throttle;
     this.#log = log;
@@ -63,7 +66,7 @@ export class AdminSession {
     if (req.headers.authorization !== undefined || !this.allows(req)) return 'none';
     const method = req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') return 'session';
-    return requestOrigin(req) === 'same' ? 'session' : 'cross-origin';
+    return requestOrigin(req, this.#publicUrl) === 'same' ? 'session' : 'cross-origin';
   }
 
   /** A session's value, for tests and the login. */
@@ -88,13 +91,13 @@ export class AdminSession {
     if (req.method !== 'POST') return this.loginForm(res, 405, 'Use the form.', { allow: 'POST' });
     if (path === ADMIN_LOGOUT_PATH) {
       // only from this proxy's own page: no other site may log the admin out
-      if (requestOrigin(req) === 'other') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a logout from another origin', { status: 403 });
+      if (requestOrigin(req, this.#publicUrl) === 'other') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a logout from another origin', { status: 403 });
       res.writeHead(303, { location: DASHBOARD_PATH, 'set-cookie': clearCookieLine(SCOPE), 'cache-control': 'no-store', 'content-length': 0 });
       res.end();
       return;
     }
     // a login posted from another site would plant the attacker's session (login CSRF)
-    if (requestOrigin(req) === 'other') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a login from another origin', { status: 403 });
+    if (requestOrigin(req, this.#publicUrl) === 'other') return sendProblem(res, 'STANDBY_ERR_UNAUTHORIZED', 'a login from another origin', { status: 403 });
     const address = this.#throttle.addressOf(req);
     const wait = this.#throttle.retryAfterMs(address);
     if (wait > 0) return tooMany(res, wait);

@@ -118,7 +118,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   }, log);
 
   // the dashboard: its session (the admin token typed into a form), the lag chart's history
-  const adminSession = new AdminSession(config.stateDir, adminTokens, throttle, log);
+  const adminSession = new AdminSession(config.stateDir, adminTokens, throttle, log, config.publicUrl);
   const lagHistory = new LagHistory({ stateDir: config.stateDir, log });
   // the agent whose sync state is the copy's: the GPU's while it serves, the standby's while it does (a restore)
   const writerId = () => (store.state.active === 'primary' ? gpu().id : config.standby.id);

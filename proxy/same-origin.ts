@@ -7,14 +7,16 @@ import type { IncomingMessage } from 'node:http';
 
 export type RequestOrigin = 'same' | 'other' | 'none';
 
-export function requestOrigin(req: IncomingMessage): RequestOrigin {
+/** `publicUrl`: the proxy's own public URL (proxy.json publicUrl), whose origin counts as this proxy's too (a front end that rewrites Host). */
+export function requestOrigin(req: IncomingMessage, publicUrl?: string): RequestOrigin {
   const origin = req.headers.origin;
   if (origin === undefined) return 'none';
-  let host: string;
+  let url: URL;
   try {
-    host = new URL(origin).host;
+    url = new URL(origin);
   } catch {
     return 'other'; // "null" (a sandboxed frame, a redirect across sites) or garbage
   }
-  return host !== '' && host === req.headers.host ? 'same' : 'other';
+  if (url.host !== '' && url.host === req.headers.host) return 'same';
+  return publicUrl !== undefined && url.origin === new URL(publicUrl).origin ? 'same' : 'other';
 }
