@@ -213,6 +213,10 @@ export type RecoveryStatus =
 // step. In a PATCH, every field is optional, and null drops the live override
 // (back to proxy.json's value).
 
+/** Live excludes are bounded so that the heartbeat that reports them back stays well inside the agent socket's 64 KiB frame. */
+export const MAX_LIVE_EXCLUDES = 100;
+export const MAX_LIVE_EXCLUDE_CHARS = 300;
+
 const liveMs = (field: string, min: number, max: number) =>
   z.number({ error: `${field}: a number of milliseconds ${min}-${max}` }).int({ error: `${field}: whole milliseconds` }).min(min, { error: `${field}: at least ${min} ms` }).max(max, { error: `${field}: at most ${max} ms` });
 const liveBool = z.boolean({ error: 'true or false' });
@@ -243,7 +247,7 @@ export const liveFieldSchemas = {
     /** the longest a change waits under a busy stream, ms (default: the agent's own; at least delayMs) */
     maxDelayMs: liveMs('agentSync.maxDelayMs', 0, 600_000),
     /** rsync exclude patterns, in place of agent.json's sync.exclude (its defaultExcludes still apply) (default: the agent's own) */
-    exclude: z.array(z.string({ error: 'an rsync pattern string' }).min(1, { error: 'a non-empty rsync pattern' }).max(1000, { error: 'an rsync pattern of at most 1000 characters' }), { error: 'a list of rsync patterns' }).max(1000, { error: 'at most 1000 patterns' }),
+    exclude: z.array(z.string({ error: 'an rsync pattern string' }).min(1, { error: 'a non-empty rsync pattern' }).max(MAX_LIVE_EXCLUDE_CHARS, { error: `an rsync pattern of at most ${MAX_LIVE_EXCLUDE_CHARS} characters` }), { error: 'a list of rsync patterns' }).max(MAX_LIVE_EXCLUDES, { error: `at most ${MAX_LIVE_EXCLUDES} patterns` }),
   },
   recovery: {
     /** after a failover, bring a new GPU up by itself (default true) */
