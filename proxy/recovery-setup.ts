@@ -163,9 +163,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       };
       const keeper = new StandbyKeeper({
         provider,
-        get spec() {
-          return spec();
-        },
+        spec,
         id: sb.id,
         intervalMs: sb.watchMs,
         log: log.child({ part: 'standby-keeper' }),
