@@ -13,6 +13,7 @@ import { plannedCommands } from './cli/support/planned.ts';
 import { receiveCommand } from './cli/receive.ts';
 import { reportCommand } from './cli/report.ts';
 import { proxyCommand } from './cli/proxy.ts';
+import { settingsCommand } from './cli/settings.ts';
 import { statusCommand } from './cli/status.ts';
 import { syncCommand } from './cli/sync.ts';
 import { verifyCommand } from './cli/verify.ts';
@@ -28,6 +29,7 @@ await yargs(hideBin(process.argv))
   .command(switchBackCommand)
   .command(statusCommand)
   .command(reportCommand)
+  .command(settingsCommand)
   .command(hostsCommand)
   .command(syncCommand)
   .command(verifyCommand)

@@ -26,6 +26,13 @@ export class Batcher {
     this.#now = now;
   }
 
+  /** New delays (the proxy pushed them, or dropped what it pushed): the open batch is due by them from now on. */
+  setDelays(delayMs: number, maxDelayMs: number): void {
+    this.#delayMs = delayMs;
+    this.#maxDelayMs = maxDelayMs;
+    if (this.#firstAt !== undefined) this.poke();
+  }
+
   /** A change arrived. */
   touch(): void {
     const now = this.#now();

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import type { Logger } from '../core/log.ts';
 import type { Problem } from '../protocol/admin-api.ts';
-import { CLOSE_REVOKED, parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
+import { CLOSE_REVOKED, MAX_REPORTED_EXCLUDE_CHARS, MAX_REPORTED_EXCLUDES, parseProxyMessage, ProtocolError, type Heartbeat, type ProxyMessage } from '../protocol/messages.ts';
 import { Backoff } from '../core/backoff.ts';
 import type { AgentConfig } from '../config/agent.ts';
 import type { SyncEngine } from './sync-engine.ts';
@@ -174,7 +174,15 @@ export class HeartbeatClient {
       this.grants++;
       this.role = message.role;
       this.#engine.grant(message.role, message.epoch, message.reason, message.target);
+      // every grant carries the whole set the proxy pushes: none is agent.json's own again
+      this.#engine.applySettings(message.settings);
       this.resumer?.granted(message);
+      return;
+    }
+    if (message.type === 'confirm-deletes') {
+      const { deletions } = this.#engine.confirmDeletes();
+      const ws = this.#ws;
+      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'deletes-confirmed', id: message.id, deletions }));
       return;
     }
     if (message.type === 'verify') return this.#verify(message.id);
@@ -240,6 +248,15 @@ export class HeartbeatClient {
         lastError: s.lastError ? s.lastError.message.slice(0, 2000) : null,
         target: s.destination?.target ?? null,
         progress: s.progress,
+        ...(s.settings ? {
+          settings: {
+            delayMs: s.settings.delayMs,
+            maxDelayMs: s.settings.maxDelayMs,
+            exclude: s.settings.exclude.slice(0, MAX_REPORTED_EXCLUDES).map((p) => p.slice(0, MAX_REPORTED_EXCLUDE_CHARS)),
+            excludeCount: s.settings.exclude.length,
+            pushed: s.settings.pushed,
+          },
+        } : {}),
       },
       codeServer: { healthy: codeServer?.healthy ?? false, checkedAgeMs: codeServer?.at === undefined ? null : Math.round(now - codeServer.at) },
       preemption: this.preemption ? { source: this.preemption.source, ageMs: Math.round(now - this.preemption.at) } : null,

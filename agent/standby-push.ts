@@ -51,19 +51,21 @@ export class StandbyPush {
   #ended = false;
   #progress: PassProgress | undefined;
   #epoch: () => number | undefined;
-  #excludes: string[];
+  /** read at each run: the exclude patterns in force (the proxy may push others) */
+  #excludes: () => readonly string[];
   #master: ControlMaster;
   #liveness: PassLiveness;
   #rsync: RsyncRun | undefined;
   #rsyncVersions: { here?: string; standby?: string } = {};
 
   /** `epoch`: the one the proxy granted this writer now (undefined: no proxy, or not primary), told to the receiver with every run */
-  constructor(config: AgentConfig, destination: Destination, log: Logger, epoch: () => number | undefined) {
+  constructor(config: AgentConfig, destination: Destination, log: Logger, epoch: () => number | undefined, excludes?: () => readonly string[]) {
     this.destination = destination;
     this.#config = config;
     this.#log = log;
     this.#epoch = epoch;
-    this.#excludes = excludesOf(config);
+    const own = excludesOf(config);
+    this.#excludes = excludes ?? (() => own);
     this.#master = new ControlMaster(destination.ssh, config.runDir, log, String(++sessions));
     this.#liveness = new PassLiveness(2 * config.sync.ioTimeoutS * 1000);
   }
@@ -78,7 +80,7 @@ export class StandbyPush {
     return {
       ioTimeoutS: this.#config.sync.ioTimeoutS,
       shell: rsyncShell(this.destination.ssh, this.#control()),
-      excludes: this.#excludes,
+      excludes: this.#excludes(),
       epoch: this.#epoch(),
       rsyncPath: this.destination.ssh.rsyncPath,
       include: root.include,

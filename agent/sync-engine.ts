@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.ts';
 import { Backoff } from '../core/backoff.ts';
 import { excludesOf, localRoots, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
 import type { ConfirmDeletesAnswer, SyncPhase, SyncStatus } from '../protocol/agent-status.ts';
-import type { PushTarget } from '../protocol/messages.ts';
+import type { PushedSettings, PushTarget } from '../protocol/messages.ts';
 import { Batcher } from './batcher.ts';
 import { ChangeSet, type Batch, type ChangeKind } from './change-set.ts';
 import { copyConflicts, type ConflictsOutcome } from './conflicts.ts';
@@ -20,7 +20,7 @@ import { sameTarget, standbyDestination, targetDestination, type Destination } f
 import { DestinationEnded, isRefusal, StandbyPush } from './standby-push.ts';
 import { fullPass, incrementalPass, type PassParts } from './sync-pass.ts';
 import { PassStats, syncStatus } from './sync-status.ts';
-import { WorkspaceWatch } from './workspace-watch.ts';
+import { WorkspaceWatch, type WatchListener } from './workspace-watch.ts';
 
 export interface PassEvent {
   full: boolean;
@@ -51,7 +51,18 @@ interface EngineEvents {
 export class SyncEngine extends EventEmitter<EngineEvents> {
   /** the folders synced from this host (what is watched) */
   readonly roots: readonly Pick<SyncRoot, 'local' | 'include'>[];
+  /** agent.json's settings */
+  #own: AgentConfig;
+  /** the settings in force: agent.json's, with the sync settings the proxy pushed over them (applySettings) */
   #config: AgentConfig;
+  /** the exclude patterns in force (defaults and the user's), what the watcher and every rsync run use */
+  #excludes: string[];
+  /** some of the sync settings in force came from the proxy */
+  #pushed = false;
+  /** what the watch tells (set by start()): a watch made anew for other excludes tells it too */
+  #listener: WatchListener | undefined;
+  /** a watch being made anew for other excludes (close() waits for it) */
+  #rewatching: Promise<void> = Promise.resolve();
   #copyingConflicts = false;
   #log: Logger;
   #changes = new ChangeSet();
@@ -86,19 +97,79 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   constructor(config: AgentConfig, log: Logger) {
     super();
+    this.#own = config;
     this.#config = config;
+    this.#excludes = excludesOf(config);
     this.#log = log;
     this.roots = localRoots(config);
-    this.#watch = new WorkspaceWatch(this.roots, excludesOf(config), log);
+    this.#watch = new WorkspaceWatch(this.roots, this.#excludes, log);
     this.#batcher = new Batcher(config.sync.delayMs, config.sync.maxDelayMs, () => this.#kick());
     this.#backoff = new Backoff(config.sync.retryMinMs, config.sync.retryMaxMs);
     this.#gate = new PushGate(config.proxy !== undefined);
     const standby = standbyDestination(config);
     if (standby) {
-      this.#push = new StandbyPush(config, standby, log, () => this.#gate.epoch);
+      this.#push = new StandbyPush(config, standby, log, () => this.#gate.epoch, () => this.#excludes);
       this.#roots = syncRoots(config, standby.ssh.path);
     }
     this.#guard = new DeleteGuard(config.sync.deleteGuard, log, (held) => this.emit('held', held));
+  }
+
+  /** The settings in force: agent.json's with the sync settings the proxy pushed over them (verify compares with these). */
+  get config(): AgentConfig {
+    return this.#config;
+  }
+
+  /**
+   * The sync settings the proxy pushes with its grants (grant.settings): delayMs, maxDelayMs and exclude
+   * over agent.json's, applied without a restart; a field absent (or no settings at all) is agent.json's
+   * own again. maxDelayMs is raised to delayMs when below it. New delays apply to the batch open now; new
+   * excludes get a watch made anew, and when one is removed, a full pass sends what it kept out (an added
+   * one deletes nothing on the standby: rsync never deletes what is excluded there).
+   */
+  applySettings(pushed: PushedSettings | undefined): void {
+    const own = this.#own.sync;
+    const delayMs = pushed?.delayMs ?? own.delayMs;
+    const maxDelayMs = Math.max(pushed?.maxDelayMs ?? own.maxDelayMs, delayMs);
+    const exclude = pushed?.exclude ? [...pushed.exclude] : own.exclude;
+    this.#pushed = pushed !== undefined && (pushed.delayMs !== undefined || pushed.maxDelayMs !== undefined || pushed.exclude !== undefined);
+    const was = this.#config.sync;
+    const delays = delayMs !== was.delayMs || maxDelayMs !== was.maxDelayMs;
+    const excludes = JSON.stringify(exclude) !== JSON.stringify(was.exclude);
+    if (!delays && !excludes) return;
+    this.#config = { ...this.#config, sync: { ...was, delayMs, maxDelayMs, exclude } };
+    if (delays) {
+      this.#batcher.setDelays(delayMs, maxDelayMs);
+      this.#log.info({ delayMs, maxDelayMs, was: { delayMs: was.delayMs, maxDelayMs: was.maxDelayMs }, from: this.#pushed ? 'proxy' : 'agent.json' }, `sync delays now ${delayMs} ms quiet, ${maxDelayMs} ms at most`);
+    }
+    if (excludes) this.#excludesChanged(was.exclude, exclude);
+  }
+
+  #excludesChanged(before: readonly string[], after: readonly string[]): void {
+    this.#excludes = excludesOf(this.#config);
+    const removed = before.filter((p) => !after.includes(p));
+    const added = after.filter((p) => !before.includes(p));
+    this.#log.info({ added, removed, from: this.#pushed ? 'proxy' : 'agent.json' }, 'exclude patterns changed: watching anew with them');
+    // the new watch is set before the old one goes: no change falls between the two (one seen twice counts once)
+    const listener = this.#listener;
+    if (listener) {
+      this.#rewatching = this.#rewatching.then(async () => {
+        if (this.#closed) return;
+        const next = new WorkspaceWatch(this.roots, this.#excludes, this.#log);
+        const old = this.#watch;
+        this.#watch = next;
+        const watching = await next.start(listener).catch((err: unknown) => {
+          this.#log.error({ err }, 'watching with the new exclude patterns failed: a full reconcile sends whatever was missed');
+          return false;
+        });
+        if (!watching || this.#closed) await next.close();
+        await old.close();
+        if (!watching && !this.#closed) this.requestFullResync('the watch with new exclude patterns failed');
+      });
+    } else {
+      this.#watch = new WorkspaceWatch(this.roots, this.#excludes, this.#log);
+    }
+    // what a removed pattern kept out was never sent: a full pass sends it
+    if (removed.length > 0) this.requestFullResync(`exclude pattern(s) removed (${removed.join(', ')}): sending what they kept out`);
   }
 
   /** Whether passes may run: always without a proxy; with one, only while it grants primary; and only with somewhere to push. */
@@ -197,7 +268,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.#retargetError = message;
     }
     if (destination) this.#retargetError = undefined;
-    this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch) : undefined;
+    this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch, () => this.#excludes) : undefined;
     this.#roots = destination ? syncRoots(this.#config, destination.ssh.path) : [];
     this.#destinationSince = performance.now();
     // the numbers start afresh: nothing is known to be at the new destination
@@ -273,7 +344,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   async start(): Promise<void> {
     // the ssh master logs in while the folders are watched (1.2 s at 100,000 files), so the first pass finds it up
     if (this.pushing) this.#push?.ensureLink();
-    const watching = await this.#watch.start({ change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) });
+    this.#listener = { change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) };
+    const watching = await this.#watch.start(this.#listener);
     if (!watching) return;
     this.#log.info({ roots: this.#roots, destination: this.#push?.destination.label ?? null }, this.#push ? 'watching; starting the first full reconcile' : 'watching; nowhere to push yet (no standby section): waiting for the proxy to grant a target');
     this.#kick();
@@ -310,6 +382,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   status(): SyncStatus {
     const d = this.#push?.destination;
+    const sync = this.#config.sync;
+    const settings = { delayMs: sync.delayMs, maxDelayMs: sync.maxDelayMs, exclude: [...sync.exclude], pushed: this.#pushed };
+    return { ...this.#snapshot(d), settings };
+  }
+
+  #snapshot(d: Destination | undefined): SyncStatus {
     return syncStatus({
       destination: d ? { target: d.target, host: d.ssh.host, port: d.ssh.port, user: d.ssh.user, path: d.ssh.path } : null,
       progress: this.#push?.progress ?? null,
@@ -341,6 +419,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#fullTimer) clearTimeout(this.#fullTimer);
     this.#push?.abort();
+    await this.#rewatching;
     await this.#watch.close();
     await this.#passing;
     await this.#push?.close();

@@ -21,6 +21,7 @@ export class WorkspaceWatch {
   #watches: RootWatch[] = [];
   #barrier: WatchBarrier | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(roots: readonly Pick<SyncRoot, 'local' | 'include'>[], excludes: readonly string[], log: Logger) {
     this.#roots = roots;
@@ -59,9 +60,13 @@ export class WorkspaceWatch {
     return this.#barrier?.pass(ms);
   }
 
-  async close(): Promise<void> {
+  /** Releases every watch; once (a second call waits for the first). */
+  close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#watches.map((w) => w.close()));
-    this.#barrier?.close();
+    this.#closing ??= (async () => {
+      await Promise.all(this.#watches.map((w) => w.close()));
+      this.#barrier?.close();
+    })();
+    return this.#closing;
   }
 }

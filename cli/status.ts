@@ -40,6 +40,8 @@ export const statusCommand: CommandModule<object, Args> = {
       // an older agent's answer has neither
       if (s.destination !== undefined) lines.splice(1, 0, `pushing to  ${describeDestination(s.destination)}`);
       if (s.progress) lines.push(`full pass   ${describeProgress(s.progress)}`);
+      // older agents' answers lack it
+      if (s.settings) lines.push(`settings    ${s.settings.delayMs} ms quiet, ${s.settings.maxDelayMs} ms at most, excludes ${s.settings.exclude.length > 0 ? s.settings.exclude.join(' ') : '(defaults only)'}${s.settings.pushed ? ' (pushed by the proxy)' : ''}`);
       if (s.lastError) lines.push(`last error  ${s.lastError.message} (${(s.lastError.ageMs / 1000).toFixed(0)} s ago)`);
       if (s.held) lines.push(`HELD        ${s.held.deletions} deletions: ${s.held.reason}; apply with: standby sync --confirm-deletes`);
       process.stdout.write(lines.join('\n') + '\n');

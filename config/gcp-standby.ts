@@ -3,6 +3,7 @@
 // estimate reads: recovery.standby.gcp in proxy.json (config/recovery.ts;
 // docs/configuration.md, "recovery").
 import { z } from 'zod';
+import { liveFieldSchemas } from '../protocol/admin-api.ts';
 import { ms } from './fields.ts';
 
 /** $/hour of a machine type, on demand and as a spot VM. */
@@ -56,15 +57,15 @@ export const gcpStandbySchema = z.strictObject({
   /** the GCP project (default: $GCP_PROJECT_ID) */
   project: z.string({ error: 'a GCP project id' }).regex(/^[a-z][-a-z0-9.:]{3,61}[a-z0-9]$/, { error: 'a GCP project id' }).optional(),
   /** zone of the standby (default europe-west1-b) */
-  zone: gcpName('a GCP zone, e.g. europe-west1-b').default('europe-west1-b'),
+  zone: liveFieldSchemas.recovery.standbyGcp.zone.default('europe-west1-b'),
   /** machine type (default e2-medium: 2 shared vCPUs, 4 GB) */
-  machineType: gcpName('a machine type, e.g. e2-medium').default('e2-medium'),
+  machineType: liveFieldSchemas.recovery.standbyGcp.machineType.default('e2-medium'),
   /** boot disk, GB (default 100): holds the OS and the workspace copy */
-  diskGb: z.number({ error: 'disk size in GB' }).int().min(10, { error: 'at least 10 GB' }).max(65_536).default(100),
+  diskGb: liveFieldSchemas.recovery.standbyGcp.diskGb.default(100),
   /** boot disk type (default pd-balanced) */
   diskType: gcpName('a disk type, e.g. pd-balanced').default('pd-balanced'),
   /** a spot VM (default true): 60-91 % cheaper; preempted at any time, then stopped with its disk kept and started again by ensure */
-  spot: z.boolean({ error: 'true or false' }).default(true),
+  spot: liveFieldSchemas.recovery.standbyGcp.spot.default(true),
   /** boot image (default Debian 12's family: the newest Debian 12 image) */
   image: z.string({ error: 'an image path' }).min(1).default('projects/debian-cloud/global/images/family/debian-12'),
   /** VPC network (default the project's "default") */

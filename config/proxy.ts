@@ -1,7 +1,8 @@
 // The proxy's settings (proxy.json), with defaults and units.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { absolutePath, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+import { absolutePath, flagBoolean, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+import { liveFieldSchemas } from '../protocol/admin-api.ts';
 import { recoverySchema } from './recovery.ts';
 
 /** The receiver the proxy runs on the standby unless standby.ssh.command says otherwise. */
@@ -59,21 +60,36 @@ export const standbyBackendSchema = z.strictObject({
 }, { error: 'an object {id, url, ssh}' });
 
 export const detectorSchema = z.strictObject({
+  // the fields that may change live share their schemas with the settings API (protocol/admin-api.ts)
   /** the agent's heartbeat period, ms (default 500) */
-  heartbeatIntervalMs: ms('detector.heartbeatIntervalMs', 50, 60_000).default(500),
+  heartbeatIntervalMs: liveFieldSchemas.detector.heartbeatIntervalMs.default(500),
   /** heartbeats missed before the GPU is suspect (default 3) */
-  missedHeartbeats: z.number({ error: 'a count of heartbeats 1-100' }).int().min(1, { error: 'at least 1 heartbeat' }).max(100, { error: 'at most 100 heartbeats' }).default(3),
+  missedHeartbeats: liveFieldSchemas.detector.missedHeartbeats.default(3),
   /** how often the proxy probes each code-server's /healthz itself, ms (default 250) */
-  probeIntervalMs: ms('detector.probeIntervalMs', 20, 60_000).default(250),
+  probeIntervalMs: liveFieldSchemas.detector.probeIntervalMs.default(250),
   /** how often the side that does not serve is probed while nothing is happening (normal, waiting, failed over), ms (default 2000); every probeIntervalMs otherwise */
-  passiveProbeIntervalMs: ms('detector.passiveProbeIntervalMs', 20, 600_000).default(2_000),
+  passiveProbeIntervalMs: liveFieldSchemas.detector.passiveProbeIntervalMs.default(2_000),
   /** a probe that takes longer has failed, ms (default 400) */
-  probeTimeoutMs: ms('detector.probeTimeoutMs', 20, 60_000).default(400),
+  probeTimeoutMs: liveFieldSchemas.detector.probeTimeoutMs.default(400),
   /** how long an agent's preemption notice may wait for the proxy to see it too (provider status, heartbeats stopping, code-server down) before it is dismissed, ms (default 60000) */
-  preemptionConfirmMs: ms('detector.preemptionConfirmMs', 100, 3_600_000).default(60_000),
+  preemptionConfirmMs: liveFieldSchemas.detector.preemptionConfirmMs.default(60_000),
   /** the path probed on each backend (default /healthz, code-server's) */
   probePath: z.string().startsWith('/', { error: 'a path starting with /' }).default('/healthz'),
 }, { error: 'an object of detector settings' });
+
+/**
+ * The sync settings the proxy pushes to the agent that serves (grant.settings), which applies them without a
+ * restart; a field absent here (and not set live) is the agent's own agent.json value.
+ */
+export const agentSyncSchema = z.strictObject({
+  /** a pass starts once the tree has been quiet this long, ms (default: the agent's sync.delayMs) */
+  delayMs: liveFieldSchemas.agentSync.delayMs.optional(),
+  /** the longest a change waits under a busy stream, ms (default: the agent's sync.maxDelayMs; raised to delayMs when below it) */
+  maxDelayMs: liveFieldSchemas.agentSync.maxDelayMs.optional(),
+  /** rsync exclude patterns in place of the agent's sync.exclude (its defaultExcludes still apply) (default: the agent's) */
+  exclude: liveFieldSchemas.agentSync.exclude.optional(),
+}, { error: 'an object {delayMs, maxDelayMs, exclude}' })
+  .refine((s) => s.maxDelayMs === undefined || s.delayMs === undefined || s.maxDelayMs >= s.delayMs, { error: 'agentSync.maxDelayMs to be at least agentSync.delayMs', path: ['maxDelayMs'] });
 
 export const tlsSchema = z.strictObject({
   cert: absolutePath,
@@ -176,6 +192,10 @@ export const proxyConfigSchema = z.strictObject({
   primary: primarySchema,
   standby: standbyBackendSchema,
   detector: detectorSchema.default(() => detectorSchema.parse({})),
+  /** fail over by itself when the detector finds the GPU failed (default true); false: the failure is reported (status, log) and `standby failover` does it */
+  autoFailover: flagBoolean(liveFieldSchemas.autoFailover).default(true),
+  /** the sync settings pushed to the agent that serves (default: none pushed, each agent keeps its agent.json's) */
+  agentSync: agentSyncSchema.optional(),
   limits: limitsSchema.default(() => limitsSchema.parse({})),
   /** peers whose X-Forwarded-* the proxy keeps and appends to (a TLS terminator or load balancer in front); default none */
   trustedProxies: z.array(addressOrCidr, { error: 'a list of IP addresses or CIDR blocks' }).max(1000).default([]),

@@ -3,6 +3,7 @@
 // (SPEC.md sections 1 and 5, its defaults). A proxy.json without it never
 // provisions anything: the standby serves until `standby switch-back`.
 import { z } from 'zod';
+import { liveFieldSchemas } from '../protocol/admin-api.ts';
 import { flagBoolean } from './fields.ts';
 import { gcpStandbySchema } from './gcp-standby.ts';
 import { localProviderSchema } from './local-provider.ts';
@@ -34,7 +35,7 @@ export const recoveryStandbySchema = z.strictObject({
 
 export const recoverySchema = z.strictObject({
   /** after a failover, bring a new GPU up, restore it and switch back by itself (default true); false: only `standby recover` starts it */
-  autoRecovery: flagBoolean(z.boolean({ error: 'true or false' })).default(true),
+  autoRecovery: flagBoolean(liveFieldSchemas.recovery.autoRecovery).default(true),
   /** the workspace's id in the names of the hosts made for it: letters, digits and "-", at most 40 (default: primary.id's letters and digits) */
   workspace: z.string({ error: 'a workspace id' }).regex(/^[A-Za-z0-9-]{1,40}$/, { error: 'a workspace id: letters, digits and "-", at most 40' }).optional(),
   gpu: recoveryGpuSchema.default(() => recoveryGpuSchema.parse({})),

@@ -2,11 +2,10 @@
 // API, the image, and what a new GPU must offer (SPEC.md's defaults: 8 GB,
 // $0.50/h, TH VN JP EU, 10 search rounds).
 import { z } from 'zod';
+import { liveFieldSchemas } from '../protocol/admin-api.ts';
 import { ms, urlWith } from './fields.ts';
 
 export const DEFAULT_VAST_API_URL = 'https://console.vast.ai/api/v0';
-
-const regionCode = z.string({ error: 'a country code ("TH") or "EU" / "NA"' }).regex(/^[A-Z]{2}$/, { error: 'a two-letter upper-case country code ("TH") or "EU" / "NA"' });
 
 /** recovery.gpu.vast in proxy.json. */
 export const vastProviderSchema = z.strictObject({
@@ -21,11 +20,11 @@ export const vastProviderSchema = z.strictObject({
   /** how Vast exposes SSH: "ssh" (direct where the machine has open ports, with a proxy as backup), "ssh_direct" or "ssh_proxy" (default ssh) */
   runtype: z.enum(['ssh', 'ssh_direct', 'ssh_proxy'], { error: 'one of ssh, ssh_direct, ssh_proxy' }).default('ssh'),
   /** GPU memory per GPU, GB, at least (default 8) */
-  gpuMinRamGb: z.number({ error: 'GB of GPU memory, 1-1000' }).min(1).max(1000).default(8),
+  gpuMinRamGb: liveFieldSchemas.recovery.gpuVast.gpuMinRamGb.default(8),
   /** the whole machine's price with its disk (dph_total), $/hour, at most (default 0.5) */
-  gpuMaxPrice: z.number({ error: 'a price in $/hour, above 0' }).positive({ error: 'a price above 0 $/hour' }).max(1000).default(0.5),
+  gpuMaxPrice: liveFieldSchemas.recovery.gpuVast.gpuMaxPrice.default(0.5),
   /** preferred regions, first first: country codes, "EU" (Europe) or "NA" (US, Canada); offers elsewhere come after (default TH, VN, JP, EU) */
-  regions: z.array(regionCode, { error: 'a list of country codes, e.g. ["TH", "VN", "JP", "EU"]' }).max(50).default(['TH', 'VN', 'JP', 'EU']),
+  regions: liveFieldSchemas.recovery.gpuVast.regions.default(['TH', 'VN', 'JP', 'EU']),
   /** search rounds before a search gives up and says why (default 10) */
   searchRetries: z.number({ error: 'a count of rounds 1-1000' }).int().min(1).max(1000).default(10),
   /** the wait between search rounds that found nothing under the cap, ms (default 30000) */

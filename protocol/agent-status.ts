@@ -55,6 +55,11 @@ export interface SyncStatus {
   destination: { target: string | null; host: string; port: number; user: string; path: string } | null;
   /** the full pass under way, how far it got (rsync's own progress), or null when none runs */
   progress: SyncProgress | null;
+  /**
+   * the sync settings in force: agent.json's, with what the proxy pushed over them (`pushed`: some did);
+   * `exclude` is the user's patterns, without the built-in defaults. Absent from older agents' answers
+   */
+  settings?: { delayMs: number; maxDelayMs: number; exclude: string[]; pushed: boolean };
 }
 
 /** How far a full pass got (the heartbeat's sync.progress). */

@@ -17,6 +17,10 @@ export const CLOSE_REVOKED = 4003;
 const count = z.number().int().min(0);
 const ageMs = z.number().min(0).nullable();
 
+/** How many exclude patterns a heartbeat reports (and how long each may be): the frame stays well inside 64 KiB. */
+export const MAX_REPORTED_EXCLUDES = 100;
+export const MAX_REPORTED_EXCLUDE_CHARS = 300;
+
 /** The agent's sync state as a heartbeat carries it (from its status answer, protocol/agent-status.ts; ages in ms). */
 const syncStateSchema = z.strictObject({
   /** every change numbered at or below it is on the standby's disk */
@@ -54,6 +58,19 @@ const syncStateSchema = z.strictObject({
     /** how long the pass has run, ms */
     elapsedMs: z.number().min(0),
   }).nullable().default(null),
+  /**
+   * the sync settings in force on the agent (its agent.json's, with what the proxy pushed over them):
+   * absent from agents older than the live settings. `exclude`: its own patterns without the built-in
+   * defaults, the first MAX_REPORTED_EXCLUDES of at most 300 characters each; `excludeCount` how many in all
+   */
+  settings: z.strictObject({
+    delayMs: count,
+    maxDelayMs: count,
+    exclude: z.array(z.string().max(MAX_REPORTED_EXCLUDE_CHARS)).max(MAX_REPORTED_EXCLUDES),
+    excludeCount: count,
+    /** some of them came from the proxy (grant.settings) */
+    pushed: z.boolean(),
+  }).optional(),
 });
 export type SyncState = z.infer<typeof syncStateSchema>;
 
@@ -171,12 +188,24 @@ export const conflictsSentSchema = z.strictObject({
 });
 export type ConflictsSent = z.infer<typeof conflictsSentSchema>;
 
-export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema, frozenSchema, conflictsSentSchema]);
+/** The agent's answer to a confirm-deletes request: the held deletions released (they go in a full reconcile now). */
+export const deletesConfirmedSchema = z.strictObject({
+  type: z.literal('deletes-confirmed'),
+  id: z.string().min(1).max(100),
+  /** entries the held deletions remove on the standby (0: none were held) */
+  deletions: count,
+});
+export type DeletesConfirmed = z.infer<typeof deletesConfirmedSchema>;
+
+export const agentMessageSchema = z.discriminatedUnion('type', [heartbeatSchema, syncedSchema, verifiedSchema, frozenSchema, conflictsSentSchema, deletesConfirmedSchema]);
 export type AgentMessage = z.infer<typeof agentMessageSchema>;
 
 export type Role = 'primary' | 'fenced';
 
-/** Settings the proxy may push to the agent live; absent fields keep the agent's own. */
+/**
+ * Settings the proxy pushes to the serving agent (proxy.json agentSync, or set live); absent fields keep the
+ * agent's own. Every grant carries the whole set: a grant without it puts the agent back on its own settings.
+ */
 export const pushedSettingsSchema = z.strictObject({
   delayMs: z.number().int().min(0).max(60_000).optional(),
   maxDelayMs: z.number().int().min(0).max(600_000).optional(),
@@ -260,7 +289,14 @@ export const conflictsRequestSchema = z.strictObject({
 });
 export type ConflictsRequest = z.infer<typeof conflictsRequestSchema>;
 
-export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema, freezeRequestSchema, conflictsRequestSchema]);
+/** The proxy (the admin, POST /_standby/api/v1/sync/confirm-deletes) asks the agent to release the deletions its guard holds, as `standby sync --confirm-deletes` does on the host. */
+export const confirmDeletesRequestSchema = z.strictObject({
+  type: z.literal('confirm-deletes'),
+  id: z.string().min(1).max(100),
+});
+export type ConfirmDeletesRequest = z.infer<typeof confirmDeletesRequestSchema>;
+
+export const proxyMessageSchema = z.discriminatedUnion('type', [grantSchema, syncRequestSchema, verifyRequestSchema, freezeRequestSchema, conflictsRequestSchema, confirmDeletesRequestSchema]);
 export type ProxyMessage = z.infer<typeof proxyMessageSchema>;
 
 export class ProtocolError extends Error {

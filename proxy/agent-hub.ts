@@ -16,8 +16,11 @@ import {
   ProtocolError,
   closeReason,
   parseAgentMessage,
+  type ConfirmDeletesRequest,
   type ConflictsRequest,
   type ConflictsSent,
+  type DeletesConfirmed,
+  type PushedSettings,
   type FreezeRequest,
   type Frozen,
   type Grant,
@@ -67,9 +70,11 @@ export interface HubGrant {
   target?: PushTarget;
   /** a recovery's switch back to this host: it runs its resume command */
   resume?: true;
+  /** the sync settings it applies (the serving agent's; absent fields: its own) */
+  settings?: PushedSettings;
 }
 
-type Answer = Synced | Verified | Frozen | ConflictsSent;
+type Answer = Synced | Verified | Frozen | ConflictsSent | DeletesConfirmed;
 
 /**
  * Who presents this token: a host (`until`: Date.now() when a retiring token
@@ -247,7 +252,7 @@ export class AgentHub {
     }
   }
 
-  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest | FreezeRequest | ConflictsRequest): void {
+  #send(ws: WebSocket, msg: Grant | SyncRequest | VerifyRequest | FreezeRequest | ConflictsRequest | ConfirmDeletesRequest): void {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
   }
 
@@ -287,7 +292,12 @@ export class AgentHub {
     return this.#request(hostId, 'conflicts', 'conflicts-sent', timeoutMs, { path }) as Promise<ConflictsSent | undefined>;
   }
 
-  #request(hostId: string, ask: 'sync-now' | 'verify' | 'freeze' | 'conflicts', answer: Answer['type'], timeoutMs: number, extra: { frozen?: boolean; maxMs?: number; path?: string } = {}): Promise<Answer | undefined> {
+  /** Asks the host's agent to release the deletions its guard holds (the admin's confirmation); undefined if it is not connected or too slow. */
+  requestConfirmDeletes(hostId: string, timeoutMs: number): Promise<DeletesConfirmed | undefined> {
+    return this.#request(hostId, 'confirm-deletes', 'deletes-confirmed', timeoutMs) as Promise<DeletesConfirmed | undefined>;
+  }
+
+  #request(hostId: string, ask: 'sync-now' | 'verify' | 'freeze' | 'conflicts' | 'confirm-deletes', answer: Answer['type'], timeoutMs: number, extra: { frozen?: boolean; maxMs?: number; path?: string } = {}): Promise<Answer | undefined> {
     const ws = this.#sockets.get(hostId);
     if (!ws) return Promise.resolve(undefined);
     const id = `${ask}-${performance.now().toFixed(3)}-${Math.random().toString(36).slice(2, 8)}`;

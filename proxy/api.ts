@@ -16,10 +16,11 @@ import { StandbyError } from '../core/errors.ts';
 import { sendProblem } from './problem.ts';
 import type { HostAdmin } from './host-admin.ts';
 import type { LagHistory } from './lag-history.ts';
-import { INSTALL_PATHS } from '../protocol/admin-api.ts';
+import { INSTALL_PATHS, type LiveSettingsAnswer, type ProxyConfirmDeletesAnswer } from '../protocol/admin-api.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
 import { noPublicUrl, proxyPublicUrl, serveInstall } from './bundle.ts';
 import { downloadToken, downloadTokenValid } from './download-token.ts';
+import { SETTING_EFFECT, type LiveSettingsStore } from './live-settings.ts';
 import type { Recovery } from './recovery.ts';
 import type { Failover } from './failover.ts';
 import { failoverReport, reportDays } from './failover-report.ts';
@@ -34,7 +35,10 @@ export const PREFIX = '/_standby/';
 const API_PREFIX = '/_standby/api/v1/';
 
 export interface ApiContext {
-  config: ProxyConfig;
+  /** the settings in force: proxy.json's with the live overrides over them (read it when needed: it changes) */
+  readonly config: ProxyConfig;
+  /** the live settings (GET/PATCH settings) */
+  settings: LiveSettingsStore;
   store: StateStore;
   hub: AgentHub;
   hosts: HostAdmin;
@@ -271,6 +275,28 @@ async function enroll(context: ApiContext, req: IncomingMessage, res: ServerResp
   }
 }
 
+/** The agent of the side that serves: the GPU's, or the standby's own while the standby serves. */
+function servingAgentId(context: ApiContext): string {
+  const st = context.store.state;
+  return st.active === 'primary' ? (st.gpu ?? context.config.primary).id : context.config.standby.id;
+}
+
+/** GET /_standby/api/v1/settings: the live settings in force, which are overrides, when each takes effect, what the serving agent applies. */
+export function settingsAnswer(context: ApiContext): LiveSettingsAnswer {
+  const id = servingAgentId(context);
+  const agent = context.hub.agents.get(id);
+  const applied = agent?.connected ? agent.last?.sync.settings : undefined;
+  return {
+    settings: context.settings.view(),
+    overridden: context.settings.overridden(),
+    effect: { ...SETTING_EFFECT },
+    agent: applied ? { hostId: id, applied: { delayMs: applied.delayMs, maxDelayMs: applied.maxDelayMs, exclude: applied.exclude } } : null,
+  };
+}
+
+/** how long POST sync/confirm-deletes waits for the agent's answer (it only flips a flag and asks for a full pass), ms */
+const CONFIRM_DELETES_TIMEOUT_MS = 10_000;
+
 /** how long POST /verify waits for the agent's comparison (a checksum of the whole workspace on both ends), ms */
 const VERIFY_TIMEOUT_MS = 300_000;
 
@@ -402,6 +428,28 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       json(res, 200, { hostId: id, ok: answer.ok, match: answer.ok && answer.total === 0, total: answer.total, differences: answer.differences, error: answer.error });
       return;
     }
+    case 'settings': {
+      if (method === 'GET') return json(res, 200, settingsAnswer(context));
+      if (method !== 'PATCH') return wrongMethod(res, 'GET, PATCH', `${path} takes GET (the settings in force) or PATCH (a change)`);
+      try {
+        context.settings.patch(await readJson(req));
+      } catch (err) {
+        return failure(context, res, err);
+      }
+      json(res, 200, settingsAnswer(context));
+      return;
+    }
+    case 'sync/confirm-deletes': {
+      // the serving agent releases what its mass-deletion guard holds, as standby sync --confirm-deletes does on its host
+      if (!allow('POST')) return;
+      const id = servingAgentId(context);
+      const answer = await context.hub.requestConfirmDeletes(id, CONFIRM_DELETES_TIMEOUT_MS);
+      if (!answer) return sendProblem(res, 'STANDBY_ERR_AGENT_UNREACHABLE', `the agent of ${id} is not connected, or gave no answer within ${CONFIRM_DELETES_TIMEOUT_MS / 1000} s: run standby sync --confirm-deletes on ${id} itself`);
+      const body: ProxyConfirmDeletesAnswer = { hostId: id, deletions: answer.deletions };
+      context.log.warn({ hostId: id, deletions: answer.deletions }, 'held deletions confirmed by the admin (API): the agent applies them in a full reconcile');
+      json(res, 200, body);
+      return;
+    }
     case 'failover/abort': {
       if (!allow('POST')) return;
       const aborted = await context.failover.abort('aborted by the admin (API)');
@@ -425,6 +473,6 @@ export async function serveApi(context: ApiContext, req: IncomingMessage, res: S
       return;
     }
     default:
-      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, sync/lag, failover, failover/abort, failover/report, switch-back, hosts, verify)`);
+      sendProblem(res, 'STANDBY_ERR_NOT_FOUND', `no such API endpoint: ${path} (there are status, associations, events, sync/lag, failover, failover/abort, failover/report, switch-back, hosts, verify, settings, sync/confirm-deletes)`);
   }
 }

@@ -7,7 +7,8 @@ import { requirePrivateFile } from '../config/file.ts';
 import type { Logger } from '../core/log.ts';
 import { AdminSession } from './admin-session.ts';
 import { AdminTokens, type AdminTokenSettings } from './admin-tokens.ts';
-import { AgentHub } from './agent-hub.ts';
+import { AgentHub, type HubGrant } from './agent-hub.ts';
+import type { PushedSettings } from '../protocol/messages.ts';
 import { fullStatus, serveApi, serveMetrics, type ApiContext } from './api.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { ForwardedHeaders } from './forwarded-headers.ts';
@@ -21,6 +22,7 @@ import { Failover, type FenceOutcome, type FencePurpose } from './failover.ts';
 import { authorizeOnStandby, fenceStandby, revokeOnStandby, type FenceResult } from './fence.ts';
 import { HostAdmin } from './host-admin.ts';
 import { HostRegistry } from './host-registry.ts';
+import { LiveSettingsStore } from './live-settings.ts';
 import { FenceWarmup } from './fence-warmup.ts';
 import { ProxyMetrics } from './metrics.ts';
 import { VastStatusWatcher } from './notices/vast-status.ts';
@@ -53,6 +55,8 @@ export interface Proxy {
   throttle: AuthThrottle;
   /** the metrics listener's URL when metrics.listen is set */
   metricsUrl: string | undefined;
+  /** the settings changed live, over proxy.json's */
+  settings: LiveSettingsStore;
   /** the recovery (and its local provider), when proxy.json has a recovery section */
   recovery: RecoverySetup | undefined;
   status(): Record<string, unknown>;
@@ -74,7 +78,11 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   }
 }
 
-async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlock: () => void): Promise<Proxy> {
+async function run(fileConfig: ProxyConfig, log: Logger, options: ProxyOptions, unlock: () => void): Promise<Proxy> {
+  // proxy.json with the overrides changed live over it: `config` is what this start begins with; a live field
+  // is read from settings.config where it is used (the detector, autoFailover, recovery, the agents' sync)
+  const settings = LiveSettingsStore.open(fileConfig, log);
+  const config = settings.config;
   const store = StateStore.open(config.stateDir);
   store.append({ type: 'started', reason: `proxy started (epoch ${store.state.epoch}, ${store.state.active} serves)` });
   // the GPU in service: the configured one until a recovery switches back to a new one (the durable state says)
@@ -83,14 +91,14 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     primary: { side: 'primary', id: gpu().id, url: gpu().url },
     standby: { side: 'standby', id: config.standby.id, url: config.standby.url },
   };
-  const d = config.detector;
+  const d = (): ProxyConfig['detector'] => settings.config.detector;
   // the side that serves is probed every probeIntervalMs; the other, in steady phases, every passiveProbeIntervalMs
   // (its answer matters only once something happens, and then it is hurried: see changed below)
   const steady = new Set(['normal', 'waiting', 'failed_over']);
-  const probePace = (side: Side): number => (store.state.active !== side && steady.has(store.state.phase) ? d.passiveProbeIntervalMs : d.probeIntervalMs);
+  const probePace = (side: Side): number => (store.state.active !== side && steady.has(store.state.phase) ? d().passiveProbeIntervalMs : d().probeIntervalMs);
   const probes: Record<Side, Prober> = {
-    primary: new Prober(gpu().url, d.probePath, () => probePace('primary'), d.probeTimeoutMs),
-    standby: new Prober(config.standby.url, d.probePath, () => probePace('standby'), d.probeTimeoutMs),
+    primary: new Prober(gpu().url, config.detector.probePath, () => probePace('primary'), () => d().probeTimeoutMs),
+    standby: new Prober(config.standby.url, config.detector.probePath, () => probePace('standby'), () => d().probeTimeoutMs),
   };
   const router = new Router(log);
   // passive health (proxy/prober.ts): in steady phases the serving side's answers to forwarded requests
@@ -123,13 +131,26 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   // the agent whose sync state is the copy's: the GPU's while it serves, the standby's while it does (a restore)
   const writerId = () => (store.state.active === 'primary' ? gpu().id : config.standby.id);
 
+  // the sync settings the serving agent applies (grant.settings): to the agent granted primary, and to the standby's
+  // own agent while the standby serves; the fields proxy.json and the live settings leave unset stay the agent's own
+  function withSyncSettings(hostId: string, grant: HubGrant): HubGrant {
+    const serving = grant.role === 'primary' || (store.state.active === 'standby' && hostId === config.standby.id);
+    const a = settings.config.agentSync;
+    if (!serving || a === undefined) return grant;
+    const pushed: PushedSettings = {
+      ...(a.delayMs === undefined ? {} : { delayMs: a.delayMs }),
+      ...(a.maxDelayMs === undefined ? {} : { maxDelayMs: a.maxDelayMs }),
+      ...(a.exclude === undefined ? {} : { exclude: [...a.exclude] }),
+    };
+    return Object.keys(pushed).length === 0 ? grant : { ...grant, settings: pushed };
+  }
   // the new GPU's resume command, as its heartbeats report it: durable events for the failover report
   const resumeEvents = new ResumeEvents(store, () => gpu().id);
   // forward references (the state machine and the route are built below, before anything can connect):
   // the hub asks the route what to grant, and tells the state machine of every heartbeat and disconnect
   const hub: AgentHub = new AgentHub(config.standby.agentToken ? [config.primary.id, config.standby.id] : [config.primary.id], {
     authenticate: (token) => hosts.authenticate(token),
-    grant: (hostId) => route.grant(hostId),
+    grant: (hostId) => withSyncSettings(hostId, route.grant(hostId)),
     heartbeat: (hostId, hb) => {
       metrics.heartbeat(hostId, hb);
       resumeEvents.heartbeat(hostId, hb);
@@ -179,9 +200,14 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     router,
     probes,
     primaryId: () => gpu().id,
-    windowMs: d.heartbeatIntervalMs * d.missedHeartbeats,
+    get windowMs() {
+      return d().heartbeatIntervalMs * d().missedHeartbeats;
+    },
     fence,
-    preemptionConfirmMs: d.preemptionConfirmMs,
+    get preemptionConfirmMs() {
+      return d().preemptionConfirmMs;
+    },
+    autoFailover: () => settings.config.autoFailover,
     prepareFence: () => warmup?.warm(),
     // switch-back: the GPU's agent compares its workspace with the standby's (a dry run through the receiver)
     verifyPrimary: async (timeoutMs) => {
@@ -201,7 +227,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
       probes.primary.retarget(now.url);
       log.warn({ hostId: now.id, url: now.url }, 'the GPU in service is now the new one');
     }
-    if (event?.type === 'routed' && event.side === 'standby' && config.recovery?.autoRecovery) queueMicrotask(() => recovery?.recovery.begin('failed over'));
+    if (event?.type === 'routed' && event.side === 'standby' && settings.config.recovery?.autoRecovery) queueMicrotask(() => recovery?.recovery.begin('failed over'));
     if (to.phase !== from.phase && !steady.has(to.phase)) for (const side of ['primary', 'standby'] as const) probes[side].hurry();
     if (event?.type === 'routed') events.routed(to.epoch);
     editorSignal();
@@ -230,7 +256,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     return doubted({
       silenceMs: performance.now() - agent.lastHeartbeatAt,
       connectionLost: !agent.connected && agent.disconnectedAt !== undefined,
-      heartbeatIntervalMs: d.heartbeatIntervalMs,
+      heartbeatIntervalMs: d().heartbeatIntervalMs,
       probeFailures: probes.primary.failures,
       answeredSinceHeartbeat: (probes.primary.lastOkAt ?? -Infinity) > agent.lastHeartbeatAt,
     });
@@ -260,9 +286,29 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
   };
 
   let listenPort = config.listen.port;
-  const withRecovery = config.recovery ? { ...config, recovery: config.recovery } : undefined;
-  const recovery: RecoverySetup | undefined = withRecovery ? setupRecovery({ config: withRecovery, store, hub, hosts, failover, publicUrl: () => proxyPublicUrl(config, listenPort), log }) : undefined;
-  const ctx: ApiContext = { config, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, recovery: recovery?.recovery, adminSession, lagHistory, log };
+  // the recovery section cannot come or go live (live-settings.ts refuses its fields without one): only its values change
+  const withRecovery = (): (ProxyConfig & { recovery: NonNullable<ProxyConfig['recovery']> }) | undefined => {
+    const c = settings.config;
+    return c.recovery ? { ...c, recovery: c.recovery } : undefined;
+  };
+  const recovery: RecoverySetup | undefined = withRecovery() ? setupRecovery({
+    get config() {
+      return withRecovery()!;
+    },
+    store, hub, hosts, failover, publicUrl: () => proxyPublicUrl(config, listenPort), log,
+  }) : undefined;
+  const ctx: ApiContext = {
+    get config() {
+      return settings.config;
+    },
+    settings, store, hub, hosts, failover, probes, metrics, publicStatus: () => route.publicStatus(), openSockets: () => router.openSockets(), throttle, adminTokens, recovery: recovery?.recovery, adminSession, lagHistory, log,
+  };
+  // a live change: the detector's paces from now, the state machine judges again (window, autoFailover), the serving agent hears its sync settings
+  settings.onChange((changed) => {
+    if (changed.some((p) => p.startsWith('detector.'))) for (const side of ['primary', 'standby'] as const) probes[side].repace();
+    failover.evaluate();
+    if (changed.some((p) => p.startsWith('agentSync.'))) for (const id of new Set([gpu().id, config.standby.id])) hub.regrant(id);
+  });
   const { server, sockets, limits } = createProxyServer({
     config,
     router,
@@ -371,6 +417,7 @@ async function run(config: ProxyConfig, log: Logger, options: ProxyOptions, unlo
     failover,
     router,
     throttle,
+    settings,
     metricsUrl,
     status: () => fullStatus(ctx),
     reloadAdminTokens(settings) {

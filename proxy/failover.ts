@@ -45,6 +45,8 @@ export interface FailoverDeps {
   log: Logger;
   /** how long a planned failover waits for the agent's final pass (default 10 s) */
   finalSyncMs?: number;
+  /** whether a failure the detector finds (or a preemption notice) fails over by itself (default: yes); no: it is reported, and manual() still fails over. Read at each evaluation (a live setting) */
+  autoFailover?(): boolean;
   /** how long an agent's preemption notice waits for corroboration before it is dismissed (default 60 s) */
   preemptionConfirmMs?: number;
   /** how long a switch back waits for the agent's comparison with the standby (default 120 s) */
@@ -119,6 +121,8 @@ export class Failover {
   #suspectSince: number | undefined;
   /** an agent notice was dismissed (not corroborated, or aborted): ignored until the agent's heartbeats stop carrying it */
   #noticeDismissed = false;
+  /** the failure (or notice) last reported but not acted on because autoFailover is off: logged once per episode */
+  #heldBack: string | undefined;
   /** the admin asked to abort: the fence loop starts no new attempt */
   #aborting = false;
   /** a switch back is being checked (standby frozen, the agent verifying) */
@@ -210,7 +214,11 @@ export class Failover {
     const now = performance.now();
     const agentNotice = agent?.connected ? agent.last?.preemption ?? null : null;
     if (agentNotice === null) this.#noticeDismissed = false;
-    if (agentNotice !== null && !this.#noticeDismissed && this.notice === undefined) {
+    const auto = this.#deps.autoFailover?.() ?? true;
+    if (agentNotice !== null && !this.#noticeDismissed && this.notice === undefined && !auto) {
+      // no freeze, no final pass: nothing happens by itself; the admin's failover still takes its planned path
+      this.#holdBack('agent-notice', `preemption notice from the agent (${agentNotice.source})`);
+    } else if (agentNotice !== null && !this.#noticeDismissed && this.notice === undefined) {
       this.lastVerdict = { kind: 'suspect', reason: `preemption notice from the agent (${agentNotice.source}): corroborating` };
       this.#run(this.#corroborate(agentNotice.source));
       return;
@@ -226,6 +234,7 @@ export class Failover {
       preemptionSource: this.notice?.source,
     });
     this.lastVerdict = verdict;
+    if (verdict.kind === 'healthy' && agentNotice === null) this.#heldBack = undefined;
     if (verdict.kind === 'healthy') this.#suspectSince = undefined;
     else this.#suspectSince ??= now;
     // Half the window without a heartbeat, or a failed probe: a fence may be near, so its SSH
@@ -233,12 +242,27 @@ export class Failover {
     const silenceMs = agent ? now - agent.lastHeartbeatAt : Infinity;
     if (verdict.kind !== 'healthy' || silenceMs > this.#deps.windowMs / 2 || probe.failures > 0) this.#deps.prepareFence?.();
     if (verdict.kind !== 'failed') this.#armSilence(silenceMs);
+    if (verdict.kind === 'failed' && !auto) {
+      const reason = this.#holdBack(verdict.planned ? 'notice' : 'failed', verdict.reason);
+      this.#setPhase('suspect', reason);
+      return;
+    }
     if (verdict.kind === 'failed') {
       const cause: FailoverCause = verdict.planned ? { kind: 'preemption', source: this.notice?.source ?? 'unknown', by: 'proxy' } : { kind: connectionLost ? 'connection-lost' : 'silence', probeError: probe.last?.error ?? null };
       this.#run(this.#failover(cause, verdict.reason));
       return;
     }
     this.#setPhase(phaseOf(verdict), verdict.kind === 'healthy' ? 'heartbeats flowing' : verdict.reason);
+  }
+
+  /** A failure (or notice) found while autoFailover is off: reported (the log once per episode, the status's verdict), not acted on. Returns the reason as reported. */
+  #holdBack(kind: string, what: string): string {
+    const reason = `${what}; automatic failover is off (autoFailover): run standby failover to fail over`;
+    if (this.#heldBack !== kind) {
+      this.#deps.log.warn({ what }, 'the GPU looks failed, but automatic failover is off (autoFailover false): not failing over by itself; standby failover (or POST /_standby/api/v1/failover) does it');
+      this.#heldBack = kind;
+    }
+    return reason;
   }
 
   /** A preemption notice from a watcher of the proxy's own (the provider's word): a planned failover, no corroboration needed. */

@@ -23,7 +23,8 @@ export class Prober {
   url: URL;
   /** the pause before the next probe, read at each tick (the side that does not serve is probed less often) */
   #everyMs: () => number;
-  #timeoutMs: number;
+  /** read at each probe (a live settings change applies to the next one) */
+  #timeoutMs: () => number;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = false;
   #closed = false;
@@ -44,10 +45,10 @@ export class Prober {
   /** a refused forward made this tick's probe early (forwardFailed): no second one until the next tick */
   #hurriedThisTick = false;
 
-  constructor(base: string, path: string, everyMs: number | (() => number), timeoutMs: number) {
+  constructor(base: string, path: string, everyMs: number | (() => number), timeoutMs: number | (() => number)) {
     this.url = new URL(path, base);
     this.#everyMs = typeof everyMs === 'number' ? () => everyMs : everyMs;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = typeof timeoutMs === 'number' ? () => timeoutMs : timeoutMs;
   }
 
   start(): void {
@@ -116,6 +117,16 @@ export class Prober {
     }
   }
 
+  /** The pace changed (a live settings change): the next tick comes at the new pace from now, not at the end of the old wait. */
+  repace(): void {
+    if (this.#closed || this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#hurriedThisTick = false;
+      this.#tick();
+    }, this.#everyMs());
+  }
+
   /** Probes now and goes on at the current pace (the pace just changed: the side is about to matter). */
   hurry(): void {
     if (this.#closed || this.#timer === undefined) return;
@@ -126,6 +137,7 @@ export class Prober {
   /** One probe: any HTTP answer below 500 counts as alive (code-server answers /healthz with 200). */
   probe(): Promise<ProbeResult> {
     const started = performance.now();
+    const timeoutMs = this.#timeoutMs();
     return new Promise((resolve) => {
       let done = false;
       const finish = (ok: boolean, error: string | null) => {
@@ -134,13 +146,13 @@ export class Prober {
         const at = performance.now();
         resolve({ ok, at, ms: at - started, error, fromTraffic: false });
       };
-      const req = (this.url.protocol === 'https:' ? httpsRequest : request)(this.url, { method: 'GET', agent: false, timeout: this.#timeoutMs, rejectUnauthorized: false }, (res) => {
+      const req = (this.url.protocol === 'https:' ? httpsRequest : request)(this.url, { method: 'GET', agent: false, timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
         res.resume();
         finish((res.statusCode ?? 500) < 500, (res.statusCode ?? 500) < 500 ? null : `HTTP ${res.statusCode}`);
         req.destroy();
       });
       req.on('timeout', () => {
-        finish(false, `no answer within ${this.#timeoutMs} ms`);
+        finish(false, `no answer within ${timeoutMs} ms`);
         req.destroy();
       });
       req.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));

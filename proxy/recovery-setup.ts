@@ -36,7 +36,8 @@ export interface RecoverySetup {
 }
 
 export interface RecoveryContext {
-  config: ProxyConfig & { recovery: NonNullable<ProxyConfig['recovery']> };
+  /** the settings in force, read when they are needed: autoRecovery, the GPU search's and the next standby's may change live (proxy/live-settings.ts) */
+  readonly config: ProxyConfig & { recovery: NonNullable<ProxyConfig['recovery']> };
   store: StateStore;
   hub: AgentHub;
   hosts: HostAdmin;
@@ -61,13 +62,16 @@ export function localOnstart(proxyUrl: string, invitation: string): string {
   ].join('\n');
 }
 
-/** The GPU provider the recovery section names, and what it asks of a new GPU. */
-function gpuProvider(ctx: RecoveryContext, local: LocalProvider | undefined): { gpus: GpuProvider; requirements: GpuRequirements; image: string } {
+/** The GPU provider the recovery section names. */
+function gpuProvider(ctx: RecoveryContext, local: LocalProvider | undefined): { gpus: GpuProvider; image: string } {
   const r = ctx.config.recovery;
-  if (r.gpu.provider === 'vast') {
-    return { gpus: new VastProvider(r.gpu.vast, ctx.log), requirements: vastRequirements(r.gpu.vast), image: r.gpu.vast.image };
-  }
-  return { gpus: local!.gpu, requirements: { minGpuRamGb: 0, maxPricePerHour: 0, regions: [], diskGb: 1 }, image: 'local' };
+  if (r.gpu.provider === 'vast') return { gpus: new VastProvider(r.gpu.vast, ctx.log), image: r.gpu.vast.image };
+  return { gpus: local!.gpu, image: 'local' };
+}
+
+/** What a GPU search asks for, from the settings in force when it starts (max price, min RAM, regions may change live). */
+function gpuRequirements(r: RecoveryContext['config']['recovery']): GpuRequirements {
+  return r.gpu.provider === 'vast' ? vastRequirements(r.gpu.vast) : { minGpuRamGb: 0, maxPricePerHour: 0, regions: [], diskGb: 1 };
 }
 
 export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
@@ -78,7 +82,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   if (r.gpu.provider === 'local') {
     local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log });
   }
-  const { gpus, requirements, image } = gpuProvider(ctx, local);
+  const { gpus, image } = gpuProvider(ctx, local);
   const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
   const knownHostsOf = (h: ProvisionedHost): string[] => {
     if (!local) return [];
@@ -89,10 +93,14 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   const configured: GpuRecord = { id: config.primary.id, url: config.primary.url, ...(config.primary.provider && config.primary.providerId ? { provider: config.primary.provider, providerId: config.primary.providerId } : {}) };
   const recovery = new Recovery({
     store: ctx.store,
-    settings: r,
+    get settings() {
+      return ctx.config.recovery;
+    },
     workspace: workspaceId(r, config.primary.id),
     gpus,
-    requirements,
+    get requirements() {
+      return gpuRequirements(ctx.config.recovery);
+    },
     image,
     standbyId: config.standby.id,
     hub: ctx.hub,
@@ -143,15 +151,15 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       let provider: StandbyProvider;
       if (sb.provider === 'gcp') provider = await GcpStandbyProvider.create(sb.gcp, { log });
       else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log }))).standby;
-      const last = sb.id.split('/').pop() ?? '';
-      const spec: StandbySpec = {
-        name: parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 },
-        zone: sb.gcp.zone,
-        machineType: sb.gcp.machineType,
-        diskGb: sb.gcp.diskGb,
-        spot: sb.gcp.spot,
-        sshPublicKey: fencePublicKey(fence.identityFile),
-        sshUser: fence.user,
+      const parts = sb.id.split('/');
+      const last = parts.pop() ?? '';
+      const name = parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 };
+      const sshPublicKey = fencePublicKey(fence.identityFile);
+      // read at each ensure: a standby made anew gets the machine settings in force then (they may change live);
+      // its zone is the one its id names (gcp "zone/name"), so a changed zone never strands the stopped one
+      const spec = (): StandbySpec => {
+        const gcp = ctx.config.recovery.standby.gcp;
+        return { name, zone: sb.provider === 'gcp' && parts.length > 0 ? parts.join('/') : gcp.zone, machineType: gcp.machineType, diskGb: gcp.diskGb, spot: gcp.spot, sshPublicKey, sshUser: fence.user };
       };
       const keeper = new StandbyKeeper({
         provider,

@@ -52,7 +52,7 @@ export function proxyEndpoint(args: ProxyArgs): ProxyEndpoint {
   return { url: url.replace(/\/$/, ''), token };
 }
 
-export async function callProxy(endpoint: ProxyEndpoint, name: string, method: 'GET' | 'POST' = 'GET', body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
+export async function callProxy(endpoint: ProxyEndpoint, name: string, method: 'GET' | 'POST' | 'PATCH' = 'GET', body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
     res = await fetch(`${endpoint.url}/_standby/api/v1/${name}`, {

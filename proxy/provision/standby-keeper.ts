@@ -52,8 +52,8 @@ export type StandbyKeeperEvent =
 
 export interface StandbyKeeperOptions {
   provider: StandbyProvider;
-  /** what ensure() is asked for (the standby's name, zone, machine, key...) */
-  spec: StandbySpec;
+  /** what ensure() is asked for (the standby's name, zone, machine, key...); a function is asked at each ensure (the machine settings may change live) */
+  spec: StandbySpec | (() => StandbySpec);
   /** the standby's provider id, as ensure() last answered it */
   id: string;
   /** how often to look, ms (default 10000, the seeds' health check interval) */
@@ -168,7 +168,8 @@ export class StandbyKeeper {
     if (now < this.#nextEnsure) return 'down';
     try {
       this.#o.log.info({ id: this.#id, provider: this.#o.provider.name, state: host?.state ?? 'gone' }, host && host.state !== 'gone' ? 'standby keeper: starting the standby again' : 'standby keeper: creating the standby anew (it must be resynced fully)');
-      const ensured = await this.#o.provider.ensure(this.#o.spec, signal);
+      const spec = typeof this.#o.spec === 'function' ? this.#o.spec() : this.#o.spec;
+      const ensured = await this.#o.provider.ensure(spec, signal);
       this.#id = ensured.id;
       if (ensured.state === 'running' && ensured.ssh) {
         this.#lastUp = performance.now();

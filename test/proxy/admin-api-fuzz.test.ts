@@ -77,7 +77,7 @@ function nearInvite(r: Random): { body: Buffer; contentType: string } {
 function path(r: Random): string {
   const id = r.pick(['gpu-1', 'gpu-2', 'cpu-1', 'nobody', '%zz', '%2e%2e', encodeURIComponent(r.string(r.int(1, 12))), '']);
   const p = r.pick([
-    'status', 'associations', 'events', 'failover', 'failover/report', 'failover/report?days=0', 'hosts', 'hosts/', `hosts/${id}/rotate`, `hosts/${id}/revoke`, `hosts/${id}`, `hosts/${id}/x`,
+    'status', 'associations', 'events', 'failover', 'failover/report', 'failover/report?days=0', 'settings', 'hosts', 'hosts/', `hosts/${id}/rotate`, `hosts/${id}/revoke`, `hosts/${id}`, `hosts/${id}/x`,
     '', 'STATUS', 'status/', '../status', 'hosts/../status', encodeURIComponent(r.string(r.int(1, 20))),
   ]);
   const query = r.chance(0.1) ? `?${encodeURIComponent(r.string(r.int(1, 20)))}=${encodeURIComponent(r.string(r.int(0, 20)))}` : '';

@@ -114,6 +114,31 @@ describe('standby keeper against the Compute fake', () => {
     assert.match(k.logs(), /created anew: resync it fully/);
   });
 
+  test('a standby made anew gets the machine settings in force then (a spec asked at each ensure: they may change live)', BOUND, async (t) => {
+    const gcp = await provider();
+    const name = hostNameText({ workspace: 'ws-keep-live', epoch: 1 });
+    const host = await gcp.ensure(spec('ws-keep-live'));
+    assert.match(String(fake.instance(ZONE, name)?.machineType), /\/e2-medium$/);
+    let current = spec('ws-keep-live');
+    const events: StandbyKeeperEvent[] = [];
+    const keeper = new StandbyKeeper({ provider: gcp, spec: () => current, id: host.id, intervalMs: 50, maxBackoffMs: 200, log: pino({ level: 'silent' }), onEvent: (e) => events.push(e) });
+    const abort = new AbortController();
+    const running = keeper.run(abort.signal);
+    t.after(async () => {
+      abort.abort();
+      await running;
+    });
+    // changed after the keeper began, before the standby went
+    current = { ...current, machineType: 'e2-small', diskGb: 50, spot: false };
+    fake.remove(ZONE, name);
+    const up = await waitFor('standby-up', () => upEvent(events), { timeoutMs: 20_000 });
+    assert.equal(up.recreated, true);
+    const made = fake.instance(ZONE, name)!;
+    assert.match(String(made.machineType), /\/e2-small$/);
+    assert.equal(fake.disks().find((d) => d.name === name)?.sizeGb, '50');
+    assert.equal((made as { scheduling?: { provisioningModel?: string } }).scheduling?.provisioningModel, 'STANDARD');
+  });
+
   test('errors never end the loop: a 500 on a look, a start refused, then a slow start that is not doubled', BOUND, async (t) => {
     const gcp = await provider({ apiRetries: 0 });
     const name = hostNameText({ workspace: 'ws-keep-errors', epoch: 1 });
