@@ -101,7 +101,7 @@ describe('the dashboard session', () => {
     }
   });
 
-  test('with the cookie: reads go; a change needs an Origin of this proxy (none, or another site: 403)', async () => {
+  test('with the cookie: reads go; a change (a failover abort, a settings PATCH) needs an Origin of this proxy (none, or another site: 403)', async () => {
     const phase = w.proxy.store.state.phase;
     const epoch = w.proxy.store.state.epoch;
     assert.equal((await req(base, '/_standby/api/v1/status', { headers: { cookie } })).status, 200);
@@ -116,6 +116,15 @@ describe('the dashboard session', () => {
     // the Bearer token is unchanged: no Origin needed
     assert.equal((await w.proxy.api('failover/abort', { method: 'POST' })).status, 409);
     assert.deepEqual([w.proxy.store.state.phase, w.proxy.store.state.epoch], [phase, epoch], 'nothing changed on the way');
+    // a settings change: refused without this Origin (and nothing changed), taken with it
+    const patch = (headers: Record<string, string>, value: boolean) => req(base, '/_standby/api/v1/settings', { method: 'PATCH', body: JSON.stringify({ autoFailover: value }), headers: { cookie, 'content-type': 'application/json', ...headers } });
+    const autoFailover = async () => ((await (await w.proxy.api('settings')).json()) as { settings: { autoFailover: boolean } }).settings.autoFailover;
+    assert.equal((await patch({}, false)).status, 403);
+    assert.equal((await patch({ origin: 'https://evil.example' }, false)).status, 403);
+    assert.equal(await autoFailover(), true, 'the refused changes changed nothing');
+    assert.equal((await patch({ origin }, false)).status, 200);
+    assert.equal(await autoFailover(), false);
+    assert.equal((await patch({ origin }, true)).status, 200);
   });
 
   test('a tampered cookie or one with a later expiry counts for nothing', async () => {

@@ -2,20 +2,23 @@
 // agent (a process) syncing to the standby's receiver over a loopback sshd.
 // Log in with the admin token; the page shows the state (the GPU serves, the
 // epoch, its heartbeat) and its lag chart moves while files are written; a
-// failover appears in the history with its phases; logging out brings the
-// login form back. The page runs under its strict CSP with no violation.
+// mass deletion the agent holds is released with the page's button; the
+// sync delay changed in the settings form reaches the agent (its status shows
+// it, and the next pass waits for it); a failover appears in the history with
+// its phases; logging out brings the login form back. The page runs under its strict CSP with no violation.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { agentUnavailable } from '../fixtures/agent-process.ts';
 import { closePage, launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
 import { heartbeatsFlowing, startWorld } from '../fixtures/failover-world.ts';
 import { ADMIN_TOKEN } from '../fixtures/proxy.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
-test('the dashboard: log in, the state and the lag chart live while files are written, a failover in the history with its phases, log out', { skip: noChromium || agentUnavailable(), timeout: 90_000 }, async (t) => {
+test('the dashboard: log in, the state and the lag chart live while files are written, the sync delay set live, a failover in the history with its phases, log out', { skip: noChromium || agentUnavailable(), timeout: 90_000 }, async (t) => {
   // a sync delay of a second: changes wait, so the lag the chart draws is not zero
-  const world = await startWorld({ agentSettings: { sync: { retryMinMs: 100, retryMaxMs: 1_000, delayMs: 1_000, maxDelayMs: 3_000 } } });
+  const world = await startWorld({ agentSettings: { sync: { retryMinMs: 100, retryMaxMs: 1_000, delayMs: 1_000, maxDelayMs: 3_000, deleteGuard: { fraction: 0.5, minFiles: 5 } } } });
   t.after(() => world.close());
   await heartbeatsFlowing(world, { normal: true });
 
@@ -52,7 +55,7 @@ test('the dashboard: log in, the state and the lag chart live while files are wr
   const dir = join(world.gpuDir, 'work');
   mkdirSync(dir);
   const writes = performance.now();
-  for (let i = 0; performance.now() - writes < 5_000 && i < 100; i++) {
+  for (let i = 0; performance.now() - writes < 3_000 && i < 60; i++) {
     writeFileSync(join(dir, `f${i}.txt`), `line ${i}\n`);
     await page.waitForTimeout(100); // a writer's pace, not a wait for a condition
   }
@@ -61,6 +64,34 @@ test('the dashboard: log in, the state and the lag chart live while files are wr
   assert.ok(after > before, `the chart grew (${before} -> ${after} samples)`);
   await world.agent!.settled(15_000);
   await page.waitForSelector('#watermark-age:has-text("nothing pending")');
+
+  // a mass deletion is held by the agent's guard: the page's button releases it, after a confirmation
+  rmSync(dir, { recursive: true });
+  await page.waitForSelector('#held', { state: 'visible', timeout: 15_000 });
+  assert.ok(existsSync(join(world.cpuDir, 'work', 'f0.txt')), 'held: still on the standby');
+  page.once('dialog', (d) => void d.accept());
+  await page.click('#confirm-deletes');
+  await page.waitForSelector('#confirm-result:has-text("Released")');
+  await waitFor('the deletion on the standby', () => !existsSync(join(world.cpuDir, 'work')), { timeoutMs: 15_000 });
+  await page.waitForSelector('#held', { state: 'hidden' });
+
+  // 3. the sync delay changed on the page: the agent applies it without a restart (its status shows it) and the next pass waits for it
+  await page.waitForSelector('#agent-applied[data-delay-ms="1000"]');
+  assert.match((await page.textContent('#settings label[for="set-agentSync-delayMs"]')) ?? '', /sent to the agent/);
+  await page.fill('input[data-path="agentSync.delayMs"]', '3000');
+  await page.fill('input[data-path="agentSync.maxDelayMs"]', '6000');
+  await page.click('#settings-save');
+  await page.waitForSelector('#settings-result:has-text("Saved.")');
+  await page.waitForSelector('#agent-applied[data-delay-ms="3000"][data-max-delay-ms="6000"]', { timeout: 15_000 });
+  const applied = (await world.agent!.status()).settings as { delayMs: number; maxDelayMs: number; pushed: boolean };
+  assert.deepEqual([applied.delayMs, applied.maxDelayMs, applied.pushed], [3_000, 6_000, true], 'the agent itself says so');
+  await world.agent!.settled(15_000, { quietMs: 300 });
+  const written = performance.now();
+  writeFileSync(join(world.gpuDir, 'after-the-change.txt'), 'waits for the new delay\n');
+  await waitFor('the file on the standby', () => existsSync(join(world.cpuDir, 'after-the-change.txt')), { timeoutMs: 20_000 });
+  const tookMs = performance.now() - written;
+  // a lower bound only: a loaded machine makes the pass later, never earlier
+  assert.ok(tookMs >= 2_500, `the next pass waited for the 3 s delay (the file took ${Math.round(tookMs)} ms)`);
 
   // 4. a failover (the admin's, through the API) appears in the history with its phases
   assert.equal(await page.locator('#failovers .failover').count(), 0);
