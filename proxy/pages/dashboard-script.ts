@@ -121,6 +121,7 @@ const SCRIPT = String.raw`(() => {
     }
     const a = writer(s);
     const sync = a && a.sync;
+    $('sync-direction').textContent = a ? a.hostId + ' to ' + (sync && sync.target ? 'the new GPU ' + sync.target + ' (a restore)' : 'the standby') : 'no agent connected';
     $('pending').textContent = sync ? String(sync.pending) : '-';
     $('watermark-age').textContent = sync ? (sync.oldestPendingAgeMs === null ? 'nothing pending' : ms(sync.oldestPendingAgeMs)) : '-';
     $('watermark').textContent = sync ? sync.watermark + ' of ' + sync.lastSeq + (sync.ready ? '' : ' (first full pass not done)') : '-';
@@ -134,11 +135,17 @@ const SCRIPT = String.raw`(() => {
       loadReport();
     }
     renderCosts();
-    if (settings && Date.now() - agentAt > 5000) refreshAgent();
+    // the serving agent changes with the route: asked at once then, else every 5 s
+    const serving = s.active + ':' + s.epoch;
+    if (settings && (serving !== agentFor || Date.now() - agentAt > 5000)) {
+      agentFor = serving;
+      refreshAgent();
+    }
   }
 
   // what the serving agent applies, from its heartbeats (the settings API's agent): kept current beside the form
   let agentAt = 0;
+  let agentFor = '';
   async function refreshAgent() {
     agentAt = Date.now();
     const r = await api('settings');

@@ -99,6 +99,7 @@ export function dashboardPage(o: DashboardPageOptions): { html: string; csp: str
   <section id="sync">
     <h2>Sync</h2>
     <dl>
+      <dt>Copy</dt><dd id="sync-direction">-</dd>
       <dt>Pending changes</dt><dd id="pending">-</dd>
       <dt>Oldest pending</dt><dd id="watermark-age">-</dd>
       <dt>Watermark</dt><dd id="watermark">-</dd>
