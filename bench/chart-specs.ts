@@ -23,6 +23,16 @@ export function workloadName(workload: string, tree: string): string {
   return tree === 'fresh' ? short : `${short}, ${tree}`;
 }
 
+/** A small chart per workload, two to a row, each with its own x scale (a 200 MiB file's lag is not a trickle's). */
+function byWorkload(rows: readonly ChartRow[]) {
+  return {
+    data: { name: 'rows' },
+    facet: { field: 'workload', type: 'nominal', title: null, sort: inOrder(rows, 'workload'), header: { labelFontSize: 12, labelFontWeight: 'bold' } },
+    columns: 2,
+    resolve: { scale: { x: 'independent' } },
+  } as const;
+}
+
 /**
  * Lag distributions as ECDFs: for each system and each workload of many files, the share of the workload's
  * files on the standby (y) within a lag (x), from the raw samples. Files that never landed keep a line below 1.
@@ -46,10 +56,7 @@ export function lagEcdfChart(rows: readonly LagRow[], runLabel: string): Chart |
   const spec: TopLevelSpec = {
     $schema: SCHEMA,
     ...FONT,
-    data: { name: 'rows' },
-    facet: { field: 'workload', type: 'nominal', title: null, sort: inOrder(data, 'workload'), header: { labelFontSize: 12, labelFontWeight: 'bold' } },
-    columns: 2,
-    resolve: { scale: { x: 'independent' } },
+    ...byWorkload(data),
     spec: {
       width: 300,
       height: 170,
@@ -86,10 +93,7 @@ export function lagPercentilesChart(points: readonly LagPercentile[], from: stri
   const spec: TopLevelSpec = {
     $schema: SCHEMA,
     ...FONT,
-    data: { name: 'rows' },
-    facet: { field: 'workload', type: 'nominal', title: null, sort: inOrder(rows, 'workload'), header: { labelFontSize: 12, labelFontWeight: 'bold' } },
-    columns: 2,
-    resolve: { scale: { x: 'independent' } },
+    ...byWorkload(rows),
     spec: {
       width: 300,
       height: 130,
