@@ -16,14 +16,13 @@ import type { Logger } from '../core/log.ts';
 import type { AdminTokens } from './admin-tokens.ts';
 import { tooMany, type AuthThrottle } from './auth-throttle.ts';
 import { isForm, readForm } from './form-body.ts';
-import { adminLoginPage } from './pages/dashboard-login.ts';
+import { ADMIN_LOGIN_PATH, ADMIN_LOGOUT_PATH, adminLoginPage } from './pages/dashboard-login.ts';
 import { sendProblem } from './problem.ts';
 import { requestOrigin } from './same-origin.ts';
 import { clearCookieLine, cookieValue, SessionSigner, setCookieLine, sha256, type CookieScope } from './session-cookie.ts';
 
 export const DASHBOARD_PATH = '/_standby/';
-export const ADMIN_LOGIN_PATH = '/_standby/admin/login';
-export const ADMIN_LOGOUT_PATH = '/_standby/admin/logout';
+export { ADMIN_LOGIN_PATH, ADMIN_LOGOUT_PATH };
 export const ADMIN_COOKIE = 'standby_admin';
 /** how long a dashboard session lasts, hours */
 export const ADMIN_SESSION_HOURS = 12;
@@ -81,7 +80,7 @@ export class AdminSession {
 
   /** The login form (GET /_standby/ without a session). */
   loginForm(res: ServerResponse, status = 200, error?: string, headers: Record<string, string> = {}): void {
-    const page = adminLoginPage(error);
+    const page = adminLoginPage(ADMIN_SESSION_HOURS, error);
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': page.csp, 'content-length': Buffer.byteLength(page.html), ...headers });
     res.end(res.req?.method === 'HEAD' ? undefined : page.html);
   }

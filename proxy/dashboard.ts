@@ -59,8 +59,9 @@ export class Dashboard {
     if (this.#session.owns(path)) return this.#session.handle(req, res);
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8', 'content-length': 14 });
-      res.end('GET or HEAD.\n');
+      const text = 'GET or HEAD.\n';
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
       return;
     }
     const make = this.#assets.get(path);

@@ -5,6 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './escape.ts';
 import { PAGE_LOOK_CSS } from './page-look.ts';
 
+export const ADMIN_LOGIN_PATH = '/_standby/admin/login';
+export const ADMIN_LOGOUT_PATH = '/_standby/admin/logout';
+
 const STYLE = `
 main { max-width: 400px; }
 h1 { margin: 0 0 16px; font-size: 22px; }
@@ -17,7 +20,8 @@ button { margin-top: 16px; width: 100%; padding: 10px; font: inherit; font-weigh
 `;
 
 /** The page and the Content-Security-Policy header it is served with. */
-export function adminLoginPage(error?: string): { html: string; csp: string } {
+/** `sessionHours`: how long a session lasts, for the line under the form. */
+export function adminLoginPage(sessionHours: number, error?: string): { html: string; csp: string } {
   const nonce = randomBytes(16).toString('base64');
   const csp = ["default-src 'none'", `style-src 'nonce-${nonce}'`, "img-src data:", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
   const html = `<!doctype html>
@@ -35,12 +39,12 @@ export function adminLoginPage(error?: string): { html: string; csp: string } {
   <p class="brand">Standby</p>
   <h1>Dashboard</h1>
   ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
-  <form method="post" action="/_standby/admin/login">
+  <form method="post" action="${ADMIN_LOGIN_PATH}">
     <label for="token">Admin token</label>
     <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
     <button type="submit">Log in</button>
   </form>
-  <p class="hint">The proxy's adminToken (proxy.json). The session ends after 12 hours, at a logout or when the token is rotated.</p>
+  <p class="hint">The proxy's adminToken (proxy.json). The session ends after ${sessionHours} hours, at a logout or when the token is rotated.</p>
 </main>
 </body>
 </html>

@@ -99,6 +99,8 @@ describe('the dashboard session', () => {
       assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
       assert.ok((await res.text()).length > 100);
     }
+    const post = await req(base, '/_standby/assets/dashboard.js', { method: 'POST' });
+    assert.deepEqual([post.status, post.headers.get('allow'), await post.text()], [405, 'GET, HEAD', 'GET or HEAD.\n']);
   });
 
   test('with the cookie: reads go; a change (a failover abort, a settings PATCH) needs an Origin of this proxy (none, or another site: 403)', async () => {
