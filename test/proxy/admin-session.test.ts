@@ -139,11 +139,11 @@ describe('the dashboard session', () => {
   });
 
   test('the event stream: an admin session gets status events; without one, only what it got before', async () => {
-    const admin = await streamHead(base, { cookie }, 2_500);
+    // side by side: the plain stream listens while the admin's hears its status events
+    const [admin, plain] = await Promise.all([streamHead(base, { cookie }, 2_500), streamHead(base, {}, 2_500)]);
     assert.match(admin, /^event: status$/m);
     const status = admin.split('\n').find((l, i, all) => all[i - 1] === 'event: status' && l.startsWith('data: '));
     assert.equal((JSON.parse(status!.slice(6)) as { epoch: number }).epoch, w.proxy.store.state.epoch);
-    const plain = await streamHead(base, {}, 1_500);
     assert.match(plain, /^data: /m, 'the editor state still');
     assert.doesNotMatch(plain, /^event:/m);
     assert.doesNotMatch(plain, /epoch|gpu-1|agents/);
