@@ -127,7 +127,12 @@ const SCRIPT = `(() => {
   let overlay = null;
 
   // The page's own WebSockets to this origin (code-server's): one that closes without the page
-  // asking is a sign the machine behind went away, often before the proxy knows it.
+  // asking is a sign the machine behind went away, often before the proxy knows it. Not while the
+  // page itself is leaving (a reload, a navigation): the browser closes them then, and the overlay
+  // would flash over a page that is going anyway.
+  let leaving = false;
+  window.addEventListener('pagehide', () => { leaving = true; });
+  window.addEventListener('pageshow', () => { leaving = false; });
   const Native = window.WebSocket;
   if (typeof Native === 'function') {
     const asked = new WeakSet();
@@ -139,7 +144,7 @@ const SCRIPT = `(() => {
         if (!same) return;
         this.addEventListener('open', () => { if (localDown) { localDown = false; update(); } });
         this.addEventListener('close', (e) => {
-          if (asked.has(this) || e.code === 1000) return;
+          if (asked.has(this) || e.code === 1000 || leaving) return;
           localDown = true;
           update();
         });
