@@ -51,7 +51,9 @@ for (const login of [true]) {
 
       // a file made in the editor: the explorer's New File action, a name, Enter
       await createFileInExplorer(page, 'made-in-editor.txt');
-      await waitFor('the file on the GPU', () => existsSync(join(world!.gpuDir, 'made-in-editor.txt')), { timeoutMs: 10_000 });
+      // bounds only a broken editor exceeds: beside the whole suite on two cores, the first open of the workbench took 23 s
+      await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: 30_000 });
+      await waitFor('the file on the GPU', () => existsSync(join(world!.gpuDir, 'made-in-editor.txt')), { timeoutMs: 30_000 });
       const madeAt = performance.now();
 
       // every document the tab loads from here on, and whether it was an error
