@@ -73,23 +73,17 @@ export interface Doubt {
   heartbeatIntervalMs: number;
   /** failed probes (or refused forwards, which probe at once) of its code-server in a row */
   probeFailures: number;
-  /** the last probe's error ("ECONNREFUSED", "no answer within 400 ms"), null when it answered */
-  probeError: string | null;
   /** its code-server answered a probe (or forwarded traffic) since the last heartbeat: the silence is the agent's alone, or load */
   answeredSinceHeartbeat: boolean;
 }
 
 /**
- * The GPU is in doubt: its agent's connection closed, or a whole heartbeat is missing (one interval past
- * the one due) and its code-server has not answered since the last one, or a heartbeat is late and the
- * probe says its code-server is down (probeDown). Probes alone are no sign while heartbeats arrive: a
- * code-server serving a reload of the workbench on a busy host missed two probe timeouts in a row, and
- * the reloaded page flashed "Switching to the CPU standby..."; nor is a late heartbeat whose
- * code-server answers (a busy agent). Earlier than `judge` by design: a page may show that something is
- * happening (and hide it again if nothing was); it never moves a route.
+ * The GPU is in doubt: its agent's connection closed, its code-server failed a probe, or a whole
+ * heartbeat is missing (one interval past the one due) and its code-server has not answered since the
+ * last one (a busy agent's late heartbeat, its code-server answering, is no sign). Earlier than `judge`
+ * by design: a page may show that something is happening (and hide it again if nothing was); it never
+ * moves a route.
  */
 export function doubted(s: Doubt): boolean {
-  if (s.connectionLost) return true;
-  if (s.silenceMs >= 2 * s.heartbeatIntervalMs && !s.answeredSinceHeartbeat) return true;
-  return s.silenceMs >= s.heartbeatIntervalMs && probeDown(s.probeFailures, s.probeError);
+  return s.connectionLost || s.probeFailures > 0 || (s.silenceMs >= 2 * s.heartbeatIntervalMs && !s.answeredSinceHeartbeat);
 }

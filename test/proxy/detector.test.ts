@@ -42,15 +42,11 @@ test('a preemption notice is a planned failover even with everything alive', () 
 });
 
 test("the editor's doubt comes before any verdict, and not from a busy agent whose code-server answers", () => {
-  const calm: Doubt = { silenceMs: 100, connectionLost: false, heartbeatIntervalMs: 500, probeFailures: 0, probeError: null, answeredSinceHeartbeat: false };
+  const calm: Doubt = { silenceMs: 100, connectionLost: false, heartbeatIntervalMs: 500, probeFailures: 0, answeredSinceHeartbeat: false };
   const cases: { name: string; signals: Partial<Doubt>; want: boolean }[] = [
     { name: 'heartbeats on time', signals: {}, want: false },
     { name: "the agent's connection closed (a SIGKILL)", signals: { connectionLost: true }, want: true },
-    { name: 'a heartbeat late and a probe refused (code-server gone; a refused forward probes at once)', signals: { silenceMs: 600, probeFailures: 1, probeError: 'ECONNREFUSED' }, want: true },
-    { name: 'a heartbeat late and two probes in a row without an answer', signals: { silenceMs: 600, probeFailures: 2, probeError: 'no answer within 400 ms' }, want: true },
-    // regression: code-server serving a reload of the workbench missed two probes in a row, and the reloaded page flashed "Switching to the CPU standby..."
-    { name: 'probes failing, heartbeats on time: a busy code-server (or a crashed one the agent outlives: no failover either)', signals: { probeFailures: 2, probeError: 'no answer within 400 ms' }, want: false },
-    { name: 'a probe refused, heartbeats on time', signals: { probeFailures: 1, probeError: 'ECONNREFUSED' }, want: false },
+    { name: 'a probe (or a refused forward) failed', signals: { probeFailures: 1 }, want: true },
     { name: 'a whole heartbeat missing, code-server silent since', signals: { silenceMs: 1000 }, want: true },
     { name: 'a whole heartbeat missing, code-server answering since: load, not death', signals: { silenceMs: 1000, answeredSinceHeartbeat: true }, want: false },
     { name: 'late, but not a whole heartbeat', signals: { silenceMs: 900 }, want: false },

@@ -72,7 +72,8 @@ for (const login of [true]) {
       const killedWall = Date.now();
       world.killGpu();
       await waitFor('the overlay, or a new document', async () => documents.length > 0 || (await overlaySince(killedWall)) !== undefined, { timeoutMs: 10_000 });
-      const title = await page.locator('#standby-overlay h1').textContent({ timeout: 1_000 }).catch(() => null);
+      // the page's own sockets may close before the proxy doubts the GPU: "Reconnecting to the GPU..." first, for a moment
+      const title = await page.locator('#standby-overlay h1', { hasText: TO_STANDBY_TEXT }).textContent({ timeout: 3_000 }).catch(() => null);
 
       // back: a new document (the script reloaded the tab), served by the standby, its workbench and tree up
       await waitFor('the tab reloaded', () => documents.length > 0, { timeoutMs: 20_000 });
@@ -102,7 +103,7 @@ for (const login of [true]) {
       const res = await world.proxy.api('switch-back', { method: 'POST', body: '{}', signal: AbortSignal.timeout(90_000) });
       assert.equal(res.status, 202, await res.text());
       await waitFor('the overlay, or a new document', async () => documents.length > before || (await overlaySince(askedWall)) !== undefined, { timeoutMs: 30_000 });
-      const backTitle = await page.locator('#standby-overlay h1').textContent({ timeout: 1_000 }).catch(() => null);
+      const backTitle = await page.locator('#standby-overlay h1', { hasText: TO_GPU_TEXT }).textContent({ timeout: 3_000 }).catch(() => null);
       await waitFor('the tab reloaded towards the GPU', () => documents.length > before, { timeoutMs: 60_000 });
       await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: WORKBENCH_BACK_MS });
       const gpuBackMs = performance.now() - askedAt;
