@@ -3,7 +3,7 @@
 // script and no external asset: a strict CSP.
 import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './escape.ts';
-import { PAGE_LOOK_CSS } from './page-look.ts';
+import { dashboardHead } from './page-look.ts';
 
 export const ADMIN_LOGIN_PATH = '/_standby/admin/login';
 export const ADMIN_LOGOUT_PATH = '/_standby/admin/logout';
@@ -24,16 +24,7 @@ button { margin-top: 16px; width: 100%; padding: 10px; font: inherit; font-weigh
 export function adminLoginPage(sessionHours: number, error?: string): { html: string; csp: string } {
   const nonce = randomBytes(16).toString('base64');
   const csp = ["default-src 'none'", `style-src 'nonce-${nonce}'`, "img-src data:", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
-  const html = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Standby dashboard: log in</title>
-<link rel="icon" href="data:,">
-<style nonce="${nonce}">${PAGE_LOOK_CSS}${STYLE}</style>
-</head>
+  const html = `${dashboardHead('Standby dashboard: log in', nonce, STYLE)}
 <body>
 <main id="login">
   <p class="brand">Standby</p>

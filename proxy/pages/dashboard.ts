@@ -5,7 +5,7 @@
 // scripts and styles from this origin (and this answer's nonce) only.
 import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './escape.ts';
-import { PAGE_LOOK_CSS } from './page-look.ts';
+import { dashboardHead } from './page-look.ts';
 import { DASHBOARD_SCRIPT_PATH, DASHBOARD_SCRIPT_VERSION } from './dashboard-script.ts';
 
 export interface DashboardPageOptions {
@@ -65,19 +65,10 @@ export function dashboardPage(o: DashboardPageOptions): { html: string; csp: str
   const nonce = randomBytes(16).toString('base64');
   const csp = ["default-src 'none'", "script-src 'self'", `style-src 'self' 'nonce-${nonce}'`, "connect-src 'self'", "img-src 'self' data:", "form-action 'self'", "base-uri 'none'", "frame-ancestors 'none'"].join('; ');
   const v = encodeURIComponent(o.uplotVersion);
-  const html = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Standby dashboard</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/_standby/assets/uPlot.min.css?v=${v}">
-<style nonce="${nonce}">${PAGE_LOOK_CSS}${STYLE}</style>
+  const html = `${dashboardHead('Standby dashboard', nonce, STYLE, `<link rel="stylesheet" href="/_standby/assets/uPlot.min.css?v=${v}">
 <script src="/_standby/assets/uPlot.iife.min.js?v=${v}" defer></script>
 <script src="${DASHBOARD_SCRIPT_PATH}?v=${DASHBOARD_SCRIPT_VERSION}" defer></script>
-</head>
+`)}
 <body>
 <header class="top">
   <div><p class="brand">Standby</p><h1>Dashboard</h1></div>

@@ -34,3 +34,17 @@ main {
 }
 .brand svg { fill: var(--accent); }
 `;
+
+/** A dashboard page's document start, up to </head>: viewport, noindex, no favicon request, its CSS under `nonce`, then `extra` tags. */
+export function dashboardHead(title: string, nonce: string, css: string, extra = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>${title}</title>
+<link rel="icon" href="data:,">
+${extra}<style nonce="${nonce}">${PAGE_LOOK_CSS}${css}</style>
+</head>`;
+}
