@@ -258,6 +258,7 @@ async function run(fileConfig: ProxyConfig, log: Logger, options: ProxyOptions, 
       connectionLost: !agent.connected && agent.disconnectedAt !== undefined,
       heartbeatIntervalMs: d().heartbeatIntervalMs,
       probeFailures: probes.primary.failures,
+      probeError: probes.primary.last?.error ?? null,
       answeredSinceHeartbeat: (probes.primary.lastOkAt ?? -Infinity) > agent.lastHeartbeatAt,
     });
   }

@@ -73,17 +73,24 @@ export interface Doubt {
   heartbeatIntervalMs: number;
   /** failed probes (or refused forwards, which probe at once) of its code-server in a row */
   probeFailures: number;
+  /** the last probe's error ("ECONNREFUSED", "no answer within 400 ms"), null when it answered */
+  probeError: string | null;
   /** its code-server answered a probe (or forwarded traffic) since the last heartbeat: the silence is the agent's alone, or load */
   answeredSinceHeartbeat: boolean;
 }
 
 /**
- * The GPU is in doubt: its agent's connection closed, its code-server failed a probe, or a whole
- * heartbeat is missing (one interval past the one due) and its code-server has not answered since the
- * last one (a busy agent's late heartbeat, its code-server answering, is no sign). Earlier than `judge`
- * by design: a page may show that something is happening (and hide it again if nothing was); it never
+ * The GPU is in doubt: its agent's connection closed; or its code-server refused (or reset) a probe:
+ * nobody listens where it did, a SIGKILL's mark; or a whole heartbeat is missing (one interval past the
+ * one due) and its code-server has not answered since, or fails its probes. A probe merely unanswered
+ * (a timeout, a 5xx) is no sign while heartbeats come: a code-server serving a reload of the workbench
+ * on a busy host missed two 400 ms probes in a row, and the reloaded page flashed "Switching to the CPU
+ * standby..." (nor is a busy agent's late heartbeat whose code-server answers). Earlier than `judge` by
+ * design: a page may show that something is happening (and hide it again if nothing was); it never
  * moves a route.
  */
 export function doubted(s: Doubt): boolean {
-  return s.connectionLost || s.probeFailures > 0 || (s.silenceMs >= 2 * s.heartbeatIntervalMs && !s.answeredSinceHeartbeat);
+  if (s.connectionLost) return true;
+  if (s.probeFailures > 0 && s.probeError !== null && REFUSALS.has(s.probeError)) return true;
+  return s.silenceMs >= 2 * s.heartbeatIntervalMs && (!s.answeredSinceHeartbeat || s.probeFailures > 0);
 }

@@ -42,11 +42,17 @@ test('a preemption notice is a planned failover even with everything alive', () 
 });
 
 test("the editor's doubt comes before any verdict, and not from a busy agent whose code-server answers", () => {
-  const calm: Doubt = { silenceMs: 100, connectionLost: false, heartbeatIntervalMs: 500, probeFailures: 0, answeredSinceHeartbeat: false };
+  const calm: Doubt = { silenceMs: 100, connectionLost: false, heartbeatIntervalMs: 500, probeFailures: 0, probeError: null, answeredSinceHeartbeat: false };
   const cases: { name: string; signals: Partial<Doubt>; want: boolean }[] = [
     { name: 'heartbeats on time', signals: {}, want: false },
     { name: "the agent's connection closed (a SIGKILL)", signals: { connectionLost: true }, want: true },
-    { name: 'a probe (or a refused forward) failed', signals: { probeFailures: 1 }, want: true },
+    { name: 'a probe refused, heartbeats on time: nobody listens (a refused forward probes at once)', signals: { probeFailures: 1, probeError: 'ECONNREFUSED' }, want: true },
+    { name: 'a probe reset', signals: { probeFailures: 1, probeError: 'ECONNRESET' }, want: true },
+    // regression: code-server serving a reload of the workbench missed two probes in a row, and the reloaded page flashed "Switching to the CPU standby..."
+    { name: 'probes unanswered, heartbeats on time: a busy code-server', signals: { probeFailures: 2, probeError: 'no answer within 400 ms' }, want: false },
+    { name: 'probes answered 503, heartbeats on time', signals: { probeFailures: 3, probeError: 'HTTP 503' }, want: false },
+    { name: 'probes unanswered and a whole heartbeat missing', signals: { silenceMs: 1000, probeFailures: 1, probeError: 'no answer within 400 ms' }, want: true },
+    { name: 'a whole heartbeat missing, code-server answered once since, then stopped', signals: { silenceMs: 1000, answeredSinceHeartbeat: true, probeFailures: 1, probeError: 'no answer within 400 ms' }, want: true },
     { name: 'a whole heartbeat missing, code-server silent since', signals: { silenceMs: 1000 }, want: true },
     { name: 'a whole heartbeat missing, code-server answering since: load, not death', signals: { silenceMs: 1000, answeredSinceHeartbeat: true }, want: false },
     { name: 'late, but not a whole heartbeat', signals: { silenceMs: 900 }, want: false },

@@ -46,7 +46,7 @@ async function startSide(name: string): Promise<Side> {
 }
 
 /** The GPU's agent, as far as the proxy can tell: heartbeats every 200 ms at the epoch it was granted. */
-async function heartbeats(proxyUrl: string): Promise<{ close(): void }> {
+async function heartbeats(proxyUrl: string): Promise<{ close(): void; paused: boolean }> {
   const ws = new WebSocket(`${proxyUrl.replace('http', 'ws')}${AGENT_PATH}`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` }, handshakeTimeout: 5_000 });
   ws.on('error', () => undefined);
   let epoch = 0;
@@ -68,13 +68,16 @@ async function heartbeats(proxyUrl: string): Promise<{ close(): void }> {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(hb));
   };
   send();
-  const timer = setInterval(send, 200);
-  return {
+  const beats = { paused: false, close() {} };
+  const timer = setInterval(() => {
+    if (!beats.paused) send();
+  }, 200);
+  return Object.assign(beats, {
     close() {
       clearInterval(timer);
       ws.close();
     },
-  };
+  });
 }
 
 test('a doubt that clears shows the overlay and takes it away without a reload; a route move reloads the tab into the other side, no click', { skip: noChromium, timeout: 60_000 }, async (t) => {
@@ -82,8 +85,9 @@ test('a doubt that clears shows the overlay and takes it away without a reload; 
   t.after(() => gpu.close());
   const cpu = await startSide('cpu');
   t.after(() => cpu.close());
-  // a long window: a failing probe alone is a doubt, never a failover here
-  const proxy = await startTestProxy({ primaryUrl: gpu.url, standbyUrl: cpu.url, fence: async () => ({ waitedMs: 0, killed: 0 }), settings: { detector: { heartbeatIntervalMs: 200, missedHeartbeats: 50 } } });
+  // a long window: the agent quiet and its code-server unwell for a while is a doubt, never a failover here.
+  // The proxy expects a heartbeat every 500 ms and gets one every 200 ms: a busy machine's late one is no doubt.
+  const proxy = await startTestProxy({ primaryUrl: gpu.url, standbyUrl: cpu.url, fence: async () => ({ waitedMs: 0, killed: 0 }), settings: { detector: { heartbeatIntervalMs: 500, missedHeartbeats: 50 } } });
   t.after(() => proxy.close());
   const agent = await heartbeats(proxy.url);
   t.after(() => agent.close());
@@ -104,11 +108,20 @@ test('a doubt that clears shows the overlay and takes it away without a reload; 
   });
   assert.equal(await page.locator('#standby-overlay').count(), 0, 'no overlay while all is well');
 
-  // the GPU's code-server stops answering its probe: a doubt, the overlay
+  // the GPU's code-server stops answering its probe: with heartbeats on time, no doubt (a busy code-server misses probes)
   gpu.health = 503;
+  const primaryFailures = async (): Promise<number> => {
+    const status = (await (await proxy.api('status')).json()) as { backends: { side: string; probe: { failuresInARow: number } | null }[] };
+    return status.backends.find((b) => b.side === 'primary')?.probe?.failuresInARow ?? 0;
+  };
+  await waitFor('four failed probes in a row', async () => (await primaryFailures()) >= 4, { timeoutMs: 10_000 });
+  assert.equal(await page.locator('#standby-overlay').count(), 0, 'no overlay for failing probes while the agent beats on time');
+  // its agent goes quiet too: a doubt, the overlay
+  agent.paused = true;
   await page.waitForSelector('#standby-overlay .card', { state: 'visible' });
   assert.equal(await page.locator('#standby-overlay h1').textContent(), TO_STANDBY_TEXT);
-  // it answers again: the doubt clears, the overlay goes, the page stays
+  // both back: the doubt clears, the overlay goes, the page stays
+  agent.paused = false;
   gpu.health = 200;
   await page.waitForSelector('#standby-overlay', { state: 'hidden' });
   assert.equal(loads, 0, 'no reload for a doubt that cleared');

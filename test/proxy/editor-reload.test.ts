@@ -1,5 +1,5 @@
 // A reload in the detection window, in Chromium with a real code-server on
-// each side: the developer loads the workbench URL the instant the GPU (its
+// each side (after a reload with the GPU well, which shows no overlay): the developer loads the workbench URL the instant the GPU (its
 // code-server and agent) is SIGKILLed, before the proxy has moved the route.
 // The tab gets the transition page, never an error page (no 502, no
 // browser error page), and that page takes it into the standby's workbench
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { killTree } from '../../core/process-tree.ts';
 import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
-import { explorerRow, noEditor, openWorkbench, startEditorWorld, type EditorWorld } from '../fixtures/editor-world.ts';
+import { explorerRow, noEditor, openWorkbench, recordOverlay, startEditorWorld, type EditorWorld } from '../fixtures/editor-world.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 // with the login off (editor-switch.test.ts runs the real editor with it on): one world, the suite's time is bounded
@@ -31,7 +31,14 @@ for (const login of [false]) {
       browser = await launchChromium();
       const page = await browser.context.newPage();
       page.setDefaultTimeout(30_000);
+      const overlays = await recordOverlay(page);
       await openWorkbench(page, world, { login, file: 'hello.txt' });
+      // regression: a reload with the GPU well flashed "Switching to the CPU standby..." (its code-server,
+      // busy serving the workbench, missed two probes in a row while the agent beat on time)
+      await page.reload();
+      await page.waitForSelector('html[data-standby="listening"]');
+      await page.waitForSelector(explorerRow('hello.txt'), { state: 'visible' });
+      assert.deepEqual(await overlays(), [], 'no overlay on a reload while the GPU is well');
 
       const workbenchUrl = page.url();
       await page.goto('about:blank');
