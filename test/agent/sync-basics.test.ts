@@ -147,7 +147,7 @@ describe('extra sync roots', () => {
   });
 });
 
-test('a batch of more than 1,000 changed paths with a deletion among them (a --files-from run, then the deletions) lands exactly', async () => {
+test('a batch of more than 1,000 changed paths with a deletion among them (more than RULES_MAX: a --files-from run, then the deletions) lands exactly', async () => {
   const pair = await startPair({ settings: { sync: { delayMs: 2_000, maxDelayMs: 30_000 } } }); // one batch even on a loaded machine
   try {
     mkdirSync(join(pair.gpu, 'many'));
