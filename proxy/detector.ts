@@ -34,9 +34,14 @@ export type Verdict =
 /** Errors that say the host answered "nobody here" (or the route is gone): one is enough. */
 const REFUSALS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH']);
 
+/** The last probe failed with the host's own "nobody here" (refused, reset, no route). */
+function refused(probeFailures: number, probeError: string | null): boolean {
+  return probeFailures >= 1 && probeError !== null && REFUSALS.has(probeError);
+}
+
 /** The proxy's own probe says the GPU's code-server is down (not merely slow once). */
 export function probeDown(probeFailures: number, probeError: string | null): boolean {
-  return probeFailures >= 2 || (probeFailures >= 1 && probeError !== null && REFUSALS.has(probeError));
+  return probeFailures >= 2 || refused(probeFailures, probeError);
 }
 
 export function judge(s: Signals): Verdict {
@@ -91,6 +96,6 @@ export interface Doubt {
  */
 export function doubted(s: Doubt): boolean {
   if (s.connectionLost) return true;
-  if (s.probeFailures > 0 && s.probeError !== null && REFUSALS.has(s.probeError)) return true;
+  if (refused(s.probeFailures, s.probeError)) return true;
   return s.silenceMs >= 2 * s.heartbeatIntervalMs && (!s.answeredSinceHeartbeat || s.probeFailures > 0);
 }

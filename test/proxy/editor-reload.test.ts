@@ -1,6 +1,7 @@
 // A reload in the detection window, in Chromium with a real code-server on
-// each side (after a reload with the GPU well, which shows no overlay): the developer loads the workbench URL the instant the GPU (its
-// code-server and agent) is SIGKILLed, before the proxy has moved the route.
+// each side (after a reload with the GPU well, which shows no overlay): the
+// developer loads the workbench URL the instant the GPU (its code-server and
+// agent) is SIGKILLed, before the proxy has moved the route.
 // The tab gets the transition page, never an error page (no 502, no
 // browser error page), and that page takes it into the standby's workbench
 // by itself. The tab is first taken off the workbench (about:blank): a
