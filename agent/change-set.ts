@@ -22,6 +22,13 @@ export interface Change {
   seq: number;
   /** monotonic ms when this path first changed without reaching the standby */
   firstAt: number;
+  /**
+   * A deleted folder's entries, itself included, as the watcher counted them
+   * (never below the truth): the largest seen while pending, since the standby
+   * may still hold the first. Infinity: not known (rsync counts them,
+   * sync-pass.ts). Set once the path was an unlinkDir.
+   */
+  entries?: number;
 }
 
 export function isDeletion(kind: ChangeKind): boolean {
@@ -66,14 +73,15 @@ export class ChangeSet {
     this.#now = now;
   }
 
-  /** Records a change seen by the watcher; returns its sequence number. */
-  record(root: number, path: string, kind: ChangeKind): number {
+  /** Records a change seen by the watcher (`entries`: an unlinkDir's, watcher.ts); returns its sequence number. */
+  record(root: number, path: string, kind: ChangeKind, entries?: number): number {
     const seq = ++this.#lastSeq;
     const key = keyOf(root, path);
     const now = this.#now();
     const before = this.#pending.get(key);
     if (before) {
       before.kind = kind;
+      if (kind === 'unlinkDir') before.entries = Math.max(before.entries ?? 0, entries ?? Infinity);
       return seq;
     }
     let firstAt = now;
@@ -83,7 +91,7 @@ export class ChangeSet {
       this.#held.delete(key);
       firstAt = Math.min(firstAt, held.firstAt);
     }
-    this.#pending.set(key, { root, path, kind, seq, firstAt });
+    this.#pending.set(key, { root, path, kind, seq, firstAt, ...(kind === 'unlinkDir' ? { entries: entries ?? Infinity } : {}) });
     if (firstAt < this.#pendingMinFirstAt) this.#pendingMinFirstAt = firstAt;
     return seq;
   }
@@ -182,7 +190,12 @@ export class ChangeSet {
     for (const c of changes) {
       const key = keyOf(c.root, c.path);
       const newer = this.#pending.get(key);
-      merged.set(key, newer ? { ...newer, seq: c.seq, firstAt: Math.min(newer.firstAt, c.firstAt) } : c);
+      if (!newer) merged.set(key, c);
+      else {
+        // a deleted folder the failed pass may not have deleted: the standby can still hold the older count
+        const entries = c.entries === undefined && newer.entries === undefined ? {} : { entries: Math.max(c.entries ?? 0, newer.entries ?? 0) };
+        merged.set(key, { ...newer, seq: c.seq, firstAt: Math.min(newer.firstAt, c.firstAt), ...entries });
+      }
     }
     for (const [key, c] of this.#pending) if (!merged.has(key)) merged.set(key, c);
     this.#pending = merged;

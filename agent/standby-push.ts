@@ -104,7 +104,7 @@ export class StandbyPush {
     const started = performance.now();
     try {
       const r = await run.result;
-      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all' }, 'rsync run done');
+      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all', ...(args.includes('--dry-run') ? { dryRun: true } : {}) }, 'rsync run done');
       return r;
     } finally {
       this.#rsync = undefined;

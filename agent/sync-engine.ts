@@ -344,7 +344,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   async start(): Promise<void> {
     // the ssh master logs in while the folders are watched (1.2 s at 100,000 files), so the first pass finds it up
     if (this.pushing) this.#push?.ensureLink();
-    this.#listener = { change: (root, path, kind) => this.#onChange(root, path, kind), error: (err) => this.#onWatchError(err) };
+    this.#listener = { change: (root, path, kind, entries) => this.#onChange(root, path, kind, entries), error: (err) => this.#onWatchError(err) };
     const watching = await this.#watch.start(this.#listener);
     if (!watching) return;
     this.#log.info({ roots: this.#roots, destination: this.#push?.destination.label ?? null }, this.#push ? 'watching; starting the first full reconcile' : 'watching; nowhere to push yet (no standby section): waiting for the proxy to grant a target');
@@ -431,8 +431,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     await this.#passing;
   }
 
-  #onChange(root: number, path: string, kind: ChangeKind): void {
-    const seq = this.#changes.record(root, path, kind);
+  #onChange(root: number, path: string, kind: ChangeKind, entries: number | undefined): void {
+    const seq = this.#changes.record(root, path, kind, entries);
     this.#guard.changeSeen(kind);
     if (this.listenerCount('change') > 0) this.emit('change', { seq, root, path, kind, at: performance.now() });
     this.#batcher.touch();

@@ -8,12 +8,13 @@
 // first scan and left the process at 370-420 MB resident, against about 130 MB
 // and a tenth of the scan time here (docs/benchmarks.md). The agent does not
 // need stats: rsync compares, the watcher only names what to look at.
-import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs';
+import { lstatSync, readdirSync, watch, type Dirent, type FSWatcher } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ChangeKind } from './change-set.ts';
 
 export interface WatchHandlers {
-  change(root: number, path: string, kind: ChangeKind): void;
+  /** `entries`: for an unlinkDir, what the folder held as last seen, itself included (an upper bound; undefined when not known) */
+  change(root: number, path: string, kind: ChangeKind, entries?: number): void;
   error(err: Error): void;
 }
 
@@ -23,12 +24,25 @@ export interface RootWatch {
   readonly folders: number;
 }
 
-/** A watched folder: its watch, the inode it was set on, the watched folders under it by name. */
+/**
+ * A watched folder: its watch, the inode it was set on, the watched folders
+ * under it by name, and how many entries it may hold: what it listed plus every
+ * entry that appeared since. Nothing is taken off when one goes (a file made and
+ * deleted at once is seen gone twice and never seen made), so the count is never
+ * below the truth, and what a folder that goes held is known without asking the
+ * standby (sync-pass.ts weighs it against the mass-deletion guard). A count run
+ * well past what was listed is listed again.
+ */
 interface Folder {
   watcher: FSWatcher;
   ino: number;
   children: Set<string>;
+  entries: number;
+  listed: number;
 }
+
+/** A folder whose count passed twice what it listed, plus this, is listed again. */
+const RECOUNT_SLACK = 256;
 
 const GONE_MAX = 10_000;
 
@@ -63,14 +77,49 @@ export async function watchRoot(
   handlers: WatchHandlers,
 ): Promise<RootWatch> {
   const folders = new Map<string, Folder>();
-  // folders whose own watch saw them go, until the parent's event names them
-  const gone = new Set<string>();
+  // folders whose own watch saw them go, until the parent's event names them: what they held
+  const gone = new Map<string, number>();
   let closed = false;
 
   const fail = (err: unknown, rel: string): void => {
     const e = err instanceof Error ? err : new Error(String(err));
     if (!e.message.includes(dir)) e.message = `${e.message} (watching ${join(dir, rel)})`;
     handlers.error(e);
+  };
+
+  /** The entries under `rel` as counted, the folder itself included. */
+  const held = (rel: string): number => {
+    const f = folders.get(rel);
+    if (!f) return 1;
+    let n = 1 + f.entries;
+    for (const name of f.children) n += held(childOf(rel, name)) - 1; // each child folder is one of f's entries already
+    return n;
+  };
+
+  /** The entries of the folder `rel`; undefined when it is gone. */
+  const list = (rel: string): Dirent[] | undefined => {
+    try {
+      return readdirSync(rel === '' ? dir : join(dir, rel), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') fail(err, rel);
+      return undefined;
+    }
+  };
+
+  /** An entry appeared in the watched folder `rel` (or was renamed over one there). */
+  const appeared = (rel: string): void => {
+    const f = folders.get(rel);
+    if (!f) return;
+    f.entries++;
+    if (f.entries > 2 * f.listed + RECOUNT_SLACK) {
+      // counted before the listing, so an entry made meanwhile is in it or still to come as an event: never low
+      const now = list(rel);
+      if (!now) return;
+      let kept = 0;
+      for (const e of now) if (!excluded(childOf(rel, e.name), e.isDirectory())) kept++;
+      f.entries = f.listed = kept;
+    }
   };
 
   const unwatch = (rel: string): void => {
@@ -99,23 +148,20 @@ export async function watchRoot(
         continue;
       }
       watcher.on('error', (err) => fail(err, rel));
-      folders.set(rel, { watcher, ino: st.ino, children: new Set() });
+      const folder: Folder = { watcher, ino: st.ino, children: new Set(), entries: 0, listed: 0 };
+      folders.set(rel, folder);
       if (rel !== '') folders.get(parentOf(rel))?.children.add(rel.slice(rel.lastIndexOf('/') + 1));
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = readdirSync(abs, { withFileTypes: true });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') fail(err, rel);
-        continue;
-      }
+      const entries = list(rel);
+      if (!entries) continue;
       for (const e of entries) {
         const path = childOf(rel, e.name);
         const isDir = e.isDirectory(); // a symlink to a folder is a link: never followed
         if (excluded(path, isDir)) continue;
+        folder.listed++;
         if (report) handlers.change(root, path, isDir ? 'addDir' : 'add');
         if (isDir) stack.push(path);
       }
+      folder.entries = folder.listed;
     }
   };
 
@@ -149,24 +195,29 @@ export async function watchRoot(
           fail(new Error(`sync root ${dir} was removed or replaced: changes go unseen until the agent restarts`), rel);
           return;
         }
+        const entries = held(rel);
         unwatch(rel);
         if (gone.size >= GONE_MAX) gone.clear(); // only a hint for the parent's event: keep it bounded
-        gone.add(rel);
+        gone.set(rel, entries);
         return;
       }
       if (excluded(path, undefined)) return;
-      const wasDir = folders.has(path) || gone.delete(path);
+      const watched = folders.has(path);
+      const entries = watched ? held(path) : gone.get(path);
+      const wasDir = watched || gone.delete(path);
       unwatch(path);
       // The same name on a folder that is still there is its own attribute change:
       // name the path without counting it as a deletion (rsync --delete-missing-args
       // still removes it if the standby has it).
       const selfNamed = !selfGone && name === basename(here);
-      handlers.change(root, path, wasDir ? 'unlinkDir' : selfNamed ? 'change' : 'unlink');
+      if (wasDir) handlers.change(root, path, 'unlinkDir', entries);
+      else handlers.change(root, path, selfNamed ? 'change' : 'unlink');
       return;
     }
     if (excluded(path, now.isDir)) return;
     if (!now.isDir) {
       if (folders.has(path)) unwatch(path); // a folder replaced by a file
+      else if (event !== 'change') appeared(rel);
       handlers.change(root, path, event === 'change' ? 'change' : 'add');
       return;
     }
@@ -176,6 +227,7 @@ export async function watchRoot(
     // inside it, or the periodic full reconcile.
     if (known && known.ino === now.ino) return;
     if (known) unwatch(path); // replaced by another folder of the same name
+    else appeared(rel);
     handlers.change(root, path, 'addDir');
     scan(path, true);
   };

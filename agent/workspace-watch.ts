@@ -10,7 +10,8 @@ import { createWatchBarrier, type WatchBarrier } from './watch-barrier.ts';
 import { watchRoot, type RootWatch } from './watcher.ts';
 
 export interface WatchListener {
-  change(root: number, path: string, kind: ChangeKind): void;
+  /** `entries`: for an unlinkDir, what the folder held as the watcher last counted it (watcher.ts) */
+  change(root: number, path: string, kind: ChangeKind, entries?: number): void;
   error(err: Error): void;
 }
 

@@ -80,6 +80,45 @@ describe('ChangeSet sequence numbers and coalescing', () => {
   });
 });
 
+describe('ChangeSet: what a deleted folder held', () => {
+  const entriesOf = (set: ChangeSet, path: string): number | undefined => {
+    const batch = set.take(false);
+    const c = batch.changes.find((x) => x.path === path);
+    set.fail(batch);
+    return c?.entries;
+  };
+
+  test('an unlinkDir keeps the watcher\'s count; not known is Infinity; other kinds have none', () => {
+    const { set } = clocked();
+    set.record(0, 'a', 'unlinkDir', 12);
+    set.record(0, 'b', 'unlinkDir');
+    set.record(0, 'c', 'unlink');
+    assert.equal(entriesOf(set, 'a'), 12);
+    assert.equal(entriesOf(set, 'b'), Infinity);
+    assert.equal(entriesOf(set, 'c'), undefined);
+  });
+
+  test('while pending, the largest count stays: the standby may still hold the folder first deleted', () => {
+    const { set } = clocked();
+    set.record(0, 'd', 'unlinkDir', 1000);
+    set.record(0, 'd', 'addDir');
+    set.record(0, 'd', 'unlinkDir', 5);
+    assert.equal(entriesOf(set, 'd'), 1000);
+    set.record(0, 'e', 'unlinkDir');
+    set.record(0, 'e', 'unlinkDir', 3);
+    assert.equal(entriesOf(set, 'e'), Infinity);
+  });
+
+  test('a failed pass merged with a newer change to the path keeps the larger count', () => {
+    const { set } = clocked();
+    set.record(0, 'f', 'unlinkDir', 400);
+    const batch = set.take(false);
+    set.record(0, 'f', 'addDir');
+    set.fail(batch);
+    assert.equal(entriesOf(set, 'f'), 400);
+  });
+});
+
 describe('ChangeSet watermark', () => {
   test('with nothing recorded it is 0; with nothing outstanding it is lastSeq', () => {
     const { set } = clocked();

@@ -13,8 +13,19 @@ function fill(dir: string, n: number): void {
   for (let i = 0; i < n; i++) writeFileSync(join(dir, 'proj', `f-${i}.txt`), `file ${i}`);
 }
 
+/** rsync's dry runs counting deletions, so far */
+function dryRuns(pair: { logs: Record<string, unknown>[] }): number {
+  return pair.logs.filter((l) => l.msg === 'rsync run done' && l.dryRun === true).length;
+}
+
 test('rm -rf of the workspace is held with the standby intact, other changes still flow, and confirming applies it', async () => {
-  const pair = await startPair({ before: (gpu) => fill(gpu, 200) });
+  const pair = await startPair({
+    before: (gpu) => {
+      fill(gpu, 200);
+      mkdirSync(join(gpu, 'tiny'));
+      for (let i = 0; i < 3; i++) writeFileSync(join(gpu, 'tiny', `t-${i}`), `${i}`);
+    },
+  });
   try {
     assert.equal(readdirSync(join(pair.cpu, 'proj')).length, 200);
     // ordinary deletions are not held
@@ -27,6 +38,11 @@ test('rm -rf of the workspace is held with the standby intact, other changes sti
     await waitFor('held', () => pair.engine.status().held, { timeoutMs: 10_000 });
     writeFileSync(join(pair.gpu, 'after.txt'), 'still syncing');
     await waitFor('other changes flow while deletions are held', () => existsSync(join(pair.cpu, 'after.txt')), { timeoutMs: 10_000 });
+    // while a deletion is held the standby holds what the watcher no longer sees: rsync counts a folder's deletion
+    const counted = dryRuns(pair);
+    renameSync(join(pair.gpu, 'tiny'), join(pair.top, 'tiny-moved-away'));
+    await waitFor('a small folder moved out still goes', () => !existsSync(join(pair.cpu, 'tiny')), { timeoutMs: 10_000 });
+    assert.equal(dryRuns(pair), counted + 1);
     const s = pair.engine.status();
     assert.equal(readdirSync(join(pair.cpu, 'proj')).length, 195, 'nothing was deleted on the standby');
     assert.ok(s.held && s.held.deletions >= 195, `held ${JSON.stringify(s.held)}`);
@@ -75,13 +91,14 @@ test('a few extra files on the standby at start are reconciled away without hold
   }
 });
 
-test('a folder moved out of the workspace is counted by rsync, not by its one event, and held when it is most of the copy', async () => {
+test('a folder moved out of the workspace weighs all it held, not its one event, and is held when it is most of the copy', async () => {
   const pair = await startPair({ before: (gpu) => fill(gpu, 200) });
   try {
-    // The watcher sees one event (the folder left); the 200 files inside it are rsync's count.
+    // The watcher sees one event (the folder left): its count of the 200 files inside trips the guard, and rsync counts them exactly.
     renameSync(join(pair.gpu, 'proj'), join(pair.top, 'moved-away'));
     await waitFor('held', () => pair.engine.status().held, { timeoutMs: 10_000 });
-    assert.ok(pair.engine.status().held!.deletions >= 200, `held ${JSON.stringify(pair.engine.status().held)}`);
+    assert.equal(pair.engine.status().held!.deletions, 201, `held ${JSON.stringify(pair.engine.status().held)}`);
+    assert.equal(dryRuns(pair), 1, 'rsync counted what the standby holds');
     assert.equal(readdirSync(join(pair.cpu, 'proj')).length, 200, 'nothing was deleted on the standby');
     pair.engine.confirmDeletes();
     await pair.synced();
@@ -92,7 +109,7 @@ test('a folder moved out of the workspace is counted by rsync, not by its one ev
   }
 });
 
-test('a small folder moved out goes through at once, beside the files written with it', async () => {
+test('a small folder moved out goes through at once, beside the files written with it, weighed by the watcher\'s count without a dry run', async () => {
   const pair = await startPair({
     before: (gpu) => {
       fill(gpu, 200);
@@ -105,6 +122,7 @@ test('a small folder moved out goes through at once, beside the files written wi
     writeFileSync(join(pair.gpu, 'proj', 'new.txt'), 'new');
     await pair.synced();
     assert.equal(pair.engine.status().held, null);
+    assert.equal(dryRuns(pair), 0);
     assert.equal(existsSync(join(pair.cpu, 'small')), false);
     assert.equal(readFileSync(join(pair.cpu, 'proj', 'new.txt'), 'utf8'), 'new');
     assert.deepEqual(await pair.verify(), []);

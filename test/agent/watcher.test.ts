@@ -12,12 +12,12 @@ import { waitFor } from '../fixtures/wait-for.ts';
 
 let dir: string;
 let watch: RootWatch | undefined;
-let seen: { path: string; kind: ChangeKind }[];
+let seen: { path: string; kind: ChangeKind; entries?: number }[];
 let errors: Error[];
 
 async function start(excluded: (rel: string, isDir: boolean | undefined) => boolean = () => false): Promise<RootWatch> {
   watch = await watchRoot(0, dir, excluded, {
-    change: (_root, path, kind) => seen.push({ path, kind }),
+    change: (_root, path, kind, entries) => seen.push({ path, kind, ...(entries === undefined ? {} : { entries }) }),
     error: (err) => errors.push(err),
   });
   return watch;
@@ -104,6 +104,57 @@ test('a folder renamed inside the tree: the old path goes, the new one comes wit
   writeFileSync(join(dir, 'after', 'g.txt'), 'y');
   await reported('after/g.txt', 'add');
   assert.deepEqual(kinds('before/g.txt'), []);
+});
+
+/** what the watcher said a folder held when it went */
+function heldWhenGone(path: string): number | undefined {
+  return seen.find((e) => e.path === path && e.kind === 'unlinkDir')?.entries;
+}
+
+test('a folder moved out of the tree is reported with every entry it held, itself included; excluded entries are not counted', async () => {
+  mkdirSync(join(dir, 'proj', 'sub', 'deeper'), { recursive: true });
+  for (let i = 0; i < 3; i++) writeFileSync(join(dir, 'proj', `top${i}`), 'x');
+  for (let i = 0; i < 20; i++) writeFileSync(join(dir, 'proj', 'sub', `f${i}`), 'x');
+  writeFileSync(join(dir, 'proj', 'sub', 'skip.pyc'), 'x');
+  await start((rel) => rel.endsWith('.pyc'));
+  writeFileSync(join(dir, 'proj', 'sub', 'deeper', 'late.txt'), 'made after the scan');
+  await reported('proj/sub/deeper/late.txt', 'add');
+  const outside = mkdtempSync(join(tmpdir(), 'standby-watch-out-'));
+  try {
+    renameSync(join(dir, 'proj'), join(outside, 'proj'));
+    await reported('proj', 'unlinkDir');
+    // proj, 3 files, sub, 20 files, deeper, late.txt
+    assert.equal(heldWhenGone('proj'), 27);
+    assert.deepEqual(kinds('proj/sub'), [], 'a move reports the folder alone');
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
+});
+
+test('a folder\'s count is never below what it holds: files made and deleted at once, renamed over others, or deleted, and recounted once it runs far over', async () => {
+  mkdirSync(join(dir, 'busy'));
+  for (let i = 0; i < 5; i++) writeFileSync(join(dir, 'busy', `keep${i}`), 'x');
+  await start();
+  for (let i = 0; i < 300; i++) {
+    // an editor's save: a temp file renamed over the real one, and a scratch file made and gone at once
+    writeFileSync(join(dir, 'busy', `.keep0.tmp`), `${i}`);
+    renameSync(join(dir, 'busy', '.keep0.tmp'), join(dir, 'busy', 'keep0'));
+    writeFileSync(join(dir, 'busy', 'scratch'), 'x');
+    rmSync(join(dir, 'busy', 'scratch'));
+  }
+  rmSync(join(dir, 'busy', 'keep4'));
+  writeFileSync(join(dir, 'busy', 'new'), 'x');
+  await reported('busy/new', 'add');
+  const outside = mkdtempSync(join(tmpdir(), 'standby-watch-out-'));
+  try {
+    renameSync(join(dir, 'busy'), join(outside, 'busy'));
+    await reported('busy', 'unlinkDir');
+    const entries = heldWhenGone('busy')!;
+    // it held itself and 5 files; the 300 or more events that named a file appearing were recounted past 2 x 5 + 256
+    assert.ok(entries >= 6 && entries <= 6 + 2 * 5 + 256, `counted ${entries}`);
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
 });
 
 test('a folder replaced by a file of the same name, and back', async () => {
