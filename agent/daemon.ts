@@ -45,7 +45,7 @@ export async function startAgent(config: AgentConfig, log: Logger, { statusEvery
   const heartbeat = config.proxy ? new HeartbeatClient(config.proxy, config.hostId, engine, log, config.codeServer?.url) : undefined;
   if (heartbeat) {
     // with where passes go now: a granted target (a restore) included
-    heartbeat.verifier = () => verify(engine.config, engine.toldEpoch, engine.destination?.ssh ?? config.standby);
+    heartbeat.verifier = () => verify(engine.config, engine.toldEpoch, engine.destination?.ssh ?? config.standby, engine.destination?.editor);
     heartbeat.publicKey = writePublicKey(config, log);
     heartbeat.freezer = new Freezer(config.freeze, log);
     const resumer = new Resumer(config, log);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeIdentityOf, type AgentConfig, type StandbyTarget } from '../config/agent.ts';
+import { writeIdentityOf, type AgentConfig, type EditorDirs, type StandbyTarget } from '../config/agent.ts';
 import type { PushTarget } from '../protocol/messages.ts';
 import { StandbyError } from '../core/errors.ts';
 
@@ -16,6 +16,8 @@ export interface Destination {
   target: string | null;
   /** how ssh reaches it and where root 0 lands there (`path`) */
   ssh: StandbyTarget;
+  /** its code-server folders, where the editor's roots land, when the grant names them (else agent.json's editor.remote*) */
+  editor?: EditorDirs;
   /** for logs and errors: "the standby root@cpu:22" or "target gpu-2 (root@10.0.0.9:22)" */
   label: string;
 }
@@ -35,7 +37,8 @@ const USER = /^[A-Za-z0-9_][A-Za-z0-9._-]*\$?$/;
 /** Whether two grants name the same receiver (by id, address and folder): a change starts over with a full pass. */
 export function sameTarget(a: PushTarget | undefined, b: PushTarget | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.id === b.id && a.host === b.host && a.port === b.port && a.user === b.user && a.path === b.path;
+  return a.id === b.id && a.host === b.host && a.port === b.port && a.user === b.user && a.path === b.path
+    && a.editor?.userDataDir === b.editor?.userDataDir && a.editor?.extensionsDir === b.editor?.extensionsDir;
 }
 
 /** How known_hosts names host:port (ssh writes a plain host for port 22). */
@@ -98,6 +101,7 @@ export function targetDestination(config: AgentConfig, target: PushTarget, { fre
       // only the keys the grant lists (none: the first seen is trusted, and kept for this target)
       sshOptions: ['-o', `UserKnownHostsFile=${file}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', `StrictHostKeyChecking=${text === '' ? 'accept-new' : 'yes'}`],
     },
+    ...(target.editor ? { editor: target.editor } : {}),
     label: `target ${target.id} (${target.user}@${target.host}:${target.port})`,
   };
 }

@@ -269,7 +269,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
     if (destination) this.#retargetError = undefined;
     this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch, () => this.#excludes) : undefined;
-    this.#roots = destination ? syncRoots(this.#config, destination.ssh.path) : [];
+    this.#roots = destination ? syncRoots(this.#config, destination.ssh.path, destination.editor) : [];
     this.#destinationSince = performance.now();
     // the numbers start afresh: nothing is known to be at the new destination
     this.#changes = new ChangeSet();

@@ -1,7 +1,7 @@
 // `standby verify`: proves the standby holds what this host holds, by
 // checksums (rsync --dry-run --checksum --itemize-changes), and lists every
 // difference. It reads both sides and writes neither.
-import { excludesOf, syncRoots, type AgentConfig, type StandbyTarget } from '../config/agent.ts';
+import { excludesOf, syncRoots, type AgentConfig, type EditorDirs, type StandbyTarget } from '../config/agent.ts';
 import { refusalIn } from '../protocol/receiver.ts';
 import { verifyArgs } from './rsync-args.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
@@ -61,9 +61,10 @@ export function fencedRefusal(stderr: string, config: AgentConfig): StandbyError
 
 /**
  * `epoch`: the one the proxy granted this host (the daemon's, for verify --proxy), sent as the receiver's STANDBY_EPOCH like a pass's.
- * `against`: where to compare with (default the configured standby; the daemon's verify --proxy: where the agent pushes now, a granted target included).
+ * `against`: where to compare with (default the configured standby; the daemon's verify --proxy: where the agent pushes now, a granted target included),
+ * `againstEditor` its code-server folders when the grant named them.
  */
-export async function verify(config: AgentConfig, epoch?: number, against: StandbyTarget | undefined = config.standby): Promise<Difference[]> {
+export async function verify(config: AgentConfig, epoch?: number, against: StandbyTarget | undefined = config.standby, againstEditor?: EditorDirs): Promise<Difference[]> {
   const standby = against;
   if (!standby) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'verify compares this host with its configured standby (or, under a proxy, the target it pushes to), and agent.json has no standby section and no target is granted: nothing to compare with', {});
@@ -78,7 +79,7 @@ export async function verify(config: AgentConfig, epoch?: number, against: Stand
   const excludes = excludesOf(config);
   const out: Difference[] = [];
   const settings = { shell: rsyncShell(standby), excludes, epoch, rsyncPath: standby.rsyncPath };
-  for (const root of syncRoots(config, standby.path)) {
+  for (const root of syncRoots(config, standby.path, againstEditor)) {
     const args = verifyArgs({ ...settings, include: root.include }, { from: asDir(root.local), to: remoteDir(standby, root.remote) });
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {

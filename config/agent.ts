@@ -221,27 +221,39 @@ export interface SyncRoot {
   include?: readonly string[];
 }
 
-/** The editor's roots, when agent.json has an editor section: code-server's User folder (only EDITOR_USER_FILES) and its extensions folder. */
-export function editorRoots(config: AgentConfig): SyncRoot[] {
+/** code-server's folders on one host: where the editor's roots land on a destination. */
+export interface EditorDirs {
+  userDataDir: string;
+  extensionsDir: string;
+}
+
+/**
+ * The editor's roots, when agent.json has an editor section: code-server's User folder (only
+ * EDITOR_USER_FILES) and its extensions folder. `remote`: the destination's folders, when it names
+ * them (a granted target); default the editor section's remote ones.
+ */
+export function editorRoots(config: AgentConfig, remote?: EditorDirs): SyncRoot[] {
   const e = config.editor;
   if (!e) return [];
+  const there = remote ?? { userDataDir: e.remoteUserDataDir, extensionsDir: e.remoteExtensionsDir };
   return [
-    { local: join(e.userDataDir, 'User'), remote: join(e.remoteUserDataDir, 'User'), include: EDITOR_USER_FILES },
-    { local: e.extensionsDir, remote: e.remoteExtensionsDir },
+    { local: join(e.userDataDir, 'User'), remote: join(there.userDataDir, 'User'), include: EDITOR_USER_FILES },
+    { local: e.extensionsDir, remote: there.extensionsDir },
   ];
 }
 
 /**
  * The roots as one destination takes them: the workspace lands in
  * `workspaceRemote` (a granted target's path; default standby.path), sync.paths
- * keep their remote paths on any destination. Without a standby section the
- * caller names where root 0 goes (there is no default).
+ * keep their remote paths on any destination, the editor's go to
+ * `editorRemote` when the destination names its code-server folders. Without a
+ * standby section the caller names where root 0 goes (there is no default).
  */
-export function syncRoots(config: AgentConfig, workspaceRemote: string | undefined = config.standby?.path): SyncRoot[] {
+export function syncRoots(config: AgentConfig, workspaceRemote: string | undefined = config.standby?.path, editorRemote?: EditorDirs): SyncRoot[] {
   if (workspaceRemote === undefined) {
     throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', 'this agent has no standby section, and no target was named: there is nowhere to sync the workspace to. Add a standby section to agent.json, or let the proxy grant a target', {});
   }
-  return [{ local: config.workspace, remote: workspaceRemote }, ...config.sync.paths, ...editorRoots(config)];
+  return [{ local: config.workspace, remote: workspaceRemote }, ...config.sync.paths, ...editorRoots(config, editorRemote)];
 }
 
 /** The folders synced from this host (what is watched): the workspace, then sync.paths' local folders, then the editor's. */

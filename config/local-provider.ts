@@ -17,6 +17,8 @@ export const localProviderSchema = z.strictObject({
   startTimeoutMs: ms('recovery.local.startTimeoutMs', 500, 600_000).default(10_000),
   /** each host runs a real code-server behind its workspace server (`standby demo --server code-server`): an install's out/node/entry.js, run on `node` (Node 24; default the proxy's own) (default none: the workspace server alone) */
   codeServer: z.strictObject({ entry: absolutePath, node: absolutePath.optional() }, { error: 'an object {entry, node}' }).optional(),
+  /** each host has code-server's folders (code-server/user-data, code-server/extensions), which its receiver takes and the agents sync, as the installer lays them down (default: true with codeServer, else false) */
+  editor: z.boolean().optional(),
 }, { error: 'an object of local provider settings' });
 
 export type LocalProviderSettings = z.output<typeof localProviderSchema>;

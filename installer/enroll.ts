@@ -72,5 +72,7 @@ export async function enrollIfInvited<T extends RoleFlags>(flags: T, layout: Lay
     standbyPort: flags.standbyPort ?? answer.standby.port,
     standbyUser: flags.standbyUser ?? answer.standby.user,
     standbyPath: flags.standbyPath ?? answer.standby.path ?? undefined,
+    standbyEditorDataDir: flags.standbyEditorDataDir ?? answer.standby.editor?.userDataDir,
+    standbyEditorExtensionsDir: flags.standbyEditorExtensionsDir ?? answer.standby.editor?.extensionsDir,
   };
 }

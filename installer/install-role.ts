@@ -10,7 +10,8 @@ import { checkPrivileges, commandPath, configFile, layoutOf, SERVICE_USER, type 
 import { PROGRAM_SOURCE } from '../core/program-files.ts';
 import { installProgram } from './program.ts';
 import { otherRoles, readRecord, writeRecord, type AuthorizedEntry, type InstallRecord } from './record.ts';
-import { agentSettings, editorDirs, editorReceiveRoots, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
+import { editorReceiveRoots } from '../protocol/receiver.ts';
+import { agentSettings, editorDirs, proxyAddress, proxyHttpUrl, proxySettings, readExisting, writeRoleConfig, type RoleFlags } from './role-config.ts';
 import { FENCE_KEY_PATH } from '../protocol/admin-api.ts';
 import { ensureServiceUser } from './system-user.ts';
 import { howToRun, installUnit, startUnit } from './units.ts';

@@ -40,6 +40,10 @@ export interface RoleFlags {
   editorExtensionsDir?: string;
   /** false (--no-editor): code-server's folders are not synced */
   editor?: boolean;
+  /** agent: code-server's --user-data-dir on the standby, where it is not the same path as here (agent.json editor.remoteUserDataDir) */
+  standbyEditorDataDir?: string;
+  /** agent: code-server's --extensions-dir on the standby (default <standbyEditorDataDir>/extensions) */
+  standbyEditorExtensionsDir?: string;
 }
 
 /** A user's home folder by uid, from /etc/passwd (undefined when not listed). */
@@ -64,16 +68,12 @@ export function editorDirs(flags: RoleFlags, workspace: string, layout: Layout):
     if (home) userDataDir = join(home, '.local', 'share', 'code-server');
   }
   if (userDataDir === undefined) return undefined;
-  for (const [flag, dir] of [['--editor-data-dir', userDataDir], ['--editor-extensions-dir', flags.editorExtensionsDir]] as const) {
+  for (const [flag, dir] of [['--editor-data-dir', userDataDir], ['--editor-extensions-dir', flags.editorExtensionsDir], ['--standby-editor-data-dir', flags.standbyEditorDataDir], ['--standby-editor-extensions-dir', flags.standbyEditorExtensionsDir]] as const) {
     if (dir !== undefined && !dir.startsWith('/')) throw new StandbyError('STANDBY_ERR_CONFIG_INVALID', `${flag} ${dir}: expected an absolute path`, { flag });
   }
   return { userDataDir, extensionsDir: flags.editorExtensionsDir ?? join(userDataDir, 'extensions') };
 }
 
-/** The receiver's roots for the editor's folders (what the agent's editor section pushes into): the User folder and the extensions folder. */
-export function editorReceiveRoots(dirs: { userDataDir: string; extensionsDir: string } | undefined): string[] {
-  return dirs ? [join(dirs.userDataDir, 'User'), dirs.extensionsDir] : [];
-}
 
 function newToken(): string {
   return randomBytes(24).toString('base64url');
@@ -195,9 +195,16 @@ export function agentSettings(existing: Json, flags: RoleFlags, layout: Layout, 
     proxy: flags.proxy !== undefined || token !== undefined ? { url: flags.proxy === undefined ? undefined : agentSocketUrl(flags.proxy), token } : undefined,
   });
   // code-server's folders: written on a first install, or when a flag names them (an upgrade keeps what agent.json says)
-  const editorFlagged = flags.editorDataDir !== undefined || flags.editorExtensionsDir !== undefined;
+  const editorFlagged = [flags.editorDataDir, flags.editorExtensionsDir, flags.standbyEditorDataDir, flags.standbyEditorExtensionsDir].some((f) => f !== undefined);
   const editor = first || editorFlagged ? editorDirs(flags, String(workspace ?? get(existing, 'workspace') ?? '/workspace'), layout) : undefined;
-  if (editor) overrides['editor'] = { userDataDir: editor.userDataDir, extensionsDir: editor.extensionsDir };
+  if (editor) {
+    overrides['editor'] = {
+      userDataDir: editor.userDataDir,
+      extensionsDir: editor.extensionsDir,
+      ...(flags.standbyEditorDataDir !== undefined ? { remoteUserDataDir: flags.standbyEditorDataDir } : {}),
+      ...(flags.standbyEditorExtensionsDir !== undefined ? { remoteExtensionsDir: flags.standbyEditorExtensionsDir } : {}),
+    };
+  }
   const merged = mergeSettings(mergeSettings(defaults, existing), overrides);
   if (flags.editor === false) delete merged['editor'];
   if (get(merged, 'proxy') !== undefined && get(merged, 'proxy', 'url') === undefined) {

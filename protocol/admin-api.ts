@@ -26,8 +26,11 @@ export const INSTALL_PATHS = ['/_standby/install.sh', '/_standby/bundle.tar.gz',
 export interface EnrollAnswer {
   hostId: string;
   agentToken: string;
-  /** where the agent mirrors to, as the proxy reaches the standby (the installer's --standby-* flags win) */
-  standby: { host: string; port: number; user: string; path: string | null };
+  /**
+   * where the agent mirrors to, as the proxy reaches the standby (the installer's --standby-* flags win);
+   * `editor`: code-server's folders there, as the standby's receiver lists its roots (absent when it takes none, and from older proxies)
+   */
+  standby: { host: string; port: number; user: string; path: string | null; editor?: { userDataDir: string; extensionsDir: string } };
   /** known_hosts lines of the standby's host key, when the proxy has them */
   knownHosts: string[];
 }

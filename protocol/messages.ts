@@ -224,6 +224,12 @@ export const pushTargetSchema = z.strictObject({
   path: z.string().min(1).max(4096).startsWith('/'),
   /** the target's SSH host keys as known_hosts lines ("[host]:port ssh-ed25519 AAAA..."); empty: accept the first key seen */
   knownHosts: z.array(z.string().max(16_384)).max(20),
+  /**
+   * code-server's folders there (its receiver's editor roots), when they are not where the agent's own
+   * editor section says (the local provider's hosts, each in its own folder). Sent only then: an older
+   * agent's strict schema would refuse the grant
+   */
+  editor: z.strictObject({ userDataDir: z.string().min(2).max(4096).startsWith('/'), extensionsDir: z.string().min(2).max(4096).startsWith('/') }).optional(),
 });
 export type PushTarget = z.infer<typeof pushTargetSchema>;
 

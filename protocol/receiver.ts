@@ -12,6 +12,7 @@
 //     the receiver answers with one JSON line on stdout: the FenceReport.
 // No zod here: sshd starts the receiver for every transfer and flush, so it
 // loads little (zod alone takes about 200 ms to load).
+import { posix } from 'node:path';
 import type { ErrorCode } from '../core/errors.ts';
 
 /** How a writer names its epoch to the receiver: `STANDBY_EPOCH=<n>` before the command (a plain sshd's shell takes it too). */
@@ -224,6 +225,26 @@ export interface AuthorizeReport {
   line: string;
   /** the folders the key may write into (the first is where the agent mirrors to) */
   roots: string[];
+}
+
+/**
+ * The receiver's roots for code-server's folders, in the order the installer lists them after the
+ * workspace (`--root <userDataDir>/User --root <extensionsDir>`).
+ */
+export function editorReceiveRoots(dirs: { userDataDir: string; extensionsDir: string } | undefined): string[] {
+  return dirs ? [posix.join(dirs.userDataDir, 'User'), dirs.extensionsDir] : [];
+}
+
+/**
+ * code-server's folders on a receiver's host, read back from the roots its authorize answer lists
+ * (editorReceiveRoots' order); undefined when it takes none. Where a new GPU's or the standby's
+ * code-server keeps them need not be where this host's does (another user, another home).
+ */
+export function editorOfRoots(roots: readonly string[]): { userDataDir: string; extensionsDir: string } | undefined {
+  const user = roots[1];
+  const extensionsDir = roots[2];
+  if (user === undefined || extensionsDir === undefined || !user.endsWith('/User') || user.length <= '/User'.length) return undefined;
+  return { userDataDir: user.slice(0, -'/User'.length), extensionsDir };
 }
 
 /** The authorize answer read from its JSON line, or undefined when it does not name a host; a missing count is 0, roots that are not strings are left out. */

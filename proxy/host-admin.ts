@@ -12,6 +12,7 @@ import { tokensEqual } from '../protocol/auth.ts';
 import { StandbyError } from '../core/errors.ts';
 import type { AgentHub, Authentication } from './agent-hub.ts';
 import type { ProxyConfig } from '../config/proxy.ts';
+import { editorOfRoots } from '../protocol/receiver.ts';
 import type { AuthorizeResult, FenceResult } from './fence.ts';
 import type { HostRegistry } from './host-registry.ts';
 import type { EnrollAnswer, HostView } from '../protocol/admin-api.ts';
@@ -159,10 +160,11 @@ export class HostAdmin {
     const agentToken = this.registry.finishEnroll(id, { type: key.type, fingerprint: keyFingerprint, publicKey });
     this.#log.info({ hostId: id, hostname, fingerprint: keyFingerprint, replacedKeys: authorized.replaced }, 'host enrolled: its own agent token issued, its key authorized on the standby');
     const ssh = this.#config.standby.ssh;
+    const editor = editorOfRoots(authorized.roots);
     return {
       hostId: id,
       agentToken,
-      standby: { host: ssh.host, port: ssh.port, user: ssh.user, path: authorized.roots[0] ?? null },
+      standby: { host: ssh.host, port: ssh.port, user: ssh.user, path: authorized.roots[0] ?? null, ...(editor ? { editor } : {}) },
       knownHosts: this.#knownHosts(),
     };
   }

@@ -14,7 +14,7 @@ import type { Failover } from './failover.ts';
 import { authorizeConflictsOnStandby, authorizeOnStandby, fenceStandby, type FenceTarget } from './fence.ts';
 import type { HostAdmin } from './host-admin.ts';
 import { gpuOnstart } from './provision/gpu-onstart.ts';
-import { LocalProvider, localBaseDir } from './provision/local.ts';
+import { LOCAL_EDITOR_DIRS, LocalProvider, localBaseDir } from './provision/local.ts';
 import { sshHandshake } from './provision/ssh-wait.ts';
 import { GcpStandbyProvider } from './provision/gcp.ts';
 import { parseHostName, type GpuProvider, type GpuRequirements, type HostName, type ProvisionedHost, type StandbyProvider, type StandbySpec } from './provision/provider.ts';
@@ -52,11 +52,13 @@ export interface RecoveryContext {
  * installer, enrolled with the one-time invitation (its key goes onto the standby, its own token comes
  * back), then started in the foreground (the provider owns it; on a real host systemd would).
  */
-export function localOnstart(proxyUrl: string, invitation: string): string {
+export function localOnstart(proxyUrl: string, invitation: string, { editor = false }: { editor?: boolean } = {}): string {
+  // with the provider's `editor`: code-server's folders under the host's (LocalProvider), synced to where the standby's receiver keeps its own
+  const editorFlags = editor ? ` --editor-data-dir "$STANDBY_HOST_DIR/${LOCAL_EDITOR_DIRS.userDataDir}" --editor-extensions-dir "$STANDBY_HOST_DIR/${LOCAL_EDITOR_DIRS.extensionsDir}"` : '';
   return [
     'set -eu',
     'root="$STANDBY_HOST_DIR/root"',
-    `STANDBY_TOKEN=${quoteWord(invitation)} "$STANDBY_PROGRAM" install agent --root "$root" --proxy ${quoteWord(proxyUrl)} --workspace "$STANDBY_HOST_DIR/workspace" --no-start`,
+    `STANDBY_TOKEN=${quoteWord(invitation)} "$STANDBY_PROGRAM" install agent --root "$root" --proxy ${quoteWord(proxyUrl)} --workspace "$STANDBY_HOST_DIR/workspace"${editorFlags} --no-start`,
     `exec "$STANDBY_PROGRAM" agent --config "$root/etc/standby/agent.json" --status.port 0 --runDir "$STANDBY_HOST_DIR/agent-run"`,
     '',
   ].join('\n');
@@ -80,7 +82,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   const fence = config.standby.ssh;
   let local: LocalProvider | undefined;
   if (r.gpu.provider === 'local') {
-    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log });
+    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), ...(r.local.editor !== undefined ? { editor: r.local.editor } : {}), log });
   }
   const { gpus, image } = gpuProvider(ctx, local);
   const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
@@ -111,7 +113,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
     onstart: ({ hostId, invitation }: { hostId: string; invitation: string; name: HostName }) => {
       const url = ctx.publicUrl();
       if (url === undefined) throw new StandbyError('STANDBY_ERR_NO_PUBLIC_URL', 'a new GPU installs its agent from this proxy, which needs a URL hosts reach it by: set publicUrl in proxy.json', { field: 'publicUrl' });
-      if (r.gpu.provider === 'local') return localOnstart(url, invitation);
+      if (r.gpu.provider === 'local') return localOnstart(url, invitation, { editor: local!.editor });
       return gpuOnstart({ proxyUrl: url, invitation, hostId, workspace: '/workspace' });
     },
     reach: async (h, epoch) => {
@@ -121,9 +123,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       await fenceStandby(target({ ssh: h.ssh, knownHosts }), epoch, { timeoutMs: fence.timeoutMs, waitMs: 0 });
       return { knownHosts };
     },
-    authorize: async (host: RecoveryHost, hostId, publicKey) => {
-      await authorizeOnStandby(target(host), hostId, publicKey, { timeoutMs: fence.timeoutMs });
-    },
+    authorize: (host: RecoveryHost, hostId, publicKey) => authorizeOnStandby(target(host), hostId, publicKey, { timeoutMs: fence.timeoutMs }),
     currentGpu: () => ctx.store.state.gpu ?? configured,
     switchBack: (gpu) => ctx.failover.recoverySwitchBack(gpu, { standbyId: config.standby.id, finalSyncMs: r.finalSyncMs, freezeMaxMs: r.freezeMaxMs, reason: 'recovery' }),
     retire: async (old) => {
@@ -150,7 +150,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       if (sb.provider === 'none' || sb.id === undefined) return;
       let provider: StandbyProvider;
       if (sb.provider === 'gcp') provider = await GcpStandbyProvider.create(sb.gcp, { log });
-      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), log }))).standby;
+      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), ...(r.local.editor !== undefined ? { editor: r.local.editor } : {}), log }))).standby;
       const parts = sb.id.split('/');
       const last = parts.pop() ?? '';
       const name = parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 };

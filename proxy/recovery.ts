@@ -25,6 +25,7 @@ import type { Answer } from './failover.ts';
 import { hostNameText, type GpuOffer, type GpuProvider, type GpuRequirements, type HostName, type ProvisionedHost } from './provision/provider.ts';
 import type { ConflictsCollected, GpuRecord, NewEvent, RecoveryHost, RecoveryState, RecoveryStep } from './state.ts';
 import type { StateStore } from './state-store.ts';
+import { editorOfRoots } from '../protocol/receiver.ts';
 
 export interface RecoveryDeps {
   store: StateStore;
@@ -46,8 +47,8 @@ export interface RecoveryDeps {
   onstart(o: { hostId: string; invitation: string; name: HostName }): string;
   /** fences the new GPU's receiver at `epoch` over SSH (the proxy's fencing key); resolves with its host key lines; rejects while it does not answer */
   reach(host: ProvisionedHost, epoch: number): Promise<{ knownHosts: string[] }>;
-  /** authorizes the standby agent's key on the new GPU's receiver */
-  authorize(host: RecoveryHost, hostId: string, publicKey: string): Promise<void>;
+  /** authorizes the standby agent's key on the new GPU's receiver; resolves with the roots it takes */
+  authorize(host: RecoveryHost, hostId: string, publicKey: string): Promise<{ roots: string[] }>;
   /** the GPU in service now (before the switch back: the one that was left) */
   currentGpu(): GpuRecord;
   /** the switch back to the new GPU (failover.ts recoverySwitchBack) */
@@ -254,7 +255,7 @@ export class Recovery {
 
     let t = performance.now();
     const reached = await this.#until(`${id}'s receiver did not answer over SSH`, settings.sshWaitS * 1000, () => this.#deps.reach(running, base.epoch));
-    const newHost: RecoveryHost = { ...partial, knownHosts: reached.knownHosts };
+    let newHost: RecoveryHost = { ...partial, knownHosts: reached.knownHosts };
     this.#event({ ...base, step: 'ssh-ready', ms: msSince(t), host: newHost }, `${id}'s receiver answers over SSH, fenced at epoch ${base.epoch}`);
 
     t = performance.now();
@@ -269,7 +270,8 @@ export class Recovery {
       const a = this.#deps.hub.agents.get(this.#deps.standbyId);
       return a?.connected ? a.publicKey : undefined;
     });
-    await this.#deps.authorize(newHost, this.#deps.standbyId, publicKey);
+    const editor = editorOfRoots((await this.#deps.authorize(newHost, this.#deps.standbyId, publicKey)).roots);
+    if (editor) newHost = { ...newHost, editor };
     this.#event({ ...base, step: 'restore', host: newHost }, `the standby's agent restores ${hostId}`);
     this.#deps.hub.regrant(this.#deps.standbyId);
     const restored = await this.#until(`the restore of ${hostId} did not finish`, settings.restoreS * 1000, () => {

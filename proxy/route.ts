@@ -105,7 +105,7 @@ export class Route {
         role: 'primary',
         epoch: s.epoch,
         reason: `restoring ${r.host.id}: the standby serves, its agent pushes to the new GPU`,
-        target: { id: r.host.id, host: r.host.ssh.host, port: r.host.ssh.port, user: r.host.ssh.user, path: r.host.workspace, knownHosts: r.host.knownHosts },
+        target: { id: r.host.id, host: r.host.ssh.host, port: r.host.ssh.port, user: r.host.ssh.user, path: r.host.workspace, knownHosts: r.host.knownHosts, ...(r.host.editor ? { editor: r.host.editor } : {}) },
       };
     }
     if (hostId !== primary.id) return { role: 'fenced', epoch: s.epoch, reason: hostId === standby.id ? 'the standby pushes only while it restores a new GPU' : `${hostId} is not the GPU in service (${primary.id})` };

@@ -37,6 +37,8 @@ export interface RecoveryHost extends GpuRecord {
   ssh: { host: string; port: number; user: string };
   /** its workspace folder (its receiver's root): where a restore pushes */
   workspace: string;
+  /** its code-server folders, as its receiver listed its roots when the standby's agent was authorized there: where a restore pushes the editor's */
+  editor?: { userDataDir: string; extensionsDir: string };
   /** its SSH host key lines, known_hosts format, as first seen */
   knownHosts: string[];
   /** $/hour, when the provider says */

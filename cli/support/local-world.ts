@@ -36,6 +36,8 @@ export interface LocalWorldOptions {
   keep?: boolean;
   /** every host runs this code-server behind its workspace server (installer/code-server.ts's install) */
   codeServer?: LocalCodeServer;
+  /** every host has code-server's folders, which the agents sync (default: true with codeServer) */
+  editor?: boolean;
 }
 
 export interface LocalWorld {
@@ -84,7 +86,8 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
     const keys = join(dir, 'keys');
     const fence = ensureFenceKey(keys);
     const baseDir = join(dir, 'hosts');
-    const provider = new LocalProvider({ baseDir, fenceKey: fence.publicKey, log: o.log, ...(o.codeServer ? { codeServer: o.codeServer } : {}) });
+    const editor = o.editor ?? o.codeServer !== undefined;
+    const provider = new LocalProvider({ baseDir, fenceKey: fence.publicKey, log: o.log, editor, ...(o.codeServer ? { codeServer: o.codeServer } : {}) });
     cleanups.push(() => provider.close());
     const standbyHost = await provider.standby.ensure({ name: { workspace: WORKSPACE, epoch: 0 }, zone: 'local', machineType: 'local', diskGb: 1, spot: false, sshPublicKey: fence.publicKey, sshUser: 'root' });
     const found = await provider.gpu.search({ minGpuRamGb: 0, maxPricePerHour: 0, regions: [], diskGb: 1 });
@@ -106,7 +109,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         ssh: { host: '127.0.0.1', port: standby.sshPort, user: standbyHost.ssh!.user, identityFile: fence.identityFile, knownHostsFile: standby.knownHostsFile, waitMs: 2_000, timeoutMs: 10_000 },
       },
       detector: { heartbeatIntervalMs: 250, missedHeartbeats: 4, probeIntervalMs: 100, probeTimeoutMs: 300 },
-      recovery: { workspace: WORKSPACE, gpu: { provider: 'local' }, local: { baseDir, ...(o.codeServer ? { codeServer: o.codeServer } : {}) }, retryDelayS: 1, provisionS: 60, sshWaitS: 30, agentWaitS: 60, restoreS: 120 },
+      recovery: { workspace: WORKSPACE, gpu: { provider: 'local' }, local: { baseDir, editor, ...(o.codeServer ? { codeServer: o.codeServer } : {}) }, retryDelayS: 1, provisionS: 60, sshWaitS: 30, agentWaitS: 60, restoreS: 120 },
       logLevel: 'info',
     }, o.settings ?? {}), 'the local world');
     const proxy = await startProxy(config, o.log);
@@ -122,6 +125,8 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       identityFile: standbyKey.identityFile,
       proxy: { url: proxy.url.replace(/^http/, 'ws') + '/_standby/agent', token: STANDBY_AGENT_TOKEN, heartbeatIntervalMs: 250 },
       freeze: { pidFiles: standby.pidFiles },
+      // its code-server's folders: restored to where each new GPU's receiver keeps its own (the grant names them)
+      ...(standby.editor ? { editor: { userDataDir: standby.editor.userDataDir, extensionsDir: standby.editor.extensionsDir } } : {}),
       status: { port: 0 },
       runDir: join(dir, 'standby-agent-run'),
       logLevel: 'info',
@@ -131,7 +136,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
 
     // the first GPU's agent, installed as a new GPU's is: the real installer, a one-time invitation
     const invitation = proxy.hosts.invite('gpu-1', 600_000).token;
-    const gpuAgent = child(['sh', '-c', localOnstart(proxy.url, invitation)], join(gpu.dir, 'onstart.log'), { STANDBY_HOST_DIR: gpu.dir, STANDBY_PROGRAM: program });
+    const gpuAgent = child(['sh', '-c', localOnstart(proxy.url, invitation, { editor })], join(gpu.dir, 'onstart.log'), { STANDBY_HOST_DIR: gpu.dir, STANDBY_PROGRAM: program });
     cleanups.push(() => ended(gpuAgent));
 
     return {

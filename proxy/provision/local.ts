@@ -41,6 +41,7 @@ import { dieWithParentPrefix, parentDeathAvailable } from '../../core/parent-dea
 import { killTree } from '../../core/process-tree.ts';
 import { PROGRAM_SOURCE } from '../../core/program-files.ts';
 import { quoteWord, quoteWords } from '../../protocol/command-words.ts';
+import { editorReceiveRoots } from '../../protocol/receiver.ts';
 import { startCodeServerProcess, type CodeServerProcess } from '../../core/code-server-process.ts';
 import { startSshd, type Sshd } from './loopback-sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from './workspace-server.ts';
@@ -75,6 +76,8 @@ export interface LocalProviderOptions {
   startTimeoutMs?: number;
   /** each host runs this code-server (an install's out/node/entry.js, on `node`: default this process's Node) behind its workspace server */
   codeServer?: LocalCodeServer;
+  /** each host has code-server's folders, which its receiver takes (default: true with codeServer) */
+  editor?: boolean;
   log?: Logger;
 }
 
@@ -105,9 +108,14 @@ export interface LocalHostDetails {
   pidFile: string;
   /** what an agent on the host freezes (freeze.pidFiles): pidFile, and code-server's when the hosts run one */
   pidFiles: string[];
+  /** its code-server folders (`editor`): what its agent syncs and its receiver takes */
+  editor: { userDataDir: string; extensionsDir: string } | undefined;
 }
 
 const OFFER_ID = 'local';
+
+/** Where a host's code-server keeps its folders, under the host's own (with `editor`; the first-boot script installs its agent to sync them). */
+export const LOCAL_EDITOR_DIRS = { userDataDir: 'code-server/user-data', extensionsDir: 'code-server/extensions' } as const;
 const RECORD = 'host.json';
 const PID_FILE = 'workspace-server.pid';
 const CODE_SERVER_PID_FILE = 'code-server.pid';
@@ -203,6 +211,8 @@ export class LocalProvider {
   readonly #path: string | undefined;
   readonly #startTimeoutMs: number;
   readonly #codeServer: LocalCodeServer | undefined;
+  /** every host has code-server's folders, which its receiver takes (its agent is installed to sync them: localOnstart) */
+  readonly editor: boolean;
   readonly #log: Logger | undefined;
   readonly #running = new Map<string, Running>();
   /** one call at a time per host: a create and a destroy of the same host never interleave */
@@ -220,6 +230,7 @@ export class LocalProvider {
     this.#path = o.path;
     this.#startTimeoutMs = o.startTimeoutMs ?? 10_000;
     this.#codeServer = o.codeServer;
+    this.editor = o.editor ?? o.codeServer !== undefined;
     this.#log = o.log;
     if (/["\s]/.test(this.#program) || /["\s]/.test(this.baseDir)) {
       // the paths go into authorized_keys' command="..." and sshd_config, which take neither
@@ -358,7 +369,13 @@ export class LocalProvider {
       filesToken: filesToken(this.baseDir),
       pidFile: join(dir, PID_FILE),
       pidFiles: [join(dir, PID_FILE), ...(this.#codeServer ? [join(dir, CODE_SERVER_PID_FILE)] : [])],
+      editor: this.#editorDirs(dir),
     };
+  }
+
+  /** A host's code-server folders, with `editor`. */
+  #editorDirs(dir: string): { userDataDir: string; extensionsDir: string } | undefined {
+    return this.editor ? { userDataDir: join(dir, LOCAL_EDITOR_DIRS.userDataDir), extensionsDir: join(dir, LOCAL_EDITOR_DIRS.extensionsDir) } : undefined;
   }
 
   /** Stops every process this provider started (the hosts' folders stay). */
@@ -384,6 +401,8 @@ export class LocalProvider {
         throw new StandbyError('STANDBY_ERR_PROVIDER_FAILED', `${dir} holds another host (${existing.name.workspace} e${existing.name.epoch}): remove it`, { provider: 'local', dir });
       }
       for (const d of ['workspace', 'receive-state', 'sshd']) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+      const editor = this.#editorDirs(dir);
+      if (editor) for (const d of [join(editor.userDataDir, 'User'), editor.extensionsDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
       this.#layKeys(dir, key);
       // the first-boot script, as a cloud keeps it with the instance: run at each start of the host's processes
       if (onstart !== undefined && onstart.trim() !== '') writeFileSync(join(dir, ONSTART), onstart, { mode: 0o700 });
@@ -408,7 +427,9 @@ export class LocalProvider {
   /** authorized_keys as the installer lays it down: `key` the one fencing key, with the receiver as its forced command; the writers' entries the proxy added are kept. */
   #layKeys(dir: string, key: PublicKey): void {
     const file = join(dir, 'authorized_keys');
-    const args = ['receive', '--allow-fence', '--state-dir', join(dir, 'receive-state'), '--root', join(dir, 'workspace'), '--authorized-keys', file];
+    const editor = this.#editorDirs(dir);
+    const editorRoots = editorReceiveRoots(editor).flatMap((r) => ['--root', r]); // as the installer lists them
+    const args = ['receive', '--allow-fence', '--state-dir', join(dir, 'receive-state'), '--root', join(dir, 'workspace'), ...editorRoots, '--authorized-keys', file];
     for (const old of fencingKeys(file)) if (old.blob !== key.blob) revokeWriter(file, old);
     authorizeWriter(file, key, `${quoteWord(this.#program)} ${quoteWords(args)}`);
   }
@@ -434,8 +455,8 @@ export class LocalProvider {
           entry: this.#codeServer.entry,
           ...(this.#codeServer.node !== undefined ? { node: this.#codeServer.node } : {}),
           folder: join(dir, 'workspace'),
-          userDataDir: join(dir, 'code-server', 'user-data'),
-          extensionsDir: join(dir, 'code-server', 'extensions'),
+          userDataDir: this.#editorDirs(dir)!.userDataDir,
+          extensionsDir: this.#editorDirs(dir)!.extensionsDir,
           startTimeoutMs: Math.max(this.#startTimeoutMs, CODE_SERVER_START_MS),
         });
       }

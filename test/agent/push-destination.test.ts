@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { knownHostsText, sameTarget, standbyDestination, targetDestination } from '../../agent/push-destination.ts';
 import { publicKeyOf, writePublicKey } from '../../agent/write-identity.ts';
-import { agentConfigSchema } from '../../config/agent.ts';
+import { agentConfigSchema, syncRoots } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import type { PushTarget } from '../../protocol/messages.ts';
 import { StandbyError } from '../../core/errors.ts';
@@ -62,12 +62,22 @@ describe('targetDestination', () => {
   });
 });
 
+describe('the roots a destination takes', () => {
+  const editorConfig = () => config({ editor: { userDataDir: '/root/.local/share/code-server', remoteUserDataDir: '/home/dev/.local/share/code-server' } });
+  test('a target that names its code-server folders gets the editor\'s roots there; one that does not, where agent.json says', () => {
+    const named = targetDestination(editorConfig(), { ...TARGET, editor: { userDataDir: '/hosts/gpu-2/cs', extensionsDir: '/hosts/gpu-2/ext' } }, { fresh: true });
+    assert.deepEqual(syncRoots(editorConfig(), named.ssh.path, named.editor).map((r) => r.remote), ['/workspace', '/hosts/gpu-2/cs/User', '/hosts/gpu-2/ext']);
+    const plain = targetDestination(editorConfig(), TARGET, { fresh: true });
+    assert.deepEqual(syncRoots(editorConfig(), plain.ssh.path, plain.editor).map((r) => r.remote), ['/workspace', '/home/dev/.local/share/code-server/User', '/home/dev/.local/share/code-server/extensions']);
+  });
+});
+
 describe('sameTarget', () => {
   test('by id, address, user and folder; the keys do not make another target', () => {
     assert.ok(sameTarget(TARGET, { ...TARGET, knownHosts: [] }));
     assert.ok(sameTarget(undefined, undefined));
     assert.ok(!sameTarget(TARGET, undefined));
-    for (const change of [{ id: 'gpu-3' }, { host: '10.0.0.10' }, { port: 22 }, { user: 'u' }, { path: '/w2' }]) assert.ok(!sameTarget(TARGET, { ...TARGET, ...change }), JSON.stringify(change));
+    for (const change of [{ id: 'gpu-3' }, { host: '10.0.0.10' }, { port: 22 }, { user: 'u' }, { path: '/w2' }, { editor: { userDataDir: '/cs', extensionsDir: '/cs/extensions' } }]) assert.ok(!sameTarget(TARGET, { ...TARGET, ...change }), JSON.stringify(change));
   });
 
   test('the configured standby is a destination of its own (target null), or none without a standby section', () => {

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { agentConfigSchema } from '../../config/agent.ts';
 import { validateSettings } from '../../config/file.ts';
 import { layoutOf } from '../../installer/layout.ts';
-import { agentSettings, editorDirs, editorReceiveRoots } from '../../installer/role-config.ts';
+import { agentSettings, editorDirs } from '../../installer/role-config.ts';
+import { editorOfRoots, editorReceiveRoots, parseAuthorizeReport } from '../../protocol/receiver.ts';
 import { run, standby } from '../fixtures/cli-run.ts';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'standby-install-editor-'));
@@ -32,6 +33,21 @@ test("agent.json's editor: from --editor-data-dir on a first install; none under
   assert.deepEqual(upgraded['editor'], given['editor'], 'a second install keeps it');
   assert.equal(agentSettings(given, { editor: false }, layout, '/k')['editor'], undefined, '--no-editor takes it out');
   assert.throws(() => editorDirs({ editorDataDir: 'relative' }, '/ws', layout), /--editor-data-dir relative: expected an absolute path/);
+});
+
+test('the editor roots a receiver lists read back as the folders they came from; a receiver without them, or roots in another shape, give none', () => {
+  const dirs = { userDataDir: '/home/dev/.local/share/code-server', extensionsDir: '/opt/ext' };
+  assert.deepEqual(editorOfRoots(['/ws', ...editorReceiveRoots(dirs)]), dirs);
+  assert.equal(editorOfRoots(['/ws']), undefined);
+  assert.equal(editorOfRoots(['/ws', '/home/dev/settings', '/opt/ext']), undefined);
+  assert.equal(editorOfRoots(['/ws', '/User', '/opt/ext']), undefined);
+});
+
+test('--standby-editor-data-dir (or what enrollment says of the standby) is where the agent pushes the editor\'s folders', () => {
+  const layout = layoutOf('/tmp/r');
+  const s = agentSettings({}, { workspace: '/ws', standbyHost: 'cpu', editorDataDir: '/root/.local/share/code-server', standbyEditorDataDir: '/home/dev/.local/share/code-server', standbyEditorExtensionsDir: '/home/dev/ext' }, layout, '/k');
+  assert.deepEqual(s['editor'], { userDataDir: '/root/.local/share/code-server', extensionsDir: '/root/.local/share/code-server/extensions', remoteUserDataDir: '/home/dev/.local/share/code-server', remoteExtensionsDir: '/home/dev/ext' });
+  assert.throws(() => agentSettings({}, { workspace: '/ws', standbyHost: 'cpu', editorDataDir: '/d', standbyEditorDataDir: 'rel' }, layout, '/k'), /--standby-editor-data-dir rel: expected an absolute path/);
 });
 
 test("on a machine, the default is code-server's own folder for the workspace folder's owner", () => {
@@ -63,6 +79,9 @@ test("standby install standby --editor-data-dir: the receiver's forced commands 
     assert.equal(a.code, 0, a.stderr);
     const writerLine = readFileSync(ak, 'utf8').split('\n').find((l) => l.endsWith('gpu-2'));
     assert.ok(writerLine?.includes(`receive ${roots} --state-dir ${receiveDir} --host gpu-2`), writerLine);
+    // ...and its answer lists them, which tells the proxy (and, through enrollment, the GPU's agent) where code-server's folders are there
+    const report = parseAuthorizeReport(JSON.parse(a.stdout.trim().split('\n').at(-1)!));
+    assert.deepEqual(editorOfRoots(report!.roots), { userDataDir: dataDir, extensionsDir: join(dataDir, 'extensions') });
 
     // --no-editor: the workspace alone
     const n = await standby(['install', 'standby', '--root', root, '--no-start', '--workspace', workspace, '--fence-key', fenceKey, '--no-editor']);

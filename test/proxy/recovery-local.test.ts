@@ -5,7 +5,9 @@
 // the same way, the standby's copy restored to it by the standby's agent; the
 // switch back (freeze, final pass, fence, route); then every write of both
 // phases is on the new GPU, `verify` through the proxy is clean, the new GPU
-// pushes to the standby again, and the report accounts for it all.
+// pushes to the standby again, and the report accounts for it all. Every host
+// has code-server's folders in a place of its own (the provider's `editor`):
+// the settings follow the developer to the standby, to the new GPU and back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -33,10 +35,16 @@ async function status(w: LocalWorld): Promise<{ phase: string; active: string; e
   return (await (await w.api('status')).json()) as never;
 }
 
-test('the whole cycle on the local provider: kill the GPU, fail over, write on the standby, recover to a new GPU, switch back; nothing acknowledged is lost', BOUND, async (t) => {
+/** code-server's User folder on a local host */
+function userDir(host: { editor: { userDataDir: string } | undefined }): string {
+  assert.ok(host.editor, 'the host has code-server folders');
+  return join(host.editor.userDataDir, 'User');
+}
+
+test('the whole cycle on the local provider: kill the GPU, fail over, write on the standby, recover to a new GPU, switch back; nothing acknowledged is lost, and the editor\'s settings follow', BOUND, async (t) => {
   let text = '';
   const log = pino({ level: 'info' }, new Writable({ write(c: Buffer, _e, cb) { text += c.toString(); cb(); } }));
-  const w = await startLocalWorld({ log });
+  const w = await startLocalWorld({ log, editor: true });
   t.after(() => w.close());
   const why = () => `\nproxy log tail:\n${text.split('\n').slice(-30).join('\n')}\nGPU onstart:\n${tail(join(w.gpu.dir, 'onstart.log'))}\nstandby agent:\n${tail(join(w.dir, 'standby-agent.log'))}`;
 
@@ -54,6 +62,9 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
     before[rel] = sha(join(w.gpu.workspace, rel))!;
   }
   await waitFor('the first GPU\'s writes on the standby', () => Object.entries(before).every(([rel, h]) => sha(join(w.standby.workspace, rel)) === h), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  // the developer's settings on the first GPU reach the standby's code-server folder, which is not at the same path
+  writeFileSync(join(userDir(w.gpu), 'settings.json'), '{"editor.fontSize": 17}\n');
+  await waitFor('the GPU\'s settings in the standby\'s code-server folder', () => existsSync(join(userDir(w.standby), 'settings.json')), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
 
   // the GPU dies; the standby serves; the recovery starts
   w.killGpu();
@@ -67,6 +78,10 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
     writeFileSync(join(w.standby.workspace, rel), `written on the standby ${n}\n`.repeat(n));
     during[rel] = sha(join(w.standby.workspace, rel))!;
   };
+  // ...and changes a setting there, and adds a snippet
+  writeFileSync(join(userDir(w.standby), 'settings.json'), '{"editor.fontSize": 19}\n');
+  mkdirSync(join(userDir(w.standby), 'snippets'), { recursive: true });
+  writeFileSync(join(userDir(w.standby), 'snippets', 'py.json'), '{"main": {"prefix": "main", "body": ["if __name__ == \'__main__\':"]}}\n');
   let last: Awaited<ReturnType<typeof status>> | undefined;
   await waitFor('the recovery to switch back to a new GPU', async () => {
     last = await status(w);
@@ -84,10 +99,17 @@ test('the whole cycle on the local provider: kill the GPU, fail over, write on t
 
   // every write of both phases is on the new GPU
   for (const [rel, h] of Object.entries({ ...before, ...during })) assert.equal(sha(join(newGpu.workspace, rel)), h, `${rel} on the new GPU`);
+  // so are the settings and the snippet made on the standby, in the new GPU's own code-server folder
+  assert.notEqual(userDir(newGpu), userDir(w.standby));
+  assert.equal(readFileSync(join(userDir(newGpu), 'settings.json'), 'utf8'), '{"editor.fontSize": 19}\n');
+  assert.equal(sha(join(userDir(newGpu), 'snippets', 'py.json')), sha(join(userDir(w.standby), 'snippets', 'py.json')));
 
   // the new GPU pushes to the standby again: a write there reaches the standby
   writeFileSync(join(newGpu.workspace, 'src', 'after.txt'), 'written on the new GPU\n');
   await waitFor('the new GPU\'s write on the standby', () => existsSync(join(w.standby.workspace, 'src', 'after.txt')), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
+  // and its agent, installed with the invitation, learned where the standby keeps code-server's folders
+  writeFileSync(join(userDir(newGpu), 'keybindings.json'), '[{"key": "ctrl+k", "command": "workbench.action.terminal.clear"}]\n');
+  await waitFor('the new GPU\'s keybindings on the standby', () => existsSync(join(userDir(w.standby), 'keybindings.json')), { timeoutMs: 20_000 }).catch((err: Error) => assert.fail(err.message + why()));
 
   // verify through the proxy: the new GPU's agent compares its workspace with the standby's
   const verified = (await (await w.api('verify', { method: 'POST' })).json()) as { match: boolean; total: number; differences: unknown[] };

@@ -94,7 +94,7 @@ async function rig(t: TestContext, fakeOptions: FakeVastApiOptions = {}, vast: R
         revoke: async (hostId) => void r.revoked.push(hostId),
         onstart: ({ invitation }) => `echo install with ${invitation}`,
         reach: () => r.reach(),
-        authorize: async () => {},
+        authorize: async () => ({ roots: ['/workspace'] }),
         currentGpu: () => ({ id: 'gpu-1', url: 'http://127.0.0.1:1' }),
         switchBack: async (gpu) => {
           r.switchedTo.push(gpu);
