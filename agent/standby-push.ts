@@ -178,9 +178,11 @@ export class StandbyPush {
    * standby may have been replaced): both ends run an rsync sync works with, and every
    * root's folder exists there. Folders are made with `mkdir -p` because
    * receivers before rsync 3.2.3 lack --mkpath; the standby's receiver checks
-   * it like a write (inside a root, epoch, lock).
+   * it like a write (inside a root, epoch, lock). The roots from `optionalFrom`
+   * on (code-server's folders) may be refused as outside the receiver's roots:
+   * resolves with the receiver's words then, and the pass goes on without them.
    */
-  async prepare(roots: readonly SyncRoot[]): Promise<void> {
+  async prepare(roots: readonly SyncRoot[], { optionalFrom = roots.length }: { optionalFrom?: number } = {}): Promise<string | undefined> {
     this.#stillOn();
     // a master just started (the first pass, a new destination, after a drop) is still logging in: without it each
     // session below and the rsync after make a connection of their own (a key exchange and a login each, 0.5 s
@@ -193,19 +195,26 @@ export class StandbyPush {
     const timeoutMs = this.#config.sync.ioTimeoutS * 1000;
     // the checks and the folders at once: each is a session and a receiver start on the standby, and
     // neither needs the other's answer (a failed check still fails the pass before any rsync runs)
-    const making = runRemote(target, control, ['mkdir', '-p', ...roots.map((r) => r.remote)], timeoutMs, env);
-    const [here, standby, made] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env), making]).catch(async (err: unknown) => {
-      await making.catch(() => undefined); // no session of this pass outlives it
+    const making = runRemote(target, control, ['mkdir', '-p', ...roots.slice(0, optionalFrom).map((r) => r.remote)], timeoutMs, env);
+    // the optional roots (code-server's folders) apart: a receiver that does not take them must not stop the workspace's sync
+    const optional = roots.slice(optionalFrom).map((r) => r.remote);
+    const makingOptional = optional.length > 0 ? runRemote(target, control, ['mkdir', '-p', ...optional], timeoutMs, env) : Promise.resolve(undefined);
+    const [here, standby, made, madeOptional] = await Promise.all([localRsyncVersion(), standbyRsyncVersion(target, control, timeoutMs, env), making, makingOptional]).catch(async (err: unknown) => {
+      await Promise.all([making.catch(() => undefined), makingOptional.catch(() => undefined)]); // no session of this pass outlives it
       throw err;
     });
     const known = this.#rsyncVersions;
     if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
     this.#rsyncVersions = { here: here.version, standby: standby.version };
-    const refusal = refusalOf(made.stderr);
+    const refusal = refusalOf(made.stderr) ?? refusalOf(madeOptional?.stderr ?? '');
     if (refusal) throw refusedError(refusal, this.#epoch());
-    if (made.code !== 0) {
-      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `creating the sync folders on the standby failed (${made.code === null ? 'timed out' : `exit ${made.code}`})${made.stderr ? `: ${made.stderr}` : ''}`, { code: made.code });
+    for (const m of [made, madeOptional]) {
+      if (!m || m.code === 0) continue;
+      const refused = refusalIn(m.stderr);
+      if (m === madeOptional && refused?.code === 'STANDBY_ERR_COMMAND_REFUSED') return refused.message;
+      throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `creating the sync folders on the standby failed (${m.code === null ? 'timed out' : `exit ${m.code}`})${m.stderr ? `: ${m.stderr}` : ''}`, { code: m.code });
     }
+    return undefined;
   }
 
   /** the rsync versions the last full reconcile's check found, here and on the standby (null before it) */

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { Backoff } from '../core/backoff.ts';
-import { excludesOf, localRoots, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
+import { editorRoots, excludesOf, localRoots, syncRoots, type AgentConfig, type SyncRoot } from '../config/agent.ts';
 import type { ConfirmDeletesAnswer, SyncPhase, SyncStatus } from '../protocol/agent-status.ts';
 import type { PushedSettings, PushTarget } from '../protocol/messages.ts';
 import { Batcher } from './batcher.ts';
@@ -72,6 +72,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   #push: StandbyPush | undefined;
   /** the roots as the current destination takes them */
   #roots: SyncRoot[] = [];
+  /** where code-server's roots start in #roots (its length: none) */
+  #editorFrom = 0;
+  /** why the destination's receiver does not take code-server's roots (a full pass found it); undefined: it does, or not known yet */
+  #editorOff: string | undefined;
   /** the target the proxy granted (undefined: the configured standby) */
   #target: PushTarget | undefined;
   #targetKeys = '';
@@ -109,7 +113,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const standby = standbyDestination(config);
     if (standby) {
       this.#push = new StandbyPush(config, standby, log, () => this.#gate.epoch, () => this.#excludes);
-      this.#roots = syncRoots(config, standby.ssh.path);
+      this.#setRoots(syncRoots(config, standby.ssh.path));
     }
     this.#guard = new DeleteGuard(config.sync.deleteGuard, log, (held) => this.emit('held', held));
   }
@@ -269,7 +273,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
     if (destination) this.#retargetError = undefined;
     this.#push = destination ? new StandbyPush(this.#config, destination, this.#log, () => this.#gate.epoch, () => this.#excludes) : undefined;
-    this.#roots = destination ? syncRoots(this.#config, destination.ssh.path, destination.editor) : [];
+    this.#setRoots(destination ? syncRoots(this.#config, destination.ssh.path, destination.editor) : []);
     this.#destinationSince = performance.now();
     // the numbers start afresh: nothing is known to be at the new destination
     this.#changes = new ChangeSet();
@@ -399,6 +403,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       stats: this.#stats,
       failingFor: this.#backoff.attempts,
       held: this.#guard.held,
+      editorOff: this.#editorOff ?? null,
       treeEntries: this.#guard.treeEntries,
       rsync: this.#push?.rsyncVersions ?? { here: null, standby: null },
       epoch: this.#gate.epoch,
@@ -431,7 +436,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     await this.#passing;
   }
 
+  /** A destination's roots; whether it takes code-server's is found out by its first full pass. */
+  #setRoots(roots: SyncRoot[]): void {
+    this.#roots = roots;
+    this.#editorFrom = roots.length === 0 ? 0 : roots.length - editorRoots(this.#config).length;
+    this.#editorOff = undefined;
+  }
+
   #onChange(root: number, path: string, kind: ChangeKind, entries: number | undefined): void {
+    // code-server's folders, while the destination does not take them: not synced, so not pending either (status says why)
+    if (this.#editorOff !== undefined && root >= this.#editorFrom) return;
     const seq = this.#changes.record(root, path, kind, entries);
     this.#guard.changeSeen(kind);
     if (this.listenerCount('change') > 0) this.emit('change', { seq, root, path, kind, at: performance.now() });
@@ -473,7 +487,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const started = performance.now();
     const generation = this.#generation;
     push.ensureLink();
-    const parts: PassParts = { roots: this.#roots, push, guard: this.#guard };
+    // a full pass tries code-server's roots again (the standby may have been set up since); other passes leave them out while refused
+    const roots = batch.full || this.#editorOff === undefined ? this.#roots : this.#roots.slice(0, this.#editorFrom);
+    const parts: PassParts = { roots, push, guard: this.#guard, editorFrom: Math.min(this.#editorFrom, roots.length) };
     if (batch.full) push.fullPassProgress = new PassProgress();
     try {
       const out = batch.full ? await fullPass(parts, batch) : await incrementalPass(parts, batch);
@@ -486,6 +502,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         filesSent += r.stats.filesTransferred;
         bytesSent += r.stats.bytesSent;
       }
+      if (batch.full) this.#editorTaken(out.editorRefused);
       this.#changes.complete(batch, out.held, out.requeue);
       this.#onPassOk(batch, started, filesSent, bytesSent);
     } catch (err) {
@@ -495,6 +512,18 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       if (batch.full) this.#needFull = true;
       this.#onPassFailed(batch, started, err);
     }
+  }
+
+  /** What a full pass found of code-server's roots at the destination: taken (undefined), or refused with the receiver's words. */
+  #editorTaken(refused: string | undefined): void {
+    if (this.#editorFrom === this.#roots.length || refused === this.#editorOff) return;
+    const where = this.#push?.destination.label ?? 'the destination';
+    if (refused === undefined) this.#log.info({ destination: where }, `code-server's folders are synced to ${where} again`);
+    else {
+      const there = this.#roots.slice(this.#editorFrom).map((r) => r.remote).join(' and ');
+      this.#log.warn({ destination: where, refused }, `code-server's folders are not synced to ${where}: its receiver does not take ${there} (${refused}). The workspace is synced. Name where code-server keeps them there: agent.json editor.remoteUserDataDir and remoteExtensionsDir (standby install agent --standby-editor-data-dir DIR), or leave them out: --no-editor`);
+    }
+    this.#editorOff = refused;
   }
 
   #onPassOk(batch: Batch, started: number, filesSent: number, bytesSent: number): void {

@@ -65,6 +65,8 @@ export interface PassParts {
   roots: readonly SyncRoot[];
   push: StandbyPush;
   guard: DeleteGuard;
+  /** where code-server's roots start in `roots` (roots.length: none); a destination may refuse them */
+  editorFrom?: number;
 }
 
 export interface PassOutcome {
@@ -74,6 +76,8 @@ export interface PassOutcome {
   held: Change[];
   /** changes whose file vanished while rsync sent it: not on the standby, back to pending (a later event covers the path) */
   requeue: Change[];
+  /** a full pass only: the destination's receiver does not take code-server's roots (its words); the pass synced the others */
+  editorRefused?: string;
 }
 
 export async function incrementalPass({ roots, push, guard }: PassParts, batch: Batch): Promise<PassOutcome> {
@@ -130,12 +134,12 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
   return { results, held, requeue: vanished(roots, batch, results) };
 }
 
-export async function fullPass({ roots, push, guard }: PassParts, batch: Batch): Promise<PassOutcome> {
-  await push.prepare(roots);
+export async function fullPass({ roots, push, guard, editorFrom = roots.length }: PassParts, batch: Batch): Promise<PassOutcome> {
+  const editorRefused = await push.prepare(roots, { optionalFrom: editorFrom });
   const results: RsyncResult[] = [];
   let entries = 0;
   let heldHere = 0;
-  for (const root of roots) {
+  for (const root of editorRefused === undefined ? roots : roots.slice(0, editorFrom)) {
     const ends = push.ends(root);
     const settings = push.settings(root);
     // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
@@ -160,7 +164,7 @@ export async function fullPass({ roots, push, guard }: PassParts, batch: Batch):
   }
   guard.fullReconcileDone(entries, heldHere > 0);
   const held = heldHere === 0 ? [] : batch.changes.filter((c) => isDeletion(c.kind));
-  return { results, held, requeue: vanished(roots, batch, results) };
+  return { results, held, requeue: vanished(roots, batch, results), ...(editorRefused === undefined ? {} : { editorRefused }) };
 }
 
 /**

@@ -69,6 +69,7 @@ export interface StatusParts {
   /** consecutive failed passes right now */
   failingFor: number;
   held: HeldDeletions | undefined;
+  editorOff: string | null;
   treeEntries: number;
   rsync: SyncStatus['rsync'];
   epoch: number | undefined;
@@ -104,6 +105,7 @@ export function syncStatus(p: StatusParts, now = performance.now()): SyncStatus 
     lastError: stats.lastError ? { message: stats.lastError.message, ageMs: Math.round(now - stats.lastError.at) } : null,
     passDurationMs: stats.durations(),
     held: p.held ? { deletions: p.held.deletions, reason: p.held.reason, ageMs: Math.round(now - p.held.at) } : null,
+    editorOff: p.editorOff,
     treeEntries: p.treeEntries,
     rsync: p.rsync,
     epoch: p.epoch ?? null,

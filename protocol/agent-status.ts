@@ -41,6 +41,8 @@ export interface SyncStatus {
   passDurationMs: { last: number | null; p50: number | null; p95: number | null; max: number | null };
   /** deletions the guard is holding until confirmed: `deletions` counts the entries they would remove on the standby */
   held: { deletions: number; reason: string; ageMs: number } | null;
+  /** why code-server's folders are not synced to this destination (its receiver does not take them; the workspace is), or null; absent from older agents */
+  editorOff?: string | null;
   /** files and folders the agent believes the workspace holds */
   treeEntries: number;
   /** the rsync versions of the last full reconcile's check, here and on the standby (null before it) */
@@ -103,8 +105,9 @@ export function summarizeSync(s: SyncStatus): string {
   const oldest = s.oldestOutstandingAgeMs === null ? '' : `, oldest ${(s.oldestOutstandingAgeMs / 1000).toFixed(1)} s`;
   const failing = s.failingFor > 0 ? `, failing (${s.lastError?.message ?? 'unknown'})` : '';
   const held = s.held ? `, ${s.held.deletions} deletions held` : '';
+  const editor = s.editorOff ? ", code-server's folders not synced (the destination does not take them)" : '';
   // older agents' answers lack these two
   const where = s.destination === undefined ? '' : s.destination === null ? ', nowhere to push (no standby configured, no target granted)' : s.destination.target !== null ? `, to target ${s.destination.target}` : '';
   const progress = s.progress ? `, full pass: ${describeProgress(s.progress)}` : '';
-  return `${synced}, ${outstanding}${oldest}${failing}${held}${where}${progress}`;
+  return `${synced}, ${outstanding}${oldest}${failing}${held}${editor}${where}${progress}`;
 }

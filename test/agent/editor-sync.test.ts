@@ -24,12 +24,14 @@ function read(file: string): string | undefined {
 }
 
 interface World {
+  /** the standby's copy of the workspace */
+  dst: string;
   gpuUd: string;
   cpuUd: string;
   agent: Agent;
 }
 
-async function world(t: import('node:test').TestContext, before: (gpuUd: string, cpuUd: string) => void): Promise<World> {
+async function world(t: import('node:test').TestContext, before: (gpuUd: string, cpuUd: string) => void, { editorRoots = true } = {}): Promise<World> {
   const top = mkdtempSync(join(tmpdir(), 'standby-editor-'));
   const src = join(top, 'ws');
   const dst = join(top, 'ws-copy');
@@ -49,7 +51,7 @@ async function world(t: import('node:test').TestContext, before: (gpuUd: string,
     rmSync(top, { recursive: true, force: true });
   });
   // the standby's receiver takes the workspace and code-server's User and extensions folders, nothing else
-  const roots = [dst, join(cpuUd, 'User'), join(cpuUd, 'extensions')].map((r) => `--root ${r}`).join(' ');
+  const roots = [dst, ...(editorRoots ? [join(cpuUd, 'User'), join(cpuUd, 'extensions')] : [])].map((r) => `--root ${r}`).join(' ');
   sshd = await startSshd({ keyOptions: `command="${STANDBY_CLI} receive ${roots} --state-dir ${state}",restrict` });
   agent = await startAgent({
     src,
@@ -60,7 +62,7 @@ async function world(t: import('node:test').TestContext, before: (gpuUd: string,
   });
   await agent.ready(30_000);
   await agent.settled(20_000);
-  return { gpuUd, cpuUd, agent };
+  return { gpuUd, cpuUd, agent, dst };
 }
 
 test('settings, keybindings, snippets, tasks, backups and an extension reach the standby; state.vscdb, logs and caches do not', async (t) => {
@@ -132,4 +134,21 @@ test("the editor's folders missing at the agent's start (code-server not started
   assert.ok(existsSync(join(gpu, 'User')) && existsSync(join(gpu, 'extensions')), 'the agent made User and extensions');
   put(join(gpu, 'User/settings.json'), '{ "workbench.colorTheme": "Default Light Modern" }\n');
   await waitFor('settings.json on the standby', () => /Light Modern/.test(read(join(cpuUd, 'User/settings.json')) ?? ''), { timeoutMs: 20_000 });
+});
+
+test("a standby whose receiver does not take code-server's folders (set up without them, or elsewhere): the workspace syncs all the same, and the status says why the editor's do not", async (t) => {
+  const w = await world(t, (gpuUd) => put(join(gpuUd, 'User/settings.json'), '{}\n'), { editorRoots: false });
+  assert.equal(read(join(w.dst, 'main.py')), 'print(1)\n', 'the first full pass synced the workspace');
+  const s = await w.agent.status();
+  assert.match(String(s['editorOff']), /outside the sync roots/);
+  assert.equal(s.pending, 0);
+  assert.match(w.agent.logTail(), /code-server's folders are not synced to .*--standby-editor-data-dir/);
+  // a setting changed now is not pending for ever, and the workspace's next change goes through
+  put(join(w.gpuUd, 'User/settings.json'), '{ "editor.fontSize": 15 }\n');
+  put(join(w.dst, '..', 'ws', 'later.py'), 'print(2)\n');
+  await waitFor('the workspace change on the standby', () => read(join(w.dst, 'later.py')) === 'print(2)\n', { timeoutMs: 20_000 });
+  const after = await w.agent.settled(20_000);
+  assert.equal(after.pending, 0);
+  assert.equal(after.watermark, after.lastSeq);
+  assert.equal(existsSync(join(w.cpuUd, 'User')), false, 'nothing went outside the receiver\'s roots');
 });
