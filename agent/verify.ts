@@ -1,7 +1,7 @@
 // `standby verify`: proves the standby holds what this host holds, by
 // checksums (rsync --dry-run --checksum --itemize-changes), and lists every
 // difference. It reads both sides and writes neither.
-import { excludesOf, syncRoots, type AgentConfig, type EditorDirs, type StandbyTarget } from '../config/agent.ts';
+import { editorRoots, excludesOf, syncRoots, type AgentConfig, type EditorDirs, type StandbyTarget } from '../config/agent.ts';
 import { refusalIn } from '../protocol/receiver.ts';
 import { verifyArgs } from './rsync-args.ts';
 import { asDir, describeExit, runRsync } from './rsync.ts';
@@ -79,12 +79,16 @@ export async function verify(config: AgentConfig, epoch?: number, against: Stand
   const excludes = excludesOf(config);
   const out: Difference[] = [];
   const settings = { shell: rsyncShell(standby), excludes, epoch, rsyncPath: standby.rsyncPath };
-  for (const root of syncRoots(config, standby.path, againstEditor)) {
+  const roots = syncRoots(config, standby.path, againstEditor);
+  const editorFrom = roots.length - editorRoots(config).length;
+  for (const [i, root] of roots.entries()) {
     const args = verifyArgs({ ...settings, include: root.include }, { from: asDir(root.local), to: remoteDir(standby, root.remote) });
     const result = await runRsync(args, { itemize: true }).result;
     if (result.code !== 0) {
       const fenced = fencedRefusal(result.stderr, config);
       if (fenced) throw fenced;
+      // code-server's folders on a standby that does not take them: the agent does not sync them either (sync-engine.ts editorOff)
+      if (i >= editorFrom && refusalIn(result.stderr)?.code === 'STANDBY_ERR_COMMAND_REFUSED') continue;
       throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `verify of ${root.local} could not compare: ${describeExit(result.code, result.signal)} ${result.stderr.split('\n').slice(-2).join(' | ')}`, { code: result.code });
     }
     for (const line of result.items) {

@@ -80,10 +80,17 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
   const { config, log } = ctx;
   const r = config.recovery;
   const fence = config.standby.ssh;
-  let local: LocalProvider | undefined;
-  if (r.gpu.provider === 'local') {
-    local = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), ...(r.local.program ? { program: r.local.program } : {}), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), ...(r.local.editor !== undefined ? { editor: r.local.editor } : {}), log });
-  }
+  // recovery.local as the provider takes it: the GPU side's and, without one, the standby watch's
+  const newLocal = (): LocalProvider => new LocalProvider({
+    baseDir: localBaseDir(r.local, config.stateDir),
+    fenceKey: fencePublicKey(fence.identityFile),
+    ...(r.local.program ? { program: r.local.program } : {}),
+    startTimeoutMs: r.local.startTimeoutMs,
+    ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}),
+    ...(r.local.editor !== undefined ? { editor: r.local.editor } : {}),
+    log,
+  });
+  const local = r.gpu.provider === 'local' ? newLocal() : undefined;
   const { gpus, image } = gpuProvider(ctx, local);
   const target = (host: ReceiverHost): FenceTarget => receiverTarget(config, host);
   const knownHostsOf = (h: ProvisionedHost): string[] => {
@@ -150,7 +157,7 @@ export function setupRecovery(ctx: RecoveryContext): RecoverySetup {
       if (sb.provider === 'none' || sb.id === undefined) return;
       let provider: StandbyProvider;
       if (sb.provider === 'gcp') provider = await GcpStandbyProvider.create(sb.gcp, { log });
-      else provider = (local ?? (ownLocal = new LocalProvider({ baseDir: localBaseDir(r.local, config.stateDir), fenceKey: fencePublicKey(fence.identityFile), startTimeoutMs: r.local.startTimeoutMs, ...(r.local.codeServer ? { codeServer: r.local.codeServer } : {}), ...(r.local.editor !== undefined ? { editor: r.local.editor } : {}), log }))).standby;
+      else provider = (local ?? (ownLocal = newLocal())).standby;
       const parts = sb.id.split('/');
       const last = parts.pop() ?? '';
       const name = parseHostName(last) ?? { workspace: workspaceId(r, config.primary.id), epoch: 0 };

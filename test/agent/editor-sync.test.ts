@@ -4,6 +4,7 @@
 // command lists the editor's folders as roots), and never the live state
 // databases (state.vscdb), logs or caches, which stay as each side has them.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -151,4 +152,7 @@ test("a standby whose receiver does not take code-server's folders (set up witho
   assert.equal(after.pending, 0);
   assert.equal(after.watermark, after.lastSeq);
   assert.equal(existsSync(join(w.cpuUd, 'User')), false, 'nothing went outside the receiver\'s roots');
+  // verify compares what is synced: the workspace, equal
+  const v = spawnSync(STANDBY_CLI, ['verify', '--config', join(dirname(w.dst), 'agent.json')], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(v.status, 0, v.stderr + v.stdout);
 });
