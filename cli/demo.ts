@@ -11,6 +11,7 @@
 // code-server on every host (installed into its cache on first use,
 // installer/code-server.ts), fronted by the workspace server, whose file API
 // the writer keeps using: what a browser opens at the URL is code-server.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -207,6 +208,14 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
   w.killGpu();
   await until('the failover', (s) => s.active === 'standby', undefined, timeline);
   say(`failover   the standby serves (${seconds(performance.now() - killed)} after the kill); the writer goes on, on the standby`);
+  // the developer changes a setting in the standby's editor: it must follow to the new GPU (each host keeps code-server's folders in its own place)
+  const setting = w.standby.editor ? `{ "standby.demo": "changed on the standby at ${new Date().toISOString()}" }\n` : undefined;
+  if (w.standby.editor && setting !== undefined) {
+    const user = join(w.standby.editor.userDataDir, 'User');
+    mkdirSync(user, { recursive: true });
+    writeFileSync(join(user, 'settings.json'), setting);
+    say("editor     a setting changed in the standby's code-server (User/settings.json): it follows to the new GPU");
+  }
 
   await until('the recovery and the switch back', (s) => s.active === 'primary' && s.recovery.configured && s.recovery.step === 'old-gpu', (s) => {
     const r = s.recovery;
@@ -263,6 +272,8 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     }
   }
   const backend = { server: argv.server, status: front.status, location: front.headers.get('location') };
+  // the standby's setting in the new GPU's own code-server folder (null: the hosts have none)
+  const editorSettings = setting === undefined || !newGpu.editor ? null : readIfThere(join(newGpu.editor.userDataDir, 'User', 'settings.json')) === setting ? 'followed' : 'missing';
   const out = {
     lostFiles: check.lost.length,
     lost: check.lost,
@@ -279,6 +290,7 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
     newGpu: rec.newGpu.id,
     newGpuWorkspace: newGpu.workspace,
     backend,
+    editorSettings,
     totalMs: Math.round(performance.now() - t0),
   };
   if (argv.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -293,10 +305,20 @@ async function story(w: LocalWorld, say: (l: string) => void, argv: Args, t0: nu
       `  checked on the new GPU: ${check.verifiedFiles} files, ${(check.verifiedBytes / 1e6).toFixed(1)} MB; ${check.uncertain} paths uncertain (touched by an unacknowledged write)`,
       `  acknowledged writes lost: ${check.lost.length}`,
       ...(argv.server === 'code-server' ? [`  the URL now: code-server on the new GPU (HTTP ${backend.status}${backend.location ? `, to ${backend.location}` : ''})`] : []),
+      ...(editorSettings === null ? [] : [`  the editor's setting changed on the standby: ${editorSettings === 'followed' ? "in the new GPU's code-server" : "MISSING on the new GPU"}`]),
       ...check.lost.slice(0, 20).map((l) => `    LOST #${l.seq} ${l.path}: want ${l.want?.slice(0, 12) ?? 'absent'}, got ${l.got?.slice(0, 12) ?? 'absent'}`),
       `  demo: ${seconds(out.totalMs)}`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
   }
-  return check.lost.length === 0 ? 0 : 1;
+  return check.lost.length === 0 && editorSettings !== 'missing' ? 0 : 1;
+}
+
+function readIfThere(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }

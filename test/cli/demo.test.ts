@@ -29,11 +29,12 @@ test('standby demo --server code-server --json: a real code-server on every host
   await ensureCodeServer();
   const r = await run(NODE, ['cli.ts', 'demo', '--server', 'code-server', '--json'], {}, 280_000);
   assert.equal(r.code, 0, `${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-  const out = JSON.parse(r.stdout) as { lostFiles: number; verifiedFiles: number; newGpuWorkspace: string; backend: { server: string; status: number; location: string | null }; writes: { acknowledged: number } };
+  const out = JSON.parse(r.stdout) as { lostFiles: number; verifiedFiles: number; newGpuWorkspace: string; backend: { server: string; status: number; location: string | null }; editorSettings: string | null; writes: { acknowledged: number } };
   assert.equal(out.lostFiles, 0);
   assert.ok(out.verifiedFiles > 0 && out.writes.acknowledged > 0);
   // what the URL serves after the switch back is the new GPU's code-server, opening its workspace
   assert.deepEqual(out.backend, { server: 'code-server', status: 302, location: `./?folder=${out.newGpuWorkspace}` });
+  assert.equal(out.editorSettings, 'followed', "the setting changed in the standby's code-server is in the new GPU's");
   const world = out.newGpuWorkspace.slice(0, out.newGpuWorkspace.indexOf('/hosts/'));
   const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
     try {
