@@ -225,9 +225,9 @@ export const pushTargetSchema = z.strictObject({
   /** the target's SSH host keys as known_hosts lines ("[host]:port ssh-ed25519 AAAA..."); empty: accept the first key seen */
   knownHosts: z.array(z.string().max(16_384)).max(20),
   /**
-   * code-server's folders there (its receiver's editor roots), when they are not where the agent's own
-   * editor section says (the local provider's hosts, each in its own folder). Sent only then: an older
-   * agent's strict schema would refuse the grant
+   * code-server's folders there, as its receiver listed its roots when the standby's agent was authorized
+   * there (a GPU's code-server may run as another user than the standby's); absent when it takes none.
+   * An agent older than this field ignores a grant that has it (docs/operations.md, upgrading)
    */
   editor: z.strictObject({ userDataDir: z.string().min(2).max(4096).startsWith('/'), extensionsDir: z.string().min(2).max(4096).startsWith('/') }).optional(),
 });
