@@ -95,7 +95,7 @@ async function standbyTrial(warmLoads: number): Promise<Trial> {
       await page.waitForSelector('.monaco-workbench', { state: 'visible' });
       await page.waitForSelector(explorerRow(FILE), { state: 'visible' });
       trial.backMs = performance.now() - killedAt;
-      const shown = (await overlays()).find((t) => t >= killedWall);
+      const shown = (await overlays()).find((o) => o.at >= killedWall)?.at;
       if (shown === undefined) throw new Error('the tab reloaded without showing the overlay');
       trial.shownMs = shown - killedWall;
     } catch (err) {

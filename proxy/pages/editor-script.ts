@@ -2,8 +2,8 @@
 // (proxy/editor-inject.ts) and serves at /_standby/editor.js: plain browser
 // JavaScript, no build step, no inline code in the page. It follows the
 // proxy's event stream (proxy/editor-events.ts) and watches the page's own
-// WebSockets; as soon as the proxy doubts the GPU, a switch starts, or the
-// page's sockets close, it lays an overlay over the editor in the transition
+// WebSockets; as soon as a switch starts, or once the proxy's doubt of the
+// GPU or a closed socket of the page's has lasted doubtGraceMs, it lays an overlay over the editor in the transition
 // page's look ("Switching to the CPU standby..."), waits until the proxy says
 // the new side serves and is ready and the workbench URL answers 200 there,
 // then reloads into it. Nobody clicks. A doubt that clears takes the overlay
@@ -36,6 +36,12 @@ export interface EditorScriptConfig {
   minReloadGapMs: number;
   /** longest pause before the event stream is opened again after the proxy refused it, ms */
   maxReconnectMs: number;
+  /**
+   * how long a doubt alone (the proxy's `suspect`, or one of the page's sockets closing) must last before
+   * the overlay shows, ms: a busy host's late heartbeat or a socket that reconnects at once pass unseen.
+   * A switch, a route move or a side not ready show it at once
+   */
+  doubtGraceMs: number;
   text: { toStandby: string; toGpu: string; reconnectingGpu: string; reconnectingStandby: string; waiting: string; ready: string };
 }
 
@@ -47,6 +53,7 @@ const CONFIG: EditorScriptConfig = {
   checkTimeoutMs: 5_000,
   minReloadGapMs: 2_000,
   maxReconnectMs: 30_000,
+  doubtGraceMs: 300,
   text: { toStandby: TO_STANDBY_TEXT, toGpu: TO_GPU_TEXT, reconnectingGpu: RECONNECTING_GPU_TEXT, reconnectingStandby: RECONNECTING_STANDBY_TEXT, waiting: WAITING_FOR_PROXY, ready: READY_TEXT },
 };
 
@@ -125,6 +132,8 @@ const SCRIPT = `(() => {
   let checks = 0;
   let checkTimer = 0;
   let overlay = null;
+  let doubtSince = 0;
+  let doubtTimer = 0;
 
   // The page's own WebSockets to this origin (code-server's): one that closes without the page
   // asking is a sign the machine behind went away, often before the proxy knows it. Not while the
@@ -227,12 +236,29 @@ const SCRIPT = `(() => {
   }
   function kind(side) { return side === 'standby' ? 'CPU standby' : 'GPU'; }
 
+  // Only a doubt (the proxy's, or a socket of the page's closing) asks for the overlay: nothing moved, nothing is moving.
+  function doubtOnly() {
+    const s = state;
+    return !reloading && !(s !== null && (s.generation !== loaded || !s.ready || MOVING.includes(s.phase)));
+  }
   function update() {
     const w = wanted();
     if (w === null) {
+      doubtSince = 0;
+      clearTimeout(doubtTimer);
       if (overlay) { overlay.host.hidden = true; overlay.host.dataset.state = 'hidden'; }
       return;
     }
+    if (doubtOnly() && !(overlay && overlay.host.dataset.state === 'shown')) {
+      const now = performance.now();
+      if (doubtSince === 0) doubtSince = now;
+      if (now - doubtSince < cfg.doubtGraceMs) {
+        clearTimeout(doubtTimer);
+        doubtTimer = setTimeout(update, Math.ceil(cfg.doubtGraceMs - (now - doubtSince)));
+        return;
+      }
+    }
+    doubtSince = 0;
     overlay = overlay || build();
     const direction = w.from + '>' + w.to;
     if (overlay.direction !== direction) {

@@ -44,7 +44,7 @@ for (const login of [true]) {
       page.setDefaultTimeout(30_000);
       // when each document showed the overlay: it may be up for only a few ms before the reload
       const overlays = await recordOverlay(page);
-      const overlaySince = async (wall: number): Promise<number | undefined> => (await overlays()).find((t) => t >= wall);
+      const overlaySince = async (wall: number): Promise<number | undefined> => (await overlays()).find((o) => o.at >= wall)?.at;
       const openedAt = performance.now();
       await openWorkbench(page, world, { login, file: 'hello.txt' });
       const openMs = performance.now() - openedAt;
