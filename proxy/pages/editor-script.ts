@@ -3,8 +3,9 @@
 // JavaScript, no build step, no inline code in the page. It follows the
 // proxy's event stream (proxy/editor-events.ts) and watches the page's own
 // WebSockets; as soon as a switch starts, or once the proxy's doubt of the
-// GPU or a closed socket of the page's has lasted doubtGraceMs, it lays an overlay over the editor in the transition
-// page's look ("Switching to the CPU standby..."), waits until the proxy says
+// GPU or a closed socket of the page's has lasted doubtGraceMs, it lays an
+// overlay over the editor in the transition page's look ("Switching to the
+// CPU standby..."), waits until the proxy says
 // the new side serves and is ready and the workbench URL answers 200 there,
 // then reloads into it. Nobody clicks. A doubt that clears takes the overlay
 // away without a reload. Every retry is bounded and backs off.
