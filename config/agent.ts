@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { StandbyError } from '../core/errors.ts';
 import { absolutePath, flagBoolean, flagList, flagString, logLevel, ms, port, token, urlWith } from './fields.ts';
+import type { EditorDirs } from '../protocol/receiver.ts';
 
 /** GCP's metadata server: instance/preempted turns TRUE about 30 s before a spot VM stops (agent/notices/gcp-metadata.ts waits on it). */
 export const GCP_PREEMPTED_URL = 'http://metadata.google.internal/computeMetadata/v1/instance/preempted';
@@ -221,11 +222,7 @@ export interface SyncRoot {
   include?: readonly string[];
 }
 
-/** code-server's folders on one host: where the editor's roots land on a destination. */
-export interface EditorDirs {
-  userDataDir: string;
-  extensionsDir: string;
-}
+export type { EditorDirs };
 
 /**
  * The editor's roots, when agent.json has an editor section: code-server's User folder (only

@@ -13,6 +13,7 @@ import { writeFileDurably } from '../core/durable-file.ts';
 import { StandbyError } from '../core/errors.ts';
 import { proxyConfigSchema } from '../config/proxy.ts';
 import type { Layout } from './layout.ts';
+import type { EditorDirs } from '../protocol/receiver.ts';
 
 /** The role flags of `standby install`; every one optional here, required ones checked against the existing file. */
 export interface RoleFlags {
@@ -59,7 +60,7 @@ function homeOfUid(uid: number): string | undefined {
  * the workspace folder's owner (the user code-server runs as); none under --root without the flag, or
  * with --no-editor.
  */
-export function editorDirs(flags: RoleFlags, workspace: string, layout: Layout): { userDataDir: string; extensionsDir: string } | undefined {
+export function editorDirs(flags: RoleFlags, workspace: string, layout: Layout): EditorDirs | undefined {
   if (flags.editor === false) return undefined;
   let userDataDir = flags.editorDataDir;
   if (userDataDir === undefined && layout.root === '/') {

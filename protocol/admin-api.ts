@@ -5,6 +5,7 @@
 // none imports another's code.
 import { z } from 'zod';
 import type { ErrorCode } from '../core/errors.ts';
+import type { EditorDirs } from './receiver.ts';
 
 /** Every error answer in JSON (admin API, enrollment, the agent socket's refusals): a STANDBY_ERR_* code and what to do. */
 export interface Problem {
@@ -30,7 +31,7 @@ export interface EnrollAnswer {
    * where the agent mirrors to, as the proxy reaches the standby (the installer's --standby-* flags win);
    * `editor`: code-server's folders there, as the standby's receiver lists its roots (absent when it takes none, and from older proxies)
    */
-  standby: { host: string; port: number; user: string; path: string | null; editor?: { userDataDir: string; extensionsDir: string } };
+  standby: { host: string; port: number; user: string; path: string | null; editor?: EditorDirs };
   /** known_hosts lines of the standby's host key, when the proxy has them */
   knownHosts: string[];
 }

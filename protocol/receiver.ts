@@ -227,11 +227,17 @@ export interface AuthorizeReport {
   roots: string[];
 }
 
+/** code-server's folders on one host (its --user-data-dir and --extensions-dir). */
+export interface EditorDirs {
+  userDataDir: string;
+  extensionsDir: string;
+}
+
 /**
  * The receiver's roots for code-server's folders, in the order the installer lists them after the
  * workspace (`--root <userDataDir>/User --root <extensionsDir>`).
  */
-export function editorReceiveRoots(dirs: { userDataDir: string; extensionsDir: string } | undefined): string[] {
+export function editorReceiveRoots(dirs: EditorDirs | undefined): string[] {
   return dirs ? [posix.join(dirs.userDataDir, 'User'), dirs.extensionsDir] : [];
 }
 
@@ -240,7 +246,7 @@ export function editorReceiveRoots(dirs: { userDataDir: string; extensionsDir: s
  * (editorReceiveRoots' order); undefined when it takes none. Where a new GPU's or the standby's
  * code-server keeps them need not be where this host's does (another user, another home).
  */
-export function editorOfRoots(roots: readonly string[]): { userDataDir: string; extensionsDir: string } | undefined {
+export function editorOfRoots(roots: readonly string[]): EditorDirs | undefined {
   const user = roots[1];
   const extensionsDir = roots[2];
   if (user === undefined || extensionsDir === undefined || !user.endsWith('/User') || user.length <= '/User'.length) return undefined;

@@ -2,6 +2,7 @@
 // event, written to the log before it takes effect; the state is what the
 // events add up to (`reduce`), so a restarted proxy replays them and routes
 // the same way.
+import type { EditorDirs } from '../protocol/receiver.ts';
 
 export type Side = 'primary' | 'standby';
 
@@ -38,7 +39,7 @@ export interface RecoveryHost extends GpuRecord {
   /** its workspace folder (its receiver's root): where a restore pushes */
   workspace: string;
   /** its code-server folders, as its receiver listed its roots when the standby's agent was authorized there: where a restore pushes the editor's */
-  editor?: { userDataDir: string; extensionsDir: string };
+  editor?: EditorDirs;
   /** its SSH host key lines, known_hosts format, as first seen */
   knownHosts: string[];
   /** $/hour, when the provider says */

@@ -41,7 +41,7 @@ import { dieWithParentPrefix, parentDeathAvailable } from '../../core/parent-dea
 import { killTree } from '../../core/process-tree.ts';
 import { PROGRAM_SOURCE } from '../../core/program-files.ts';
 import { quoteWord, quoteWords } from '../../protocol/command-words.ts';
-import { editorReceiveRoots } from '../../protocol/receiver.ts';
+import { editorReceiveRoots, type EditorDirs } from '../../protocol/receiver.ts';
 import { startCodeServerProcess, type CodeServerProcess } from '../../core/code-server-process.ts';
 import { startSshd, type Sshd } from './loopback-sshd.ts';
 import { startWorkspaceServer, type WorkspaceServer } from './workspace-server.ts';
@@ -109,13 +109,18 @@ export interface LocalHostDetails {
   /** what an agent on the host freezes (freeze.pidFiles): pidFile, and code-server's when the hosts run one */
   pidFiles: string[];
   /** its code-server folders (`editor`): what its agent syncs and its receiver takes */
-  editor: { userDataDir: string; extensionsDir: string } | undefined;
+  editor: EditorDirs | undefined;
 }
 
 const OFFER_ID = 'local';
 
 /** Where a host's code-server keeps its folders, under the host's own (with `editor`; the first-boot script installs its agent to sync them). */
 export const LOCAL_EDITOR_DIRS = { userDataDir: 'code-server/user-data', extensionsDir: 'code-server/extensions' } as const;
+
+/** A local host's code-server folders, under its folder `dir`. */
+function codeServerDirs(dir: string): EditorDirs {
+  return { userDataDir: join(dir, LOCAL_EDITOR_DIRS.userDataDir), extensionsDir: join(dir, LOCAL_EDITOR_DIRS.extensionsDir) };
+}
 const RECORD = 'host.json';
 const PID_FILE = 'workspace-server.pid';
 const CODE_SERVER_PID_FILE = 'code-server.pid';
@@ -373,9 +378,9 @@ export class LocalProvider {
     };
   }
 
-  /** A host's code-server folders, with `editor`. */
-  #editorDirs(dir: string): { userDataDir: string; extensionsDir: string } | undefined {
-    return this.editor ? { userDataDir: join(dir, LOCAL_EDITOR_DIRS.userDataDir), extensionsDir: join(dir, LOCAL_EDITOR_DIRS.extensionsDir) } : undefined;
+  /** A host's code-server folders, with `editor` (synced, taken by its receiver). */
+  #editorDirs(dir: string): EditorDirs | undefined {
+    return this.editor ? codeServerDirs(dir) : undefined;
   }
 
   /** Stops every process this provider started (the hosts' folders stay). */
@@ -455,8 +460,7 @@ export class LocalProvider {
           entry: this.#codeServer.entry,
           ...(this.#codeServer.node !== undefined ? { node: this.#codeServer.node } : {}),
           folder: join(dir, 'workspace'),
-          userDataDir: this.#editorDirs(dir)!.userDataDir,
-          extensionsDir: this.#editorDirs(dir)!.extensionsDir,
+          ...codeServerDirs(dir), // there with or without `editor`: it only decides whether they are synced
           startTimeoutMs: Math.max(this.#startTimeoutMs, CODE_SERVER_START_MS),
         });
       }
