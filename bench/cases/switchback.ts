@@ -4,11 +4,11 @@
 // real loopback sshd: its first full pass, then incremental passes for 500
 // changes (edits, creations, renames, deletions) made on the source while the
 // restore runs. The clock stops when the agent has acknowledged everything and
-// a checksum comparison of both trees finds no difference. Beside it, in the
-// same run, through the same sshd and the same receiver: a raw
+// a checksum comparison of both trees finds no difference. Before and after
+// each agent run, through the same sshd and the same receiver: a raw
 // `rsync -a --delete` of the same tree to an empty folder, the yardstick
-// (target: the agent within 1.2x of it), and the same plus the flush the agent
-// makes so that what it acknowledges is on disk (`sync -f`).
+// (target: the agent within 1.2x of the two around it), and the same plus the
+// flush the agent makes so that what it acknowledges is on disk (`sync -f`).
 import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +31,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** BENCH_KEEP_LOG=PREFIX keeps each agent's debug log as PREFIX-<round>.log (its passes, each rsync run and flush timed) */
 const KEEP_LOG = process.env.BENCH_KEEP_LOG;
 const TARGET = 1.2;
+/** a round is judged when its two raw rsyncs (before and after the agent's run) are within this ratio of each other */
+const STEADY = 1.25;
 /** the 500 changes are spread over this share of the raw rsync's time, from the agent's spawn */
 const CHANGE_WINDOW = 0.8;
 const RESTORE_TIMEOUT_MS = 15 * 60_000;
@@ -278,28 +280,33 @@ export async function run(): Promise<CaseResult> {
   process.stderr.write(`  made the ${made.files}-file workspace (${megabytes(made.bytes)}) in ${seconds(made.ms)}\n`);
   const raws: RawRun[] = [];
   const agents: AgentRun[] = [];
+  let floorMs = Infinity;
+  const rawStep = async (label: string, dst: string): Promise<RawRun> => {
+    const settledMs = await settleDisk(tmp);
+    mkdirSync(dst);
+    const r = await rawRun(sshd, standby, dst);
+    floorMs = Math.min(floorMs, r.ms);
+    process.stderr.write(`  ${label}: disk quiet after ${seconds(settledMs)}; raw rsync ${seconds(r.ms)} (flush ${seconds(r.flushMs)})\n`);
+    return r;
+  };
   try {
+    // a warm-up raw rsync, not counted: the first copy after the tree is made ran 2 to 5 times slower than
+    // the rest (8.8 s then 17 s, 23 s then 4.5 s, in two runs on a VM that had just booted), and the changes'
+    // pace is set from the raw rsync's time
+    await rawStep('warm-up, not counted', join(gpu, 'warm-up'));
+    // raw, agent, raw, agent, ..., raw: each agent run is judged against the raw rsyncs just before and after
+    // it. This VM's speed changes by 2 to 4 times within minutes (the same raw rsync: 17.9, 21.2, 20.6, then
+    // 5.9 and 5.5 s); a round whose two raw runs differ by more than STEADY is reported, not judged.
+    raws.push(await rawStep('raw 1', join(gpu, 'raw-0')));
     for (let round = 0; round < ROUNDS; round++) {
-      // alternate which goes first, so a drift of the machine weighs on both alike
-      const order = round % 2 === 0 ? ['raw', 'agent'] : ['agent', 'raw'];
-      for (const which of order) {
-        const dst = join(gpu, `${which}-${round}`);
-        const settledMs = await settleDisk(tmp);
-        process.stderr.write(`  round ${round + 1}: disk quiet after ${seconds(settledMs)}\n`);
-        if (which === 'raw') {
-          mkdirSync(dst);
-          const r = await rawRun(sshd, standby, dst);
-          raws.push(r);
-          process.stderr.write(`  round ${round + 1}: raw rsync ${seconds(r.ms)} (flush ${seconds(r.flushMs)})\n`);
-        } else {
-          const rawMs = raws.at(-1)?.ms ?? 20_000;
-          const a = await agentRun(sshd, standby, dst, join(tmp, `agent-${round}`), (CHANGE_WINDOW * rawMs) / CHANGES, round + 1);
-          agents.push(a);
-          process.stderr.write(`  round ${round + 1}: agent ${seconds(a.ms)} (ready ${seconds(a.readyMs)}, full pass ${seconds(a.fullPassMs)}, ${a.passes} passes)\n`);
-        }
-        // every copy stays until the case ends: deleting 100,000 files keeps this ext4 (mounted with
-        // discard) busy well into the next run, which then measured anything from 7.6 s to 42 s
-      }
+      const settledMs = await settleDisk(tmp);
+      // the changes' pace from the fastest raw rsync so far: one slow raw run must not spread them past the agent's full pass
+      const a = await agentRun(sshd, standby, join(gpu, `agent-${round}`), join(tmp, `agent-${round}`), (CHANGE_WINDOW * floorMs) / CHANGES, round + 1);
+      agents.push(a);
+      process.stderr.write(`  agent ${round + 1}: disk quiet after ${seconds(settledMs)}; ${seconds(a.ms)} (ready ${seconds(a.readyMs)}, full pass ${seconds(a.fullPassMs)}, ${a.passes} passes)\n`);
+      raws.push(await rawStep(`raw ${round + 2}`, join(gpu, `raw-${round + 1}`)));
+      // every copy stays until the case ends: deleting 100,000 files keeps this ext4 (mounted with
+      // discard) busy well into the next run, which then measured anything from 7.6 s to 42 s
     }
   } finally {
     await sshd.close();
@@ -314,38 +321,54 @@ export async function run(): Promise<CaseResult> {
   const fromPass = agents.map((a) => (a.watchingMs === undefined ? undefined : a.ms - a.watchingMs));
   const agentFromPass = med(fromPass);
   const ratioFromPass = agentFromPass !== undefined && raw !== undefined ? agentFromPass / raw : undefined;
-  // each agent run beside the raw rsync of its own round (they alternate, so a drift of the machine weighs on both)
-  const paired = (ms: (number | undefined)[]): (number | undefined)[] => ms.map((x, i) => (x === undefined || raws[i] === undefined ? undefined : x / raws[i]!.ms));
+  // each agent run against the raw rsyncs on either side of it (their mean), when those two agree
+  const steady = agents.map((_, i) => {
+    const [before, after] = [raws[i]!.ms, raws[i + 1]!.ms];
+    return Math.max(before, after) / Math.min(before, after) <= STEADY;
+  });
+  const around = (i: number, flush: boolean): number => {
+    const [b, a] = [raws[i]!, raws[i + 1]!];
+    return (b.ms + a.ms + (flush ? b.flushMs + a.flushMs : 0)) / 2;
+  };
+  const paired = (ms: (number | undefined)[], flush = false): (number | undefined)[] => ms.map((x, i) => (x === undefined ? undefined : x / around(i, flush)));
+  const judged = (xs: (number | undefined)[]): (number | undefined)[] => xs.map((x, i) => (steady[i] ? x : undefined));
   const pairedAll = paired(agents.map((a) => a.ms));
   const pairedFromPass = paired(fromPass);
-  const ratios = (xs: (number | undefined)[]): string => xs.map((x) => (x === undefined ? '-' : `${x.toFixed(2)}x`)).join(', ');
-  const verdict = (r: number | undefined): string => (r === undefined ? 'no figure' : r <= TARGET ? 'met' : 'MISSED');
+  // the same against the raw rsync with the flush the agent makes (what it acknowledges is on disk; the raw rsync's copy is not)
+  const durableAll = paired(agents.map((a) => a.ms), true);
+  const durableFromPass = paired(fromPass, true);
+  const ratios = (xs: (number | undefined)[], marked = true): string => xs.map((x, i) => (x === undefined ? '-' : `${x.toFixed(2)}x${marked && steady[i] === false ? ' (unsteady)' : ''}`)).join(', ');
+  // the median over the steady rounds, with the rounds beside it
+  const judgedCell = (xs: (number | undefined)[]): string => `${med(judged(xs))?.toFixed(2) ?? '-'}x; ${ratios(xs)}`;
+  const verdict = (r: number | undefined): string => (r === undefined ? 'no steady round' : r <= TARGET ? 'met' : 'MISSED');
   const counts = agents[0]?.counts;
   return {
     tables: [
       {
-        title: `Restore of a ${FILES.toLocaleString('en')}-file workspace to an empty new GPU, ${ROUNDS} alternating rounds`,
-        columns: ['system', 'restore (median)', 'rounds', 'vs raw rsync (medians)', 'vs its round\'s raw rsync (median; rounds)', 'target', 'verdict'],
+        title: `Restore of a ${FILES.toLocaleString('en')}-file workspace to an empty new GPU, ${ROUNDS} agent runs, each between two raw rsyncs`,
+        columns: ['system', 'restore (median)', 'rounds', 'vs raw rsync (medians)', 'vs the raw rsyncs before and after it (median of steady rounds; rounds)', 'target', 'verdict', 'the same, against raw rsync + sync -f'],
         rows: [
-          ['raw rsync -a --delete through the receiver (no changes during it)', seconds(raw), list(raws.map((r) => r.ms)), '1.00x', '1.00x', '', ''],
-          ['raw rsync -a --delete, then sync -f through the receiver', seconds(rawFlush), list(raws.map((r) => r.ms + r.flushMs)), raw && rawFlush ? `${(rawFlush / raw).toFixed(2)}x` : '-', (() => { const xs = raws.map((r) => (r.ms + r.flushMs) / r.ms); return `${med(xs)!.toFixed(2)}x; ${ratios(xs)}`; })(), '', ''],
+          ['raw rsync -a --delete through the receiver (no changes during it)', seconds(raw), list(raws.map((r) => r.ms)), '1.00x', '1.00x', '', '', '-'],
+          ['raw rsync -a --delete, then sync -f through the receiver', seconds(rawFlush), list(raws.map((r) => r.ms + r.flushMs)), raw && rawFlush ? `${(rawFlush / raw).toFixed(2)}x` : '-', (() => { const xs = raws.map((r) => (r.ms + r.flushMs) / r.ms); return `${med(xs)!.toFixed(2)}x; ${ratios(xs, false)}`; })(), '', '', '1.00x'],
           [
             `standby agent: spawn, first full pass, incremental passes for ${CHANGES} changes made during it, until equal (checked)`,
             seconds(agent),
             list(agents.map((a) => a.ms)),
             ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
-            `${med(pairedAll)?.toFixed(2) ?? '-'}x; ${ratios(pairedAll)}`,
+            judgedCell(pairedAll),
             `<= ${TARGET.toFixed(1)}x raw rsync`,
-            verdict(med(pairedAll)),
+            verdict(med(judged(pairedAll))),
+            judgedCell(durableAll),
           ],
           [
             'the same, from the start of its first full pass (an agent already running, as the standby\'s is when the new GPU is granted)',
             seconds(agentFromPass),
             list(fromPass),
             ratioFromPass === undefined ? '-' : `${ratioFromPass.toFixed(2)}x`,
-            `${med(pairedFromPass)?.toFixed(2) ?? '-'}x; ${ratios(pairedFromPass)}`,
+            judgedCell(pairedFromPass),
             `<= ${TARGET.toFixed(1)}x raw rsync`,
-            verdict(med(pairedFromPass)),
+            verdict(med(judged(pairedFromPass))),
+            judgedCell(durableFromPass),
           ],
         ],
       },
@@ -364,11 +387,11 @@ export async function run(): Promise<CaseResult> {
     ],
     notes: [
       `Workspace: ${made.files.toLocaleString('en')} files, ${megabytes(made.bytes)}: ${(FILES - BIG_FILES).toLocaleString('en')} small sources (200 B to 8 KiB, 100 per folder, 3 levels of folders, bench/tree.ts) and ${BIG_FILES} checkpoints of ${megabytes(BIG_BYTES)} (random bytes).`,
-      `Changes during the agent's restore: ${CHANGES}, one every ${(CHANGE_WINDOW * 100).toFixed(0)} % of the raw rsync's time / ${CHANGES} from the agent's spawn${counts ? ` (${counts.edits} edits, one a checkpoint rewritten through a temp name, half of the others the same size; ${counts.creations} new files, some in new folders; ${counts.renames} file renames and ${counts.folderRenames} folder renames; ${counts.deletions} deletions)` : ''}. The raw rsync gets no changes: it is the floor.`,
+      `Changes during the agent's restore: ${CHANGES}, one every ${(CHANGE_WINDOW * 100).toFixed(0)} % of the fastest raw rsync's time so far / ${CHANGES} from the agent's spawn (a warm-up raw rsync runs first, not counted)${counts ? ` (${counts.edits} edits, one a checkpoint rewritten through a temp name, half of the others the same size; ${counts.creations} new files, some in new folders; ${counts.renames} file renames and ${counts.folderRenames} folder renames; ${counts.deletions} deletions)` : ''}. The raw rsync gets no changes: it is the floor.`,
       'Both go through the same sshd on loopback and the same forced command (`standby receive --root`, as the installer lays it down), each to an empty folder of its own, kept until the case ends (a delete of the last copy kept the disk busy into the next run: the same raw rsync then took 7.6 s to 42 s). The agent is `bin/standby agent` at its defaults (delayMs 250), started for the run: its time includes its start-up, which a standby\'s agent already running does not pay.',
       'Equal: the agent reports nothing pending and its watermark at the last change, then `rsync -a --dry-run --checksum --delete --itemize-changes` between the two folders lists no difference (the time stops before the comparison; a comparison that finds one waits for the next pass). The raw rsync\'s copy is compared by size and mtime.',
       'The agent\'s passes end with `sync -f` on the target (what it acknowledges is on disk); the raw rsync does not flush: the second row shows it with the same flush.',
-      'Verdict: the median over the rounds of each agent run divided by the raw rsync of its own round (the rounds alternate which runs first); the medians of each, divided, are shown beside it. Before each run the disk is flushed and waited on until idle for 1 s (/proc/diskstats, bench/disk-settle.ts): back to back, the same raw rsync measured 16 s to 23 s without it.',
+      `Verdict: each agent run divided by the mean of the raw rsyncs just before and after it; the median over the steady rounds (those two raw rsyncs within ${STEADY}x of each other: this VM's speed changed 2 to 4 times within minutes, and a round across such a change says nothing) against the target. Unsteady rounds are listed, marked, and not judged. The medians of each, divided, are shown beside it. A warm-up raw rsync runs first and is not counted. Before each run the disk is flushed and waited on until idle for 1 s (/proc/diskstats, bench/disk-settle.ts): back to back, the same raw rsync measured 16 s to 23 s without it.`,
       'Partial run: BENCH_ROUNDS=n (default 5), BENCH_FILES=n (default 100000); BENCH_KEEP_LOG=PREFIX keeps each agent\'s debug log (every rsync run and flush timed).',
     ],
   };
