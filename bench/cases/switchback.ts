@@ -290,9 +290,8 @@ export async function run(): Promise<CaseResult> {
     return r;
   };
   try {
-    // a warm-up raw rsync, not counted: the first copy after the tree is made ran 2 to 5 times slower than
-    // the rest (8.8 s then 17 s, 23 s then 4.5 s, in two runs on a VM that had just booted), and the changes'
-    // pace is set from the raw rsync's time
+    // a warm-up raw rsync, not counted: the first copy after the tree was made once took 23 s where the
+    // next took 4.5 s (a VM that had just booted), and the changes' pace is set from the raw rsync's time
     await rawStep('warm-up, not counted', join(gpu, 'warm-up'));
     // raw, agent, raw, agent, ..., raw: each agent run is judged against the raw rsyncs just before and after
     // it. This VM's speed changes by 2 to 4 times within minutes (the same raw rsync: 17.9, 21.2, 20.6, then
