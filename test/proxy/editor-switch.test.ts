@@ -35,6 +35,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { killTree } from '../../core/process-tree.ts';
 import { launchChromium, noChromium, type Browser } from '../fixtures/chromium.ts';
 import { createFileInExplorer, explorerRow, noEditor, openWorkbench, recordOverlay, startEditorWorld, type EditorWorld } from '../fixtures/editor-world.ts';
@@ -54,27 +55,17 @@ const FIRST_OPEN_MS = 90_000;
 for (const login of [true]) {
   test(`the GPU dies: the overlay shows, the standby's workbench is back with the file, no click; and back to the GPU the same way (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 300_000 }, async (t) => {
     const started = performance.now();
-    let world: EditorWorld | undefined;
-    let browser: Browser | undefined;
+    const parts: Held = {};
     try {
-      world = await startEditorWorld({ login });
-      writeFileSync(join(world.gpuDir, 'hello.txt'), 'hello\n');
-      await world.agent.settled(15_000);
-      browser = await launchChromium();
-      const page = await browser.context.newPage();
-      page.setDefaultTimeout(30_000);
+      const { world, page, overlays, openMs } = await openedWorld(parts, login, 30_000);
       // when each document showed the overlay: it may be up for only a few ms before the reload
-      const overlays = await recordOverlay(page);
       const overlaySince = async (wall: number): Promise<number | undefined> => (await overlays()).find((o) => o.at >= wall)?.at;
-      const openedAt = performance.now();
-      await openWorkbench(page, world, { login, file: 'hello.txt', timeoutMs: FIRST_OPEN_MS });
-      const openMs = performance.now() - openedAt;
 
       // a file made in the editor: the explorer's New File action, a name, Enter
       await createFileInExplorer(page, 'made-in-editor.txt');
       // bounds only a broken editor exceeds: beside the whole suite on two cores, the first open of the workbench took 23 s
       await page.waitForSelector(explorerRow('made-in-editor.txt'), { state: 'visible', timeout: 30_000 });
-      await waitFor('the file on the GPU', () => existsSync(join(world!.gpuDir, 'made-in-editor.txt')), { timeoutMs: 30_000 });
+      await waitFor('the file on the GPU', () => existsSync(join(world.gpuDir, 'made-in-editor.txt')), { timeoutMs: 30_000 });
       const madeAt = performance.now();
 
       // every document the tab loads from here on, and whether it was an error
@@ -138,8 +129,8 @@ for (const login of [true]) {
       if (backTitle !== null) assert.equal(backTitle, TO_GPU_TEXT);
       assert.deepEqual(documents.slice(before).filter((d) => d.status !== 200), [], 'no error page on the way back either');
     } finally {
-      await browser?.close();
-      await world?.close();
+      await parts.browser?.close();
+      await parts.world?.close();
     }
   });
 }
@@ -148,17 +139,10 @@ for (const login of [true]) {
 for (const login of [false]) {
   test(`a reload as the GPU dies gets the transition page, never an error, then the standby's workbench (login ${login ? 'on' : 'off'})`, { skip: noChromium || noEditor, timeout: 240_000 }, async (t) => {
     const started = performance.now();
-    let world: EditorWorld | undefined;
-    let browser: Browser | undefined;
+    const parts: Held = {};
     try {
-      world = await startEditorWorld({ login });
-      writeFileSync(join(world.gpuDir, 'hello.txt'), 'hello\n');
-      await world.agent.settled(15_000);
-      browser = await launchChromium();
-      const page = await browser.context.newPage();
-      page.setDefaultTimeout(WORKBENCH_BACK_MS); // its reload with the GPU well loads the workbench again
-      const overlays = await recordOverlay(page);
-      await openWorkbench(page, world, { login, file: 'hello.txt', timeoutMs: FIRST_OPEN_MS });
+      // the default bound covers its reload with the GPU well, which loads the workbench again
+      const { world, page, overlays } = await openedWorld(parts, login, WORKBENCH_BACK_MS);
       // regression: a reload with the GPU well flashed "Switching to the CPU standby..." (its code-server,
       // busy serving the workbench, missed two probes in a row while the agent beat on time)
       await page.reload();
@@ -217,10 +201,34 @@ for (const login of [false]) {
       assert.deepEqual(errorPages, [], 'no browser error page');
       assert.equal(side, 'standby', 'the workbench now open was served by the standby');
     } finally {
-      await browser?.close();
-      await world?.close();
+      await parts.browser?.close();
+      await parts.world?.close();
     }
   });
+}
+
+/** What a test started, for its finally: each part as soon as it is made. */
+interface Held {
+  world?: EditorWorld;
+  browser?: Browser;
+}
+
+/**
+ * A world whose GPU holds hello.txt (synced to the standby), and a page in a fresh Chromium profile that
+ * records every overlay, opened on the workbench through the proxy; `defaultTimeoutMs` bounds the page's
+ * later steps.
+ */
+async function openedWorld(held: Held, login: boolean, defaultTimeoutMs: number): Promise<{ world: EditorWorld; page: Page; overlays: Awaited<ReturnType<typeof recordOverlay>>; openMs: number }> {
+  const world = (held.world = await startEditorWorld({ login }));
+  writeFileSync(join(world.gpuDir, 'hello.txt'), 'hello\n');
+  await world.agent.settled(15_000);
+  const browser = (held.browser = await launchChromium());
+  const page = await browser.context.newPage();
+  page.setDefaultTimeout(defaultTimeoutMs);
+  const overlays = await recordOverlay(page);
+  const openedAt = performance.now();
+  await openWorkbench(page, world, { login, file: 'hello.txt', timeoutMs: FIRST_OPEN_MS });
+  return { world, page, overlays, openMs: performance.now() - openedAt };
 }
 
 /** When the proxy routed to the standby, in ms after `killedAt`, from its log (for the diagnostic). */
