@@ -15,6 +15,7 @@ import type { Logger } from '../core/log.ts';
 import { quoteWord } from '../protocol/command-words.ts';
 import type { StandbyTarget } from '../config/agent.ts';
 import { dieWithParent, dieWithParentPrefix } from '../core/parent-death.ts';
+import { cipherArgs } from './ssh-ciphers.ts';
 
 /** A control socket path short enough for a unix socket (108 bytes); `session` tells apart two sessions with one host (a target given up and its successor). */
 export function controlPath(target: StandbyTarget, runDir: string | undefined, session = ''): string {
@@ -36,6 +37,7 @@ export function sshArgs(target: StandbyTarget, control?: string): string[] {
     '-o', `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
     '-o', 'ServerAliveInterval=5', // a dead link fails within ~15 s instead of hanging
     '-o', 'ServerAliveCountMax=3',
+    ...cipherArgs(), // AES-GCM first where the CPU has AES instructions (ssh-ciphers.ts); a Ciphers in sshOptions wins
   );
   if (control) args.push('-o', `ControlPath=${control}`, '-o', 'ControlMaster=no');
   return args;

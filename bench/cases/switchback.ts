@@ -8,12 +8,15 @@
 // each agent run, through the same sshd and the same receiver: a raw
 // `rsync -a --delete` of the same tree to an empty folder, the yardstick
 // (target: the agent within 1.2x of the two around it), and the same plus the
-// flush the agent makes so that what it acknowledges is on disk (`sync -f`).
+// flush the agent makes so that what it acknowledges is on disk (`sync -f`),
+// and the same raw rsync with ssh offering the agent's ciphers (AES-GCM first,
+// agent/ssh-ciphers.ts), to show what the cipher alone is worth.
 import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { classifyItem, type Difference } from '../../agent/verify.ts';
 import { runRsync } from '../../agent/rsync.ts';
+import { cipherArgs } from '../../agent/ssh-ciphers.ts';
 import { agentUnavailable, startAgent, type Agent } from '../../test/fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../../test/fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
@@ -167,8 +170,10 @@ interface RawRun {
   flushMs: number;
 }
 
-async function rawRun(sshd: Sshd, src: string, dst: string): Promise<RawRun> {
-  const r = await runRsync(['-a', '--delete', '-e', sshd.rsyncShell(), `${src}/`, `${sshd.user}@${sshd.host}:${dst}/`]).result;
+/** `ciphers`: ssh offers the agent's cipher order (agent/ssh-ciphers.ts) instead of its own */
+async function rawRun(sshd: Sshd, src: string, dst: string, { ciphers = false } = {}): Promise<RawRun> {
+  const shell = [sshd.rsyncShell(), ...(ciphers ? cipherArgs().map((a) => `'${a}'`) : [])].join(' ');
+  const r = await runRsync(['-a', '--delete', '-e', shell, `${src}/`, `${sshd.user}@${sshd.host}:${dst}/`]).result;
   if (r.code !== 0) throw new Error(`raw rsync failed (${r.code}): ${r.stderr}`);
   // the flush the agent makes after each pass, through the same receiver, as a separate figure
   const t0 = performance.now();
@@ -279,15 +284,21 @@ export async function run(): Promise<CaseResult> {
   const made = makeWorkspace(standby);
   process.stderr.write(`  made the ${made.files}-file workspace (${megabytes(made.bytes)}) in ${seconds(made.ms)}\n`);
   const raws: RawRun[] = [];
+  const rawsAes: RawRun[] = [];
   const agents: AgentRun[] = [];
   let floorMs = Infinity;
-  const rawStep = async (label: string, dst: string): Promise<RawRun> => {
+  const rawStep = async (label: string, dst: string, { ciphers = false } = {}): Promise<RawRun> => {
     const settledMs = await settleDisk(tmp);
     mkdirSync(dst);
-    const r = await rawRun(sshd, standby, dst);
-    floorMs = Math.min(floorMs, r.ms);
-    process.stderr.write(`  ${label}: disk quiet after ${seconds(settledMs)}; raw rsync ${seconds(r.ms)} (flush ${seconds(r.flushMs)})\n`);
+    const r = await rawRun(sshd, standby, dst, { ciphers });
+    if (!ciphers) floorMs = Math.min(floorMs, r.ms);
+    process.stderr.write(`  ${label}: disk quiet after ${seconds(settledMs)}; raw rsync${ciphers ? ' (the agent\'s ciphers)' : ''} ${seconds(r.ms)} (flush ${seconds(r.flushMs)})\n`);
     return r;
+  };
+  // each raw rsync twice: with ssh's own cipher order (what a user's rsync gets) and with the agent's (AES-GCM first)
+  const rawSteps = async (label: string, dst: string): Promise<void> => {
+    raws.push(await rawStep(label, dst));
+    rawsAes.push(await rawStep(label, `${dst}-aes`, { ciphers: true }));
   };
   try {
     // a warm-up raw rsync, not counted: the first copy after the tree was made once took 23 s where the
@@ -296,14 +307,14 @@ export async function run(): Promise<CaseResult> {
     // raw, agent, raw, agent, ..., raw: each agent run is judged against the raw rsyncs just before and after
     // it. This VM's speed changes by 2 to 4 times within minutes (the same raw rsync: 17.9, 21.2, 20.6, then
     // 5.9 and 5.5 s); a round whose two raw runs differ by more than STEADY is reported, not judged.
-    raws.push(await rawStep('raw 1', join(gpu, 'raw-0')));
+    await rawSteps('raw 1', join(gpu, 'raw-0'));
     for (let round = 0; round < ROUNDS; round++) {
       const settledMs = await settleDisk(tmp);
       // the changes' pace from the fastest raw rsync so far: one slow raw run must not spread them past the agent's full pass
       const a = await agentRun(sshd, standby, join(gpu, `agent-${round}`), join(tmp, `agent-${round}`), (CHANGE_WINDOW * floorMs) / CHANGES, round + 1);
       agents.push(a);
       process.stderr.write(`  agent ${round + 1}: disk quiet after ${seconds(settledMs)}; ${seconds(a.ms)} (ready ${seconds(a.readyMs)}, full pass ${seconds(a.fullPassMs)}, ${a.passes} passes)\n`);
-      raws.push(await rawStep(`raw ${round + 2}`, join(gpu, `raw-${round + 1}`)));
+      await rawSteps(`raw ${round + 2}`, join(gpu, `raw-${round + 1}`));
       // every copy stays until the case ends: deleting 100,000 files keeps this ext4 (mounted with
       // discard) busy well into the next run, which then measured anything from 7.6 s to 42 s
     }
@@ -325,17 +336,21 @@ export async function run(): Promise<CaseResult> {
     const [before, after] = [raws[i]!.ms, raws[i + 1]!.ms];
     return Math.max(before, after) / Math.min(before, after) <= STEADY;
   });
-  const around = (i: number, flush: boolean): number => {
-    const [b, a] = [raws[i]!, raws[i + 1]!];
+  const around = (i: number, flush: boolean, rs: RawRun[]): number => {
+    const [b, a] = [rs[i]!, rs[i + 1]!];
     return (b.ms + a.ms + (flush ? b.flushMs + a.flushMs : 0)) / 2;
   };
-  const paired = (ms: (number | undefined)[], flush = false): (number | undefined)[] => ms.map((x, i) => (x === undefined ? undefined : x / around(i, flush)));
+  const paired = (ms: (number | undefined)[], flush = false, rs = raws): (number | undefined)[] => ms.map((x, i) => (x === undefined ? undefined : x / around(i, flush, rs)));
   const judged = (xs: (number | undefined)[]): (number | undefined)[] => xs.map((x, i) => (steady[i] ? x : undefined));
   const pairedAll = paired(agents.map((a) => a.ms));
   const pairedFromPass = paired(fromPass);
   // the same against the raw rsync with the flush the agent makes (what it acknowledges is on disk; the raw rsync's copy is not)
   const durableAll = paired(agents.map((a) => a.ms), true);
   const durableFromPass = paired(fromPass, true);
+  // and against the raw rsync whose ssh offers the agent's ciphers: what is left once the cipher is the same
+  const sameCipherAll = paired(agents.map((a) => a.ms), false, rawsAes);
+  const sameCipherFromPass = paired(fromPass, false, rawsAes);
+  const rawAes = med(rawsAes.map((r) => r.ms));
   const ratios = (xs: (number | undefined)[], marked = true): string => xs.map((x, i) => (x === undefined ? '-' : `${x.toFixed(2)}x${marked && steady[i] === false ? ' (unsteady)' : ''}`)).join(', ');
   // the median over the steady rounds, with the rounds beside it
   const judgedCell = (xs: (number | undefined)[]): string => `${med(judged(xs))?.toFixed(2) ?? '-'}x; ${ratios(xs)}`;
@@ -345,10 +360,21 @@ export async function run(): Promise<CaseResult> {
     tables: [
       {
         title: `Restore of a ${FILES.toLocaleString('en')}-file workspace to an empty new GPU, ${ROUNDS} agent runs, each between two raw rsyncs`,
-        columns: ['system', 'restore (median)', 'rounds', 'vs raw rsync (medians)', 'vs the raw rsyncs before and after it (median of steady rounds; rounds)', 'target', 'verdict', 'the same, against raw rsync + sync -f'],
+        columns: ['system', 'restore (median)', 'rounds', 'vs raw rsync (medians)', 'vs the raw rsyncs before and after it (median of steady rounds; rounds)', 'target', 'verdict', 'the same, against raw rsync + sync -f', 'the same, against raw rsync with the agent\'s ssh ciphers'],
         rows: [
-          ['raw rsync -a --delete through the receiver (no changes during it)', seconds(raw), list(raws.map((r) => r.ms)), '1.00x', '1.00x', '', '', '-'],
-          ['raw rsync -a --delete, then sync -f through the receiver', seconds(rawFlush), list(raws.map((r) => r.ms + r.flushMs)), raw && rawFlush ? `${(rawFlush / raw).toFixed(2)}x` : '-', (() => { const xs = raws.map((r) => (r.ms + r.flushMs) / r.ms); return `${med(xs)!.toFixed(2)}x; ${ratios(xs, false)}`; })(), '', '', '1.00x'],
+          ['raw rsync -a --delete through the receiver (no changes during it)', seconds(raw), list(raws.map((r) => r.ms)), '1.00x', '1.00x', '', '', '-', '-'],
+          ['raw rsync -a --delete, then sync -f through the receiver', seconds(rawFlush), list(raws.map((r) => r.ms + r.flushMs)), raw && rawFlush ? `${(rawFlush / raw).toFixed(2)}x` : '-', (() => { const xs = raws.map((r) => (r.ms + r.flushMs) / r.ms); return `${med(xs)!.toFixed(2)}x; ${ratios(xs, false)}`; })(), '', '', '1.00x', '-'],
+          [
+            `raw rsync -a --delete, ssh offering the agent's ciphers (${cipherArgs().length > 0 ? 'AES-GCM first' : 'none here: ssh\'s own order'})`,
+            seconds(rawAes),
+            list(rawsAes.map((r) => r.ms)),
+            raw && rawAes ? `${(rawAes / raw).toFixed(2)}x` : '-',
+            (() => { const xs = rawsAes.map((r, i) => r.ms / raws[i]!.ms); return `${med(xs)!.toFixed(2)}x; ${ratios(xs, false)}`; })(),
+            '',
+            '',
+            '-',
+            '1.00x',
+          ],
           [
             `standby agent: spawn, first full pass, incremental passes for ${CHANGES} changes made during it, until equal (checked)`,
             seconds(agent),
@@ -358,6 +384,7 @@ export async function run(): Promise<CaseResult> {
             `<= ${TARGET.toFixed(1)}x raw rsync`,
             verdict(med(judged(pairedAll))),
             judgedCell(durableAll),
+            judgedCell(sameCipherAll),
           ],
           [
             'the same, from the start of its first full pass (an agent already running, as the standby\'s is when the new GPU is granted)',
@@ -368,6 +395,7 @@ export async function run(): Promise<CaseResult> {
             `<= ${TARGET.toFixed(1)}x raw rsync`,
             verdict(med(judged(pairedFromPass))),
             judgedCell(durableFromPass),
+            judgedCell(sameCipherFromPass),
           ],
         ],
       },
@@ -390,6 +418,7 @@ export async function run(): Promise<CaseResult> {
       'Both go through the same sshd on loopback and the same forced command (`standby receive --root`, as the installer lays it down), each to an empty folder of its own, kept until the case ends (a delete of the last copy kept the disk busy into the next run: the same raw rsync then took 7.6 s to 42 s). The agent is `bin/standby agent` at its defaults (delayMs 250), started for the run: its time includes its start-up, which a standby\'s agent already running does not pay.',
       'Equal: the agent reports nothing pending and its watermark at the last change, then `rsync -a --dry-run --checksum --delete --itemize-changes` between the two folders lists no difference (the time stops before the comparison; a comparison that finds one waits for the next pass). The raw rsync\'s copy is compared by size and mtime.',
       'The agent\'s passes end with `sync -f` on the target (what it acknowledges is on disk); the raw rsync does not flush: the second row shows it with the same flush.',
+      `The agent's ssh offers AES-GCM first where the CPU has AES instructions (agent/ssh-ciphers.ts: ${cipherArgs().join(' ') || 'not on this machine'}); a user's plain rsync gets ssh's own order, chacha20-poly1305 first. Each raw rsync runs both ways, one after the other; the last column judges the agent against the raw rsync with its own ciphers (the target is judged against the plain one, as a user would run it).`,
       `Verdict: each agent run divided by the mean of the raw rsyncs just before and after it; the median over the steady rounds (those two raw rsyncs within ${STEADY}x of each other: this VM's speed changed 2 to 4 times within minutes, and a round across such a change says nothing) against the target. Unsteady rounds are listed, marked, and not judged. The medians of each, divided, are shown beside it. A warm-up raw rsync runs first and is not counted. Before each run the disk is flushed and waited on until idle for 1 s (/proc/diskstats, bench/disk-settle.ts): back to back, the same raw rsync measured 16 s to 23 s without it.`,
       'Partial run: BENCH_ROUNDS=n (default 5), BENCH_FILES=n (default 100000); BENCH_KEEP_LOG=PREFIX keeps each agent\'s debug log (every rsync run and flush timed).',
     ],
