@@ -3,11 +3,12 @@
 // here reaches a standby: every agent run stops at its config or its
 // workspace check, before any ssh.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODE, run, type Run } from './fixtures/cli-run.ts';
+import { STANDBY_CLI } from './fixtures/program-paths.ts';
 
 /** `standby ARGS` (cli.ts on the pinned Node), 20 s at most */
 function standby(...args: string[]): Promise<Run> {
@@ -65,6 +66,28 @@ describe('standby --help and the command list', { concurrency: 2 }, () => {
     const r = await standby('frobnicate');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /Unknown command|frobnicate/i);
+  });
+});
+
+describe('each command loads alone, and bin/standby keeps Node\'s compile cache', { concurrency: 2 }, () => {
+  // cli.ts loads only the named command's module: every command must still parse its own flags and print its own help
+  for (const cmd of ['demo', 'agent', 'proxy', 'failover', 'drill', 'switch-back', 'status', 'report', 'settings', 'hosts', 'sync', 'verify', 'receive', 'install', 'uninstall']) {
+    test(`standby ${cmd} --help`, async () => {
+      const r = await standby(cmd, '--help');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^standby ${cmd}\\b`, 'm'));
+    });
+  }
+
+  test('the cache goes where systemd\'s CacheDirectory= says; an unusable one only means no cache', async () => {
+    const cache = join(dir, 'cache');
+    const r = await run(STANDBY_CLI, ['status', '--help'], { CACHE_DIRECTORY: cache, NODE_COMPILE_CACHE: '' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(readdirSync(join(cache, 'standby-node'), { recursive: true }).length > 0, 'nothing cached');
+    const notAFolder = write('not-a-folder', 'x');
+    const without = await run(STANDBY_CLI, ['status', '--help'], { CACHE_DIRECTORY: notAFolder, NODE_COMPILE_CACHE: '' });
+    assert.equal(without.code, 0, without.stderr);
+    assert.equal(without.stderr, '');
   });
 });
 

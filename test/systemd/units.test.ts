@@ -81,10 +81,16 @@ describe('systemd units', { skip }, () => {
     assert.deepEqual(unit('standby-agent.service').get('ReadWritePaths'), ['-/etc/standby/known_hosts']);
   });
 
-  test('the proxy runs as its own user, with its state folder the only place it writes', () => {
+  test('the proxy runs as its own user, with its state folder and compile cache the only places it writes', () => {
     const u = unit('standby-proxy.service');
     assert.deepEqual(u.get('User'), ['standby']);
     assert.deepEqual(u.get('StateDirectory'), ['standby']);
+    assert.deepEqual(u.get('CacheDirectory'), ['standby-proxy']);
     assert.equal(u.get('ReadWritePaths'), undefined);
+  });
+
+  test("the agent's compile cache has a writable place (its home is read-only): bin/standby reads CACHE_DIRECTORY", () => {
+    assert.deepEqual(unit('standby-agent.service').get('CacheDirectory'), ['standby-agent']);
+    assert.deepEqual(unit('standby-agent.service').get('ProtectHome'), ['read-only']);
   });
 });
