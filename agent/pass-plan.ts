@@ -23,9 +23,22 @@ export interface PassPlan {
   paths: string[];
   /** the deleted paths the rules name, sorted */
   deleted: string[];
-  /** NUL-separated filter rules for rsync --include-from=- --from0 (then --exclude='*' --delete): the deletions alone */
+  /** those that were a folder here at some point of the batch (the watcher said so): named with all under them */
+  deletedFolders: string[];
+  /** the others, files as far as this host saw: named alone (no `/***` rule: see `rules`) */
+  deletedFiles: string[];
+  /** NUL-separated filter rules for rsync --include-from=- --from0 (then --exclude='*' --delete): the deletions alone, each with all under it (for a dry run's count) */
   deletionRules: Buffer;
-  /** the same for the whole pass: the deletions, the new folders (whole) and the other listed paths */
+  /**
+   * The rules for the whole pass: the deleted folders and the new folders
+   * whole, the deleted files and the other listed paths alone. A `/***` rule
+   * is a wildcard, matched against every entry of every folder the run reads
+   * on both ends: 150 deleted files in a 100,000-file tree took 0.40-0.47 s
+   * (a local dry run) named whole against 0.17-0.25 s alone. A deleted file
+   * that is a non-empty folder on the standby (this host saw only a file
+   * there) is then left in place, and rsync says so; sync-pass.ts sends it
+   * again as a folder.
+   */
   rules: Buffer;
   /** deleted paths the rules name (a path under a deleted folder goes with the folder) */
   deletions: number;
@@ -95,17 +108,23 @@ export function planPass(changes: readonly Change[]): PassPlan {
   }
   const paths: string[] = [];
   const deleted: string[] = [];
+  // a deleted path is a folder when the watcher saw one go (its last event may be a file's, made and deleted since)
+  const wasFolder = new Set<string>();
   for (const c of changes) {
     if (newDirs.size > 0 && hasAncestorIn(c.path, newDirs)) continue; // sent with its new folder
     // in a folder deleted since (a folder renamed away, say): goes with the folder
     if (goneDirs.size > 0 && hasAncestorIn(c.path, goneDirs)) continue;
-    if (isDeletion(c.kind)) deleted.push(c.path);
-    else paths.push(c.path);
+    if (isDeletion(c.kind)) {
+      deleted.push(c.path);
+      if (c.kind === 'unlinkDir' || c.entries !== undefined) wasFolder.add(c.path);
+    } else paths.push(c.path);
   }
   // rsync wants parents before children to create folders in order; sorting also groups siblings.
   paths.sort();
   deleted.sort();
   const list = paths.length === 0 ? Buffer.alloc(0) : Buffer.from(paths.join('\0') + '\0');
-  const rules = deleted.length === 0 ? Buffer.alloc(0) : filterRules([...deleted, ...paths.filter((p) => newDirs.has(p))], paths.filter((p) => !newDirs.has(p)));
-  return { list, entries: paths.length, paths, deleted, deletionRules: filterRules(deleted), rules, deletions: deleted.length };
+  const deletedFolders = deleted.filter((p) => wasFolder.has(p));
+  const deletedFiles = deleted.filter((p) => !wasFolder.has(p));
+  const rules = deleted.length === 0 ? Buffer.alloc(0) : filterRules([...deletedFolders, ...paths.filter((p) => newDirs.has(p))], [...deletedFiles, ...paths.filter((p) => !newDirs.has(p))]);
+  return { list, entries: paths.length, paths, deleted, deletedFolders, deletedFiles, deletionRules: filterRules(deleted), rules, deletions: deleted.length };
 }

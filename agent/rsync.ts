@@ -34,6 +34,13 @@ export interface RsyncResult {
   missing: string[];
   /** stderr held a line other than vanished or missing files and rsync's summary of them: a real error */
   otherErrors: boolean;
+  /**
+   * Folders --delete left in place because what they hold is excluded from the
+   * run ("cannot delete non-empty directory", which rsync prints on stdout and
+   * exits 0 after), as rsync names them: relative to the destination. Read
+   * from a piped stdout only (not a --info=progress2 run's).
+   */
+  notEmptied: string[];
   durationMs: number;
 }
 
@@ -133,8 +140,10 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     const items: string[] = [];
     const vanished: string[] = [];
     const missing: string[] = [];
+    const notEmptied: string[] = [];
     let otherErrors = false;
     let partial = '';
+    let outPartial = '';
     let errPartial = '';
     child.stdout?.on('data', (d: Buffer) => {
       const text = d.toString();
@@ -142,6 +151,12 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
         const lines = (partial + text).split('\n');
         partial = lines.pop() ?? '';
         for (const line of lines) if (line.length > 0) items.push(line);
+      }
+      const lines = (outPartial + text).split('\n');
+      outPartial = lines.pop() ?? '';
+      for (const line of lines) {
+        const kept = /^cannot delete non-empty directory: (.*)$/.exec(line);
+        if (kept?.[1]) notEmptied.push(unescapeName(kept[1]));
       }
       // stats are at the end: keep a bounded tail only
       stdout = (stdout + text).slice(-8192);
@@ -183,6 +198,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
         vanished,
         missing,
         otherErrors,
+        notEmptied,
         durationMs: performance.now() - started,
       });
     });

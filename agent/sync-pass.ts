@@ -91,6 +91,7 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     guard.hold(deletions, `${deletions} of about ${guard.treeEntries + deletions} files deleted in the workspace`);
   }
   const results: RsyncResult[] = [];
+  const stuck: Change[] = [];
   for (const [i, root] of roots.entries()) {
     const mine = send.filter((c) => c.root === i);
     const plan = planPass(mine);
@@ -113,7 +114,9 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     }
     if (deleting && plan.entries <= RULES_MAX) {
       // one run for everything: what is here is sent, what is gone goes (a path deleted since it was seen included)
-      results.push(push.check(await push.rsync(rulesArgs(push.settings(root), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`));
+      const r = push.check(await push.rsync(rulesArgs(push.settings(root), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`);
+      results.push(r);
+      stuck.push(...keptFolders(r, plan.deletedFiles, deleted));
     } else {
       let gone: string[] = [];
       if (plan.entries > 0) {
@@ -125,13 +128,29 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
       }
       // what is new or changed landed first, then what is gone goes: a rename never leaves the standby with neither name
       if (deleting || gone.length > 0) {
-        const rules = filterRules(deleting ? plan.deleted : [], gone);
-        results.push(push.check(await push.rsync(rulesArgs(push.settings(root), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`));
+        const rules = deleting ? filterRules(plan.deletedFolders, [...plan.deletedFiles, ...gone]) : filterRules([], gone);
+        const r = push.check(await push.rsync(rulesArgs(push.settings(root), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`);
+        results.push(r);
+        if (deleting) stuck.push(...keptFolders(r, plan.deletedFiles, deleted));
       }
     }
     await push.flush(root);
   }
-  return { results, held, requeue: vanished(roots, batch, results) };
+  return { results, held, requeue: [...vanished(roots, batch, results), ...stuck] };
+}
+
+/**
+ * Deleted files (as this host saw them) that rsync left in place as non-empty
+ * folders on the destination: it held a folder there (a deletion the guard
+ * held, then a file made and deleted at that path, say), whose content the
+ * file's rule did not name. Each goes back to pending as a folder's deletion,
+ * which the next pass names whole and the guard counts first.
+ */
+function keptFolders(result: RsyncResult, deletedFiles: readonly string[], deleted: readonly Change[]): Change[] {
+  if (result.notEmptied.length === 0) return [];
+  const files = new Set(deletedFiles);
+  const kept = new Set(result.notEmptied.filter((p) => files.has(p)));
+  return deleted.filter((c) => kept.has(c.path)).map((c) => ({ ...c, kind: 'unlinkDir' as const, entries: Infinity }));
 }
 
 export async function fullPass({ roots, push, guard, editorFrom = roots.length }: PassParts, batch: Batch): Promise<PassOutcome> {

@@ -108,10 +108,19 @@ describe('planPass', () => {
     assert.deepEqual(entriesOf(filterRules(['old'], ['a/b.txt', 'c'])), ['/old', '/old/***', '/a/', '/a/b.txt', '/c']);
   });
 
-  test('a pass that deletes also names what it sends, in one set of rules: new folders whole, other paths alone', () => {
-    const plan = planPass([ch('unlink', 'gone.txt'), ch('change', 'src/edited.py'), ch('addDir', 'new'), ch('add', 'new/f')]);
-    assert.deepEqual(entriesOf(plan.rules), ['/gone.txt', '/gone.txt/***', '/new', '/new/***', '/src/', '/src/edited.py']);
+  test('a pass that deletes also names what it sends, in one set of rules: new and deleted folders whole, deleted files and other paths alone', () => {
+    const plan = planPass([ch('unlink', 'gone.txt'), ch('unlinkDir', 'old'), ch('change', 'src/edited.py'), ch('addDir', 'new'), ch('add', 'new/f')]);
+    assert.deepEqual(entriesOf(plan.rules), ['/old', '/old/***', '/new', '/new/***', '/gone.txt', '/src/', '/src/edited.py']);
     assert.equal(planPass([ch('change', 'a')]).rules.length, 0, 'a pass without deletions takes the --files-from list');
+  });
+
+  test('a deleted path is a folder when the watcher saw one go, even if its last event is a file\'s (no `/***` rule for a file: a wildcard every entry is matched against)', () => {
+    const madeAndGone: Change = { ...ch('unlink', 'reused'), entries: 3 }; // a folder deleted, then a file made and deleted at its path
+    const plan = planPass([ch('unlink', 'a.txt'), ch('unlinkDir', 'dir'), madeAndGone]);
+    assert.deepEqual(plan.deletedFolders, ['dir', 'reused']);
+    assert.deepEqual(plan.deletedFiles, ['a.txt']);
+    assert.deepEqual(entriesOf(plan.rules), ['/dir', '/dir/***', '/reused', '/reused/***', '/a.txt']);
+    assert.deepEqual(entriesOf(plan.deletionRules), ['/a.txt', '/a.txt/***', '/dir', '/dir/***', '/reused', '/reused/***'], 'a dry run counts every deletion with all under it');
   });
 
   test('the list is sorted, so parents come before their children', () => {

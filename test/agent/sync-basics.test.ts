@@ -107,6 +107,20 @@ describe('sync basics', () => {
     assert.ok(connections <= 1, `expected the control master to carry the passes, but sshd accepted ${connections} new connections for ${passes} passes`);
   });
 
+  test('a path deleted here as a file that is a non-empty folder on the standby goes all the same (named as a file, left in place by rsync, then sent again as a folder)', async () => {
+    await pair.synced();
+    // drift: a folder with content on the standby only (a deletion the guard held, then this path reused, say)
+    mkdirSync(c('shape/inner'), { recursive: true });
+    writeFileSync(c('shape/inner/a.txt'), 'a');
+    writeFileSync(c('shape/b.txt'), 'b');
+    // here the path is a file, made and deleted within one batch: the pass names a deleted file, alone
+    writeFileSync(g('shape'), 'briefly a file');
+    rmSync(g('shape'));
+    await waitFor('the folder gone from the standby', () => !existsSync(c('shape')), { timeoutMs: 15_000 });
+    await pair.synced();
+    assert.deepEqual(await pair.verify(), []);
+  });
+
   test('a periodic or requested full reconcile repairs drift on the standby', async () => {
     writeFileSync(c('stray-on-standby.txt'), 'nobody wrote this on the GPU');
     writeFileSync(g('kept.txt'), 'kept');
