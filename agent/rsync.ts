@@ -143,20 +143,15 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     const notEmptied: string[] = [];
     let otherErrors = false;
     let partial = '';
-    let outPartial = '';
     let errPartial = '';
     child.stdout?.on('data', (d: Buffer) => {
       const text = d.toString();
-      if (options.itemize) {
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) if (line.length > 0) items.push(line);
-      }
-      const lines = (outPartial + text).split('\n');
-      outPartial = lines.pop() ?? '';
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
       for (const line of lines) {
         const kept = /^cannot delete non-empty directory: (.*)$/.exec(line);
         if (kept?.[1]) notEmptied.push(unescapeName(kept[1]));
+        else if (options.itemize && line.length > 0) items.push(line);
       }
       // stats are at the end: keep a bounded tail only
       stdout = (stdout + text).slice(-8192);
