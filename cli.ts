@@ -12,6 +12,9 @@ import { hideBin } from 'yargs/helpers';
 /** each command has its own argument type: yargs checks them where the commands are written */
 type Loader = () => Promise<CommandModule<object, any>[]>;
 
+/** The contract's commands that later issues build: one module says so for all of them. */
+const planned: Loader = async () => (await import('./cli/support/planned.ts')).plannedCommands;
+
 /** Every command, by the name that starts its command line, in --help's order. */
 const COMMANDS: Record<string, Loader> = {
   demo: async () => [(await import('./cli/demo.ts')).demoCommand],
@@ -29,12 +32,13 @@ const COMMANDS: Record<string, Loader> = {
   receive: async () => [(await import('./cli/receive.ts')).receiveCommand],
   install: async () => [(await import('./cli/install.ts')).installCommand],
   uninstall: async () => [(await import('./cli/install.ts')).uninstallCommand],
-  planned: async () => (await import('./cli/support/planned.ts')).plannedCommands,
+  snapshots: planned,
+  restore: planned,
 };
 
 const argv = hideBin(process.argv);
-const named = argv[0] !== undefined && argv[0] !== 'planned' && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
-const modules = (await Promise.all((named ? [named] : Object.values(COMMANDS)).map((load) => load()))).flat();
+const named = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
+const modules = (await Promise.all((named ? [named] : [...new Set(Object.values(COMMANDS))]).map((load) => load()))).flat();
 
 let cli = yargs(argv)
   .scriptName('standby')
