@@ -4,9 +4,8 @@
 // 8.7-9.9 s against 3.3-4.8 s), and much of a sync's CPU besides rsync's own
 // is ssh's encryption on both ends (a 100,000-file tree to tmpfs: 5.4-5.6 s
 // against 4.2-4.9 s, the client's 3.0 CPU-s against 2.2-2.6). A GPU host busy
-// training keeps that CPU. The
-// server still chooses among what it allows: every name of OpenSSH's default
-// list stays offered, after the AES-GCM ones.
+// training keeps that CPU. The server still chooses among what it allows:
+// every name of OpenSSH's default list stays offered, after the AES-GCM ones.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
