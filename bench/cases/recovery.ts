@@ -129,8 +129,8 @@ async function round(n: number, leftovers: string[]): Promise<Round> {
 export async function run(): Promise<CaseResult> {
   const rounds: Round[] = [];
   // each round's hosts (some 400,000 files) stay until the case ends: in 3 runs that deleted them after each
-  // round, round 2's restore took 24.6 to 66.8 s against round 1's 7.9 to 9.9 s, as in the switchback case,
-  // where a deletion kept this VM's disk (ext4 with discard) busy into the next run
+  // round, round 2's restore took 24.6, 66.8 and 31.0 s against round 1's 9.9, 47.2 and 7.9 s, as in the
+  // switchback case, where a deletion kept this VM's disk (ext4 with discard) busy into the next run
   const leftovers: string[] = [];
   try {
     for (let n = 1; n <= ROUNDS; n++) rounds.push(await round(n, leftovers));
