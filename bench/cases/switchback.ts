@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { classifyItem, type Difference } from '../../agent/verify.ts';
 import { runRsync } from '../../agent/rsync.ts';
 import { cipherArgs } from '../../agent/ssh-ciphers.ts';
+import { quoteWord } from '../../protocol/command-words.ts';
 import { agentUnavailable, startAgent, type Agent } from '../../test/fixtures/agent-process.ts';
 import { STANDBY_CLI } from '../../test/fixtures/program-paths.ts';
 import { startSshd, type Sshd } from '../../proxy/provision/loopback-sshd.ts';
@@ -172,7 +173,7 @@ interface RawRun {
 
 /** `ciphers`: ssh offers the agent's cipher order (agent/ssh-ciphers.ts) instead of its own */
 async function rawRun(sshd: Sshd, src: string, dst: string, { ciphers = false } = {}): Promise<RawRun> {
-  const shell = [sshd.rsyncShell(), ...(ciphers ? cipherArgs().map((a) => `'${a}'`) : [])].join(' ');
+  const shell = [sshd.rsyncShell(), ...(ciphers ? cipherArgs().map(quoteWord) : [])].join(' ');
   const r = await runRsync(['-a', '--delete', '-e', shell, `${src}/`, `${sshd.user}@${sshd.host}:${dst}/`]).result;
   if (r.code !== 0) throw new Error(`raw rsync failed (${r.code}): ${r.stderr}`);
   // the flush the agent makes after each pass, through the same receiver, as a separate figure
