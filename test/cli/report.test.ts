@@ -17,8 +17,11 @@ test('the GPU killed: standby report shows one failover, succeeded, its cause, i
   const world = await startWorld();
   try {
     writeFileSync(join(world.gpuDir, 'notes.txt'), 'written on the GPU');
-    await world.agent!.settled(10_000);
+    const settled = await world.agent!.settled(10_000);
     await heartbeatsFlowing(world, { normal: true });
+    // the RPO comes from the last heartbeat the proxy got: wait for one that carries the write's acknowledgement
+    // (a kill within a heartbeat interval of the pass found the proxy still holding the one before: watermark 0)
+    await waitFor('a heartbeat with the write acknowledged', () => (world.proxy.hub.agents.get('gpu-1')?.last?.sync.watermark ?? -1) >= settled.lastSeq, { timeoutMs: 10_000 });
     const flags = ['--proxy', world.proxy.url, '--token', ADMIN_TOKEN];
 
     const before = await standby(['report', '--json', ...flags]);
