@@ -2,7 +2,7 @@
 // the --files-from transfer, the filter-rules run, the full reconcile, and
 // verify's comparison. Pure functions of the settings: table-tested in
 // test/agent/rsync-args.test.ts.
-import { EPOCH_VAR } from '../protocol/receiver.ts';
+import { EPOCH_VAR, FLUSH_VAR } from '../protocol/receiver.ts';
 import { excludeArgs, includeArgs } from './exclude.ts';
 
 /** What every run against the standby shares. */
@@ -19,6 +19,8 @@ export interface RsyncSettings {
   rsyncPath: string | undefined;
   /** the root's include list (SyncRoot.include): only those paths are sent, compared or deleted; undefined: the whole root */
   include?: readonly string[] | undefined;
+  /** the standby's receiver flushes the run's destination once rsync ends well (FLUSH_VAR; only where its receiver said it takes it) */
+  flush?: boolean;
 }
 
 /** The two ends of one sync root, as rsync names them: `local/` and `user@host:/remote/`. */
@@ -30,10 +32,12 @@ export interface RootEnds {
 /**
  * How rsync starts the standby's side. Under a proxy the standby's receiver
  * checks the writer's epoch, given as an env assignment before the command (a
- * plain sshd runs it as one too).
+ * plain sshd runs it as one too). `flush`: the receiver is asked to flush the
+ * destination before its session ends (FLUSH_VAR), the same way.
  */
-export function rsyncPathArgs(epoch: number | undefined, rsyncPath: string | undefined): string[] {
-  if (epoch !== undefined) return [`--rsync-path=${EPOCH_VAR}=${epoch} ${rsyncPath ?? 'rsync'}`];
+export function rsyncPathArgs(epoch: number | undefined, rsyncPath: string | undefined, flush = false): string[] {
+  const vars = [...(epoch === undefined ? [] : [`${EPOCH_VAR}=${epoch}`]), ...(flush ? [`${FLUSH_VAR}=1`] : [])];
+  if (vars.length > 0) return [`--rsync-path=${[...vars, rsyncPath ?? 'rsync'].join(' ')}`];
   return rsyncPath ? [`--rsync-path=${rsyncPath}`] : [];
 }
 
@@ -53,7 +57,7 @@ export function baseArgs(s: RsyncSettings, { delayUpdates = true } = {}): string
     '-e', s.shell,
     ...excludeArgs(s.excludes),
     ...includeArgs(s.include),
-    ...rsyncPathArgs(s.epoch, s.rsyncPath),
+    ...rsyncPathArgs(s.epoch, s.rsyncPath, s.flush),
   ];
 }
 
@@ -81,7 +85,7 @@ export function transferArgs(s: RsyncSettings, ends: RootEnds): string[] {
  */
 export function rulesArgs(s: RsyncSettings, ends: RootEnds, { dryRun = false } = {}): string[] {
   return [
-    ...baseArgs(s),
+    ...baseArgs(dryRun ? { ...s, flush: false } : s), // a dry run writes nothing to flush
     '--delete',
     '--force',
     '--ignore-times',

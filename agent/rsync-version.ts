@@ -9,7 +9,7 @@
 import { execFile } from 'node:child_process';
 import { missingBinary, StandbyError } from '../core/errors.ts';
 import type { StandbyTarget } from '../config/agent.ts';
-import { refusalIn } from '../protocol/receiver.ts';
+import { hasLine, RECEIVER_FLUSHES, refusalIn } from '../protocol/receiver.ts';
 import { describeExit } from './rsync.ts';
 import { destination, runRemote } from './ssh.ts';
 
@@ -19,6 +19,12 @@ export interface RsyncVersion {
   /** [major, minor, patch] */
   parts: [number, number, number];
   protocol: number;
+}
+
+/** The standby's rsync, and what its receiver said it takes besides. */
+export interface StandbyRsync extends RsyncVersion {
+  /** its receiver flushes a transfer in the same session when asked (protocol/receiver.ts FLUSH_VAR); false: a plain sshd or an older receiver */
+  flushes: boolean;
 }
 
 /** The oldest rsync supported on either end. */
@@ -80,7 +86,7 @@ export function localRsyncVersion(): Promise<RsyncVersion> {
  * is STANDBY_ERR_MISSING_BINARY / STANDBY_ERR_RSYNC_UNSUPPORTED (someone must
  * install something first).
  */
-export async function standbyRsyncVersion(target: StandbyTarget, control: string | undefined, timeoutMs: number, env: Record<string, string> = {}): Promise<RsyncVersion> {
+export async function standbyRsyncVersion(target: StandbyTarget, control: string | undefined, timeoutMs: number, env: Record<string, string> = {}): Promise<StandbyRsync> {
   const where = `the standby ${destination(target)}:${target.port}`;
   const rsync = (target.rsyncPath ?? 'rsync').split(/\s+/).filter(Boolean);
   const probe = await runRemote(target, control, [...rsync, '--version'], timeoutMs, env);
@@ -92,5 +98,5 @@ export async function standbyRsyncVersion(target: StandbyTarget, control: string
   if (probe.code !== 0) {
     throw new StandbyError('STANDBY_ERR_RSYNC_FAILED', `checking the rsync of ${where} failed: ${describeExit(probe.code, null)}${probe.stderr ? ` (${probe.stderr.split('\n').slice(-2).join(' | ')})` : ''}`, { code: probe.code });
   }
-  return checkRsyncVersion(probe.stdout, where);
+  return { ...checkRsyncVersion(probe.stdout, where), flushes: hasLine(probe.stderr, RECEIVER_FLUSHES) };
 }

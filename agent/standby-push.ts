@@ -5,7 +5,7 @@
 import { StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { excludesOf, type AgentConfig, type SyncRoot } from '../config/agent.ts';
-import { EPOCH_VAR, isFenced, refusalIn } from '../protocol/receiver.ts';
+import { EPOCH_VAR, FLUSHED_LINE, hasLine, isFenced, refusalIn } from '../protocol/receiver.ts';
 import { PassLiveness } from './liveness.ts';
 import type { RootEnds, RsyncSettings } from './rsync-args.ts';
 import { asDir, describeExit, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
@@ -40,6 +40,12 @@ export class DestinationEnded extends Error {
   override name = 'DestinationEnded';
 }
 
+/** One rsync run against the standby. */
+export interface PushResult extends RsyncResult {
+  /** the standby's receiver flushed what it wrote before the session ended (asked with settings(root, { flush: true })): no flush() needed */
+  flushed: boolean;
+}
+
 /** sessions so far in this process: each gets a control socket of its own (a destination given up may still be closing its own when it is taken up again) */
 let sessions = 0;
 
@@ -57,6 +63,8 @@ export class StandbyPush {
   #liveness: PassLiveness;
   #rsync: RsyncRun | undefined;
   #rsyncVersions: { here?: string; standby?: string } = {};
+  /** the standby's receiver said it flushes a transfer when asked (at the last prepare) */
+  #receiverFlushes = false;
 
   /** `epoch`: the one the proxy granted this writer now (undefined: no proxy, or not primary), told to the receiver with every run */
   constructor(config: AgentConfig, destination: Destination, log: Logger, epoch: () => number | undefined, excludes?: () => readonly string[]) {
@@ -75,9 +83,14 @@ export class StandbyPush {
     this.#master.ensure();
   }
 
-  /** What every rsync run into `root` shares now (through the master while it is up). */
-  settings(root: Pick<SyncRoot, 'include'>): RsyncSettings {
+  /**
+   * What every rsync run into `root` shares now (through the master while it is up).
+   * `flush`: the run is the last of its root's pass, so the receiver is asked to flush
+   * the root when rsync ends, where it said it does (the result says whether it did).
+   */
+  settings(root: Pick<SyncRoot, 'include'>, { flush = false }: { flush?: boolean } = {}): RsyncSettings {
     return {
+      flush: flush && this.#receiverFlushes,
       ioTimeoutS: this.#config.sync.ioTimeoutS,
       shell: rsyncShell(this.destination.ssh, this.#control()),
       excludes: this.#excludes(),
@@ -92,7 +105,7 @@ export class StandbyPush {
   }
 
   /** Runs one rsync; abort() cuts it, alive() watches it. */
-  async rsync(args: string[], stdin?: Buffer): Promise<RsyncResult> {
+  async rsync(args: string[], stdin?: Buffer): Promise<PushResult> {
     this.#stillOn();
     // a full pass reports how far it got: rsync's own progress output (--info=progress2, rsync >= 3.1.0), keyed by the run's destination folder
     const progress = this.#progress;
@@ -104,8 +117,9 @@ export class StandbyPush {
     const started = performance.now();
     try {
       const r = await run.result;
-      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all', ...(args.includes('--dry-run') ? { dryRun: true } : {}) }, 'rsync run done');
-      return r;
+      const flushed = hasLine(r.stderr, FLUSHED_LINE);
+      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all', ...(args.includes('--dry-run') ? { dryRun: true } : {}), ...(flushed ? { flushed } : {}) }, 'rsync run done');
+      return { ...r, flushed };
     } finally {
       this.#rsync = undefined;
       this.#liveness.track(undefined);
@@ -113,7 +127,7 @@ export class StandbyPush {
   }
 
   /** `result` if rsync did what it was asked; else the typed error: the receiver's refusal, or the failure in a few words. */
-  check(result: RsyncResult, what: string): RsyncResult {
+  check<R extends RsyncResult>(result: R, what: string): R {
     if (RSYNC_OK.has(result.code ?? -1)) return result;
     // the standby's receiver refused this writer's epoch (rsync's own exit code varies with timing)
     const refusal = refusalOf(result.stderr);
@@ -206,6 +220,7 @@ export class StandbyPush {
     const known = this.#rsyncVersions;
     if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
     this.#rsyncVersions = { here: here.version, standby: standby.version };
+    this.#receiverFlushes = standby.flushes;
     const refusal = refusalOf(made.stderr) ?? refusalOf(madeOptional?.stderr ?? '');
     if (refusal) throw refusedError(refusal, this.#epoch());
     for (const m of [made, madeOptional]) {

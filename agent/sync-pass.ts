@@ -1,14 +1,16 @@
 // One pass, as rsync runs against the standby: an incremental pass sends the
 // batch's paths (pass-plan.ts), a full reconcile mirrors every root; the
 // deletion guard decides first what may be deleted. Each root's runs end with
-// a flush, so what a pass returns is on the standby's disk.
+// a flush, so what a pass returns is on the standby's disk: the receiver's,
+// asked for with the root's last run (one session less), or a session of its
+// own where the receiver does not flush (a plain sshd, an older receiver).
 import type { SyncRoot } from '../config/agent.ts';
 import { isDeletion, type Batch, type Change } from './change-set.ts';
 import type { DeleteGuard } from './delete-guard.ts';
 import { filterRules, planPass } from './pass-plan.ts';
 import { fullArgs, rulesArgs, transferArgs } from './rsync-args.ts';
 import { asDir, onlyMissing, RSYNC_MAX_DELETE, type RsyncResult } from './rsync.ts';
-import type { StandbyPush } from './standby-push.ts';
+import type { PushResult, StandbyPush } from './standby-push.ts';
 
 /**
  * A pass that deletes sends its other paths in the same run, as filter rules,
@@ -98,6 +100,7 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     if (plan.entries === 0 && plan.deletions === 0) continue;
     const ends = push.ends(root);
     let deleting = plan.deletions > 0;
+    let flushed = false; // by the receiver, after the root's last run
     const deleted = mine.filter((c) => isDeletion(c.kind));
     if (deleting && !guard.confirmed && deleted.some((c) => c.kind === 'unlinkDir')) {
       // A folder's deletion takes all it held: the watcher's count, or rsync's in a dry run of the deletions.
@@ -114,13 +117,15 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
     }
     if (deleting && plan.entries <= RULES_MAX) {
       // one run for everything: what is here is sent, what is gone goes (a path deleted since it was seen included)
-      const r = push.check(await push.rsync(rulesArgs(push.settings(root), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`);
+      const r = push.check(await push.rsync(rulesArgs(push.settings(root, { flush: true }), ends), plan.rules), `pass of ${plan.entries + plan.deletions} paths in ${root.local}`);
       results.push(r);
+      flushed = r.flushed;
       stuck.push(...keptFolders(r, plan.deletedFiles, deleted));
     } else {
       let gone: string[] = [];
       if (plan.entries > 0) {
-        const sent = await push.rsync(transferArgs(push.settings(root), ends), plan.list);
+        const sent = await push.rsync(transferArgs(push.settings(root, { flush: !deleting }), ends), plan.list);
+        flushed = sent.flushed;
         // listed paths deleted since they were seen: rsync sent everything else, and the run below
         // takes them (gone for good: deleted on the standby; back by then: sent as they are)
         if (onlyMissing(sent)) gone = goneFrom(sent, root, plan.paths);
@@ -129,12 +134,13 @@ export async function incrementalPass({ roots, push, guard }: PassParts, batch: 
       // what is new or changed landed first, then what is gone goes: a rename never leaves the standby with neither name
       if (deleting || gone.length > 0) {
         const rules = deleting ? filterRules(plan.deletedFolders, [...plan.deletedFiles, ...gone]) : filterRules([], gone);
-        const r = push.check(await push.rsync(rulesArgs(push.settings(root), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`);
+        const r = push.check(await push.rsync(rulesArgs(push.settings(root, { flush: true }), ends), rules), `deleting ${deleting ? plan.deletions : 0} paths (and ${gone.length} gone since they were seen) in ${root.local}`);
         results.push(r);
+        flushed = r.flushed;
         if (deleting) stuck.push(...keptFolders(r, plan.deletedFiles, deleted));
       }
     }
-    await push.flush(root);
+    if (!flushed) await push.flush(root);
   }
   return { results, held, requeue: [...vanished(roots, batch, results), ...stuck] };
 }
@@ -160,9 +166,10 @@ export async function fullPass({ roots, push, guard, editorFrom = roots.length }
   let heldHere = 0;
   for (const root of editorRefused === undefined ? roots : roots.slice(0, editorFrom)) {
     const ends = push.ends(root);
-    const settings = push.settings(root);
+    const settings = push.settings(root, { flush: true });
     // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
     const first = await flushingWhile(push, root, push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed })));
+    let last: PushResult;
     if (first.code === RSYNC_MAX_DELETE) {
       const skipped = first.stats.deletionsSkipped;
       const before = first.stats.files + skipped;
@@ -170,15 +177,16 @@ export async function fullPass({ roots, push, guard, editorFrom = roots.length }
         heldHere += skipped;
         guard.hold(skipped, `the standby holds ${skipped} entries of about ${before} that ${root.local} no longer has`, { byFullReconcile: true });
         results.push(first);
-        await push.flush(root);
+        if (!first.flushed) await push.flush(root);
         entries += first.stats.files;
         continue;
       }
-      results.push(push.check(await flushingWhile(push, root, push.rsync(fullArgs(settings, ends))), `full reconcile of ${root.local}`));
+      last = push.check(await flushingWhile(push, root, push.rsync(fullArgs(settings, ends))), `full reconcile of ${root.local}`);
     } else {
-      results.push(push.check(first, `full reconcile of ${root.local}`));
+      last = push.check(first, `full reconcile of ${root.local}`);
     }
-    await push.flush(root);
+    results.push(last);
+    if (!last.flushed) await push.flush(root);
     entries += first.stats.files;
   }
   guard.fullReconcileDone(entries, heldHere > 0);

@@ -1,6 +1,7 @@
 // What a writer may ask the standby's receiver for, read from the command its
 // ssh client sent (SSH_ORIGINAL_COMMAND), and nothing else:
-//   [STANDBY_EPOCH=<n>] rsync --server <options> . <folder in a root>   (receiving only)
+//   [STANDBY_EPOCH=<n>] [STANDBY_FLUSH=1] rsync --server <options> . <folder in a root>
+//                                       (receiving only; STANDBY_FLUSH: sync -f after it)
 //   [STANDBY_EPOCH=<n>] sync -f <folder in a root>                      (the agent's flush)
 //   [STANDBY_EPOCH=<n>] mkdir -p <folder in a root>...                  (the roots' folders: older rsyncs lack --mkpath)
 //   [STANDBY_EPOCH=<n>] rsync --version                                 (which rsync the receiver runs; reads and writes nothing)
@@ -14,12 +15,13 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { StandbyError } from '../core/errors.ts';
 import { CommandWordsError, splitCommand, type Word } from '../protocol/command-words.ts';
 import { HOST_ID } from '../protocol/host-id.ts';
-import { CONFLICTS_NAME, EPOCH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
+import { CONFLICTS_NAME, EPOCH_VAR, FLUSH_VAR, RECEIVER_FLAGS as FLAG } from '../protocol/receiver.ts';
 
 // agent/sync-engine.ts still imports it from here: it goes once that file imports protocol/receiver.ts
 
 export type ReceiveRequest =
-  | { kind: 'rsync'; epoch: number; args: string[]; target: string }
+  /** `flush`: the writer asked for `sync -f <target>` once rsync has ended well (FLUSH_VAR) */
+  | { kind: 'rsync'; epoch: number; args: string[]; target: string; flush: boolean }
   | { kind: 'sync'; epoch: number; args: string[]; target: string }
   | { kind: 'mkdir'; epoch: number; args: string[]; target: string }
   | { kind: 'version' }
@@ -103,20 +105,28 @@ function program(word: Word | undefined, name: string): boolean {
   return word !== undefined && (word.text === name || (word.text.startsWith('/') && basename(word.text) === name));
 }
 
-function readEpoch(words: Word[]): { epoch: number; rest: Word[] } {
+/** The assignments before the command: the writer's epoch (0 when none) and whether it asks for a flush after rsync. */
+function readAssignments(words: Word[]): { epoch: number; flush: boolean; rest: Word[] } {
   let epoch: number | undefined;
+  let flush = false;
   let i = 0;
   for (; i < words.length; i++) {
     const w = words[i]!;
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(w.text);
     if (!m || m[0].length > w.bare) break;
-    if (m[1] !== EPOCH_VAR) refuse(`only ${EPOCH_VAR}=<n> may be set before the command, not ${m[1]}`);
-    if (epoch !== undefined) refuse(`${EPOCH_VAR} is set twice`);
     const value = w.text.slice(m[0].length);
+    if (m[1] === FLUSH_VAR) {
+      if (flush) refuse(`${FLUSH_VAR} is set twice`);
+      if (value !== '1') refuse(`${FLUSH_VAR}="${value}": expected 1`);
+      flush = true;
+      continue;
+    }
+    if (m[1] !== EPOCH_VAR) refuse(`only ${EPOCH_VAR}=<n> and ${FLUSH_VAR}=1 may be set before the command, not ${m[1]}`);
+    if (epoch !== undefined) refuse(`${EPOCH_VAR} is set twice`);
     if (!/^\d{1,15}$/.test(value)) refuse(`${EPOCH_VAR}="${value}": expected a whole number`);
     epoch = Number(value);
   }
-  return { epoch: epoch ?? 0, rest: words.slice(i) };
+  return { epoch: epoch ?? 0, flush, rest: words.slice(i) };
 }
 
 function checkRsyncOption(opt: string): void {
@@ -138,9 +148,12 @@ function checkRsyncOption(opt: string): void {
   refuse(`the rsync option ${opt} is not accepted by the standby's receiver (it may read or write outside the destination, or the agent does not use it)`);
 }
 
-function rsyncRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
+function rsyncRequest(epoch: number, flush: boolean, words: Word[], policy: RequestPolicy): ReceiveRequest {
   const conflictsOnly = policy.conflictsOnly === true;
-  if (words[1]?.text === '--version' && words.length === 2) return { kind: 'version' };
+  if (words[1]?.text === '--version' && words.length === 2) {
+    if (flush) refuse(`${FLUSH_VAR}=1 goes with rsync --server only`);
+    return { kind: 'version' };
+  }
   if (words[1]?.text !== '--server') refuse('only rsync --server (a transfer into the standby) or rsync --version is accepted');
   const args = ['--server'];
   let i = 2;
@@ -156,7 +169,7 @@ function rsyncRequest(epoch: number, words: Word[], policy: RequestPolicy): Rece
   if (dest.length !== 1) refuse(`expected one destination after ".", got ${dest.length}`);
   const target = targetPath(dest[0]!, policy);
   args.push('.', target);
-  return { kind: 'rsync', epoch, args, target };
+  return { kind: 'rsync', epoch, args, target, flush };
 }
 
 function syncRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
@@ -239,10 +252,11 @@ export function parseRequest(command: string | undefined, policy: RequestPolicy)
       throw err;
     }
     if (program(words[0], 'standby')) return adminRequest(words, policy);
-    const { epoch, rest } = readEpoch(words);
+    const { epoch, flush, rest } = readAssignments(words);
     // the proxy's key fences and manages writer entries; it never writes into the workspace itself
     if (policy.allowFence) refuse('this key (--allow-fence) only fences and authorizes or revokes writers: it does not write; writers log in with their own keys');
-    if (program(rest[0], 'rsync')) return rsyncRequest(epoch, rest, policy);
+    if (program(rest[0], 'rsync')) return rsyncRequest(epoch, flush, rest, policy);
+    if (flush) refuse(`${FLUSH_VAR}=1 goes with rsync --server only`);
     if (program(rest[0], 'sync')) return syncRequest(epoch, rest, policy);
     if (program(rest[0], 'mkdir')) return mkdirRequest(epoch, rest, policy);
     refuse(`"${rest[0]?.text ?? ''}" is not a command this key may run (only rsync --server into the sync roots, sync -f, mkdir -p and rsync --version)`);

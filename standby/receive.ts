@@ -5,13 +5,15 @@
 // one; otherwise it runs the real rsync (or sync -f) with the lock held for
 // the whole transfer and exits with its exit code. rsync gets the lock's
 // descriptor too, so a writer outliving this process still holds the lock.
+// A transfer that asked for it (STANDBY_FLUSH=1) is flushed before the
+// receiver exits, still under the lock, and FLUSHED_LINE says so on stderr.
 // Output: stdout belongs to rsync's protocol; this file writes nothing there.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { missingBinary, StandbyError } from '../core/errors.ts';
-import { conflictsParent, revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
+import { conflictsParent, FLUSHED_LINE, RECEIVER_FLUSHES, revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
 import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
@@ -96,17 +98,22 @@ export async function receive(options: ReceiveOptions): Promise<number> {
   return runWriter(request, options);
 }
 
-/** `rsync --version` of the rsync writers get: the agent checks it can work with it before it syncs. */
-function runVersion(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** `rsync --version` of the rsync writers get: the agent checks it can work with it before it syncs, and reads on stderr that this receiver flushes when asked. */
+async function runVersion(): Promise<number> {
+  const code = await new Promise<number>((resolve, reject) => {
     const child = spawn('rsync', ['--version'], { stdio: ['ignore', 'inherit', 'inherit'] });
     child.once('error', (err) => {
       const e = err as NodeJS.ErrnoException;
       reject(e.code === 'ENOENT' ? missingBinary('rsync', 'rsync', 'the standby', err) : err);
     });
-    child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
+    child.once('exit', (c, signal) => resolve(exitCodeOf(c, signal)));
   });
+  if (code === 0) process.stderr.write(`${RECEIVER_FLUSHES}\n`);
+  return code;
 }
+
+/** Exit codes of a receiving rsync after which the writer's flush runs: done, or done but for files that vanished on the sender. */
+const FLUSH_AFTER = new Set([0, 24]);
 
 /** What a writer runs, by request kind, and the Debian package that brings it. */
 const PROGRAMS = { rsync: 'rsync', sync: 'coreutils', mkdir: 'coreutils' } as const;
@@ -163,10 +170,27 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
       recordReceiver(options.stateDir, { ...record, child: { pid: running.pid, start: processStart(running.pid) ?? '' } });
     }
     const { code, signal } = await exited;
+    if (request.kind === 'rsync' && request.flush && code !== null && FLUSH_AFTER.has(code) && !stopped) {
+      // sync's failure is the writer's to see: no FLUSHED_LINE, so it flushes in a session of its own and reads why
+      if ((await runFlush(request.target, (c) => (child = c))) && !stopped) process.stderr.write(`${FLUSHED_LINE}\n`);
+    }
     return exitCodeOf(code, signal);
   } finally {
     for (const s of signals) process.off(s, onSignal);
     forget();
     lock.close();
   }
+}
+
+/** `sync -f <target>` in its own process group (a fence's signal reaches it as it reaches rsync); true when it exited 0. */
+function runFlush(target: string, started: (child: ReturnType<typeof spawn>) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('sync', ['-f', target], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    started(child);
+    child.once('error', (err) => {
+      process.stderr.write(`standby receive: the flush after rsync could not start: ${err.message}\n`);
+      resolve(false);
+    });
+    child.once('exit', (code) => resolve(code === 0));
+  });
 }

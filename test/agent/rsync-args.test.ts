@@ -14,16 +14,27 @@ const ENDS: RootEnds = { from: '/workspace/', to: 'standby@10.0.0.2:/srv/standby
 const SHELL = "ssh -p 2222 -o BatchMode=yes -o 'ControlPath=/run/standby/cm-1'";
 
 describe('rsyncPathArgs: how the standby side starts', () => {
-  const cases: { name: string; epoch: number | undefined; rsyncPath: string | undefined; want: string[] }[] = [
+  const cases: { name: string; epoch: number | undefined; rsyncPath: string | undefined; flush?: boolean; want: string[] }[] = [
     { name: 'no proxy, default rsync: nothing (the standby runs rsync from its PATH)', epoch: undefined, rsyncPath: undefined, want: [] },
     { name: 'no proxy, configured rsyncPath', epoch: undefined, rsyncPath: '/opt/rsync/bin/rsync', want: ['--rsync-path=/opt/rsync/bin/rsync'] },
     { name: 'an epoch: the receiver is told it as an env assignment before rsync', epoch: 7, rsyncPath: undefined, want: ['--rsync-path=STANDBY_EPOCH=7 rsync'] },
     { name: 'an epoch and a configured rsyncPath', epoch: 12, rsyncPath: '/opt/rsync/bin/rsync', want: ['--rsync-path=STANDBY_EPOCH=12 /opt/rsync/bin/rsync'] },
     { name: 'epoch 0 is an epoch, not "none"', epoch: 0, rsyncPath: undefined, want: ['--rsync-path=STANDBY_EPOCH=0 rsync'] },
+    { name: 'a flush asked of the receiver, with an epoch', epoch: 3, rsyncPath: undefined, flush: true, want: ['--rsync-path=STANDBY_EPOCH=3 STANDBY_FLUSH=1 rsync'] },
+    { name: 'a flush asked of the receiver, no proxy, configured rsyncPath', epoch: undefined, rsyncPath: '/opt/rsync/bin/rsync', flush: true, want: ['--rsync-path=STANDBY_FLUSH=1 /opt/rsync/bin/rsync'] },
   ];
   for (const c of cases) {
-    test(c.name, () => assert.deepEqual(rsyncPathArgs(c.epoch, c.rsyncPath), c.want));
+    test(c.name, () => assert.deepEqual(rsyncPathArgs(c.epoch, c.rsyncPath, c.flush), c.want));
   }
+  test("a dry run (the deletions' count) never asks for a flush, whatever the settings say", () => {
+    const s: RsyncSettings = { ioTimeoutS: 30, shell: SHELL, excludes: [], epoch: 2, rsyncPath: undefined, flush: true };
+    const ends = { from: '/ws/', to: 'u@h:/ws/' };
+    assert.ok(rulesArgs(s, ends).includes('--rsync-path=STANDBY_EPOCH=2 STANDBY_FLUSH=1 rsync'));
+    assert.ok(rulesArgs(s, ends, { dryRun: true }).includes('--rsync-path=STANDBY_EPOCH=2 rsync'));
+    assert.ok(transferArgs(s, ends).includes('--rsync-path=STANDBY_EPOCH=2 STANDBY_FLUSH=1 rsync'));
+    assert.ok(fullArgs(s, ends).includes('--rsync-path=STANDBY_EPOCH=2 STANDBY_FLUSH=1 rsync'));
+    assert.ok(verifyArgs(s, ends).includes('--rsync-path=STANDBY_EPOCH=2 rsync'), 'verify writes nothing');
+  });
 });
 
 /** The settings combinations the agent meets, with the base options each must give. */

@@ -8,7 +8,7 @@
 // receiver's version first on theirs; the standby's receiver as the forced
 // command. Versions run side by side; the last test prints the table.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -91,7 +91,7 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
       dst: cpu,
       dir: join(top, 'agent'),
       target: sshd,
-      settings: { hostId: 'gpu-matrix', sync: { delayMs: 100, maxDelayMs: 500, retryMinMs: 50, retryMaxMs: 500, exclude: [] } },
+      settings: { hostId: 'gpu-matrix', logLevel: 'debug', sync: { delayMs: 100, maxDelayMs: 500, retryMinMs: 50, retryMaxMs: 500, exclude: [] } },
       env: { PATH: pathWith(sender) },
     });
     const a = agent;
@@ -103,6 +103,12 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     edit(gpu);
     await a.settled(60_000, { quietMs: 300 }); // the watcher quiet too: the step's changes all seen
     assert.deepEqual(snapshot(cpu, { modes: true }), snapshot(gpu, { modes: true }), 'creates, edits, renames, deletes, modes, links, empty folders, odd names');
+    // each pass's flush was the receiver's, after rsync ended in the same session (STANDBY_FLUSH=1): none took a session of its own
+    const logged = (): { msg: string; flushed?: boolean }[] =>
+      readFileSync(a.logFile, 'utf8').split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; flushed?: boolean }); // the last, maybe cut, line left out
+    // the log reaches its file through a pipe: wait for the lines, not for more passes
+    await waitFor('the full and the incremental passes flushed by the receiver', () => logged().filter((l) => l.msg === 'rsync run done' && l.flushed === true).length >= 2, { timeoutMs: 10_000 });
+    assert.equal(logged().filter((l) => l.msg === 'flush done').length, 0, 'no flush in a session of its own');
 
     // a folder moved out of the workspace: the guard counts what it held (rsync's dry run of the deletions) and holds it
     renameSync(join(gpu, 'big'), join(top, 'big-moved-out'));

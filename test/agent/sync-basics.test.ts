@@ -97,6 +97,7 @@ describe('sync basics', () => {
     await pair.synced();
     const before = pair.sshd.connections();
     const passesBefore = pair.engine.status().passes;
+    const flushesBefore = pair.logs.filter((l) => l.msg === 'flush done').length;
     for (let i = 0; i < 6; i++) {
       writeFileSync(g(`conn-${i}.txt`), String(i));
       await waitFor(`pass ${i}`, () => existsSync(c(`conn-${i}.txt`)), { timeoutMs: 10_000 });
@@ -105,6 +106,10 @@ describe('sync basics', () => {
     const connections = pair.sshd.connections() - before;
     assert.ok(passes >= 5, `expected about a pass per write, got ${passes}`);
     assert.ok(connections <= 1, `expected the control master to carry the passes, but sshd accepted ${connections} new connections for ${passes} passes`);
+    // a plain sshd, no receiver to flush in the transfer's session: each pass flushes in one of its own
+    const flushes = pair.logs.filter((l) => l.msg === 'flush done').length - flushesBefore;
+    assert.ok(flushes >= passes, `expected a flush session per pass, got ${flushes} for ${passes} passes`);
+    assert.equal(pair.logs.some((l) => l.flushed === true), false);
   });
 
   test('a path deleted here as a file that is a non-empty folder on the standby goes all the same (named as a file, left in place by rsync, then sent again as a folder)', async () => {

@@ -36,6 +36,7 @@ describe('what a writer may ask the receiver for', () => {
     { name: 'a second root, .. inside it', command: (t) => `rsync --server ${R} . ${t}/extra/a/../b`, kind: 'rsync', epoch: 0, target: (t) => `${t}/extra/b` },
     { name: 'a path relative to the home folder', command: () => `rsync --server ${R} . sub/`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub/` },
     { name: 'a ~ path', command: () => `rsync --server ${R} . ~/sub`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub` },
+    { name: 'a transfer flushed in its session (STANDBY_FLUSH=1, either side of the epoch)', command: (t) => `STANDBY_FLUSH=1 STANDBY_EPOCH=5 rsync --server ${R} --delete --delay-updates . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
     { name: "the agent's flush", command: (t) => `STANDBY_EPOCH=7 sync -f '${t}/ws'`, kind: 'sync', epoch: 7, target: (t) => `${t}/ws` },
     { name: "the agent's folders (rsync before 3.2.3 has no --mkpath)", command: (t) => `STANDBY_EPOCH=7 mkdir -p '${t}/ws/new/deep' '${t}/extra'`, kind: 'mkdir', epoch: 7, target: (t) => `${t}/ws/new/deep ${t}/extra` },
   ];
@@ -45,6 +46,7 @@ describe('what a writer may ask the receiver for', () => {
       assert.equal(r.kind, c.kind);
       assert.ok(r.kind === 'rsync' || r.kind === 'sync' || r.kind === 'mkdir');
       assert.equal(r.epoch, c.epoch);
+      if (r.kind === 'rsync') assert.equal(r.flush, c.command(top).includes('STANDBY_FLUSH=1'), 'a flush only when asked for');
       assert.equal(r.target, c.target(top));
       const given = r.kind === 'mkdir' ? r.args.slice(r.args.indexOf('--') + 1).join(' ') : r.args[r.args.length - 1];
       assert.equal(given, c.target(top), 'the checked paths are the ones the program gets');
@@ -72,6 +74,11 @@ describe('what a writer may ask the receiver for', () => {
     { name: '-K (follows symlinked folders)', command: (t) => `rsync --server -Klogtpre.iLsfxCIvu . ${t}/ws/`, reason: /-K is not accepted/ },
     { name: 'another variable', command: (t) => `LD_PRELOAD=/tmp/x.so rsync --server ${R} . ${t}/ws/`, reason: /only STANDBY_EPOCH/ },
     { name: 'a bad epoch', command: (t) => `STANDBY_EPOCH=-1 rsync --server ${R} . ${t}/ws/`, reason: /whole number/ },
+    { name: 'STANDBY_FLUSH with another value', command: (t) => `STANDBY_FLUSH=0 rsync --server ${R} . ${t}/ws/`, reason: /STANDBY_FLUSH="0": expected 1/ },
+    { name: 'STANDBY_FLUSH twice', command: (t) => `STANDBY_FLUSH=1 STANDBY_EPOCH=1 STANDBY_FLUSH=1 rsync --server ${R} . ${t}/ws/`, reason: /STANDBY_FLUSH is set twice/ },
+    { name: 'STANDBY_FLUSH on a flush', command: (t) => `STANDBY_FLUSH=1 sync -f ${t}/ws`, reason: /goes with rsync --server only/ },
+    { name: 'STANDBY_FLUSH on mkdir', command: (t) => `STANDBY_FLUSH=1 mkdir -p ${t}/ws/x`, reason: /goes with rsync --server only/ },
+    { name: 'STANDBY_FLUSH on rsync --version', command: () => 'STANDBY_FLUSH=1 rsync --version', reason: /goes with rsync --server only/ },
     { name: 'sync outside the roots', command: () => 'sync -f /', reason: /outside the sync roots/ },
     { name: 'sync of everything', command: () => 'sync', reason: /only "sync -f/ },
     { name: 'mkdir outside the roots', command: (t) => `mkdir -p ${t}/ws/ok ${t}/other/x`, reason: /outside the sync roots/ },

@@ -5,14 +5,15 @@
 // passes through it. The request grammar is in receive-request.test.ts, the
 // fence in fence.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { liveReceivers } from '../../standby/receiver-registry.ts';
 import { runRemote } from '../../agent/ssh.ts';
 import type { StandbyTarget } from '../../config/agent.ts';
-import { refusalIn } from '../../protocol/receiver.ts';
+import { FLUSH_VAR, FLUSHED_LINE, hasLine, RECEIVER_FLUSHES, refusalIn } from '../../protocol/receiver.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { startStandbyReceiver, type StandbyReceiver } from '../fixtures/standby-receiver.ts';
@@ -122,6 +123,51 @@ describe('the receiver as the forced command of a real sshd', () => {
     assert.equal(refusalIn(fresh.stderr), undefined, 'no refusal in a transfer that went through');
   });
 
+  test(`a transfer that asks (${FLUSH_VAR}=1) is flushed before its session ends, and the receiver says so; one that does not ask is not; rsync --version says the receiver takes it`, async () => {
+    const epoch = storedEpoch();
+    const version = await ssh([`STANDBY_EPOCH=${epoch}`, 'rsync', '--version']);
+    assert.equal(version.code, 0, version.stderr);
+    assert.ok(hasLine(version.stderr, RECEIVER_FLUSHES), `the receiver names ${FLUSH_VAR} after rsync --version: ${version.stderr}`);
+    writeFileSync(join(src, 'flushed.txt'), 'flushed with the transfer\n');
+    const asked = await run('rsync', ['-e', sshd.rsyncShell(), `--rsync-path=STANDBY_EPOCH=${epoch} ${FLUSH_VAR}=1 rsync`, '-a', `${src}/`, dest(`${root}/flushed/`)], { LC_ALL: 'C' }, 20_000, '');
+    assert.equal(asked.code, 0, asked.stderr);
+    assert.ok(hasLine(asked.stderr, FLUSHED_LINE), `the flush done line on stderr: ${asked.stderr}`);
+    assert.equal(readFileSync(join(root, 'flushed/flushed.txt'), 'utf8'), 'flushed with the transfer\n');
+    const plain = await rsyncTo(epoch, ['-a', `${src}/`, dest(`${root}/plain/`)]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(hasLine(plain.stderr, FLUSHED_LINE), false, 'no flush asked, none reported');
+    const cases: { words: string[]; reason: RegExp }[] = [
+      { words: [`${FLUSH_VAR}=1`, 'sync', '-f', root], reason: /STANDBY_FLUSH=1 goes with rsync --server only/ },
+      { words: [`${FLUSH_VAR}=1`, 'mkdir', '-p', `${root}/m`], reason: /STANDBY_FLUSH=1 goes with rsync --server only/ },
+      { words: [`${FLUSH_VAR}=1`, 'rsync', '--version'], reason: /STANDBY_FLUSH=1 goes with rsync --server only/ },
+      { words: [`${FLUSH_VAR}=yes`, 'rsync', '--server', '-logDtpre.iLsfxCIvu', '.', `${root}/`], reason: /STANDBY_FLUSH="yes": expected 1/ },
+      { words: [`${FLUSH_VAR}=1`, `${FLUSH_VAR}=1`, 'rsync', '--server', '-logDtpre.iLsfxCIvu', '.', `${root}/`], reason: /STANDBY_FLUSH is set twice/ },
+    ];
+    for (const c of cases) {
+      const r = await ssh([c.words.join(' ')]);
+      assert.equal(r.code, 77, `${c.words.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, c.reason);
+    }
+  });
+
+  test('a flush that cannot run (no sync on the standby) is not reported: the transfer stands, the writer flushes in a session of its own', async () => {
+    // sshd's sessions get its own PATH: the receiver runs here as sshd would run it, through rsync's -e, with a PATH of rsync and flock only
+    const bin = join(root, '..', 'bin-without-sync');
+    mkdirSync(bin, { recursive: true });
+    for (const name of ['rsync', 'flock']) {
+      const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+      symlinkSync(found, join(bin, name));
+    }
+    const shell = join(root, '..', 'as-sshd.sh');
+    writeFileSync(shell, `#!/bin/sh\nshift\nSSH_ORIGINAL_COMMAND="$*" PATH=${bin} exec ${process.execPath} ${join(STANDBY_CLI, '../../cli/receive.ts')} --root ${root} --state-dir ${state}\n`, { mode: 0o755 });
+    const epoch = storedEpoch();
+    const r = await run('rsync', ['-e', shell, `--rsync-path=STANDBY_EPOCH=${epoch} ${FLUSH_VAR}=1 rsync`, '-a', `${src}/`, `standby:${root}/no-sync/`], { LC_ALL: 'C' }, 20_000, '');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(root, 'no-sync/a.txt'), 'utf8').length > 0, true, 'the transfer landed');
+    assert.equal(hasLine(r.stderr, FLUSHED_LINE), false, r.stderr);
+    assert.match(r.stderr, /the flush after rsync could not start/);
+  });
+
   test('a SIGKILLed receiver: its rsync keeps the lock until it ends, then the lock is free', async () => {
     const epoch = storedEpoch();
     assert.ok(lockFree());
@@ -167,6 +213,9 @@ describe("the agent's own passes through the receiver", () => {
       assert.deepEqual(await pair.verify(), [], 'verify (a checksum dry run through the receiver) finds the copies equal');
       assert.equal(readFileSync(join(cpu, 'made/inner/b.txt'), 'utf8'), 'b\n');
       assert.equal(existsSync(join(cpu, "odd 'name' $x.txt")), false, 'the deletion arrived');
+      // the receiver flushed each pass's last run in its session: no flush took a session of its own
+      assert.ok(pair.logs.filter((l) => l.msg === 'rsync run done' && l.flushed === true).length >= 2, 'the full and the incremental pass were flushed by the receiver');
+      assert.equal(pair.logs.filter((l) => l.msg === 'flush done').length, 0, 'no separate flush session');
 
       const f = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state], {}, 20_000, '');
       assert.equal(f.code, 0, f.stderr);
