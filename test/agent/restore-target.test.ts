@@ -143,6 +143,11 @@ describe('restore to a granted target', () => {
   let cutC: { connections: number; snapshot: Record<string, string> } | undefined;
   /** heartbeats sent after `from` (an index into proxy.beats) */
   const beatsSince = (from: number) => proxy.beats.slice(from).map((x) => x.hb);
+  /** `waiting`, failing with the agent's last log lines (a CI run once saw no pass to a new target start in 60 s) */
+  const withLog = <T>(waiting: Promise<T>): Promise<T> =>
+    waiting.catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\nthe agent's last log lines:\n${logs.slice(-40).map((l) => JSON.stringify(l)).join('\n')}`, { cause: err });
+    });
 
   test('no standby section and no target: granted primary, it pushes nothing and says so', async () => {
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'serving after failover', heartbeatSeq: null };
@@ -171,7 +176,7 @@ describe('restore to a granted target', () => {
     const from = proxy.beats.length;
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-c', heartbeatSeq: null, target: c.grant };
     proxy.push();
-    await waitFor('the full pass to C under way', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-c' && (hb.sync.progress?.files ?? 0) > 0), { timeoutMs: 60_000 });
+    await withLog(waitFor('the full pass to C under way', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-c' && (hb.sync.progress?.files ?? 0) > 0), { timeoutMs: 60_000 }));
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-a', heartbeatSeq: null, target: a.grant };
     proxy.push();
     await waitFor('the agent on A', () => agent!.engine.status().destination?.target === 'gpu-a', { timeoutMs: 10_000 });
@@ -188,7 +193,7 @@ describe('restore to a granted target', () => {
 
   test('a grant naming target A: the whole workspace goes there, with progress in the heartbeats, then changes follow', async () => {
     const from = 0;
-    await waitFor('target A ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-a' && hb.sync.ready), { timeoutMs: 60_000 });
+    await withLog(waitFor('target A ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-a' && hb.sync.ready), { timeoutMs: 60_000 }));
     assert.deepEqual(snapshot(a.root), snapshot(ws), 'A holds the whole workspace');
     const onA = beatsSince(from).filter((hb) => hb.sync.target === 'gpu-a');
     const moving = onA.filter((hb) => hb.sync.progress !== null && hb.sync.progress.files > 0);
@@ -216,7 +221,7 @@ describe('restore to a granted target', () => {
     const from = proxy.beats.length;
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-b', heartbeatSeq: null, target: b.grant };
     proxy.push();
-    await waitFor('target B ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-b' && hb.sync.ready), { timeoutMs: 60_000 });
+    await withLog(waitFor('target B ready', () => beatsSince(from).find((hb) => hb.sync.target === 'gpu-b' && hb.sync.ready), { timeoutMs: 60_000 }));
     const connectionsToA = a.sshd.connections();
     const aBefore = snapshot(a.root);
     assert.deepEqual(snapshot(b.root), snapshot(ws), 'B holds the whole workspace (without what was deleted here)');
