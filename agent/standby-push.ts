@@ -5,7 +5,7 @@
 import { StandbyError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { excludesOf, type AgentConfig, type SyncRoot } from '../config/agent.ts';
-import { EPOCH_VAR, FLUSHED_LINE, hasLine, isFenced, refusalIn } from '../protocol/receiver.ts';
+import { emptyFoldersIn, EPOCH_VAR, FLUSHED_LINE, hasLine, isFenced, refusalIn } from '../protocol/receiver.ts';
 import { PassLiveness } from './liveness.ts';
 import type { RootEnds, RsyncSettings } from './rsync-args.ts';
 import { asDir, describeExit, RSYNC_OK, runRsync, type RsyncResult, type RsyncRun } from './rsync.ts';
@@ -65,6 +65,8 @@ export class StandbyPush {
   #rsyncVersions: { here?: string; standby?: string } = {};
   /** the standby's receiver said it flushes a transfer when asked (at the last prepare) */
   #receiverFlushes = false;
+  /** the roots' folders (SyncRoot.remote) the standby's receiver said held nothing at the last prepare */
+  #emptyRoots = new Set<string>();
 
   /** `epoch`: the one the proxy granted this writer now (undefined: no proxy, or not primary), told to the receiver with every run */
   constructor(config: AgentConfig, destination: Destination, log: Logger, epoch: () => number | undefined, excludes?: () => readonly string[]) {
@@ -100,6 +102,14 @@ export class StandbyPush {
     };
   }
 
+  /**
+   * Whether `root`'s folder on the standby held nothing when the last prepare made it, as the receiver said
+   * (a plain sshd or an older receiver says nothing: false). A full pass into it may write files in place.
+   */
+  heldNothing(root: Pick<SyncRoot, 'remote'>): boolean {
+    return this.#emptyRoots.has(root.remote);
+  }
+
   ends(root: SyncRoot): RootEnds {
     return { from: asDir(root.local), to: remoteDir(this.destination.ssh, root.remote) };
   }
@@ -118,7 +128,7 @@ export class StandbyPush {
     try {
       const r = await run.result;
       const flushed = hasLine(r.stderr, FLUSHED_LINE);
-      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all', ...(args.includes('--dry-run') ? { dryRun: true } : {}), ...(flushed ? { flushed } : {}) }, 'rsync run done');
+      this.#log.debug({ durationMs: Math.round(performance.now() - started), code: r.code, files: r.stats.files, filesSent: r.stats.filesTransferred, paths: stdin ? 'listed' : 'all', ...(args.includes('--dry-run') ? { dryRun: true } : {}), ...(args.includes('--inplace') ? { inplace: true } : {}), ...(flushed ? { flushed } : {}) }, 'rsync run done');
       return { ...r, flushed };
     } finally {
       this.#rsync = undefined;
@@ -209,7 +219,9 @@ export class StandbyPush {
     const timeoutMs = this.#config.sync.ioTimeoutS * 1000;
     // the checks and the folders at once: each is a session and a receiver start on the standby, and
     // neither needs the other's answer (a failed check still fails the pass before any rsync runs)
-    const making = runRemote(target, control, ['mkdir', '-p', ...roots.slice(0, optionalFrom).map((r) => r.remote)], timeoutMs, env);
+    this.#emptyRoots = new Set(); // until this prepare's receiver says otherwise
+    const required = roots.slice(0, optionalFrom).map((r) => r.remote);
+    const making = runRemote(target, control, ['mkdir', '-p', ...required], timeoutMs, env);
     // the optional roots (code-server's folders) apart: a receiver that does not take them must not stop the workspace's sync
     const optional = roots.slice(optionalFrom).map((r) => r.remote);
     const makingOptional = optional.length > 0 ? runRemote(target, control, ['mkdir', '-p', ...optional], timeoutMs, env) : Promise.resolve(undefined);
@@ -221,6 +233,8 @@ export class StandbyPush {
     if (known.here !== here.version || known.standby !== standby.version) this.#log.info({ here: here.version, standby: standby.version }, `rsync ${here.version} here, ${standby.version} on the standby`);
     this.#rsyncVersions = { here: here.version, standby: standby.version };
     this.#receiverFlushes = standby.flushes;
+    const empty = (m: { code: number | null; stderr: string } | undefined, folders: string[]): string[] => (m?.code === 0 ? [...emptyFoldersIn(m.stderr, folders.length)].map((i) => folders[i]!) : []);
+    this.#emptyRoots = new Set([...empty(made, required), ...empty(madeOptional, optional)]);
     const refusal = refusalOf(made.stderr) ?? refusalOf(madeOptional?.stderr ?? '');
     if (refusal) throw refusedError(refusal, this.#epoch());
     for (const m of [made, madeOptional]) {

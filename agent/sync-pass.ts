@@ -168,7 +168,8 @@ export async function fullPass({ roots, push, guard, editorFrom = roots.length }
     const ends = push.ends(root);
     const settings = push.settings(root, { flush: true });
     // First without deleting anything: rsync counts what it would delete, so the guard can decide before any is gone.
-    const first = await flushingWhile(push, root, push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed })));
+    // Into a folder that held nothing, files are written in place (rsync-args.ts fullArgs: nothing there can be torn).
+    const first = await flushingWhile(push, root, push.rsync(fullArgs(settings, ends, { countDeletionsFirst: !guard.confirmed, inplace: push.heldNothing(root) })));
     let last: PushResult;
     if (first.code === RSYNC_MAX_DELETE) {
       const skipped = first.stats.deletionsSkipped;
@@ -181,6 +182,7 @@ export async function fullPass({ roots, push, guard, editorFrom = roots.length }
         entries += first.stats.files;
         continue;
       }
+      // not in place: the first run has filled the folder (the receiver would refuse it)
       last = push.check(await flushingWhile(push, root, push.rsync(fullArgs(settings, ends))), `full reconcile of ${root.local}`);
     } else {
       last = push.check(first, `full reconcile of ${root.local}`);

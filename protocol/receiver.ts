@@ -8,6 +8,9 @@
 //     on stderr after `rsync --version` (RECEIVER_FLUSHES); after a transfer
 //     they flushed, they print FLUSHED_LINE. A writer that does not see the
 //     line runs `sync -f` itself.
+//   - After `mkdir -p <folder>...`, the receiver names on stderr the folders
+//     that hold nothing (EMPTY_FOLDERS_PREFIX and their places in the command):
+//     a full pass into one may write files in place (agent/rsync-args.ts).
 //   - A refusal is one line on stderr, `standby receive: <message> [<code>]`,
 //     and the receiver exits with the code's exit code (core/errors.ts). Agents
 //     already installed on GPU hosts read that line, the code in brackets and
@@ -36,6 +39,34 @@ export const RECEIVER_FLUSHES = `standby receive: takes ${FLUSH_VAR}=1`;
 
 /** What the receiver prints on stderr once the flush a writer asked for is done: the transfer is on disk. */
 export const FLUSHED_LINE = 'standby receive: flushed';
+
+/**
+ * What the receiver prints on stderr after a `mkdir -p` that succeeded, when
+ * some of the folders it named hold nothing: this, then their places among
+ * the command's folders (from 0), space-separated. Older receivers and a plain
+ * sshd print nothing, and the writer takes every folder as holding files.
+ */
+export const EMPTY_FOLDERS_PREFIX = 'standby receive: empty folders:';
+
+/** The line EMPTY_FOLDERS_PREFIX starts, for the folders at `places` (none: no line). */
+export function emptyFoldersLine(places: readonly number[]): string | undefined {
+  return places.length === 0 ? undefined : `${EMPTY_FOLDERS_PREFIX} ${places.join(' ')}`;
+}
+
+/** The places a `mkdir -p` session's stderr names as empty folders (below `count`, the folders the command named). */
+export function emptyFoldersIn(stderr: string, count: number): Set<number> {
+  const places = new Set<number>();
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trimEnd();
+    if (!line.startsWith(`${EMPTY_FOLDERS_PREFIX} `)) continue;
+    for (const word of line.slice(EMPTY_FOLDERS_PREFIX.length + 1).split(' ')) {
+      if (!/^(0|[1-9][0-9]{0,5})$/.test(word)) return new Set(); // not this receiver's line: trust none of it
+      const place = Number(word);
+      if (place < count) places.add(place);
+    }
+  }
+  return places;
+}
 
 /** Whether `stderr` (a writer's ssh or rsync) holds `line` as a line of its own (ssh may add a carriage return). */
 export function hasLine(stderr: string, line: string): boolean {

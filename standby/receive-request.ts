@@ -20,10 +20,14 @@ import { CONFLICTS_NAME, EPOCH_VAR, FLUSH_VAR, RECEIVER_FLAGS as FLAG } from '..
 // agent/sync-engine.ts still imports it from here: it goes once that file imports protocol/receiver.ts
 
 export type ReceiveRequest =
-  /** `flush`: the writer asked for `sync -f <target>` once rsync has ended well (FLUSH_VAR) */
-  | { kind: 'rsync'; epoch: number; args: string[]; target: string; flush: boolean }
+  /**
+   * `flush`: the writer asked for `sync -f <target>` once rsync has ended well (FLUSH_VAR).
+   * `inplace`: it asked for --inplace, which the receiver runs only into a folder that holds nothing (receive.ts).
+   */
+  | { kind: 'rsync'; epoch: number; args: string[]; target: string; flush: boolean; inplace: boolean }
   | { kind: 'sync'; epoch: number; args: string[]; target: string }
-  | { kind: 'mkdir'; epoch: number; args: string[]; target: string }
+  /** `folders`: the ones named, in order (the receiver says which of them hold nothing) */
+  | { kind: 'mkdir'; epoch: number; args: string[]; target: string; folders: string[] }
   | { kind: 'version' }
   | { kind: 'fence'; epoch: number; waitMs: number | undefined; revoke: string[] }
   | { kind: 'revoke'; waitMs: number | undefined; revoke: string[] }
@@ -57,7 +61,8 @@ const LONG_VALUES = new Set([
   '--compress-level', '--compress-choice', '--zc', '--checksum-choice', '--cc', '--block-size', '--iconv',
   '--info', '--debug', '--max-alloc', '--checksum-seed', '--chmod',
 ]);
-const IN_PLACE = new Set(['--partial', '--inplace', '--append', '--append-verify']);
+/** never: each keeps or extends a file the standby held (--inplace is taken apart: only into a folder that holds nothing) */
+const IN_PLACE = new Set(['--partial', '--append', '--append-verify']);
 
 class Refusal extends Error {}
 
@@ -132,6 +137,7 @@ function readAssignments(words: Word[]): { epoch: number; flush: boolean; rest: 
 function checkRsyncOption(opt: string): void {
   if (opt === '--sender') refuse('reading from the standby (rsync --sender) is not allowed with this key: it may only write into the sync roots');
   if (IN_PLACE.has(opt)) refuse(`${opt} writes files in place, so a cut-off transfer would leave a torn file: the standby accepts whole-file updates only (use --delay-updates)`);
+  if (opt === '--inplace') return; // the receiver checks the destination holds nothing before it runs (receive.ts)
   if (/^-[^-]/.test(opt)) {
     // `-logDtpre.iLsfxCIvu`: option letters, then `e` and rsync's capability flags
     const [letters = '', capabilities] = opt.slice(1).split(/e(.*)/s);
@@ -156,12 +162,17 @@ function rsyncRequest(epoch: number, flush: boolean, words: Word[], policy: Requ
   }
   if (words[1]?.text !== '--server') refuse('only rsync --server (a transfer into the standby) or rsync --version is accepted');
   const args = ['--server'];
+  let inplace = false;
   let i = 2;
   for (; i < words.length && words[i]!.text !== '.'; i++) {
     const opt = words[i]!.text;
     if (!opt.startsWith('-')) refuse(`expected rsync options, then ".", then the destination; got "${opt}"`);
     checkRsyncOption(opt);
     if (conflictsOnly && (opt.startsWith('--delete') || opt.startsWith('--max-delete'))) refuse(`${opt}: this key only adds to a conflicts folder, it deletes nothing`);
+    if (opt === '--inplace') {
+      if (conflictsOnly) refuse('--inplace: this key adds whole files to a conflicts folder only (use --delay-updates)');
+      inplace = true;
+    }
     args.push(opt);
   }
   if (i >= words.length) refuse('no destination: expected rsync --server OPTIONS . DESTINATION');
@@ -169,7 +180,7 @@ function rsyncRequest(epoch: number, flush: boolean, words: Word[], policy: Requ
   if (dest.length !== 1) refuse(`expected one destination after ".", got ${dest.length}`);
   const target = targetPath(dest[0]!, policy);
   args.push('.', target);
-  return { kind: 'rsync', epoch, args, target, flush };
+  return { kind: 'rsync', epoch, args, target, flush, inplace };
 }
 
 function syncRequest(epoch: number, words: Word[], policy: RequestPolicy): ReceiveRequest {
@@ -185,7 +196,7 @@ function mkdirRequest(epoch: number, words: Word[], policy: RequestPolicy): Rece
     if (w.text.startsWith('-')) refuse(`"${w.text}": mkdir takes folders here, not options`);
     return targetPath(w, policy);
   });
-  return { kind: 'mkdir', epoch, args: ['-p', '--', ...targets], target: targets.join(' ') };
+  return { kind: 'mkdir', epoch, args: ['-p', '--', ...targets], target: targets.join(' '), folders: targets };
 }
 
 function adminRequest(words: Word[], policy: RequestPolicy): ReceiveRequest {

@@ -7,13 +7,15 @@
 // descriptor too, so a writer outliving this process still holds the lock.
 // A transfer that asked for it (STANDBY_FLUSH=1) is flushed before the
 // receiver exits, still under the lock, and FLUSHED_LINE says so on stderr.
+// After `mkdir -p` it names the folders that hold nothing; it runs rsync
+// --inplace only into one (a cut transfer then tears nothing it held).
 // Output: stdout belongs to rsync's protocol; this file writes nothing there.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, opendirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { missingBinary, StandbyError } from '../core/errors.ts';
-import { conflictsParent, FLUSHED_LINE, RECEIVER_FLUSHES, revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
+import { conflictsParent, emptyFoldersLine, FLUSHED_LINE, RECEIVER_FLUSHES, revokedHostMessage, staleEpochMessage, type AuthorizeReport, type FenceReport } from '../protocol/receiver.ts';
 import { ensureStateDir, readEpoch } from './epoch-store.ts';
 import { FileLock } from './file-lock.ts';
 import { parseRequest, realPath, type ReceiveRequest } from './receive-request.ts';
@@ -155,6 +157,10 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
     if (request.epoch < stored && !options.conflictsOnly) {
       throw new StandbyError('STANDBY_ERR_EPOCH_STALE', staleEpochMessage(request.epoch, stored), { epoch: request.epoch, standbyEpoch: stored });
     }
+    if (request.kind === 'rsync' && request.inplace && !holdsNothing(request.target, { orIsMissing: true })) {
+      // read under the lock, as rsync will write: a writer of an older epoch is refused above, none other runs
+      throw new StandbyError('STANDBY_ERR_COMMAND_REFUSED', `refused --inplace into ${request.target}: it holds files, and a transfer cut off while writing one in place would leave it torn. --inplace is accepted only into a folder that holds nothing (use --delay-updates)`, { target: request.target });
+    }
     const program = request.kind;
     const running = spawn(program, request.args, { stdio: ['inherit', 'inherit', 'inherit', lock.fd], detached: true });
     child = running;
@@ -174,11 +180,36 @@ async function runWriter(request: Extract<ReceiveRequest, { kind: 'rsync' | 'syn
       // sync's failure is the writer's to see: no FLUSHED_LINE, so it flushes in a session of its own and reads why
       if ((await runFlush(request.target, (c) => (child = c))) && !stopped) process.stderr.write(`${FLUSHED_LINE}\n`);
     }
+    if (request.kind === 'mkdir' && code === 0 && !stopped) {
+      // read under the lock, as the writer's full pass that follows will write: no other writer of this epoch runs meanwhile
+      const line = emptyFoldersLine(request.folders.flatMap((folder, place) => (holdsNothing(folder) ? [place] : [])));
+      if (line) process.stderr.write(`${line}\n`);
+    }
     return exitCodeOf(code, signal);
   } finally {
     for (const s of signals) process.off(s, onSignal);
     forget();
     lock.close();
+  }
+}
+
+/**
+ * Whether `folder` is a folder of its own (not a link to one) with no entry; `orIsMissing`: or nothing
+ * is there at all. A look that fails otherwise says "no": nothing is then written in place.
+ */
+function holdsNothing(folder: string, { orIsMissing = false } = {}): boolean {
+  try {
+    const st = lstatSync(folder, { throwIfNoEntry: false });
+    if (st === undefined) return orIsMissing;
+    if (!st.isDirectory()) return false;
+    const dir = opendirSync(folder);
+    try {
+      return dir.readSync() === null;
+    } finally {
+      dir.closeSync();
+    }
+  } catch {
+    return false; // unreadable: taken as holding files, so nothing is written in place
   }
 }
 

@@ -140,7 +140,7 @@ describe('restore to a granted target', () => {
   });
 
   /** C as the switch to A left it */
-  let cutC: { connections: number; snapshot: Record<string, string> } | undefined;
+  let cutC: { connections: number; snapshot: Record<string, string>; short: string | undefined } | undefined;
   /** heartbeats sent after `from` (an index into proxy.beats) */
   const beatsSince = (from: number) => proxy.beats.slice(from).map((x) => x.hb);
   /** `waiting`, failing with the agent's last log lines (a CI run once saw no pass to a new target start in 60 s) */
@@ -172,7 +172,7 @@ describe('restore to a granted target', () => {
     assert.match(status.stdout, /^pushing to  nowhere \(no standby configured, no target granted\)$/m);
   });
 
-  test('a new target granted in the middle of a full pass: the pass to the old one is cut, every file that landed there is whole, and it gets nothing more', async (t) => {
+  test('a new target granted in the middle of a full pass: the pass to the old one is cut, every file that landed there is whole but the one in flight (short at its name: written in place), and it gets nothing more', async (t) => {
     const from = proxy.beats.length;
     proxy.grant = { type: 'grant', epoch: 3, role: 'primary', reason: 'restore to gpu-c', heartbeatSeq: null, target: c.grant };
     proxy.push();
@@ -186,9 +186,17 @@ describe('restore to a granted target', () => {
     // what rsync was still writing: its temp files (.name.XXXXXX beside the file; .~tmp~ folders for delayed updates)
     const landed = Object.keys(onC).filter((p) => !p.split('/').includes('.~tmp~') && !/^\..+\.[A-Za-z0-9]{6}$/.test(p.split('/').at(-1)!));
     t.diagnostic(`C got ${landed.length} of ${Object.keys(source).length} entries before the switch`);
-    for (const p of landed) assert.equal(onC[p], source[p], `${p} on C is whole: rsync lands each file whole (a temp file, then a rename)`);
+    // C's folder held nothing, so its full pass wrote in place: the file rsync was writing when the pass was cut may be
+    // short at its own name (never anything else); every other file that landed is whole
+    assert.ok(logs.some((l) => l.msg === 'rsync run done' && (l as { inplace?: boolean }).inplace === true), 'the full pass into the empty folder wrote in place');
+    const short = landed.filter((p) => onC[p] !== source[p]);
+    assert.ok(short.length <= 1, `at most the file in flight differs: ${short.join(', ')}`);
+    for (const p of short) {
+      const [got, want] = [readFileSync(join(c.root, p)), readFileSync(join(ws, p))];
+      assert.ok(got.length < want.length && want.subarray(0, got.length).equals(got), `${p} on C is the start of the file, cut short`);
+    }
     const connectionsToC = c.sshd.connections();
-    cutC = { connections: connectionsToC, snapshot: onC };
+    cutC = { connections: connectionsToC, snapshot: onC, short: short[0] };
   });
 
   test('a grant naming target A: the whole workspace goes there, with progress in the heartbeats, then changes follow', async () => {
@@ -283,6 +291,25 @@ describe('restore to a granted target', () => {
     assert.equal(agent!.engine.status().destination, null);
     assert.equal(agent!.engine.pushing, false);
     assert.ok(!existsSync(marker), 'no ssh ran with the address as an option');
+  });
+
+  test('C granted again after its cut pass: its folder holds files, so nothing is written in place, and a file the cut left short is whole again', async () => {
+    // the file the cut left short at its name, or one made so as a cut leaves it (the cut may have fallen between files)
+    const kept = (p: string | undefined): p is string => p !== undefined && existsSync(join(ws, p)); // the tests above deleted some folders here
+    const short = kept(cutC!.short) ? cutC!.short : Object.keys(cutC!.snapshot).find((p) => p.endsWith('.py') && kept(p));
+    assert.ok(short, `C got a file the workspace still has: ${Object.keys(cutC!.snapshot).length} entries`);
+    const want = readFileSync(join(ws, short));
+    writeFileSync(join(c.root, short), want.subarray(0, want.length >> 1));
+    const from = logs.length;
+    proxy.grant = { type: 'grant', epoch: 7, role: 'primary', reason: 'restore to gpu-c again', heartbeatSeq: null, target: c.grant };
+    proxy.push();
+    await withLog(waitFor('the short file whole on C', () => readFileSync(join(c.root, short)).equals(want) || undefined, { timeoutMs: 60_000 }));
+    // the run that wrote it logs once rsync has exited
+    const runs = await waitFor('its run logged', () => {
+      const done = logs.slice(from).filter((l) => l.msg === 'rsync run done');
+      return done.length > 0 ? done : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.ok(runs.every((l) => (l as { inplace?: boolean }).inplace !== true), `no run into C's folder wrote in place: ${JSON.stringify(runs)}`);
   });
 });
 

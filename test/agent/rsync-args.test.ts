@@ -67,7 +67,7 @@ const SETTINGS: { name: string; s: RsyncSettings; base: string[] }[] = [
 ];
 
 /** Each kind of run: its options after the base ones, and what follows the two ends. */
-const KINDS: { name: string; args: (s: RsyncSettings) => string[]; own: string[]; after: string[]; wholePassAtTheEnd?: false }[] = [
+const KINDS: { name: string; args: (s: RsyncSettings) => string[]; own: string[]; after: string[]; wholePassAtTheEnd?: false; inplace?: true }[] = [
   {
     name: 'transfer (--files-from on stdin)',
     args: (s) => transferArgs(s, ENDS),
@@ -100,6 +100,14 @@ const KINDS: { name: string; args: (s: RsyncSettings) => string[]; own: string[]
     after: ['--max-delete=0'],
     wholePassAtTheEnd: false,
   },
+  {
+    name: 'full reconcile into a folder that held nothing (deletions counted first)',
+    args: (s) => fullArgs(s, ENDS, { countDeletionsFirst: true, inplace: true }),
+    own: ['--delete', '--delete-delay', '--inplace'],
+    after: ['--max-delete=0'],
+    wholePassAtTheEnd: false,
+    inplace: true,
+  },
 ];
 
 describe('the runs of a pass: base options, the run\'s own, the two ends', () => {
@@ -121,10 +129,11 @@ describe('what the argument order protects', () => {
     assert.ok(args.indexOf('--exclude=secret/') < args.indexOf('--include-from=-'));
     assert.equal(args.indexOf('--exclude=*'), args.indexOf('--include-from=-') + 1, 'everything not named on stdin is left alone');
   });
-  test('no run of a pass writes in place, keeps partial files or compresses', () => {
+  test('no run of a pass writes in place (but a full pass into a folder that held nothing), keeps partial files or compresses', () => {
     for (const kind of KINDS) {
       const args = kind.args(s);
-      for (const banned of ['--inplace', '--partial', '--append', '-z', '--compress', '--mkpath', '--delete-missing-args']) {
+      assert.equal(args.includes('--inplace'), kind.inplace === true, `${kind.name}: --inplace`);
+      for (const banned of ['--partial', '--append', '-z', '--compress', '--mkpath', '--delete-missing-args']) {
         assert.ok(!args.includes(banned), `${kind.name} has ${banned}`);
       }
       // an incremental pass lands together at its end; a full pass each file whole, at twice the speed

@@ -109,6 +109,10 @@ async function contract(sender: RsyncBuild, receiver: RsyncBuild): Promise<void>
     // the log reaches its file through a pipe: wait for the lines, not for more passes
     await waitFor('the full and the incremental passes flushed by the receiver', () => logged().filter((l) => l.msg === 'rsync run done' && l.flushed === true).length >= 2, { timeoutMs: 10_000 });
     assert.equal(logged().filter((l) => l.msg === 'flush done').length, 0, 'no flush in a session of its own');
+    // the standby's folder was made by the first pass: it held nothing, so that pass wrote in place (and only that one)
+    const runs = logged().filter((l) => l.msg === 'rsync run done').map((l) => (l as { inplace?: boolean }).inplace === true);
+    assert.equal(runs[0], true, 'the first full pass wrote in place');
+    assert.ok(runs.slice(1).every((x) => !x), `no later run wrote in place: ${runs.join(', ')}`);
 
     // a folder moved out of the workspace: the guard counts what it held (rsync's dry run of the deletions) and holds it
     renameSync(join(gpu, 'big'), join(top, 'big-moved-out'));

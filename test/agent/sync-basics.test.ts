@@ -110,6 +110,8 @@ describe('sync basics', () => {
     const flushes = pair.logs.filter((l) => l.msg === 'flush done').length - flushesBefore;
     assert.ok(flushes >= passes, `expected a flush session per pass, got ${flushes} for ${passes} passes`);
     assert.equal(pair.logs.some((l) => l.flushed === true), false);
+    // nor one to say the standby's folder was empty: its first full pass wrote no file in place
+    assert.equal(pair.logs.some((l) => l.inplace === true), false);
   });
 
   test('a path deleted here as a file that is a non-empty folder on the standby goes all the same (named as a file, left in place by rsync, then sent again as a folder)', async () => {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   authorizeRequestArgs,
+  emptyFoldersIn,
+  emptyFoldersLine,
   EPOCH_VAR,
   fenceRequestArgs,
   formatRefusal,
@@ -94,5 +96,21 @@ describe("the fence's request and answer", () => {
     assert.deepEqual(parseAuthorizeReport({ authorized: 'gpu-3' }), { authorized: 'gpu-3', replaced: 0, lifted: false, line: '', roots: [] });
     assert.equal(parseAuthorizeReport({ epoch: 3 }), undefined);
     assert.equal(parseAuthorizeReport(null), undefined);
+  });
+});
+
+describe("the empty folders' line after mkdir -p", () => {
+  test('reads back the places it was written with, beside rsync and ssh lines; none: no line', () => {
+    assert.equal(emptyFoldersLine([]), undefined);
+    assert.equal(emptyFoldersLine([0, 2]), 'standby receive: empty folders: 0 2');
+    assert.deepEqual([...emptyFoldersIn(`Warning: added host\r\n${emptyFoldersLine([0, 2])}\r\n`, 3)], [0, 2]);
+  });
+
+  test('trusts nothing it cannot read whole: a place past the folders named, a word that is not a place, no line at all', () => {
+    assert.deepEqual([...emptyFoldersIn('standby receive: empty folders: 0 5', 2)], [0], 'a place past the folders named is not one of them');
+    assert.deepEqual([...emptyFoldersIn('standby receive: empty folders: 0 x', 2)], []);
+    assert.deepEqual([...emptyFoldersIn('standby receive: empty folders: 01', 2)], []);
+    assert.deepEqual([...emptyFoldersIn('standby receive: empty folders:', 2)], []);
+    assert.deepEqual([...emptyFoldersIn('mkdir: created directory', 2)], []);
   });
 });

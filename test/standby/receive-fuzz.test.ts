@@ -56,10 +56,12 @@ function makeWorld(): World {
 const FORBIDDEN_LONG = [
   '--sender', '--files-from', '--exclude-from', '--include-from', '--filter', '--log-file', '--log-file-format', '--temp-dir',
   '--partial-dir', '--backup-dir', '--compare-dest', '--copy-dest', '--link-dest', '--write-batch', '--only-write-batch',
-  '--read-batch', '--remove-source-files', '--rsh', '--rsync-path', '--daemon', '--config', '--password-file', '--inplace',
+  '--read-batch', '--remove-source-files', '--rsh', '--rsync-path', '--daemon', '--config', '--password-file',
   '--partial', '--append', '--append-verify', '--secluded-args', '--protect-args', '--keep-dirlinks', '--copy-unsafe-links',
   '--super', '--usermap', '--groupmap', '--chown', '--mkpath', '--trust-sender', '--old-args', '--server', '--address', '--port',
 ];
+/** accepted only with a check the receiver makes before rsync runs, which the request must carry: --inplace into a folder that holds nothing */
+const CHECKED_LONG = ['--inplace'];
 /** short letters never accepted in a bundle: secluded args, keep-dirlinks, -T (temp dir), -e as a shell */
 const FORBIDDEN_SHORT = new Set(['s', 'K', 'T', 'B', 'M', 'f', 'F']);
 
@@ -104,7 +106,7 @@ function option(r: () => number, w: World): string {
   const x = r();
   if (x < 0.3) return pick(r, SAFE_LONG);
   if (x < 0.55) {
-    const name = pick(r, FORBIDDEN_LONG);
+    const name = pick(r, [...FORBIDDEN_LONG, ...CHECKED_LONG]);
     return r() < 0.6 ? `${name}=${pick(r, pathPool(w))}` : name;
   }
   if (x < 0.8) return shortBundle(r);
@@ -171,6 +173,7 @@ function violation(req: ReceiveRequest, line: string, policy: RequestPolicy): st
       if (a.startsWith('--')) {
         const name = a.split('=')[0]!;
         if (FORBIDDEN_LONG.includes(name)) return `rsync option ${name} accepted`;
+        if (name === '--inplace' && (a !== '--inplace' || !req.inplace)) return `${a} accepted without the empty-folder check`;
         if (a.includes('=') && /(^|[=,])\//.test(a.slice(name.length)) && name !== '--log-format') return `rsync option with a path: ${a}`;
       } else {
         const letters = a.slice(1).split('e')[0]!;

@@ -37,6 +37,7 @@ describe('what a writer may ask the receiver for', () => {
     { name: 'a path relative to the home folder', command: () => `rsync --server ${R} . sub/`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub/` },
     { name: 'a ~ path', command: () => `rsync --server ${R} . ~/sub`, kind: 'rsync', epoch: 0, target: (t) => `${t}/ws/sub` },
     { name: 'a transfer flushed in its session (STANDBY_FLUSH=1, either side of the epoch)', command: (t) => `STANDBY_FLUSH=1 STANDBY_EPOCH=5 rsync --server ${R} --delete --delay-updates . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
+    { name: 'a full pass written in place (the receiver checks the folder holds nothing before rsync runs)', command: (t) => `STANDBY_FLUSH=1 STANDBY_EPOCH=5 rsync --server ${R} --delete-delay --inplace . ${t}/ws/`, kind: 'rsync', epoch: 5, target: (t) => `${t}/ws/` },
     { name: "the agent's flush", command: (t) => `STANDBY_EPOCH=7 sync -f '${t}/ws'`, kind: 'sync', epoch: 7, target: (t) => `${t}/ws` },
     { name: "the agent's folders (rsync before 3.2.3 has no --mkpath)", command: (t) => `STANDBY_EPOCH=7 mkdir -p '${t}/ws/new/deep' '${t}/extra'`, kind: 'mkdir', epoch: 7, target: (t) => `${t}/ws/new/deep ${t}/extra` },
   ];
@@ -47,6 +48,7 @@ describe('what a writer may ask the receiver for', () => {
       assert.ok(r.kind === 'rsync' || r.kind === 'sync' || r.kind === 'mkdir');
       assert.equal(r.epoch, c.epoch);
       if (r.kind === 'rsync') assert.equal(r.flush, c.command(top).includes('STANDBY_FLUSH=1'), 'a flush only when asked for');
+      if (r.kind === 'rsync') assert.equal(r.inplace, c.command(top).includes('--inplace'), 'the empty-folder check only for --inplace');
       assert.equal(r.target, c.target(top));
       const given = r.kind === 'mkdir' ? r.args.slice(r.args.indexOf('--') + 1).join(' ') : r.args[r.args.length - 1];
       assert.equal(given, c.target(top), 'the checked paths are the ones the program gets');
@@ -66,7 +68,6 @@ describe('what a writer may ask the receiver for', () => {
     { name: 'a relative path outside', command: () => `rsync --server ${R} . ../other/`, reason: /outside the sync roots/ },
     { name: 'two destinations (rsync --old-args with a space)', command: (t) => `rsync --server ${R} . ${t}/ws/a b/`, reason: /one destination/ },
     { name: 'secluded args', command: () => 'rsync --server -slogDtpre.iLsfxCIvu', reason: /secluded/ },
-    { name: '--inplace', command: (t) => `rsync --server ${R} --inplace . ${t}/ws/`, reason: /in place/ },
     { name: '--partial', command: (t) => `rsync --server ${R} --partial . ${t}/ws/`, reason: /in place/ },
     { name: '--temp-dir outside', command: (t) => `rsync --server ${R} --temp-dir /tmp . ${t}/ws/`, reason: /--temp-dir is not accepted/ },
     { name: '--backup-dir', command: (t) => `rsync --server ${R} --backup-dir /tmp/bk . ${t}/ws/`, reason: /--backup-dir is not accepted/ },

@@ -6,14 +6,14 @@
 // fence in fence.test.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { liveReceivers } from '../../standby/receiver-registry.ts';
 import { runRemote } from '../../agent/ssh.ts';
 import type { StandbyTarget } from '../../config/agent.ts';
-import { FLUSH_VAR, FLUSHED_LINE, hasLine, RECEIVER_FLUSHES, refusalIn } from '../../protocol/receiver.ts';
+import { emptyFoldersIn, FLUSH_VAR, FLUSHED_LINE, hasLine, RECEIVER_FLUSHES, refusalIn } from '../../protocol/receiver.ts';
 import { STANDBY_CLI } from '../fixtures/program-paths.ts';
 import type { Sshd } from '../../proxy/provision/loopback-sshd.ts';
 import { startStandbyReceiver, type StandbyReceiver } from '../fixtures/standby-receiver.ts';
@@ -150,6 +150,41 @@ describe('the receiver as the forced command of a real sshd', () => {
     }
   });
 
+  test('mkdir -p names the folders that hold nothing once it is done: new ones and empty ones (a link names the folder it leads to), not one with a file', async () => {
+    const epoch = storedEpoch();
+    mkdirSync(join(root, 'holds/files'), { recursive: true });
+    writeFileSync(join(root, 'holds/files/kept.txt'), 'kept\n');
+    mkdirSync(join(root, 'holds/nothing'), { recursive: true });
+    symlinkSync(join(root, 'holds/nothing'), join(root, 'holds/link'));
+    const folders = [`${root}/holds/new/deep`, `${root}/holds/files`, `${root}/holds/nothing`, `${root}/holds/link`];
+    const r = await ssh([`STANDBY_EPOCH=${epoch}`, 'mkdir', '-p', ...folders.map((f) => `'${f}'`)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...emptyFoldersIn(r.stderr, folders.length)].sort(), [0, 2, 3], r.stderr);
+    assert.equal(readFileSync(join(root, 'holds/files/kept.txt'), 'utf8'), 'kept\n', 'mkdir -p left the folder that held a file as it was');
+    const none = await ssh([`STANDBY_EPOCH=${epoch}`, 'mkdir', '-p', `'${root}/holds/files'`]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stderr.includes('empty folders'), false, `no line when no folder is empty: ${none.stderr}`);
+  });
+
+  test('rsync --inplace runs only into a folder that holds nothing (or none yet); into one that holds files it is refused and changes nothing', async () => {
+    const epoch = storedEpoch();
+    mkdirSync(join(root, 'in-place/empty'), { recursive: true });
+    for (const folder of ['in-place/empty', 'in-place/missing']) {
+      const r = await rsyncTo(epoch, ['-a', '--inplace', `${src}/`, dest(`${root}/${folder}/`)]);
+      assert.equal(r.code, 0, `${folder}: ${r.stderr}`);
+      assert.equal(readFileSync(join(root, folder, 'a.txt'), 'utf8'), readFileSync(join(src, 'a.txt'), 'utf8'), `${folder}: written`);
+    }
+    mkdirSync(join(root, 'in-place/held'), { recursive: true });
+    writeFileSync(join(root, 'in-place/held/a.txt'), 'the standby held this\n');
+    const held = await rsyncTo(epoch, ['-a', '--inplace', `${src}/`, dest(`${root}/in-place/held/`)]);
+    assert.notEqual(held.code, 0, held.stderr);
+    assert.equal(refusalIn(held.stderr)?.code, 'STANDBY_ERR_COMMAND_REFUSED', held.stderr);
+    assert.match(held.stderr, /refused --inplace into .*in-place\/held\/: it holds files/);
+    assert.equal(readFileSync(join(root, 'in-place/held/a.txt'), 'utf8'), 'the standby held this\n', 'nothing written');
+    const whole = await rsyncTo(epoch, ['-a', `${src}/`, dest(`${root}/in-place/held/`)]);
+    assert.equal(whole.code, 0, `without --inplace it goes: ${whole.stderr}`);
+  });
+
   test('a flush that cannot run (no sync on the standby) is not reported: the transfer stands, the writer flushes in a session of its own', async () => {
     // sshd's sessions get its own PATH: the receiver runs here as sshd would run it, through rsync's -e, with a PATH of rsync and flock only
     const bin = join(root, '..', 'bin-without-sync');
@@ -186,20 +221,45 @@ describe('the receiver as the forced command of a real sshd', () => {
 });
 
 describe("the agent's own passes through the receiver", () => {
+  /** an agent whose standby `cpu` is behind the real receiver (state in `state`), its GPU laid out by `before` */
+  const startReceiverPair = (cpu: string, state: string, before: (gpu: string) => void): ReturnType<typeof startPair> => startPair({
+    cpu,
+    sshd: { keyOptions: `command="${STANDBY_CLI} receive --root ${cpu} --state-dir ${state}",restrict` },
+    settings: { standby: { rsyncPath: 'STANDBY_EPOCH=0 rsync' } },
+    before,
+  });
+
+  test('a full pass into a standby folder that holds files never writes in place: a file the standby held is replaced whole, so a cut pass cannot tear it', async () => {
+    const top = mkdtempSync(join(tmpdir(), 'standby-receive-inplace-'));
+    const cpu = join(top, 'standby');
+    const state = join(top, 'state');
+    mkdirSync(join(cpu, 'src'), { recursive: true });
+    // the standby's copy of an acknowledged version, with a second name outside the root: rewritten in place, both names would change
+    writeFileSync(join(cpu, 'src/model.py'), 'acknowledged version\n');
+    linkSync(join(cpu, 'src/model.py'), join(top, 'second-name'));
+    const pair = await startReceiverPair(cpu, state, (gpu) => {
+      mkdirSync(join(gpu, 'src'), { recursive: true });
+      writeFileSync(join(gpu, 'src/model.py'), 'the version on the GPU, longer than the one before\n');
+    });
+    try {
+      assert.equal(readFileSync(join(cpu, 'src/model.py'), 'utf8'), 'the version on the GPU, longer than the one before\n', 'the full reconcile went through');
+      assert.equal(readFileSync(join(top, 'second-name'), 'utf8'), 'acknowledged version\n', 'the old file was replaced by a new one, not written over');
+      assert.deepEqual(pair.logs.filter((l) => l.msg === 'rsync run done').map((l) => l.inplace === true), [false]);
+    } finally {
+      await pair.close();
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   test("full and incremental passes (the agent's exact options), verify, then a fence: the agent's next writes are refused and change nothing", async () => {
     const top = mkdtempSync(join(tmpdir(), 'standby-receive-agent-'));
     const cpu = join(top, 'standby');
     const state = join(top, 'state');
     mkdirSync(cpu);
-    const pair = await startPair({
-      cpu,
-      sshd: { keyOptions: `command="${STANDBY_CLI} receive --root ${cpu} --state-dir ${state}",restrict` },
-      settings: { standby: { rsyncPath: 'STANDBY_EPOCH=0 rsync' } },
-      before: (gpu) => {
-        mkdirSync(join(gpu, 'src/deep'), { recursive: true });
-        writeFileSync(join(gpu, 'src/deep/a.py'), 'a = 1\n');
-        writeFileSync(join(gpu, "odd 'name' $x.txt"), 'odd\n');
-      },
+    const pair = await startReceiverPair(cpu, state, (gpu) => {
+      mkdirSync(join(gpu, 'src/deep'), { recursive: true });
+      writeFileSync(join(gpu, 'src/deep/a.py'), 'a = 1\n');
+      writeFileSync(join(gpu, "odd 'name' $x.txt"), 'odd\n');
     });
     try {
       const g = (p: string) => join(pair.gpu, p);
@@ -216,6 +276,10 @@ describe("the agent's own passes through the receiver", () => {
       // the receiver flushed each pass's last run in its session: no flush took a session of its own
       assert.ok(pair.logs.filter((l) => l.msg === 'rsync run done' && l.flushed === true).length >= 2, 'the full and the incremental pass were flushed by the receiver');
       assert.equal(pair.logs.filter((l) => l.msg === 'flush done').length, 0, 'no separate flush session');
+      // the standby's folder held nothing: the receiver said so after mkdir -p, and the full pass wrote in place
+      const inplace = pair.logs.filter((l) => l.msg === 'rsync run done').map((l) => l.inplace === true);
+      assert.equal(inplace[0], true, 'the full pass wrote in place');
+      assert.ok(inplace.length > 1 && inplace.slice(1).every((x) => !x), `the incremental passes did not: ${inplace.join(', ')}`);
 
       const f = await run(STANDBY_CLI, ['receive', '--fence', '1', '--state-dir', state], {}, 20_000, '');
       assert.equal(f.code, 0, f.stderr);

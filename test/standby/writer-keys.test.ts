@@ -120,6 +120,8 @@ describe("per-host writer keys, managed through the proxy's key", () => {
     assert.match(intoWorkspace.stderr, /outside the sync roots/, 'the workspace is not its root');
     const deleting = await m.sshAs(keys['gpu-2']!.file, `rsync --server -logDtpre.iLsfxCIvu --delete-during . ${folder}/`);
     assert.match(deleting.stderr, /--delete-during: this key only adds to a conflicts folder, it deletes nothing/);
+    const inPlace = await m.sshAs(keys['gpu-2']!.file, `rsync --server -logDtpre.iLsfxCIvu --inplace . ${folder}/new-folder/`);
+    assert.match(inPlace.stderr, /--inplace: this key adds whole files to a conflicts folder only/);
     await assert.rejects(authorizeConflictsOnStandby(target, 'gpu-2', keys['gpu-2']!.pub, '../escape'), /expected a folder name/);
     await assert.rejects(authorizeConflictsOnStandby(target, 'gpu-2', keys['gpu-2']!.pub, '.hidden'), /expected a folder name/);
     const r = await revokeOnStandby(target, ['gpu-2'], { waitMs: 2_000 });
