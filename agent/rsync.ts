@@ -49,6 +49,8 @@ export interface RsyncRun {
   /** kills rsync (and with it the ssh it started) */
   abort(): void;
   pid: number | undefined;
+  /** reads its progress output now, between the timer's reads (nothing without `progress`, or once it has ended) */
+  readProgress(): void;
 }
 
 /** A folder as rsync must be told it to mean its contents: with one trailing slash. */
@@ -116,7 +118,8 @@ export function onlyMissing(result: RsyncResult): boolean {
 
 /**
  * `progress`: rsync's stdout (its --info=progress2 lines, pass-progress.ts) goes to a file read every
- * PROGRESS_READ_MS, and each read's complete lines are handed over (progress-file.ts says why not a pipe)
+ * PROGRESS_READ_MS and whenever readProgress() asks, and each read's complete lines are handed over
+ * (progress-file.ts says why not a pipe)
  */
 export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string; itemize?: boolean; progress?: (lines: string) => void } = {}): RsyncRun {
   const started = performance.now();
@@ -130,10 +133,11 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
     file?.close();
     throw err;
   }
-  const reader = file && progress ? setInterval(() => {
-    const lines = file.read();
-    if (lines) progress(lines);
-  }, PROGRESS_READ_MS) : undefined;
+  const readProgress = (): void => {
+    const lines = file?.read(); // '' once the file is closed
+    if (lines) progress?.(lines);
+  };
+  const reader = file && progress ? setInterval(readProgress, PROGRESS_READ_MS) : undefined;
   const result = new Promise<RsyncResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
@@ -204,6 +208,7 @@ export function runRsync(args: string[], options: { stdin?: Buffer; cwd?: string
   return {
     result,
     pid: child.pid,
+    readProgress,
     abort() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },

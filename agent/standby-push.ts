@@ -153,7 +153,8 @@ export class StandbyPush {
 
   /**
    * This destination is given up (the proxy granted another): the rsync in
-   * flight is cut (each file lands whole, an incremental pass's not at all) and no run of
+   * flight is cut (each file lands whole, an incremental pass's not at all; but the file in flight of a full
+   * pass written in place into an empty folder, rsync-args.ts fullArgs) and no run of
    * the pass in flight starts after it; close() then ends the ssh master.
    */
   end(): void {
@@ -166,9 +167,14 @@ export class StandbyPush {
     this.#progress = progress;
   }
 
-  /** How far the full pass in flight got, or null when none runs. */
+  /**
+   * How far the full pass in flight got, or null when none runs: its rsync's output read now, so a heartbeat
+   * or a status carries the newest figures (the timer's reads are 0.5 s apart: a short restore fell between them).
+   */
   get progress(): ReturnType<PassProgress['figures']> | null {
-    return this.#progress?.figures() ?? null;
+    if (!this.#progress) return null;
+    this.#rsync?.readProgress();
+    return this.#progress.figures();
   }
 
   #stillOn(): void {
