@@ -34,7 +34,7 @@ export interface FailoverDeps {
   hub: Pick<AgentHub, 'agents' | 'requestSync' | 'regrant' | 'requestFreeze'>;
   /** closes a side's sockets when it is frozen or left */
   router: Pick<Router, 'closeAll'>;
-  probes: Record<Side, Pick<Prober, 'failures' | 'last'>>;
+  probes: Record<Side, Pick<Prober, 'failures' | 'last' | 'probe'>>;
   /** the GPU in service's host id (the configured one, or the one a recovery switched back to) */
   primaryId(): string;
   windowMs: number;
@@ -576,12 +576,17 @@ export class Failover {
     if (agent.fenced !== undefined) return { accepted: false, status: 409, why: `${id}'s agent is connected but fenced for good (${agent.fenced.split(':')[0]}): bring the GPU back (standby hosts add ${id}, install its agent) and wait until it connects with its new credentials` };
     const silenceMs = performance.now() - agent.lastHeartbeatAt;
     if (silenceMs >= this.#deps.windowMs) return { accepted: false, status: 409, why: `${id}'s agent sent no heartbeat for ${Math.round(silenceMs)} ms` };
-    const probe = this.#deps.probes.primary;
-    if (!probe.last?.ok) return { accepted: false, status: 409, why: `${id}'s code-server does not answer the proxy's probe (${probe.last?.error ?? 'not probed yet'})` };
     if (!this.#deps.verifyPrimary && o.confirmRestored !== true) {
       return { accepted: false, status: 409, why: `the proxy cannot yet have ${id}'s agent compare its workspace with the standby's: restore it from the standby by hand (docs/operations.md, Switching back by hand), then confirm with --restored; work on the standby that is not on ${id} is overwritten by its first pass` };
     }
     this.#checking = true;
+    const probe = this.#deps.probes.primary;
+    // the last tick may predate the GPU's return (asked for right as it comes back): a probe now decides, not a stale failure
+    const answered = probe.last?.ok ? probe.last : await probe.probe();
+    if (!answered.ok) {
+      this.#checking = false;
+      return { accepted: false, status: 409, why: `${id}'s code-server does not answer the proxy's probe (${answered.error ?? 'not probed yet'})` };
+    }
     const started = performance.now();
     let done = false;
     try {

@@ -50,12 +50,22 @@ interface PendingFence {
   fail(message: string): void;
 }
 
+function probeOf(): { failures: number; last: ProbeResult | undefined; probe(): Promise<ProbeResult> } {
+  const side = {
+    failures: 0,
+    last: undefined as ProbeResult | undefined,
+    probe: async (): Promise<ProbeResult> => side.last ?? { ok: false, at: performance.now(), ms: 0, error: 'not probed yet', fromTraffic: false },
+  };
+  return side;
+}
+
 /** Everything the state machine drives, observable; a real StateStore underneath. */
 class Rig {
   readonly dir: string;
   store: StateStore;
   readonly agent: AgentRecord = { hostId: GPU, connected: false, lastHeartbeatAt: performance.now(), disconnectedAt: undefined, last: undefined, heartbeats: 0, rejected: 0, dropped: 0, grantedEpoch: undefined, publicKey: undefined, fenced: undefined };
-  readonly probes: Record<Side, { failures: number; last: ProbeResult | undefined }> = { primary: { failures: 0, last: undefined }, standby: { failures: 0, last: undefined } };
+  /** `probe()` (a probe asked for now) answers with the side's last result: a test sets what the backend would say */
+  readonly probes: Record<Side, { failures: number; last: ProbeResult | undefined; probe(): Promise<ProbeResult> }> = { primary: probeOf(), standby: probeOf() };
   readonly closed: Side[] = [];
   readonly regrants: string[] = [];
   readonly syncRequests: number[] = [];
@@ -486,6 +496,26 @@ test('switch back: checked by the agent, frozen, new epoch, fence of the receive
   assert.deepEqual(r.fences.at(-1), { epoch: 3, purpose: 'switch-back' });
   assert.deepEqual(r.transitions.map((t) => [t.event?.type ?? 'freeze', t.to.phase, t.frozen]), [['freeze', 'failed_over', true], ['switch-back', 'switching_back', true], ['fenced', 'switching_back', true], ['routed', 'normal', false]]);
   assert.equal(r.regrants.at(-1), GPU);
+});
+
+test("switch back asked for right as the GPU's code-server returns, its last probe still a failure: probed now, and that answer decides", async () => {
+  const r = rig();
+  r.verify = async () => ({ ok: true, differences: 0 });
+  const failover = await failedOver(r);
+  gpuBack(r);
+  r.probes.primary.last = probe(false, 'ECONNREFUSED'); // the last tick, from before the GPU came back
+  let asked = 0;
+  r.probes.primary.probe = async () => (asked++, probe(false, 'ECONNREFUSED'));
+  const refused = await failover.switchBack('test');
+  assert.ok(!refused.accepted && refused.why.includes('does not answer the proxy\'s probe (ECONNREFUSED)'), JSON.stringify(refused));
+  assert.equal(asked, 1, 'probed once, now');
+  assert.equal(failover.frozen, false);
+  r.probes.primary.probe = async () => (asked++, probe(true));
+  const answer = await failover.switchBack('test');
+  assert.equal(answer.accepted, true, JSON.stringify(answer));
+  assert.equal(asked, 2);
+  await failover.idle();
+  assert.equal(r.store.state.active, 'primary');
 });
 
 test('switch back refused when the GPU differs from the standby: unfrozen, nothing logged, the standby serves on', async () => {
